@@ -1,0 +1,6 @@
+"""rs_retrieval: remote-sensing image-text retrieval models and datasets for the Hugging Face stack.
+
+Importing the package registers every method with `AutoConfig`, `AutoModel` and `AutoProcessor`.
+"""
+
+__version__ = "0.1.0"

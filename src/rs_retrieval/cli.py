@@ -1,0 +1,26 @@
+"""`rs-retrieval` command line: each area of the package contributes its sub-commands."""
+
+import argparse
+import importlib
+import sys
+
+#: Modules that define `register(subparsers)`; each adds its sub-commands with `set_defaults(func=...)`.
+COMMAND_MODULES = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rs-retrieval", description="Remote-sensing image-text retrieval")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The retrieval-model contract every method implements.
+
+A retrieval model encodes images and texts separately (so encoder outputs can be cached) and then
+scores every image against every text. Methods whose score depends on the pair (AMFMN's gate,
+CMPAGL's fusion re-rank) override `score`; plain dual encoders only implement the two encoders.
+
+Evaluators, the trainer and `search` only use this interface:
+
+* `encode_images(**image_inputs) -> dict[str, Tensor]`: per-image tensors, first dim = batch.
+* `encode_texts(**text_inputs) -> dict[str, Tensor]`: per-text tensors, first dim = batch.
+* `score(image_cache, text_cache) -> Tensor [N_img, N_txt]` on caches concatenated over batches.
+* `forward(pixel_values, input_ids, attention_mask, return_loss=..., **extra) -> RetrievalOutput`.
+"""
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+from .outputs import RetrievalOutput
+
+
+class RetrievalPreTrainedModel(PreTrainedModel):
+    """Base class: subclasses define `get_image_features(pixel_values, **image_inputs)`,
+    `get_text_features(input_ids, attention_mask)` and `compute_loss`; pair-dependent methods
+    also override `similarity` or `score`. `vision_tower_path`/`text_tower_path` name the
+    submodules that `from_pretrained_towers` fills with pretrained backbone weights.
+    """
+
+    vision_tower_path: str | None = None
+    text_tower_path: str | None = None
+
+    base_model_prefix = "model"
+    main_input_name = "pixel_values"
+    #: Keys of `encode_images`'s output that `score` needs; the evaluator caches exactly these.
+    image_cache_keys: tuple[str, ...] = ("embeds",)
+    text_cache_keys: tuple[str, ...] = ("embeds",)
+
+    @classmethod
+    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):
+        """A randomly initialised model whose backbones start from pretrained weights
+        (a local directory or Hub id of a transformers `ResNetModel`/`SwinModel`/`BertModel`)."""
+        from .towers import load_tower_weights
+
+        model = cls(config, **kwargs)
+        for path, source in ((cls.vision_tower_path, vision_model_name_or_path), (cls.text_tower_path, text_model_name_or_path)):
+            if source is None:
+                continue
+            if path is None:
+                raise ValueError(f"{cls.__name__} has no pretrained tower to load {source!r} into")
+            load_tower_weights(model.get_submodule(path), source)
+        return model
+
+    def encode_images(self, pixel_values: torch.Tensor, **image_inputs) -> dict[str, torch.Tensor]:
+        return {"embeds": self.get_image_features(pixel_values, **image_inputs)}
+
+    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return {"embeds": self.get_text_features(input_ids, attention_mask)}
+
+    def similarity(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity matrix [N_img, N_txt]; pair-dependent methods override."""
+        return F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).t()
+
+    def score(self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Full retrieval score matrix from cached encoder outputs (used at evaluation/search time)."""
+        return self.similarity(image_cache["embeds"], text_cache["embeds"])
+
+    def compute_loss(
+        self,
+        image_outputs: dict[str, torch.Tensor],
+        text_outputs: dict[str, torch.Tensor],
+        logits_per_image: torch.Tensor,
+        image_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training loss for a batch of matched pairs (row i of images matches row i of texts)."""
+        raise TypeError(f"{type(self).__name__} defines no training loss")
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool = False,
+        image_ids: torch.Tensor | None = None,
+        **image_inputs,
+    ) -> RetrievalOutput:
+        """Score a batch of images against a batch of texts.
+
+        With `return_loss=True` row i of the images must match row i of the texts; `image_ids`
+        (optional) marks texts that share an image so losses can ignore those false negatives.
+        """
+        image_outputs = self.encode_images(pixel_values, **image_inputs)
+        text_outputs = self.encode_texts(input_ids, attention_mask)
+        logits_per_image = self.score(image_outputs, text_outputs)
+        loss, loss_terms = None, None
+        if return_loss:
+            loss, loss_terms = self.compute_loss(image_outputs, text_outputs, logits_per_image, image_ids)
+        return RetrievalOutput(
+            loss=loss,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_image.t(),
+            image_embeds=image_outputs["embeds"],
+            text_embeds=text_outputs["embeds"],
+            loss_terms=loss_terms,
+        )

@@ -1,0 +1,10 @@
+"""Test-wide settings: never touch the network, keep HF caches inside a temporary folder."""
+
+import os
+import tempfile
+
+# Set before any Hugging Face library is imported: they read these at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="rs_retrieval_hf_home_"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
