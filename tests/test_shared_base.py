@@ -1,0 +1,87 @@
+import pytest
+import torch
+from torch import nn
+from transformers import BertTokenizer, PretrainedConfig
+
+from rs_retrieval.losses import hinge_triplet_loss
+from rs_retrieval.models.base import RetrievalPreTrainedModel
+from rs_retrieval.models.towers import ResNetTrunk, resnet_config
+from rs_retrieval.processing import RetrievalProcessor, RSImageProcessor
+
+TINY = dict(hidden_sizes=[4, 4, 4, 8], embedding_size=4, depths=[1, 1, 1, 1])
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "tiny_base_test"
+
+    def __init__(self, embed_dim=6, vocab_size=16, **kwargs):
+        self.embed_dim = embed_dim
+        self.vocab_size = vocab_size
+        super().__init__(**kwargs)
+
+
+class TinyModel(RetrievalPreTrainedModel):
+    config_class = TinyConfig
+    vision_tower_path = "trunk"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.trunk = ResNetTrunk(resnet_config("resnet18", **TINY))
+        self.image_proj = nn.Linear(8, config.embed_dim)
+        self.text_embed = nn.EmbeddingBag(config.vocab_size, config.embed_dim)
+        self.post_init()
+
+    def get_image_features(self, pixel_values):
+        return self.image_proj(self.trunk(pixel_values)[-1].mean((2, 3)))
+
+    def get_text_features(self, input_ids, attention_mask=None):
+        return self.text_embed(input_ids)
+
+
+class TinyLossModel(TinyModel):
+    def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None):
+        loss = hinge_triplet_loss(logits_per_image, image_ids=image_ids)
+        return loss, {"triplet": loss.detach()}
+
+
+def test_forward_is_cosine_of_features_and_transposed():
+    model = TinyModel(TinyConfig()).eval()
+    pixels, ids = torch.randn(3, 3, 32, 32), torch.randint(0, 16, (5, 4))
+    out = model(pixels, ids)
+    img = torch.nn.functional.normalize(model.get_image_features(pixels), dim=-1)
+    txt = torch.nn.functional.normalize(model.get_text_features(ids), dim=-1)
+    assert out.logits_per_image.shape == (3, 5)
+    torch.testing.assert_close(out.logits_per_image, img @ txt.t())
+    torch.testing.assert_close(out.logits_per_text, out.logits_per_image.t())
+    assert out.loss is None
+
+
+def test_return_loss_uses_compute_loss_and_requires_one():
+    pixels, ids = torch.randn(4, 3, 32, 32), torch.randint(0, 16, (4, 4))
+    out = TinyLossModel(TinyConfig())(pixels, ids, return_loss=True, image_ids=torch.tensor([0, 0, 1, 2]))
+    assert out.loss.ndim == 0 and set(out.loss_terms) == {"triplet"}
+    with pytest.raises(TypeError, match="no training loss"):
+        TinyModel(TinyConfig())(pixels, ids, return_loss=True)
+
+
+def test_from_pretrained_towers_loads_the_vision_tower(tmp_path):
+    donor = ResNetTrunk(resnet_config("resnet18", **TINY))
+    donor.resnet.save_pretrained(tmp_path / "resnet")
+    model = TinyModel.from_pretrained_towers(TinyConfig(), vision_model_name_or_path=str(tmp_path / "resnet"))
+    for key, value in donor.resnet.state_dict().items():
+        assert torch.equal(model.trunk.resnet.state_dict()[key], value)
+    with pytest.raises(ValueError, match="no pretrained tower"):
+        TinyModel.from_pretrained_towers(TinyConfig(), text_model_name_or_path=str(tmp_path / "resnet"))
+
+
+def test_processor_builds_model_inputs():
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ship", "port"])}
+    processor = RetrievalProcessor(image_processor=RSImageProcessor(size=32), tokenizer=BertTokenizer(vocab=vocab, model_max_length=8))
+    from PIL import Image
+
+    batch = processor(images=[Image.new("RGB", (40, 40))] * 2, text=["ship port", "port"])
+    assert batch["pixel_values"].shape == (2, 3, 32, 32)
+    assert batch["input_ids"].tolist() == [[2, 5, 6, 3], [2, 6, 3, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    with pytest.raises(ValueError, match="images"):
+        processor()
