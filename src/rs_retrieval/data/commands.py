@@ -1,0 +1,93 @@
+"""`rs-retrieval data build|info`: materialise a dataset, or print its data-quality report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .sources import IMAGE_CHECKS
+
+FORMATS = ("arrow", "parquet")
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="rsitmd, rsicd, ucm_captions, sydney_captions, rs_synth, or a Hub id / Parquet folder")
+    parser.add_argument("--data-dir", help="folder of the release (images/ + JSON) or of the precomp caption files")
+    parser.add_argument("--source", default="auto", choices=("auto", "release", "precomp"))
+    parser.add_argument("--image-dir", help="image folder (default: images/, imgs/ or the data dir)")
+    parser.add_argument("--image-check", default="verify", choices=IMAGE_CHECKS, help="how thoroughly images are checked")
+    parser.add_argument("--cache-dir", help="rs_synth: where it is generated; others: the datasets cache")
+    parser.add_argument("--seed", type=int, default=0, help="rs_synth generation seed and --val-fraction seed")
+    parser.add_argument("--val-fraction", type=float, help="seeded re-split of train into train + val")
+    parser.add_argument("--synth-sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="rs_synth split sizes")
+    parser.add_argument("--image-size", type=int, help="rs_synth image side in pixels")
+
+
+def _load(args: argparse.Namespace):
+    from .loading import load_dataset
+
+    extra = {}
+    if args.synth_sizes:
+        extra.update(zip(("train_size", "val_size", "test_size"), args.synth_sizes))
+    if args.image_size:
+        extra["image_size"] = args.image_size
+    return load_dataset(
+        args.name, data_dir=args.data_dir, source=args.source, cache_dir=args.cache_dir, val_fraction=args.val_fraction,
+        seed=args.seed, image_dir=args.image_dir, image_check=args.image_check, **extra,
+    )
+
+
+def _reports_errors(command):
+    """Print a dataset error as one line (exit status 2) instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        from .errors import DatasetFormatError
+
+        try:
+            return command(args)
+        except (DatasetFormatError, FileExistsError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_reports_errors
+def build(args: argparse.Namespace) -> int:
+    from .export import export_parquet, save_arrow
+    from .schema import split_info
+
+    start = time.perf_counter()
+    dsdict = _load(args)
+    write = export_parquet if args.format == "parquet" else save_arrow
+    out = write(dsdict, args.out, overwrite=args.overwrite)
+    sizes = ", ".join(f"{name} {len(ds)}" for name, ds in dsdict.items())
+    print(f"{args.name}: {sizes} images -> {out} ({args.format}, {time.perf_counter() - start:.1f} s)")
+    print(f"source: {json.dumps(split_info(next(iter(dsdict.values()))))}")
+    return 0
+
+
+@_reports_errors
+def info(args: argparse.Namespace) -> int:
+    from .report import dataset_report, format_report
+
+    report = dataset_report(_load(args))
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser("data", help="build or inspect datasets")
+    commands = data.add_subparsers(dest="data_command", required=True)
+    build_parser = commands.add_parser("build", help="read (or, for rs_synth, generate) a dataset and write it to --out")
+    _add_source_arguments(build_parser)
+    build_parser.add_argument("--out", required=True, help="output folder (created atomically)")
+    build_parser.add_argument("--format", default="parquet", choices=FORMATS, help="parquet: Hub layout; arrow: save_to_disk")
+    build_parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    build_parser.set_defaults(func=build)
+    info_parser = commands.add_parser("info", help="print split sizes, blank and duplicate captions, scene counts")
+    _add_source_arguments(info_parser)
+    info_parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+    info_parser.set_defaults(func=info)

@@ -1,0 +1,95 @@
+"""Write datasets to disk atomically: Parquet in the Hub layout, or `save_to_disk` Arrow.
+
+The Parquet layout is the one `DatasetDict.push_to_hub` writes (`data/<split>-00000-of-00001.parquet`
+plus a README whose YAML maps the files to splits), so `datasets.load_dataset(out_dir)` reads it
+back and the folder can be uploaded to the Hub unchanged. Images are embedded as bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .schema import split_info
+
+if TYPE_CHECKING:
+    import datasets
+
+
+def _as_dict(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, "datasets.Dataset"]:
+    return dict(dataset) if hasattr(dataset, "keys") else {str(dataset.split or "train"): dataset}
+
+
+def write_atomically(out_dir: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Run `fill(tmp)` on a fresh folder beside `out_dir`, then rename it into place.
+
+    `out_dir` is either absent, or (with `overwrite`) replaced only once the new folder is complete.
+    """
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True / --overwrite to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    old = None
+    try:
+        fill(work)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "previous")
+        os.rename(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if old is not None and not out_dir.exists():
+            os.replace(old / "previous", out_dir)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out_dir
+
+
+def _card(splits: dict[str, "datasets.Dataset"]) -> str:
+    """A README with the YAML `configs` block that maps Parquet files to splits, plus provenance."""
+    yaml = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for name in splits:
+        yaml += [f"  - split: {name}", f"    path: data/{name}-*"]
+    yaml.append("---")
+    first = next(iter(splits.values())).info
+    body = ["", f"# {split_info(next(iter(splits.values()))).get('title', 'rs_retrieval dataset')}", ""]
+    body += [f"- {name}: {len(ds)} rows" for name, ds in splits.items()]
+    body += ["", f"Licence: {first.license or 'not stated'}", "", f"Citation: {first.citation or 'not stated'}", ""]
+    body += ["Provenance (rs_retrieval `split_info`):", "", "```json", json.dumps(split_info(splits), indent=1), "```", ""]
+    return "\n".join(yaml + body)
+
+
+def export_parquet(
+    dataset: "datasets.Dataset | datasets.DatasetDict",
+    out_dir: str | os.PathLike,
+    overwrite: bool = False,
+    rows_per_group: int = 100,
+) -> Path:
+    """One Parquet file per split under `out_dir/data/`, images embedded, written atomically."""
+    from datasets.table import embed_table_storage
+
+    splits = _as_dict(dataset)
+
+    def fill(work: Path) -> None:
+        (work / "data").mkdir()
+        for name, ds in splits.items():
+            embedded = ds.with_format("arrow").map(
+                embed_table_storage, batched=True, batch_size=rows_per_group, keep_in_memory=True, desc=f"embed {name}"
+            )
+            embedded.to_parquet(str(work / "data" / f"{name}-00000-of-00001.parquet"), batch_size=rows_per_group)
+        (work / "README.md").write_text(_card(splits), encoding="utf-8")
+
+    return write_atomically(out_dir, fill, overwrite)
+
+
+def save_arrow(dataset: "datasets.Dataset | datasets.DatasetDict", out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """`save_to_disk` (images embedded by `datasets`), written atomically; reload with `load_from_disk`."""
+    return write_atomically(out_dir, lambda work: dataset.save_to_disk(str(work)), overwrite)

@@ -1,0 +1,59 @@
+"""The one-row-per-caption view used for training, built with Arrow kernels (no per-row Python)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import datasets
+
+
+def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None = None) -> "datasets.Dataset":
+    """One row per caption: `caption`, `image_index` (row of `dataset`), `caption_index` (0..4), plus
+    the per-image `columns` repeated (default: every column but `captions`, e.g. `image`, `scene`,
+    `objects`). Rows keep image order and each image's captions stay contiguous, in release order.
+    """
+    import datasets
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "captions" not in dataset.column_names:
+        raise ValueError(f"flatten_captions needs a 'captions' column; got {dataset.column_names}")
+    keep = [c for c in dataset.column_names if c != "captions"] if columns is None else list(columns)
+    unknown = sorted(set(keep) - set(dataset.column_names))
+    if unknown or "captions" in keep:
+        raise ValueError(f"columns must be per-image columns of the dataset other than 'captions'; bad: {unknown or ['captions']}")
+    features = datasets.Features(
+        {
+            **{c: dataset.features[c] for c in keep},
+            "caption": datasets.Value("string"),
+            "image_index": datasets.Value("int64"),
+            "caption_index": datasets.Value("int32"),
+        }
+    )
+
+    def explode(batch: pa.Table, indices: list[int]) -> pa.Table:
+        captions = batch["captions"].combine_chunks()
+        if isinstance(captions.type, pa.FixedSizeListType):
+            captions = captions.cast(pa.list_(captions.type.value_type))
+        parents = pc.list_parent_indices(captions).to_numpy()
+        lengths = pc.list_value_length(captions).to_numpy(zero_copy_only=False)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        table = {c: batch[c].take(pa.array(parents)) for c in keep}
+        table["caption"] = pc.list_flatten(captions)
+        table["image_index"] = pa.array(np.asarray(indices, dtype=np.int64)[parents])
+        table["caption_index"] = pa.array((np.arange(len(parents)) - starts).astype(np.int32))
+        return pa.table(table)
+
+    return dataset.with_format("arrow").map(
+        explode,
+        batched=True,
+        batch_size=1000,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        features=features,
+        desc="flatten captions",
+    ).with_format(dataset.format["type"], **dataset.format["format_kwargs"])
