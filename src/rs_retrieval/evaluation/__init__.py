@@ -1,0 +1,27 @@
+"""Retrieval evaluation: metrics under the published protocols, re-ranking, fold averaging, model runs."""
+
+from .engine import encode_dataset, evaluate_retrieval, score_matrix
+from .folds import aggregate_folds, format_table
+from .metrics import PROTOCOLS, TIE_POLICIES, RetrievalRanks, metrics_from_ranks, normalize_caption, retrieval_metrics, retrieval_ranks
+from .rerank import RERANKERS, DirectionalScores, apply_rerank, galr_multivariate_rerank, no_rerank, smr_rerank
+
+__all__ = [
+    "PROTOCOLS",
+    "RERANKERS",
+    "TIE_POLICIES",
+    "DirectionalScores",
+    "RetrievalRanks",
+    "aggregate_folds",
+    "apply_rerank",
+    "encode_dataset",
+    "evaluate_retrieval",
+    "format_table",
+    "galr_multivariate_rerank",
+    "metrics_from_ranks",
+    "no_rerank",
+    "normalize_caption",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "score_matrix",
+    "smr_rerank",
+]

@@ -1,0 +1,108 @@
+"""`rs-retrieval evaluate`: score a saved model on a dataset split, with and without re-ranking."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .folds import format_table
+from .metrics import PROTOCOLS, TIE_POLICIES
+from .rerank import RERANKERS
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="retrieval metrics of a saved model on a dataset split",
+        description="Encode a dataset split with a saved model, print R@1/5/10 and mR per re-ranker, optionally write them as JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model directory or Hub id (save_pretrained of model and processor)")
+    parser.add_argument("--dataset", required=True, help="dataset name, as rs_retrieval.data.load_dataset takes it")
+    parser.add_argument("--data-dir", help="local folder with the dataset release")
+    parser.add_argument("--source", default="auto", help="dataset source, passed to load_dataset")
+    parser.add_argument("--cache-dir", help="datasets cache folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=sorted(RERANKERS), help="re-rankers to report")
+    parser.add_argument("--protocol", default="amfmn", choices=PROTOCOLS)
+    parser.add_argument("--tie-policy", default="optimistic", choices=TIE_POLICIES)
+    parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocol dedup_image)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", help="torch device; when omitted: cuda if available, else cpu")
+    parser.add_argument("--galr-k1", type=int, default=30, help="galr_mr: candidates re-ranked per query (at least 10)")
+    parser.add_argument("--galr-wp1", type=float, default=0.3, help="galr_mr: saliency weight")
+    parser.add_argument("--galr-wp2", type=float, default=1.1, help="galr_mr: reverse-search weight")
+    parser.add_argument("--smr-tau", type=float, default=0.05, help="smr: softmax temperature")
+    parser.add_argument("--smr-top-k", type=int, help="smr: re-rank only each query's top k")
+    parser.add_argument("--output", help="write the metrics to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run_evaluate)
+
+
+def write_json_atomic(path: str | os.PathLike, payload) -> None:
+    """Write JSON to a temporary file next to `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8") as handle:
+        try:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.close()
+            os.unlink(handle.name)
+            raise
+    os.replace(handle.name, path)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    import rs_retrieval  # noqa: F401  (importing the package registers every method with the Auto classes)
+
+    from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
+    from .engine import evaluate_retrieval
+
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir)
+    if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
+        raise TypeError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
+    metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy}
+    if args.protocol == "dedup_image":
+        if args.image_key_column not in dataset.column_names:
+            raise ValueError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
+        metric_kwargs["image_keys"] = list(dataset[args.image_key_column])
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModel.from_pretrained(args.model)
+    processor = AutoProcessor.from_pretrained(args.model)
+    rerank_params = {
+        "galr_mr": {"k1": args.galr_k1, "wp1": args.galr_wp1, "wp2": args.galr_wp2},
+        "smr": {"tau": args.smr_tau, "top_k": args.smr_top_k},
+    }
+    results = evaluate_retrieval(
+        model,
+        processor,
+        dataset,
+        rerank=args.rerank,
+        batch_size=args.batch_size,
+        device=device,
+        progress=not args.no_progress,
+        rerank_params={name: rerank_params[name] for name in args.rerank if name in rerank_params},
+        **metric_kwargs,
+    )
+    print(format_table(results, title=f"{args.model} on {args.dataset} ({args.split})"))
+    if args.output:
+        payload = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "split": args.split,
+            "rerank_params": {name: rerank_params[name] for name in args.rerank if name in rerank_params},
+            "results": results,
+        }
+        write_json_atomic(args.output, payload)
+        print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,366 @@
+"""Retrieval metrics (R@K, mR, rsum, median/mean rank) for any number of captions per image.
+
+A query's 0-based rank is the number of negative candidates that score above its best positive
+(`evaluation.md` §2). Ranks are counted, not sorted: the matrix is read in blocks of rows, both
+directions in the same pass, so a 20000 x 100000 float32 matrix (8 GB) is scored without a copy.
+
+Tie policies (identical captions give identical columns, so ties are real, `evaluation.md` §4):
+
+* ``optimistic``: candidates that tie with the best positive rank below it (strictly-higher count).
+* ``pessimistic``: tied negatives rank above it.
+* ``numpy``: the exact order of the official AMFMN/GaLR code (``np.argsort(row)[::-1]`` on a
+  float64 copy, per query). Slow: one sort per query; use it to reproduce published tables.
+
+Protocols (`evaluation.md` §3):
+
+* ``amfmn``: index-based; the positives of an image are its own captions (AMFMN, GaLR, MSA).
+* ``multi_positive``: every caption whose normalised text equals one of the image's captions is a
+  positive, in both directions; all captions stay queries and candidates (needs ``texts``).
+* ``dedup_text``: SkyCLIP: identical captions are merged into one text (the first occurrence's
+  column), which is a positive of every image it describes (needs ``texts``).
+* ``dedup_image``: RemoteCLIP: images with the same key (e.g. file name) are merged into one
+  image (the first occurrence's row) holding all their captions (needs ``image_keys``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+TIE_POLICIES = ("optimistic", "pessimistic", "numpy")
+PROTOCOLS = ("amfmn", "multi_positive", "dedup_text", "dedup_image")
+#: Matrix entries compared per block (rows x candidates); bounds the temporary memory.
+BLOCK_ELEMENTS = 1 << 22
+
+
+def normalize_caption(text: str) -> str:
+    """The text identity used by the text-aware protocols: case-folded, whitespace collapsed."""
+    return " ".join(text.casefold().split())
+
+
+def as_score_matrix(sim, name: str = "sim") -> torch.Tensor:
+    """A 2-D floating torch view of `sim` (torch tensor or NumPy array, memmaps included); no copy."""
+    if isinstance(sim, np.ndarray):
+        if any(stride < 0 for stride in sim.strides):
+            sim = np.ascontiguousarray(sim)  # torch cannot view negative strides
+        with warnings.catch_warnings():  # read-only arrays are fine: scores are never written
+            warnings.simplefilter("ignore", UserWarning)
+            sim = torch.from_numpy(sim)
+    elif isinstance(sim, torch.Tensor):
+        sim = sim.detach()
+    else:
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(sim).__name__}")
+    if sim.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D [N_images, N_texts] matrix, got shape {tuple(sim.shape)}")
+    if not sim.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point scores, got dtype {sim.dtype}")
+    return sim
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """Queries of one direction, their candidates and their positives.
+
+    `query_index`/`candidate_index` index the query/candidate axis of the score matrix (None =
+    the whole axis, in order). Positives of query q are `positives[indptr[q]:indptr[q + 1]]`,
+    given as positions in the candidate list.
+    """
+
+    n_queries: int
+    query_index: np.ndarray | None
+    candidate_index: np.ndarray | None
+    indptr: np.ndarray
+    positives: np.ndarray
+
+
+@dataclass(frozen=True)
+class RetrievalRanks:
+    """0-based rank of every query: `i2t[q]` for image queries, `t2i[q]` for text queries."""
+
+    i2t: np.ndarray
+    t2i: np.ndarray
+
+
+def _group(owners: np.ndarray, items: np.ndarray, n_owners: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, items) listing `items[k]` under `owners[k]`, items in ascending order per owner."""
+    order = np.lexsort((items, owners))
+    indptr = np.zeros(n_owners + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners, minlength=n_owners), out=indptr[1:])
+    return indptr, items[order]
+
+
+def _expand(owners: np.ndarray, groups: np.ndarray, indptr: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (owner, member) for every member of `groups[k]` (CSR `indptr`/`members`), per k."""
+    lengths = indptr[groups + 1] - indptr[groups]
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(owners, lengths), members[np.repeat(indptr[groups], lengths) + offsets]
+
+
+def _direction(n_queries, owners, items, query_index=None, candidate_index=None) -> _Direction:
+    indptr, positives = _group(np.asarray(owners, dtype=np.int64), np.asarray(items, dtype=np.int64), n_queries)
+    return _Direction(n_queries, query_index, candidate_index, indptr, positives)
+
+
+def _first_occurrence_ids(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """Class id of each key (numbered by first occurrence) and the first index of each class."""
+    ids: dict = {}
+    classes = np.fromiter((ids.setdefault(key, len(ids)) for key in keys), dtype=np.int64, count=len(keys))
+    first = np.unique(classes, return_index=True)[1].astype(np.int64)
+    return classes, first
+
+
+def _protocol_directions(protocol, n_img, n_txt, text_to_image, texts, image_keys) -> tuple[_Direction, _Direction]:
+    """(i2t, t2i) query/candidate/positive structure of `protocol` (see the module docstring)."""
+    all_texts = np.arange(n_txt, dtype=np.int64)
+    if protocol == "amfmn":
+        return (_direction(n_img, text_to_image, all_texts), _direction(n_txt, all_texts, text_to_image))
+    if protocol == "dedup_image":
+        image_class, first_image = _first_occurrence_ids(image_keys)
+        text_class = image_class[text_to_image]
+        n_cls = len(first_image)
+        i2t = _direction(n_cls, text_class, all_texts, query_index=first_image)
+        return i2t, _direction(n_txt, all_texts, text_class, candidate_index=first_image)
+    text_class, first_text = _first_occurrence_ids([normalize_caption(text) for text in texts])
+    n_cls = len(first_text)
+    # Unique (image, text class) links: the image has at least one caption of that text.
+    links = np.unique(np.stack([text_to_image, text_class], axis=1), axis=0)
+    if protocol == "dedup_text":
+        i2t = _direction(n_img, links[:, 0], links[:, 1], candidate_index=first_text)
+        return i2t, _direction(n_cls, links[:, 1], links[:, 0], query_index=first_text)
+    if protocol == "multi_positive":
+        texts_of_class = _group(text_class, all_texts, n_cls)
+        images_of_class = _group(links[:, 1], links[:, 0], n_cls)
+        i2t = _direction(n_img, *_expand(links[:, 0], links[:, 1], *texts_of_class))
+        return i2t, _direction(n_txt, *_expand(all_texts, text_class, *images_of_class))
+    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+
+
+def _check_every_query_has_a_positive(direction: _Direction, name: str) -> None:
+    empty = np.flatnonzero(np.diff(direction.indptr) == 0)
+    if empty.size:
+        axis = "images" if name == "i2t" else "texts"
+        queries = empty if direction.query_index is None else direction.query_index[empty]
+        raise ValueError(f"{empty.size} {name} queries have no positive ({axis} {queries[:5].tolist()}...): every image needs at least one caption")
+
+
+def _pair_indices(direction: _Direction, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(query number, query-axis index, candidate-axis index) of every positive pair."""
+    query_of_pair = np.repeat(np.arange(direction.n_queries), np.diff(direction.indptr))
+    query_axis = query_of_pair if direction.query_index is None else direction.query_index[query_of_pair]
+    candidate_axis = direction.positives if direction.candidate_index is None else direction.candidate_index[direction.positives]
+    return tuple(torch.as_tensor(index, dtype=torch.long, device=device) for index in (query_of_pair, query_axis, candidate_axis))
+
+
+def _best_positive(sim: torch.Tensor, direction: _Direction, queries_on_rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best positive score of each query and how many of its positives reach it."""
+    query_of_pair, query_axis, candidate_axis = _pair_indices(direction, sim.device)
+    scores = sim[query_axis, candidate_axis] if queries_on_rows else sim[candidate_axis, query_axis]
+    best = torch.full((direction.n_queries,), float("-inf"), dtype=sim.dtype, device=sim.device)
+    best.scatter_reduce_(0, query_of_pair, scores, reduce="amax")
+    at_best = torch.zeros(direction.n_queries, dtype=torch.long, device=sim.device)
+    at_best.scatter_add_(0, query_of_pair, (scores == best[query_of_pair]).long())
+    return best, at_best
+
+
+def _axis_mask(index: np.ndarray | None, size: int, device) -> torch.Tensor | None:
+    if index is None:
+        return None
+    mask = torch.zeros(size, dtype=torch.bool, device=device)
+    mask[torch.as_tensor(index, device=device)] = True
+    return mask
+
+
+def _check_no_nan(block: torch.Tensor, name: str, first_row: int) -> None:
+    if torch.isnan(block).any():
+        row = first_row + int(torch.isnan(block).any(dim=1).nonzero()[0])
+        raise ValueError(f"{name} has NaN scores (row {row}); ranks would be meaningless")
+
+
+def _select(values: torch.Tensor, index: np.ndarray | None) -> torch.Tensor:
+    return values if index is None else values[torch.as_tensor(index, device=values.device)]
+
+
+def _count_true(mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Number of True per row/column; summing bytes into int32 avoids an int64 copy of the block."""
+    return mask.view(torch.uint8).sum(dim=dim, dtype=torch.int32)
+
+
+def _counted_ranks(sim_i2t, sim_t2i, i2t: _Direction, t2i: _Direction, strict: bool, block_rows: int) -> RetrievalRanks:
+    """Ranks by counting candidates above (strict) or at/above (not strict) the best positive.
+
+    One pass over row blocks serves both directions: image queries count along each row,
+    text queries accumulate their counts down the columns.
+    """
+    n_img, n_txt = sim_i2t.shape
+    device = sim_i2t.device
+    best_i2t, at_best_i2t = _best_positive(sim_i2t, i2t, queries_on_rows=True)
+    best_t2i, at_best_t2i = _best_positive(sim_t2i, t2i, queries_on_rows=False)
+    # Per-row / per-column thresholds; rows or columns that are not queries are ignored.
+    row_threshold = torch.full((n_img,), float("inf"), dtype=sim_i2t.dtype, device=device)
+    row_threshold[_select(torch.arange(n_img, device=device), i2t.query_index)] = best_i2t
+    column_threshold = torch.full((n_txt,), float("inf"), dtype=sim_t2i.dtype, device=device)
+    column_threshold[_select(torch.arange(n_txt, device=device), t2i.query_index)] = best_t2i
+    text_candidates = _axis_mask(i2t.candidate_index, n_txt, device)
+    image_candidates = _axis_mask(t2i.candidate_index, n_img, device)
+    above = torch.gt if strict else torch.ge
+    row_counts = torch.empty(n_img, dtype=torch.long, device=device)
+    column_counts = torch.zeros(n_txt, dtype=torch.long, device=device)
+    hits = torch.empty(min(block_rows, n_img), n_txt, dtype=torch.bool, device=device)  # reused by every block
+    for start in range(0, n_img, block_rows):
+        stop = min(start + block_rows, n_img)
+        block = sim_i2t[start:stop]
+        _check_no_nan(block, "sim", start)
+        block_hits = above(block, row_threshold[start:stop, None], out=hits[: stop - start])
+        if text_candidates is not None:
+            block_hits &= text_candidates
+        row_counts[start:stop] = _count_true(block_hits, dim=1)
+        if sim_t2i is not sim_i2t:
+            block = sim_t2i[start:stop]
+            _check_no_nan(block, "t2i_sim", start)
+        if image_candidates is not None:
+            block = block[image_candidates[start:stop]]
+        column_counts += _count_true(above(block, column_threshold, out=hits[: len(block)]), dim=0)
+    i2t_ranks = _select(row_counts, i2t.query_index)
+    t2i_ranks = _select(column_counts, t2i.query_index)
+    if not strict:  # the best positive and its tied positives were counted too
+        i2t_ranks, t2i_ranks = i2t_ranks - at_best_i2t, t2i_ranks - at_best_t2i
+    return RetrievalRanks(i2t_ranks.cpu().numpy(), t2i_ranks.cpu().numpy())
+
+
+def _argsort_ranks(sim: torch.Tensor, direction: _Direction, queries_on_rows: bool, block_queries: int, name: str) -> np.ndarray:
+    """Ranks in the order of the official code: `np.argsort(scores)[::-1]` on float64, per query."""
+    ranks = np.empty(direction.n_queries, dtype=np.int64)
+    query_ids = np.arange(direction.n_queries) if direction.query_index is None else direction.query_index
+    for start in range(0, direction.n_queries, block_queries):
+        index = torch.as_tensor(query_ids[start : start + block_queries], device=sim.device)
+        block = sim.index_select(0 if queries_on_rows else 1, index)
+        block = (block if queries_on_rows else block.t()).cpu().to(torch.float64).numpy()
+        if np.isnan(block).any():
+            raise ValueError(f"{name} has NaN scores; ranks would be meaningless")
+        if direction.candidate_index is not None:
+            block = block[:, direction.candidate_index]
+        position = np.empty(block.shape[1], dtype=np.int64)
+        for offset, scores in enumerate(block):
+            query = start + offset
+            position[np.argsort(scores)[::-1]] = np.arange(scores.size)
+            ranks[query] = position[direction.positives[direction.indptr[query] : direction.indptr[query + 1]]].min()
+    return ranks
+
+
+def _as_index_array(values, length: int, upper: int, name: str) -> np.ndarray:
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    if array.ndim != 1 or len(array) != length:
+        raise ValueError(f"{name} must have one entry per text ({length}), got shape {array.shape}")
+    if length and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer image indices, got dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if length and (array.min() < 0 or array.max() >= upper):
+        raise ValueError(f"{name} holds image indices outside [0, {upper}): min {array.min()}, max {array.max()}")
+    return array
+
+
+def retrieval_ranks(
+    sim,
+    text_to_image,
+    *,
+    t2i_sim=None,
+    tie_policy: str = "optimistic",
+    protocol: str = "amfmn",
+    texts: Sequence[str] | None = None,
+    image_keys: Sequence[Hashable] | None = None,
+    chunk_size: int | None = None,
+) -> RetrievalRanks:
+    """0-based ranks of every query; the arguments are those of `retrieval_metrics`."""
+    same_matrix = t2i_sim is None or t2i_sim is sim  # then one pass serves both directions
+    sim = as_score_matrix(sim)
+    t2i_sim = sim if same_matrix else as_score_matrix(t2i_sim, "t2i_sim")
+    if t2i_sim.shape != sim.shape or t2i_sim.device != sim.device:
+        raise ValueError(f"t2i_sim must match sim: got {tuple(t2i_sim.shape)} on {t2i_sim.device}, sim is {tuple(sim.shape)} on {sim.device}")
+    if tie_policy not in TIE_POLICIES:
+        raise ValueError(f"tie_policy must be one of {TIE_POLICIES}, got {tie_policy!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    n_img, n_txt = sim.shape
+    if n_img == 0 or n_txt == 0:
+        raise ValueError(f"sim is empty: shape {tuple(sim.shape)}")
+    text_to_image = _as_index_array(text_to_image, n_txt, n_img, "text_to_image")
+    if protocol in ("multi_positive", "dedup_text") and texts is None:
+        raise ValueError(f"protocol {protocol!r} compares caption strings: pass texts=")
+    if texts is not None and len(texts) != n_txt:
+        raise ValueError(f"texts must have one entry per column of sim ({n_txt}), got {len(texts)}")
+    if protocol == "dedup_image" and (image_keys is None or len(image_keys) != n_img):
+        got = "none" if image_keys is None else len(image_keys)
+        raise ValueError(f"protocol 'dedup_image' needs image_keys with one key per row of sim ({n_img}), got {got}")
+    i2t, t2i = _protocol_directions(protocol, n_img, n_txt, text_to_image, texts, image_keys)
+    _check_every_query_has_a_positive(i2t, "i2t")
+    _check_every_query_has_a_positive(t2i, "t2i")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
+    if tie_policy == "numpy":
+        return RetrievalRanks(
+            _argsort_ranks(sim, i2t, True, chunk_size or max(1, BLOCK_ELEMENTS // n_txt), "sim"),
+            _argsort_ranks(t2i_sim, t2i, False, chunk_size or max(1, BLOCK_ELEMENTS // n_img), "t2i_sim"),
+        )
+    block_rows = chunk_size or max(1, BLOCK_ELEMENTS // n_txt)
+    return _counted_ranks(sim, t2i_sim, i2t, t2i, tie_policy == "optimistic", block_rows)
+
+
+def metrics_from_ranks(ranks: RetrievalRanks, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float | int]:
+    """R@K per direction (percent), mR (mean of all recalls), rsum, medr and meanr (1-based)."""
+    ks = tuple(ks)
+    if not ks or any(not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    directions = (("i2t", ranks.i2t), ("t2i", ranks.t2i))
+    # Count-based percentages, as the official code computes them (bit-identical values).
+    metrics = {f"{name}_R@{k}": 100.0 * int(np.count_nonzero(r < k)) / len(r) for name, r in directions for k in ks}
+    recalls = list(metrics.values())
+    metrics["mR"] = sum(recalls) / len(recalls)
+    metrics["rsum"] = sum(recalls)
+    for name, r in directions:
+        metrics[f"{name}_medr"] = float(np.floor(np.median(r)) + 1)
+        metrics[f"{name}_meanr"] = float(r.mean() + 1)
+    for name, r in directions:
+        metrics[f"{name}_queries"] = len(r)
+    return metrics
+
+
+def retrieval_metrics(
+    sim,
+    text_to_image,
+    *,
+    ks: Sequence[int] = (1, 5, 10),
+    tie_policy: str = "optimistic",
+    protocol: str = "amfmn",
+    texts: Sequence[str] | None = None,
+    image_keys: Sequence[Hashable] | None = None,
+    t2i_sim=None,
+    chunk_size: int | None = None,
+) -> dict[str, float | int | str]:
+    """Image-text retrieval metrics of a score matrix.
+
+    Args:
+        sim: [N_img, N_txt] scores (torch or NumPy, any float dtype, any device), higher = more
+            similar; read block-wise, never copied.
+        text_to_image: image index of every text (column); any number of captions per image.
+        ks: cut-offs of R@K.
+        tie_policy: "optimistic", "pessimistic" or "numpy" (module docstring).
+        protocol: "amfmn", "multi_positive", "dedup_text" or "dedup_image" (module docstring).
+        texts: caption strings (required by "multi_positive" and "dedup_text").
+        image_keys: one hashable key per image (required by "dedup_image").
+        t2i_sim: a different matrix to rank images for each text (re-rankers produce one per
+            direction); `sim` then only ranks texts for each image.
+        chunk_size: rows per block (queries per block for "numpy"); default bounds a block to
+            `BLOCK_ELEMENTS` entries.
+
+    Returns:
+        ``i2t_R@K``/``t2i_R@K`` (percent), ``mR``, ``rsum``, ``{i2t,t2i}_{medr,meanr}`` as floats,
+        the query counts ``i2t_queries``/``t2i_queries`` and the ``protocol``/``tie_policy`` used.
+    """
+    ranks = retrieval_ranks(
+        sim, text_to_image, t2i_sim=t2i_sim, tie_policy=tie_policy, protocol=protocol, texts=texts, image_keys=image_keys, chunk_size=chunk_size
+    )
+    return metrics_from_ranks(ranks, ks) | {"protocol": protocol, "tie_policy": tie_policy}
