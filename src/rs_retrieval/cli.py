@@ -6,6 +6,13 @@ import sys
 
 #: Modules that define `register(subparsers)`; each adds its sub-commands with `set_defaults(func=...)`.
 COMMAND_MODULES = [
+    "rs_retrieval.data.commands",
+    "rs_retrieval.training.commands",
+    "rs_retrieval.evaluation.commands",
+    "rs_retrieval.hub.commands",
+    "rs_retrieval.search_commands",
+    "rs_retrieval.convert.commands",
+    "rs_retrieval.quickstart",
 ]
 
 

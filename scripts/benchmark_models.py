@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""Inference benchmark of every registered retrieval method at its full-size default config.
+
+For each method it reports images/s and captions/s through the encoders, the time of the score
+matrix, and the end-to-end time to score a test set (default RSITMD: 452 images x 2,260 captions:
+encode all images, encode all captions, then one `model.score`). Inputs are synthetic (random
+pixels, random token ids of a fixed length: 10 = mean word count of RSITMD test captions after the
+reference tokenizer); weights are random (speed does not depend on them).
+
+    python scripts/benchmark_models.py                      # every method in BENCHMARKS, CPU
+    python scripts/benchmark_models.py --methods amfmn --device cuda --json out.json
+
+To add a method, add a `BenchmarkEntry` to `BENCHMARKS` (its default config, and input builders
+when it needs more than `pixel_values` / `input_ids` + `attention_mask`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModel
+
+import rs_retrieval.models  # noqa: F401  (registers the methods)
+
+
+def default_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    size = config.image_size
+    return {"pixel_values": torch.randn(count, 3, size, size, generator=generator)}
+
+
+def default_text_inputs(config, count: int, length: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    vocab_size = getattr(config, "vocab_size", None) or config.text_config.vocab_size
+    return {"input_ids": torch.randint(1, vocab_size, (count, length), generator=generator), "attention_mask": torch.ones(count, length, dtype=torch.long)}
+
+
+def galr_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    nodes = config.num_nodes
+    return {
+        **default_image_inputs(config, count, generator),
+        "local_features": torch.rand(count, nodes, config.node_dim, generator=generator),
+        "local_adjacency": torch.rand(count, nodes, nodes, generator=generator),
+    }
+
+
+def padded_text_inputs(config, count: int, length: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """BERT methods pad every caption to `config.max_text_len`; `length` words + [CLS]/[SEP] are real."""
+    inputs = default_text_inputs(config, count, config.max_text_len, generator)
+    inputs["attention_mask"][:, min(length + 2, config.max_text_len) :] = 0
+    return inputs
+
+
+def swin_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    size = config.vision_config.image_size
+    return {"pixel_values": torch.randn(count, 3, size, size, generator=generator)}
+
+
+@dataclass
+class BenchmarkEntry:
+    """How to benchmark one method: its full-size config and its synthetic input builders."""
+
+    config: Callable[[], object]
+    image_inputs: Callable = default_image_inputs
+    text_inputs: Callable = default_text_inputs
+
+
+def _amfmn_config():
+    from rs_retrieval.models.amfmn import AMFMNConfig
+
+    return AMFMNConfig()
+
+
+def _galr_config():
+    from rs_retrieval.models.galr import GaLRConfig
+
+    return GaLRConfig()
+
+
+def _msa_config():
+    from rs_retrieval.models.msa import MSAConfig
+
+    return MSAConfig()
+
+
+def _cmpagl_config():
+    """Dual-encoder stage only (k=0) for the main row: the fusion re-rank is timed per k by
+    `rerank_costs` (all of RSITMD at k=128 is ~350k fused pairs)."""
+    from rs_retrieval.models.cmpagl import CmpaglConfig
+
+    return CmpaglConfig(itm_k_test=0)
+
+
+BENCHMARKS: dict[str, BenchmarkEntry] = {
+    "amfmn": BenchmarkEntry(_amfmn_config),
+    "galr": BenchmarkEntry(_galr_config, image_inputs=galr_image_inputs),
+    "msa": BenchmarkEntry(_msa_config, text_inputs=padded_text_inputs),
+    "cmpagl": BenchmarkEntry(_cmpagl_config, image_inputs=swin_image_inputs, text_inputs=padded_text_inputs),
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _encode_all(encode, make_inputs, total: int, batch: int, device, keys) -> tuple[dict[str, torch.Tensor], float]:
+    """Encode `total` items in batches (inputs built outside the timer); returns (cache, seconds)."""
+    parts, seconds = [], 0.0
+    for start in range(0, total, batch):
+        inputs = {k: v.to(device) for k, v in make_inputs(min(batch, total - start)).items()}
+        _sync(device)
+        tic = time.perf_counter()
+        out = encode(**inputs)
+        _sync(device)
+        seconds += time.perf_counter() - tic
+        parts.append({k: out[k] for k in keys})
+    return {k: torch.cat([p[k] for p in parts]) for k in keys}, seconds
+
+
+def rerank_costs(model, image_cache, text_cache, ks, sample_pairs: int, device) -> list[dict]:
+    """Cost of a two-stage model's fusion re-rank for each k: candidate pairs of the whole test
+    set, and the time to fuse them, measured on the first `sample_pairs` candidates and scaled."""
+    similarity = model.similarity(image_cache["embeds"], text_cache["embeds"])
+    rows = []
+    for k in ks:
+        if k == 0:
+            rows.append({"k": 0, "pairs": 0, "measured_pairs": 0, "rerank_s": 0.0})
+            continue
+        candidates = model.rerank_candidates(similarity, k)
+        pairs = int(candidates.sum())
+        sample = torch.zeros_like(candidates).view(-1)
+        sample[candidates.view(-1).nonzero()[:sample_pairs, 0]] = True
+        measured = int(sample.sum())
+        _sync(device)
+        tic = time.perf_counter()
+        model.rerank(image_cache, text_cache, sample.view_as(candidates))
+        _sync(device)
+        rows.append({"k": k, "pairs": pairs, "measured_pairs": measured, "rerank_s": (time.perf_counter() - tic) * pairs / measured})
+    return rows
+
+
+@torch.inference_mode()
+def benchmark(
+    method: str,
+    num_images: int,
+    num_captions: int,
+    caption_length: int,
+    image_batch: int,
+    text_batch: int,
+    device: str,
+    rerank_ks=(),
+    rerank_sample_pairs: int = 1024,
+) -> dict:
+    entry = BENCHMARKS[method]
+    config = entry.config()
+    device = torch.device(device)
+    model = AutoModel.from_config(config).to(device).eval()
+    generator = torch.Generator().manual_seed(0)
+    images = lambda n: entry.image_inputs(config, n, generator)  # noqa: E731
+    texts = lambda n: entry.text_inputs(config, n, caption_length, generator)  # noqa: E731
+    # warm-up (allocator, kernels, lazy init)
+    _encode_all(model.encode_images, images, min(2, num_images), image_batch, device, model.image_cache_keys)
+    _encode_all(model.encode_texts, texts, min(2, num_captions), text_batch, device, model.text_cache_keys)
+    image_cache, image_seconds = _encode_all(model.encode_images, images, num_images, image_batch, device, model.image_cache_keys)
+    text_cache, text_seconds = _encode_all(model.encode_texts, texts, num_captions, text_batch, device, model.text_cache_keys)
+    _sync(device)
+    tic = time.perf_counter()
+    scores = model.score(image_cache, text_cache)
+    _sync(device)
+    score_seconds = time.perf_counter() - tic
+    if tuple(scores.shape) != (num_images, num_captions):
+        raise RuntimeError(f"{method}: score matrix has shape {tuple(scores.shape)}, expected ({num_images}, {num_captions})")
+    rerank = []
+    if rerank_ks and hasattr(model, "rerank_candidates"):
+        rerank = rerank_costs(model, image_cache, text_cache, rerank_ks, rerank_sample_pairs, device)
+    return {
+        "method": method,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "images_per_s": num_images / image_seconds,
+        "captions_per_s": num_captions / text_seconds,
+        "score_matrix_s": score_seconds,
+        "test_set_s": image_seconds + text_seconds + score_seconds,
+        "num_images": num_images,
+        "num_captions": num_captions,
+        "caption_length": caption_length,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "rerank": rerank,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=sorted(BENCHMARKS), choices=sorted(BENCHMARKS))
+    parser.add_argument("--num-images", type=int, default=452)
+    parser.add_argument("--num-captions", type=int, default=2260)
+    parser.add_argument("--caption-length", type=int, default=10)
+    parser.add_argument("--image-batch", type=int, default=32)
+    parser.add_argument("--text-batch", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--rerank-k", type=int, nargs="*", default=[0, 16, 32, 64, 128],
+                        help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)")
+    parser.add_argument("--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    print("| method | params | images/s | captions/s | score matrix (s) | test set end-to-end (s) |")
+    print("|---|---|---|---|---|---|")
+    for method in args.methods:
+        r = benchmark(method, args.num_images, args.num_captions, args.caption_length, args.image_batch, args.text_batch, args.device,
+                      args.rerank_k, args.rerank_sample_pairs)
+        results.append(r)
+        print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} | {r['captions_per_s']:.1f} | "
+              f"{r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)
+    print(f"({args.num_images} images x {args.num_captions} captions of {args.caption_length} tokens, device {args.device}, "
+          f"{torch.get_num_threads()} threads)")
+    for r in results:
+        if r["rerank"]:
+            print(f"\n{r['method']} fusion re-rank on top of the dual-encoder score (whole test set):")
+            print("| k | candidate pairs | re-rank (s) | test set end-to-end (s) |")
+            print("|---|---|---|---|")
+            for row in r["rerank"]:
+                print(f"| {row['k']} | {row['pairs']} | {row['rerank_s']:.1f} | {r['test_set_s'] + row['rerank_s']:.1f} |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

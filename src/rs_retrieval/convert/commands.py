@@ -1,0 +1,49 @@
+"""`rs-retrieval convert`: official checkpoints -> `save_pretrained` folders (methods in `CONVERTERS`)."""
+
+import argparse
+import json
+import sys
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from . import CONVERTERS
+
+    parser.add_argument("--method", required=True, choices=sorted(CONVERTERS))
+    parser.add_argument("--checkpoint", required=True, help="official .pth/.pth.tar file (wrapper dict or bare state_dict)")
+    parser.add_argument("--vocab", help="vocabulary the model was trained with: reference vocab.json (AMFMN/GaLR) or BERT vocab.txt (MSA)")
+    parser.add_argument("--out", required=True, help="output folder (written atomically)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
+    parser.add_argument("--allow-pickle", action="store_true", help="read checkpoints that need full unpickling (trusted files only)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=parse_override, metavar="KEY=VALUE",
+                        help="config field the weights cannot tell, e.g. --set mca_heads=8 (JSON values)")
+    return parser
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from . import CheckpointConversionError, convert_checkpoint
+
+    options = dict(allow_pickle=args.allow_pickle, overwrite=args.overwrite)
+    if args.overrides:
+        options["config_overrides"] = dict(args.overrides)
+    try:
+        out = convert_checkpoint(args.checkpoint, args.method, vocab_path=args.vocab, out_dir=args.out, **options)
+    except (CheckpointConversionError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("convert", help="convert an official AMFMN/GaLR/MSA checkpoint into a save_pretrained folder")
+    add_convert_arguments(parser).set_defaults(func=run_convert)

@@ -1,0 +1,58 @@
+"""`rs-retrieval push PATH REPO_ID`: publish a training run, a model directory or a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from .paper_results import canonical_dataset
+
+
+def detect_kind(path: Path) -> str:
+    """`model` for a run or model directory, `dataset` for a Parquet export or `save_to_disk` folder."""
+    if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
+        return "model"
+    if (path / "data").is_dir() or (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
+        return "dataset"
+    raise FileNotFoundError(
+        f"{path}: no config.json or model/config.json (a model) and no data/*.parquet or save_to_disk files (a dataset)"
+    )
+
+
+def push(args: argparse.Namespace) -> int:
+    from .publish import push_dataset, push_model
+
+    for module in args.import_modules:
+        importlib.import_module(module)
+    path = Path(args.path)
+    kind = detect_kind(path) if args.type == "auto" else args.type
+    common = dict(private=args.private or None, revision=args.revision, commit_message=args.message, card=not args.no_card)
+    if kind == "model":
+        commit = push_model(path, args.repo_id, dataset_name=args.dataset_name, method=args.method, license=args.license, **common)
+    else:
+        dataset_name = args.dataset_name or canonical_dataset(path.resolve().name)
+        commit = push_dataset(path, args.repo_id, dataset_name, **common)
+    print(f"pushed {kind} {path} -> {args.repo_id} in commit {commit.oid}\n{commit.commit_url}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "push",
+        help="publish a trained model or a dataset to the Hugging Face Hub (one commit)",
+        description="Publish a training run / model directory (weights, processor, remote code, model card) or a "
+        "dataset (Parquet + dataset card) to the Hub in a single commit. Uses HF_TOKEN / HF_ENDPOINT.",
+    )
+    parser.add_argument("path", help="training run dir, model dir, Parquet export dir or save_to_disk dir")
+    parser.add_argument("repo_id", help="target repository, e.g. my-org/amfmn-rsitmd")
+    parser.add_argument("--type", choices=("auto", "model", "dataset"), default="auto", help="what PATH holds (default: detect)")
+    parser.add_argument("--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)")
+    parser.add_argument("--method", help="model_type for the card when config.json lacks it")
+    parser.add_argument("--license", default="apache-2.0", help="model card licence id (default: apache-2.0)")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--revision", help="branch to commit to (default: main)")
+    parser.add_argument("--message", help="commit message")
+    parser.add_argument("--no-card", action="store_true", help="keep the directory's own README.md")
+    parser.add_argument("--import", dest="import_modules", action="append", default=[], metavar="MODULE", help="import MODULE first (registers a custom model)")
+    parser.set_defaults(func=push)

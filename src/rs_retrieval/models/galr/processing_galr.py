@@ -1,0 +1,222 @@
+"""GaLR processor: AMFMN's image processor and tokenizer plus the local-graph inputs.
+
+GaLR's local branch reads, per image, node features X [num_nodes, node_dim] and an adjacency A
+[num_nodes, num_nodes]. Two sources:
+
+* the official DREA files (`*_local.npy`, a pickled dict `{"adj_matrix": {key: A}, "local_rep":
+  {key: X}}` with key = file name up to the first "." + ".txt", `galr.md` §3). They are read only
+  on request (`load_local_features(path, allow_pickle=True)`) and can be re-saved as safetensors
+  (`save_local_features`) so later runs never unpickle;
+* detector-like object annotations (the `objects` column of rs_synth: category, colour, normalised
+  box). Our documented stand-in for DREA: one node per object, largest boxes first (DREA keeps the
+  prominent objects), features = [one-hot category | one-hot colour | cx, cy, w, h, area] zero-padded
+  to node_dim; A[i, j] = exp(-|c_i - c_j|^2 / (2 sigma^2)) between box centres (self-loops
+  included), row-normalised so every node averages its neighbourhood; padded nodes are all zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from ..amfmn.processing_amfmn import AMFMNFamilyProcessor
+
+GEOMETRY_FEATURES = 5  # cx, cy, w, h, area
+
+
+def local_feature_key(filename: str) -> str:
+    """Key of an image in the official local-feature files: name up to the first "." + ".txt"."""
+    return os.path.basename(filename).split(".")[0] + ".txt"
+
+
+def read_official_local_features(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Unpickle an official `*_local.npy` into {key: (local_rep, adj_matrix)} float32 arrays.
+
+    The file is a pickle: read only files you trust, once, then keep the safetensors copy.
+    """
+    data = np.load(path, allow_pickle=True)
+    data = data[()] if isinstance(data, np.ndarray) and data.dtype == object and data.shape == () else data
+    if not isinstance(data, dict) or set(data) != {"adj_matrix", "local_rep"}:
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{path}: expected a dict with keys ['adj_matrix', 'local_rep'], got {got}")
+    reps, adjs = data["local_rep"], data["adj_matrix"]
+    if set(reps) != set(adjs):
+        only = sorted(set(reps) ^ set(adjs))[:5]
+        raise ValueError(f"{path}: 'local_rep' and 'adj_matrix' name different images, e.g. {only}")
+    return {str(k): (np.asarray(reps[k], dtype=np.float32), np.asarray(adjs[k], dtype=np.float32)) for k in sorted(reps)}
+
+
+def save_local_features(table: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike) -> str:
+    """Write {key: (local_rep, adj_matrix)} as one safetensors file (atomic)."""
+    if not table:
+        raise ValueError("no local features to save")
+    keys = sorted(table)
+    tensors = {
+        "local_rep": np.stack([table[k][0] for k in keys]).astype(np.float32),
+        "local_adj": np.stack([table[k][1] for k in keys]).astype(np.float32),
+    }
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".local-", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"keys": json.dumps(keys)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_local_features_file(path: str | os.PathLike, allow_pickle: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{key: (local_rep, adj_matrix)} from our safetensors file or (with `allow_pickle`) an official npy."""
+    path = os.fspath(path)
+    if path.endswith(".npy"):
+        if not allow_pickle:
+            raise ValueError(
+                f"{path} is an official pickled local-feature file: pass allow_pickle=True to read it (only for "
+                "files you trust) and save a safetensors copy with save_local_features"
+            )
+        return read_official_local_features(path)
+    from safetensors import safe_open
+
+    with safe_open(path, framework="np") as handle:
+        metadata = handle.metadata() or {}
+    if "keys" not in metadata:
+        raise ValueError(f"{path}: not a local-feature file written by save_local_features (no 'keys' metadata)")
+    keys = json.loads(metadata["keys"])
+    arrays = load_file(path)
+    return {k: (arrays["local_rep"][i], arrays["local_adj"][i]) for i, k in enumerate(keys)}
+
+
+class GaLRProcessor(AMFMNFamilyProcessor):
+    """GaLR: eval resize 256; train resize 278, rotation U[0, 90], random crop 256; plus the local graph.
+
+    `object_categories` / `object_colors` fix the one-hot layout of object nodes (see
+    `object_vocabulary`); they are saved with the processor. Official local-feature tables loaded
+    with `load_local_features` are not saved (they are data, not configuration).
+    """
+
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        num_nodes: int = 20,
+        node_dim: int = 20,
+        object_categories: Sequence[str] | None = None,
+        object_colors: Sequence[str] | None = None,
+        adjacency_sigma: float = 0.25,
+        **kwargs,
+    ):
+        self.num_nodes = int(num_nodes)
+        self.node_dim = int(node_dim)
+        self.object_categories = list(object_categories) if object_categories is not None else None
+        self.object_colors = list(object_colors) if object_colors is not None else None
+        self.adjacency_sigma = float(adjacency_sigma)
+        if self.adjacency_sigma <= 0:
+            raise ValueError(f"adjacency_sigma must be > 0, got {adjacency_sigma}")
+        if self.object_categories is not None and self.object_colors is not None:
+            needed = len(self.object_categories) + len(self.object_colors) + GEOMETRY_FEATURES
+            if needed > self.node_dim:
+                raise ValueError(
+                    f"{len(self.object_categories)} categories + {len(self.object_colors)} colours + {GEOMETRY_FEATURES} "
+                    f"geometry features need node_dim >= {needed}, got {self.node_dim}"
+                )
+        self._local_table: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        super().__init__(image_processor, tokenizer, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, vocab, **kwargs):
+        return super().from_config(config, vocab, num_nodes=config.num_nodes, node_dim=config.node_dim, **kwargs)
+
+    @staticmethod
+    def object_vocabulary(objects_per_image: Iterable[Sequence[dict]]) -> tuple[list[str], list[str]]:
+        """Sorted (categories, colours) found in an `objects` column, for `object_categories/colors`."""
+        categories, colors = set(), set()
+        for objects in objects_per_image:
+            for obj in objects:
+                categories.add(obj["category"])
+                colors.add(obj["color"])
+        return sorted(categories), sorted(colors)
+
+    # --- official DREA tables -------------------------------------------------------------------
+    def load_local_features(self, path: str | os.PathLike, allow_pickle: bool = False) -> int:
+        """Load an official `*_local.npy` (needs `allow_pickle`) or a `save_local_features` file;
+        rows are then looked up by their `filename`. Returns the number of images."""
+        table = load_local_features_file(path, allow_pickle)
+        for key, (rep, adj) in table.items():
+            if rep.shape != (self.num_nodes, self.node_dim) or adj.shape != (self.num_nodes, self.num_nodes):
+                raise ValueError(
+                    f"{path}: {key} has local_rep {rep.shape} / adj_matrix {adj.shape}; this processor expects "
+                    f"({self.num_nodes}, {self.node_dim}) / ({self.num_nodes}, {self.num_nodes})"
+                )
+        self._local_table = table
+        return len(table)
+
+    def _from_table(self, filenames: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        features, adjacency = [], []
+        for name in filenames:
+            key = local_feature_key(name)
+            if key not in self._local_table:
+                raise KeyError(f"no local features for image {name!r} (key {key!r}) in the loaded local-feature table")
+            features.append(self._local_table[key][0])
+            adjacency.append(self._local_table[key][1])
+        return np.stack(features), np.stack(adjacency)
+
+    # --- object annotations -------------------------------------------------------------------
+    def graph_from_objects(self, objects: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(node features [num_nodes, node_dim], adjacency [num_nodes, num_nodes]) of one image."""
+        if self.object_categories is None or self.object_colors is None:
+            raise ValueError("set object_categories and object_colors (see GaLRProcessor.object_vocabulary) to build graphs from objects")
+        features = np.zeros((self.num_nodes, self.node_dim), dtype=np.float32)
+        adjacency = np.zeros((self.num_nodes, self.num_nodes), dtype=np.float32)
+        if not objects:
+            return features, adjacency
+        boxes = np.array([obj["bbox"] for obj in objects], dtype=np.float32).reshape(-1, 4)
+        if ((boxes < 0) | (boxes > 1)).any() or (boxes[:, 2:] < boxes[:, :2]).any():
+            raise ValueError(f"object boxes must be normalised [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 in [0, 1]; got {boxes.tolist()}")
+        sizes = boxes[:, 2:] - boxes[:, :2]
+        areas = sizes.prod(axis=1)
+        order = np.argsort(-areas, kind="stable")[: self.num_nodes]
+        num_categories, num_colors = len(self.object_categories), len(self.object_colors)
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        for node, index in enumerate(order):
+            obj = objects[index]
+            for field, names, offset in (("category", self.object_categories, 0), ("color", self.object_colors, num_categories)):
+                if obj[field] not in names:
+                    raise ValueError(f"object {field} {obj[field]!r} is not in the processor's object_{field}s list {names}")
+                features[node, offset + names.index(obj[field])] = 1.0
+            geometry_at = num_categories + num_colors
+            features[node, geometry_at : geometry_at + GEOMETRY_FEATURES] = (*centres[index], *sizes[index], areas[index])
+        picked = centres[order]
+        distances = ((picked[:, None] - picked[None]) ** 2).sum(-1)
+        weights = np.exp(-distances / (2 * self.adjacency_sigma**2))
+        count = len(order)
+        adjacency[:count, :count] = weights / weights.sum(axis=1, keepdims=True)
+        return features, adjacency
+
+    def image_inputs(self, rows: dict[str, list], train: bool = False) -> dict[str, torch.Tensor]:
+        """pixel_values + local_features + local_adjacency for a batch of dataset rows.
+
+        Uses the rows' `objects` when present, else the loaded official table keyed by `filename`.
+        """
+        inputs = super().image_inputs(rows, train)
+        if rows.get("objects") is not None:
+            graphs = [self.graph_from_objects(objects) for objects in rows["objects"]]
+            features, adjacency = np.stack([g[0] for g in graphs]), np.stack([g[1] for g in graphs])
+        elif self._local_table and rows.get("filename") is not None:
+            features, adjacency = self._from_table(rows["filename"])
+        else:
+            raise ValueError(
+                "GaLR needs a local graph per image: give rows with an `objects` column, or load the official "
+                "local features (load_local_features) and give rows with a `filename` column"
+            )
+        inputs["local_features"] = torch.from_numpy(features)
+        inputs["local_adjacency"] = torch.from_numpy(adjacency)
+        return inputs

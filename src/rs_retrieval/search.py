@@ -1,0 +1,277 @@
+"""Text-to-image search over a folder of images, with an on-disk embedding cache.
+
+Image encodings are cached per model in one safetensors file, `<cache_dir>/<model fingerprint>.safetensors`:
+the fingerprint hashes the model config, every weight tensor and the image-processor settings, and
+rows are keyed by the SHA-1 of each image file's bytes. A repeated query over the same folder
+encodes only new or changed images. A small stat index (path, size, mtime -> SHA-1) avoids
+re-reading unchanged files to hash them. Scores come from the model contract
+(`encode_images`/`encode_texts`/`score`), so pair-dependent methods work unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from safetensors.torch import load_file, save
+
+from .hub.files import atomic_write_bytes, atomic_write_text
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+CACHE_FORMAT = "1"
+#: Images scored per `model.score` call (bounds memory of pair-dependent scoring).
+SCORE_CHUNK = 4096
+
+
+class SearchError(ValueError):
+    """Bad search input (folder, image file, cache file); the message names it."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RS_RETRIEVAL_CACHE", Path.home() / ".cache" / "rs_retrieval")) / "search"
+
+
+def model_fingerprint(model, processor=None) -> str:
+    """Hash of config + weights (+ image-processor settings): cached image encodings are valid
+    only for exactly this model and preprocessing."""
+    digest = hashlib.blake2b(digest_size=16)
+    config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    image_processor = getattr(processor, "image_processor", None)
+    if image_processor is not None:
+        digest.update(json.dumps(image_processor.to_dict(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def list_images(images_dir: str | Path, recursive: bool = False) -> list[Path]:
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise SearchError(f"{images_dir} is not a folder")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in images_dir.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise SearchError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_dir}")
+    return files
+
+
+class EmbeddingCache:
+    """Image encodings of one model keyed by file SHA-1, stored in one safetensors file."""
+
+    def __init__(self, cache_dir: str | Path, fingerprint: str):
+        self.dir = Path(cache_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / f"{fingerprint}.safetensors"
+        self.index_path = self.dir / "file_index.json"
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.rows: dict[str, int] = {}
+        self._dirty = self._index_dirty = False
+        if self.path.is_file():
+            self._load()
+        self._file_index = self._read_index()
+
+    def _load(self) -> None:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            self.tensors = load_file(str(self.path))
+            keys = json.loads(metadata["sha1"])
+        except Exception as err:  # a corrupt cache file is rebuilt, never trusted
+            raise SearchError(f"embedding cache {self.path} is unreadable ({err}); delete it to rebuild") from err
+        if metadata.get("format") != CACHE_FORMAT or any(len(t) != len(keys) for t in self.tensors.values()):
+            raise SearchError(f"embedding cache {self.path} is inconsistent; delete it to rebuild")
+        self.rows = {key: row for row, key in enumerate(keys)}
+
+    def _read_index(self) -> dict[str, list]:
+        if not self.index_path.is_file():
+            return {}
+        try:
+            return json.loads(self.index_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}  # the stat index is only a shortcut: rebuild it
+
+    def file_sha1(self, path: Path) -> str:
+        """SHA-1 of the file's bytes, reusing the stored value while size and mtime are unchanged."""
+        stat = path.stat()
+        key = str(path.resolve())
+        known = self._file_index.get(key)
+        if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+            return known[2]
+        sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
+        self._file_index[key] = [stat.st_size, stat.st_mtime_ns, sha1]
+        self._index_dirty = True
+        return sha1
+
+    def add(self, keys: list[str], encoded: dict[str, torch.Tensor]) -> None:
+        if self.tensors and set(encoded) != set(self.tensors):
+            raise SearchError(f"cache {self.path} holds {sorted(self.tensors)}, new encodings hold {sorted(encoded)}")
+        for name, value in encoded.items():
+            value = value.detach().cpu().contiguous()
+            self.tensors[name] = torch.cat([self.tensors[name], value]) if name in self.tensors else value
+        for key in keys:
+            self.rows[key] = len(self.rows)
+        self._dirty = True
+
+    def gather(self, keys: list[str]) -> dict[str, torch.Tensor]:
+        index = torch.tensor([self.rows[k] for k in keys], dtype=torch.long)
+        return {name: tensor.index_select(0, index) for name, tensor in self.tensors.items()}
+
+    def save(self) -> None:
+        """Write what changed, atomically (a crash leaves the previous files intact)."""
+        if self._dirty:
+            order = sorted(self.rows, key=self.rows.get)
+            atomic_write_bytes(self.path, save(self.tensors, metadata={"format": CACHE_FORMAT, "sha1": json.dumps(order)}))
+        if self._index_dirty:
+            atomic_write_text(self.index_path, json.dumps(self._file_index))
+        self._dirty = self._index_dirty = False
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise SearchError(f"cannot read image {path}: {err}") from err
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _to(inputs: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+@torch.no_grad()
+def encode_image_files(model, processor, paths: Sequence[Path], batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """`model.encode_images` outputs (the keys the model's `score` needs) for image files, batched."""
+    device, parts = _device(model), {}
+    for start in range(0, len(paths), batch_size):
+        batch = list(paths[start : start + batch_size])
+        images = [_open_image(p) for p in batch]
+        inputs = processor.image_inputs({"image": images, "filename": [p.name for p in batch]}, train=False)
+        outputs = model.encode_images(**_to(inputs, device))
+        for key in model.image_cache_keys:
+            parts.setdefault(key, []).append(outputs[key].cpu())
+    return {key: torch.cat(values) for key, values in parts.items()}
+
+
+@torch.no_grad()
+def _text_cache(model, processor, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    outputs = model.encode_texts(**_to(processor.text_inputs(list(texts)), _device(model)))
+    return {key: outputs[key] for key in model.text_cache_keys}
+
+
+@torch.no_grad()
+def _scores(model, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[N_images] scores of every image against the single text, scored in chunks of images."""
+    device, n = _device(model), len(next(iter(image_cache.values())))
+    chunks = []
+    for start in range(0, n, SCORE_CHUNK):
+        part = {k: v[start : start + SCORE_CHUNK].to(device) for k, v in image_cache.items()}
+        chunks.append(model.score(part, text_cache)[:, 0].float().cpu())
+    return torch.cat(chunks)
+
+
+def _ranked(items: Sequence, scores: torch.Tensor, top_k: int | None) -> list[tuple]:
+    """Items by descending score; ties keep input order (stable sort)."""
+    order = torch.sort(-scores, stable=True).indices
+    if top_k is not None:
+        if top_k < 1:
+            raise SearchError(f"top_k must be >= 1, got {top_k}")
+        order = order[:top_k]
+    return [(items[i], float(scores[i])) for i in order.tolist()]
+
+
+def search_images(
+    query: str,
+    images_dir: str | Path,
+    model,
+    processor,
+    top_k: int | None = 10,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    recursive: bool = False,
+) -> list[tuple[Path, float]]:
+    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first.
+
+    Only images whose bytes are not yet in the cache of this exact model are encoded; the cache
+    (under `cache_dir`, default `~/.cache/rs_retrieval/search`) is updated atomically.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise SearchError(f"query must be a non-empty string, got {query!r}")
+    paths = list_images(images_dir, recursive)
+    model.eval()
+    cache = EmbeddingCache(cache_dir or default_cache_dir(), model_fingerprint(model, processor))
+    keys = [cache.file_sha1(p) for p in paths]
+    first_path = {}
+    for key, path in zip(keys, paths):
+        first_path.setdefault(key, path)
+    missing = [key for key in first_path if key not in cache.rows]
+    if missing:
+        cache.add(missing, encode_image_files(model, processor, [first_path[k] for k in missing], batch_size))
+    cache.save()
+    scores = _scores(model, cache.gather(keys), _text_cache(model, processor, [query]))
+    return _ranked(paths, scores, top_k)
+
+
+@torch.no_grad()
+def rank_captions(image, captions: Sequence[str], model, processor) -> list[tuple[str, float]]:
+    """Image -> captions: every caption with its score against `image` (a path or PIL image), best first."""
+    if not captions:
+        raise SearchError("captions is empty")
+    image = _open_image(Path(image)) if isinstance(image, (str, os.PathLike)) else image.convert("RGB")
+    model.eval()
+    inputs = processor.image_inputs({"image": [image]}, train=False)
+    outputs = model.encode_images(**_to(inputs, _device(model)))
+    image_cache = {key: outputs[key] for key in model.image_cache_keys}
+    scores = model.score(image_cache, _text_cache(model, processor, captions))[0].float().cpu()
+    return _ranked(list(captions), scores, None)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
+
+
+def make_contact_sheet(query: str, results: Sequence[tuple[Path, float]], out_path: str | Path, thumb_size: int = 160, columns: int = 5) -> Path:
+    """PNG with the query on top and the ranked thumbnails (rank, score, file name) in a grid."""
+    if not results:
+        raise SearchError("no results to draw")
+    pad, label_h, font, small = 10, 36, _font(18), _font(13)
+    columns = max(1, min(columns, len(results)))
+    rows = -(-len(results) // columns)
+    width = pad + columns * (thumb_size + pad)
+    title = textwrap.wrap(f'Query: "{query}"', width=max(20, width // 10)) or [""]
+    header_h = pad + 24 * len(title) + pad
+    sheet = Image.new("RGB", (width, header_h + rows * (thumb_size + label_h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for line_no, line in enumerate(title):
+        draw.text((pad, pad + 24 * line_no), line, fill="black", font=font)
+    for rank, (path, score) in enumerate(results, start=1):
+        row, col = divmod(rank - 1, columns)
+        x, y = pad + col * (thumb_size + pad), header_h + row * (thumb_size + label_h + pad)
+        thumb = ImageOps.contain(_open_image(Path(path)), (thumb_size, thumb_size))
+        sheet.paste(thumb, (x + (thumb_size - thumb.width) // 2, y + (thumb_size - thumb.height) // 2))
+        draw.rectangle([x - 1, y - 1, x + thumb_size, y + thumb_size], outline="gray")
+        draw.text((x, y + thumb_size + 3), f"#{rank}  {score:.3f}", fill="black", font=small)
+        draw.text((x, y + thumb_size + 19), Path(path).name[: thumb_size // 7], fill="dimgray", font=small)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_path, buffer.getvalue())
+    return out_path

@@ -1,0 +1,37 @@
+"""`rs-retrieval train`: the command-line front end of `rs_retrieval.training.train`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--config", required=True, help="recipe YAML (e.g. configs/amfmn_synth.yaml)")
+    parser.add_argument("--output-dir", default=None, help="run directory (default: the recipe's output_dir)")
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help='"latest" or a checkpoints/step_N folder')
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="override recipe fields, values parsed as YAML: --set training.lr=1e-3 model.embed_dim=64",
+    )
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .recipe import RecipeError, load_recipe
+    from .trainer import train
+
+    try:
+        recipe = load_recipe(args.config, args.overrides)
+    except RecipeError as error:  # a user mistake: the message names the field, no traceback needed
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    run_dir = train(recipe, run_dir=args.output_dir, resume=args.resume)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a retrieval model from a recipe (accelerate; multi-process via accelerate launch)")
+    add_train_arguments(parser)
+    parser.set_defaults(func=run_train)

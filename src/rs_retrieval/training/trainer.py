@@ -1,0 +1,426 @@
+"""The trainer shared by every method, built on `accelerate`.
+
+The model supplies its loss (`forward(..., return_loss=True, image_ids=...)`); the trainer owns
+data loading, optimizer groups and schedule, gradient accumulation and clipping, mixed precision,
+validation with retrieval metrics each epoch, model selection on validation mR, checkpoints
+(`accelerator.save_state`) and exact resumption, logs and figures.
+
+Batches: `training.batch_size` is the global batch per micro-step; with N processes each process
+takes batch_size / N rows of it (accelerate `split_batches`), so the data order and the number of
+optimizer steps do not depend on N. In-batch negatives are those of each process's share.
+
+Run directory layout:
+    recipe.yaml, training_args.json   the resolved recipe and environment
+    val_split.json                    the seeded re-split, when the dataset has no validation split
+    log.jsonl                         train records (per optimizer step window) and eval records
+    checkpoints/step_N/               accelerate states (model, optimizer, scheduler, RNG, trainer state)
+    model/                            the selected model (best validation mR): save_pretrained + processor
+    metrics.json, training_curves.png, retrieval_examples.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_tensorboard_available, set_seed
+from tqdm.auto import tqdm
+
+from ..hub.cards import write_model_card
+from ..hub.files import atomic_write_text
+from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits, write_json_atomic
+from .optim import build_optimizer, build_scheduler
+from .plots import plot_retrieval_examples, plot_training_curves
+from .recipe import Recipe, RecipeError, dump_recipe, registered_retrieval_methods, resolve_model_config
+from .tracking import JsonlLog, Throughput, read_log
+from .vocab import TRAIN_CAPTIONS, build_processor, processor_class_for, vocabulary_from_captions
+
+CHECKPOINT_PREFIX = "step_"
+SELECTION_METRIC = "mR"
+
+
+@dataclasses.dataclass
+class TrainerState:
+    """Progress saved in every checkpoint (registered with `accelerator.register_for_checkpointing`)."""
+
+    global_step: int = 0
+    epoch: int = 0
+    #: Micro-batches of `epoch` already consumed (skipped when resuming mid-epoch).
+    batches_in_epoch: int = 0
+    #: Lines of `log.jsonl` written so far (later lines are dropped on resume).
+    log_records: int = 0
+    best_metric: float = -math.inf
+    best_epoch: int | None = None
+    best_step: int | None = None
+    best_metrics: dict | None = None
+    last_metrics: dict | None = None
+    last_eval_step: int | None = None
+    #: Pairs and wall-clock seconds spent in training steps (evaluation and checkpoints excluded).
+    train_pairs: int = 0
+    train_seconds: float = 0.0
+
+    def state_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def default_evaluate(model, processor, dataset, batch_size: int) -> dict:
+    """Validation metrics (i2t/t2i R@K, mR) of the package's evaluator, without re-ranking."""
+    from ..evaluation.engine import evaluate_retrieval
+
+    return evaluate_retrieval(model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False)["none"]
+
+
+def build_model(recipe: Recipe, config, vocab=None):
+    """A fresh model of the recipe's method (pretrained towers if named), or `init_from` weights.
+
+    Methods whose pretrained text weights are indexed by the vocabulary (AMFMN/GaLR skip-thought:
+    `from_pretrained_towers(..., vocab=...)`) receive the processor's vocabulary.
+    """
+    model_class = registered_retrieval_methods()[recipe.model.type]
+    towers = recipe.model.pretrained
+    if recipe.model.init_from is not None:
+        if towers.vision or towers.text:
+            raise RecipeError("model.init_from and model.pretrained exclude each other (init_from already holds every weight)")
+        return model_class.from_pretrained(recipe.model.init_from, config=config)
+    options = dict(towers.options)
+    if towers.text and "vocab" in inspect.signature(model_class.from_pretrained_towers).parameters:
+        options.setdefault("vocab", vocab)
+    return model_class.from_pretrained_towers(config, towers.vision, towers.text, **options)
+
+
+def _merge_derived(overrides: dict, derived: dict, where: str = "model") -> dict:
+    """Recipe config overrides plus values derived from the data; an explicit different value is an error."""
+    merged = dict(overrides)
+    for key, value in derived.items():
+        if isinstance(value, dict):
+            merged[key] = _merge_derived(dict(overrides.get(key) or {}), value, f"{where}.{key}")
+        elif key in overrides and overrides[key] != value:
+            raise RecipeError(f"{where}.{key}={overrides[key]} contradicts the vocabulary built from the training captions ({value})")
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_model_and_processor(recipe: Recipe, train_captions) -> tuple:
+    """(model, processor) for a recipe; `train_captions` feed `processor.vocab: train_captions`."""
+    spec, model_spec, vocab = recipe.processor, recipe.model, None
+    if spec.path is None and spec.vocab == TRAIN_CAPTIONS:
+        vocab, derived = vocabulary_from_captions(processor_class_for(model_spec.type), train_captions, spec.vocab_min_count)
+        model_spec = dataclasses.replace(model_spec, config=_merge_derived(model_spec.config, derived))
+    config = resolve_model_config(model_spec)
+    processor = build_processor(spec, config, vocab)
+    return build_model(recipe, config, vocab if vocab is not None else spec.vocab), processor
+
+
+def save_model_dir(model, processor, target: Path) -> None:
+    """`save_pretrained` model + processor into a temporary sibling folder, then swap it in."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    old = target.with_name(f".{target.name}.old")
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name[len(CHECKPOINT_PREFIX) :]) for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and p.name[len(CHECKPOINT_PREFIX) :].isdigit())
+
+
+def resolve_resume(run_dir: Path, resume: str) -> Path:
+    """`latest` -> the newest checkpoint of `run_dir`; otherwise a checkpoint folder path."""
+    if resume == "latest":
+        steps = checkpoint_steps(run_dir)
+        if not steps:
+            raise FileNotFoundError(f"--resume latest: no checkpoint under {Path(run_dir) / 'checkpoints'}")
+        return Path(run_dir) / "checkpoints" / f"{CHECKPOINT_PREFIX}{steps[-1]}"
+    path = Path(resume)
+    if not (path / "custom_checkpoint_0.pkl").is_file():
+        raise FileNotFoundError(f"--resume {resume!r}: not a checkpoint folder written by this trainer")
+    return path
+
+
+class Trainer:
+    """Train one recipe. `datasets` (a DatasetDict or a (train, validation) pair of per-image
+    datasets) replaces the recipe's `data` source; `evaluate_fn(model, processor, dataset,
+    batch_size) -> metrics` replaces the package evaluator."""
+
+    def __init__(self, recipe: Recipe, run_dir: str | Path | None = None, datasets=None, evaluate_fn=None):
+        self.recipe = recipe
+        default_dir = Path("runs") / f"{recipe.model.type}_{recipe.data.name or Path(recipe.data.path).name}"
+        self.run_dir = Path(run_dir or recipe.output_dir or default_dir)
+        self.datasets = datasets
+        self.evaluate_fn = evaluate_fn or default_evaluate
+
+    # ---------------------------------------------------------------- setup
+    def _splits(self, run_dir: Path | None):
+        if self.datasets is None:
+            return load_splits(self.recipe.data, run_dir)
+        if isinstance(self.datasets, tuple):
+            return self.datasets
+        return select_splits(self.datasets, self.recipe.data, run_dir)
+
+    def _prepare_run_dir(self, accelerator: Accelerator, resuming: bool) -> None:
+        if not accelerator.is_main_process:
+            return
+        if not resuming and ((self.run_dir / "log.jsonl").exists() or checkpoint_steps(self.run_dir)):
+            raise FileExistsError(f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
+        import accelerate
+        import transformers
+
+        write_json_atomic(
+            self.run_dir / "training_args.json",
+            {
+                "recipe": self.recipe.to_dict(),
+                "num_processes": accelerator.num_processes,
+                "distributed_type": str(accelerator.distributed_type),
+                "mixed_precision": accelerator.mixed_precision,
+                "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__, "python": platform.python_version()},
+            },
+        )
+
+    # ---------------------------------------------------------------- main loop
+    def train(self, resume: str | None = None) -> Path:
+        """Run (or continue, with `resume` = "latest" or a checkpoint path) the recipe; returns the run dir."""
+        recipe, t = self.recipe, self.recipe.training
+        use_tensorboard = is_tensorboard_available()
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        accelerator = Accelerator(
+            # Without this, ranks started by `accelerate launch --multi_gpu`/torchrun on a machine
+            # with no accelerator each train alone (accelerate picks gloo only when told "cpu").
+            cpu=world_size > 1 and not torch.accelerator.is_available(),
+            mixed_precision=t.mixed_precision,
+            gradient_accumulation_steps=t.gradient_accumulation_steps,
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+            project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
+            log_with="tensorboard" if use_tensorboard else None,
+        )
+        if accelerator.num_processes != world_size:
+            raise RuntimeError(f"launched {world_size} processes but accelerate runs {accelerator.num_processes}: they would train independently")
+        if t.batch_size % accelerator.num_processes:
+            raise RecipeError(f"training.batch_size ({t.batch_size}) must be a multiple of the number of processes ({accelerator.num_processes})")
+        checkpoint = resolve_resume(self.run_dir, resume) if resume else None
+        self._prepare_run_dir(accelerator, resuming=checkpoint is not None)
+        accelerator.wait_for_everyone()
+
+        with accelerator.main_process_first():
+            train_images, val_images = self._splits(self.run_dir if accelerator.is_main_process else None)
+            from ..data import flatten_captions
+
+            flat_train = flatten_captions(train_images)
+        set_seed(t.seed)
+        model, processor = build_model_and_processor(recipe, flat_train["caption"])
+        # Dropout etc. draw from a per-process stream from here on.
+        set_seed(t.seed + accelerator.process_index)
+
+        loader, _, collator = build_train_loader(flat_train, processor, t.batch_size, t.seed, t.num_workers)
+        steps_per_epoch = math.ceil(len(loader) / t.gradient_accumulation_steps)
+        total_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+        optimizer = build_optimizer(model, t)
+        scheduler = build_scheduler(optimizer, t, steps_per_epoch, total_steps)
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        state = TrainerState()
+        accelerator.register_for_checkpointing(state)
+        if use_tensorboard:
+            accelerator.init_trackers("tensorboard")
+        log = JsonlLog(self.run_dir / "log.jsonl", write=accelerator.is_main_process, tracker=accelerator if use_tensorboard else None)
+        if checkpoint is not None:
+            accelerator.load_state(str(checkpoint))
+            log.truncate(state.log_records)
+            accelerator.print(f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
+
+        loop = _Loop(self, accelerator, model, processor, optimizer, scheduler, state, log, val_images)
+        progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process, desc="train", dynamic_ncols=True)
+        while state.epoch < t.epochs and state.global_step < total_steps:
+            loader.set_epoch(state.epoch)
+            collator.epoch = state.epoch
+            batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
+            for batch in batches:
+                if loop.step(batch, progress):
+                    progress.close()
+                    accelerator.print(f"stopped after step {state.global_step} (training.stop_after_steps), as if killed")
+                    return self.run_dir
+                if state.global_step >= total_steps:
+                    break
+            else:
+                loop.end_epoch()
+        progress.close()
+        if t.eval_every_epochs and state.last_eval_step != state.global_step:
+            loop.validate()
+        loop.checkpoint()
+        self._finish(accelerator, model, processor, state, val_images)
+        accelerator.end_training()
+        return self.run_dir
+
+    def _finish(self, accelerator, model, processor, state: TrainerState, val_images) -> None:
+        """Write the final model (unless the best one is already there), metrics and figures."""
+        if accelerator.is_main_process:
+            if state.best_metrics is None:
+                save_model_dir(accelerator.unwrap_model(model), processor, self.run_dir / "model")
+            records = read_log(self.run_dir / "log.jsonl")
+            metrics = {
+                "selection": f"best validation {SELECTION_METRIC}" if state.best_metrics else "last step (no validation)",
+                "best_epoch": state.best_epoch,
+                "best_step": state.best_step,
+                "validation": state.best_metrics,
+                "last_validation": state.last_metrics,
+                "global_step": state.global_step,
+                "num_processes": accelerator.num_processes,
+                "train_seconds": state.train_seconds,
+                "train_pairs_per_s": state.train_pairs / state.train_seconds if state.train_seconds > 0 else None,
+            }
+            write_json_atomic(self.run_dir / "metrics.json", metrics)
+            plot_training_curves(records, self.run_dir / "training_curves.png")
+            if len(val_images):
+                from transformers import AutoModel, AutoProcessor
+
+                final_model = AutoModel.from_pretrained(self.run_dir / "model")
+                final_processor = AutoProcessor.from_pretrained(self.run_dir / "model")
+                with seeded_rngs(self.recipe.training.seed):
+                    plot_retrieval_examples(
+                        final_model, final_processor, val_images, self.run_dir / "retrieval_examples.png",
+                        num_queries=self.recipe.training.num_example_queries, batch_size=self.recipe.training.eval_batch_size,
+                    )
+            # Last, so that a card problem cannot cost the model, metrics or figures.
+            write_model_card(self.run_dir)
+        accelerator.wait_for_everyone()
+
+
+class _Loop:
+    """Per-step and per-epoch work of one `Trainer.train` call (kept apart to keep `train` readable)."""
+
+    def __init__(self, trainer: Trainer, accelerator, model, processor, optimizer, scheduler, state: TrainerState, log: JsonlLog, val_images):
+        self.trainer, self.accelerator, self.model, self.processor = trainer, accelerator, model, processor
+        self.optimizer, self.scheduler, self.state, self.log, self.val_images = optimizer, scheduler, state, log, val_images
+        self.training = trainer.recipe.training
+        self.window: list[torch.Tensor] = []
+        self.term_names: list[str] | None = None
+        self.throughput = Throughput()
+        self.lrs: list[float] = []
+        self.unused_labels = labels_not_taken(accelerator.unwrap_model(model))
+
+    def step(self, batch: dict, progress) -> bool:
+        """One micro-batch; returns True when the run must stop as if killed (`stop_after_steps`)."""
+        t, accelerator, state = self.training, self.accelerator, self.state
+        self.model.train()
+        for key in self.unused_labels:
+            batch.pop(key, None)
+        with accelerator.accumulate(self.model):
+            output = self.model(**batch, return_loss=True)
+            accelerator.backward(output.loss)
+            if accelerator.sync_gradients:
+                if t.max_grad_norm:
+                    accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+                self.lrs = [group["lr"] for group in self.optimizer.param_groups]
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+        terms = output.loss_terms or {}
+        if self.term_names is None:
+            self.term_names = sorted(terms)
+        self.window.append(torch.stack([output.loss.detach().float()] + [terms[k].detach().float() for k in self.term_names]))
+        self.throughput.add(t.batch_size)
+        state.batches_in_epoch += 1
+        if not accelerator.sync_gradients:
+            return False
+        state.global_step += 1
+        progress.update(1)
+        saving = t.checkpoint_every_steps is not None and state.global_step % t.checkpoint_every_steps == 0
+        if saving or state.global_step % t.log_every_steps == 0:
+            self.flush_log(progress)
+        if saving:
+            self.checkpoint()
+        return t.stop_after_steps is not None and state.global_step >= t.stop_after_steps
+
+    def flush_log(self, progress=None) -> None:
+        """Log the window's mean loss (over micro-batches and processes), lr and throughput."""
+        if not self.window:
+            return
+        values = self.accelerator.reduce(torch.stack(self.window).mean(0).to(self.accelerator.device), reduction="mean").tolist()
+        self.window = []
+        if not math.isfinite(values[0]):
+            raise FloatingPointError(
+                f"training loss is {values[0]} around step {self.state.global_step} (loss terms {dict(zip(self.term_names, values[1:]))}); "
+                f"lower training.lr or set training.max_grad_norm, and resume from a checkpoint before it"
+            )
+        record = {"kind": "train", "step": self.state.global_step, "epoch": self.state.epoch, "loss": values[0]}
+        record.update({f"loss/{name}": value for name, value in zip(self.term_names, values[1:])})
+        for group, lr in zip(self.optimizer.param_groups, self.lrs):
+            record[f"lr/{group.get('name', 'default')}"] = lr
+        pairs, seconds = self.throughput.window()
+        self.state.train_pairs += pairs
+        self.state.train_seconds += seconds
+        record["pairs_per_s"] = pairs / seconds if seconds > 0 else math.nan
+        self.log.log(record)
+        if progress is not None:
+            progress.set_postfix(loss=f"{values[0]:.4g}", epoch=self.state.epoch)
+
+    def end_epoch(self) -> None:
+        self.flush_log()
+        epoch = self.state.epoch
+        if self.training.eval_every_epochs and (epoch + 1) % self.training.eval_every_epochs == 0:
+            self.validate()
+        self.state.epoch += 1
+        self.state.batches_in_epoch = 0
+
+    def validate(self) -> None:
+        """Retrieval metrics on the validation images (main process), shared with every process."""
+        accelerator, state = self.accelerator, self.state
+        self.flush_log()
+        metrics = None
+        if accelerator.is_main_process and len(self.val_images):
+            model = accelerator.unwrap_model(self.model)
+            with seeded_rngs(self.training.seed), torch.no_grad():
+                metrics = dict(self.trainer.evaluate_fn(model, self.processor, self.val_images, self.training.eval_batch_size))
+            if SELECTION_METRIC not in metrics:
+                raise KeyError(f"the evaluator returned no {SELECTION_METRIC!r} (got {sorted(metrics)})")
+        metrics = broadcast_object_list([metrics])[0]
+        self.model.train()
+        if metrics is None:
+            return
+        state.last_metrics, state.last_eval_step = metrics, state.global_step
+        self.log.log({"kind": "eval", "step": state.global_step, "epoch": state.epoch, **metrics})
+        if metrics[SELECTION_METRIC] > state.best_metric:
+            state.best_metric, state.best_epoch, state.best_step, state.best_metrics = metrics[SELECTION_METRIC], state.epoch, state.global_step, metrics
+            if accelerator.is_main_process:
+                save_model_dir(accelerator.unwrap_model(self.model), self.processor, self.trainer.run_dir / "model")
+        accelerator.wait_for_everyone()
+        self.throughput.restart()
+
+    def checkpoint(self) -> None:
+        """`save_state` into checkpoints/step_N and keep the newest `keep_checkpoints`."""
+        accelerator, state, run_dir = self.accelerator, self.state, self.trainer.run_dir
+        self.flush_log()
+        folder = run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        state.log_records = self.log.count
+        accelerator.save_state(str(folder))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            for step in checkpoint_steps(run_dir)[: -self.training.keep_checkpoints]:
+                shutil.rmtree(run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}")
+        self.throughput.restart()
+
+
+def train(recipe: Recipe, run_dir: str | Path | None = None, resume: str | None = None, **trainer_kwargs) -> Path:
+    """Train a recipe (see `Trainer`); returns the run directory."""
+    return Trainer(recipe, run_dir=run_dir, **trainer_kwargs).train(resume=resume)

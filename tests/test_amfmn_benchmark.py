@@ -1,0 +1,42 @@
+"""`scripts/benchmark_models.py` runs every registry entry end to end (tiny configs here)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from rs_retrieval.models.amfmn import AMFMNConfig
+from rs_retrieval.models.galr import GaLRConfig
+
+FAMILY = dict(vocab_size=20, word_embed_dim=8, text_hidden_dim=10, embed_dim=8, backbone_hidden_sizes=[4, 4, 8, 8],
+              backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70)
+
+
+def load_script(monkeypatch):
+    spec = importlib.util.spec_from_file_location("benchmark_models", Path(__file__).parents[1] / "scripts" / "benchmark_models.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_registry_covers_both_methods_and_reports(tmp_path, monkeypatch, capsys):
+    script = load_script(monkeypatch)
+    assert {"amfmn", "galr"} <= set(script.BENCHMARKS)
+    assert isinstance(script.BENCHMARKS["amfmn"].config(), AMFMNConfig) and script.BENCHMARKS["amfmn"].config().image_size == 256
+    tiny = {
+        "amfmn": script.BenchmarkEntry(lambda: AMFMNConfig(att_type="similarity_att", **FAMILY)),
+        "galr": script.BenchmarkEntry(
+            lambda: GaLRConfig(num_nodes=3, node_dim=5, gcn_dims=[4, 2, 4], mca_hidden=8, mca_heads=2, mca_ff=8, dynamic_fusion_dim=4, **FAMILY),
+            image_inputs=script.galr_image_inputs,
+        ),
+    }
+    monkeypatch.setattr(script, "BENCHMARKS", tiny)
+    args = ["--methods", "amfmn", "galr", "--num-images", "5", "--num-captions", "7", "--image-batch", "2", "--text-batch", "3", "--json", str(tmp_path / "r.json")]
+    assert script.main(args) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert [r["method"] for r in results] == ["amfmn", "galr"]
+    for r in results:
+        assert r["num_images"] == 5 and r["num_captions"] == 7 and r["images_per_s"] > 0 and r["captions_per_s"] > 0
+        assert r["test_set_s"] >= r["score_matrix_s"] > 0
+    assert "| amfmn |" in capsys.readouterr().out

@@ -1,0 +1,49 @@
+"""`scripts/benchmark_models.py` entries for MSA and CMPAGL, run end to end with tiny configs."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from rs_retrieval.models.cmpagl import CmpaglConfig
+from rs_retrieval.models.msa import MSAConfig
+from rs_retrieval.models.towers import resnet_config
+
+TEXT = dict(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
+
+
+def load_script(monkeypatch):
+    spec = importlib.util.spec_from_file_location("benchmark_models", Path(__file__).parents[1] / "scripts" / "benchmark_models.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_msa_and_cmpagl_benchmark_entries_and_rerank_costs(tmp_path, monkeypatch, capsys):
+    script = load_script(monkeypatch)
+    assert isinstance(script.BENCHMARKS["msa"].config(), MSAConfig)
+    assert script.BENCHMARKS["cmpagl"].config().itm_k_test == 0
+    tiny = {
+        "msa": script.BenchmarkEntry(
+            lambda: MSAConfig(text_config=TEXT, vision_config=resnet_config("resnet50", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8),
+                              hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8),
+            text_inputs=script.padded_text_inputs,
+        ),
+        "cmpagl": script.BenchmarkEntry(
+            lambda: CmpaglConfig(text_config=TEXT, vision_config=dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4),
+                                 fusion_layers=1, embed_dim=8, gswin_stages=(0,), itm_k_test=0, max_text_len=8),
+            image_inputs=script.swin_image_inputs,
+            text_inputs=script.padded_text_inputs,
+        ),
+    }
+    monkeypatch.setattr(script, "BENCHMARKS", tiny)
+    args = ["--methods", "msa", "cmpagl", "--num-images", "5", "--num-captions", "9", "--image-batch", "2", "--text-batch", "4",
+            "--rerank-k", "0", "2", "20", "--rerank-sample-pairs", "7", "--json", str(tmp_path / "r.json")]
+    assert script.main(args) == 0
+    msa, cmpagl = json.loads((tmp_path / "r.json").read_text())
+    assert msa["rerank"] == [] and msa["test_set_s"] >= msa["score_matrix_s"] > 0
+    assert [row["k"] for row in cmpagl["rerank"]] == [0, 2, 20]
+    assert cmpagl["rerank"][2]["pairs"] == 45 and cmpagl["rerank"][2]["measured_pairs"] == 7  # k >= N, M: every pair
+    assert 9 * 2 <= cmpagl["rerank"][1]["pairs"] <= 5 * 2 + 9 * 2 and cmpagl["rerank"][1]["rerank_s"] > 0
+    assert "cmpagl fusion re-rank" in capsys.readouterr().out

@@ -1,0 +1,136 @@
+"""`bundle`: flat remote code with rewritten imports and auto_map (loading it without the package is
+checked in test_hub_roundtrip.py)."""
+
+import ast
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hub_server import import_tiny_package, make_tiny_model
+from rs_retrieval.hub.remote_code import BundleError, SourceModule, _Collector, _flat_names, _locate, bundle
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    import_tiny_package(tmp_path_factory.mktemp("pkg"))
+    model, processor = make_tiny_model()
+    out = tmp_path_factory.mktemp("saved")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out, bundle(out, model, processor)
+
+
+def _imports(source: str) -> list[ast.ImportFrom | ast.Import]:
+    return [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Import, ast.ImportFrom))]
+
+
+def test_bundle_writes_the_import_closure_under_unique_flat_names(saved):
+    out, auto_map = saved
+    files = sorted(p.name for p in out.glob("*.py"))
+    # tinyhub/layers/utils.py and tinyhub/models/utils.py clash on "utils"; rs_retrieval's base pulls
+    # in outputs (top-level import) and towers (imported inside a method).
+    assert files == [
+        "base.py", "configuration_tiny.py", "layers_utils.py", "modeling_tiny.py", "models_utils.py",
+        "outputs.py", "processing.py", "processing_tiny.py", "towers.py",
+    ]
+    assert auto_map == {
+        "AutoConfig": "configuration_tiny.TinyHubConfig",
+        "AutoModel": "modeling_tiny.TinyHubModel",
+        "AutoProcessor": "processing_tiny.TinyHubProcessor",
+        "AutoImageProcessor": "processing.RSImageProcessor",
+    }
+
+
+def test_bundled_imports_are_flat_and_same_directory(saved):
+    out, _ = saved
+    flat = {p.stem for p in out.glob("*.py")}
+    for path in out.glob("*.py"):
+        source = path.read_text()
+        for node in _imports(source):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, f"{path.name}:{node.lineno} keeps a parent-relative import"
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                assert set(targets) <= flat, f"{path.name}:{node.lineno} imports {targets}, not bundled"
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            assert not any(n.split(".")[0] in ("rs_retrieval", "tinyhub") for n in names), f"{path.name}:{node.lineno}"
+
+
+def test_rewritten_source_keeps_everything_but_the_imports(saved):
+    out, _ = saved
+    modeling = (out / "modeling_tiny.py").read_text()
+    assert "from .base import RetrievalPreTrainedModel\n" in modeling
+    assert "from . import layers_utils as layer_utils\n" in modeling
+    assert "from .models_utils import flatten_patches\n" in modeling
+    assert "from .configuration_tiny import TinyHubConfig\n" in modeling
+    # `from . import x` is invisible to transformers' dependency scan, so a never-run line names it.
+    assert modeling.rstrip().endswith("if False:  # dependency list for transformers' remote-code download\n    from .layers_utils import __name__")
+    original = _locate("tinyhub.models.tiny.modeling_tiny").path.read_text()
+    strip = lambda text: "\n".join(l for l in text.splitlines() if not re.match(r"\s*(from|import) ", l) and "if False" not in l).strip()
+    assert strip(modeling) == strip(original)
+    base = (out / "base.py").read_text()
+    assert "        from .towers import load_tower_weights\n" in base  # indented import inside a method
+
+
+def test_transformers_dependency_scan_finds_every_bundled_module(saved):
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    out, auto_map = saved
+    reached = set()
+    for ref in auto_map.values():
+        module = out / (ref.split(".")[0] + ".py")
+        reached |= {module.name} | {p.rsplit("/", 1)[-1] for p in get_relative_import_files(module)}
+    assert reached == {p.name for p in out.glob("*.py")}
+
+
+def test_auto_map_is_written_into_each_saved_config(saved):
+    out, auto_map = saved
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"] == auto_map and config["model_type"] == "tiny_hub_test"
+    processor = json.loads((out / "processor_config.json").read_text())
+    assert processor["auto_map"] == {"AutoProcessor": "processing_tiny.TinyHubProcessor"}
+    assert processor["image_processor"]["auto_map"] == {"AutoImageProcessor": "processing.RSImageProcessor"}
+    tokenizer = json.loads((out / "tokenizer_config.json").read_text())
+    assert tokenizer["auto_map"] == {"AutoProcessor": "processing_tiny.TinyHubProcessor"}
+
+
+def test_bundle_requires_saved_files(tmp_path, saved):
+    model, processor = make_tiny_model()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        bundle(tmp_path, model, processor)
+    model.save_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="processor_config.json"):
+        bundle(tmp_path, model, processor)
+
+
+def _write(root, files):
+    for name, source in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("from .helpers import *\n", "import \\*"),
+        ("import badpkg.helpers\n", "binds the top-level package"),
+        ("from ...outside import x\n", "beyond top-level package"),
+        ("from .missing import x\n", "'badpkg.missing', which has no source file"),
+    ],
+)
+def test_unbundlable_imports_raise_with_file_and_line(tmp_path, monkeypatch, source, message):
+    _write(tmp_path, {"badpkg/__init__.py": "", "badpkg/helpers.py": "x = 1\n", "badpkg/mod.py": "import os\n" + source})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BundleError, match=message) as info:
+        _Collector({"badpkg"}).add(_locate("badpkg.mod"))
+    assert f"{tmp_path / 'badpkg' / 'mod.py'}:2" in str(info.value)
+
+
+def test_flat_names_grow_only_for_clashing_modules():
+    modules = [SourceModule(n, Path("/x.py")) for n in ("a.x.utils", "b.x.utils", "a.y.utils", "a.core")]
+    assert _flat_names(modules) == {"a.x.utils": "a_x_utils", "b.x.utils": "b_x_utils", "a.y.utils": "y_utils", "a.core": "core"}
+    with pytest.raises(BundleError, match="distinct flat module names"):
+        _flat_names([SourceModule(n, Path("/x.py")) for n in ("a_b.c", "a.b.c", "q.b.c")])
