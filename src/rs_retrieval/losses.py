@@ -7,12 +7,12 @@ matched pairs (positives on the diagonal) and return a scalar.
 import math
 import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
+from .fileio import atomic_file
 
 
 def same_image_mask(image_ids: torch.Tensor | None, size: int, device) -> torch.Tensor:
@@ -232,17 +232,9 @@ class PrecomputedCaptionPrior:
 
 def save_caption_prior(matrix: np.ndarray, path: str | os.PathLike) -> str:
     """Write a prior matrix as float32 .npy, atomically."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".prior-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(matrix, dtype=np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_file(path, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.asarray(matrix, dtype=np.float32))
+    return os.fspath(path)
 
 
 def _index_list(indices, size: int, what: str) -> list[int]:

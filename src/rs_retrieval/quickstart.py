@@ -30,7 +30,7 @@ def run_quickstart(
     from .search import make_contact_sheet, search_images
     from .search_commands import load_model
     from .training import load_recipe, train
-    from .training.data import write_json_atomic
+    from .fileio import write_json_atomic
 
     recipe_path = Path(recipe_path)
     if not recipe_path.is_file():

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from importlib import resources
 
 from transformers import PreTrainedTokenizer
+from .fileio import atomic_file
 
 #: Tokens the reference code removes after tokenisation (`vocab.py` and `data.py`).
 PUNCTUATION_TOKENS = frozenset([",", ".", ":", ";", "?", "(", ")", "[", "]", "&", "!", "*", "@", "#", "$", "%"])
@@ -192,17 +192,9 @@ def save_vocab(word2idx: dict[str, int], path: str | os.PathLike) -> str:
     """Write `word2idx` in the reference `vocab.json` format, atomically."""
     word2idx = validate_word2idx(word2idx)
     data = {"word2idx": word2idx, "idx2word": {str(i): w for w, i in word2idx.items()}, "idx": len(word2idx) + 1}
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".vocab-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False)
+    return os.fspath(path)
 
 
 class RSWordTokenizer(PreTrainedTokenizer):

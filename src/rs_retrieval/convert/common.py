@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 
 import torch
+from ..fileio import atomic_directory
 
 
 class CheckpointConversionError(ValueError):
@@ -148,30 +147,12 @@ def save_pretrained_atomic(out_dir: str | os.PathLike, *savables, overwrite: boo
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)) and not overwrite:
         raise FileExistsError(f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.staging-")
-    try:
+
+    def fill(folder) -> None:
         for obj in savables:
-            obj.save_pretrained(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    backup = None
-    if os.path.exists(out_dir):
-        backup = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.old-")
-        os.replace(out_dir, os.path.join(backup, "previous"))
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        if backup is not None:  # put the previous folder back
-            os.replace(os.path.join(backup, "previous"), out_dir)
-            shutil.rmtree(backup, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup)
-    return out_dir
+            obj.save_pretrained(folder)
+
+    return str(atomic_directory(out_dir, fill, overwrite=True))
 
 
 def _preview(items: Sequence[str], limit: int = 12) -> str:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..fileio import atomic_directory
 from .schema import split_info
 
 if TYPE_CHECKING:
@@ -25,32 +23,6 @@ def _as_dict(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, "d
     return dict(dataset) if hasattr(dataset, "keys") else {str(dataset.split or "train"): dataset}
 
 
-def write_atomically(out_dir: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Run `fill(tmp)` on a fresh folder beside `out_dir`, then rename it into place.
-
-    `out_dir` is either absent, or (with `overwrite`) replaced only once the new folder is complete.
-    """
-    out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True / --overwrite to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    old = None
-    try:
-        fill(work)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "previous")
-        os.rename(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        if old is not None and not out_dir.exists():
-            os.replace(old / "previous", out_dir)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return out_dir
 
 
 def _card(splits: dict[str, "datasets.Dataset"]) -> str:
@@ -87,9 +59,9 @@ def export_parquet(
             embedded.to_parquet(str(work / "data" / f"{name}-00000-of-00001.parquet"), batch_size=rows_per_group)
         (work / "README.md").write_text(_card(splits), encoding="utf-8")
 
-    return write_atomically(out_dir, fill, overwrite)
+    return atomic_directory(out_dir, fill, overwrite)
 
 
 def save_arrow(dataset: "datasets.Dataset | datasets.DatasetDict", out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     """`save_to_disk` (images embedded by `datasets`), written atomically; reload with `load_from_disk`."""
-    return write_atomically(out_dir, lambda work: dataset.save_to_disk(str(work)), overwrite)
+    return atomic_directory(out_dir, lambda work: dataset.save_to_disk(str(work)), overwrite)

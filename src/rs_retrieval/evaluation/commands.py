@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
-from pathlib import Path
 
+from ..fileio import write_json_atomic
 from .folds import format_table
 from .metrics import PROTOCOLS, TIE_POLICIES
 from .rerank import RERANKERS
@@ -41,22 +38,6 @@ def register(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_evaluate)
 
-
-def write_json_atomic(path: str | os.PathLike, payload) -> None:
-    """Write JSON to a temporary file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        try:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            handle.close()
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from string import Template
 import yaml
 
 from .dataset_notes import dataset_notes
-from .files import atomic_write_text
+from ..fileio import atomic_write_text
 from .paper_results import REPORTED_NOTES, canonical_dataset, reported_results
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "hub_cards"

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_write_text
+from ..fileio import atomic_write_text
 
 #: The package whose modules are always bundled (our models import its shared modules).
 PACKAGE = "rs_retrieval"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import random
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..hub.files import atomic_write_text
+from ..fileio import write_json_atomic
 from .recipe import DataSpec, RecipeError
 
 #: Per-pair labels the collator adds when the data has them, beyond `image_ids`.
@@ -173,6 +172,3 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
         validation = validation.select(range(min(spec.max_val_images, len(validation))))
     return train, validation
 
-
-def write_json_atomic(path: Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

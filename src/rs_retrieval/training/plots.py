@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..hub.files import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 
 RECALL_KEYS = ("i2t_R@1", "i2t_R@10", "t2i_R@1", "t2i_R@10")
 

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from ..hub.files import atomic_write_text
+from ..fileio import atomic_write_text
 
 
 class JsonlLog:

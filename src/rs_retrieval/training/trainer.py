@@ -34,8 +34,8 @@ from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_ten
 from tqdm.auto import tqdm
 
 from ..hub.cards import write_model_card
-from ..hub.files import atomic_write_text
-from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits, write_json_atomic
+from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
+from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
 from .recipe import Recipe, RecipeError, dump_recipe, registered_retrieval_methods, resolve_model_config
@@ -125,17 +125,11 @@ def build_model_and_processor(recipe: Recipe, train_captions) -> tuple:
 
 def save_model_dir(model, processor, target: Path) -> None:
     """`save_pretrained` model + processor into a temporary sibling folder, then swap it in."""
-    target = Path(target)
-    tmp = target.with_name(f".{target.name}.tmp")
-    old = target.with_name(f".{target.name}.old")
-    for leftover in (tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    def fill(folder: Path) -> None:
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+
+    atomic_directory(target, fill, overwrite=True)
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from ..amfmn.processing_amfmn import AMFMNFamilyProcessor
+from ...fileio import atomic_file
 
 GEOMETRY_FEATURES = 5  # cx, cy, w, h, area
 
@@ -61,17 +61,9 @@ def save_local_features(table: dict[str, tuple[np.ndarray, np.ndarray]], path: s
         "local_rep": np.stack([table[k][0] for k in keys]).astype(np.float32),
         "local_adj": np.stack([table[k][1] for k in keys]).astype(np.float32),
     }
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".local-", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"keys": json.dumps(keys)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"keys": json.dumps(keys)})
+    return os.fspath(path)
 
 
 def load_local_features_file(path: str | os.PathLike, allow_pickle: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
