@@ -181,6 +181,8 @@ def test_official_local_feature_files_are_read_only_on_request(tmp_path):
     np.testing.assert_array_equal(again["local_features"].numpy(), features[:1])
     with pytest.raises(ValueError, match=r"expects \(20, 20\)"):
         processor().load_local_features(tmp_path / "local.safetensors")
+    from_recipe = GaLRProcessor.from_config(tiny_model(num_nodes=4, node_dim=12).config, VOCAB, local_features=tmp_path / "local.safetensors")
+    np.testing.assert_array_equal(from_recipe.image_inputs({"image": [Image.new("RGB", (64, 64))], "filename": ["beach_2.tif"]})["local_features"].numpy(), features[:1])
     np.save(tmp_path / "bad.npy", {"local_rep": reps}, allow_pickle=True)
     with pytest.raises(ValueError, match="adj_matrix"):
         read_official_local_features(tmp_path / "bad.npy")

@@ -124,8 +124,13 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         super().__init__(image_processor, tokenizer, **kwargs)
 
     @classmethod
-    def from_config(cls, config, vocab, **kwargs):
-        return super().from_config(config, vocab, num_nodes=config.num_nodes, node_dim=config.node_dim, **kwargs)
+    def from_config(cls, config, vocab, local_features: str | os.PathLike | None = None, allow_pickle: bool = False, **kwargs):
+        """`local_features` (an official `*_local.npy` or a `save_local_features` file) is loaded
+        at once, so a training recipe can name it: `processor.options.local_features: PATH`."""
+        processor = super().from_config(config, vocab, num_nodes=config.num_nodes, node_dim=config.node_dim, **kwargs)
+        if local_features is not None:
+            processor.load_local_features(local_features, allow_pickle=allow_pickle)
+        return processor
 
     @staticmethod
     def object_vocabulary(objects_per_image: Iterable[Sequence[dict]]) -> tuple[list[str], list[str]]:
