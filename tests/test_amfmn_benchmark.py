@@ -1,10 +1,8 @@
 """`scripts/benchmark_models.py` runs every registry entry end to end (tiny configs here)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+from helpers import load_script
 from rs_retrieval.models.amfmn import AMFMNConfig
 from rs_retrieval.models.galr import GaLRConfig
 
@@ -12,16 +10,8 @@ FAMILY = dict(vocab_size=20, word_embed_dim=8, text_hidden_dim=10, embed_dim=8, 
               backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70)
 
 
-def load_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("benchmark_models", Path(__file__).parents[1] / "scripts" / "benchmark_models.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_registry_covers_both_methods_and_reports(tmp_path, monkeypatch, capsys):
-    script = load_script(monkeypatch)
+    script = load_script("benchmark_models.py", monkeypatch)
     assert {"amfmn", "galr"} <= set(script.BENCHMARKS)
     assert isinstance(script.BENCHMARKS["amfmn"].config(), AMFMNConfig) and script.BENCHMARKS["amfmn"].config().image_size == 256
     tiny = {

@@ -2,14 +2,13 @@
 the released score recipe. Exact parity with NLTK (PorterStemmer on 47k words; the full recipe on
 40 x 2260 RSITMD test pairs) was checked once with a throw-away script; these tests pin hand cases."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import load_script
 from rs_retrieval.losses import CaptionPriorSimilarity, PrecomputedCaptionPrior, sentence_bleu4
 from rs_retrieval.tokenization import porter_stem
 
@@ -73,9 +72,7 @@ def test_full_matrix_equals_per_pair_scores_and_round_trips_through_the_script(t
     assert full[2, 6] > 0.5 and full[0, 6] > full[1, 6]  # the near-duplicate caption
 
     (tmp_path / "caps.txt").write_text("\n".join(captions) + "\n")
-    spec = importlib.util.spec_from_file_location("prior_script", Path(__file__).parents[1] / "scripts" / "compute_caption_prior.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("compute_caption_prior.py")
     assert script.main(["--captions", str(tmp_path / "caps.txt"), "--captions-per-image", "3", "--out", str(tmp_path / "p.npy")]) == 0
     loaded = PrecomputedCaptionPrior.load(tmp_path / "p.npy")
     assert loaded.shape == (3, 9)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import rs_retrieval.models  # noqa: F401
-from rs_retrieval.data import flatten_captions, load_dataset
-from rs_retrieval.evaluation.engine import evaluate_retrieval
+from helpers import report_vs_chance, train_and_evaluate
+from rs_retrieval.data import load_dataset
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from rs_retrieval.tokenization import build_vocab
@@ -25,30 +25,6 @@ def synth(tmp_path_factory):
     return load_dataset("rs_synth", cache_dir=tmp_path_factory.mktemp("rs_synth"), train_size=400, val_size=10, test_size=100, image_size=64)
 
 
-def train_and_evaluate(model, processor, train_split, test_split, seed=0):
-    captions = flatten_captions(train_split)
-    rows = captions[:]
-    inputs = dict(processor.image_inputs(rows, train=False))
-    inputs.update(processor.text_inputs(rows["caption"]))
-    image_ids = torch.tensor(rows["image_index"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(STEPS):
-        batch = torch.randperm(len(image_ids), generator=generator)[:BATCH]
-        loss = model(**{k: v[batch] for k, v in inputs.items()}, image_ids=image_ids[batch], return_loss=True).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return evaluate_retrieval(model.eval(), processor, test_split, progress=False)["none"]
-
-
-def _report(name, metrics, n_img, n_txt):
-    chance = {"i2t_R@1": 100 * 5 / n_txt, "t2i_R@1": 100 / n_img, "i2t_R@10": 100 * min(1, 50 / n_txt), "t2i_R@10": 100 * 10 / n_img}
-    print(f"\n{name} on rs_synth test ({n_img} images): " + ", ".join(f"{k} {metrics[k]:.1f} (chance {v:.1f})" for k, v in chance.items()) + f", mR {metrics['mR']:.1f}")
-    return chance
-
-
 @pytest.mark.parametrize("method", ["amfmn", "galr"])
 def test_tiny_model_on_rs_synth_beats_chance(synth, method):
     torch.manual_seed(0)
@@ -65,6 +41,7 @@ def test_tiny_model_on_rs_synth_beats_chance(synth, method):
         )
         model = GaLRModel(config)
         processor = GaLRProcessor.from_config(config, vocab, object_categories=categories, object_colors=colors)
-    metrics = train_and_evaluate(model, processor, train_split, test_split)
-    chance = _report(method, metrics, len(test_split), 5 * len(test_split))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    metrics = train_and_evaluate(model, processor, train_split, test_split, optimizer, STEPS, BATCH)
+    chance = report_vs_chance(method, metrics, len(test_split))
     assert metrics["i2t_R@10"] > 3 * chance["i2t_R@10"] and metrics["t2i_R@10"] > 3 * chance["t2i_R@10"]

@@ -1,10 +1,8 @@
 """`scripts/benchmark_models.py` entries for MSA and CMPAGL, run end to end with tiny configs."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+from helpers import load_script
 from rs_retrieval.models.cmpagl import CmpaglConfig
 from rs_retrieval.models.msa import MSAConfig
 from rs_retrieval.models.towers import resnet_config
@@ -12,16 +10,8 @@ from rs_retrieval.models.towers import resnet_config
 TEXT = dict(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
 
 
-def load_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("benchmark_models", Path(__file__).parents[1] / "scripts" / "benchmark_models.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_msa_and_cmpagl_benchmark_entries_and_rerank_costs(tmp_path, monkeypatch, capsys):
-    script = load_script(monkeypatch)
+    script = load_script("benchmark_models.py", monkeypatch)
     assert isinstance(script.BENCHMARKS["msa"].config(), MSAConfig)
     assert script.BENCHMARKS["cmpagl"].config().itm_k_test == 0
     tiny = {

@@ -239,12 +239,9 @@ def test_pickled_wrappers_need_allow_pickle_and_outputs_are_atomic(tmp_path, voc
 
 
 def test_script_dispatches_on_method_and_registry_is_extensible(tmp_path, vocab_file):
-    import importlib.util
-    from pathlib import Path
+    from helpers import load_script
 
-    spec = importlib.util.spec_from_file_location("convert_script", Path(__file__).parents[1] / "scripts" / "convert_official_checkpoint.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("convert_official_checkpoint.py")
     path = _save(official_state(), tmp_path / "ckpt.pth")
     args = ["--method", "amfmn", "--checkpoint", str(path), "--vocab", str(vocab_file), "--out", str(tmp_path / "out")]
     overrides = ["--set", f"backbone_hidden_sizes={json.dumps(WIDTHS)}", "--set", f"backbone_embedding_size={STEM}", "--set", "margin=0.3"]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import rs_retrieval.models  # noqa: F401
-from rs_retrieval.data import flatten_captions, load_dataset
-from rs_retrieval.evaluation.engine import evaluate_retrieval
+from helpers import report_vs_chance, train_and_evaluate
+from rs_retrieval.data import load_dataset
 from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel, CmpaglProcessor
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
 from rs_retrieval.models.towers import resnet_config
@@ -43,37 +43,16 @@ def text_config(vocab, length):
     return dict(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=length)
 
 
-def train_and_evaluate(model, processor, train_split, test_split, steps=STEPS, seed=0):
-    rows = flatten_captions(train_split)[:]
-    inputs = dict(processor.image_inputs(rows, train=False))
-    inputs.update(processor.text_inputs(rows["caption"]))
-    image_ids = torch.tensor(rows["image_index"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(steps):
-        batch = torch.randperm(len(image_ids), generator=generator)[:BATCH]
-        loss = model(**{k: v[batch] for k, v in inputs.items()}, image_ids=image_ids[batch], return_loss=True).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return evaluate_retrieval(model.eval(), processor, test_split, progress=False)["none"]
-
-
-def report(name, metrics, n_img):
-    chance = {"i2t_R@1": 100 * 5 / (5 * n_img), "t2i_R@1": 100 / n_img, "i2t_R@10": 100 * min(1, 50 / (5 * n_img)), "t2i_R@10": 100 * 10 / n_img}
-    print(f"\n{name} on rs_synth test ({n_img} images): " + ", ".join(f"{k} {metrics[k]:.1f} (chance {v:.1f})" for k, v in chance.items()) + f", mR {metrics['mR']:.1f}")
-    return chance
-
-
 def test_tiny_msa_on_rs_synth_beats_chance(synth):
     torch.manual_seed(0)
     vocab = caption_vocab(synth["train"])
     vision = resnet_config("resnet50", hidden_sizes=[32, 32, 64, 64], depths=[1, 1, 1, 1], embedding_size=16)
     config = MSAConfig(text_config=text_config(vocab, 32), vision_config=vision, hidden_size=64, mscmat_heads=4, image_size=SIZE)
     processor = MSAProcessor.from_vocab(vocab, size=SIZE, train_resize=SIZE)
-    metrics = train_and_evaluate(MSAModel(config), processor, synth["train"], synth["test"])
-    chance = report("MSA", metrics, len(synth["test"]))
+    model = MSAModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
+    metrics = train_and_evaluate(model, processor, synth["train"], synth["test"], optimizer, STEPS, BATCH)
+    chance = report_vs_chance("MSA", metrics, len(synth["test"]))
     assert metrics["i2t_R@10"] > 3 * chance["i2t_R@10"] and metrics["t2i_R@10"] > 3 * chance["t2i_R@10"]
 
 
@@ -85,6 +64,8 @@ def test_tiny_cmpagl_on_rs_synth_beats_chance(synth):
         text_config=text_config(vocab, 32), vision_config=vision, fusion_layers=1, embed_dim=64, gswin_stages=(0, 1), itm_k_test=16, max_text_len=32
     )
     processor = CmpaglProcessor.from_vocab(vocab, max_text_length=32, size=SIZE)
-    metrics = train_and_evaluate(CmpaglModel(config), processor, synth["train"], synth["test"], steps=500)
-    chance = report("CMPAGL (top-16 fusion re-rank)", metrics, len(synth["test"]))
+    model = CmpaglModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
+    metrics = train_and_evaluate(model, processor, synth["train"], synth["test"], optimizer, 500, BATCH)
+    chance = report_vs_chance("CMPAGL (top-16 fusion re-rank)", metrics, len(synth["test"]))
     assert metrics["i2t_R@10"] > 3 * chance["i2t_R@10"] and metrics["t2i_R@10"] > 3 * chance["t2i_R@10"]
