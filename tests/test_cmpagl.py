@@ -175,6 +175,19 @@ def test_two_stage_score_equals_pairwise_brute_force(model, k, add_itc):
         assert len(candidates) == 20  # every pair is a candidate
 
 
+def test_evaluator_scores_the_whole_matrix_in_one_block(model):
+    """Top-k candidates depend on every text, so a text-blocked score would differ from `score`."""
+    from rs_retrieval.evaluation.engine import score_matrix
+
+    pixels, ids, mask = batch()
+    with torch.no_grad():
+        images, texts = model.encode_images(pixels), model.encode_texts(ids, mask)
+        full = model.score(images, texts)
+        blocked_by_hand = torch.cat([model.score(images, {k: v[i : i + 2] for k, v in texts.items()}) for i in range(0, 5, 2)], dim=1)
+    assert not torch.equal(blocked_by_hand, full)  # the hazard is real for this model
+    torch.testing.assert_close(score_matrix(model, images, texts, chunk_size=2), full)
+
+
 def test_k_zero_is_dual_encoder_only(model):
     pixels, ids, mask = batch()
     model.config.itm_k_test = 0

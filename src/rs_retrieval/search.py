@@ -177,9 +177,10 @@ def _text_cache(model, processor, texts: Sequence[str]) -> dict[str, torch.Tenso
 def _scores(model, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor]) -> torch.Tensor:
     """[N_images] scores of every image against the single text, scored in chunks of images."""
     device, n = _device(model), len(next(iter(image_cache.values())))
+    chunk = SCORE_CHUNK if getattr(model, "score_is_blockwise", True) else max(n, 1)
     chunks = []
-    for start in range(0, n, SCORE_CHUNK):
-        part = {k: v[start : start + SCORE_CHUNK].to(device) for k, v in image_cache.items()}
+    for start in range(0, n, chunk):
+        part = {k: v[start : start + chunk].to(device) for k, v in image_cache.items()}
         chunks.append(model.score(part, text_cache)[:, 0].float().cpu())
     return torch.cat(chunks)
 

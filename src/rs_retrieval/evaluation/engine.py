@@ -100,12 +100,15 @@ def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None,
 
 
 def score_matrix(model, image_cache: Mapping[str, torch.Tensor], text_cache: Mapping[str, torch.Tensor], chunk_size: int = SCORE_CHUNK_SIZE) -> torch.Tensor:
-    """`model.score` over all cached images x texts, in blocks of `chunk_size` text columns.
+    """`model.score` over all cached images x texts, in blocks of `chunk_size` text columns
+    (one block for models whose score is not blockwise, e.g. CMPAGL's top-k re-rank).
 
     Low-precision scores (fp16/bf16) are stored as float32 so that rounding adds no ties.
     """
     n_img = len(next(iter(image_cache.values())))
     n_txt = len(next(iter(text_cache.values())))
+    if not getattr(model, "score_is_blockwise", True):
+        chunk_size = max(n_txt, 1)
     sim = None
     with torch.inference_mode():
         for start in range(0, n_txt, chunk_size):

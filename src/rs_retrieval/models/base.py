@@ -34,6 +34,10 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     #: Keys of `encode_images`'s output that `score` needs; the evaluator caches exactly these.
     image_cache_keys: tuple[str, ...] = ("embeds",)
     text_cache_keys: tuple[str, ...] = ("embeds",)
+    #: True when `score` on a block of images or texts equals that block of the full matrix, so
+    #: evaluators may split large matrices; False where candidates depend on the whole set
+    #: (CMPAGL's top-k fusion re-rank).
+    score_is_blockwise: bool = True
 
     @classmethod
     def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):

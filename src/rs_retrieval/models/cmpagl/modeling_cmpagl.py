@@ -169,6 +169,7 @@ class CmpaglModel(CmpaglPreTrainedModel):
     vision_tower_path = "vision_model"
     text_tower_path = "text_model"
     image_cache_keys = ("embeds", "tokens")
+    score_is_blockwise = False  # the top-k candidates of a query depend on every image and text
     text_cache_keys = ("embeds", "tokens", "attention_mask")
 
     def __init__(self, config: CmpaglConfig):
