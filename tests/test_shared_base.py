@@ -85,3 +85,26 @@ def test_processor_builds_model_inputs():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
     with pytest.raises(ValueError, match="images"):
         processor()
+
+
+class TinySceneLossModel(TinyModel):
+    """Declares a loss-only input: forward must route it to compute_loss, not the image encoder."""
+
+    loss_input_names = ("scene_ids",)
+
+    def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, scene_ids=None):
+        loss = hinge_triplet_loss(logits_per_image, image_ids=scene_ids)
+        return loss, {"scene_ids_seen": scene_ids.sum()}
+
+
+def test_loss_inputs_reach_compute_loss_and_the_trainer_keeps_them():
+    from rs_retrieval.training.data import labels_not_taken
+
+    pixels, ids, scenes = torch.randn(3, 3, 32, 32), torch.randint(0, 16, (3, 4)), torch.tensor([1, 1, 2])
+    out = TinySceneLossModel(TinyConfig())(pixels, ids, return_loss=True, scene_ids=scenes)
+    assert out.loss_terms["scene_ids_seen"].item() == 4
+    assert out.loss.item() == pytest.approx(hinge_triplet_loss(out.logits_per_image, image_ids=scenes).item())
+    with pytest.raises(TypeError):  # an undeclared input still goes to the image encoder, which refuses it
+        TinyLossModel(TinyConfig())(pixels, ids, return_loss=True, scene_ids=scenes)
+    assert labels_not_taken(TinySceneLossModel(TinyConfig())) == []
+    assert labels_not_taken(TinyLossModel(TinyConfig())) == ["scene_ids"]

@@ -38,6 +38,9 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     #: evaluators may split large matrices; False where candidates depend on the whole set
     #: (CMPAGL's top-k fusion re-rank).
     score_is_blockwise: bool = True
+    #: Extra `forward` keyword inputs that go to `compute_loss` (not to the image encoder),
+    #: e.g. AMFMN's `prior_similarity`, CMPAGL's `scene_ids`.
+    loss_input_names: tuple[str, ...] = ()
 
     @classmethod
     def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):
@@ -68,6 +71,11 @@ class RetrievalPreTrainedModel(PreTrainedModel):
         """Full retrieval score matrix from cached encoder outputs (used at evaluation/search time)."""
         return self.similarity(image_cache["embeds"], text_cache["embeds"])
 
+    def training_logits(self, image_outputs: dict[str, torch.Tensor], text_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Score matrix the training loss is computed on; by default the retrieval `score`
+        (CMPAGL trains on its first-stage cosine and never re-ranks in training)."""
+        return self.score(image_outputs, text_outputs)
+
     def compute_loss(
         self,
         image_outputs: dict[str, torch.Tensor],
@@ -85,19 +93,24 @@ class RetrievalPreTrainedModel(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         return_loss: bool = False,
         image_ids: torch.Tensor | None = None,
-        **image_inputs,
+        **inputs,
     ) -> RetrievalOutput:
         """Score a batch of images against a batch of texts.
 
         With `return_loss=True` row i of the images must match row i of the texts; `image_ids`
         (optional) marks texts that share an image so losses can ignore those false negatives.
+        Keyword `inputs` named in `loss_input_names` go to `compute_loss`, the rest to
+        `encode_images` (e.g. GaLR's local graph).
         """
-        image_outputs = self.encode_images(pixel_values, **image_inputs)
+        loss_inputs = {name: inputs.pop(name) for name in self.loss_input_names if name in inputs}
+        image_outputs = self.encode_images(pixel_values, **inputs)
         text_outputs = self.encode_texts(input_ids, attention_mask)
-        logits_per_image = self.score(image_outputs, text_outputs)
         loss, loss_terms = None, None
         if return_loss:
-            loss, loss_terms = self.compute_loss(image_outputs, text_outputs, logits_per_image, image_ids)
+            logits_per_image = self.training_logits(image_outputs, text_outputs)
+            loss, loss_terms = self.compute_loss(image_outputs, text_outputs, logits_per_image, image_ids, **loss_inputs)
+        else:
+            logits_per_image = self.score(image_outputs, text_outputs)
         return RetrievalOutput(
             loss=loss,
             logits_per_image=logits_per_image,

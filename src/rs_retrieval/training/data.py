@@ -89,9 +89,9 @@ class TrainCollator:
 
 
 def labels_not_taken(model) -> list[str]:
-    """Collator labels beyond `image_ids` (part of every forward) that `model.forward` does not
-    name: they must be removed from the batch before calling it."""
-    accepted = inspect.signature(model.forward).parameters
+    """Collator labels beyond `image_ids` (part of every forward) that the model neither names in
+    `forward` nor lists in `loss_input_names`: they must be removed from the batch first."""
+    accepted = set(inspect.signature(model.forward).parameters) | set(getattr(model, "loss_input_names", ()))
     return [key for key in OPTIONAL_LABELS if key not in accepted]
 
 

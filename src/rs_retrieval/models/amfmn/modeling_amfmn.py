@@ -18,7 +18,6 @@ from transformers import initialization as init
 from ...losses import dynamic_margin, hinge_triplet_loss
 from ..base import RetrievalPreTrainedModel
 from ..mvsa import MVSA, ExtractFeature, check_image_size
-from ..outputs import RetrievalOutput
 from ..skipthought import SkipThoughtTextEncoder
 from .configuration_amfmn import AMFMNConfig, AMFMNFamilyConfig
 
@@ -37,6 +36,7 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
     config_class = AMFMNFamilyConfig
     vision_tower_path = "extract_feature.backbone"
     text_tower_path = "text_feature.seq2vec"
+    loss_input_names = ("prior_similarity",)  # [B, B] caption prior of the dynamic-margin loss
 
     def _build_branches(self, config: AMFMNFamilyConfig) -> None:
         self.extract_feature = ExtractFeature(config)
@@ -87,25 +87,6 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
             margin = dynamic_margin(prior_similarity.to(logits_per_image), **self.config.dynamic_margin)
         loss = hinge_triplet_loss(logits_per_image, margin, self.config.max_violation, image_ids)
         return loss, {"triplet": loss.detach()}
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        return_loss: bool = False,
-        image_ids: torch.Tensor | None = None,
-        prior_similarity: torch.Tensor | None = None,
-        **image_inputs,
-    ) -> RetrievalOutput:
-        """CLIP-style forward; `prior_similarity` [B, B] feeds the dynamic-margin loss."""
-        output = super().forward(pixel_values, input_ids, attention_mask, return_loss=False, **image_inputs)
-        if not return_loss:
-            return output
-        loss, terms = self.compute_loss(
-            {"embeds": output.image_embeds}, {"embeds": output.text_embeds}, output.logits_per_image, image_ids, prior_similarity
-        )
-        return RetrievalOutput(**{**output, "loss": loss, "loss_terms": terms})
 
     @classmethod
     def from_pretrained_towers(

@@ -22,7 +22,6 @@ from transformers.models.swin.modeling_swin import SwinRelativePositionBias
 from ...losses import hinge_triplet_loss, same_image_mask
 from ..base import RetrievalPreTrainedModel
 from ..bert_towers import build_bert, load_bert_layers
-from ..outputs import RetrievalOutput
 from .configuration_cmpagl import CmpaglConfig
 from .gswin import GswinVisionEncoder
 
@@ -170,6 +169,7 @@ class CmpaglModel(CmpaglPreTrainedModel):
     text_tower_path = "text_model"
     image_cache_keys = ("embeds", "tokens")
     score_is_blockwise = False  # the top-k candidates of a query depend on every image and text
+    loss_input_names = ("scene_ids",)
     text_cache_keys = ("embeds", "tokens", "attention_mask")
 
     def __init__(self, config: CmpaglConfig):
@@ -301,29 +301,6 @@ class CmpaglModel(CmpaglPreTrainedModel):
         total = w_itc * contrastive + w_itm * matching + w_tri * triplet
         return total, {"itc": contrastive.detach(), "itm": matching.detach(), "triplet": triplet.detach()}
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        return_loss: bool = False,
-        image_ids: torch.Tensor | None = None,
-        scene_ids: torch.Tensor | None = None,
-    ) -> RetrievalOutput:
-        """With `return_loss` the logits are the ITC cosine matrix (training never re-ranks);
-        otherwise they are the two-stage `score`."""
-        image_outputs = self.encode_images(pixel_values)
-        text_outputs = self.encode_texts(input_ids, attention_mask)
-        if return_loss:
-            logits = self.similarity(image_outputs["embeds"], text_outputs["embeds"])
-            loss, terms = self.compute_loss(image_outputs, text_outputs, logits, image_ids, scene_ids)
-        else:
-            logits, loss, terms = self.score(image_outputs, text_outputs), None, None
-        return RetrievalOutput(
-            loss=loss,
-            logits_per_image=logits,
-            logits_per_text=logits.t(),
-            image_embeds=image_outputs["embeds"],
-            text_embeds=text_outputs["embeds"],
-            loss_terms=terms,
-        )
+    def training_logits(self, image_outputs, text_outputs):
+        """Training uses the ITC cosine matrix; the two-stage `score` is for retrieval only."""
+        return self.similarity(image_outputs["embeds"], text_outputs["embeds"])
