@@ -4,10 +4,25 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from accelerate.state import AcceleratorState, GradientState
 
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.evaluation.engine import evaluate_retrieval
+
+def reset_accelerate_state() -> None:
+    """accelerate keeps one global configuration per process; each training run sets its own."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    reset_accelerate_state()
+    yield
+    reset_accelerate_state()
+
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from accelerate.state import AcceleratorState, GradientState
 from PIL import Image
 from safetensors.torch import load_file
 from test_training_toy import ToyConfig, ToyModel, brute_force_metrics, toy_dataset_dict, toy_evaluate, toy_processor
 from transformers import AutoModel, AutoProcessor
 
+from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.training import Trainer, load_recipe, recipe_from_dict
 from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, select_splits
@@ -29,16 +29,6 @@ from rs_retrieval.training.trainer import build_model_and_processor
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """accelerate keeps one global configuration per process; each run here sets its own."""
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 @pytest.fixture(scope="module")
@@ -229,12 +219,10 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, toy_data
     raw = toy_recipe(processor_dir, epochs=3, checkpoint_every_steps=3, gradient_accumulation_steps=accumulation, mixed_precision=precision, max_grad_norm=1.0)
     whole = run_toy(raw, tmp_path / "whole", toy_data)
     killed = {**raw, "training": {**raw["training"], "stop_after_steps": 5}}
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     interrupted = run_toy(killed, tmp_path / "interrupted", toy_data)
     assert not (interrupted / "model").exists() and len(losses(interrupted)) > 3  # logged past the step-3 checkpoint
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     run_toy(raw, interrupted, toy_data, resume="latest")
     reference, resumed = losses(whole), losses(interrupted)
     assert len(reference) == len(resumed) > 10

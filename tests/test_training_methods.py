@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 from transformers import AutoModel, AutoProcessor
 
+from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import load_dataset
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
@@ -31,15 +31,6 @@ REFERENCE = {
 }
 #: Vocabulary sizes of the reference vocab.json files (words + padding id 0).
 REFERENCE_VOCAB = {"rsitmd": 1350, "rsicd": 1226}
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
