@@ -1,0 +1,29 @@
+"""Folders saved by an earlier version of the package still load and score identically."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModel, AutoProcessor
+
+import rs_retrieval  # noqa: F401  (registers the methods)
+
+SAVED = Path(__file__).parent / "fixtures" / "saved_main"
+
+
+def plain_images(side: int) -> list[Image.Image]:
+    return [Image.new("RGB", (side, side), (10 + 60 * i, 200 - 50 * i, 30)) for i in range(2)]
+
+
+@pytest.mark.parametrize("method", ["amfmn", "galr", "msa", "cmpagl"])
+def test_folder_saved_before_the_registry_loads_with_identical_logits(method):
+    folder = SAVED / method
+    expected = json.loads((folder / "expected.json").read_text())
+    model = AutoModel.from_pretrained(folder).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    inputs = processor(images=plain_images(expected["image_side"]), text=expected["texts"], **expected["extra"])
+    with torch.no_grad():
+        logits = model(**inputs).logits_per_image
+    torch.testing.assert_close(logits, torch.tensor(expected["logits_per_image"]), rtol=1e-5, atol=1e-6)
