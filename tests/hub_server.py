@@ -620,7 +620,7 @@ TINY_PACKAGE = {
         """Tiny retrieval model for the Hub tests; importing it registers it with the Auto classes."""
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
-        from rs_retrieval.processing import RSImageProcessor
+        from rs_retrieval.models.common.processing import RSImageProcessor
 
         from .models.tiny.configuration_tiny import TinyHubConfig
         from .models.tiny.modeling_tiny import TinyHubModel
@@ -666,7 +666,7 @@ TINY_PACKAGE = {
         import torch.nn.functional as F
         from torch import nn
 
-        from rs_retrieval.models.base import RetrievalPreTrainedModel
+        from rs_retrieval.models.common.base import RetrievalPreTrainedModel
 
         from ...layers import utils as layer_utils
         from ..utils import flatten_patches
@@ -702,7 +702,7 @@ TINY_PACKAGE = {
                 return self.similarity(image_cache["embeds"], text_cache["embeds"]) + 0.5 * patch_match
     ''',
     "tinyhub/models/tiny/processing_tiny.py": '''
-        from rs_retrieval.processing import RetrievalProcessor
+        from rs_retrieval.models.common.processing import RetrievalProcessor
 
 
         class TinyHubProcessor(RetrievalProcessor):
@@ -736,7 +736,7 @@ def make_tiny_model(seed: int = 0, image_size: int = 32):
     import torch
     from transformers import BertTokenizer
 
-    from rs_retrieval.processing import RSImageProcessor
+    from rs_retrieval.models.common.processing import RSImageProcessor
     from tinyhub import TinyHubConfig, TinyHubModel, TinyHubProcessor
 
     torch.manual_seed(seed)

@@ -10,7 +10,7 @@ COMMAND_MODULES = [
     "rs_retrieval.training.commands",
     "rs_retrieval.evaluation.commands",
     "rs_retrieval.hub.commands",
-    "rs_retrieval.search_commands",
+    "rs_retrieval.search.commands",
     "rs_retrieval.convert.commands",
     "rs_retrieval.quickstart",
 ]

@@ -27,8 +27,8 @@ def run_quickstart(
     from .data.synth import generate_rs_synth
     from .evaluation.folds import format_table
     from .evaluation.engine import evaluate_retrieval
-    from .search import make_contact_sheet, search_images
-    from .search_commands import load_model
+    from .search.engine import make_contact_sheet, search_images
+    from .search.commands import load_model
     from .training import load_recipe, train
     from .fileio import write_json_atomic
 

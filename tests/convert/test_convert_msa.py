@@ -8,7 +8,7 @@ import rs_retrieval.models  # noqa: F401
 from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint
 from rs_retrieval.convert.msa import PART_FILES
 from rs_retrieval.models.msa import MSAConfig, MSAModel
-from rs_retrieval.models.towers import resnet_config
+from rs_retrieval.models.common.towers import resnet_config
 
 IMAGE_HEAD_NAMES = {"proj": "fc", "gate": "att", "out": "fc2"}
 MSCMAT_NAMES = {"query_proj": "fc", "attention": "cross_attn", "match_head": "match_fc", "query_norm": "ln_pre_t", "token_norm": "ln_pre_i"}

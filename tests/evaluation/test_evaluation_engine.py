@@ -16,8 +16,8 @@ from rs_retrieval.evaluation.engine import encode_dataset, evaluate_retrieval, s
 from rs_retrieval.evaluation.folds import format_table
 from rs_retrieval.evaluation.metrics import retrieval_metrics
 from rs_retrieval.evaluation.rerank import apply_rerank
-from rs_retrieval.models.base import RetrievalPreTrainedModel
-from rs_retrieval.processing import RetrievalProcessor, RSImageProcessor
+from rs_retrieval.models.common.base import RetrievalPreTrainedModel
+from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "green", "blue", "field", "river", "a", "the", "near"]
 

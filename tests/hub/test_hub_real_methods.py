@@ -15,7 +15,7 @@ from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel, CmpaglProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
-from rs_retrieval.models.towers import resnet_config
+from rs_retrieval.models.common.towers import resnet_config
 
 WORDPIECE = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
 WORDS = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}

@@ -103,7 +103,7 @@ def world(tmp_path_factory):
     hub = FakeHub().start()
     env = client_env(hub.endpoint, root / "hf_push")
     env["PYTHONPATH"] = str(root / "pkg")
-    pushed = run_client(PUSH.format(tests=str(Path(__file__).parent), run=str(run), model_repo=MODEL_REPO,
+    pushed = run_client(PUSH.format(tests=str(Path(__file__).parents[1]), run=str(run), model_repo=MODEL_REPO,
                                     dataset=str(root / "dataset"), dataset_repo=DATASET_REPO), env)
     assert pushed.returncode == 0, pushed.stderr[-4000:]
     model_commit, cli_output = pushed.stdout.split("\n", 1)

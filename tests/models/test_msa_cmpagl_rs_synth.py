@@ -11,7 +11,7 @@ from helpers import report_vs_chance, train_and_evaluate
 from rs_retrieval.data import load_dataset
 from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel, CmpaglProcessor
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
-from rs_retrieval.models.towers import resnet_config
+from rs_retrieval.models.common.towers import resnet_config
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import torch
 
 from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel
 from rs_retrieval.models.msa import MSAConfig, MSAModel
-from rs_retrieval.models.towers import resnet_config
+from rs_retrieval.models.common.towers import resnet_config
 
 NUM_SCENES, SIZE = 16, 32
 PALETTE = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.9], [0.9, 0.8, 0.1]])

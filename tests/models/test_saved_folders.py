@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoProcessor
 
 import rs_retrieval  # noqa: F401  (registers the methods)
 
-SAVED = Path(__file__).parent / "fixtures" / "saved_main"
+SAVED = Path(__file__).parents[1] / "fixtures" / "saved_main"
 
 
 def plain_images(side: int) -> list[Image.Image]:

@@ -27,8 +27,8 @@ from rs_retrieval.training.recipe import ParamGroupRule, RecipeError, TrainingSp
 from rs_retrieval.training.tracking import read_log
 from rs_retrieval.training.trainer import build_model_and_processor
 
-REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

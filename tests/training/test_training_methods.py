@@ -17,7 +17,7 @@ from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval.training.recipe import registered_retrieval_methods, resolve_model_config
 from rs_retrieval.training.tracking import read_log
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 METHODS = ("amfmn", "galr", "msa", "cmpagl")
 
 #: Reference hyperparameters from the specs: amfmn.md 11.2, galr.md 5, msa.md 4, cmpagl.md 5.

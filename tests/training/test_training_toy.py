@@ -20,9 +20,9 @@ from PIL import Image
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, BertTokenizer, PretrainedConfig
 
-from rs_retrieval.losses import hinge_triplet_loss
-from rs_retrieval.models.base import RetrievalPreTrainedModel
-from rs_retrieval.processing import RetrievalProcessor, RSImageProcessor
+from rs_retrieval.models.common.losses import hinge_triplet_loss
+from rs_retrieval.models.common.base import RetrievalPreTrainedModel
+from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
 
 TOP = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30), "purple": (140, 30, 170), "orange": (240, 140, 20)}
 BOTTOM = {"white": (245, 245, 245), "black": (15, 15, 15), "gray": (128, 128, 128), "cyan": (30, 220, 220), "pink": (250, 150, 190), "brown": (120, 70, 20)}

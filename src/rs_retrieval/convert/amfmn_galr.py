@@ -16,7 +16,7 @@ import torch
 
 from ..models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from ..models.galr import GaLRConfig, GaLRModel, GaLRProcessor
-from ..tokenization import load_vocab
+from ..models.common.tokenization_word import load_vocab
 from .common import (
     CheckpointConversionError,
     load_converted,

@@ -15,10 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from ..fileio import atomic_directory
-
-
-class CheckpointConversionError(ValueError):
-    """A checkpoint does not match the layout a converter expects (the message names the keys)."""
+from ..models.common.weights import CheckpointConversionError, preview_keys, check_state_dict, load_converted  # noqa: F401  (converters' API)
 
 
 #: (pattern, replacement): `re.fullmatch(pattern, key)`; replacement is a template for `Match.expand`,
@@ -79,7 +76,7 @@ def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[RenameRule], sou
         else:
             unmatched.append(key)
     if unmatched:
-        raise CheckpointConversionError(f"{source}: {len(unmatched)} unexpected key(s) no conversion rule covers: {_preview(unmatched)}")
+        raise CheckpointConversionError(f"{source}: {len(unmatched)} unexpected key(s) no conversion rule covers: {preview_keys(unmatched)}")
     return renamed
 
 
@@ -117,28 +114,6 @@ def resnet_rule(official_prefix: str, our_prefix: str) -> RenameRule:
     return (re.escape(official_prefix) + r"(.+)", rename)
 
 
-def check_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, source: str = "checkpoint") -> None:
-    """Refuse unless `state` has exactly the model's keys, with the same shapes."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    problems = [
-        f"{len(items)} {what}: {_preview(items)}"
-        for what, items in (("missing key(s)", missing), ("unexpected key(s)", unexpected), ("shape mismatch(es) (checkpoint vs model)", mismatched))
-        if items
-    ]
-    if problems:
-        raise CheckpointConversionError(f"{source} does not match {type(model).__name__}: " + "; ".join(problems))
-
-
-def load_converted(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """`check_state_dict`, then load every tensor (dtype cast to the model's)."""
-    check_state_dict(state, model, source)
-    own = model.state_dict()
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
-
-
 def save_pretrained_atomic(out_dir: str | os.PathLike, *savables, overwrite: bool = False) -> str:
     """`save_pretrained` every object into a temporary sibling folder, then move it to `out_dir`.
 
@@ -153,8 +128,3 @@ def save_pretrained_atomic(out_dir: str | os.PathLike, *savables, overwrite: boo
             obj.save_pretrained(folder)
 
     return str(atomic_directory(out_dir, fill, overwrite=True))
-
-
-def _preview(items: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")

@@ -21,7 +21,7 @@ import torch
 from transformers import BertConfig
 
 from ..models.msa import MSAConfig, MSAModel, MSAProcessor
-from ..models.towers import resnet_config
+from ..models.common.towers import resnet_config
 from .common import CheckpointConversionError, load_converted, load_state_dict_file, rename_keys, resnet_rule, save_pretrained_atomic
 
 #: Part name -> reference file name inside a checkpoint folder.

@@ -3,7 +3,7 @@ on a machine where `rs_retrieval` is not installed.
 
 transformers downloads the module named in `auto_map` plus the files it finds through lines of the
 form `from .name import ...` (same directory only) and imports them as one flat package. Our model
-files import parent modules (`from ..base import ...`, `from ...processing import ...`) and test or
+files import parent modules (`from ..common.base import ...`, `from ...fileio import ...`) and test or
 user code may import `rs_retrieval` absolutely, so `save_pretrained`'s own copy is not enough.
 `bundle` follows every import that points into the bundled packages (with `ast`), copies those
 modules into the model directory under unique flat names and rewrites the imports to same-directory

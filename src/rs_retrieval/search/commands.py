@@ -10,7 +10,7 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, device: str =
     """A retrieval model and its processor from a directory or Hub id (package methods registered)."""
     from transformers import AutoModel, AutoProcessor
 
-    from . import models  # noqa: F401  (registers the package's methods)
+    from .. import models  # noqa: F401  (registers the package's methods)
 
     model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code).to(device).eval()
     processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
@@ -24,7 +24,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
-    from .search import make_contact_sheet, search_images
+    from .engine import make_contact_sheet, search_images
 
     model, processor = load_model(args.model, args.trust_remote_code, args.device)
     results = search_images(
@@ -40,7 +40,7 @@ def search(args: argparse.Namespace) -> int:
 
 
 def rank_captions_command(args: argparse.Namespace) -> int:
-    from .search import SearchError, rank_captions
+    from .engine import SearchError, rank_captions
 
     captions = list(args.captions or [])
     if args.captions_file:

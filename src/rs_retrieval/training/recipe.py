@@ -223,7 +223,7 @@ def registered_retrieval_methods() -> dict[str, type]:
     from transformers import MODEL_MAPPING
 
     from .. import models  # noqa: F401  (importing the methods registers them)
-    from ..models.base import RetrievalPreTrainedModel
+    from ..models.common.base import RetrievalPreTrainedModel
 
     # `_extra_content` holds the classes added with `AutoModel.register` (ours and users').
     return {

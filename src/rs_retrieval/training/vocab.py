@@ -31,7 +31,7 @@ def processor_class_for(model_type: str):
 
 def _family(processor_class) -> str:
     from ..models.amfmn import AMFMNFamilyProcessor
-    from ..models.bert_towers import BertRetrievalProcessor
+    from ..models.common.bert import BertRetrievalProcessor
 
     if issubclass(processor_class, AMFMNFamilyProcessor):
         return "word"
@@ -49,7 +49,7 @@ def vocabulary_from_captions(processor_class, captions: Iterable[str], min_count
     """
     captions = list(captions)
     if _family(processor_class) == "word":
-        from ..tokenization import build_vocab
+        from ..models.common.tokenization_word import build_vocab
 
         word2idx = build_vocab(captions, min_count=min_count)
         return word2idx, {"vocab_size": len(word2idx) + 1}

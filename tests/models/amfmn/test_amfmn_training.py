@@ -11,7 +11,7 @@ from PIL import Image
 import rs_retrieval.models  # noqa: F401
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
-from rs_retrieval.tokenization import build_vocab
+from rs_retrieval.models.common.tokenization_word import build_vocab
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220), "yellow": (230, 210, 40)}
 SIDES = ("left", "right")

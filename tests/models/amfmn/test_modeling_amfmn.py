@@ -6,10 +6,10 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
-from rs_retrieval.losses import dynamic_margin, hinge_triplet_loss
+from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.amfmn import modeling_amfmn
-from rs_retrieval.models.skipthought import SkipThoughtEncoder
+from rs_retrieval.models.common.skipthought import SkipThoughtEncoder
 
 TINY = dict(
     vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],

@@ -5,7 +5,7 @@ import json
 from helpers import load_script
 from rs_retrieval.models.cmpagl import CmpaglConfig
 from rs_retrieval.models.msa import MSAConfig
-from rs_retrieval.models.towers import resnet_config
+from rs_retrieval.models.common.towers import resnet_config
 
 TEXT = dict(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
 

@@ -3,10 +3,10 @@ import torch
 from torch import nn
 from transformers import BertTokenizer, PretrainedConfig
 
-from rs_retrieval.losses import hinge_triplet_loss
-from rs_retrieval.models.base import RetrievalPreTrainedModel
-from rs_retrieval.models.towers import ResNetTrunk, resnet_config
-from rs_retrieval.processing import RetrievalProcessor, RSImageProcessor
+from rs_retrieval.models.common.losses import hinge_triplet_loss
+from rs_retrieval.models.common.base import RetrievalPreTrainedModel
+from rs_retrieval.models.common.towers import ResNetTrunk, resnet_config
+from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
 
 TINY = dict(hidden_sizes=[4, 4, 4, 8], embedding_size=4, depths=[1, 1, 1, 1])
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rs_retrieval.losses import dynamic_margin, hinge_triplet_loss
+from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
 
 
 def reference_triplet(scores, margin, hardest, image_ids=None):

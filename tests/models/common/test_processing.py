@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rs_retrieval.processing import IMAGENET_MEAN, IMAGENET_STD, RSImageProcessor
+from rs_retrieval.models.common.processing import IMAGENET_MEAN, IMAGENET_STD, RSImageProcessor
 
 
 def _image(size=40, seed=0):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rs_retrieval.models.towers import ResNetTrunk, load_tower_weights, resnet_config
+from rs_retrieval.models.common.towers import ResNetTrunk, load_tower_weights, resnet_config
 
 TINY = dict(hidden_sizes=[8, 16, 16, 32], embedding_size=8, depths=[1, 1, 1, 1])
 

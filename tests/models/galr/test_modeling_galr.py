@@ -14,8 +14,8 @@ from rs_retrieval.models.galr import (
     save_local_features,
 )
 from rs_retrieval.models.galr.modeling_galr import GaLRLayerNorm, l2norm
-from rs_retrieval.processing import RSImageProcessor
-from rs_retrieval.tokenization import RSWordTokenizer
+from rs_retrieval.models.common.processing import RSImageProcessor
+from rs_retrieval.models.common.tokenization_word import RSWordTokenizer
 
 TINY = dict(
     vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=8, backbone_hidden_sizes=[4, 4, 8, 8],

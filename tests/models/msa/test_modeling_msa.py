@@ -8,7 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, BertConfig, BertM
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor, MSCMAT, csmmc_loss, msa_triplet_loss, mscma_loss
-from rs_retrieval.models.towers import resnet_config
+from rs_retrieval.models.common.towers import resnet_config
 
 VOCAB = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
 

@@ -2,8 +2,8 @@
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, AutoTokenizer
 
-from ...processing import RSImageProcessor
-from ...tokenization import RSWordTokenizer
+from ..common.processing import RSImageProcessor
+from ..common.tokenization_word import RSWordTokenizer
 from .configuration_amfmn import AMFMNConfig, AMFMNFamilyConfig
 from .modeling_amfmn import AMFMNFamilyPreTrainedModel, AMFMNModel
 from .processing_amfmn import AMFMNFamilyProcessor, AMFMNProcessor

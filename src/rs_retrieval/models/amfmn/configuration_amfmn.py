@@ -7,7 +7,7 @@ MVSA C = 3 / O = 1, 256 px inputs, sum-hinge triplet loss with margin 0.2.
 
 from transformers import PretrainedConfig
 
-from ..mvsa import mvsa_map_size
+from ..common.mvsa import mvsa_map_size
 
 ATT_TYPES = ("soft_att", "fusion_att", "similarity_att")
 

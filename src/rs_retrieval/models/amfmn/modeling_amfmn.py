@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from ...losses import dynamic_margin, hinge_triplet_loss
-from ..base import RetrievalPreTrainedModel
-from ..mvsa import MVSA, ExtractFeature, check_image_size
-from ..skipthought import SkipThoughtTextEncoder
+from ..common.losses import dynamic_margin, hinge_triplet_loss
+from ..common.base import RetrievalPreTrainedModel
+from ..common.mvsa import MVSA, ExtractFeature, check_image_size
+from ..common.skipthought import SkipThoughtTextEncoder
 from .configuration_amfmn import AMFMNConfig, AMFMNFamilyConfig
 
 #: Elements of the largest [images, texts, dim] intermediate built at once by chunked scoring.
@@ -75,13 +75,13 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
 
         With `config.dynamic_margin` = {gamma, beta}, the margin of pair (i, j) is the paper's
         alpha(P[i, j]) for `prior_similarity` P [B, B] (caption j against image i's captions, see
-        `rs_retrieval.losses.CaptionPriorSimilarity`). `image_ids` masks texts of the same image
+        `rs_retrieval.models.common.losses.CaptionPriorSimilarity`). `image_ids` masks texts of the same image
         (the reference does not: pass None to reproduce it).
         """
         margin = self.config.margin
         if self.config.dynamic_margin is not None:
             if prior_similarity is None:
-                raise ValueError("config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.losses.CaptionPriorSimilarity)")
+                raise ValueError("config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.models.common.losses.CaptionPriorSimilarity)")
             if tuple(prior_similarity.shape) != tuple(logits_per_image.shape):
                 raise ValueError(f"prior_similarity must have the score shape {tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}")
             margin = dynamic_margin(prior_similarity.to(logits_per_image), **self.config.dynamic_margin)
@@ -102,7 +102,7 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         """
         model = super().from_pretrained_towers(config, vision_model_name_or_path=vision_model_name_or_path, **kwargs)
         if text_model_name_or_path is not None:
-            from ...convert.skipthought import load_skipthought_into
+            from ..common.skipthought_weights import load_skipthought_into
 
             if vocab is None:
                 raise ValueError("loading skip-thought weights needs `vocab` (word2idx dict or vocab.json path) to pick embedding rows")

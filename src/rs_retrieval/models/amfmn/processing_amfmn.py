@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ...processing import RetrievalProcessor, RSImageProcessor
-from ...tokenization import RSWordTokenizer
+from ..common.processing import RetrievalProcessor, RSImageProcessor
+from ..common.tokenization_word import RSWordTokenizer
 
 
 def word_tokenizer(vocab) -> RSWordTokenizer:

@@ -3,7 +3,7 @@ AutoConfig/AutoModel/AutoImageProcessor/AutoProcessor."""
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
-from ...processing import RSImageProcessor
+from ..common.processing import RSImageProcessor
 from .configuration_cmpagl import CmpaglConfig
 from .gswin import GlobalLocalCrossAttention, GswinVisionEncoder, merge_windows, partition_windows
 from .modeling_cmpagl import CmpaglModel, FusionEncoder, improved_triplet_loss, itc_loss, sample_itm_negatives

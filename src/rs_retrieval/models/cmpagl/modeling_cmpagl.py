@@ -19,9 +19,9 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertAttention, BertIntermediate, BertOutput
 from transformers.models.swin.modeling_swin import SwinRelativePositionBias
 
-from ...losses import hinge_triplet_loss, same_image_mask
-from ..base import RetrievalPreTrainedModel
-from ..bert_towers import build_bert, load_bert_layers
+from ..common.losses import hinge_triplet_loss, same_image_mask
+from ..common.base import RetrievalPreTrainedModel
+from ..common.bert import build_bert, load_bert_layers
 from .configuration_cmpagl import CmpaglConfig
 from .gswin import GswinVisionEncoder
 

@@ -2,7 +2,7 @@
 training views add random resized crop (scale 0.5-1), horizontal flip and RandAugment(2, 7)
 (PIR/X-VLM RS fine-tuning recipe, `cmpagl.md` §5); WordPiece tokens padded to 40."""
 
-from ..bert_towers import BertRetrievalProcessor
+from ..common.bert import BertRetrievalProcessor
 
 
 class CmpaglProcessor(BertRetrievalProcessor):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from ..processing import RetrievalProcessor, RSImageProcessor
+from .processing import RetrievalProcessor, RSImageProcessor
 
 
 def build_bert(text_config: BertConfig, num_hidden_layers: int | None = None) -> BertModel:

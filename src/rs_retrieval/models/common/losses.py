@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-from .fileio import atomic_file
+from ...fileio import atomic_file
 
 
 def same_image_mask(image_ids: torch.Tensor | None, size: int, device) -> torch.Tensor:
@@ -140,7 +140,7 @@ class CaptionPriorSimilarity:
     """
 
     def __init__(self, captions: Sequence[str], captions_per_image: int = 5, stopwords: Iterable[str] | None = None):
-        from .tokenization import load_stopwords, porter_stem, word_tokenize
+        from .tokenization_word import load_stopwords, porter_stem, word_tokenize
 
         if captions_per_image < 1 or len(captions) % captions_per_image:
             raise ValueError(f"{len(captions)} captions do not split into images of {captions_per_image} captions")

@@ -16,9 +16,9 @@ import os
 import numpy as np
 import torch
 
-from ..models.skipthought import SkipThoughtEncoder
-from ..tokenization import load_vocab, validate_word2idx
-from .common import CheckpointConversionError, load_converted
+from .skipthought import SkipThoughtEncoder
+from .tokenization_word import load_vocab, validate_word2idx
+from .weights import CheckpointConversionError, load_converted
 
 UNISKIP_FILES = ("uni_skip.npz", "utable.npy", "dictionary.txt")
 GRU_PARAMS = ("encoder_W", "encoder_b", "encoder_U", "encoder_Wx", "encoder_bx", "encoder_Ux")

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from importlib import resources
 
 from transformers import PreTrainedTokenizer
-from .fileio import atomic_file
+from ...fileio import atomic_file
 
 #: Tokens the reference code removes after tokenisation (`vocab.py` and `data.py`).
 PUNCTUATION_TOKENS = frozenset([",", ".", ":", ";", "?", "(", ")", "[", "]", "&", "!", "*", "@", "#", "$", "%"])

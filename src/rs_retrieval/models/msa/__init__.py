@@ -2,7 +2,7 @@
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
-from ...processing import RSImageProcessor
+from ..common.processing import RSImageProcessor
 from .configuration_msa import MSAConfig
 from .modeling_msa import MSCMAT, MSAModel, csmmc_loss, msa_triplet_loss, mscma_loss
 from .processing_msa import MSAProcessor

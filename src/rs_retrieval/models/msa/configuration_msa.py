@@ -3,7 +3,7 @@ Sensing Image-Text Retrieval", IEEE TGRS 2024; official code `yr666666/MSA`)."""
 
 from transformers import BertConfig, PretrainedConfig, ResNetConfig
 
-from ..towers import resnet_config
+from ..common.towers import resnet_config
 
 SCALE_POOLS = ("max", "avg")
 

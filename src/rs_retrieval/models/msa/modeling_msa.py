@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
-from ...losses import same_image_mask
-from ..base import RetrievalPreTrainedModel
-from ..bert_towers import build_bert, load_bert_layers
-from ..towers import ResNetTrunk
+from ..common.losses import same_image_mask
+from ..common.base import RetrievalPreTrainedModel
+from ..common.bert import build_bert, load_bert_layers
+from ..common.towers import ResNetTrunk
 from .configuration_msa import MSAConfig
 
 

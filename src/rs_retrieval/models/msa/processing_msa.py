@@ -1,7 +1,7 @@
 """MSA processor: resize to 224 + ImageNet normalisation (no augmentation, as the reference) and the
 bert-base-uncased WordPiece tokenizer padded to 31 tokens."""
 
-from ..bert_towers import BertRetrievalProcessor
+from ..common.bert import BertRetrievalProcessor
 
 
 class MSAProcessor(BertRetrievalProcessor):
