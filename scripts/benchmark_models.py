@@ -90,9 +90,9 @@ def _msa_config():
 def _cmpagl_config():
     """Dual-encoder stage only (k=0) for the main row: the fusion re-rank is timed per k by
     `rerank_costs` (all of RSITMD at k=128 is ~350k fused pairs)."""
-    from rs_retrieval.models.cmpagl import CmpaglConfig
+    from rs_retrieval.models.cmpagl import CMPAGLConfig
 
-    return CmpaglConfig(itm_k_test=0)
+    return CMPAGLConfig(itm_k_test=0)
 
 
 BENCHMARKS: dict[str, BenchmarkEntry] = {

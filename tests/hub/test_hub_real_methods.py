@@ -12,7 +12,7 @@ from hub_server import run_client
 from rs_retrieval.hub.publish import stage_model
 from rs_retrieval.hub.remote_code import bundle
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
-from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel, CmpaglProcessor
+from rs_retrieval.models.cmpagl import CMPAGLConfig, CMPAGLModel, CMPAGLProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
 from rs_retrieval.models.common.towers import resnet_config
@@ -33,14 +33,14 @@ def tiny_methods():
                                 dynamic_fusion_dim=6, **GRU)).eval()
     msa = MSAModel(MSAConfig(text_config=BERT, vision_config=resnet_config("resnet50", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8),
                              hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8)).eval()
-    cmpagl = CmpaglModel(CmpaglConfig(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4),
+    cmpagl = CMPAGLModel(CMPAGLConfig(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4),
                                       fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2)).eval()
     return {
         "amfmn": (amfmn, AMFMNProcessor.from_config(amfmn.config, WORDS), ["ship port", "green field road"], {}),
         "galr": (galr, GaLRProcessor.from_config(galr.config, WORDS, object_categories=["ship", "car"], object_colors=["red"]),
                  ["ship port", "green field road"], {"objects": OBJECTS}),
         "msa": (msa, MSAProcessor.from_vocab(WORDPIECE, max_text_length=8, size=32), ["a ship", "green field port"], {}),
-        "cmpagl": (cmpagl, CmpaglProcessor.from_vocab(WORDPIECE, max_text_length=8, size=32), ["a ship", "green field"], {}),
+        "cmpagl": (cmpagl, CMPAGLProcessor.from_vocab(WORDPIECE, max_text_length=8, size=32), ["a ship", "green field"], {}),
     }
 
 

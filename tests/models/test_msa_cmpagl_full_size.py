@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, SwinConfig, SwinModel
 
-from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel, CmpaglProcessor
+from rs_retrieval.models.cmpagl import CMPAGLConfig, CMPAGLModel, CMPAGLProcessor
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_full_size_msa_parameters_and_one_batch():
 
 
 def test_full_size_cmpagl_parameters_and_one_batch():
-    model = CmpaglModel(CmpaglConfig())
+    model = CMPAGLModel(CMPAGLConfig())
     assert count(model.vision_model.swin) == count(SwinModel(SwinConfig(), add_pooling_layer=False))
     assert count(model.text_model) == count(BertModel(BertConfig(num_hidden_layers=6), add_pooling_layer=False))
     # Gswin extras: per block of stages 1-3, LayerNorm + global projection + q/k/v/o = 5 C^2 + 7 C
@@ -75,10 +75,10 @@ def test_real_pretrained_bert_text_tower_and_vocab():
 
     split = BertConfig.from_pretrained(directory, num_hidden_layers=3)
     vision = dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4)
-    cmpagl = CmpaglModel.from_pretrained_towers(
-        CmpaglConfig(text_config=split, vision_config=vision, fusion_layers=3, gswin_stages=(0,)), text_model_name_or_path=directory
+    cmpagl = CMPAGLModel.from_pretrained_towers(
+        CMPAGLConfig(text_config=split, vision_config=vision, fusion_layers=3, gswin_stages=(0,)), text_model_name_or_path=directory
     )
     state = pretrained.state_dict()
     assert torch.equal(cmpagl.text_model.encoder.layer[2].output.dense.weight, state["encoder.layer.2.output.dense.weight"])
     assert torch.equal(cmpagl.fusion.layers[0].attention.self.query.weight, state["encoder.layer.3.attention.self.query.weight"])
-    assert CmpaglProcessor.from_vocab(directory / "vocab.txt")(text=captions)["input_ids"].shape == (2, 40)
+    assert CMPAGLProcessor.from_vocab(directory / "vocab.txt")(text=captions)["input_ids"].shape == (2, 40)

@@ -9,7 +9,7 @@ import torch
 import rs_retrieval.models  # noqa: F401
 from helpers import report_vs_chance, train_and_evaluate
 from rs_retrieval.data import load_dataset
-from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel, CmpaglProcessor
+from rs_retrieval.models.cmpagl import CMPAGLConfig, CMPAGLModel, CMPAGLProcessor
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
 from rs_retrieval.models.common.towers import resnet_config
 
@@ -60,11 +60,11 @@ def test_tiny_cmpagl_on_rs_synth_beats_chance(synth):
     torch.manual_seed(0)
     vocab = caption_vocab(synth["train"])
     vision = dict(image_size=SIZE, patch_size=4, embed_dim=32, depths=[1, 1, 1], num_heads=[2, 4, 4], window_size=4, drop_path_rate=0.0)
-    config = CmpaglConfig(
+    config = CMPAGLConfig(
         text_config=text_config(vocab, 32), vision_config=vision, fusion_layers=1, embed_dim=64, gswin_stages=(0, 1), itm_k_test=16, max_text_len=32
     )
-    processor = CmpaglProcessor.from_vocab(vocab, max_text_length=32, size=SIZE)
-    model = CmpaglModel(config)
+    processor = CMPAGLProcessor.from_vocab(vocab, max_text_length=32, size=SIZE)
+    model = CMPAGLModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
     metrics = train_and_evaluate(model, processor, synth["train"], synth["test"], optimizer, 500, BATCH)
     chance = report_vs_chance("CMPAGL (top-16 fusion re-rank)", metrics, len(synth["test"]))

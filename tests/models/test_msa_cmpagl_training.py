@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from rs_retrieval.models.cmpagl import CmpaglConfig, CmpaglModel
+from rs_retrieval.models.cmpagl import CMPAGLConfig, CMPAGLModel
 from rs_retrieval.models.msa import MSAConfig, MSAModel
 from rs_retrieval.models.common.towers import resnet_config
 
@@ -84,8 +84,8 @@ def test_msa_learns_toy_retrieval():
 def test_cmpagl_learns_toy_retrieval_dual_encoder_and_fusion_rerank():
     torch.manual_seed(0)
     vision = dict(image_size=SIZE, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4, drop_path_rate=0.0)
-    config = CmpaglConfig(text_config=TEXT, vision_config=vision, fusion_layers=1, embed_dim=16, gswin_stages=(0,), itm_k_test=4, max_text_len=4)
-    model = CmpaglModel(config)
+    config = CMPAGLConfig(text_config=TEXT, vision_config=vision, fusion_layers=1, embed_dim=16, gswin_stages=(0,), itm_k_test=4, max_text_len=4)
+    model = CMPAGLModel(config)
     seconds = train(model, steps=900, lr=1e-3)
     reranked = recall_at_1(model)
     model.config.itm_k_test = 0

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
-import rs_retrieval  # noqa: F401  (registers the methods)
+from rs_retrieval import get_method
 
 SAVED = Path(__file__).parents[1] / "fixtures" / "saved_main"
 
@@ -23,6 +23,7 @@ def test_folder_saved_before_the_registry_loads_with_identical_logits(method):
     expected = json.loads((folder / "expected.json").read_text())
     model = AutoModel.from_pretrained(folder).eval()
     processor = AutoProcessor.from_pretrained(folder)
+    assert (type(model), type(processor)) == (get_method(method).model_class, get_method(method).processor_class)
     inputs = processor(images=plain_images(expected["image_side"]), text=expected["texts"], **expected["extra"])
     with torch.no_grad():
         logits = model(**inputs).logits_per_image

@@ -14,8 +14,7 @@ import os
 
 import torch
 
-from ..models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
-from ..models.galr import GaLRConfig, GaLRModel, GaLRProcessor
+from ..models import get_method
 from ..models.common.tokenization_word import load_vocab
 from .common import (
     CheckpointConversionError,
@@ -26,10 +25,7 @@ from .common import (
     save_pretrained_atomic,
 )
 
-METHODS = {
-    "amfmn": (AMFMNConfig, AMFMNModel, AMFMNProcessor),
-    "galr": (GaLRConfig, GaLRModel, GaLRProcessor),
-}
+METHODS = ("amfmn", "galr")
 _VGA_KEYS = {
     "soft_att": "cross_attention_s.cross_attention.0.weight",
     "fusion_att": "cross_attention_s.cross_attention_fc1.0.weight",
@@ -111,20 +107,20 @@ def convert_amfmn_galr(
     Returns the output folder.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if vocab_path is None:
         raise ValueError(f"{method} conversion needs the reference vocab.json (vocab_path)")
     source = os.fspath(checkpoint_path)
-    config_class, model_class, processor_class = METHODS[method]
+    spec = get_method(method)
     state, _ = load_state_dict_file(checkpoint_path, allow_pickle=allow_pickle)
-    config = config_class(**{**infer_config_kwargs(state, method, source), **(config_overrides or {})})
+    config = spec.config_class(**{**infer_config_kwargs(state, method, source), **(config_overrides or {})})
     word2idx = load_vocab(vocab_path)
     if len(word2idx) + 1 != config.vocab_size:
         raise CheckpointConversionError(
             f"{vocab_path} has {len(word2idx)} words (+ padding = {len(word2idx) + 1}) but the checkpoint embedding has "
             f"{config.vocab_size} rows: use the vocabulary the model was trained with"
         )
-    model = model_class(config)
+    model = spec.model_class(config)
     load_converted(model, rename_keys(state, conversion_rules(method), source), source)
-    processor = processor_class.from_config(config, word2idx)
+    processor = spec.processor_class.from_config(config, word2idx)
     return save_pretrained_atomic(out_dir, model, processor, overwrite=overwrite)

@@ -1,4 +1,4 @@
-"""`rs-retrieval convert`: official checkpoints -> `save_pretrained` folders (methods in `CONVERTERS`)."""
+"""`rs-retrieval convert`: official checkpoints -> `save_pretrained` folders (methods registered with a converter)."""
 
 import argparse
 import json
@@ -16,9 +16,7 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from . import CONVERTERS
-
-    parser.add_argument("--method", required=True, choices=sorted(CONVERTERS))
+    parser.add_argument("--method", required=True, help="registered method with a checkpoint converter (amfmn, galr, msa)")
     parser.add_argument("--checkpoint", required=True, help="official .pth/.pth.tar file (wrapper dict or bare state_dict)")
     parser.add_argument("--vocab", help="vocabulary the model was trained with: reference vocab.json (AMFMN/GaLR) or BERT vocab.txt (MSA)")
     parser.add_argument("--out", required=True, help="output folder (written atomically)")

@@ -137,7 +137,7 @@ def convert_msa(checkpoint_path, method: str = "msa", vocab_path=None, out_dir=N
         warnings.warn(f"{source}: no MSCMAT weights (best_crossatt.pth); the training-only head keeps its initialisation", stacklevel=2)
         converted.update({k: v for k, v in model.state_dict().items() if k.startswith("mscmat.")})
     load_converted(model, converted, source)
-    processor = MSAProcessor.from_vocab(vocab_path, max_text_length=config.max_text_len)
+    processor = MSAProcessor.from_config(config, vocab_path)
     if len(processor.tokenizer) != config.text_config.vocab_size:
         raise CheckpointConversionError(
             f"{vocab_path} has {len(processor.tokenizer)} tokens but the checkpoint's BERT embedding has {config.text_config.vocab_size} rows"

@@ -218,21 +218,6 @@ def _choice(value: str, options: Iterable[str], where: str) -> None:
         raise RecipeError(f"{where}: expected one of {list(options)}, got {value!r}")
 
 
-def registered_retrieval_methods() -> dict[str, type]:
-    """model_type -> model class of every method registered with `AutoModel` that is a retrieval model."""
-    from transformers import MODEL_MAPPING
-
-    from .. import models  # noqa: F401  (importing the methods registers them)
-    from ..models.common.base import RetrievalPreTrainedModel
-
-    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users').
-    return {
-        config_class.model_type: model_class
-        for config_class, model_class in MODEL_MAPPING._extra_content.items()
-        if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
-    }
-
-
 def _check_known_fields(defaults: dict, overrides: Mapping, where: str) -> None:
     """Every overridden key must be a field of the config (nested sub-config dicts too)."""
     for key, value in overrides.items():
@@ -264,9 +249,12 @@ def resolve_model_config(spec: ModelSpec):
             importlib.import_module(module)
         except ImportError as error:
             raise RecipeError(f"model.import_modules: cannot import {module!r}: {error}") from error
-    methods = registered_retrieval_methods()
-    if spec.type not in methods:
-        raise RecipeError(f"model.type: unknown retrieval method {spec.type!r}; registered methods: {sorted(methods)}")
+    from ..models import UnknownMethodError, get_method
+
+    try:
+        method = get_method(spec.type)
+    except UnknownMethodError as error:
+        raise RecipeError(f"model.type: {error}") from error
     where = f"model ({spec.type} config)"
     if spec.init_from is not None:
         config = AutoConfig.from_pretrained(spec.init_from)
@@ -275,9 +263,9 @@ def resolve_model_config(spec: ModelSpec):
         _check_known_fields(config.to_dict(), spec.config, where)
         _set_fields(config, spec.config)
         return config
-    _check_known_fields(methods[spec.type].config_class().to_dict(), spec.config, where)
+    _check_known_fields(method.config_class().to_dict(), spec.config, where)
     try:
-        return AutoConfig.for_model(spec.type, **spec.config)
+        return method.config_class(**spec.config)
     except (ValueError, TypeError) as error:
         raise RecipeError(f"{where}: the overrides give an invalid config: {error}") from error
 

@@ -21,7 +21,6 @@ Run directory layout:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 import platform
@@ -38,9 +37,10 @@ from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
 from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
-from .recipe import Recipe, RecipeError, dump_recipe, registered_retrieval_methods, resolve_model_config
+from ..models import get_method
+from .recipe import Recipe, RecipeError, dump_recipe, resolve_model_config
 from .tracking import JsonlLog, Throughput, read_log
-from .vocab import TRAIN_CAPTIONS, build_processor, processor_class_for, vocabulary_from_captions
+from .vocab import TRAIN_CAPTIONS, build_processor, vocabulary_from_captions
 
 CHECKPOINT_PREFIX = "step_"
 SELECTION_METRIC = "mR"
@@ -82,21 +82,15 @@ def default_evaluate(model, processor, dataset, batch_size: int) -> dict:
 
 
 def build_model(recipe: Recipe, config, vocab=None):
-    """A fresh model of the recipe's method (pretrained towers if named), or `init_from` weights.
-
-    Methods whose pretrained text weights are indexed by the vocabulary (AMFMN/GaLR skip-thought:
-    `from_pretrained_towers(..., vocab=...)`) receive the processor's vocabulary.
-    """
-    model_class = registered_retrieval_methods()[recipe.model.type]
+    """A fresh model of the recipe's method (pretrained towers if named, given the processor's
+    vocabulary `vocab`), or `init_from` weights."""
+    model_class = get_method(recipe.model.type).model_class
     towers = recipe.model.pretrained
     if recipe.model.init_from is not None:
         if towers.vision or towers.text:
             raise RecipeError("model.init_from and model.pretrained exclude each other (init_from already holds every weight)")
         return model_class.from_pretrained(recipe.model.init_from, config=config)
-    options = dict(towers.options)
-    if towers.text and "vocab" in inspect.signature(model_class.from_pretrained_towers).parameters:
-        options.setdefault("vocab", vocab)
-    return model_class.from_pretrained_towers(config, towers.vision, towers.text, **options)
+    return model_class.from_pretrained_towers(config, towers.vision, towers.text, **{"vocab": vocab, **towers.options})
 
 
 def _merge_derived(overrides: dict, derived: dict, where: str = "model") -> dict:
@@ -116,7 +110,7 @@ def build_model_and_processor(recipe: Recipe, train_captions) -> tuple:
     """(model, processor) for a recipe; `train_captions` feed `processor.vocab: train_captions`."""
     spec, model_spec, vocab = recipe.processor, recipe.model, None
     if spec.path is None and spec.vocab == TRAIN_CAPTIONS:
-        vocab, derived = vocabulary_from_captions(processor_class_for(model_spec.type), train_captions, spec.vocab_min_count)
+        vocab, derived = vocabulary_from_captions(model_spec.type, train_captions, spec.vocab_min_count)
         model_spec = dataclasses.replace(model_spec, config=_merge_derived(model_spec.config, derived))
     config = resolve_model_config(model_spec)
     processor = build_processor(spec, config, vocab)

@@ -3,7 +3,7 @@
 import json
 
 from helpers import load_script
-from rs_retrieval.models.cmpagl import CmpaglConfig
+from rs_retrieval.models.cmpagl import CMPAGLConfig
 from rs_retrieval.models.msa import MSAConfig
 from rs_retrieval.models.common.towers import resnet_config
 
@@ -21,7 +21,7 @@ def test_msa_and_cmpagl_benchmark_entries_and_rerank_costs(tmp_path, monkeypatch
             text_inputs=script.padded_text_inputs,
         ),
         "cmpagl": script.BenchmarkEntry(
-            lambda: CmpaglConfig(text_config=TEXT, vision_config=dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4),
+            lambda: CMPAGLConfig(text_config=TEXT, vision_config=dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4),
                                  fusion_layers=1, embed_dim=8, gswin_stages=(0,), itm_k_test=0, max_text_len=8),
             image_inputs=script.swin_image_inputs,
             text_inputs=script.padded_text_inputs,

@@ -6,9 +6,9 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, BertConfig, BertM
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.cmpagl import (
-    CmpaglConfig,
-    CmpaglModel,
-    CmpaglProcessor,
+    CMPAGLConfig,
+    CMPAGLModel,
+    CMPAGLProcessor,
     GlobalLocalCrossAttention,
     GswinVisionEncoder,
     improved_triplet_loss,
@@ -23,9 +23,9 @@ TEXT = dict(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_atte
 VISION = dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4, drop_path_rate=0.0)
 
 
-def tiny_config(**overrides) -> CmpaglConfig:
+def tiny_config(**overrides) -> CMPAGLConfig:
     values = dict(text_config=TEXT, vision_config=VISION, fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, rerank_batch_size=3)
-    return CmpaglConfig(**{**values, **overrides})
+    return CMPAGLConfig(**{**values, **overrides})
 
 
 def batch(num_images=4, num_texts=5, seed=0):
@@ -40,11 +40,11 @@ def batch(num_images=4, num_texts=5, seed=0):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return CmpaglModel(tiny_config()).eval()
+    return CMPAGLModel(tiny_config()).eval()
 
 
 def test_config_defaults_round_trip_and_validation(tmp_path):
-    default = CmpaglConfig()
+    default = CMPAGLConfig()
     assert default.is_reconstruction and isinstance(default.vision_config, SwinConfig)
     assert (default.vision_config.embed_dim, list(default.vision_config.depths), default.vision_config.window_size) == (96, [2, 2, 6, 2], 7)
     assert default.text_config.num_hidden_layers == 6 and default.fusion_layers == 6 and default.vision_width == 768
@@ -53,7 +53,7 @@ def test_config_defaults_round_trip_and_validation(tmp_path):
     config = tiny_config(intra_class_weight=0.5, global_local_combine="sequential")
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
-    assert type(loaded) is CmpaglConfig and isinstance(loaded.text_config, BertConfig)
+    assert type(loaded) is CMPAGLConfig and isinstance(loaded.text_config, BertConfig)
     expected, got = config.to_dict(), loaded.to_dict()
     expected.pop("_name_or_path", None), got.pop("_name_or_path", None)
     assert got == expected
@@ -280,7 +280,7 @@ def test_compute_loss_terms(model):
 def test_save_load_and_auto_round_trip_identical_scores(model, tmp_path):
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path).eval()
-    assert type(loaded) is CmpaglModel and loaded.config.is_reconstruction
+    assert type(loaded) is CMPAGLModel and loaded.config.is_reconstruction
     pixels, ids, mask = batch()
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixels, ids, mask).logits_per_image, model(pixels, ids, mask).logits_per_image, rtol=0, atol=0)
@@ -292,7 +292,7 @@ def test_pretrained_towers_split_one_bert_over_text_and_fusion(tmp_path):
     bert = BertModel(BertConfig(**{**TEXT, "num_hidden_layers": 2}))
     swin.save_pretrained(tmp_path / "swin")
     bert.save_pretrained(tmp_path / "bert")
-    model = CmpaglModel.from_pretrained_towers(tiny_config(), vision_model_name_or_path=tmp_path / "swin", text_model_name_or_path=tmp_path / "bert")
+    model = CMPAGLModel.from_pretrained_towers(tiny_config(), vision_model_name_or_path=tmp_path / "swin", text_model_name_or_path=tmp_path / "bert")
     model.init_weights()
     for key, value in swin.state_dict().items():
         assert torch.equal(model.vision_model.swin.state_dict()[key], value), key
@@ -306,11 +306,11 @@ def test_pretrained_towers_split_one_bert_over_text_and_fusion(tmp_path):
     assert not torch.equal(fusion["crossattention.self.query.weight"], bert_state["encoder.layer.1.attention.self.query.weight"])
     BertModel(BertConfig(**TEXT)).save_pretrained(tmp_path / "shallow")
     with pytest.raises(ValueError, match="has 1 layers; the towers need 2"):
-        CmpaglModel.from_pretrained_towers(tiny_config(), text_model_name_or_path=tmp_path / "shallow")
+        CMPAGLModel.from_pretrained_towers(tiny_config(), text_model_name_or_path=tmp_path / "shallow")
 
 
 def test_processor_recipe_and_round_trip(tmp_path):
-    processor = CmpaglProcessor.from_vocab(VOCAB)
+    processor = CMPAGLProcessor.from_vocab(VOCAB)
     image_processor = processor.image_processor
     assert processor.max_text_length == 40 and image_processor.resample == "bicubic"
     assert image_processor.train_scale == [0.5, 1.0] and image_processor.train_hflip and image_processor.train_randaugment == [2, 7]
@@ -323,5 +323,5 @@ def test_processor_recipe_and_round_trip(tmp_path):
     tiny_config().save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
-    assert type(loaded) is CmpaglProcessor and loaded.max_text_length == 40 and loaded.image_processor.train_randaugment == [2, 7]
+    assert type(loaded) is CMPAGLProcessor and loaded.max_text_length == 40 and loaded.image_processor.train_randaugment == [2, 7]
     assert torch.equal(loaded(text=["a ship port"])["input_ids"], eval_inputs["input_ids"])

@@ -1,4 +1,4 @@
-"""AMFMN (Yuan et al., TGRS 2021/22) as a `PreTrainedModel`, plus the base shared with GaLR.
+"""AMFMN (Yuan et al., TGRS 2021/22) as a `PreTrainedModel`.
 
 The released (checkpoint-faithful) model: ResNet-18 + MVSA image feature F_v, skip-thought caption
 feature t, and the visual-guided attention (VGA) score S[i, j] = cos(F_v_i, Ft[i, j]) where the
@@ -9,105 +9,15 @@ by a key copy (plus the ResNet renaming).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
-from transformers import initialization as init
 
-from ..common.losses import dynamic_margin, hinge_triplet_loss
-from ..common.base import RetrievalPreTrainedModel
-from ..common.mvsa import MVSA, ExtractFeature, check_image_size
-from ..common.skipthought import SkipThoughtTextEncoder
-from .configuration_amfmn import AMFMNConfig, AMFMNFamilyConfig
+from ..common.amfmn_family import AMFMNFamilyPreTrainedModel
+from .configuration_amfmn import AMFMNConfig
 
 #: Elements of the largest [images, texts, dim] intermediate built at once by chunked scoring.
 SCORE_CHUNK_ELEMENTS = 1 << 24
 COSINE_EPS = 1e-8
-
-
-class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
-    """What AMFMN and GaLR share: ResNet + MVSA visual branch, skip-thought text branch, hinge
-    triplet loss (fixed or dynamic margin), initialisation and pretrained-tower loading.
-
-    Subclasses call `_build_branches(config)` in `__init__` before `post_init()`.
-    """
-
-    config_class = AMFMNFamilyConfig
-    vision_tower_path = "extract_feature.backbone"
-    text_tower_path = "text_feature.seq2vec"
-    loss_input_names = ("prior_similarity",)  # [B, B] caption prior of the dynamic-margin loss
-
-    def _build_branches(self, config: AMFMNFamilyConfig) -> None:
-        self.extract_feature = ExtractFeature(config)
-        self.mvsa = MVSA(config)
-        self.text_feature = SkipThoughtTextEncoder(
-            config.vocab_size, config.word_embed_dim, config.text_hidden_dim, config.embed_dim, config.text_dropout
-        )
-
-    def _init_weights(self, module: nn.Module) -> None:
-        """PyTorch's default initialisation (the reference code's, for everything not pretrained)."""
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
-                bound = 1.0 / math.sqrt(module.weight[0].numel())
-                init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight)
-            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
-                init.zeros_(module.weight[module.padding_idx])
-
-    def global_visual_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """F_v = MVSA(ResNet(image)): [B, embed_dim], not normalised."""
-        check_image_size(pixel_values, self.config.image_size)
-        return self.mvsa(*self.extract_feature(pixel_values))
-
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Caption features [B, embed_dim] (>= 0). Lengths come from the non-zero ids, as in the
-        reference code, so `attention_mask` is not needed (padding must be id 0, on the right);
-        when given it must agree with that padding."""
-        if attention_mask is not None and not torch.equal(attention_mask.bool(), input_ids != 0):
-            raise ValueError("attention_mask disagrees with the id-0 padding: AMFMN/GaLR captions must be right-padded with id 0 (RSWordTokenizer)")
-        return self.text_feature(input_ids)
-
-    def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, prior_similarity=None):
-        """Sum-hinge triplet loss of the reference code (hardest negative if `max_violation`).
-
-        With `config.dynamic_margin` = {gamma, beta}, the margin of pair (i, j) is the paper's
-        alpha(P[i, j]) for `prior_similarity` P [B, B] (caption j against image i's captions, see
-        `rs_retrieval.models.common.losses.CaptionPriorSimilarity`). `image_ids` masks texts of the same image
-        (the reference does not: pass None to reproduce it).
-        """
-        margin = self.config.margin
-        if self.config.dynamic_margin is not None:
-            if prior_similarity is None:
-                raise ValueError("config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.models.common.losses.CaptionPriorSimilarity)")
-            if tuple(prior_similarity.shape) != tuple(logits_per_image.shape):
-                raise ValueError(f"prior_similarity must have the score shape {tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}")
-            margin = dynamic_margin(prior_similarity.to(logits_per_image), **self.config.dynamic_margin)
-        loss = hinge_triplet_loss(logits_per_image, margin, self.config.max_violation, image_ids)
-        return loss, {"triplet": loss.detach()}
-
-    @classmethod
-    def from_pretrained_towers(
-        cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, allow_pickle=False, **kwargs
-    ):
-        """A new model whose ResNet starts from a transformers `ResNetModel` (local dir or Hub id)
-        and whose text encoder starts from the public skip-thought uni-skip files.
-
-        `text_model_name_or_path` is the folder with `uni_skip.npz`, `utable.npy` and
-        `dictionary.txt`; `vocab` (a `word2idx` dict or a reference `vocab.json` path) picks the
-        embedding rows. `allow_pickle` permits the object-array `utable.npy` of the original
-        release (a pickle: only for files you trust).
-        """
-        model = super().from_pretrained_towers(config, vision_model_name_or_path=vision_model_name_or_path, **kwargs)
-        if text_model_name_or_path is not None:
-            from ..common.skipthought_weights import load_skipthought_into
-
-            if vocab is None:
-                raise ValueError("loading skip-thought weights needs `vocab` (word2idx dict or vocab.json path) to pick embedding rows")
-            load_skipthought_into(model.text_feature.seq2vec, text_model_name_or_path, vocab, allow_pickle=allow_pickle)
-        return model
 
 
 def chunked_pair_cosine(visual: torch.Tensor, num_texts: int, gated_text_fn) -> torch.Tensor:
@@ -185,6 +95,7 @@ class AMFMNModel(AMFMNFamilyPreTrainedModel):
     """
 
     config_class = AMFMNConfig
+    base_model_prefix = "amfmn"
 
     def __init__(self, config: AMFMNConfig):
         super().__init__(config)

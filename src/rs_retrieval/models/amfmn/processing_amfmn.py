@@ -1,40 +1,6 @@
-"""AMFMN processor: the RS image processor + the reference word-level tokenizer."""
+"""AMFMN processor: the AMFMN-family processor (RS image processor + reference word tokenizer)."""
 
-from __future__ import annotations
-
-import os
-
-from ..common.processing import RetrievalProcessor, RSImageProcessor
-from ..common.tokenization_word import RSWordTokenizer
-
-
-def word_tokenizer(vocab) -> RSWordTokenizer:
-    """An `RSWordTokenizer` from a reference `vocab.json` path, a `word2idx` dict or a tokenizer."""
-    if isinstance(vocab, RSWordTokenizer):
-        return vocab
-    if isinstance(vocab, dict):
-        return RSWordTokenizer(vocab=vocab)
-    if isinstance(vocab, (str, os.PathLike)):
-        return RSWordTokenizer(vocab_file=os.fspath(vocab))
-    raise TypeError(f"vocab must be a vocab.json path, a word2idx dict or an RSWordTokenizer, got {type(vocab).__name__}")
-
-
-class AMFMNFamilyProcessor(RetrievalProcessor):
-    """Processor base of AMFMN and GaLR: `RSImageProcessor` (AMFMN/GaLR transforms) + `RSWordTokenizer`."""
-
-    @classmethod
-    def from_config(cls, config, vocab, **kwargs):
-        """The processor matching `config` (image size, train transforms) for vocabulary `vocab`.
-
-        Raises if the vocabulary does not fit `config.vocab_size` (words + padding id 0).
-        """
-        tokenizer = word_tokenizer(vocab)
-        if tokenizer.vocab_size != config.vocab_size:
-            raise ValueError(
-                f"vocabulary has {tokenizer.vocab_size - 1} words (+ padding = {tokenizer.vocab_size} ids) but "
-                f"config.vocab_size is {config.vocab_size}"
-            )
-        return cls(image_processor=RSImageProcessor(**config.image_processor_kwargs()), tokenizer=tokenizer, **kwargs)
+from ..common.amfmn_family import AMFMNFamilyProcessor
 
 
 class AMFMNProcessor(AMFMNFamilyProcessor):

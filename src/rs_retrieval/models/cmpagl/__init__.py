@@ -1,23 +1,18 @@
-"""CMPAGL (Sun et al., TGRS 2024), a RECONSTRUCTION (no public code): registers `cmpagl` with
-AutoConfig/AutoModel/AutoImageProcessor/AutoProcessor."""
+"""CMPAGL (Sun et al., TGRS 2024), a RECONSTRUCTION (no public code); importing this package
+registers the method."""
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
-
-from ..common.processing import RSImageProcessor
-from .configuration_cmpagl import CmpaglConfig
+from ..registry import register_method
+from .configuration_cmpagl import CMPAGLConfig
 from .gswin import GlobalLocalCrossAttention, GswinVisionEncoder, merge_windows, partition_windows
-from .modeling_cmpagl import CmpaglModel, FusionEncoder, improved_triplet_loss, itc_loss, sample_itm_negatives
-from .processing_cmpagl import CmpaglProcessor
+from .modeling_cmpagl import CMPAGLModel, FusionEncoder, improved_triplet_loss, itc_loss, sample_itm_negatives
+from .processing_cmpagl import CMPAGLProcessor
 
-AutoConfig.register(CmpaglConfig.model_type, CmpaglConfig)
-AutoModel.register(CmpaglConfig, CmpaglModel)
-AutoImageProcessor.register(CmpaglConfig, image_processor_classes={"pil": RSImageProcessor})
-AutoProcessor.register(CmpaglConfig, CmpaglProcessor)
+register_method(CMPAGLConfig, CMPAGLModel, CMPAGLProcessor, default_recipe="configs/cmpagl_synth.yaml", legacy_processor_names=("CmpaglProcessor",))
 
 __all__ = [
-    "CmpaglConfig",
-    "CmpaglModel",
-    "CmpaglProcessor",
+    "CMPAGLConfig",
+    "CMPAGLModel",
+    "CMPAGLProcessor",
     "FusionEncoder",
     "GlobalLocalCrossAttention",
     "GswinVisionEncoder",

@@ -15,7 +15,7 @@ INTRA_CLASS_MODES = ("pair", "scene")
 REDUCTIONS = ("mean", "sum")
 
 
-class CmpaglConfig(PretrainedConfig):
+class CMPAGLConfig(PretrainedConfig):
     """Gswin (Swin + global-local window attention) image encoder, BERT text encoder and BERT fusion
     encoder with an ITM head, ALBEF-style (reconstruction, `cmpagl.md` §2).
 
@@ -110,6 +110,11 @@ class CmpaglConfig(PretrainedConfig):
         self.text_model_name = text_model_name
         super().__init__(**kwargs)
         self._validate()
+
+    @property
+    def image_size(self) -> int:
+        """Input side (the Swin sub-config's `image_size`): what the processor resizes to."""
+        return int(self.vision_config.image_size)
 
     @property
     def vision_width(self) -> int:

@@ -22,7 +22,7 @@ from transformers.models.swin.modeling_swin import SwinRelativePositionBias
 from ..common.losses import hinge_triplet_loss, same_image_mask
 from ..common.base import RetrievalPreTrainedModel
 from ..common.bert import build_bert, load_bert_layers
-from .configuration_cmpagl import CmpaglConfig
+from .configuration_cmpagl import CMPAGLConfig
 from .gswin import GswinVisionEncoder
 
 #: Offset that puts every non-candidate below every re-ranked candidate while keeping their ITC order.
@@ -137,9 +137,10 @@ def improved_triplet_loss(
     return triplet + intra_class_weight * intra
 
 
-class CmpaglPreTrainedModel(RetrievalPreTrainedModel):
-    config_class = CmpaglConfig
+class CMPAGLPreTrainedModel(RetrievalPreTrainedModel):
+    config_class = CMPAGLConfig
     base_model_prefix = "cmpagl"
+    supports_gradient_checkpointing = True  # the BERT text layers
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -156,11 +157,11 @@ class CmpaglPreTrainedModel(RetrievalPreTrainedModel):
         elif isinstance(module, SwinRelativePositionBias):
             init.zeros_(module.relative_position_bias_table)
             init.copy_(module.relative_position_index, module._create_relative_position_index().view(-1))
-        elif isinstance(module, CmpaglModel):
+        elif isinstance(module, CMPAGLModel):
             init.constant_(module.temp, self.config.temp_init)
 
 
-class CmpaglModel(CmpaglPreTrainedModel):
+class CMPAGLModel(CMPAGLPreTrainedModel):
     """CMPAGL retrieval model (reconstruction). `get_image_features`/`get_text_features` return the
     pre-aligned `embed_dim` embeddings (un-normalised); `score` re-ranks the top-k candidates of
     each query with the fusion encoder; `compute_loss` = ITC + ITM + improved triplet."""
@@ -172,7 +173,7 @@ class CmpaglModel(CmpaglPreTrainedModel):
     loss_input_names = ("scene_ids",)
     text_cache_keys = ("embeds", "tokens", "attention_mask")
 
-    def __init__(self, config: CmpaglConfig):
+    def __init__(self, config: CMPAGLConfig):
         super().__init__(config)
         self.vision_model = GswinVisionEncoder(
             config.vision_config, config.gswin_stages, config.global_window_pool, config.global_local_combine, config.glwca_rel_bias

@@ -29,8 +29,11 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     vision_tower_path: str | None = None
     text_tower_path: str | None = None
 
-    base_model_prefix = "model"
+    #: Naming rule: the method's `model_type` (checked by `register_method`).
+    base_model_prefix = ""
     main_input_name = "pixel_values"
+    #: True where a tower's layers can recompute activations in backward (BERT layers).
+    supports_gradient_checkpointing = False
     #: Keys of `encode_images`'s output that `score` needs; the evaluator caches exactly these.
     image_cache_keys: tuple[str, ...] = ("embeds",)
     text_cache_keys: tuple[str, ...] = ("embeds",)
@@ -43,9 +46,12 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     loss_input_names: tuple[str, ...] = ()
 
     @classmethod
-    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):
+    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs):
         """A randomly initialised model whose backbones start from pretrained weights
-        (a local directory or Hub id of a transformers `ResNetModel`/`SwinModel`/`BertModel`)."""
+        (a local directory or Hub id of a transformers `ResNetModel`/`SwinModel`/`BertModel`).
+
+        `vocab` is the processor's vocabulary, for methods whose pretrained text weights are
+        indexed by it (AMFMN/GaLR skip-thought); the others ignore it."""
         from .towers import load_tower_weights
 
         model = cls(config, **kwargs)

@@ -4,7 +4,7 @@ Towers are plain `transformers.BertModel`s built from a `BertConfig` sub-config,
 `bert-base-uncased` (or any BERT checkpoint with the same shape) load from a local directory or a
 Hub id. CMPAGL splits one pretrained BERT over two towers (text layers, then fusion layers);
 `load_bert_layers` does that split strictly. `BertRetrievalProcessor` pairs the shared RS image
-processor with a WordPiece tokenizer built from a local vocabulary.
+processor with a WordPiece tokenizer.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import os
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import BertConfig, BertModel
 
-from .processing import RetrievalProcessor, RSImageProcessor
+from .processing import RetrievalProcessor
+from .tokenizer_families import WORDPIECE
 
 
 def build_bert(text_config: BertConfig, num_hidden_layers: int | None = None) -> BertModel:
@@ -25,24 +26,6 @@ def build_bert(text_config: BertConfig, num_hidden_layers: int | None = None) ->
     if num_hidden_layers is not None:
         config.num_hidden_layers = num_hidden_layers
     return BertModel(config, add_pooling_layer=False)
-
-
-def wordpiece_tokenizer(vocab: str | os.PathLike | dict[str, int], max_length: int, do_lower_case: bool = True) -> BertTokenizer:
-    """A BERT WordPiece tokenizer from a `vocab.txt` path or a token->id dict.
-
-    `BertTokenizerFast(vocab_file=...)` silently ignores the file in transformers 5 (every word
-    becomes [UNK]), so this goes through `BertTokenizer(vocab=...)` and checks the special tokens.
-    """
-    if not isinstance(vocab, dict):
-        path = os.fspath(vocab)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"WordPiece vocabulary file not found: {path}")
-        with open(path, encoding="utf-8") as handle:
-            vocab = {line.rstrip("\n"): index for index, line in enumerate(handle) if line.rstrip("\n")}
-    missing = [token for token in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if token not in vocab]
-    if missing:
-        raise ValueError(f"WordPiece vocabulary lacks the special tokens {missing}")
-    return BertTokenizer(vocab=vocab, do_lower_case=do_lower_case, model_max_length=max_length)
 
 
 def load_bert_layers(
@@ -99,22 +82,15 @@ def _copy_strict(target: nn.Module, state: dict[str, torch.Tensor], source) -> N
 
 
 class BertRetrievalProcessor(RetrievalProcessor):
-    """RS image processor + BERT WordPiece tokenizer, padding every caption to a fixed length.
+    """RS image processor + BERT WordPiece tokenizer, padding every caption to the config's fixed
+    length `max_text_len` (saved with the processor as `max_text_length`)."""
 
-    Subclasses set `default_max_text_length` and `image_processor_defaults` (the method's eval
-    resize and training augmentation); `max_text_length` is saved with the processor.
-    """
+    tokenizer_family = WORDPIECE
 
-    default_max_text_length: int = 32
-    image_processor_defaults: dict = {}
-
-    def __init__(self, image_processor=None, tokenizer=None, max_text_length: int | None = None, **kwargs):
-        self.max_text_length = int(max_text_length or self.default_max_text_length)
+    def __init__(self, image_processor=None, tokenizer=None, max_text_length: int = 32, **kwargs):
+        self.max_text_length = int(max_text_length)
         super().__init__(image_processor, tokenizer, **kwargs)
 
     @classmethod
-    def from_vocab(cls, vocab: str | os.PathLike | dict[str, int], max_text_length: int | None = None, **image_overrides):
-        """Build from a WordPiece `vocab.txt` (e.g. bert-base-uncased's) and the method's image defaults."""
-        max_text_length = int(max_text_length or cls.default_max_text_length)
-        image_processor = RSImageProcessor(**{**cls.image_processor_defaults, **image_overrides})
-        return cls(image_processor=image_processor, tokenizer=wordpiece_tokenizer(vocab, max_text_length), max_text_length=max_text_length)
+    def config_arguments(cls, config) -> dict:
+        return {"max_text_length": config.max_text_len}

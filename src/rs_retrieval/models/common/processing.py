@@ -17,6 +17,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .tokenizer_families import TokenizerFamily
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
@@ -55,6 +57,9 @@ class RSImageProcessor(BaseImageProcessor):
     """
 
     model_input_names = ["pixel_values"]
+    #: Constructor arguments a processor builder may set; the input `size` is not among them: it
+    #: always comes from the model config.
+    SETTINGS = ("resample", "image_mean", "image_std", "train_resize", "train_rotation_degrees", "train_scale", "train_hflip", "train_randaugment")
 
     def __init__(
         self,
@@ -72,6 +77,8 @@ class RSImageProcessor(BaseImageProcessor):
         super().__init__(**kwargs)
         if resample not in _RESAMPLE:
             raise ValueError(f"resample must be one of {sorted(_RESAMPLE)}, got {resample!r}")
+        if train_resize and train_resize < size:
+            raise ValueError(f"train_resize ({train_resize}) must be >= size ({size}) for the random crop")
         self.size = int(size)
         self.resample = resample
         self.image_mean = list(image_mean)
@@ -158,16 +165,52 @@ class RSImageProcessor(BaseImageProcessor):
 class RetrievalProcessor(ProcessorMixin):
     """Image processor + tokenizer; the base of every method's processor.
 
+    `from_config(config, vocab)` is the one builder of every method: the image size comes from the
+    model config (`config.image_size`), the fixed text length from `config.max_text_len` when the
+    config has one, the tokenizer from the class's `tokenizer_family`, the resampling and training
+    augmentation from `image_settings(config)` plus the caller's overrides (a recipe's
+    `processor.options`).
+
     `image_inputs(rows, train)` builds the model's image-side inputs from a batch of dataset rows
     (dict of lists with at least an `image` column); methods that need more than pixels (GaLR's
     local graph) override it. `text_inputs(captions)` tokenises with the method's padding rules.
     """
 
+    #: Subclasses name their tokenizer family (`models.common.tokenizer_families`).
+    tokenizer_family: TokenizerFamily | None = None
+    #: Fixed length for padded text; None pads to the longest caption in the batch.
+    max_text_length: int | None = None
+
     def __init__(self, image_processor=None, tokenizer=None, **kwargs):
         super().__init__(image_processor, tokenizer, **kwargs)
 
-    #: Fixed length for padded text; None pads to the longest caption in the batch.
-    max_text_length: int | None = None
+    @classmethod
+    def from_config(cls, config, vocab=None, **overrides):
+        """The processor matching `config` for vocabulary `vocab` (a file, a token -> id dict or a
+        tokenizer). `overrides` are `RSImageProcessor.SETTINGS` or arguments of the processor's
+        constructor; the input size is not one of them (set the model config's `image_size`)."""
+        if cls.tokenizer_family is None:
+            raise TypeError(f"{cls.__name__} names no tokenizer_family")
+        if vocab is None:
+            raise ValueError(f"{cls.__name__}.from_config needs a vocabulary of the {cls.tokenizer_family.name!r} tokenizer family")
+        if "size" in overrides:
+            raise ValueError("the image size comes from the model config (image_size), not from processor options")
+        image_settings = {**cls.image_settings(config), **{k: overrides.pop(k) for k in list(overrides) if k in RSImageProcessor.SETTINGS}}
+        text_length = getattr(config, "max_text_len", None)
+        tokenizer = cls.tokenizer_family.tokenizer(vocab, text_length)
+        cls.tokenizer_family.check_fits(tokenizer, config)
+        image_processor = RSImageProcessor(size=config.image_size, **image_settings)
+        return cls(image_processor=image_processor, tokenizer=tokenizer, **cls.config_arguments(config), **overrides)
+
+    @classmethod
+    def image_settings(cls, config) -> dict:
+        """The method's `RSImageProcessor` settings (resampling, training augmentation) for `config`."""
+        return {}
+
+    @classmethod
+    def config_arguments(cls, config) -> dict:
+        """Constructor arguments that follow the model config (e.g. GaLR's graph size)."""
+        return {}
 
     def text_inputs(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
         kwargs = dict(padding="longest", return_tensors="pt")

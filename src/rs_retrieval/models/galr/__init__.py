@@ -1,6 +1,6 @@
-"""GaLR: importing this package registers it with the transformers Auto classes."""
+"""GaLR (Yuan et al., TGRS 2022); importing this package registers the method."""
 
-from ..amfmn import register_family
+from ..registry import register_method
 from .configuration_galr import GaLRConfig
 from .modeling_galr import GaLRModel
 from .processing_galr import (
@@ -11,7 +11,10 @@ from .processing_galr import (
     save_local_features,
 )
 
-register_family(GaLRConfig, GaLRModel, GaLRProcessor)
+register_method(
+    GaLRConfig, GaLRModel, GaLRProcessor,
+    converter="rs_retrieval.convert.amfmn_galr:convert_amfmn_galr", default_recipe="configs/galr_synth.yaml",
+)
 
 __all__ = [
     "GaLRConfig",

@@ -1,7 +1,7 @@
-"""GaLR configuration: the AMFMN-family fields (`amfmn.md` §16.1, with rotation U[0, 90] in
-training) plus the local GCN branch and the MIDF fusion (`galr.md` §10.1)."""
+"""GaLR configuration: the AMFMN-family fields (`amfmn.md` §16.1) plus the local GCN branch and the
+MIDF fusion (`galr.md` §10.1)."""
 
-from ..amfmn.configuration_amfmn import AMFMNFamilyConfig
+from ..common.amfmn_family import AMFMNFamilyConfig
 
 RERANK_KEYS = {"K1", "Wp1", "Wp2"}
 
@@ -34,7 +34,6 @@ class GaLRConfig(AMFMNFamilyConfig):
         dynamic_fusion_dropout: float = 0.2,
         paper_fusion_fix: bool = False,
         rerank: dict | None = None,
-        train_rotation_degrees: float = 90.0,
         **kwargs,
     ):
         self.num_nodes = int(num_nodes)
@@ -48,7 +47,7 @@ class GaLRConfig(AMFMNFamilyConfig):
         self.dynamic_fusion_dropout = float(dynamic_fusion_dropout)
         self.paper_fusion_fix = bool(paper_fusion_fix)
         self.rerank = dict(rerank) if rerank is not None else None
-        super().__init__(train_rotation_degrees=train_rotation_degrees, **kwargs)
+        super().__init__(**kwargs)
         if len(self.gcn_dims) != 3:
             raise ValueError(f"gcn_dims must hold the 3 GCN layer widths, got {self.gcn_dims}")
         if self.mca_hidden != self.embed_dim:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from ..amfmn.modeling_amfmn import AMFMNFamilyPreTrainedModel
+from ..common.amfmn_family import AMFMNFamilyPreTrainedModel
 from .configuration_galr import GaLRConfig
 
 NORM_EPS = 1e-8
@@ -190,6 +190,7 @@ class GaLRModel(AMFMNFamilyPreTrainedModel):
     """
 
     config_class = GaLRConfig
+    base_model_prefix = "galr"
 
     def __init__(self, config: GaLRConfig):
         super().__init__(config)

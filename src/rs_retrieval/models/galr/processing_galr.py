@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from ..amfmn.processing_amfmn import AMFMNFamilyProcessor
+from ..common.amfmn_family import AMFMNFamilyProcessor
 from ...fileio import atomic_file
 
 GEOMETRY_FEATURES = 5  # cx, cy, w, h, area
@@ -95,6 +95,8 @@ class GaLRProcessor(AMFMNFamilyProcessor):
     with `load_local_features` are not saved (they are data, not configuration).
     """
 
+    train_rotation_degrees = 90.0
+
     def __init__(
         self,
         image_processor=None,
@@ -124,13 +126,17 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         super().__init__(image_processor, tokenizer, **kwargs)
 
     @classmethod
-    def from_config(cls, config, vocab, local_features: str | os.PathLike | None = None, allow_pickle: bool = False, **kwargs):
+    def from_config(cls, config, vocab=None, local_features: str | os.PathLike | None = None, allow_pickle: bool = False, **overrides):
         """`local_features` (an official `*_local.npy` or a `save_local_features` file) is loaded
         at once, so a training recipe can name it: `processor.options.local_features: PATH`."""
-        processor = super().from_config(config, vocab, num_nodes=config.num_nodes, node_dim=config.node_dim, **kwargs)
+        processor = super().from_config(config, vocab, **overrides)
         if local_features is not None:
             processor.load_local_features(local_features, allow_pickle=allow_pickle)
         return processor
+
+    @classmethod
+    def config_arguments(cls, config) -> dict:
+        return {"num_nodes": config.num_nodes, "node_dim": config.node_dim}
 
     @staticmethod
     def object_vocabulary(objects_per_image: Iterable[Sequence[dict]]) -> tuple[list[str], list[str]]:

@@ -1,15 +1,10 @@
-"""MSA (Yang et al., TGRS 2024): registers `msa` with AutoConfig/AutoModel/AutoImageProcessor/AutoProcessor."""
+"""MSA (Yang et al., TGRS 2024); importing this package registers the method."""
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
-
-from ..common.processing import RSImageProcessor
+from ..registry import register_method
 from .configuration_msa import MSAConfig
 from .modeling_msa import MSCMAT, MSAModel, csmmc_loss, msa_triplet_loss, mscma_loss
 from .processing_msa import MSAProcessor
 
-AutoConfig.register(MSAConfig.model_type, MSAConfig)
-AutoModel.register(MSAConfig, MSAModel)
-AutoImageProcessor.register(MSAConfig, image_processor_classes={"pil": RSImageProcessor})
-AutoProcessor.register(MSAConfig, MSAProcessor)
+register_method(MSAConfig, MSAModel, MSAProcessor, converter="rs_retrieval.convert.msa:convert_msa", default_recipe="configs/msa_synth.yaml")
 
 __all__ = ["MSAConfig", "MSAModel", "MSAProcessor", "MSCMAT", "msa_triplet_loss", "mscma_loss", "csmmc_loss"]

@@ -168,6 +168,7 @@ def csmmc_loss(scores: torch.Tensor, teacher_scale: int = 3, tau: float = 2.0, f
 class MSAPreTrainedModel(RetrievalPreTrainedModel):
     config_class = MSAConfig
     base_model_prefix = "msa"
+    supports_gradient_checkpointing = True  # the BERT text layers
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
