@@ -30,6 +30,7 @@ def run_quickstart(
     from .search.engine import make_contact_sheet, search_images
     from .search.commands import load_model
     from .training import load_recipe, train
+    from .training.data import dataset_options
     from .fileio import write_json_atomic
 
     recipe_path = Path(recipe_path)
@@ -47,7 +48,7 @@ def run_quickstart(
 
     start = time.perf_counter()
     model, processor = load_model(str(run_dir / "model"))
-    synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **(recipe.data.options or {}))
+    synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, model.config.image_size))
     test_split = load_dataset("rs_synth", split="test", **synth)
     test_metrics = evaluate_retrieval(model, processor, test_split, rerank=("none", "galr_mr"), batch_size=recipe.training.eval_batch_size)
     write_json_atomic(run_dir / "test_metrics.json", test_metrics)

@@ -336,7 +336,7 @@ def test_skipthought_loader_checks_files_and_pickles(tmp_path):
 def test_from_pretrained_towers_loads_resnet_and_skipthought(tmp_path):
     write_uniskip(tmp_path / "st", embed=8, hidden=10)
     config = AMFMNConfig(vocab_size=5, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-                         backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70)
+                         backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64)
     donor = AMFMNModel(config)
     donor.extract_feature.backbone.resnet.save_pretrained(tmp_path / "resnet")
     vocab = {"plane": 1, "ship": 2, "tank": 3, "<unk>": 4}

@@ -21,7 +21,7 @@ WORDPIECE = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[M
 WORDS = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
 BERT = dict(vocab_size=len(WORDPIECE), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
 GRU = dict(vocab_size=12, word_embed_dim=8, text_hidden_dim=10, backbone_hidden_sizes=[4, 4, 8, 8], backbone_depths=[1, 1, 1, 1],
-           backbone_embedding_size=4, image_size=64, train_resize=70)
+           backbone_embedding_size=4, image_size=64)
 OBJECTS = [[{"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}], []]
 
 
@@ -34,13 +34,13 @@ def tiny_methods():
     msa = MSAModel(MSAConfig(text_config=BERT, vision_config=resnet_config("resnet50", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8),
                              hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8)).eval()
     cmpagl = CMPAGLModel(CMPAGLConfig(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4),
-                                      fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2)).eval()
+                                      fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, max_text_len=8)).eval()
     return {
         "amfmn": (amfmn, AMFMNProcessor.from_config(amfmn.config, WORDS), ["ship port", "green field road"], {}),
         "galr": (galr, GaLRProcessor.from_config(galr.config, WORDS, object_categories=["ship", "car"], object_colors=["red"]),
                  ["ship port", "green field road"], {"objects": OBJECTS}),
-        "msa": (msa, MSAProcessor.from_vocab(WORDPIECE, max_text_length=8, size=32), ["a ship", "green field port"], {}),
-        "cmpagl": (cmpagl, CMPAGLProcessor.from_vocab(WORDPIECE, max_text_length=8, size=32), ["a ship", "green field"], {}),
+        "msa": (msa, MSAProcessor.from_config(msa.config, WORDPIECE), ["a ship", "green field port"], {}),
+        "cmpagl": (cmpagl, CMPAGLProcessor.from_config(cmpagl.config, WORDPIECE), ["a ship", "green field"], {}),
     }
 
 

@@ -60,7 +60,7 @@ def test_real_pretrained_bert_text_tower_and_vocab():
     tokenizer matches its tokenizer, and the towers load its weights unchanged."""
     directory = Path(MINILM.submodule_search_locations[0]) / "model"
     captions = ["Several white planes are parked near the terminal.", "A storage-tank farm beside a river"]
-    processor = MSAProcessor.from_vocab(directory / "vocab.txt")
+    processor = MSAProcessor.from_config(MSAConfig(), directory / "vocab.txt")
     reference = AutoTokenizer.from_pretrained(directory)(captions, padding="max_length", max_length=31, truncation=True, return_tensors="pt")
     inputs = processor(text=captions)
     assert torch.equal(inputs["input_ids"], reference["input_ids"]) and torch.equal(inputs["attention_mask"], reference["attention_mask"])
@@ -81,4 +81,4 @@ def test_real_pretrained_bert_text_tower_and_vocab():
     state = pretrained.state_dict()
     assert torch.equal(cmpagl.text_model.encoder.layer[2].output.dense.weight, state["encoder.layer.2.output.dense.weight"])
     assert torch.equal(cmpagl.fusion.layers[0].attention.self.query.weight, state["encoder.layer.3.attention.self.query.weight"])
-    assert CMPAGLProcessor.from_vocab(directory / "vocab.txt")(text=captions)["input_ids"].shape == (2, 40)
+    assert CMPAGLProcessor.from_config(CMPAGLConfig(), directory / "vocab.txt")(text=captions)["input_ids"].shape == (2, 40)

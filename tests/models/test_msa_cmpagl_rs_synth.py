@@ -47,8 +47,8 @@ def test_tiny_msa_on_rs_synth_beats_chance(synth):
     torch.manual_seed(0)
     vocab = caption_vocab(synth["train"])
     vision = resnet_config("resnet50", hidden_sizes=[32, 32, 64, 64], depths=[1, 1, 1, 1], embedding_size=16)
-    config = MSAConfig(text_config=text_config(vocab, 32), vision_config=vision, hidden_size=64, mscmat_heads=4, image_size=SIZE)
-    processor = MSAProcessor.from_vocab(vocab, size=SIZE, train_resize=SIZE)
+    config = MSAConfig(text_config=text_config(vocab, 32), vision_config=vision, hidden_size=64, mscmat_heads=4, image_size=SIZE, max_text_len=31)
+    processor = MSAProcessor.from_config(config, vocab)
     model = MSAModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
     metrics = train_and_evaluate(model, processor, synth["train"], synth["test"], optimizer, STEPS, BATCH)
@@ -63,7 +63,7 @@ def test_tiny_cmpagl_on_rs_synth_beats_chance(synth):
     config = CMPAGLConfig(
         text_config=text_config(vocab, 32), vision_config=vision, fusion_layers=1, embed_dim=64, gswin_stages=(0, 1), itm_k_test=16, max_text_len=32
     )
-    processor = CMPAGLProcessor.from_vocab(vocab, max_text_length=32, size=SIZE)
+    processor = CMPAGLProcessor.from_config(config, vocab)
     model = CMPAGLModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
     metrics = train_and_evaluate(model, processor, synth["train"], synth["test"], optimizer, 500, BATCH)

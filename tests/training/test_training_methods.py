@@ -14,7 +14,8 @@ from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import load_dataset
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
-from rs_retrieval.training.recipe import registered_retrieval_methods, resolve_model_config
+from rs_retrieval import get_method, list_methods
+from rs_retrieval.training.recipe import resolve_model_config
 from rs_retrieval.training.tracking import read_log
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -42,7 +43,7 @@ def test_shipped_recipe_is_valid(path):
     if recipe.model.type in ("amfmn", "galr") and recipe.data.name in REFERENCE_VOCAB:
         assert config.vocab_size == REFERENCE_VOCAB[recipe.data.name]
     with torch.device("meta"):  # full-size models without allocating their weights
-        model = registered_retrieval_methods()[recipe.model.type](config)
+        model = get_method(recipe.model.type).model_class(config)
     groups = parameter_groups(model, recipe.training)  # every prefix rule matches parameters
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
     if path.stem == "msa_rsitmd":
@@ -55,13 +56,13 @@ def test_shipped_recipe_is_valid(path):
 
 #: Overrides that shrink each synth recipe to a seconds-long smoke run on 32 px images.
 TINY = {
-    "amfmn": ["model.image_size=32", "model.train_resize=36", "model.backbone_hidden_sizes=[8,8,16,16]", "model.backbone_embedding_size=8",
+    "amfmn": ["model.image_size=32", "processor.options.train_resize=36", "model.backbone_hidden_sizes=[8,8,16,16]", "model.backbone_embedding_size=8",
               "model.word_embed_dim=16", "model.text_hidden_dim=16", "model.embed_dim=16"],
-    "msa": ["model.image_size=32", "model.hidden_size=16", "model.mscmat_heads=2", "processor.options={max_text_length: 32, size: 32, train_resize: 32}",
+    "msa": ["model.image_size=32", "model.hidden_size=16", "model.mscmat_heads=2",
             "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
             "model.vision_config={hidden_sizes: [8, 8, 16, 16], depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}"],
     # intra_class_mode=scene needs the scene ids the trainer passes to models that take them.
-    "cmpagl": ["model.embed_dim=8", "model.intra_class_mode=scene", "processor.options={max_text_length: 32, size: 32}",
+    "cmpagl": ["model.embed_dim=8", "model.intra_class_mode=scene",
                "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
                "model.vision_config={image_size: 32, patch_size: 2, embed_dim: 8, depths: [1, 1], num_heads: [2, 2], window_size: 4}"],
 }
@@ -77,9 +78,9 @@ def synth_cache(tmp_path_factory):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_trains_from_its_synth_recipe(method, synth_cache, tmp_path):
-    if method not in registered_retrieval_methods():
+    if method not in list_methods():
         pytest.skip(f"{method} is not registered yet")
-    data = [f"data.cache_dir={synth_cache}", "data.options={image_size: 32, train_size: 8, val_size: 6, test_size: 0}"]
+    data = [f"data.cache_dir={synth_cache}", "data.options={train_size: 8, val_size: 6, test_size: 0}"]
     training = ["training.batch_size=10", "training.max_steps=2", "training.eval_batch_size=6", "training.log_every_steps=1"]
     recipe = load_recipe(CONFIGS / f"{method}_synth.yaml", TINY[method] + data + training)
     run = Trainer(recipe, run_dir=tmp_path / "run").train()

@@ -122,9 +122,23 @@ def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_
     return loader, sampler, collator
 
 
-def load_splits(spec: DataSpec, run_dir: Path | None = None):
+#: Datasets generated on request, at the image side the model reads unless the recipe sets one.
+GENERATED_DATASETS = ("rs_synth",)
+
+
+def dataset_options(spec: DataSpec, image_size: int | None = None) -> dict:
+    """Keyword arguments of `load_dataset` for `spec`: its `options`, plus the model's input side
+    `image_size` for generated datasets, so a recipe states the image size once (in the model)."""
+    options = dict(spec.options)
+    if spec.name in GENERATED_DATASETS and image_size is not None:
+        options.setdefault("image_size", image_size)
+    return options
+
+
+def load_splits(spec: DataSpec, run_dir: Path | None = None, image_size: int | None = None):
     """(train, validation) per-image datasets for a recipe (`rs_retrieval.data.load_dataset` or a
-    `save_to_disk` folder); see `select_splits` for the validation re-split."""
+    `save_to_disk` folder, see `dataset_options` for `image_size`); see `select_splits` for the
+    validation re-split."""
     if spec.path is not None:
         import datasets
 
@@ -132,7 +146,8 @@ def load_splits(spec: DataSpec, run_dir: Path | None = None):
     else:
         from ..data import load_dataset
 
-        dataset_dict = load_dataset(spec.name, data_dir=spec.data_dir, source=spec.source, cache_dir=spec.cache_dir, seed=spec.seed, **spec.options)
+        options = dataset_options(spec, image_size)
+        dataset_dict = load_dataset(spec.name, data_dir=spec.data_dir, source=spec.source, cache_dir=spec.cache_dir, seed=spec.seed, **options)
     return select_splits(dataset_dict, spec, run_dir)
 
 

@@ -161,7 +161,7 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _splits(self, run_dir: Path | None):
         if self.datasets is None:
-            return load_splits(self.recipe.data, run_dir)
+            return load_splits(self.recipe.data, run_dir, resolve_model_config(self.recipe.model).image_size)
         if isinstance(self.datasets, tuple):
             return self.datasets
         return select_splits(self.datasets, self.recipe.data, run_dir)

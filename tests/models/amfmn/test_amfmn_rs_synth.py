@@ -15,8 +15,10 @@ pytestmark = pytest.mark.slow
 
 FAMILY = dict(
     word_embed_dim=64, text_hidden_dim=128, embed_dim=64, text_dropout=0.1, backbone_hidden_sizes=[16, 32, 48, 64],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=16, image_size=64, train_resize=64, margin=0.2,
+    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=16, image_size=64, margin=0.2,
 )
+#: No training resize or rotation: the random crop of a 64 px image at 64 px is the image.
+NO_AUGMENTATION = dict(train_resize=64, train_rotation_degrees=0)
 STEPS, BATCH = 800, 32
 
 
@@ -32,15 +34,15 @@ def test_tiny_model_on_rs_synth_beats_chance(synth, method):
     vocab = build_vocab([c for caps in train_split["captions"] for c in caps], min_count=1)
     if method == "amfmn":
         config = AMFMNConfig(vocab_size=len(vocab) + 1, **FAMILY)
-        model, processor = AMFMNModel(config), AMFMNProcessor.from_config(config, vocab)
+        model, processor = AMFMNModel(config), AMFMNProcessor.from_config(config, vocab, **NO_AUGMENTATION)
     else:
         categories, colors = GaLRProcessor.object_vocabulary(list(train_split["objects"]) + list(test_split["objects"]))
         config = GaLRConfig(
             vocab_size=len(vocab) + 1, num_nodes=20, node_dim=len(categories) + len(colors) + 5, gcn_dims=[32, 16, 16],
-            mca_hidden=64, mca_heads=4, mca_ff=128, dynamic_fusion_dim=32, train_rotation_degrees=0, **FAMILY,
+            mca_hidden=64, mca_heads=4, mca_ff=128, dynamic_fusion_dim=32, **FAMILY,
         )
         model = GaLRModel(config)
-        processor = GaLRProcessor.from_config(config, vocab, object_categories=categories, object_colors=colors)
+        processor = GaLRProcessor.from_config(config, vocab, object_categories=categories, object_colors=colors, **NO_AUGMENTATION)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     metrics = train_and_evaluate(model, processor, train_split, test_split, optimizer, STEPS, BATCH)
     chance = report_vs_chance(method, metrics, len(test_split))

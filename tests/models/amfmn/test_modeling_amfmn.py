@@ -13,7 +13,7 @@ from rs_retrieval.models.common.skipthought import SkipThoughtEncoder
 
 TINY = dict(
     vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70,
+    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64,
 )
 VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
 
@@ -36,7 +36,8 @@ def test_default_config_keeps_reference_numbers():
     assert (config.vocab_size, config.word_embed_dim, config.text_hidden_dim, config.embed_dim) == (1350, 620, 2400, 512)
     assert (config.multiscale_in, config.multiscale_out, config.image_size, config.att_type) == (3, 1, 256, "soft_att")
     assert (config.margin, config.max_violation, config.dynamic_margin, config.text_dropout) == (0.2, False, None, 0.25)
-    assert (config.train_resize, config.train_rotation_degrees) == (278, 0.0)
+    settings = AMFMNProcessor.image_settings(config)
+    assert (settings["train_resize"], settings["train_rotation_degrees"], "train_resize" in config.to_dict()) == (278, 0.0, False)
     assert config.backbone_hidden_sizes == [64, 128, 256, 512] and config.backbone_depths == [2, 2, 2, 2]
     for bad, message in (({"att_type": "dot"}, "att_type"), ({"image_size": 100}, "multiple of 32"), ({"dynamic_margin": {"gamma": 0.6}}, "beta")):
         with pytest.raises(ValueError, match=message):

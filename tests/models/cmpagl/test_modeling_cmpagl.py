@@ -310,7 +310,7 @@ def test_pretrained_towers_split_one_bert_over_text_and_fusion(tmp_path):
 
 
 def test_processor_recipe_and_round_trip(tmp_path):
-    processor = CMPAGLProcessor.from_vocab(VOCAB)
+    processor = CMPAGLProcessor.from_config(CMPAGLConfig(), VOCAB)
     image_processor = processor.image_processor
     assert processor.max_text_length == 40 and image_processor.resample == "bicubic"
     assert image_processor.train_scale == [0.5, 1.0] and image_processor.train_hflip and image_processor.train_randaugment == [2, 7]

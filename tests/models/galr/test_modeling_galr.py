@@ -19,7 +19,7 @@ from rs_retrieval.models.common.tokenization_word import RSWordTokenizer
 
 TINY = dict(
     vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=8, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70,
+    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64,
     num_nodes=4, node_dim=12, gcn_dims=[6, 3, 5], mca_hidden=8, mca_heads=2, mca_ff=12, dynamic_fusion_dim=6,
 )
 VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
@@ -53,7 +53,8 @@ def test_default_config_keeps_reference_numbers():
     assert (config.num_nodes, config.node_dim, config.gcn_dims) == (20, 20, [20, 10, 20])
     assert (config.mca_hidden, config.mca_heads, config.mca_ff, config.mca_dropout) == (512, 8, 1024, 0.1)
     assert (config.dynamic_fusion_dim, config.dynamic_fusion_dropout, config.paper_fusion_fix) == (512, 0.2, False)
-    assert (config.train_resize, config.train_rotation_degrees, config.margin, config.image_size) == (278, 90.0, 0.2, 256)
+    settings = GaLRProcessor.image_settings(config)
+    assert (settings["train_resize"], settings["train_rotation_degrees"], config.margin, config.image_size) == (278, 90.0, 0.2, 256)
     assert not hasattr(config, "att_type")
     with pytest.raises(ValueError, match="mca_hidden"):
         GaLRConfig(mca_hidden=256)

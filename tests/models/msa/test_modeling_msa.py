@@ -212,7 +212,7 @@ def test_init_follows_reference_and_keeps_loaded_towers(tmp_path):
 
 
 def test_processor_pads_to_31_and_round_trips(tmp_path):
-    processor = MSAProcessor.from_vocab(VOCAB)
+    processor = MSAProcessor.from_config(MSAConfig(), VOCAB)
     assert processor.max_text_length == 31 and processor.image_processor.size == 224
     inputs = processor(images=[Image.new("RGB", (256, 256), (10, 200, 30))] * 2, text=["A ship", "green fields port"])
     assert inputs["pixel_values"].shape == (2, 3, 224, 224)
@@ -228,8 +228,8 @@ def test_processor_pads_to_31_and_round_trips(tmp_path):
     assert torch.equal(loaded(text=["A ship"])["input_ids"], processor(text=["A ship"])["input_ids"])
     vocab_file = tmp_path / "vocab.txt"
     vocab_file.write_text("\n".join(VOCAB) + "\n")
-    assert torch.equal(MSAProcessor.from_vocab(vocab_file)(text=["A ship"])["input_ids"], processor(text=["A ship"])["input_ids"])
+    assert torch.equal(MSAProcessor.from_config(MSAConfig(), vocab_file)(text=["A ship"])["input_ids"], processor(text=["A ship"])["input_ids"])
     with pytest.raises(ValueError, match="special tokens"):
-        MSAProcessor.from_vocab({"ship": 0})
+        MSAProcessor.from_config(MSAConfig(), {"ship": 0})
     with pytest.raises(FileNotFoundError, match="nope.txt"):
-        MSAProcessor.from_vocab(tmp_path / "nope.txt")
+        MSAProcessor.from_config(MSAConfig(), tmp_path / "nope.txt")
