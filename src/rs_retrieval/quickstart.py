@@ -32,6 +32,7 @@ def run_quickstart(
     from .training import load_recipe, train
     from .training.data import dataset_options
     from .fileio import write_json_atomic
+    from .hub.cards import write_model_card
 
     recipe_path = Path(recipe_path)
     if not recipe_path.is_file():
@@ -43,7 +44,7 @@ def run_quickstart(
     recipe = load_recipe(recipe_path, list(overrides))
     if recipe.data.name != "rs_synth":
         raise ValueError(f"the quickstart runs on rs_synth; {recipe_path} trains on {recipe.data.name or recipe.data.path!r}")
-    run_dir = train(recipe, run_dir=output_dir)
+    run_dir = train(recipe, run_dir=output_dir, on_finish=[write_model_card])
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 from transformers import AutoModel, AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
-from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint, register_converter
+from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint
+from rs_retrieval.models import UnknownMethodError
 from rs_retrieval.convert.common import save_pretrained_atomic, strip_prefix, torchvision_resnet_key
 from rs_retrieval.models.common.skipthought_weights import load_skipthought_into, skipthought_state_dict
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel
@@ -211,7 +212,7 @@ def test_conversion_refuses_layout_mismatches(tmp_path, vocab_file):
     other_vocab = save_vocab({"a": 1, "<unk>": 2}, tmp_path / "small.json")
     with pytest.raises(CheckpointConversionError, match="2 words.*10 rows"):
         attempt(official_state(), vocab=other_vocab)
-    with pytest.raises(ValueError, match="no checkpoint converter.*'msa9'"):
+    with pytest.raises(ValueError, match="unknown retrieval method 'msa9'"):
         convert_checkpoint(tmp_path / "ckpt.pth", "msa9", out_dir=tmp_path / "x")
     assert not (tmp_path / "out").exists()  # nothing half-written
 
@@ -249,12 +250,11 @@ def test_script_dispatches_on_method_and_registry_is_extensible(tmp_path, vocab_
     assert json.loads((tmp_path / "out" / "config.json").read_text())["margin"] == 0.3
     assert script.main(args + overrides) == 1  # exists, no --overwrite: clean error, exit code 1
 
-    calls = []
-    register_converter("toy", lambda path, **kw: calls.append((path, kw)) or "done")
-    assert convert_checkpoint("p", "toy", out_dir="o", overwrite=True) == "done"
-    assert calls == [("p", {"method": "toy", "vocab_path": None, "out_dir": "o", "overwrite": True})]
-    with pytest.raises(ValueError, match="already registered"):
-        register_converter("amfmn", "x:y")
+    # converters come from the method registry (a toy method's converter: tests/test_toy_method.py)
+    with pytest.raises(UnknownMethodError, match=r"no checkpoint converter for method 'cmpagl'; methods with one: \['amfmn', 'galr', 'msa'\]"):
+        convert_checkpoint("p", "cmpagl", out_dir="o")
+    with pytest.raises(UnknownMethodError, match="unknown retrieval method 'nope'"):
+        convert_checkpoint("p", "nope", out_dir="o")
 
 
 def test_key_helpers():

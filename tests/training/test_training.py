@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoProcessor
 
 from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import flatten_captions
+from rs_retrieval.hub.cards import write_model_card
 from rs_retrieval.training import Trainer, load_recipe, recipe_from_dict
 from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, select_splits
 from rs_retrieval.training.optim import build_optimizer, lr_factor
@@ -53,7 +54,7 @@ def toy_recipe(processor_dir, **training) -> dict:
 
 
 def run_toy(raw: dict, run_dir: Path, data, resume=None) -> Path:
-    return Trainer(recipe_from_dict(raw), run_dir=run_dir, datasets=data, evaluate_fn=toy_evaluate).train(resume=resume)
+    return Trainer(recipe_from_dict(raw), run_dir=run_dir, datasets=data, evaluate_fn=toy_evaluate, on_finish=[write_model_card]).train(resume=resume)
 
 
 def losses(run_dir: Path) -> list[dict]:
@@ -210,7 +211,7 @@ def test_training_learns_selects_on_validation_and_writes_the_run(tmp_path, toy_
         with Image.open(run / name) as image:
             assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
             assert np.asarray(image.convert("L")).std() > 10  # not blank
-    assert "rs_toy_retrieval" in (run / "model" / "README.md").read_text()  # the Hub model card
+    assert "rs_toy_retrieval" in (run / "model" / "README.md").read_text()  # the Hub model card (on_finish callback)
     assert not list(run.glob(".*tmp*"))  # atomic writes leave no temporaries
 
 

@@ -18,6 +18,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..hub.cards import write_model_card
     from .recipe import RecipeError, load_recipe
     from .trainer import train
 
@@ -26,7 +27,7 @@ def run_train(args: argparse.Namespace) -> int:
     except RecipeError as error:  # a user mistake: the message names the field, no traceback needed
         print(f"error: {error}", file=sys.stderr)
         return 2
-    run_dir = train(recipe, run_dir=args.output_dir, resume=args.resume)
+    run_dir = train(recipe, run_dir=args.output_dir, resume=args.resume, on_finish=[write_model_card])
     print(f"run directory: {run_dir}")
     return 0
 

@@ -9,7 +9,6 @@ and the same augmented pixels as an uninterrupted one, whatever was prefetched b
 from __future__ import annotations
 
 import contextlib
-import inspect
 import random
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from torch.utils.data import DataLoader, Sampler
 from ..fileio import write_json_atomic
 from .recipe import DataSpec, RecipeError
 
-#: Per-pair labels the collator adds when the data has them, beyond `image_ids`.
-OPTIONAL_LABELS = ("scene_ids",)
 #: Flat (one row per caption) columns the collator needs.
 FLAT_COLUMNS = ("image", "caption", "image_index", "caption_index")
 
@@ -67,14 +64,19 @@ def seeded_rngs(seed: int):
 class TrainCollator:
     """Rows of the flat caption view -> model inputs, with training augmentation (`train=True`).
 
-    `image_ids` (the image index of each caption) lets losses skip same-image false negatives;
-    `scene_ids` (the scene class, when the dataset has one) serves scene-level loss terms.
+    `image_ids` (the image index of each caption) lets losses skip same-image false negatives.
+    Loss inputs the model declares (`loss_input_names`) are added when the data has them:
+    `scene_ids` (the scene class) for scene-level loss terms, and `prior_similarity` [B, B] (the
+    caption prior of image i against caption j, from `caption_prior`) for the dynamic margin.
     """
 
-    def __init__(self, processor, seed: int):
+    def __init__(self, processor, seed: int, loss_input_names=(), caption_prior=None, captions_per_image: int = 5):
         self.processor = processor
         self.seed = seed
         self.epoch = 0
+        self.loss_input_names = tuple(loss_input_names)
+        self.caption_prior = caption_prior
+        self.captions_per_image = captions_per_image
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         columns = {key: [row[key] for row in rows] for key in rows[0]}
@@ -83,20 +85,38 @@ class TrainCollator:
             batch = dict(self.processor.image_inputs(columns, train=True))
         batch.update(self.processor.text_inputs(columns["caption"]))
         batch["image_ids"] = torch.tensor(image_ids, dtype=torch.long)
-        if all(isinstance(scene, int) for scene in columns.get("scene", [None])):
+        if "scene_ids" in self.loss_input_names and all(isinstance(scene, int) for scene in columns.get("scene", [None])):
             batch["scene_ids"] = torch.tensor(columns["scene"], dtype=torch.long)
+        if "prior_similarity" in self.loss_input_names and self.caption_prior is not None:
+            captions = batch["image_ids"] * self.captions_per_image + torch.tensor(columns["caption_index"], dtype=torch.long)
+            batch["prior_similarity"] = self.caption_prior(batch["image_ids"], captions)
         return batch
 
 
-def labels_not_taken(model) -> list[str]:
-    """Collator labels beyond `image_ids` (part of every forward) that the model neither names in
-    `forward` nor lists in `loss_input_names`: they must be removed from the batch first."""
-    accepted = set(inspect.signature(model.forward).parameters) | set(getattr(model, "loss_input_names", ()))
-    return [key for key in OPTIONAL_LABELS if key not in accepted]
+def caption_prior_for(train_images, path: str | None = None):
+    """The caption prior P[image, caption] of the training images (`PrecomputedCaptionPrior`):
+    read from `path` (`scripts/compute_caption_prior.py`) or computed from their captions.
+    Returns (prior, captions per image)."""
+    from ..models.common.losses import CaptionPriorSimilarity, PrecomputedCaptionPrior
+
+    captions = train_images["captions"]
+    per_image = {len(c) for c in captions}
+    if len(per_image) != 1:
+        raise RecipeError(f"the caption prior needs the same number of captions per image; the training images have {sorted(per_image)}")
+    (captions_per_image,) = per_image
+    if path is not None:
+        prior = PrecomputedCaptionPrior.load(path)
+    else:
+        prior = PrecomputedCaptionPrior(CaptionPriorSimilarity([c for cs in captions for c in cs], captions_per_image).full_matrix())
+    expected = (len(captions), len(captions) * captions_per_image)
+    if prior.shape != expected:
+        raise RecipeError(f"data.caption_prior {path}: shape {prior.shape}, expected {expected} (training images x captions)")
+    return prior, captions_per_image
 
 
-def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_workers: int = 0):
+def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_workers: int = 0, **collator_options):
     """A DataLoader over the flat caption view; shuffling and augmentation keyed by (seed, epoch).
+    `collator_options` go to `TrainCollator` (the model's loss inputs and the caption prior).
 
     Returns `(loader, sampler, collator)`; call `set_epoch` on the prepared loader and set
     `collator.epoch` before each epoch. The last incomplete batch is dropped (a ranking loss on
@@ -108,7 +128,7 @@ def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_
     if len(flat_dataset) < batch_size:
         raise RecipeError(f"training.batch_size ({batch_size}) is larger than the training set ({len(flat_dataset)} captions)")
     sampler = EpochShuffleSampler(len(flat_dataset), seed)
-    collator = TrainCollator(processor, seed)
+    collator = TrainCollator(processor, seed, **collator_options)
     loader = DataLoader(
         flat_dataset,
         batch_size=batch_size,

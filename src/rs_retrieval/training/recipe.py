@@ -79,6 +79,9 @@ class DataSpec:
     val_fraction: float = 0.1
     #: Seed of `load_dataset` (rs_synth generation) and of the validation re-split.
     seed: int = 0
+    #: Caption prior of the training images for the dynamic margin (`scripts/compute_caption_prior.py`);
+    #: None computes it at the start of training when the model uses it.
+    caption_prior: str | None = None
     #: Keep only the first N images of a split (quick experiments); None keeps all.
     max_train_images: int | None = None
     max_val_images: int | None = None

@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -32,9 +33,8 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_tensorboard_available, set_seed
 from tqdm.auto import tqdm
 
-from ..hub.cards import write_model_card
 from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
-from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits
+from .data import build_train_loader, caption_prior_for, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
 from ..models import get_method
@@ -149,14 +149,16 @@ def resolve_resume(run_dir: Path, resume: str) -> Path:
 class Trainer:
     """Train one recipe. `datasets` (a DatasetDict or a (train, validation) pair of per-image
     datasets) replaces the recipe's `data` source; `evaluate_fn(model, processor, dataset,
-    batch_size) -> metrics` replaces the package evaluator."""
+    batch_size) -> metrics` replaces the package evaluator; `on_finish` callables receive the run
+    directory once the model, metrics and figures are written (the CLI writes the model card)."""
 
-    def __init__(self, recipe: Recipe, run_dir: str | Path | None = None, datasets=None, evaluate_fn=None):
+    def __init__(self, recipe: Recipe, run_dir: str | Path | None = None, datasets=None, evaluate_fn=None, on_finish: Sequence[Callable[[Path], object]] = ()):
         self.recipe = recipe
         default_dir = Path("runs") / f"{recipe.model.type}_{recipe.data.name or Path(recipe.data.path).name}"
         self.run_dir = Path(run_dir or recipe.output_dir or default_dir)
         self.datasets = datasets
         self.evaluate_fn = evaluate_fn or default_evaluate
+        self.on_finish = list(on_finish)
 
     # ---------------------------------------------------------------- setup
     def _splits(self, run_dir: Path | None):
@@ -221,7 +223,10 @@ class Trainer:
         # Dropout etc. draw from a per-process stream from here on.
         set_seed(t.seed + accelerator.process_index)
 
-        loader, _, collator = build_train_loader(flat_train, processor, t.batch_size, t.seed, t.num_workers)
+        collator_options = {"loss_input_names": model.loss_input_names}
+        if model.uses_caption_prior:
+            collator_options["caption_prior"], collator_options["captions_per_image"] = caption_prior_for(train_images, recipe.data.caption_prior)
+        loader, _, collator = build_train_loader(flat_train, processor, t.batch_size, t.seed, t.num_workers, **collator_options)
         steps_per_epoch = math.ceil(len(loader) / t.gradient_accumulation_steps)
         total_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
         optimizer = build_optimizer(model, t)
@@ -289,8 +294,9 @@ class Trainer:
                         final_model, final_processor, val_images, self.run_dir / "retrieval_examples.png",
                         num_queries=self.recipe.training.num_example_queries, batch_size=self.recipe.training.eval_batch_size,
                     )
-            # Last, so that a card problem cannot cost the model, metrics or figures.
-            write_model_card(self.run_dir)
+            # Last, so that a problem there (e.g. a model card) cannot cost the model, metrics or figures.
+            for callback in self.on_finish:
+                callback(self.run_dir)
         accelerator.wait_for_everyone()
 
 
@@ -305,14 +311,11 @@ class _Loop:
         self.term_names: list[str] | None = None
         self.throughput = Throughput()
         self.lrs: list[float] = []
-        self.unused_labels = labels_not_taken(accelerator.unwrap_model(model))
 
     def step(self, batch: dict, progress) -> bool:
         """One micro-batch; returns True when the run must stop as if killed (`stop_after_steps`)."""
         t, accelerator, state = self.training, self.accelerator, self.state
         self.model.train()
-        for key in self.unused_labels:
-            batch.pop(key, None)
         with accelerator.accumulate(self.model):
             output = self.model(**batch, return_loss=True)
             accelerator.backward(output.loss)

@@ -111,6 +111,10 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
     text_tower_path = "text_feature.seq2vec"
     loss_input_names = ("prior_similarity",)  # [B, B] caption prior of the dynamic-margin loss
 
+    @property
+    def uses_caption_prior(self) -> bool:
+        return self.config.dynamic_margin is not None
+
     def _build_branches(self, config: AMFMNFamilyConfig) -> None:
         self.extract_feature = ExtractFeature(config)
         self.mvsa = MVSA(config)

@@ -45,6 +45,11 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     #: e.g. AMFMN's `prior_similarity`, CMPAGL's `scene_ids`.
     loss_input_names: tuple[str, ...] = ()
 
+    @property
+    def uses_caption_prior(self) -> bool:
+        """True when training needs `prior_similarity` (the trainer computes the caption prior)."""
+        return False
+
     @classmethod
     def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs):
         """A randomly initialised model whose backbones start from pretrained weights
