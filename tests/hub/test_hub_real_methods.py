@@ -7,41 +7,16 @@ import os
 import torch
 from PIL import Image
 
-import rs_retrieval.models  # noqa: F401  (registers the methods)
 from hub_server import run_client
 from rs_retrieval.hub.publish import stage_model
 from rs_retrieval.hub.remote_code import bundle
-from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
-from rs_retrieval.models.cmpagl import CMPAGLConfig, CMPAGLModel, CMPAGLProcessor
-from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
-from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
-from rs_retrieval.models.common.towers import resnet_config
-
-WORDPIECE = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
-WORDS = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
-BERT = dict(vocab_size=len(WORDPIECE), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
-GRU = dict(vocab_size=12, word_embed_dim=8, text_hidden_dim=10, backbone_hidden_sizes=[4, 4, 8, 8], backbone_depths=[1, 1, 1, 1],
-           backbone_embedding_size=4, image_size=64)
-OBJECTS = [[{"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}], []]
+from tiny_methods import package_methods, tiny_case
 
 
 def tiny_methods():
-    """name -> (model, processor, texts, extra processor columns)."""
-    torch.manual_seed(0)
-    amfmn = AMFMNModel(AMFMNConfig(embed_dim=6, **GRU)).eval()
-    galr = GaLRModel(GaLRConfig(embed_dim=8, num_nodes=4, node_dim=12, gcn_dims=[6, 3, 5], mca_hidden=8, mca_heads=2, mca_ff=12,
-                                dynamic_fusion_dim=6, **GRU)).eval()
-    msa = MSAModel(MSAConfig(text_config=BERT, vision_config=resnet_config("resnet50", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8),
-                             hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8)).eval()
-    cmpagl = CMPAGLModel(CMPAGLConfig(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4),
-                                      fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, max_text_len=8)).eval()
-    return {
-        "amfmn": (amfmn, AMFMNProcessor.from_config(amfmn.config, WORDS), ["ship port", "green field road"], {}),
-        "galr": (galr, GaLRProcessor.from_config(galr.config, WORDS, object_categories=["ship", "car"], object_colors=["red"]),
-                 ["ship port", "green field road"], {"objects": OBJECTS}),
-        "msa": (msa, MSAProcessor.from_config(msa.config, WORDPIECE), ["a ship", "green field port"], {}),
-        "cmpagl": (cmpagl, CMPAGLProcessor.from_config(cmpagl.config, WORDPIECE), ["a ship", "green field"], {}),
-    }
+    """name -> (model, processor, texts, extra processor columns for two images)."""
+    cases = {name: tiny_case(name) for name in package_methods()}
+    return {name: (case.model(), case.processor(), case.texts, case.image_columns(2)) for name, case in cases.items()}
 
 
 def images(size):
@@ -106,7 +81,7 @@ def test_stage_model_collects_run_files_regenerates_code_and_card(tmp_path):
     staging = stage_model(run, tmp_path / "staging", dataset_name="rsicd", repo_id="org/amfmn-rsicd")
     files = {p.name for p in staging.iterdir()}
     assert {"config.json", "model.safetensors", "processor_config.json", "vocab.json", "metrics.json", "training_curves.png",
-            "README.md", "modeling_amfmn.py", "tokenization.py"} <= files
+            "README.md", "modeling_amfmn.py", "tokenization_word.py"} <= files
     assert "stale_code.py" not in files and "checkpoints" not in files and "optimizer.bin" not in files
     card = (staging / "README.md").read_text()
     assert "AMFMN-sim | RSICD | 5.21" in card and "| validation (selected checkpoint) | - | 1.00 |" in card

@@ -13,19 +13,10 @@ from rs_retrieval.models.cmpagl import CMPAGLConfig, CMPAGLModel, CMPAGLProcesso
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor
 from rs_retrieval.models.common.towers import resnet_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 STEPS, BATCH, SIZE = 800, 32, 64
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest single-threaded on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ PALETTE = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.9], [0.9,
 TEXT = dict(vocab_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=8)
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 def _square(kind: int) -> torch.Tensor:
     side = 6 * (kind + 1)
     mask = torch.zeros(SIZE, SIZE)
@@ -33,15 +35,6 @@ def toy_batch(scenes: torch.Tensor, generator: torch.Generator) -> tuple[torch.T
     images = images + 0.1 * torch.randn(images.shape, generator=generator)
     ids = torch.stack([torch.tensor([2, 5 + int(c), 9 + int(k), 3]) for c, k in zip(colours, sizes)])  # [CLS] colour size [SEP]
     return images, ids, torch.ones_like(ids)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train(model, steps: int, lr: float, seed: int = 0) -> float:

@@ -13,6 +13,8 @@ from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from rs_retrieval.models.common.tokenization_word import build_vocab
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220), "yellow": (230, 210, 40)}
 SIDES = ("left", "right")
 CLASSES = [(c, s) for c in COLOURS for s in SIDES]
@@ -89,9 +91,3 @@ def test_tiny_galr_learns_toy_retrieval():
     assert i2t >= 0.7 and t2i >= 0.7, (i2t, t2i)
 
 
-@pytest.fixture(autouse=True)
-def _single_thread_is_enough():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

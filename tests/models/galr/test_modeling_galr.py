@@ -189,23 +189,18 @@ def test_official_local_feature_files_are_read_only_on_request(tmp_path):
         read_official_local_features(tmp_path / "bad.npy")
 
 
-def test_save_and_auto_round_trip_give_identical_outputs(tmp_path):
+def test_processor_saves_the_object_layout_and_needs_a_graph(tmp_path):
+    # (save/load and Auto round trips of every method: tests/models/test_model_contract.py)
     model = tiny_model()
     processor = GaLRProcessor.from_config(model.config, VOCAB, object_categories=["ship", "car", "tree"], object_colors=["red", "white"])
     assert processor.image_processor.train_rotation_degrees == 90.0 and processor.num_nodes == 4
     images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (80, 80, 3), dtype=np.uint8)) for i in range(3)]
     batch = processor(images=images, text=["The ship is in the port.", "green trees"], objects=OBJECTS)
     assert batch["local_features"].shape == (3, 4, 12) and batch["local_adjacency"].shape == (3, 4, 4)
-    with torch.no_grad():
-        expected = model(**batch).logits_per_image
-    model.save_pretrained(tmp_path)
+    model.config.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
-    reloaded, reprocessor = AutoModel.from_pretrained(tmp_path).eval(), AutoProcessor.from_pretrained(tmp_path)
-    assert isinstance(reloaded, GaLRModel) and isinstance(reprocessor, GaLRProcessor)
+    reprocessor = AutoProcessor.from_pretrained(tmp_path)
     assert reprocessor.object_categories == ["ship", "car", "tree"] and reprocessor.node_dim == 12
-    rebatch = reprocessor(images=images, text=["The ship is in the port.", "green trees"], objects=OBJECTS)
-    with torch.no_grad():
-        assert torch.equal(reloaded(**rebatch).logits_per_image, expected)
     with pytest.raises(ValueError, match="objects"):
         reprocessor(images=images)
 
