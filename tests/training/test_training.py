@@ -158,8 +158,9 @@ def test_data_order_and_augmentation_depend_only_on_seed_and_epoch(toy_data):
     assert torch.equal(a["pixel_values"], b["pixel_values"])
     assert random.getstate() == state[0] and np.array_equal(np.random.get_state()[1], state[1]) and torch.equal(torch.get_rng_state(), state[2])
     assert a["image_ids"].tolist() == [r["image_index"] for r in rows] == [0, 1, 2, 6]
-    assert a["input_ids"].shape[0] == 4 and set(a) == {"pixel_values", "input_ids", "attention_mask", "image_ids", "scene_ids"}
-    assert a["scene_ids"].tolist() == [r["scene"] for r in rows]  # the toy model's forward takes no scene_ids: the trainer drops them
+    assert a["input_ids"].shape[0] == 4 and set(a) == {"pixel_values", "input_ids", "attention_mask", "image_ids"}  # the toy declares no loss inputs
+    with_scenes = TrainCollator(toy_processor(), seed=0, loss_input_names=("scene_ids",))(rows)
+    assert with_scenes["scene_ids"].tolist() == [r["scene"] for r in rows] and torch.equal(with_scenes["pixel_values"], a["pixel_values"])
     collator.epoch = 1
     assert not torch.equal(collator(rows)["pixel_values"], a["pixel_values"])  # a new random view per epoch
     eval_view = toy_processor().image_inputs({"image": [r["image"] for r in rows]}, train=False)["pixel_values"]

@@ -4,7 +4,7 @@ Images are two-colour 16 px squares (top colour from one palette, bottom colour 
 captions name both colours. A mean-colour image encoder and a bag-of-words text encoder can learn
 the task in a few hundred steps on CPU, and unseen colour combinations in the validation split
 measure whether retrieval really improved. Importing this module registers the toy method
-`rs_toy_retrieval` with the Auto classes (the multi-process test imports it through the recipe's
+`rs_toy_retrieval` (`register_method`; the multi-process test imports it through the recipe's
 `model.import_modules`).
 """
 
@@ -18,11 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, BertTokenizer, PretrainedConfig
+from transformers import BertTokenizer, PretrainedConfig
 
 from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.base import RetrievalPreTrainedModel
+from rs_retrieval.models import register_method
 from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
+from rs_retrieval.models.common.tokenizer_families import WORDPIECE
 
 TOP = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30), "purple": (140, 30, 170), "orange": (240, 140, 20)}
 BOTTOM = {"white": (245, 245, 245), "black": (15, 15, 15), "gray": (128, 128, 128), "cyan": (30, 220, 220), "pink": (250, 150, 190), "brown": (120, 70, 20)}
@@ -48,6 +50,7 @@ class ToyModel(RetrievalPreTrainedModel):
     """Mean colour of a 2x2 grid -> MLP; mean of word embeddings (padding ignored)."""
 
     config_class = ToyConfig
+    base_model_prefix = "rs_toy_retrieval"
 
     def __init__(self, config: ToyConfig):
         super().__init__(config)
@@ -73,13 +76,10 @@ class ToyModel(RetrievalPreTrainedModel):
 
 
 class ToyProcessor(RetrievalProcessor):
-    pass
+    tokenizer_family = WORDPIECE
 
 
-AutoConfig.register(ToyConfig.model_type, ToyConfig)
-AutoModel.register(ToyConfig, ToyModel)
-AutoImageProcessor.register(ToyConfig, image_processor_classes={"pil": RSImageProcessor})
-AutoProcessor.register(ToyConfig, ToyProcessor)
+register_method(ToyConfig, ToyModel, ToyProcessor)
 
 
 def toy_processor() -> ToyProcessor:

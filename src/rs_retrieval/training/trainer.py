@@ -34,7 +34,7 @@ from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_ten
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
-from .data import build_train_loader, caption_prior_for, load_splits, seeded_rngs, select_splits
+from .data import GENERATED_DATASETS, build_train_loader, caption_prior_for, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
 from ..models import get_method
@@ -163,7 +163,8 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _splits(self, run_dir: Path | None):
         if self.datasets is None:
-            return load_splits(self.recipe.data, run_dir, resolve_model_config(self.recipe.model).image_size)
+            generated = self.recipe.data.name in GENERATED_DATASETS
+            return load_splits(self.recipe.data, run_dir, resolve_model_config(self.recipe.model).image_size if generated else None)
         if isinstance(self.datasets, tuple):
             return self.datasets
         return select_splits(self.datasets, self.recipe.data, run_dir)

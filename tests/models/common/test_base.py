@@ -1,5 +1,6 @@
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 from transformers import BertTokenizer, PretrainedConfig
 
@@ -97,8 +98,8 @@ class TinySceneLossModel(TinyModel):
         return loss, {"scene_ids_seen": scene_ids.sum()}
 
 
-def test_loss_inputs_reach_compute_loss_and_the_trainer_keeps_them():
-    from rs_retrieval.training.data import labels_not_taken
+def test_loss_inputs_reach_compute_loss_and_the_collator_adds_only_declared_ones():
+    from rs_retrieval.training.data import TrainCollator
 
     pixels, ids, scenes = torch.randn(3, 3, 32, 32), torch.randint(0, 16, (3, 4)), torch.tensor([1, 1, 2])
     out = TinySceneLossModel(TinyConfig())(pixels, ids, return_loss=True, scene_ids=scenes)
@@ -106,5 +107,7 @@ def test_loss_inputs_reach_compute_loss_and_the_trainer_keeps_them():
     assert out.loss.item() == pytest.approx(hinge_triplet_loss(out.logits_per_image, image_ids=scenes).item())
     with pytest.raises(TypeError):  # an undeclared input still goes to the image encoder, which refuses it
         TinyLossModel(TinyConfig())(pixels, ids, return_loss=True, scene_ids=scenes)
-    assert labels_not_taken(TinySceneLossModel(TinyConfig())) == []
-    assert labels_not_taken(TinyLossModel(TinyConfig())) == ["scene_ids"]
+    processor = RetrievalProcessor(RSImageProcessor(size=32), BertTokenizer(vocab={"[PAD]": 0, "[UNK]": 1, "ship": 2}))
+    rows = [{"image": Image.new("RGB", (32, 32)), "caption": "ship", "image_index": i, "caption_index": 0, "scene": i % 2} for i in range(2)]
+    assert "scene_ids" in TrainCollator(processor, 0, loss_input_names=TinySceneLossModel.loss_input_names)(rows)
+    assert "scene_ids" not in TrainCollator(processor, 0, loss_input_names=TinyLossModel.loss_input_names)(rows)
