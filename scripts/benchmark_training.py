@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
+from rs_retrieval import list_methods
 from rs_retrieval.data import flatten_captions, load_dataset
 from rs_retrieval.training import load_recipe
-from rs_retrieval.training.data import build_train_loader, labels_not_taken
+from rs_retrieval.training.data import build_train_loader
 from rs_retrieval.training.optim import build_optimizer
-from rs_retrieval.training.recipe import registered_retrieval_methods
 from rs_retrieval.training.trainer import build_model_and_processor
 
 METHODS = ("amfmn", "galr", "msa", "cmpagl")
@@ -50,16 +50,13 @@ def benchmark(method: str, flat, batch_size: int, steps: int) -> dict:
     torch.manual_seed(0)
     model, processor = build_model_and_processor(recipe, flat["caption"])
     optimizer = build_optimizer(model, recipe.training)
-    loader, _, _ = build_train_loader(flat, processor, batch_size, seed=0)
+    loader, _, _ = build_train_loader(flat, processor, batch_size, seed=0, loss_input_names=model.loss_input_names)
     batches = iter(loader)
-    unused_labels = labels_not_taken(model)
     model.train()
     data_time = step_time = 0.0
     for index in range(steps + 1):  # the first step warms up and is not timed
         start = time.perf_counter()
         batch = next(batches)
-        for key in unused_labels:
-            batch.pop(key)
         loaded = time.perf_counter()
         loss = model(**batch, return_loss=True).loss
         loss.backward()
@@ -89,7 +86,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    registered = registered_retrieval_methods()
+    registered = list_methods()
     dataset = load_dataset("rs_synth", train_size=max(4, (args.steps + 1) * args.batch_size // 5 + 1), val_size=0, test_size=0)
     flat = flatten_captions(dataset["train"])
     results = {"batch_size": args.batch_size, "steps": args.steps, "threads": torch.get_num_threads(), "methods": {}}

@@ -6,7 +6,7 @@
 
 The folder (model.safetensors, config.json, processor files) then loads with
 `AutoModel.from_pretrained(out)` / `AutoProcessor.from_pretrained(out)` after `import rs_retrieval`.
-Methods are dispatched through `rs_retrieval.convert.CONVERTERS`.
+Methods are dispatched through the method registry (`register_method(..., converter=...)`).
 """
 
 import argparse
