@@ -10,19 +10,40 @@ import torch
 from PIL import Image
 
 from rs_retrieval import get_method, list_methods
-from rs_retrieval.models.amfmn import AMFMNConfig
-from rs_retrieval.models.cmpagl import CMPAGLConfig
-from rs_retrieval.models.common.towers import resnet_config
-from rs_retrieval.models.galr import GaLRConfig
-from rs_retrieval.models.msa import MSAConfig
 
 WORDPIECE = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
 WORDS = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
 BERT = dict(vocab_size=len(WORDPIECE), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
 GRU = dict(vocab_size=12, word_embed_dim=8, text_hidden_dim=10, backbone_hidden_sizes=[4, 4, 8, 8], backbone_depths=[1, 1, 1, 1],
            backbone_embedding_size=4, image_size=64)
-SWIN = dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4)
+#: Config arguments of each method at toy size.
+TINY_CONFIGS = {
+    "amfmn": dict(embed_dim=6, **GRU),
+    "galr": dict(embed_dim=8, num_nodes=4, node_dim=12, gcn_dims=[6, 3, 5], mca_hidden=8, mca_heads=2, mca_ff=12, dynamic_fusion_dim=6, **GRU),
+    "msa": dict(text_config=BERT, vision_config=dict(layer_type="bottleneck", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8),
+                hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8),
+    "cmpagl": dict(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4, drop_path_rate=0.0),
+                   fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, rerank_batch_size=3, max_text_len=8),
+}
 OBJECT = {"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}
+
+
+def tiny_config(method: str, **overrides):
+    if method not in TINY_CONFIGS:
+        raise KeyError(f"no tiny config for method {method!r}: add one to TINY_CONFIGS")
+    return get_method(method).config_class(**{**TINY_CONFIGS[method], **overrides})
+
+
+def token_batch(num_images: int, num_texts: int, length: int, padded_from: int, seed: int = 0, image_size: int = 32):
+    """Random pixels [N, 3, S, S] and WordPiece ids (no special tokens) with their mask; text 0 is
+    padded (id 0, mask 0) from position `padded_from`."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(num_images, 3, image_size, image_size, generator=generator)
+    ids = torch.randint(5, len(WORDPIECE), (num_texts, length), generator=generator)
+    mask = torch.ones(num_texts, length, dtype=torch.long)
+    mask[0, padded_from:] = 0
+    ids[0, padded_from:] = 0
+    return pixels, ids, mask
 
 
 @dataclass
@@ -56,18 +77,11 @@ class TinyCase:
 
 
 def tiny_case(method: str) -> TinyCase:
-    if method == "amfmn":
-        return TinyCase(AMFMNConfig(embed_dim=6, **GRU), WORDS, ["ship port", "green field road"])
-    if method == "galr":
-        config = GaLRConfig(embed_dim=8, num_nodes=4, node_dim=12, gcn_dims=[6, 3, 5], mca_hidden=8, mca_heads=2, mca_ff=12, dynamic_fusion_dim=6, **GRU)
-        return TinyCase(config, WORDS, ["ship port", "green field road"], {"object_categories": ["ship", "car"], "object_colors": ["red"]}, objects=True)
-    if method == "msa":
-        vision = resnet_config("resnet50", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8)
-        return TinyCase(MSAConfig(text_config=BERT, vision_config=vision, hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8), WORDPIECE, ["a ship", "green field port"])
-    if method == "cmpagl":
-        config = CMPAGLConfig(text_config=BERT, vision_config=SWIN, fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, max_text_len=8)
-        return TinyCase(config, WORDPIECE, ["a ship", "green field"])
-    raise KeyError(f"no tiny case for method {method!r}: add one here")
+    config = tiny_config(method)
+    if method in ("amfmn", "galr"):
+        options = {"object_categories": ["ship", "car"], "object_colors": ["red"]} if method == "galr" else {}
+        return TinyCase(config, WORDS, ["ship port", "green field road"], options, objects=method == "galr")
+    return TinyCase(config, WORDPIECE, ["a ship", "green field port"] if method == "msa" else ["a ship", "green field"])
 
 
 def package_methods() -> list[str]:

@@ -1,26 +1,21 @@
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoProcessor
+from transformers import AutoConfig, AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.amfmn import modeling_amfmn
 from rs_retrieval.models.common.skipthought import SkipThoughtEncoder
+from tiny_methods import WORDS, tiny_config
 
-TINY = dict(
-    vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64,
-)
-VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
+VOCAB = WORDS
 
 
 def tiny_model(**overrides):
     torch.manual_seed(0)
-    return AMFMNModel(AMFMNConfig(**{**TINY, **overrides})).eval()
+    return AMFMNModel(tiny_config("amfmn", **overrides)).eval()
 
 
 def inputs(num_images=3, num_texts=4, seed=0):

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers import AutoConfig, AutoModel, AutoProcessor, BertConfig, BertModel, SwinConfig, SwinModel
+from transformers import AutoConfig, AutoProcessor, BertConfig, BertModel, SwinConfig, SwinModel
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.cmpagl import (
@@ -17,24 +17,18 @@ from rs_retrieval.models.cmpagl import (
     partition_windows,
     sample_itm_negatives,
 )
+import tiny_methods
+from tiny_methods import BERT, WORDPIECE, token_batch
 
-VOCAB = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
-TEXT = dict(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
-VISION = dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4, drop_path_rate=0.0)
+VOCAB, TEXT, VISION = WORDPIECE, BERT, tiny_methods.TINY_CONFIGS["cmpagl"]["vision_config"]
 
 
 def tiny_config(**overrides) -> CMPAGLConfig:
-    values = dict(text_config=TEXT, vision_config=VISION, fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, rerank_batch_size=3)
-    return CMPAGLConfig(**{**values, **overrides})
+    return tiny_methods.tiny_config("cmpagl", **overrides)
 
 
 def batch(num_images=4, num_texts=5, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    pixels = torch.randn(num_images, 3, 32, 32, generator=generator)
-    ids = torch.randint(5, len(VOCAB), (num_texts, 6), generator=generator)
-    mask = torch.ones(num_texts, 6, dtype=torch.long)
-    mask[0, 4:] = 0
-    return pixels, ids, mask
+    return token_batch(num_images, num_texts, length=6, padded_from=4, seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoModel, AutoProcessor
+from transformers import AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.galr import (
@@ -16,13 +16,9 @@ from rs_retrieval.models.galr import (
 from rs_retrieval.models.galr.modeling_galr import GaLRLayerNorm, l2norm
 from rs_retrieval.models.common.processing import RSImageProcessor
 from rs_retrieval.models.common.tokenization_word import RSWordTokenizer
+from tiny_methods import WORDS, tiny_config
 
-TINY = dict(
-    vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=8, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64,
-    num_nodes=4, node_dim=12, gcn_dims=[6, 3, 5], mca_hidden=8, mca_heads=2, mca_ff=12, dynamic_fusion_dim=6,
-)
-VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
+VOCAB = WORDS
 OBJECTS = [
     [{"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}, {"category": "car", "color": "white", "bbox": [0.5, 0.4, 0.9, 0.9]}],
     [],
@@ -36,7 +32,7 @@ def processor(**kwargs):
 
 def tiny_model(**overrides):
     torch.manual_seed(0)
-    return GaLRModel(GaLRConfig(**{**TINY, **overrides})).eval()
+    return GaLRModel(tiny_config("galr", **overrides)).eval()
 
 
 def image_inputs(batch=3, seed=0):

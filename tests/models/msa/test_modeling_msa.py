@@ -8,25 +8,18 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, BertConfig, BertM
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor, MSCMAT, csmmc_loss, msa_triplet_loss, mscma_loss
-from rs_retrieval.models.common.towers import resnet_config
+import tiny_methods
+from tiny_methods import WORDPIECE, token_batch
 
-VOCAB = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
+VOCAB = WORDPIECE
 
 
 def tiny_config(**overrides) -> MSAConfig:
-    text = dict(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
-    vision = resnet_config("resnet50", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8)
-    return MSAConfig(text_config=text, vision_config=vision, hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8, **overrides)
+    return tiny_methods.tiny_config("msa", **overrides)
 
 
 def batch(num_images=4, num_texts=4, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    pixels = torch.randn(num_images, 3, 32, 32, generator=generator)
-    ids = torch.randint(5, len(VOCAB), (num_texts, 8), generator=generator)
-    mask = torch.ones(num_texts, 8, dtype=torch.long)
-    mask[0, 5:] = 0
-    ids[0, 5:] = 0
-    return pixels, ids, mask
+    return token_batch(num_images, num_texts, length=8, padded_from=5, seed=seed)
 
 
 @pytest.fixture(scope="module")
