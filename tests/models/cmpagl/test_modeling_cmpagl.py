@@ -1,3 +1,4 @@
+import functools
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,18 +24,13 @@ from tiny_methods import BERT, WORDPIECE, token_batch
 VOCAB, TEXT, VISION = WORDPIECE, BERT, tiny_methods.TINY_CONFIGS["cmpagl"]["vision_config"]
 
 
-def tiny_config(**overrides) -> CMPAGLConfig:
-    return tiny_methods.tiny_config("cmpagl", **overrides)
-
-
-def batch(num_images=4, num_texts=5, seed=0):
-    return token_batch(num_images, num_texts, length=6, padded_from=4, seed=seed)
+tiny_config = functools.partial(tiny_methods.tiny_config, "cmpagl")
+batch = functools.partial(token_batch, num_images=4, num_texts=5, length=6, padded_from=4)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return CMPAGLModel(tiny_config()).eval()
+    return tiny_methods.tiny_case("cmpagl").model()
 
 
 def test_config_defaults_round_trip_and_validation(tmp_path):

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import pytest
@@ -14,18 +15,13 @@ from tiny_methods import WORDPIECE, token_batch
 VOCAB = WORDPIECE
 
 
-def tiny_config(**overrides) -> MSAConfig:
-    return tiny_methods.tiny_config("msa", **overrides)
-
-
-def batch(num_images=4, num_texts=4, seed=0):
-    return token_batch(num_images, num_texts, length=8, padded_from=5, seed=seed)
+tiny_config = functools.partial(tiny_methods.tiny_config, "msa")
+batch = functools.partial(token_batch, num_images=4, num_texts=4, length=8, padded_from=5)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return MSAModel(tiny_config()).eval()
+    return tiny_methods.tiny_case("msa").model()
 
 
 def test_config_sub_configs_round_trip(tmp_path):
