@@ -215,7 +215,10 @@ def image_to_array(image, source: str = "array") -> np.ndarray:
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        return _hwc(pil_to_array(image), source)
+        try:
+            return _hwc(pil_to_array(image), source)
+        except OSError as err:  # a lazily opened file that turns out truncated or corrupt
+            raise ImageReadError(f"cannot read image {source}: {err}") from err
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
     if type(image).__module__.startswith("torch"):

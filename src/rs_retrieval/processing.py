@@ -17,7 +17,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .imagery import RESCALE_MODES, to_rgb_uint8
+from .imagery import RESCALE_MODES, ImageReadError, to_rgb_uint8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -96,13 +96,17 @@ class RSImageProcessor(BaseImageProcessor):
         self.train_hflip = bool(train_hflip)
         self.train_randaugment = list(train_randaugment) if train_randaugment is not None else None
 
-    def _to_pil(self, image, do_rescale: bool | None = None) -> Image.Image:
-        if isinstance(image, Image.Image) and image.mode == "RGB" and self.bands is None:
-            return image
+    def _to_pil(self, image, do_rescale: bool | None = None, source: str | None = None) -> Image.Image:
         mode = self.rescale_mode
         if do_rescale is not None and getattr(image, "dtype", None) is not None and str(image.dtype).startswith(("float", "torch.float")):
             mode = "none" if do_rescale else "unit"
-        source = getattr(image, "filename", None) or None
+        source = source or getattr(image, "filename", None) or None
+        if isinstance(image, Image.Image) and image.mode == "RGB" and self.bands is None:
+            try:
+                image.load()  # decodes lazily opened files here, so a truncated one is named
+            except OSError as err:
+                raise ImageReadError(f"cannot read image {source or 'in the batch'}: {err}") from err
+            return image
         return Image.fromarray(to_rgb_uint8(image, mode, self.bands, source))
 
     def augment(self, image: Image.Image, rng: random.Random | None = None) -> Image.Image:
@@ -148,14 +152,19 @@ class RSImageProcessor(BaseImageProcessor):
                 return image.crop((left, top, left + w, top + h)).resize((self.size, self.size), resample)
         return image.resize((self.size, self.size), resample)
 
-    def preprocess(self, images, train: bool = False, return_tensors: str | None = "pt", do_rescale: bool | None = None, **kwargs) -> BatchFeature:
-        """Images -> `pixel_values` float32 [B, 3, size, size]; `train=True` applies `augment` first."""
+    def preprocess(
+        self, images, train: bool = False, return_tensors: str | None = "pt", do_rescale: bool | None = None,
+        sources: Sequence[str] | None = None, **kwargs,
+    ) -> BatchFeature:
+        """Images -> `pixel_values` float32 [B, 3, size, size]; `train=True` applies `augment` first.
+
+        `sources` (e.g. the rows' file names) name the images in errors."""
         if not isinstance(images, (list, tuple)):
             images = [images]
         resample = _RESAMPLE[self.resample]
         views = []
-        for image in images:
-            image = self._to_pil(image, do_rescale)
+        for index, image in enumerate(images):
+            image = self._to_pil(image, do_rescale, sources[index] if sources is not None else None)
             image = self._augment_rgb(image, random) if train else image
             if image.size != (self.size, self.size):
                 image = image.resize((self.size, self.size), resample)
@@ -189,7 +198,7 @@ class RetrievalProcessor(ProcessorMixin):
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def image_inputs(self, rows: dict[str, list], train: bool = False) -> dict[str, torch.Tensor]:
-        return dict(self.image_processor.preprocess(rows["image"], train=train))
+        return dict(self.image_processor.preprocess(rows["image"], train=train, sources=rows.get("filename")))
 
     def __call__(self, images=None, text=None, train: bool = False, **kwargs) -> BatchFeature:
         if images is None and text is None:

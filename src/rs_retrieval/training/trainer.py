@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
 from ..hub.cards import write_model_card
+from ..pretrained import stamp_vocabulary
 from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
 from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
@@ -133,6 +134,8 @@ def build_model_and_processor(recipe: Recipe, train_captions) -> tuple:
 
 def save_model_dir(model, processor, target: Path) -> None:
     """`save_pretrained` model + processor into a temporary sibling folder, then swap it in."""
+    stamp_vocabulary(model, processor)
+
     def fill(folder: Path) -> None:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
