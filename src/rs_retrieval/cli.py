@@ -7,6 +7,7 @@ traceback instead. Anything else is a bug and keeps its traceback.
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return int(args.func(args) or 0)
     except RSRetrievalError as error:

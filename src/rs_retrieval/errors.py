@@ -11,3 +11,7 @@ class RSRetrievalError(Exception):
 
 class MissingExtraError(RSRetrievalError, ImportError):
     """A command needs an optional engine that is not installed; the message names the pip extra."""
+
+
+class OutputExistsError(RSRetrievalError, FileExistsError):
+    """The output folder already exists and the command was not told to replace or continue it."""

@@ -34,6 +34,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 CACHE_FORMAT = "1"
 #: Images scored per `model.score` call (bounds memory of pair-dependent scoring).
 SCORE_CHUNK = 4096
+#: Lines of query text drawn on a contact sheet; longer queries end with "...".
+MAX_TITLE_LINES = 3
 
 
 class SearchError(RSRetrievalError, ValueError):
@@ -281,8 +283,23 @@ def search_images(
     readable = [(path, key) for path, key in key_of.items() if key in cache.rows]
     if not readable:
         raise SearchError(f"none of the {len(paths)} images in {images_dir} can be read")
+    warn_unknown_words(processor, query)
     scores = _scores(model, cache.gather([key for _, key in readable]), _text_cache(model, processor, [query]))
     return _ranked([path for path, _ in readable], scores, top_k)
+
+
+def warn_unknown_words(processor, query: str) -> bool:
+    """Warn (and return True) when no word of `query` is in the model's vocabulary: every image
+    would then be scored against the unknown-word token alone, and the ranking means nothing."""
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None or tokenizer.unk_token_id is None:
+        return False
+    special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    ids = [i for i in tokenizer(query)["input_ids"] if i not in special]
+    if ids and any(i != tokenizer.unk_token_id for i in ids):
+        return False
+    logger.warning("no word of the query %r is in the model's vocabulary: the ranking is arbitrary", query[:80])
+    return True
 
 
 @torch.no_grad()
@@ -290,6 +307,9 @@ def rank_captions(image, captions: Sequence[str], model, processor) -> list[tupl
     """Image -> captions: every caption with its score against `image` (a path or PIL image), best first."""
     if not captions:
         raise SearchError("captions is empty")
+    blank = [index for index, caption in enumerate(captions, start=1) if not caption.strip()]
+    if blank:
+        raise SearchError(f"caption(s) {blank} are empty; every caption needs words to be scored")
     image = read_image(image) if isinstance(image, (str, os.PathLike)) else image
     model.eval()
     inputs = processor.image_inputs({"image": [image]}, train=False)
@@ -314,7 +334,7 @@ def make_contact_sheet(query: str, results: Sequence[tuple[Path, float]], out_pa
     columns = max(1, min(columns, len(results)))
     rows = -(-len(results) // columns)
     width = pad + columns * (thumb_size + pad)
-    title = textwrap.wrap(f'Query: "{query}"', width=max(20, width // 10)) or [""]
+    title = textwrap.wrap(f'Query: "{query}"', width=max(20, width // 10), max_lines=MAX_TITLE_LINES, placeholder=' ..."') or [""]
     header_h = pad + 24 * len(title) + pad
     sheet = Image.new("RGB", (width, header_h + rows * (thumb_size + label_h + pad)), "white")
     draw = ImageDraw.Draw(sheet)

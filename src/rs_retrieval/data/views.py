@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import datasets
@@ -57,3 +60,12 @@ def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None 
         features=features,
         desc="flatten captions",
     ).with_format(dataset.format["type"], **dataset.format["format_kwargs"])
+
+
+def warn_blank_captions(captions: Sequence[str], where: str) -> int:
+    """Warn once with the count of empty / whitespace-only captions (they are kept: the published
+    splits contain some); returns the count. `rs-retrieval data info` lists them by file."""
+    blank = sum(1 for caption in captions if not caption.strip())
+    if blank:
+        logger.warning("%d of %d captions in %s are blank (kept as they are; `rs-retrieval data info` lists them)", blank, len(captions), where)
+    return blank

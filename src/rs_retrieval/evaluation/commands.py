@@ -40,6 +40,13 @@ def register(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.no_progress:  # also the dataset-preparation and weight-loading bars
+        import datasets
+        from transformers.utils import logging as transformers_logging
+
+        datasets.disable_progress_bars()
+        transformers_logging.disable_progress_bar()
+
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
     from .engine import evaluate_retrieval
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..data.views import warn_blank_captions
 from .metrics import retrieval_metrics
 from .rerank import RERANKERS, apply_rerank
 
@@ -145,6 +146,7 @@ def evaluate_retrieval(
     if unknown:
         raise ValueError(f"unknown re-ranker(s) {unknown}; choose from {sorted(RERANKERS)}")
     image_cache, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, batch_size, device, progress)
+    warn_blank_captions(texts, "the evaluated split")
     sim = score_matrix(model, image_cache, text_cache, score_chunk_size)
     results = {}
     for name in rerank:

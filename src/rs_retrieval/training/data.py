@@ -136,6 +136,10 @@ def load_splits(spec: DataSpec, run_dir: Path | None = None):
     return select_splits(dataset_dict, spec, run_dir)
 
 
+#: Validation split names that, when the dataset has none of them, ask for a re-split of 'train'.
+RESPLIT_NAMES = {"val", "validation"}
+
+
 def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     """Pick train/validation from a DatasetDict.
 
@@ -149,6 +153,11 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     if spec.train_split not in dataset_dict:
         raise RecipeError(f"data.train_split: dataset {where!r} has no split {spec.train_split!r}; it has {list(dataset_dict)}")
     if spec.validation_split not in dataset_dict:
+        if spec.validation_split not in RESPLIT_NAMES or RESPLIT_NAMES & set(dataset_dict):
+            raise RecipeError(
+                f"data.validation_split: dataset {where!r} has no split {spec.validation_split!r}; it has {list(dataset_dict)} "
+                f"(a seeded re-split of 'train' by data.val_fraction is made only when the dataset has no 'val' split)"
+            )
         if spec.train_split != "train":
             raise RecipeError(f"data: dataset {where!r} has no {spec.validation_split!r} split, and a re-split only takes images from 'train'")
         dataset_dict = train_val_split(dataset_dict, spec.val_fraction, spec.seed)

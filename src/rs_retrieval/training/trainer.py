@@ -37,7 +37,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_tensorboard_available, set_seed
 from tqdm.auto import tqdm
 
-from ..errors import RSRetrievalError
+from ..errors import OutputExistsError, RSRetrievalError
 from ..hub.cards import write_model_card
 from ..pretrained import stamp_vocabulary
 from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
@@ -212,7 +212,7 @@ class Trainer:
         if not accelerator.is_main_process:
             return
         if not resuming and ((self.run_dir / "log.jsonl").exists() or _step_folders(self.run_dir)):
-            raise FileExistsError(f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir")
+            raise OutputExistsError(f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
         import accelerate
@@ -256,8 +256,11 @@ class Trainer:
         with accelerator.main_process_first():
             train_images, val_images = self._splits(self.run_dir if accelerator.is_main_process else None)
             from ..data import flatten_captions
+            from ..data.views import warn_blank_captions
 
             flat_train = flatten_captions(train_images)
+            if accelerator.is_main_process:
+                warn_blank_captions(flat_train["caption"], "the training split")
         set_seed(t.seed)
         model, processor = build_model_and_processor(recipe, flat_train["caption"])
         # Dropout etc. draw from a per-process stream from here on.
