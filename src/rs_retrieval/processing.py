@@ -96,7 +96,8 @@ class RSImageProcessor(BaseImageProcessor):
         self.train_hflip = bool(train_hflip)
         self.train_randaugment = list(train_randaugment) if train_randaugment is not None else None
 
-    def _to_pil(self, image, do_rescale: bool | None = None, source: str | None = None) -> Image.Image:
+    def to_rgb(self, image, do_rescale: bool | None = None, source: str | None = None) -> Image.Image:
+        """Any input as an RGB PIL image by this processor's `rescale_mode` and `bands` (see `rs_retrieval.imagery`)."""
         mode = self.rescale_mode
         if do_rescale is not None and getattr(image, "dtype", None) is not None and str(image.dtype).startswith(("float", "torch.float")):
             mode = "none" if do_rescale else "unit"
@@ -111,7 +112,7 @@ class RSImageProcessor(BaseImageProcessor):
 
     def augment(self, image: Image.Image, rng: random.Random | None = None) -> Image.Image:
         """One random training view of `image` at `size` x `size` (PIL in, PIL out)."""
-        return self._augment_rgb(self._to_pil(image), rng or random)
+        return self._augment_rgb(self.to_rgb(image), rng or random)
 
     def _augment_rgb(self, image: Image.Image, rng: random.Random) -> Image.Image:
         resample = _RESAMPLE[self.resample]
@@ -164,7 +165,7 @@ class RSImageProcessor(BaseImageProcessor):
         resample = _RESAMPLE[self.resample]
         views = []
         for index, image in enumerate(images):
-            image = self._to_pil(image, do_rescale, sources[index] if sources is not None else None)
+            image = self.to_rgb(image, do_rescale, sources[index] if sources is not None else None)
             image = self._augment_rgb(image, random) if train else image
             if image.size != (self.size, self.size):
                 image = image.resize((self.size, self.size), resample)
