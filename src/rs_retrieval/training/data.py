@@ -95,6 +95,26 @@ def labels_not_taken(model) -> list[str]:
     return [key for key in OPTIONAL_LABELS if key not in accepted]
 
 
+class _RowsNamingBadImages(torch.utils.data.Dataset):
+    """The flat caption dataset as the DataLoader reads it, except that an image that cannot be
+    decoded raises `ImageReadError` naming its file (`rows_naming_bad_images`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        from ..data.views import rows_naming_bad_images
+
+        batch = rows_naming_bad_images(self.dataset, indices)
+        return [dict(zip(batch, values)) for values in zip(*batch.values())]
+
+
 def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_workers: int = 0):
     """A DataLoader over the flat caption view; shuffling and augmentation keyed by (seed, epoch).
 
@@ -110,7 +130,7 @@ def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_
     sampler = EpochShuffleSampler(len(flat_dataset), seed)
     collator = TrainCollator(processor, seed)
     loader = DataLoader(
-        flat_dataset,
+        _RowsNamingBadImages(flat_dataset),
         batch_size=batch_size,
         sampler=sampler,
         drop_last=True,
