@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from rs_retrieval.cli import build_parser, main
-from rs_retrieval.search import SearchError
+from rs_retrieval.errors import InputNotFoundError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -35,15 +35,24 @@ def test_user_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys):
     assert err.startswith("error: ") and "nowhere is not a folder" in err and "Traceback" not in err
     (tmp_path / "img.png").write_bytes(b"")
     assert main(["rank-captions", str(tmp_path / "img.png"), "--captions", "a ship", " ", "--model", str(tmp_path / "typo")]) == 2
+    assert capsys.readouterr().err == "error: caption(s) [2] are empty; every caption needs words to be scored\n"
+    assert main(["rank-captions", str(tmp_path / "img.png"), "--captions", "a ship", "--model", str(tmp_path / "typo")]) == 2
     assert capsys.readouterr().err == f"error: model folder {tmp_path / 'typo'} does not exist\n"
+
+
+def test_input_errors_come_before_torch_is_imported(tmp_path):
+    for args in (["search", "ships", "--images", str(tmp_path / "nowhere"), "--model", "m"], ["rank-captions", str(tmp_path / "no.png"), "--captions", "a", "--model", "m"]):
+        result = _run_cli(*args)
+        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+        assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: ") and "torch" not in imported
 
 
 def test_debug_flag_and_environment_show_the_traceback(tmp_path, monkeypatch):
     args = ["search", "ships", "--images", str(tmp_path / "nowhere"), "--model", str(tmp_path)]
-    with pytest.raises(SearchError):
+    with pytest.raises(InputNotFoundError):
         main(["--debug", *args])
     monkeypatch.setenv("RS_RETRIEVAL_DEBUG", "1")
-    with pytest.raises(SearchError):
+    with pytest.raises(InputNotFoundError):
         main(args)
 
 

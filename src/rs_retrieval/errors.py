@@ -15,3 +15,11 @@ class MissingExtraError(RSRetrievalError, ImportError):
 
 class OutputExistsError(RSRetrievalError, FileExistsError):
     """The output folder already exists and the command was not told to replace or continue it."""
+
+
+class UsageError(RSRetrievalError, ValueError):
+    """A command-line argument names something that does not exist or does not fit the input."""
+
+
+class InputNotFoundError(UsageError, FileNotFoundError):
+    """A file or folder named on the command line does not exist or is not what the command reads."""

@@ -177,11 +177,11 @@ def _image_inputs_or_skip(processor, paths: Sequence[Path], strict: bool, skippe
     kept, parts = [], []
     for path in paths:
         try:
-            parts.append(processor.image_inputs({"image": [str(path)], "filename": [path.name]}, train=False))
+            parts.append(processor.image_inputs({"image": [str(path)], "filename": [str(path)]}, train=False))
         except ImageError as err:
             if strict:
                 raise
-            logger.warning("skipped %s", err)
+            logger.warning("%s (skipped)", err)
             skipped.append((path, str(err)))
             continue
         kept.append(path)
@@ -310,7 +310,7 @@ def rank_captions(image, captions: Sequence[str], model, processor) -> list[tupl
     blank = [index for index, caption in enumerate(captions, start=1) if not caption.strip()]
     if blank:
         raise SearchError(f"caption(s) {blank} are empty; every caption needs words to be scored")
-    image = read_image(image) if isinstance(image, (str, os.PathLike)) else image
+    image = os.fspath(image) if isinstance(image, os.PathLike) else image  # a path is read by the processor, which names it in errors
     model.eval()
     inputs = processor.image_inputs({"image": [image]}, train=False)
     outputs = model.encode_images(**_to(inputs, _device(model)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .errors import InputNotFoundError, UsageError
+
 
 def load_model(name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False):
     """A retrieval model and its processor from a directory or Hub id, checked to be a pair."""
@@ -29,9 +31,11 @@ def _load(args: argparse.Namespace):
 
 
 def search(args: argparse.Namespace) -> int:
+    if not Path(args.images).is_dir():  # before torch is even imported
+        raise InputNotFoundError(f"{args.images} is not a folder")
     from .search import list_images, make_contact_sheet, search_images
 
-    list_images(args.images, args.recursive)  # a wrong folder fails before the model loads
+    list_images(args.images, args.recursive)  # an empty folder fails before the model loads
     model, processor = _load(args)
     results = search_images(
         args.query, args.images, model, processor, top_k=args.top_k, cache_dir=args.cache_dir,
@@ -46,15 +50,20 @@ def search(args: argparse.Namespace) -> int:
 
 
 def rank_captions_command(args: argparse.Namespace) -> int:
-    from .search import SearchError, rank_captions
-
     captions = list(args.captions or [])
+    if args.captions_file and not Path(args.captions_file).is_file():
+        raise InputNotFoundError(f"captions file {args.captions_file} does not exist")
     if args.captions_file:
         captions += [line.strip() for line in Path(args.captions_file).read_text(encoding="utf-8").splitlines() if line.strip()]
     if not captions:
-        raise SearchError("give captions with --captions or --captions-file")
+        raise UsageError("give captions with --captions or --captions-file")
+    blank = [index for index, caption in enumerate(captions, start=1) if not caption.strip()]
+    if blank:
+        raise UsageError(f"caption(s) {blank} are empty; every caption needs words to be scored")
     if not Path(args.image).is_file():
-        raise SearchError(f"image file {args.image} does not exist")
+        raise InputNotFoundError(f"image file {args.image} does not exist")
+    from .search import rank_captions
+
     model, processor = _load(args)
     ranked = rank_captions(args.image, captions, model, processor)
     print(f"{'rank':>4}  {'score':>9}  caption")

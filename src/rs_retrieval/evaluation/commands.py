@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
 from ..fileio import write_json_atomic
 from ..search_commands import add_model_arguments
 from .choices import PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
@@ -52,11 +53,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir)
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
-        raise TypeError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
+        raise UsageError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
     metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy}
     if args.protocol == "dedup_image":
         if args.image_key_column not in dataset.column_names:
-            raise ValueError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
+            raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
         metric_kwargs["image_keys"] = list(dataset[args.image_key_column])
     from ..pretrained import load_model_and_processor, resolve_device
 

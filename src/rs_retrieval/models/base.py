@@ -56,8 +56,15 @@ class RetrievalPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, strict: a weight file that lacks parameters of the
         config's model (left random) or holds parameters it does not use is an error, because the
         results would change on every run. `allow_weight_mismatch=True` loads anyway, loudly."""
+        from transformers.utils import logging as transformers_logging
+
         wants_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # its key table would come before our one-line message
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         problems = [
             f"{len(keys)} {kind.replace('_', ' ')} (e.g. {', '.join(sorted(map(str, keys))[:3])})"
             for kind, keys in info.items() if kind in ("missing_keys", "unexpected_keys", "mismatched_keys") and keys
