@@ -110,3 +110,22 @@ def test_unavailable_detector_is_a_clear_error():
     with pytest.raises(LocalGraphError, match=f"detector '{DEFAULT_DETECTOR}', which could not be loaded") as caught:
         processor.image_inputs({"image": images(1)})
     assert isinstance(caught.value, RSRetrievalError)
+
+
+def test_a_closed_set_detr_detector_uses_its_own_labels(tmp_path):
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+
+    backbone = ResNetConfig(hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8, out_features=["stage4"])
+    labels = dict(enumerate(DOTA_CLASSES))
+    config = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone, d_model=16, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=12,
+                        id2label=labels, label2id={name: i for i, name in labels.items()})
+    torch.manual_seed(0)
+    DetrForObjectDetection(config).save_pretrained(tmp_path / "detr")
+    DetrImageProcessor(size={"shortest_edge": 32, "longest_edge": 48}).save_pretrained(tmp_path / "detr")
+    processor = GaLRProcessor(RSImageProcessor(size=64), RSWordTokenizer(vocab=VOCAB), local_graph_extractor={"detector": str(tmp_path / "detr"), "score_threshold": 0.0})
+    assert processor.extractor.classes == list(DOTA_CLASSES)
+    (scores, boxes), = processor.extractor.detect([np.asarray(images(1)[0])])
+    assert scores.shape == (12, 15) and boxes.shape == (12, 4) and (scores.sum(-1) <= 1 + 1e-6).all()  # softmax without "no object"
+    features = processor.image_inputs({"image": images(2)})["local_features"]
+    assert features.shape == (2, 20, 20) and features[:, 0, :15].sum(-1).gt(0).all()

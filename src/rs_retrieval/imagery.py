@@ -252,12 +252,13 @@ def select_bands(array: np.ndarray, bands: Sequence[int] | None, source: str = "
     return array[..., list(bands)]
 
 
-def to_rgb_uint8(image, rescale_mode: str = "auto", bands: Sequence[int] | None = None, source: str | None = None) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of a file path, PIL image, array or tensor, by the module's rule."""
+def to_rgb_uint8(array, rescale_mode: str = "auto", bands: Sequence[int] | None = None, source: str | None = None) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of an array or tensor (or a PIL image or file path), by the module's rule;
+    `source` names it in errors."""
     if rescale_mode not in RESCALE_MODES:
         raise ValueError(f"rescale_mode must be one of {RESCALE_MODES}, got {rescale_mode!r}")
-    source = source or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "array")
-    array = select_bands(image_to_array(image, source), bands, source)
+    source = source or (os.fspath(array) if isinstance(array, (str, os.PathLike)) else "array")
+    array = select_bands(image_to_array(array, source), bands, source)
     kind = array.dtype.kind
     if kind == "b":
         array = array.astype(np.uint8) * 255
