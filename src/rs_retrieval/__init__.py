@@ -1,49 +1,37 @@
 """rs_retrieval: remote-sensing image-text retrieval models and datasets for the Hugging Face stack.
 
-Importing the package registers every method with the registry (`list_methods`) and with
-`AutoConfig`, `AutoModel`, `AutoImageProcessor`, `AutoTokenizer` and `AutoProcessor`. The
-training, evaluation and search entry points are imported on first use.
+Importing the package registers every method with the method registry (`list_methods`) and with
+the transformers Auto classes (except under the `rs-retrieval` command line, whose commands import
+what they use, so that `--help` and argument errors answer at once instead of after loading torch
+and transformers). The public names below are imported on first use.
 """
 
-import importlib
+import os
+import sys
+
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-from .data import dataset_report, export_parquet, flatten_captions, load_dataset, split_info  # noqa: E402
-from .models import get_method, list_methods, register_method  # noqa: E402  (registers the methods)
-
-#: Public names imported on first access: name -> module.
-_LAZY = {
-    "retrieval_metrics": "rs_retrieval.evaluation.metrics",
-    "evaluate_retrieval": "rs_retrieval.evaluation.engine",
-    "Trainer": "rs_retrieval.training.trainer",
-    "train": "rs_retrieval.training.trainer",
-    "load_recipe": "rs_retrieval.training.recipe",
-    "search_images": "rs_retrieval.search.engine",
-    "rank_captions": "rs_retrieval.search.engine",
+_EXPORTS = {
+    ".data": ["dataset_report", "export_parquet", "flatten_captions", "load_dataset", "split_info"],
+    ".models": ["get_method", "list_methods", "register_method"],
+    ".evaluation.metrics": ["retrieval_metrics"],
+    ".evaluation.engine": ["evaluate_retrieval"],
+    ".training.recipe": ["load_recipe"],
+    ".training.trainer": ["Trainer", "train"],
+    ".search.engine": ["rank_captions", "search_images"],
 }
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rs_retrieval' has no attribute {name!r}")
+def _started_as_cli() -> bool:
+    """True in `rs-retrieval ...` and `python -m rs_retrieval.cli ...`."""
+    argv = list(getattr(sys, "orig_argv", []))
+    run_module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else None
+    return os.path.basename(sys.argv[0]) == "rs-retrieval" or run_module == "rs_retrieval.cli"
 
 
-__all__ = [
-    "Trainer",
-    "dataset_report",
-    "evaluate_retrieval",
-    "export_parquet",
-    "flatten_captions",
-    "get_method",
-    "list_methods",
-    "load_dataset",
-    "load_recipe",
-    "rank_captions",
-    "register_method",
-    "retrieval_metrics",
-    "search_images",
-    "split_info",
-    "train",
-]
+if not _started_as_cli():
+    from . import models  # noqa: E402, F401  (registers AMFMN, GaLR, MSA, CMPAGL)

@@ -7,14 +7,17 @@ function is imported on first use and is called as
 
 from __future__ import annotations
 
-from ..models import get_method
-from .common import CheckpointConversionError
+from .._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {".common": ["CheckpointConversionError"]})
 
 
 def convert_checkpoint(path, method: str, vocab_path=None, out_dir=None, **options) -> str:
     """Convert an official checkpoint of `method` into a `save_pretrained` folder `out_dir`
     (written atomically); returns the folder. `options` go to the method's converter
     (e.g. `allow_pickle`, `overwrite`, `config_overrides`)."""
+    from ..models import get_method
+
     if out_dir is None:
         raise ValueError("out_dir is required")
     return get_method(method).get_converter()(path, method=method, vocab_path=vocab_path, out_dir=out_dir, **options)

@@ -16,6 +16,7 @@ import torch
 
 from ..models import get_method
 from ..models.common.tokenization_word import load_vocab
+from ..pretrained import stamp_vocabulary
 from .common import (
     CheckpointConversionError,
     load_converted,
@@ -123,4 +124,5 @@ def convert_amfmn_galr(
     model = spec.model_class(config)
     load_converted(model, rename_keys(state, conversion_rules(method), source), source)
     processor = spec.processor_class.from_config(config, word2idx)
+    stamp_vocabulary(model, processor)
     return save_pretrained_atomic(out_dir, model, processor, overwrite=overwrite)

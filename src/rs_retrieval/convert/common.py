@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable, Sequence
 
 import torch
+from ..errors import OutputExistsError
 from ..fileio import atomic_directory
-from ..models.common.weights import CheckpointConversionError, preview_keys, check_state_dict, load_converted  # noqa: F401  (converters' API)
+from ..models.common.weights import CheckpointConversionError, check_state_dict, load_converted, preview_keys  # noqa: F401  (converters' API)
 
 
 #: (pattern, replacement): `re.fullmatch(pattern, key)`; replacement is a template for `Match.expand`,
@@ -121,7 +122,7 @@ def save_pretrained_atomic(out_dir: str | os.PathLike, *savables, overwrite: boo
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)) and not overwrite:
-        raise FileExistsError(f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)")
+        raise OutputExistsError(f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)")
 
     def fill(folder) -> None:
         for obj in savables:

@@ -1,5 +1,10 @@
-"""Folder search (text -> images, image -> captions) with an on-disk embedding cache."""
+"""Folder search (text -> images, image -> captions) with an on-disk embedding cache.
 
-from .engine import SearchError, make_contact_sheet, rank_captions, search_images
+Names are imported on first use: the command line imports `search.commands` without torch.
+"""
 
-__all__ = ["SearchError", "make_contact_sheet", "rank_captions", "search_images"]
+from .._lazy import lazy_exports
+
+_EXPORTS = {".engine": ["SearchError", "list_images", "make_contact_sheet", "rank_captions", "search_images"]}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = _EXPORTS[".engine"]
