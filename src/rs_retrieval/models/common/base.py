@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from ..errors import RSRetrievalError
+from ...errors import RSRetrievalError
 from .outputs import RetrievalOutput
 
 logger = logging.getLogger(__name__)
