@@ -21,6 +21,7 @@ from transformers import AutoModel, AutoProcessor
 from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.hub.cards import write_model_card
+from rs_retrieval.models.common.losses import PrecomputedCaptionPrior
 from rs_retrieval.training import Trainer, load_recipe, recipe_from_dict
 from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, select_splits
 from rs_retrieval.training.optim import build_optimizer, lr_factor
@@ -165,6 +166,18 @@ def test_data_order_and_augmentation_depend_only_on_seed_and_epoch(toy_data):
     assert not torch.equal(collator(rows)["pixel_values"], a["pixel_values"])  # a new random view per epoch
     eval_view = toy_processor().image_inputs({"image": [r["image"] for r in rows]}, train=False)["pixel_values"]
     assert not torch.equal(eval_view, a["pixel_values"])  # training applied augmentation, inference did not
+
+
+def test_collator_adds_the_caption_prior_of_every_image_caption_pair(toy_data):
+    flat = flatten_captions(toy_data["train"])
+    rows = [flat[i] for i in (0, 7, 12, 30)]
+    num_images = len(toy_data["train"])
+    matrix = np.random.default_rng(0).random((num_images, 5 * num_images), dtype=np.float32)
+    collator = TrainCollator(toy_processor(), seed=0, loss_input_names=("prior_similarity",), caption_prior=PrecomputedCaptionPrior(matrix))
+    prior = collator(rows)["prior_similarity"]
+    expected = [[matrix[r["image_index"], 5 * c["image_index"] + c["caption_index"]] for c in rows] for r in rows]
+    assert prior.shape == (4, 4) and prior.tolist() == expected
+    assert "prior_similarity" not in TrainCollator(toy_processor(), seed=0, caption_prior=PrecomputedCaptionPrior(matrix))(rows)
 
 
 def test_validation_resplit_is_seeded_and_recorded(tmp_path):
