@@ -9,23 +9,10 @@ import shutil
 import pytest
 from accelerate import Accelerator
 from test_training import run_toy, toy_recipe
-from test_training_toy import toy_dataset_dict, toy_processor
 
 from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.training.trainer import COMPLETE_MARKER, CheckpointNotFoundError, CheckpointSaveError, checkpoint_steps
-
-
-@pytest.fixture(scope="module")
-def toy_data():
-    return toy_dataset_dict()
-
-
-@pytest.fixture(scope="module")
-def processor_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "processor"
-    toy_processor().save_pretrained(path)
-    return path
 
 
 def test_resume_latest_skips_a_half_written_checkpoint(tmp_path, toy_data, processor_dir, caplog):

@@ -33,18 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def toy_data():
-    return toy_dataset_dict()
-
-
-@pytest.fixture(scope="module")
-def processor_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "processor"
-    toy_processor().save_pretrained(path)
-    return path
-
-
 def toy_recipe(processor_dir, **training) -> dict:
     return {
         "model": {"type": "rs_toy_retrieval", "import_modules": ["test_training_toy"]},
