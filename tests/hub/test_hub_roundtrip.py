@@ -6,6 +6,7 @@ HF client libraries read HF_ENDPOINT & co. at import, so every client runs in a 
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def world(tmp_path_factory):
 
     hub = FakeHub().start()
     env = client_env(hub.endpoint, root / "hf_push")
-    env["PYTHONPATH"] = str(root / "pkg")
+    env["PYTHONPATH"] = pythonpath(root)
     pushed = run_client(PUSH.format(tests=str(Path(__file__).parents[1]), run=str(run), model_repo=MODEL_REPO,
                                     dataset=str(root / "dataset"), dataset_repo=DATASET_REPO), env)
     assert pushed.returncode == 0, pushed.stderr[-4000:]
@@ -114,10 +115,15 @@ def world(tmp_path_factory):
     hub.stop()
 
 
+def pythonpath(root) -> str:
+    """The tiny package, then the parent's path: the client imports the same rs_retrieval as this process."""
+    return os.pathsep.join([str(root / "pkg"), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def load_in_fresh_process(world, name, remote, block=()):
     out = world["root"] / f"{name}.pt"
     env = client_env(world["hub"].endpoint, world["root"] / f"hf_{name}")
-    env["PYTHONPATH"] = str(world["root"] / "pkg")
+    env["PYTHONPATH"] = pythonpath(world["root"])
     script = ("import tinyhub\n" if not block else "") + LOAD_MODEL.format(repo=MODEL_REPO, remote=remote, images=world["images"], texts=TEXTS, out=str(out))
     if block:
         script += LOAD_DATASET.format(repo=DATASET_REPO, out=str(out.with_suffix(".json")))
@@ -187,7 +193,7 @@ def test_push_killed_during_lfs_upload_raises_and_leaves_main_unchanged(world):
     processor.save_pretrained(world["root"] / "run2" / "model")
     hub.fail_during_lfs_upload = True
     env = client_env(hub.endpoint, world["root"] / "hf_fail")
-    env["PYTHONPATH"] = str(world["root"] / "pkg")
+    env["PYTHONPATH"] = pythonpath(world["root"])
     script = FAST_RETRIES + f"import tinyhub\nfrom rs_retrieval.hub.publish import push_model\npush_model({str(world['root'] / 'run2')!r}, {MODEL_REPO!r})\n"
     try:
         result = run_client(script, env)
