@@ -24,13 +24,9 @@ from tiny_methods import BERT, WORDPIECE, token_batch
 VOCAB, TEXT, VISION = WORDPIECE, BERT, tiny_methods.TINY_CONFIGS["cmpagl"]["vision_config"]
 
 
-tiny_config = functools.partial(tiny_methods.tiny_config, "cmpagl")
+METHOD = "cmpagl"  # the `model` fixture (tests/models/conftest.py) builds its tiny model
+tiny_config = functools.partial(tiny_methods.tiny_config, METHOD)
 batch = functools.partial(token_batch, num_images=4, num_texts=5, length=6, padded_from=4)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_methods.tiny_case("cmpagl").model()
 
 
 def test_config_defaults_round_trip_and_validation(tmp_path):

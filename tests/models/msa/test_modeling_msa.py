@@ -15,13 +15,9 @@ from tiny_methods import WORDPIECE, token_batch
 VOCAB = WORDPIECE
 
 
-tiny_config = functools.partial(tiny_methods.tiny_config, "msa")
+METHOD = "msa"  # the `model` fixture (tests/models/conftest.py) builds its tiny model
+tiny_config = functools.partial(tiny_methods.tiny_config, METHOD)
 batch = functools.partial(token_batch, num_images=4, num_texts=4, length=8, padded_from=5)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_methods.tiny_case("msa").model()
 
 
 def test_config_sub_configs_round_trip(tmp_path):
