@@ -12,12 +12,13 @@ import os
 import time
 from pathlib import Path
 
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "amfmn_synth.yaml"
+#: A packaged recipe name (`rs-retrieval recipes`), so the quickstart runs from any folder.
+DEFAULT_RECIPE = "amfmn_synth"
 DEFAULT_QUERY = "two white planes are parked beside a grey runway"
 
 
 def run_quickstart(
-    recipe_path: str | Path = DEFAULT_RECIPE,
+    config: str | Path = DEFAULT_RECIPE,
     output_dir: str | Path = "runs/quickstart",
     query: str = DEFAULT_QUERY,
     overrides: list[str] | tuple[str, ...] = (),
@@ -32,16 +33,13 @@ def run_quickstart(
     from .training import load_recipe, train
     from .fileio import write_json_atomic
 
-    recipe_path = Path(recipe_path)
-    if not recipe_path.is_file():
-        raise FileNotFoundError(f"recipe {recipe_path} not found (run from the repository root or pass --config)")
     output_dir = Path(output_dir)
     timings = {}
 
     start = time.perf_counter()
-    recipe = load_recipe(recipe_path, list(overrides))
+    recipe = load_recipe(config, list(overrides))
     if recipe.data.name != "rs_synth":
-        raise ValueError(f"the quickstart runs on rs_synth; {recipe_path} trains on {recipe.data.name or recipe.data.path!r}")
+        raise ValueError(f"the quickstart runs on rs_synth; {config} trains on {recipe.data.name or recipe.data.path!r}")
     run_dir = train(recipe, run_dir=output_dir)
     timings["train_s"] = time.perf_counter() - start
 
@@ -85,7 +83,7 @@ def run_quickstart(
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("quickstart", help="build rs_synth, train a small model on CPU, evaluate and search")
-    parser.add_argument("--config", default=str(DEFAULT_RECIPE), help="training recipe (default: configs/amfmn_synth.yaml)")
+    parser.add_argument("--config", default=DEFAULT_RECIPE, help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})")
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")

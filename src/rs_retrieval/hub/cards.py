@@ -4,7 +4,8 @@ A model card's `model-index` holds only numbers measured on the checkpoint (a ru
 `metrics.json`); published numbers go into a separate, labelled "Reported in the paper" table
 (`paper_results`). A dataset card states the source, the licence as the authors published it,
 split sizes counted from the Parquet files being published, the schema and known caveats.
-Templates live in `hub_cards/` (`string.Template` files).
+Templates are `string.Template` files in the repository's `hub_cards/`, shipped in the package as
+`rs_retrieval.card_templates` (`rs_retrieval.packaged`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import yaml
 
 from .dataset_notes import dataset_notes
 from ..fileio import atomic_write_text
+from ..packaged import packaged_files
 from .paper_results import REPORTED_NOTES, canonical_dataset, reported_results
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "hub_cards"
 RECALL_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")
 #: metrics.json sections, in the order a card shows them; only the first two enter `model-index`.
 SPLIT_LABELS = {"test": "test", "validation": "validation (selected checkpoint)", "last_validation": "validation (last evaluation)"}
@@ -277,9 +278,10 @@ def _citation_section(method_info: MethodInfo | None, dataset: str | None) -> st
 
 
 def _template(name: str, template_dir: str | Path | None) -> Template:
-    path = Path(template_dir or TEMPLATE_DIR) / name
+    """A card template from `template_dir`, or the one packaged with rs_retrieval."""
+    path = Path(template_dir) / name if template_dir is not None else packaged_files("rs_retrieval.card_templates") / name
     if not path.is_file():
-        raise CardError(f"card template {path} not found (templates ship in the repository's hub_cards/ folder)")
+        raise CardError(f"card template {path} not found")
     return Template(path.read_text(encoding="utf-8"))
 
 
