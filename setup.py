@@ -2,7 +2,8 @@
 
 The recipes (`configs/`) and Hub card templates (`hub_cards/`) stay in the repository's top level,
 where a reader finds them; `package_dir` builds them into the wheel as `rs_retrieval.recipes` and
-`rs_retrieval.card_templates` (one copy, no symlinks). Every directory under `src/rs_retrieval/` is
+`rs_retrieval.card_templates` (one copy, no symlinks; their `__init__.py` lets editable installs
+import them as well). Every directory under `src/rs_retrieval/` is
 a package (namespace discovery), so modules and data files added in new folders ship without
 editing this file. Everything else is in pyproject.toml.
 """
