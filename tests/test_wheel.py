@@ -3,8 +3,8 @@
 Builds the sdist and the wheel with `python -m build` (the wheel from the sdist, as a release
 does), checks them with `twine check`, then installs the wheel with its dependencies into a fresh
 venv (CPU torch first, pip's cache reused) and runs the CLI in an empty folder with caches there
-too: `rs-retrieval recipes`, a shortened `rs-retrieval quickstart`, a few steps of `rs-retrieval
-train --config amfmn_synth`, and `AutoModel.from_pretrained` on the result. A few minutes;
+too: a shortened `rs-retrieval quickstart`, a few steps of `rs-retrieval train --config
+amfmn_synth`, then the packaged recipe listing and `AutoModel.from_pretrained` on the result. A few minutes;
 `-m "not slow and not wheel"` leaves it out while iterating.
 """
 
@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import venv
 import zipfile
 from pathlib import Path
@@ -33,8 +34,10 @@ TRAIN_SET = ["training.max_steps=3", "training.eval_every_epochs=0", "output_dir
 
 
 def _run(command: list[str], cwd: Path, env: dict | None = None, timeout: float = 900) -> str:
+    start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    print(f"{time.perf_counter() - start:6.1f} s  {Path(command[0]).name} {' '.join(map(str, command[1:4]))[:100]}")  # pytest -rP shows these
     return result.stdout
 
 
@@ -84,9 +87,6 @@ def test_installed_wheel_trains_and_loads_outside_the_checkout(dists, tmp_path):
     work.mkdir()
     # the package's own caches (rs_synth images) start empty too; pip above kept its cache
     env = {"OMP_NUM_THREADS": "1", **pip_env, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    listing = _run([str(cli), "recipes"], cwd=work, env=env).splitlines()
-    assert [line.split()[0] for line in listing] == sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
-
     _run([str(cli), "quickstart", "--set", *QUICKSTART_SET], cwd=work, env=env)
     summary = json.loads((work / "runs" / "quickstart" / "summary.json").read_text())
     assert summary["test_metrics"] and len(summary["top5"]) == 5
@@ -96,20 +96,29 @@ def test_installed_wheel_trains_and_loads_outside_the_checkout(dists, tmp_path):
     model_dir = work / "amfmn_run" / "model"
     card = (model_dir / "README.md").read_text()  # filled from the packaged template
     assert card.startswith("---\n") and "## How to use" in card and "$model_ref" not in card
+    # one process for the rest (each start imports torch and transformers)
     check = f"""
-import importlib.metadata, json, sys
+import contextlib, importlib.metadata, io, json
+import torch
 import rs_retrieval, rs_retrieval.packaged
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(model_dir)!r})
+from rs_retrieval.cli import main
+from transformers import AutoModel, AutoProcessor
+listing = io.StringIO()
+with contextlib.redirect_stdout(listing):
+    main(["recipes"])
+model, processor = AutoModel.from_pretrained({str(model_dir)!r}), AutoProcessor.from_pretrained({str(model_dir)!r})
+with torch.no_grad():
+    embeds = model.get_text_features(**processor(text=["two white planes beside a grey runway"]))
 print(json.dumps({{
     "module": rs_retrieval.__file__, "version": rs_retrieval.__version__,
     "dist_version": importlib.metadata.version("rs-retrieval"),
     "reads_installed_data": rs_retrieval.packaged._SOURCE_ROOT is None,
-    "class": type(model).__name__, "embed_dim": model.config.embed_dim,
+    "recipes": [line.split()[0] for line in listing.getvalue().splitlines()],
+    "class": type(model).__name__, "embeds_shape": list(embeds.shape), "embeds_finite": bool(torch.isfinite(embeds).all()),
 }}))
 """
     loaded = json.loads(_run([str(python), "-c", check], cwd=work, env=env).splitlines()[-1])
     assert Path(loaded["module"]).is_relative_to(env_dir) and loaded["reads_installed_data"]
     assert loaded["version"] == loaded["dist_version"] == rs_retrieval.__version__
-    assert loaded["class"] == "AMFMNModel" and loaded["embed_dim"] == 64
-    assert list(work.iterdir()) and not (work / "configs").exists()
+    assert loaded["recipes"] == sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
+    assert loaded["class"] == "AMFMNModel" and loaded["embeds_shape"] == [1, 64] and loaded["embeds_finite"]
