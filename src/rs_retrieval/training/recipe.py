@@ -22,10 +22,11 @@ from typing import Any
 
 import yaml
 
+from ..errors import RSRetrievalError
 from ..packaged import packaged_files
 
 
-class RecipeError(ValueError):
+class RecipeError(RSRetrievalError, ValueError):
     """A recipe file or override is invalid; the message names the field and what was expected."""
 
 
