@@ -19,9 +19,14 @@ from pathlib import Path
 #: Data subpackage -> the repository folder it is built from.
 DATA_PACKAGES = {"rs_retrieval.recipes": "configs", "rs_retrieval.card_templates": "hub_cards"}
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-#: `<root>` when this module runs from `<root>/src/rs_retrieval/` (a checkout), else None.
-_SOURCE_ROOT = _PACKAGE_DIR.parents[1] if _PACKAGE_DIR.parent.name == "src" and (_PACKAGE_DIR.parents[1] / "pyproject.toml").is_file() else None
+
+def _source_root() -> Path | None:
+    """`<root>` when this module runs from a checkout's `<root>/src/rs_retrieval/`, else None."""
+    src = Path(__file__).resolve().parents[1]
+    return src.parent if src.name == "src" and (src.parent / "pyproject.toml").is_file() else None
+
+
+_SOURCE_ROOT = _source_root()
 
 
 def packaged_files(package: str) -> Traversable:

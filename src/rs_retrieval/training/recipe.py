@@ -409,7 +409,7 @@ def find_recipe(name_or_path: str | Path) -> Path | Traversable:
 def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """Read a YAML recipe (a file path or a packaged recipe name), apply `key=value` overrides, validate."""
     recipe_file = find_recipe(name_or_path)
-    source = str(recipe_file) if isinstance(recipe_file, Path) else f"{recipe_file.name} (packaged recipe)"
+    source = str(recipe_file)
     try:
         raw = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
