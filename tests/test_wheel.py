@@ -66,12 +66,14 @@ def test_dists_carry_recipes_templates_and_data(dists):
     assert recipes and templates and "rs_retrieval/resources/english_stopwords.txt" in names
     assert recipes | templates | data_files | modules <= names, sorted((recipes | templates | data_files | modules) - names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert f"Version: {version}\n" in metadata and "Project-URL: Source," in metadata and "Classifier: " in metadata
+    assert f"rs_retrieval-{version}.dist-info/licenses/LICENSE" in names
+    assert f"Version: {version}\n" in metadata and "License-Expression: Apache-2.0\n" in metadata
+    assert "Project-URL: Source," in metadata and "Classifier: " in metadata and "Keywords: " in metadata
     for extra in ("index", "geo", "web", "onnx", "tracking", "metrics", "all", "dev"):
         assert f"Provides-Extra: {extra}\n" in metadata
     with tarfile.open(dists["sdist"]) as sdist:
         members = {Path(*Path(m).parts[1:]).as_posix() for m in sdist.getnames()}
-    assert {"setup.py", "pyproject.toml", "README.md", "configs/amfmn_synth.yaml", "hub_cards/model_card.md", "src/rs_retrieval/packaged.py"} <= members
+    assert {"setup.py", "pyproject.toml", "README.md", "LICENSE", "configs/amfmn_synth.yaml", "hub_cards/model_card.md", "src/rs_retrieval/packaged.py"} <= members
 
 
 def test_installed_wheel_trains_and_loads_outside_the_checkout(dists, tmp_path):
