@@ -234,19 +234,21 @@ def _write_auto_map(path: Path, auto_map: dict, keys: Iterable[str], nested: dic
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def bundle(model_dir: str | Path, model, processor=None, packages: Iterable[str] = ()) -> dict:
-    """Copy the code of `model` (and `processor`) into `model_dir` as flat remote code and write `auto_map`.
+def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable[str] = ()) -> dict:
+    """Copy the code of `model` and/or `processor` into `model_dir` as flat remote code and write `auto_map`.
 
-    `model_dir` must already hold `save_pretrained` output (config.json; processor_config.json when a
-    processor is given). Bundled packages are `rs_retrieval`, the packages defining the model, config
+    `model_dir` must already hold `save_pretrained` output (config.json for a model;
+    processor_config.json for a processor). Bundled packages are `rs_retrieval`, the packages defining the model, config
     and processor classes, and `packages`; the image processor and tokenizer get `auto_map` entries
     when their classes come from those packages. Returns the `auto_map` written to config.json.
     """
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
-    if not config_path.is_file():
+    if model is None and processor is None:
+        raise ValueError("bundle needs a model, a processor or both")
+    if model is not None and not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: save the model with save_pretrained before bundling")
-    roots = {"AutoConfig": type(model.config), "AutoModel": type(model)}
+    roots = {"AutoConfig": type(model.config), "AutoModel": type(model)} if model is not None else {}
     image_processor = getattr(processor, "image_processor", None) if processor is not None else None
     if processor is not None:
         roots["AutoProcessor"] = type(processor)
@@ -271,7 +273,8 @@ def bundle(model_dir: str | Path, model, processor=None, packages: Iterable[str]
 
         ref = auto_map["AutoTokenizer"]
         auto_map["AutoTokenizer"] = [None, ref] if issubclass(roots["AutoTokenizer"], PreTrainedTokenizerFast) else [ref, None]
-    _write_auto_map(config_path, auto_map, auto_map)
+    if model is not None:
+        _write_auto_map(config_path, auto_map, auto_map)
     if processor is not None:
         processor_path = model_dir / "processor_config.json"
         if not processor_path.is_file():

@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from ..hub.push_to_hub import RetrievalModelPushMixin
 from .outputs import RetrievalOutput
 
 
-class RetrievalPreTrainedModel(PreTrainedModel):
+class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
     """Base class: subclasses define `get_image_features(pixel_values, **image_inputs)`,
     `get_text_features(input_ids, attention_mask)` and `compute_loss`; pair-dependent methods
     also override `similarity` or `score`. `vision_tower_path`/`text_tower_path` name the
