@@ -34,7 +34,7 @@ def test_bundle_writes_the_import_closure_under_unique_flat_names(saved):
     # in outputs (top-level import) and towers (imported inside a method).
     assert files == [
         "base.py", "configuration_tiny.py", "layers_utils.py", "modeling_tiny.py", "models_utils.py",
-        "outputs.py", "processing.py", "processing_tiny.py", "towers.py",
+        "outputs.py", "processing.py", "processing_tiny.py", "push_to_hub.py", "towers.py",
     ]
     assert auto_map == {
         "AutoConfig": "configuration_tiny.TinyHubConfig",
