@@ -1,6 +1,7 @@
 """The inherited `push_to_hub` of a model and a processor publishes the repository that
 `rs-retrieval push` publishes (weights, processor, remote code, card), in one commit."""
 
+import json
 from pathlib import Path
 
 from hub_server import FakeHub, client_env, run_client
@@ -40,4 +41,6 @@ def test_model_push_to_hub_equals_cli_push_and_processor_push_keeps_the_model(tm
         assert len(hub.requests_to("POST", "/api/models/split/amfmn-tiny/commit/")) == 2
         assert set(split.files) == set(method.files)  # the processor commit added its files, kept the model's
         assert hub.file_bytes("split/amfmn-tiny", "model.safetensors") == hub.file_bytes("via-method/amfmn-tiny", "model.safetensors")
+        auto_map = json.loads(hub.file_bytes("via-method/amfmn-tiny", "config.json"))["auto_map"]
+        assert auto_map["AutoModelForZeroShotImageClassification"] == auto_map["AutoModel"] == "modeling_amfmn.AMFMNModel"
         assert b'"AutoProcessor"' in hub.file_bytes("split/amfmn-tiny", "processor_config.json")

@@ -218,6 +218,16 @@ def _class_module(cls: type) -> SourceModule:
     return found
 
 
+def _zero_shot_class(config_class: type):
+    """The model class registered for `zero-shot-image-classification` with `config_class`, or None."""
+    from transformers import AutoModelForZeroShotImageClassification
+
+    try:
+        return AutoModelForZeroShotImageClassification._model_mapping[config_class]
+    except KeyError:
+        return None
+
+
 def _write_auto_map(path: Path, auto_map: dict, keys: Iterable[str], nested: dict[str, list[str]] | None = None) -> None:
     """Merge the `keys` entries of `auto_map` into the JSON file's `auto_map` (and into nested sub-dicts)."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -268,6 +278,8 @@ def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable
         atomic_write_text(model_dir / f"{flat[name]}.py", _rewrite(module, collector.imports[name], flat))
 
     auto_map: dict = {key: f"{flat[root_modules[key].name]}.{cls.__name__}" for key, cls in roots.items()}
+    if model is not None and _zero_shot_class(type(model.config)) is type(model):
+        auto_map["AutoModelForZeroShotImageClassification"] = auto_map["AutoModel"]  # the pipeline's Auto class
     if "AutoTokenizer" in auto_map:  # [slow, fast] class references
         from transformers import PreTrainedTokenizerFast
 
