@@ -100,15 +100,16 @@ def _stage_dataset(source, staging: Path) -> Path:
 
 def _publish(
     folder: Path, repo_id: str, repo_type: str, private: bool | None, token: str | None, revision: str | None, commit_message: str,
-    replace: bool = True,
+    replace: bool = True, space_sdk: str | None = None,
 ):
-    """Upload `folder` as one commit; `replace` deletes the repository's other files in that commit."""
+    """Upload `folder` as one commit; `replace` deletes the repository's other files in that commit
+    (`space_sdk` for a new Space repository)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     staged = {str(p.relative_to(folder)).replace(os.sep, "/"): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
     try:
-        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=folder, repo_type=repo_type, revision=revision,
             commit_message=commit_message, delete_patterns="*" if replace else None,
