@@ -1,0 +1,42 @@
+"""torch.compile: the AMFMN, GaLR and CMPAGL forwards trace as one graph (no graph break), and the
+input checks still fire inside the compiled graph."""
+
+import pytest
+import torch
+
+from helpers import load_script
+from test_hub_real_methods import images, tiny_methods
+
+graph_breaks = load_script("graph_breaks.py").graph_breaks
+
+
+@pytest.fixture(scope="module")
+def methods():
+    return tiny_methods()
+
+
+@pytest.mark.parametrize("name", ["amfmn", "galr", "cmpagl"])
+def test_forward_has_no_graph_break(methods, name):
+    model, processor, texts, extra = methods[name]
+    batch = dict(processor(images=images(processor.image_processor.size), text=texts, **extra))
+    for train in (False, True):
+        graphs, breaks, reasons = graph_breaks(model, batch, train)
+        assert (graphs, breaks) == (1, 0), (name, train, reasons)
+    model.eval()
+
+
+def test_checks_still_raise_eager_and_compiled(methods):
+    model, processor, texts, _ = methods["amfmn"]
+    ids = processor.text_inputs(texts)["input_ids"]
+    bad_range, bad_padding = ids.clone(), ids.clone()
+    bad_range[0, 0] = model.config.vocab_size
+    bad_padding[0, 0] = 0
+    compiled = torch.compile(model.get_text_features, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(ids), model.get_text_features(ids))
+    for bad, message in ((bad_range, r"input_ids must lie in \[0, 12\)"), (bad_padding, "right-padded with id 0")):
+        with pytest.raises(ValueError, match=message):
+            model.get_text_features(bad)
+        with pytest.raises(RuntimeError, match=message):
+            compiled(bad)
+    with pytest.raises(ValueError, match=r"got range \[0, 12\]"):  # eager errors keep the offending values
+        model.get_text_features(bad_range)
