@@ -60,7 +60,7 @@ class GraphReport:
     file: str
     inputs: list[str]
     outputs: list[str]
-    dynamic_axes: dict[str, dict[int, str]]
+    dynamic_axes: dict[str, dict[str, str]]
     max_abs_diff: float
     torch_ms: float | None = None
     onnxruntime_ms: float | None = None
@@ -190,7 +190,8 @@ def export_graph(spec: GraphSpec, path: Path, opset: int = OPSET, tolerance: flo
     diff = max(float((torch.from_numpy(got) - want).abs().max()) for got, want in zip(produced, expected))
     if not diff <= tolerance:
         raise OnnxExportError(f"{spec.name}: onnxruntime differs from PyTorch by {diff:.3g} (> {tolerance:g}) on a batch of 3")
-    report = GraphReport(spec.name, path.name, list(spec.inputs), spec.outputs, spec.dynamic_axes, diff)
+    axes = {name: {str(axis): label for axis, label in named.items()} for name, named in spec.dynamic_axes.items()}  # JSON keys
+    report = GraphReport(spec.name, path.name, list(spec.inputs), spec.outputs, axes, diff)
     if repeats:
         report.torch_ms = _median_ms(lambda: _run_torch(spec, spec.check_inputs), repeats)
         report.onnxruntime_ms = _median_ms(lambda: session.run(spec.outputs, feed), repeats)
