@@ -32,9 +32,10 @@ def test_bundle_is_one_file_holding_the_import_closure_under_unique_flat_names(s
     assert sorted(p.name for p in out.glob("*.py")) == ["modeling_tiny.py"]
     sources, exports = read_bundle(out / "modeling_tiny.py")
     # tinyhub/layers/utils.py and tinyhub/models/utils.py clash on "utils"; rs_retrieval's base pulls
-    # in outputs and the push mixin (top-level imports) and towers (imported inside a method).
+    # in outputs and the push mixin (top-level imports) and towers (imported inside a method); processing
+    # pulls in imagery and its errors.
     assert sorted(sources) == [
-        "base", "configuration_tiny", "layers_utils", "modeling_tiny", "models_utils",
+        "base", "configuration_tiny", "errors", "imagery", "layers_utils", "modeling_tiny", "models_utils",
         "outputs", "processing", "processing_tiny", "push_to_hub", "towers",
     ]
     assert exports == {"TinyHubConfig": "configuration_tiny", "TinyHubModel": "modeling_tiny",

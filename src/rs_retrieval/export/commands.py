@@ -30,7 +30,7 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     from ..search_commands import load_model
     from .onnx import export_onnx
 
-    model, processor = load_model(args.model, trust_remote_code=args.trust_remote_code)
+    model, processor = load_model(args.model, args.trust_remote_code, "cpu")  # ONNX graphs are traced on CPU
     report = export_onnx(model, args.out, processor, text_length=args.text_length, opset=args.opset,
                          repeats=args.benchmark_repeats, overwrite=args.overwrite)
     print(f"{report['model_type']} -> {args.out} (opset {report['opset']}, parity tolerance {report['tolerance']:g})")

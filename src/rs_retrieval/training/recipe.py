@@ -21,10 +21,12 @@ from typing import Any
 
 import yaml
 
+from ..errors import RSRetrievalError
 from .trackers import parse_report_to
 
 
-class RecipeError(ValueError):
+
+class RecipeError(RSRetrievalError, ValueError):
     """A recipe file or override is invalid; the message names the field and what was expected."""
 
 
