@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rs_retrieval.export.onnx import OnnxExportError, export_onnx
+from rs_retrieval.export.onnx import export_onnx
 from test_hub_real_methods import tiny_methods
 
 ort = pytest.importorskip("onnxruntime")
@@ -59,14 +59,22 @@ def test_export_matches_pytorch_with_dynamic_batch(methods, tmp_path, name):
         np.testing.assert_allclose(scores, model.similarity(image_cache["embeds"], text_cache["embeds"]).detach().numpy(), atol=1e-4)
 
 
-def test_non_exportable_score_head_is_a_typed_error(methods, tmp_path):
+def test_chunked_score_head_is_reported_not_exported(methods, tmp_path):
     from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel
 
     model, processor, _, _ = methods["amfmn"]
     chunked = AMFMNModel(AMFMNConfig(**{**model.config.to_dict(), "att_type": "fusion_att"}))
-    with pytest.raises(OnnxExportError, match="'fusion_att' score head is computed in chunks"):
-        export_onnx(chunked, tmp_path / "onnx", processor)
-    assert not (tmp_path / "onnx").exists()
+    report = export_onnx(chunked, tmp_path / "onnx", processor, text_length=8)
+    assert [g["name"] for g in report["graphs"]] == ["image_encoder", "text_encoder"]
+    assert "'fusion_att' gate is scored in chunks" in report["not_exported"]["score_head"]
+    assert not (tmp_path / "onnx" / "score_head.onnx").exists()
+
+
+def test_export_into_an_existing_folder_needs_overwrite(methods, tmp_path):
+    model, processor, _, _ = methods["msa"]
+    (tmp_path / "onnx").mkdir()
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_onnx(model, tmp_path / "onnx", processor)
 
 
 def test_cli_writes_the_graphs_and_prints_the_parity(methods, tmp_path, capsys):
@@ -80,3 +88,12 @@ def test_cli_writes_the_graphs_and_prints_the_parity(methods, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"msa -> {tmp_path / 'onnx'} (opset 17") and "image_encoder.onnx: pixel_values -> embeds; max |diff|" in out
     assert "onnxruntime" in out and sorted(p.name for p in (tmp_path / "onnx").glob("*.onnx")) == ["image_encoder.onnx", "text_encoder.onnx"]
+
+
+def test_parity_failure_is_a_typed_error_naming_the_graph(methods, tmp_path):
+    from rs_retrieval.export.onnx import OnnxExportError, export_graph, graph_specs
+
+    model, processor, _, _ = methods["msa"]
+    spec = graph_specs(model, processor.image_processor.size, 8)[0]
+    with pytest.raises(OnnxExportError, match="image_encoder: onnxruntime differs from PyTorch by"):
+        export_graph(spec, tmp_path / "image_encoder.onnx", tolerance=-1.0)  # no difference passes a negative tolerance

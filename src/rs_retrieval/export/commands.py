@@ -37,4 +37,6 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     for graph in report["graphs"]:
         timing = f", PyTorch {graph['torch_ms']:.2f} ms, onnxruntime {graph['onnxruntime_ms']:.2f} ms" if graph["torch_ms"] is not None else ""
         print(f"  {graph['file']}: {', '.join(graph['inputs'])} -> {', '.join(graph['outputs'])}; max |diff| {graph['max_abs_diff']:.2e}{timing}")
+    for name, reason in report["not_exported"].items():
+        print(f"  {name}: not exported: {reason}")
     return 0

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 from ..errors import RSRetrievalError
-from ..fileio import write_json_atomic  # noqa: F401  (used by the push_to_hub mixins)
 from .cards import resolve_run, write_dataset_card, write_model_card
 from .remote_code import bundle
 

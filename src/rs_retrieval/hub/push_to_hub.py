@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import tempfile
 from pathlib import Path
 
@@ -60,7 +61,7 @@ class RetrievalModelPushMixin:
             if processor is not None:
                 processor.save_pretrained(folder)
             if metrics is not None:
-                publish.write_json_atomic(folder / "metrics.json", metrics)
+                (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             return publish.push_model(
                 folder, repo_id, private=private, token=token, revision=revision,
                 commit_message=commit_message or f"Upload {type(self).__name__}", model=self, processor=processor,
