@@ -36,8 +36,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="images / texts / pairs per timed call")
     parser.add_argument("--text-length", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="intra-op threads of PyTorch and onnxruntime (default: their own)")
     parser.add_argument("--out", help="folder for the .onnx files and results.json (default: a temporary folder)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="onnx_bench_"))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -49,7 +52,7 @@ def main() -> None:
         config = model.config
         image_size = getattr(config, "image_size", None) or config.vision_config.image_size
         for spec in graph_specs(model, image_size, args.text_length, check_batch=args.batch):
-            report = export_graph(spec, out / f"{method}_{spec.name}.onnx", repeats=args.repeats)
+            report = export_graph(spec, out / f"{method}_{spec.name}.onnx", repeats=args.repeats, threads=args.threads)
             row = {"method": method, "params": params, **vars(report)}
             rows.append(row)
             print(f"| {method} | {spec.name} | {params / 1e6:.1f}M | {report.max_abs_diff:.1e} | {report.torch_ms:.1f} | "

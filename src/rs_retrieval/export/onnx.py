@@ -176,9 +176,12 @@ def _alternating_median_ms(first, second, repeats: int) -> tuple[float, float]:
     return tuple(sorted(record)[len(record) // 2] for record in times)
 
 
-def export_graph(spec: GraphSpec, path: Path, opset: int = OPSET, tolerance: float = TOLERANCE, repeats: int = 0) -> GraphReport:
+def export_graph(
+    spec: GraphSpec, path: Path, opset: int = OPSET, tolerance: float = TOLERANCE, repeats: int = 0, threads: int | None = None
+) -> GraphReport:
     """Export one graph, then check it with onnxruntime on the (larger) check inputs; with
-    `repeats`, also time PyTorch and onnxruntime on them (median ms, alternating)."""
+    `repeats`, also time PyTorch and onnxruntime on them (median ms, alternating; onnxruntime
+    with `threads` intra-op threads, its default otherwise)."""
     require("onnx", "onnx", "ONNX export")
     ort = require("onnxruntime", "onnx", "checking the exported graphs")
     with warnings.catch_warnings(), torch.no_grad():
@@ -190,6 +193,8 @@ def export_graph(spec: GraphSpec, path: Path, opset: int = OPSET, tolerance: flo
         )
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {name: value.numpy() for name, value in spec.check_inputs.items()}
     expected = _run_torch(spec, spec.check_inputs)
