@@ -15,6 +15,31 @@ def methods():
     return tiny_methods()
 
 
+def break_count(function, *args) -> int:
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(function)(*args)
+    return explanation.graph_break_count
+
+
+def test_the_former_graph_breaks_are_gone(methods):
+    """The parts that broke the graph before (skip-thought id checks and `.item()` step count,
+    the attention-mask `torch.equal`, CMPAGL's `nonzero` re-rank and its negative-sampling check),
+    traced alone: fast enough for the default run (the whole forwards: the slow test below)."""
+    from rs_retrieval.models.cmpagl.modeling_cmpagl import sample_itm_negatives
+
+    model, processor, texts, _ = methods["amfmn"]
+    text = processor.text_inputs(texts)
+    assert break_count(model.get_text_features, text["input_ids"], text["attention_mask"]) == 0
+    model, processor, texts, _ = methods["cmpagl"]
+    with torch.no_grad():
+        image_cache = model.encode_images(**processor(images=images(processor.image_processor.size)))
+        text_cache = model.encode_texts(**processor.text_inputs(texts))
+    assert break_count(model.score, image_cache, text_cache) == 0
+    similarity = torch.randn(4, 4)
+    assert break_count(sample_itm_negatives, similarity, torch.tensor([0, 0, 1, 2])) == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["amfmn", "galr", "cmpagl"])
 def test_forward_has_no_graph_break(methods, name):
     model, processor, texts, extra = methods[name]
