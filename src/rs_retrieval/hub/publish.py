@@ -198,7 +198,7 @@ def push_processor(
     revision: str | None = None,
     commit_message: str | None = None,
 ):
-    """Add a processor (its files and flat remote code with `auto_map`) to a repository in one
+    """Add a processor (its files and one-file remote code with `auto_map`) to a repository in one
     commit, keeping the repository's other files (the model pushed before it)."""
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = Path(tmp) / "repo"
