@@ -24,6 +24,7 @@ import yaml
 
 from ..errors import RSRetrievalError
 from ..packaged import packaged_files
+from .trackers import parse_report_to
 
 
 class RecipeError(RSRetrievalError, ValueError):
@@ -136,6 +137,8 @@ class TrainingSpec:
     stop_after_steps: int | None = None
     #: Query texts shown in `retrieval_examples.png`.
     num_example_queries: int = 4
+    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`trackers.py`).
+    report_to: str = "auto"
 
 
 @dataclasses.dataclass
@@ -335,6 +338,10 @@ def _validate(recipe: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: training.lr_scheduler 'multistep' needs training.lr_milestones (epochs)")
     if not 0.0 <= training.warmup_ratio < 1.0:
         raise RecipeError(f"{source}: training.warmup_ratio must be in [0, 1), got {training.warmup_ratio}")
+    try:
+        parse_report_to(training.report_to)
+    except ValueError as err:
+        raise RecipeError(f"{source}: training.{err}") from None
     for i, rule in enumerate(training.param_groups):
         if not rule.prefixes:
             raise RecipeError(f"{source}: training.param_groups[{i}] needs at least one prefix")
