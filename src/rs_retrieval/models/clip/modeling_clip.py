@@ -37,6 +37,12 @@ class _DualEncoderContract:
     # The contract's forward (pixel_values, input_ids, ..., return_loss, image_ids) -> RetrievalOutput.
     forward = RetrievalPreTrainedModel.forward
 
+    def save_pretrained(self, save_directory, **kwargs):
+        """Saved as the plain transformers class (`architectures: ["CLIPModel"]`), so tools that
+        read `architectures` never look for a class of this package."""
+        plain = _view_as(self, _PLAIN_OF[type(self)])
+        return plain.save_pretrained(save_directory, **kwargs)
+
 
 class CLIPRetrievalModel(_DualEncoderContract, CLIPModel, RetrievalPreTrainedModel):
     """A `CLIPModel` (RemoteCLIP, GeoRSCLIP, SkyCLIP, OpenAI/LAION CLIP) as a retrieval method."""
@@ -49,6 +55,14 @@ class SiglipRetrievalModel(_DualEncoderContract, SiglipModel, RetrievalPreTraine
 #: transformers model_type -> the retrieval class that loads those folders.
 DUAL_ENCODER_CLASSES: dict[str, type[RetrievalPreTrainedModel]] = {"clip": CLIPRetrievalModel, "siglip": SiglipRetrievalModel}
 _PLAIN_CLASSES = {CLIPModel: CLIPRetrievalModel, SiglipModel: SiglipRetrievalModel}
+_PLAIN_OF = {retrieval: plain for plain, retrieval in _PLAIN_CLASSES.items()}
+
+
+def _view_as(model, cls):
+    """A second object of class `cls` over the same module tree (parameters, buffers, hooks)."""
+    view = cls.__new__(cls)
+    view.__dict__.update(model.__dict__)
+    return view
 
 
 def as_retrieval_model(model) -> RetrievalPreTrainedModel:
@@ -59,7 +73,4 @@ def as_retrieval_model(model) -> RetrievalPreTrainedModel:
     target = _PLAIN_CLASSES.get(type(model))
     if target is None:
         raise TypeError(f"{type(model).__name__} follows neither the retrieval contract nor is a CLIPModel/SiglipModel")
-    # A second object over the same module tree (parameters, buffers, hooks): only methods are added.
-    adapted = target.__new__(target)
-    adapted.__dict__.update(model.__dict__)
-    return adapted
+    return _view_as(model, target)
