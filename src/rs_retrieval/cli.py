@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "rs_retrieval.hub.commands",
     "rs_retrieval.search_commands",
     "rs_retrieval.convert.commands",
+    "rs_retrieval.zeroshot.commands",
     "rs_retrieval.quickstart",
 ]
 

@@ -30,6 +30,31 @@ class _DualEncoderContract:
     def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"embeds": self.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output}
 
+    #: Per tower: (sub-config attribute, state-dict prefixes) copied by `from_pretrained_towers`.
+    _towers = {"vision": ("vision_config", ("vision_model.", "visual_projection.")), "text": ("text_config", ("text_model.", "text_projection.", "logit_scale"))}
+
+    @classmethod
+    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):
+        """A model of `config` whose image and/or text tower (with its projection; the text side
+        also brings `logit_scale`) come from saved CLIP-family folders, e.g. a converted GeoRSCLIP.
+        The recipe's tower config must equal the folder's: a different activation or size would
+        load without complaint and compute something else."""
+        model = cls(config, **kwargs)
+        for tower, source in (("vision", vision_model_name_or_path), ("text", text_model_name_or_path)):
+            if source is None:
+                continue
+            attribute, prefixes = cls._towers[tower]
+            pretrained = cls.from_pretrained(source)
+            ignored = {"dtype", "torch_dtype", "transformers_version", "_name_or_path", "architectures"}
+            ours, theirs = getattr(config, attribute).to_dict(), getattr(pretrained.config, attribute).to_dict()
+            different = sorted(k for k in set(ours) | set(theirs) if k not in ignored and ours.get(k) != theirs.get(k))
+            if different or config.projection_dim != pretrained.config.projection_dim:
+                details = ", ".join(f"{k}: recipe {ours.get(k)!r} vs {theirs.get(k)!r}" for k in different) or "projection_dim"
+                raise ValueError(f"{source}: its {tower} tower differs from the recipe's config ({details}); set model.{attribute} to match")
+            weights = {k: v for k, v in pretrained.state_dict().items() if k.startswith(prefixes)}
+            model.load_state_dict(weights, strict=False)
+        return model
+
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None):
         """Symmetric InfoNCE with the model's learnable temperature, negatives gathered across processes."""
         return clip_contrastive_loss(image_outputs["embeds"], text_outputs["embeds"], self.logit_scale, image_ids)
