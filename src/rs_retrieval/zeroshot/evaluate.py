@@ -137,8 +137,9 @@ def rs_synth_image_folder(out_dir: str | os.PathLike, split: str = "test", **syn
     root = generate_rs_synth(**synth_options)
     rows = load_dataset("rs_synth", split=split, **synth_options)
     out_dir = Path(out_dir)
+    scene_names = rows.features["scene"].names  # a ClassLabel in SYNTH_SCENES order
     for filename, scene in zip(rows["filename"], rows["scene"]):
-        link = out_dir / scene / filename
+        link = out_dir / scene_names[scene] / filename
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             os.symlink((root / "images" / filename).resolve(), link)
