@@ -243,3 +243,22 @@ def test_convert_checkpoint_dispatches_openclip(reference, tmp_path):
     assert json.loads((Path(out) / "config.json").read_text())["vision_config"]["hidden_act"] == "quick_gelu"
     with pytest.raises(FileExistsError):
         convert_checkpoint(source / "checkpoint.pt", "openclip", out_dir=out, arch=str(source / "model_config.json"))
+
+
+def test_release_card_carries_reported_numbers_and_push_stages_plain_files(reference, tmp_path):
+    from rs_retrieval.hub.publish import stage_model
+
+    source = reference / "tiny_quickgelu"
+    release_file = tmp_path / "RemoteCLIP-ViT-B-32.pt"
+    release_file.write_bytes((source / "checkpoint.pt").read_bytes())
+    out = Path(convert_open_clip(release_file, tmp_path / "hf", arch=source / "model_config.json"))
+    record = json.loads((out / "conversion.json").read_text())
+    assert record["release"] == "remoteclip-vit-b-32" and record["hidden_act"] == "quick_gelu" and record["hidden_act_source"].startswith("documented")
+    card = (out / "README.md").read_text()
+    for expected in ("49.38", "35.26", "77.96", "Apache-2.0", "Acceptance check", "pipeline_tag: zero-shot-image-classification", record["source_sha256"]):
+        assert expected in card, expected
+    staging = stage_model(out, tmp_path / "staging", repo_id="org/remoteclip-vit-b-32")
+    files = sorted(p.name for p in staging.iterdir())
+    assert not any(name.endswith(".py") for name in files) and {"README.md", "conversion.json", "model.safetensors", "processor_config.json"} <= set(files)
+    assert "auto_map" not in json.loads((staging / "config.json").read_text())
+    assert 'CLIPModel.from_pretrained("org/remoteclip-vit-b-32")' in (staging / "README.md").read_text()
