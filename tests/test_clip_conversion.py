@@ -262,3 +262,16 @@ def test_release_card_carries_reported_numbers_and_push_stages_plain_files(refer
     assert not any(name.endswith(".py") for name in files) and {"README.md", "conversion.json", "model.safetensors", "processor_config.json"} <= set(files)
     assert "auto_map" not in json.loads((staging / "config.json").read_text())
     assert 'CLIPModel.from_pretrained("org/remoteclip-vit-b-32")' in (staging / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, hidden_act", [("ViT-B-32", "gelu"), ("ViT-B-32-quickgelu", "quick_gelu")])
+def test_real_vit_b_32_shape_matches_open_clip(tmp_path, arch, hidden_act):
+    reference = openclip_reference(tmp_path / "ref", {"vit": arch})
+    out = Path(convert_open_clip(reference / "vit" / "checkpoint.pt", tmp_path / "hf", arch=arch))
+    model, processor = load_retrieval_model(out).eval(), load_retrieval_processor(out)
+    assert model.config.vision_config.hidden_act == hidden_act
+    assert json.loads((out / "conversion.json").read_text())["source_keys"] == 302
+    differences = max_differences(model, processor, reference, "vit")
+    print(f"\n{arch}: max |difference| vs open_clip {differences}")
+    assert differences["image"] <= TOLERANCE and differences["text"] <= TOLERANCE and differences["logit_scale"] <= TOLERANCE

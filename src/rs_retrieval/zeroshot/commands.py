@@ -54,7 +54,7 @@ def evaluate_zeroshot(args: argparse.Namespace) -> int:
     metrics = evaluate_zero_shot(model, processor, dataset_dir, class_set, args.templates, args.batch_size, args.rule)
     metrics.update(model=args.model, dataset=str(args.dataset))
     write_json_atomic(output_dir / "zeroshot_metrics.json", metrics)
-    picture = plot_confusion_matrix(metrics, output_dir / "confusion_matrix.png", title=f"{Path(str(args.model)).name} on {Path(str(args.dataset)).name}")
+    picture = plot_confusion_matrix(metrics, output_dir / "confusion_matrix.png", title=f"{'/'.join(Path(str(args.model)).parts[-2:])} on {Path(str(args.dataset)).name}")
     print(f"{metrics['num_images']} images, {len(metrics['classes'])} classes ({metrics['class_set']}, {len(metrics['templates'])} templates)")
     print(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics.get('top5', float('nan')):.2f}%  mean per-class {metrics['mean_per_class']:.2f}%")
     for name, accuracy in metrics["per_class"].items():
