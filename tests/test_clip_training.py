@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from transformers import CLIPModel, CLIPProcessor
+from PIL import Image
+from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
 from clip_helpers import TINY_CLIP, random_images, tiny_clip
 from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
@@ -162,7 +163,7 @@ def test_training_view_rotates_and_crops():
 
 def test_no_decay_for_one_dimensional_parameters():
     recipe = load_recipe(CONFIGS / "clip_synth.yaml")
-    model = CLIPRetrievalModel(__import__("transformers").CLIPConfig(**TINY_CLIP))
+    model = CLIPRetrievalModel(CLIPConfig(**TINY_CLIP))
     groups = {g["name"]: g for g in parameter_groups(model, recipe.training)}
     assert set(groups) == {"default", "default/no_decay"} and groups["default/no_decay"]["weight_decay"] == 0.0
     assert all(p.dim() < 2 for p in groups["default/no_decay"]["params"]) and any(p is model.logit_scale for p in groups["default/no_decay"]["params"])
@@ -215,3 +216,47 @@ def test_clip_recipe_refuses_train_captions_vocabulary():
         from rs_retrieval.training.vocab import processor_class_for
 
         processor_class_for("clip")
+
+
+def test_search_and_rank_captions_with_a_clip_folder(tmp_path):
+    from rs_retrieval.search import rank_captions, search_images
+    from rs_retrieval.search_commands import load_model
+
+    model, processor = tiny_clip(seed=11)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(random_images(5, seed=3)):
+        image.save(folder / f"{i}.png")
+    loaded, loaded_processor = load_model(str(tmp_path / "model"))
+    results = search_images("a harbour with ships", folder, loaded, loaded_processor, top_k=None, cache_dir=tmp_path / "cache")
+    plain = CLIPModel.from_pretrained(tmp_path / "model").eval()
+    paths = sorted(folder.glob("*.png"))
+    inputs = processor(text=["a harbour with ships"], images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        cosine = plain(**inputs).logits_per_image[:, 0] / plain.logit_scale.exp()
+    assert [p for p, _ in results] == [paths[i] for i in cosine.argsort(descending=True).tolist()]
+    assert [s for _, s in results] == pytest.approx(sorted(cosine.tolist(), reverse=True), abs=1e-5)
+    ranked = rank_captions(paths[0], ["a beach", "a forest", "an airport"], loaded, loaded_processor)
+    assert len(ranked) == 3 and ranked[0][1] >= ranked[-1][1]
+
+
+def test_siglip_models_follow_the_contract():
+    from transformers import SiglipConfig, SiglipModel
+
+    from rs_retrieval.models.clip import SiglipRetrievalModel
+
+    torch.manual_seed(0)
+    config = SiglipConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100, max_position_embeddings=16),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+    )
+    plain = SiglipModel(config).eval()
+    model = as_retrieval_model(plain)
+    assert isinstance(model, SiglipRetrievalModel)
+    pixels, ids = torch.randn(3, 3, 32, 32), torch.randint(0, 100, (4, 16))
+    with torch.no_grad():
+        scores = model.score(model.encode_images(pixels), model.encode_texts(ids))
+        expected = F.normalize(plain.get_image_features(pixel_values=pixels).pooler_output, dim=-1) @ F.normalize(plain.get_text_features(input_ids=ids).pooler_output, dim=-1).t()
+    assert scores.shape == (3, 4) and torch.allclose(scores, expected, atol=1e-6)
