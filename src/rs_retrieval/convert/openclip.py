@@ -266,7 +266,6 @@ def convert_open_clip(
     release: str | None = None,
     vocab_path: str | os.PathLike | None = None,
     overwrite: bool = False,
-    **_,
 ) -> str:
     """Convert an open_clip checkpoint into a plain transformers CLIP folder; returns the folder.
 

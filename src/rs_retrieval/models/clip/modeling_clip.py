@@ -31,7 +31,7 @@ class _DualEncoderContract:
         return {"embeds": self.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output}
 
     #: Per tower: (sub-config attribute, state-dict prefixes) copied by `from_pretrained_towers`.
-    _towers = {"vision": ("vision_config", ("vision_model.", "visual_projection.")), "text": ("text_config", ("text_model.", "text_projection.", "logit_scale"))}
+    _towers = {"vision": ("vision_config", ("vision_model.", "visual_projection.")), "text": ("text_config", ("text_model.", "text_projection.", "logit_scale", "logit_bias"))}
 
     @classmethod
     def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):
