@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..evaluation.engine import _to_model
 from ..models.base import RetrievalPreTrainedModel
 from ..models.clip import as_retrieval_model, as_retrieval_processor
+from ..search import _open_image
 from .class_sets import ClassSet, ClassSetError, load_class_set
 
 RULES = ("normalize_then_mean", "mean_then_normalize")
@@ -34,15 +37,10 @@ DEFAULT_LOGIT_SCALE = 100.0
 
 
 def _move(inputs: dict, model) -> dict:
-    from ..evaluation.engine import _to_model
-
     return _to_model(inputs, model.device, model.dtype)
 
 
 def _as_images(images) -> list[Image.Image]:
-    from ..search import _open_image
-    from pathlib import Path
-
     if isinstance(images, (Image.Image, str, os.PathLike)):
         images = [images]
     return [_open_image(Path(image)) if isinstance(image, (str, os.PathLike)) else image.convert("RGB") for image in images]
