@@ -260,3 +260,28 @@ def test_siglip_models_follow_the_contract():
         scores = model.score(model.encode_images(pixels), model.encode_texts(ids))
         expected = F.normalize(plain.get_image_features(pixel_values=pixels).pooler_output, dim=-1) @ F.normalize(plain.get_text_features(input_ids=ids).pooler_output, dim=-1).t()
     assert scores.shape == (3, 4) and torch.allclose(scores, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_see_the_global_batch(tmp_path):
+    """`accelerate launch --multi_gpu` with two CPU ranks: with gathered negatives the first step's
+    loss (mean over ranks) equals the single-process loss of the same global batch."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cache = tmp_path / "synth"
+    load_dataset("rs_synth", cache_dir=cache, image_size=32, train_size=8, val_size=6, test_size=0)
+    recipe = load_recipe(CONFIGS / "clip_synth.yaml", TINY_SYNTH + [f"data.cache_dir={cache}", "training.max_steps=4"])
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict()))
+    repo = CONFIGS.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    script = [str(repo / "scripts" / "train.py"), "--config", str(tmp_path / "recipe.yaml"), "--output-dir"]
+    subprocess.run([sys.executable, *script, str(tmp_path / "one")], check=True, env=env, capture_output=True)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    subprocess.run([*launch, *script, str(tmp_path / "two")], check=True, env=env, capture_output=True)
+    one, two = ([r for r in read_log(tmp_path / d / "log.jsonl") if r["kind"] == "train"] for d in ("one", "two"))
+    assert json.loads((tmp_path / "two" / "training_args.json").read_text())["num_processes"] == 2
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], abs=1e-4)
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=0.05)
