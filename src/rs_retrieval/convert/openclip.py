@@ -57,8 +57,8 @@ ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu"}
 
 _VISION_DEFAULTS = {"image_size": 224, "layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16}
 _TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "mlp_ratio": 4.0}
-#: open_clip options that must keep their default (falsy) value: they change the computation.
-_IGNORABLE = {"patch_dropout", "ls_init_value", "output_tokens", "timm_model_pretrained"}
+#: open_clip options that do not change inference; any other option with a truthy value is refused.
+_IGNORABLE = {"patch_dropout", "output_tokens", "timm_model_pretrained"}
 _TOP_LEVEL = {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "custom_text", "cast_dtype"}
 
 
