@@ -11,3 +11,15 @@ class RSRetrievalError(Exception):
 
 class MissingExtraError(RSRetrievalError, ImportError):
     """A command needs an optional engine that is not installed; the message names the pip extra."""
+
+
+class OutputExistsError(RSRetrievalError, FileExistsError):
+    """The output folder already exists and the command was not told to replace or continue it."""
+
+
+class UsageError(RSRetrievalError, ValueError):
+    """A command-line argument names something that does not exist or does not fit the input."""
+
+
+class InputNotFoundError(UsageError, FileNotFoundError):
+    """A file or folder named on the command line does not exist or is not what the command reads."""

@@ -10,6 +10,20 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import OutputExistsError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: Path, directory: bool = False) -> None:
+    """Temporary files are created 0600 / 0700; what we publish gets the permissions of a plain
+    `open()` / `mkdir()` under the user's umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_current_umask())
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
@@ -20,6 +34,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     os.close(fd)
     try:
         yield Path(tmp)
+        apply_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,12 +64,13 @@ def atomic_directory(out_dir: str | os.PathLike, fill: Callable[[Path], None], o
     """
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True / --overwrite to replace it)")
+        raise OutputExistsError(f"{out_dir} already exists (pass overwrite=True / --overwrite to replace it)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     old = None
     try:
         fill(work)
+        apply_umask(work, directory=True)
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             os.replace(out_dir, old / "previous")

@@ -21,6 +21,7 @@ def run_quickstart(
     output_dir: str | Path = "runs/quickstart",
     query: str = DEFAULT_QUERY,
     overrides: list[str] | tuple[str, ...] = (),
+    resume: str | None = None,
 ) -> dict:
     """Train, evaluate and search; returns a summary (also written to `output_dir/summary.json`)."""
     from .data import load_dataset
@@ -30,19 +31,20 @@ def run_quickstart(
     from .search import make_contact_sheet, search_images
     from .search_commands import load_model
     from .training import load_recipe, train
+    from .training.recipe import RecipeError
     from .fileio import write_json_atomic
 
     recipe_path = Path(recipe_path)
     if not recipe_path.is_file():
-        raise FileNotFoundError(f"recipe {recipe_path} not found (run from the repository root or pass --config)")
+        raise RecipeError(f"recipe {recipe_path} not found (run from the repository root or pass --config)")
     output_dir = Path(output_dir)
     timings = {}
 
     start = time.perf_counter()
     recipe = load_recipe(recipe_path, list(overrides))
     if recipe.data.name != "rs_synth":
-        raise ValueError(f"the quickstart runs on rs_synth; {recipe_path} trains on {recipe.data.name or recipe.data.path!r}")
-    run_dir = train(recipe, run_dir=output_dir)
+        raise RecipeError(f"the quickstart runs on rs_synth; {recipe_path} trains on {recipe.data.name or recipe.data.path!r}")
+    run_dir = train(recipe, run_dir=output_dir, resume=resume)
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -89,9 +91,13 @@ def register(subparsers) -> None:
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+        help='continue the run in --output-dir from "latest" (the default) or a checkpoints/step_N folder',
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    run_quickstart(args.config, args.output_dir, args.query, args.overrides)
+    run_quickstart(args.config, args.output_dir, args.query, args.overrides, args.resume)
     return 0

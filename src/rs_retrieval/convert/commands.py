@@ -1,18 +1,18 @@
 """`rs-retrieval convert`: official checkpoints -> `save_pretrained` folders (methods in `CONVERTERS`)."""
 
 import argparse
-import json
 import sys
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    """KEY=VALUE with the value parsed as YAML, the same syntax as `rs-retrieval train --set`."""
+    from ..training.recipe import RecipeError, parse_overrides
+
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+        (path, value), = parse_overrides([text])
+    except RecipeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return ".".join(path), value
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     clip.add_argument("--activation", dest="hidden_act", choices=("quick_gelu", "gelu"), help="MLP activation the checkpoint was trained with (default: the release's documented one)")
     clip.add_argument("--release", help="known release id (e.g. remoteclip-vit-b-32, georsclip-vit-b-32-ret2); guessed from the file name")
     parser.add_argument("--set", dest="overrides", action="append", default=[], type=parse_override, metavar="KEY=VALUE",
-                        help="config field the weights cannot tell, e.g. --set mca_heads=8 (JSON values)")
+                        help="config field the weights cannot tell, e.g. --set mca_heads=8 (values parsed as YAML, as in train --set)")
     return parser
 
 

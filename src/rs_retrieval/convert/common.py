@@ -14,10 +14,11 @@ import re
 from collections.abc import Callable, Sequence
 
 import torch
+from ..errors import OutputExistsError, RSRetrievalError
 from ..fileio import atomic_directory
 
 
-class CheckpointConversionError(ValueError):
+class CheckpointConversionError(RSRetrievalError, ValueError):
     """A checkpoint does not match the layout a converter expects (the message names the keys)."""
 
 
@@ -146,7 +147,7 @@ def save_pretrained_atomic(out_dir: str | os.PathLike, *savables, overwrite: boo
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)) and not overwrite:
-        raise FileExistsError(f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)")
+        raise OutputExistsError(f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)")
 
     def fill(folder) -> None:
         for obj in savables:

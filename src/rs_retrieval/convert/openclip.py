@@ -29,6 +29,7 @@ import torch
 
 from ..errors import RSRetrievalError
 from ..fileio import write_json_atomic
+from ..pretrained import stamp_vocabulary
 from .common import CheckpointConversionError, load_converted, rename_keys, save_pretrained_atomic
 
 
@@ -317,6 +318,7 @@ def convert_open_clip(
     else:
         tokenizer = build_clip_tokenizer(vocab_path, model_max_length=context_length)
     processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    stamp_vocabulary(model, processor)
 
     record = {
         "source_file": path.name,

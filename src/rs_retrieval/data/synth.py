@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..fileio import apply_umask
+
 #: Bump when the drawing or caption code changes: it is part of the cache key.
 SYNTH_VERSION = 1
 SYNTH_SCENES = ("airport", "beach", "farmland", "forest", "harbour", "industrial", "parking", "residential")
@@ -538,6 +540,7 @@ def write_rs_synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig
         document = {"dataset": "rs_synth", "config": config.as_dict(), "images": entries}
         (work / "dataset.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
         (work / _MARKER).write_text(json.dumps(config.as_dict()), encoding="utf-8")
+        apply_umask(work, directory=True)
         os.rename(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import datasets
@@ -57,3 +60,40 @@ def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None 
         features=features,
         desc="flatten captions",
     ).with_format(dataset.format["type"], **dataset.format["format_kwargs"])
+
+
+def warn_blank_captions(captions: Sequence[str], where: str) -> int:
+    """Warn once with the count of empty / whitespace-only captions (they are kept: the published
+    splits contain some); returns the count. `rs-retrieval data info` lists them by file."""
+    blank = sum(1 for caption in captions if not caption.strip())
+    if blank:
+        logger.warning("%d of %d captions in %s are blank (kept as they are; `rs-retrieval data info` lists them)", blank, len(captions), where)
+    return blank
+
+
+def rows_naming_bad_images(dataset: "datasets.Dataset", indices) -> dict[str, list]:
+    """`dataset[indices]` (column -> list; `indices` a slice or list); an image that `datasets` cannot
+    decode raises `ImageReadError` naming its file instead of a bare PIL error."""
+    from PIL import Image
+
+    from ..imagery import ImageReadError
+
+    try:
+        return dataset[indices]
+    except (OSError, Image.DecompressionBombError) as err:
+        rows = range(len(dataset))[indices] if isinstance(indices, slice) else indices
+        raise ImageReadError(f"cannot read image {_first_bad_image(dataset, rows)}: {err}") from err
+
+
+def _first_bad_image(dataset: "datasets.Dataset", rows) -> str:
+    import datasets
+
+    for row in rows:
+        try:
+            dataset[int(row)]
+        except Exception:  # the row whose image fails to decode
+            if "filename" in dataset.column_names:
+                return f"{dataset.select_columns(['filename'])[int(row)]['filename']} (row {row})"
+            raw = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))[int(row)]["image"]
+            return f"{raw.get('path') or 'with embedded bytes'} (row {row})"
+    return f"in rows {rows}"

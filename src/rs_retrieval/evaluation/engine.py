@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..data.views import rows_naming_bad_images, warn_blank_captions
 from .metrics import retrieval_metrics
 from .rerank import RERANKERS, apply_rerank
 
@@ -84,7 +85,7 @@ def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None,
     texts, text_to_image = [], []
     with torch.inference_mode():
         for start in tqdm(range(0, len(dataset), batch_size), desc="images", unit="batch", disable=not progress):
-            rows = dataset[start : start + batch_size]
+            rows = rows_naming_bad_images(dataset, slice(start, start + batch_size))
             _check_captions(rows["captions"], start)
             outputs = model.encode_images(**_to_model(processor.image_inputs(rows, train=False), device, dtype))
             _cache_parts(outputs, model.image_cache_keys, image_parts, "image")
@@ -145,6 +146,7 @@ def evaluate_retrieval(
     if unknown:
         raise ValueError(f"unknown re-ranker(s) {unknown}; choose from {sorted(RERANKERS)}")
     image_cache, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, batch_size, device, progress)
+    warn_blank_captions(texts, "the evaluated split")
     sim = score_matrix(model, image_cache, text_cache, score_chunk_size)
     results = {}
     for name in rerank:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 from pathlib import Path
 
+from ..errors import InputNotFoundError
 from .paper_results import canonical_dataset
 
 
@@ -15,7 +16,7 @@ def detect_kind(path: Path) -> str:
         return "model"
     if (path / "data").is_dir() or (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
         return "dataset"
-    raise FileNotFoundError(
+    raise InputNotFoundError(
         f"{path}: no config.json or model/config.json (a model) and no data/*.parquet or save_to_disk files (a dataset)"
     )
 

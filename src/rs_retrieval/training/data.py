@@ -95,6 +95,26 @@ def labels_not_taken(model) -> list[str]:
     return [key for key in OPTIONAL_LABELS if key not in accepted]
 
 
+class _RowsNamingBadImages(torch.utils.data.Dataset):
+    """The flat caption dataset as the DataLoader reads it, except that an image that cannot be
+    decoded raises `ImageReadError` naming its file (`rows_naming_bad_images`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        from ..data.views import rows_naming_bad_images
+
+        batch = rows_naming_bad_images(self.dataset, indices)
+        return [dict(zip(batch, values)) for values in zip(*batch.values())]
+
+
 def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_workers: int = 0):
     """A DataLoader over the flat caption view; shuffling and augmentation keyed by (seed, epoch).
 
@@ -110,7 +130,7 @@ def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_
     sampler = EpochShuffleSampler(len(flat_dataset), seed)
     collator = TrainCollator(processor, seed)
     loader = DataLoader(
-        flat_dataset,
+        _RowsNamingBadImages(flat_dataset),
         batch_size=batch_size,
         sampler=sampler,
         drop_last=True,
@@ -136,6 +156,10 @@ def load_splits(spec: DataSpec, run_dir: Path | None = None):
     return select_splits(dataset_dict, spec, run_dir)
 
 
+#: Validation split names that, when the dataset has none of them, ask for a re-split of 'train'.
+RESPLIT_NAMES = {"val", "validation"}
+
+
 def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     """Pick train/validation from a DatasetDict.
 
@@ -149,6 +173,11 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     if spec.train_split not in dataset_dict:
         raise RecipeError(f"data.train_split: dataset {where!r} has no split {spec.train_split!r}; it has {list(dataset_dict)}")
     if spec.validation_split not in dataset_dict:
+        if spec.validation_split not in RESPLIT_NAMES or RESPLIT_NAMES & set(dataset_dict):
+            raise RecipeError(
+                f"data.validation_split: dataset {where!r} has no split {spec.validation_split!r}; it has {list(dataset_dict)} "
+                f"(a seeded re-split of 'train' by data.val_fraction is made only when the dataset has no 'val' split)"
+            )
         if spec.train_split != "train":
             raise RecipeError(f"data: dataset {where!r} has no {spec.validation_split!r} split, and a re-split only takes images from 'train'")
         dataset_dict = train_val_split(dataset_dict, spec.val_fraction, spec.seed)

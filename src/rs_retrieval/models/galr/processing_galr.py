@@ -11,7 +11,11 @@ GaLR's local branch reads, per image, node features X [num_nodes, node_dim] and 
   box). Our documented stand-in for DREA: one node per object, largest boxes first (DREA keeps the
   prominent objects), features = [one-hot category | one-hot colour | cx, cy, w, h, area] zero-padded
   to node_dim; A[i, j] = exp(-|c_i - c_j|^2 / (2 sigma^2)) between box centres (self-loops
-  included), row-normalised so every node averages its neighbourhood; padded nodes are all zero.
+  included), row-normalised so every node averages its neighbourhood; padded nodes are all zero;
+* any other image: an object detector (`local_graph.DetectorGraphExtractor`, zero-shot OWL-ViT
+  with the DOTA class names by default), its proposals reduced and laid out the same way with
+  per-class scores in place of the one-hot codes. Its settings (`local_graph_extractor`) are saved
+  with the processor, so `AutoProcessor` + `AutoModel` give GaLR on any image.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..amfmn.processing_amfmn import AMFMNFamilyProcessor
 from ...fileio import atomic_file
+from .local_graph import DetectorGraphExtractor, LocalGraphError, reduce_proposals
 
 GEOMETRY_FEATURES = 5  # cx, cy, w, h, area
 
@@ -104,8 +109,11 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         object_categories: Sequence[str] | None = None,
         object_colors: Sequence[str] | None = None,
         adjacency_sigma: float = 0.25,
+        local_graph_extractor: dict | None = None,
         **kwargs,
     ):
+        self.local_graph_extractor = DetectorGraphExtractor(**(local_graph_extractor or {})).to_dict()
+        self._extractor = None
         self.num_nodes = int(num_nodes)
         self.node_dim = int(node_dim)
         self.object_categories = list(object_categories) if object_categories is not None else None
@@ -166,42 +174,71 @@ class GaLRProcessor(AMFMNFamilyProcessor):
             adjacency.append(self._local_table[key][1])
         return np.stack(features), np.stack(adjacency)
 
-    # --- object annotations -------------------------------------------------------------------
-    def graph_from_objects(self, objects: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-        """(node features [num_nodes, node_dim], adjacency [num_nodes, num_nodes]) of one image."""
-        if self.object_categories is None or self.object_colors is None:
-            raise ValueError("set object_categories and object_colors (see GaLRProcessor.object_vocabulary) to build graphs from objects")
+    # --- graphs ---------------------------------------------------------------------------------
+    def graph_from_nodes(self, descriptors: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(node features [num_nodes, node_dim], adjacency [num_nodes, num_nodes]) of one image from
+        its nodes in order (the first `num_nodes` are kept): descriptors [n, k] and normalised
+        [x0, y0, x1, y1] boxes [n, 4]. Features = [descriptor | cx, cy, w, h, area], zero-padded."""
+        width = descriptors.shape[1] + GEOMETRY_FEATURES
+        if width > self.node_dim:
+            raise LocalGraphError(f"{descriptors.shape[1]} descriptor values + {GEOMETRY_FEATURES} geometry features need node_dim >= {width}, got {self.node_dim}")
         features = np.zeros((self.num_nodes, self.node_dim), dtype=np.float32)
         adjacency = np.zeros((self.num_nodes, self.num_nodes), dtype=np.float32)
-        if not objects:
+        count = min(len(boxes), self.num_nodes)
+        if not count:
             return features, adjacency
+        boxes = np.asarray(boxes[:count], dtype=np.float32)
+        sizes, centres = boxes[:, 2:] - boxes[:, :2], (boxes[:, :2] + boxes[:, 2:]) / 2
+        features[:count, : descriptors.shape[1]] = descriptors[:count]
+        features[:count, descriptors.shape[1] : width] = np.concatenate([centres, sizes, sizes.prod(axis=1, keepdims=True)], axis=1)
+        weights = np.exp(-((centres[:, None] - centres[None]) ** 2).sum(-1) / (2 * self.adjacency_sigma**2))
+        adjacency[:count, :count] = weights / weights.sum(axis=1, keepdims=True)
+        return features, adjacency
+
+    # --- object annotations -------------------------------------------------------------------
+    def graph_from_objects(self, objects: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(node features [num_nodes, node_dim], adjacency [num_nodes, num_nodes]) of one image:
+        one node per object, largest boxes first, descriptor = one-hot category | one-hot colour."""
+        if self.object_categories is None or self.object_colors is None:
+            raise ValueError("set object_categories and object_colors (see GaLRProcessor.object_vocabulary) to build graphs from objects")
+        num_categories, num_colors = len(self.object_categories), len(self.object_colors)
+        if not objects:
+            return self.graph_from_nodes(np.zeros((0, num_categories + num_colors), np.float32), np.zeros((0, 4), np.float32))
         boxes = np.array([obj["bbox"] for obj in objects], dtype=np.float32).reshape(-1, 4)
         if ((boxes < 0) | (boxes > 1)).any() or (boxes[:, 2:] < boxes[:, :2]).any():
             raise ValueError(f"object boxes must be normalised [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 in [0, 1]; got {boxes.tolist()}")
-        sizes = boxes[:, 2:] - boxes[:, :2]
-        areas = sizes.prod(axis=1)
-        order = np.argsort(-areas, kind="stable")[: self.num_nodes]
-        num_categories, num_colors = len(self.object_categories), len(self.object_colors)
-        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        order = np.argsort(-(boxes[:, 2:] - boxes[:, :2]).prod(axis=1), kind="stable")[: self.num_nodes]
+        descriptors = np.zeros((len(order), num_categories + num_colors), dtype=np.float32)
         for node, index in enumerate(order):
             obj = objects[index]
             for field, names, offset in (("category", self.object_categories, 0), ("color", self.object_colors, num_categories)):
                 if obj[field] not in names:
                     raise ValueError(f"object {field} {obj[field]!r} is not in the processor's object_{field}s list {names}")
-                features[node, offset + names.index(obj[field])] = 1.0
-            geometry_at = num_categories + num_colors
-            features[node, geometry_at : geometry_at + GEOMETRY_FEATURES] = (*centres[index], *sizes[index], areas[index])
-        picked = centres[order]
-        distances = ((picked[:, None] - picked[None]) ** 2).sum(-1)
-        weights = np.exp(-distances / (2 * self.adjacency_sigma**2))
-        count = len(order)
-        adjacency[:count, :count] = weights / weights.sum(axis=1, keepdims=True)
-        return features, adjacency
+                descriptors[node, offset + names.index(obj[field])] = 1.0
+        return self.graph_from_nodes(descriptors, boxes[order])
+
+    # --- detector -------------------------------------------------------------------------------
+    @property
+    def extractor(self) -> DetectorGraphExtractor:
+        if self._extractor is None:
+            self._extractor = DetectorGraphExtractor(**self.local_graph_extractor)
+        return self._extractor
+
+    def graphs_from_detector(self, images: Sequence, sources: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(features [B, num_nodes, node_dim], adjacency [B, num_nodes, num_nodes]) of any images,
+        from the detector: proposals reduced by `local_graph.reduce_proposals`, strongest first."""
+        rgb = [np.asarray(self.image_processor.to_rgb(image, source=sources[i] if sources is not None else None)) for i, image in enumerate(images)]
+        extractor, graphs = self.extractor, []
+        for scores, boxes in extractor.detect(rgb):
+            kept = reduce_proposals(scores, boxes, extractor.score_threshold, extractor.nms_iou, self.num_nodes)
+            graphs.append(self.graph_from_nodes(scores[kept].numpy(), boxes[kept].numpy()))
+        return np.stack([g[0] for g in graphs]), np.stack([g[1] for g in graphs])
 
     def image_inputs(self, rows: dict[str, list], train: bool = False) -> dict[str, torch.Tensor]:
         """pixel_values + local_features + local_adjacency for a batch of dataset rows.
 
-        Uses the rows' `objects` when present, else the loaded official table keyed by `filename`.
+        Uses the rows' `objects` when present, else the loaded official table keyed by `filename`,
+        else the detector (`local_graph_extractor`), which works on any image.
         """
         inputs = super().image_inputs(rows, train)
         if rows.get("objects") is not None:
@@ -210,10 +247,7 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         elif self._local_table and rows.get("filename") is not None:
             features, adjacency = self._from_table(rows["filename"])
         else:
-            raise ValueError(
-                "GaLR needs a local graph per image: give rows with an `objects` column, or load the official "
-                "local features (load_local_features) and give rows with a `filename` column"
-            )
+            features, adjacency = self.graphs_from_detector(rows["image"], rows.get("filename"))
         inputs["local_features"] = torch.from_numpy(features)
         inputs["local_adjacency"] = torch.from_numpy(adjacency)
         return inputs
