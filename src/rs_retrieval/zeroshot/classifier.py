@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,6 @@ from PIL import Image
 from ..evaluation.engine import _to_model
 from ..models.base import RetrievalPreTrainedModel
 from ..models.clip import as_retrieval_model, as_retrieval_processor
-from ..search import _open_image
 from .class_sets import ClassSet, ClassSetError, load_class_set
 
 RULES = ("normalize_then_mean", "mean_then_normalize")
@@ -40,10 +38,12 @@ def _move(inputs: dict, model) -> dict:
     return _to_model(inputs, model.device, model.dtype)
 
 
-def _as_images(images) -> list[Image.Image]:
-    if isinstance(images, (Image.Image, str, os.PathLike)):
+def _as_images(images) -> list:
+    """A list of PIL images, arrays or file paths (as strings: the processor reads them, by the
+    `rs_retrieval.imagery` rule, and names a file it cannot read)."""
+    if isinstance(images, (Image.Image, str, os.PathLike)) or getattr(images, "ndim", 0) == 3:
         images = [images]
-    return [_open_image(Path(image)) if isinstance(image, (str, os.PathLike)) else image.convert("RGB") for image in images]
+    return [os.fspath(image) if isinstance(image, os.PathLike) else image for image in images]
 
 
 def averages_embeddings(model) -> bool:
@@ -123,7 +123,9 @@ class ZeroShotClassifier:
         self.model.eval()
         parts: dict[str, list] = {key: [] for key in self.model.image_cache_keys}
         for start in range(0, len(images), self.batch_size):
-            inputs = self.processor.image_inputs({"image": images[start : start + self.batch_size]}, train=False)
+            batch = images[start : start + self.batch_size]
+            sources = [image if isinstance(image, str) else None for image in batch]
+            inputs = self.processor.image_inputs({"image": batch, "filename": sources}, train=False)
             outputs = self.model.encode_images(**_move(inputs, self.model))
             for key in parts:
                 parts[key].append(outputs[key])

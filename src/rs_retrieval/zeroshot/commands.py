@@ -7,25 +7,35 @@ from pathlib import Path
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="saved model folder or Hub id (any method, or a CLIP/SigLIP folder)")
+    from ..search_commands import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--templates", help="prompt template set (e.g. georsclip_105, single_satellite_photo); default: the class set's")
     parser.add_argument("--rule", default="normalize_then_mean", choices=("normalize_then_mean", "mean_then_normalize"),
                         help="how template embeddings are combined (mean_then_normalize = GeoRSCLIP's)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--trust-remote-code", action="store_true")
+
+
+def _load(args: argparse.Namespace):
+    from ..search_commands import load_model
+
+    return load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
 
 
 def classify(args: argparse.Namespace) -> int:
-    from ..search import list_images
-    from ..search_commands import load_model
-    from .classifier import ZeroShotClassifier
-    from .class_sets import load_class_set
+    from ..errors import InputNotFoundError
 
     target = Path(args.images)
+    if not target.exists():  # before torch is even imported
+        raise InputNotFoundError(f"{target} is neither an image file nor a folder")
+    from ..search import list_images
+    from .class_sets import load_class_set
+    from .classifier import ZeroShotClassifier
+
     paths = list_images(target, args.recursive) if target.is_dir() else [target]
-    model, processor = load_model(args.model, args.trust_remote_code, args.device)
-    classifier = ZeroShotClassifier(model, processor, load_class_set(args.classes, templates=args.templates), rule=args.rule, batch_size=args.batch_size)
+    class_set = load_class_set(args.classes, templates=args.templates)
+    model, processor = _load(args)
+    classifier = ZeroShotClassifier(model, processor, class_set, rule=args.rule, batch_size=args.batch_size)
     rows = []
     for start in range(0, len(paths), args.batch_size):
         batch = paths[start : start + args.batch_size]
@@ -42,7 +52,6 @@ def classify(args: argparse.Namespace) -> int:
 
 def evaluate_zeroshot(args: argparse.Namespace) -> int:
     from ..fileio import write_json_atomic
-    from ..search_commands import load_model
     from .evaluate import evaluate_zero_shot, plot_confusion_matrix, rs_synth_image_folder
 
     output_dir = Path(args.output_dir)
@@ -50,7 +59,7 @@ def evaluate_zeroshot(args: argparse.Namespace) -> int:
     if args.dataset == "rs_synth":
         dataset_dir = rs_synth_image_folder(output_dir / "rs_synth_test", split="test", seed=args.synth_seed, image_size=args.synth_image_size)
         class_set = class_set or "rs_synth"
-    model, processor = load_model(args.model, args.trust_remote_code, args.device)
+    model, processor = _load(args)
     metrics = evaluate_zero_shot(model, processor, dataset_dir, class_set, args.templates, args.batch_size, args.rule)
     metrics.update(model=args.model, dataset=str(args.dataset))
     write_json_atomic(output_dir / "zeroshot_metrics.json", metrics)

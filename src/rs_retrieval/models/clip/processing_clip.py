@@ -90,7 +90,6 @@ def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng
     keeping `scale` of the area (aspect 3/4-4/3), as the RS CLIP recipes do (`clip-family.md` §8.4).
     The image processor then resizes and centre-crops it as at inference."""
     rng = rng or random
-    image = image.convert("RGB")
     turn = rng.choice(_RIGHT_ANGLES)
     if turn is not None:
         image = image.transpose(turn)
@@ -103,6 +102,14 @@ def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng
             left, top = rng.randint(0, width - w), rng.randint(0, height - h)
             return image.crop((left, top, left + w, top + h))
     return image
+
+
+def _rgb(image, source: str | None = None) -> Image.Image:
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return image
+    from ...imagery import to_rgb_uint8
+
+    return Image.fromarray(to_rgb_uint8(image, source=source))
 
 
 class DualEncoderProcessor:
@@ -131,7 +138,10 @@ class DualEncoderProcessor:
         return f"{type(self).__name__}({self.processor!r}, text_padding={self.text_padding!r})"
 
     def image_inputs(self, rows: dict[str, list], train: bool = False) -> dict[str, torch.Tensor]:
-        images = [image.convert("RGB") if isinstance(image, Image.Image) else image for image in rows["image"]]
+        """Pixel values of PIL images, arrays or file paths; anything that is not 8-bit RGB becomes
+        it by the `rs_retrieval.imagery` rule (16-bit, float and multi-band files included)."""
+        sources = rows.get("filename") or [None] * len(rows["image"])
+        images = [_rgb(image, source) for image, source in zip(rows["image"], sources)]
         if train:
             images = [random_view(image, self.train_scale) for image in images]
         return {"pixel_values": self.processor.image_processor(images, return_tensors="pt")["pixel_values"]}
