@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "rs_retrieval.search_commands",
     "rs_retrieval.convert.commands",
     "rs_retrieval.export.commands",
+    "rs_retrieval.zeroshot.commands",
     "rs_retrieval.quickstart",
 ]
 DEBUG_ENV = "RS_RETRIEVAL_DEBUG"

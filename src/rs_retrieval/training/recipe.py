@@ -116,6 +116,9 @@ class TrainingSpec:
     optimizer: str = "adam"
     lr: float = 1e-4
     weight_decay: float = 0.0
+    #: No weight decay on parameters with fewer than 2 dimensions (gains, biases, CLIP's
+    #: logit_scale), as open_clip trains; each group then splits into a decayed and a `/no_decay` part.
+    no_decay_1d: bool = False
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9
@@ -232,11 +235,17 @@ def registered_retrieval_methods() -> dict[str, type]:
     from .. import models  # noqa: F401  (importing the methods registers them)
     from ..models.base import RetrievalPreTrainedModel
 
-    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users').
+    from ..models.clip import DUAL_ENCODER_CLASSES
+
+    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users');
+    # CLIP-family classes load plain transformers folders and are not registered there.
     return {
-        config_class.model_type: model_class
-        for config_class, model_class in MODEL_MAPPING._extra_content.items()
-        if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
+        **DUAL_ENCODER_CLASSES,
+        **{
+            config_class.model_type: model_class
+            for config_class, model_class in MODEL_MAPPING._extra_content.items()
+            if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
+        },
     }
 
 
