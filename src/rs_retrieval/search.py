@@ -154,16 +154,23 @@ def _to(inputs: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
+def encode_pil_images(model, processor, images: Sequence[Image.Image], filenames: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """`model.encode_images` outputs (the keys the model's `score` needs) for one batch of RGB images, on CPU."""
+    rows = {"image": list(images)}
+    if filenames is not None:
+        rows["filename"] = list(filenames)
+    outputs = model.encode_images(**_to(processor.image_inputs(rows, train=False), _device(model)))
+    return {key: outputs[key].cpu() for key in model.image_cache_keys}
+
+
 def encode_image_files(model, processor, paths: Sequence[Path], batch_size: int = 32) -> dict[str, torch.Tensor]:
-    """`model.encode_images` outputs (the keys the model's `score` needs) for image files, batched."""
-    device, parts = _device(model), {}
+    """`encode_pil_images` over image files, batched."""
+    parts = {}
     for start in range(0, len(paths), batch_size):
         batch = list(paths[start : start + batch_size])
-        images = [_open_image(p) for p in batch]
-        inputs = processor.image_inputs({"image": images, "filename": [p.name for p in batch]}, train=False)
-        outputs = model.encode_images(**_to(inputs, device))
-        for key in model.image_cache_keys:
-            parts.setdefault(key, []).append(outputs[key].cpu())
+        outputs = encode_pil_images(model, processor, [_open_image(p) for p in batch], [p.name for p in batch])
+        for key, value in outputs.items():
+            parts.setdefault(key, []).append(value)
     return {key: torch.cat(values) for key, values in parts.items()}
 
 
