@@ -2,7 +2,10 @@
 corruption and fingerprint checks, georeferenced scenes (4 x 4 rs_synth mosaic), the CLI."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +245,26 @@ def test_scene_without_crs_works_in_pixel_coordinates_and_overlapping_tiles_cove
 
 
 # ----------------------------------------------------------------------------- CLI
+@pytest.mark.slow
+def test_two_processes_build_the_same_index_as_one(tmp_path, amfmn):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU (gloo): each rank encodes half."""
+    model, processor = amfmn
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    folder = write_images(tmp_path / "imgs", 11)
+    build = ["-m", "rs_retrieval.cli", "index", "build", "--model", str(tmp_path / "model"), "--images", str(folder), "--out"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *build, str(tmp_path / "one")], check=True, env=env, capture_output=True)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    run = subprocess.run([*launch, *build, str(tmp_path / "two")], check=True, env=env, capture_output=True, text=True)
+    assert "encode rank 1/2" in run.stderr and run.stdout.count("11 images") == 1  # rank 0 prints the summary
+    one, two = RetrievalIndex.open(tmp_path / "one"), RetrievalIndex.open(tmp_path / "two")
+    assert two.manifest["build"]["processes"] == 2 and two.metadata.to_pylist() == one.metadata.to_pylist()
+    assert np.allclose(np.asarray(one.vectors), np.asarray(two.vectors), atol=1e-6)  # batches differ: float rounding
+    assert not (tmp_path / "two" / "parts").exists()
+
+
+
 def test_cli_build_search_text_and_image_geojson_and_picture(tmp_path, amfmn, synth_tiles, capsys):
     model, processor = amfmn
     model.save_pretrained(tmp_path / "model")

@@ -1,13 +1,15 @@
 """`rs-retrieval index build|search|info`: archive and scene search on a vector index.
 
-Run `build` under `accelerate launch --num_processes N -m rs_retrieval.cli index build ...` to
-encode with N processes (or machines).
+Encode with N processes (or machines): `accelerate launch --multi_gpu --num_processes N -m
+rs_retrieval.cli index build ...` (on a CPU-only machine `--multi_gpu` still starts N gloo ranks;
+without it accelerate runs a single process).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +26,8 @@ def build(args: argparse.Namespace) -> int:
         recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=args.bands, index=config,
         batch_size=args.batch_size, strict=args.strict, overwrite=args.overwrite,
     )
-    _print_summary(index)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _print_summary(index)
     return 0
 
 
