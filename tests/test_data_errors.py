@@ -51,14 +51,31 @@ def test_undecodable_image(tmp_path):
     assert len(load_dataset("ucm_captions", data_dir=root, image_check="exists")["val"]) == 1
 
 
-def test_truncated_image_needs_full_decode(tmp_path):
-    # PIL's verify() checks a TIFF/JPEG header only; a cut-off file is caught by image_check="decode"
+@pytest.mark.parametrize("level", ["verify", "decode"])
+def test_truncated_tiff_is_caught_by_the_default_check(tmp_path, level):
+    # PIL's verify() checks headers only; the default check also decodes files whose data looks cut off
     root = make_release(tmp_path, "sydney_captions")
     path = root / "images" / "2.tif"
     path.write_bytes(path.read_bytes()[:-300])
-    assert len(load_dataset("sydney_captions", data_dir=root)["train"]) == 2
     with pytest.raises(CorruptImageError, match=r"2\.tif \(OSError: image file is truncated"):
-        load_dataset("sydney_captions", data_dir=root, image_check="decode")
+        load_dataset("sydney_captions", data_dir=root, image_check=level)
+    assert len(load_dataset("sydney_captions", data_dir=root, image_check="exists")["train"]) == 2
+
+
+def test_truncated_jpeg_is_caught_by_the_default_check(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = make_release(tmp_path, "ucm_captions")
+    names = sorted(p.name for p in (root / "images").iterdir())
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for name in names:  # the same release with JPEG files under the same names
+        Image.fromarray(pixels).save(root / "images" / name, format="JPEG", quality=95)
+    load_dataset("ucm_captions", data_dir=root)
+    path = root / "images" / names[0]
+    path.write_bytes(path.read_bytes()[:-500])
+    with pytest.raises(CorruptImageError, match=rf"{names[0]} \(OSError: image file is truncated"):
+        load_dataset("ucm_captions", data_dir=root)
 
 
 @pytest.mark.parametrize(

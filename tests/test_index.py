@@ -17,10 +17,11 @@ from PIL import Image
 from rs_retrieval.cli import main
 from rs_retrieval.data.synth import generate_rs_synth
 from rs_retrieval.index import (
-    FingerprintMismatchError, IndexBuildError, IndexCorruptError, IndexQueryError, RetrievalIndex, UnreadableItemError,
+    FingerprintMismatchError, IndexBuildError, IndexCorruptError, IndexQueryError, RetrievalIndex,
     VectorIndexConfig,
 )
 from rs_retrieval.index import encode as encode_module
+from rs_retrieval.imagery import ImageReadError, to_rgb_uint8
 from rs_retrieval.index.vectors import build_faiss_index, normalize_rows, search_faiss_index
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 
@@ -125,7 +126,7 @@ def test_killed_build_resumes_and_encodes_only_what_is_missing(tmp_path, amfmn, 
     model, processor = amfmn
     folder = write_images(tmp_path / "imgs", 10)
     monkeypatch.setattr(encode_module, "PART_ROWS", 3)
-    real_encode, calls = encode_module.encode_pil_images, []
+    real_encode, calls = encode_module.encode_inputs, []
 
     def dies_on_third_batch(*args, **kwargs):
         calls.append(1)
@@ -133,11 +134,11 @@ def test_killed_build_resumes_and_encodes_only_what_is_missing(tmp_path, amfmn, 
             raise KeyboardInterrupt("killed")
         return real_encode(*args, **kwargs)
 
-    monkeypatch.setattr(encode_module, "encode_pil_images", dies_on_third_batch)
+    monkeypatch.setattr(encode_module, "encode_inputs", dies_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
         RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, batch_size=2, progress=False)
     assert len(list((tmp_path / "index" / "parts").glob("rank0-*.safetensors"))) == 1  # 4 rows flushed as one part
-    monkeypatch.setattr(encode_module, "encode_pil_images", real_encode)
+    monkeypatch.setattr(encode_module, "encode_inputs", real_encode)
     index = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, batch_size=2, progress=False)
     assert index.manifest["build"]["encoded"] == 6 and len(index) == 10
     fresh = RetrievalIndex.build(model, processor, tmp_path / "fresh", images=folder, progress=False)
@@ -152,7 +153,7 @@ def test_unreadable_files_are_skipped_with_warnings_or_fail_when_strict(tmp_path
     assert len(index) == 3 and index.manifest["build"]["skipped"] == 1
     assert "broken.png" in index.manifest["skipped"][0]
     assert any("broken.png" in r.message for r in caplog.records) and any("skipped 1 unreadable" in r.message for r in caplog.records)
-    with pytest.raises(UnreadableItemError, match="broken.png"):
+    with pytest.raises(ImageReadError, match="broken.png"):
         RetrievalIndex.build(model, processor, tmp_path / "strict", images=folder, strict=True, progress=False)
 
 
@@ -193,10 +194,11 @@ def test_approximate_indexes_reach_high_recall_on_clustered_vectors(kind):
 
 
 # ----------------------------------------------------------------------------- scenes
-def write_mosaic(path, tiles, crs=UTM_33N):
+def write_mosaic(path, tiles, crs=UTM_33N, dtype="uint8"):
     """A 4 x 4 mosaic GeoTIFF of 64 px tiles, 10 m pixels, upper-left corner at ORIGIN."""
     pixels = np.concatenate([np.concatenate([np.asarray(t) for t in tiles[r * 4 : r * 4 + 4]], axis=1) for r in range(4)], axis=0)
-    profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0], count=3, dtype="uint8", tiled=True, blockxsize=64, blockysize=64)
+    pixels = pixels.astype(dtype) * (257 if dtype == "uint16" else 1)
+    profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0], count=3, dtype=dtype, tiled=True, blockxsize=64, blockysize=64)
     if crs:
         profile.update(crs=crs, transform=from_origin(*ORIGIN, PIXEL, PIXEL))
     with rasterio.open(path, "w", **profile) as out:
@@ -242,6 +244,16 @@ def test_scene_without_crs_works_in_pixel_coordinates_and_overlapping_tiles_cove
     col, row, width, height = hit.window
     assert hit.bounds == (col, row + height, col + width, row)
     assert index.to_geojson([hit])["coordinates"].startswith("pixel coordinates")
+
+
+def test_16_bit_scene_tiles_follow_the_package_rescale_rule(tmp_path, amfmn, synth_tiles):
+    model, processor = amfmn
+    scene = write_mosaic(tmp_path / "deep.tif", synth_tiles, dtype="uint16")
+    index = RetrievalIndex.build(model, processor, tmp_path / "index", scene=scene, tile_size=64, progress=False)
+    tile = np.asarray(synth_tiles[6]).astype(np.uint16) * 257
+    hit = index.search(Image.fromarray(to_rgb_uint8(tile)), k=1)[0]  # the documented 16-bit stretch of that tile
+    assert hit.tile_id == "x128_y64" and hit.score == pytest.approx(1.0, abs=1e-5)
+    assert index.manifest["source"]["dtype"] == "uint16"
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -1,10 +1,19 @@
-"""`rs-retrieval` command line: each area of the package contributes its sub-commands."""
+"""`rs-retrieval` command line: each area of the package contributes its sub-commands.
+
+The package's typed errors (`RSRetrievalError`: bad input, missing files, missing extras) are
+printed as one `error: ...` line with exit status 2; `--debug` or RS_RETRIEVAL_DEBUG=1 shows the
+traceback instead. Anything else is a bug and keeps its traceback.
+"""
 
 import argparse
 import importlib
+import os
 import sys
 
+from .errors import RSRetrievalError
+
 #: Modules that define `register(subparsers)`; each adds its sub-commands with `set_defaults(func=...)`.
+#: They must not import torch/transformers at module level, so that `--help` stays fast.
 COMMAND_MODULES = [
     "rs_retrieval.data.commands",
     "rs_retrieval.training.commands",
@@ -15,10 +24,12 @@ COMMAND_MODULES = [
     "rs_retrieval.convert.commands",
     "rs_retrieval.quickstart",
 ]
+DEBUG_ENV = "RS_RETRIEVAL_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rs-retrieval", description="Remote-sensing image-text retrieval")
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks of user errors (or set {DEBUG_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -27,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except RSRetrievalError as error:
+        if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,30 +6,36 @@ import argparse
 from pathlib import Path
 
 
-def load_model(name_or_path: str, trust_remote_code: bool = False, device: str = "cpu"):
-    """A retrieval model and its processor from a directory or Hub id (package methods registered)."""
-    from transformers import AutoModel, AutoProcessor
+def load_model(name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False):
+    """A retrieval model and its processor from a directory or Hub id, checked to be a pair."""
+    from .pretrained import load_model_and_processor
 
-    from . import models  # noqa: F401  (registers the package's methods)
-
-    model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code).to(device).eval()
-    processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    return model, processor
+    return load_model_and_processor(name_or_path, trust_remote_code, device, allow_weight_mismatch)
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --trust-remote-code, --device, --allow-weight-mismatch: shared by every command that loads a model."""
     parser.add_argument("--model", required=True, help="saved model directory or Hub id")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--allow-weight-mismatch", action="store_true",
+        help="load weights that lack layers of the config (left random) or hold extra ones, with a warning",
+    )
+
+
+def _load(args: argparse.Namespace):
+    return load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
 
 
 def search(args: argparse.Namespace) -> int:
-    from .search import make_contact_sheet, search_images
+    from .search import list_images, make_contact_sheet, search_images
 
-    model, processor = load_model(args.model, args.trust_remote_code, args.device)
+    list_images(args.images, args.recursive)  # a wrong folder fails before the model loads
+    model, processor = _load(args)
     results = search_images(
         args.query, args.images, model, processor, top_k=args.top_k, cache_dir=args.cache_dir,
-        batch_size=args.batch_size, recursive=args.recursive,
+        batch_size=args.batch_size, recursive=args.recursive, strict=args.strict,
     )
     print(f"{'rank':>4}  {'score':>9}  path")
     for rank, (path, score) in enumerate(results, start=1):
@@ -47,7 +53,9 @@ def rank_captions_command(args: argparse.Namespace) -> int:
         captions += [line.strip() for line in Path(args.captions_file).read_text(encoding="utf-8").splitlines() if line.strip()]
     if not captions:
         raise SearchError("give captions with --captions or --captions-file")
-    model, processor = load_model(args.model, args.trust_remote_code, args.device)
+    if not Path(args.image).is_file():
+        raise SearchError(f"image file {args.image} does not exist")
+    model, processor = _load(args)
     ranked = rank_captions(args.image, captions, model, processor)
     print(f"{'rank':>4}  {'score':>9}  caption")
     for rank, (caption, score) in enumerate(ranked[: args.top_k], start=1):
@@ -63,18 +71,19 @@ def register(subparsers) -> None:
     )
     parser.add_argument("query", help='text query, e.g. "two ships in a harbour"')
     parser.add_argument("--images", required=True, help="folder of images (.jpg .png .tif ...)")
-    _add_model_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--top-k", type=int, default=10, help="number of results (default: 10)")
     parser.add_argument("--contact-sheet", help="also write a PNG grid of the results here")
     parser.add_argument("--cache-dir", help="embedding cache (default: $RS_RETRIEVAL_CACHE/search or ~/.cache/rs_retrieval/search)")
     parser.add_argument("--batch-size", type=int, default=32, help="images encoded per batch")
     parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")
+    parser.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
     parser.set_defaults(func=search)
 
     parser = subparsers.add_parser("rank-captions", help="rank captions for one image")
     parser.add_argument("image", help="image file")
     parser.add_argument("--captions", nargs="+", help="candidate captions")
     parser.add_argument("--captions-file", help="text file with one caption per line")
-    _add_model_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--top-k", type=int, default=None, help="show only the best K captions")
     parser.set_defaults(func=rank_captions_command)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from .common import CheckpointConversionError
+from .._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {".common": ["CheckpointConversionError"]})
 
 CONVERTERS: dict[str, str | Callable] = {
     "amfmn": "rs_retrieval.convert.amfmn_galr:convert_amfmn_galr",

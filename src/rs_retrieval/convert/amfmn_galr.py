@@ -17,6 +17,7 @@ import torch
 from ..models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from ..models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from ..tokenization import load_vocab
+from ..pretrained import stamp_vocabulary
 from .common import (
     CheckpointConversionError,
     load_converted,
@@ -127,4 +128,5 @@ def convert_amfmn_galr(
     model = model_class(config)
     load_converted(model, rename_keys(state, conversion_rules(method), source), source)
     processor = processor_class.from_config(config, word2idx)
+    stamp_vocabulary(model, processor)
     return save_pretrained_atomic(out_dir, model, processor, overwrite=overwrite)

@@ -22,6 +22,7 @@ from transformers import BertConfig
 
 from ..models.msa import MSAConfig, MSAModel, MSAProcessor
 from ..models.towers import resnet_config
+from ..pretrained import stamp_vocabulary
 from .common import CheckpointConversionError, load_converted, load_state_dict_file, rename_keys, resnet_rule, save_pretrained_atomic
 
 #: Part name -> reference file name inside a checkpoint folder.
@@ -142,4 +143,5 @@ def convert_msa(checkpoint_path, method: str = "msa", vocab_path=None, out_dir=N
         raise CheckpointConversionError(
             f"{vocab_path} has {len(processor.tokenizer)} tokens but the checkpoint's BERT embedding has {config.text_config.vocab_size} rows"
         )
+    stamp_vocabulary(model, processor)
     return save_pretrained_atomic(out_dir, model, processor, overwrite=overwrite)

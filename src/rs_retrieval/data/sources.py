@@ -187,17 +187,38 @@ def resolve_image_dir(data_dir: Path, image_dir: str | os.PathLike | None) -> Pa
 
 
 def _image_problem(path: Path, level: str) -> str | None:
+    """None if the image reads at `level`. `verify` also decodes a file whose data looks cut off
+    (`_looks_truncated`): PIL's verify() checks headers only, so a truncated JPEG or TIFF passes it."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            decode = level != "verify" or _looks_truncated(image, path)
             if level == "verify":
                 image.verify()
-            else:
+        if decode:
+            with Image.open(path) as image:
                 image.load()
     except Exception as err:  # PIL raises many types for bad files; all mean "unreadable"
         return f"{type(err).__name__}: {err}"
     return None
+
+
+def _looks_truncated(image, path: Path) -> bool:
+    """Cheap end-of-data checks: a JPEG ends with the EOI marker FF D9 (some writers pad with zeros
+    or newlines); a TIFF's strips or tiles lie inside the file."""
+    size = path.stat().st_size
+    if image.format == "JPEG":
+        with open(path, "rb") as handle:
+            handle.seek(max(0, size - 64))
+            return not handle.read().rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    if image.format == "TIFF":
+        tags = image.tag_v2
+        for offsets, counts in ((273, 279), (324, 325)):  # StripOffsets/ByteCounts, TileOffsets/ByteCounts
+            if offsets in tags and counts in tags:
+                ends = [o + c for o, c in zip(*(t if isinstance(t, tuple) else (t,) for t in (tags[offsets], tags[counts])))]
+                return max(ends, default=0) > size
+    return False
 
 
 def check_images(filenames: Sequence[str], image_dir: Path, level: str = "verify", workers: int = 4) -> None:

@@ -1,9 +1,14 @@
 """Retrieval evaluation: metrics under the published protocols, re-ranking, fold averaging, model runs."""
 
-from .engine import encode_dataset, evaluate_retrieval, score_matrix
-from .folds import aggregate_folds, format_table
-from .metrics import PROTOCOLS, TIE_POLICIES, RetrievalRanks, metrics_from_ranks, normalize_caption, retrieval_metrics, retrieval_ranks
-from .rerank import RERANKERS, DirectionalScores, apply_rerank, galr_multivariate_rerank, no_rerank, smr_rerank
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    ".engine": ["encode_dataset", "evaluate_retrieval", "score_matrix"],
+    ".folds": ["aggregate_folds", "format_table"],
+    ".metrics": ["PROTOCOLS", "TIE_POLICIES", "RetrievalRanks", "metrics_from_ranks", "normalize_caption", "retrieval_metrics", "retrieval_ranks"],
+    ".rerank": ["RERANKERS", "DirectionalScores", "apply_rerank", "galr_multivariate_rerank", "no_rerank", "smr_rerank"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "PROTOCOLS",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..fileio import write_json_atomic
+from ..search_commands import add_model_arguments
+from .choices import PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
 from .folds import format_table
-from .metrics import PROTOCOLS, TIE_POLICIES
-from .rerank import RERANKERS
 
 
 def register(subparsers) -> None:
@@ -17,18 +17,17 @@ def register(subparsers) -> None:
         description="Encode a dataset split with a saved model, print R@1/5/10 and mR per re-ranker, optionally write them as JSON.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory or Hub id (save_pretrained of model and processor)")
+    add_model_arguments(parser)
     parser.add_argument("--dataset", required=True, help="dataset name, as rs_retrieval.data.load_dataset takes it")
     parser.add_argument("--data-dir", help="local folder with the dataset release")
     parser.add_argument("--source", default="auto", help="dataset source, passed to load_dataset")
     parser.add_argument("--cache-dir", help="datasets cache folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=sorted(RERANKERS), help="re-rankers to report")
+    parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report")
     parser.add_argument("--protocol", default="amfmn", choices=PROTOCOLS)
     parser.add_argument("--tie-policy", default="optimistic", choices=TIE_POLICIES)
     parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocol dedup_image)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", help="torch device; when omitted: cuda if available, else cpu")
     parser.add_argument("--galr-k1", type=int, default=30, help="galr_mr: candidates re-ranked per query (at least 10)")
     parser.add_argument("--galr-wp1", type=float, default=0.3, help="galr_mr: saliency weight")
     parser.add_argument("--galr-wp2", type=float, default=1.1, help="galr_mr: reverse-search weight")
@@ -41,11 +40,6 @@ def register(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import torch
-    from transformers import AutoModel, AutoProcessor
-
-    import rs_retrieval  # noqa: F401  (importing the package registers every method with the Auto classes)
-
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
     from .engine import evaluate_retrieval
 
@@ -57,9 +51,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.image_key_column not in dataset.column_names:
             raise ValueError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
         metric_kwargs["image_keys"] = list(dataset[args.image_key_column])
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModel.from_pretrained(args.model)
-    processor = AutoProcessor.from_pretrained(args.model)
+    from ..pretrained import load_model_and_processor, resolve_device
+
+    device = resolve_device(args.device)
+    model, processor = load_model_and_processor(args.model, args.trust_remote_code, device, args.allow_weight_mismatch)
     rerank_params = {
         "galr_mr": {"k1": args.galr_k1, "wp1": args.galr_wp1, "wp2": args.galr_wp2},
         "smr": {"tau": args.smr_tau, "top_k": args.smr_top_k},

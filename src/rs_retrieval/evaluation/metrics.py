@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-TIE_POLICIES = ("optimistic", "pessimistic", "numpy")
-PROTOCOLS = ("amfmn", "multi_positive", "dedup_text", "dedup_image")
+from .choices import PROTOCOLS, TIE_POLICIES
+
 #: Matrix entries compared per block (rows x candidates); bounds the temporary memory.
 BLOCK_ELEMENTS = 1 << 22
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..errors import RSRetrievalError
 from .cards import resolve_run, write_dataset_card, write_model_card
 from .remote_code import bundle
 
@@ -25,7 +26,7 @@ MODEL_EXCLUDES = ("*.py", ".*", "*.tmp", "optimizer*", "scheduler*", "rng_state*
 RUN_ARTEFACTS = ("metrics.json", "training_args.json", "recipe.yaml", "log.jsonl", "*.png")
 
 
-class HubPushError(RuntimeError):
+class HubPushError(RSRetrievalError, RuntimeError):
     """A push did not complete; the message says what failed and what state the repository is in."""
 
 
@@ -47,12 +48,15 @@ def load_for_bundle(model_dir: str | Path, model=None, processor=None):
     from transformers import AutoModel, AutoProcessor
 
     from .. import models  # noqa: F401  (registers the package's methods)
+    from ..pretrained import check_vocabulary
 
     model_dir = Path(model_dir)
     if model is None:
         model = AutoModel.from_pretrained(model_dir)
     if processor is None and (model_dir / "processor_config.json").is_file():
         processor = AutoProcessor.from_pretrained(model_dir)
+    if processor is not None:
+        check_vocabulary(model, processor, source=str(model_dir))
     return model, processor
 
 

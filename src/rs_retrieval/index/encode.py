@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_write_bytes, write_json_atomic
-from ..search import encode_pil_images
+from ..imagery import ImageError
+from ..search import _device, _to
 from .sources import UnreadableItemError
 from .store import PARTS_DIR
 
@@ -61,7 +62,15 @@ def load_parts(parts_dir: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     return keys, {name: torch.cat(values) for name, values in tensors.items()}
 
 
-def _skip(result: EncodeResult, index: int, error: UnreadableItemError, strict: bool) -> None:
+@torch.no_grad()
+def encode_inputs(model, inputs: list[dict]) -> dict[str, torch.Tensor]:
+    """`model.encode_images` outputs (the image cache keys, on CPU) for per-image processor inputs."""
+    batch = {key: torch.cat([one[key] for one in inputs]) for key in inputs[0]}
+    outputs = model.encode_images(**_to(batch, _device(model)))
+    return {key: outputs[key].cpu() for key in model.image_cache_keys}
+
+
+def _skip(result: EncodeResult, index: int, error: Exception, strict: bool) -> None:
     if strict:
         raise error
     result.keys.pop(index, None)
@@ -102,18 +111,18 @@ def encode_source(
 
     with tqdm(total=len(pending), desc=f"encode rank {rank}/{world_size}", unit="img", position=rank, disable=not progress) as bar:
         for start in range(0, len(pending), batch_size):
-            images, batch_keys = [], []
+            inputs, batch_keys = [], []
             for index in pending[start : start + batch_size]:
-                try:
-                    images.append(source.load(index))
+                try:  # the processor reads and converts each item by the package's image rule
+                    inputs.append(processor.image_inputs({"image": [source.load(index)]}, train=False))
                     batch_keys.append(result.keys[index])
-                except UnreadableItemError as error:
+                except (UnreadableItemError, ImageError) as error:
                     _skip(result, index, error, strict)
-            if images:
-                for name, value in encode_pil_images(model, processor, images).items():
+            if inputs:
+                for name, value in encode_inputs(model, inputs).items():
                     buffer.setdefault(name, []).append(value)
                 buffer_keys += batch_keys
-                result.encoded += len(images)
+                result.encoded += len(inputs)
                 if len(buffer_keys) >= part_rows:
                     flush()
             bar.update(len(pending[start : start + batch_size]))

@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from ..fileio import atomic_write_bytes
 from ..optional import require
 from ..search import _font
-from .sources import to_rgb_uint8, wgs84_corners
+from ..imagery import to_rgb_uint8
+from .sources import wgs84_corners
 
 PIXEL_NOTE = "pixel coordinates (column, row) of the scene: it has no CRS"
 
@@ -55,7 +56,7 @@ def draw_scene_hits(scene: dict, hits, out_path: str | Path, title: str = "", ma
         scale = min(1.0, max_size / max(data.width, data.height))
         shape = (len(scene["bands"]), max(1, round(data.height * scale)), max(1, round(data.width * scale)))
         pixels = data.read(scene["bands"], out_shape=shape, resampling=Resampling.average)
-    picture = Image.fromarray(to_rgb_uint8(np.moveaxis(pixels, 0, -1))).convert("RGB")
+    picture = Image.fromarray(to_rgb_uint8(np.moveaxis(pixels, 0, -1), source=scene["scene"]))
     header = 30 if title else 0
     canvas = Image.new("RGB", (picture.width, picture.height + header), "white")
     canvas.paste(picture, (0, header))

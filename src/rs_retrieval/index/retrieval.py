@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 from ..errors import RSRetrievalError
-from ..search import _scores, _text_cache, encode_pil_images, model_fingerprint
+from ..search import _scores, _text_cache, model_fingerprint
 from . import store
-from .encode import assemble_rows, encode_source, gather_results, load_parts
+from .encode import assemble_rows, encode_inputs, encode_source, gather_results, load_parts
 from .sources import FileSource, SceneSource
 from .vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index
 
@@ -236,7 +236,7 @@ class RetrievalIndex:
             raise IndexQueryError(f"k must be >= 1, got {k}")
         model, processor = self._require_model()
         if isinstance(query, Image.Image):
-            embeds = encode_pil_images(model, processor, [query.convert("RGB")])["embeds"]
+            embeds = encode_inputs(model, [processor.image_inputs({"image": [query]}, train=False)])["embeds"]
             scores, rows = self._first_stage(embeds, k)
         elif isinstance(query, str) and query.strip():
             text_cache = _text_cache(model, processor, [query])

@@ -2,8 +2,9 @@
 
 A source lists items in a fixed order, gives each a content key (the file's SHA-1, or the scene's
 SHA-1 plus the tile window and bands), so an update or a resumed build encodes only what is new,
-and loads items as RGB PIL images. Scene tiles are read with windowed reads (rasterio): the whole
-raster is never in memory.
+and loads items in a form the model's processor converts by the package's image rule
+(`rs_retrieval.imagery`: 16-bit and float bands rescaled): a file path, or a tile's pixel array.
+Scene tiles are read with windowed reads (rasterio): the whole raster is never in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import RSRetrievalError
 from ..optional import require
@@ -70,12 +70,8 @@ class FileSource:
         except OSError as err:
             raise UnreadableItemError(f"cannot read {self.paths[index]}: {err}") from err
 
-    def load(self, index: int) -> Image.Image:
-        try:
-            with Image.open(self.paths[index]) as image:
-                return image.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise UnreadableItemError(f"cannot read image {self.paths[index]}: {err}") from err
+    def load(self, index: int) -> str:
+        return str(self.paths[index])
 
     def name(self, index: int) -> str:
         return str(self.paths[index])
@@ -157,12 +153,11 @@ class SceneSource:
 
         return np.moveaxis(self._dataset.read(self.bands, window=Window(tile.col_off, tile.row_off, tile.width, tile.height)), 0, -1)
 
-    def load(self, index: int) -> Image.Image:
+    def load(self, index: int) -> np.ndarray:
         try:
-            pixels = self.read_window(self.tiles[index])
+            return self.read_window(self.tiles[index])
         except Exception as err:  # GDAL reports damaged blocks as several exception types
             raise UnreadableItemError(f"cannot read {self.name(index)}: {err}") from err
-        return Image.fromarray(to_rgb_uint8(pixels)).convert("RGB")
 
     def metadata_columns(self, rows: list[int], keys: list[str]) -> dict[str, list]:
         from rasterio.windows import Window, bounds
@@ -198,15 +193,3 @@ def wgs84_bounds(bounds: list, crs: str | None) -> list[list[float] | None]:
         None if corners is None else [min(c[0] for c in corners), min(c[1] for c in corners), max(c[0] for c in corners), max(c[1] for c in corners)]
         for corners in wgs84_corners(bounds, crs)
     ]
-
-
-def to_rgb_uint8(pixels: np.ndarray) -> np.ndarray:
-    """[H, W, 1 or 3] pixels -> uint8 RGB. 8-bit passes through; 16-bit and float bands follow the
-    package's documented rescale rule (`rs_retrieval.imagery`)."""
-    if pixels.dtype != np.uint8:
-        try:
-            from ..imagery import to_rgb_uint8 as rescale
-        except ImportError as err:
-            raise SceneError(f"{pixels.dtype} scenes need the package's rescale rule (rs_retrieval.imagery), which this build lacks") from err
-        return np.asarray(rescale(pixels))
-    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels

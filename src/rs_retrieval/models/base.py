@@ -12,11 +12,20 @@ Evaluators, the trainer and `search` only use this interface:
 * `forward(pixel_values, input_ids, attention_mask, return_loss=..., **extra) -> RetrievalOutput`.
 """
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from ..errors import RSRetrievalError
 from .outputs import RetrievalOutput
+
+logger = logging.getLogger(__name__)
+
+
+class WeightMismatchError(RSRetrievalError, ValueError):
+    """Saved weights do not fit the model the config describes (missing or unexpected keys)."""
 
 
 class RetrievalPreTrainedModel(PreTrainedModel):
@@ -45,6 +54,24 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     #: Extra `forward` keyword inputs that go to `compute_loss` (not to the image encoder),
     #: e.g. AMFMN's `prior_similarity`, CMPAGL's `scene_ids`.
     loss_input_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, allow_weight_mismatch: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained`, strict: a weight file that lacks parameters of the
+        config's model (left random) or holds parameters it does not use is an error, because the
+        results would change on every run. `allow_weight_mismatch=True` loads anyway, loudly."""
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        problems = [
+            f"{len(keys)} {kind.replace('_', ' ')} (e.g. {', '.join(sorted(map(str, keys))[:3])})"
+            for kind, keys in info.items() if kind in ("missing_keys", "unexpected_keys", "mismatched_keys") and keys
+        ]
+        if problems:
+            message = f"weights in {pretrained_model_name_or_path} do not fit its config ({cls.__name__}): {'; '.join(problems)}"
+            if not allow_weight_mismatch:
+                raise WeightMismatchError(f"{message}. Fix config.json or the weights; allow_weight_mismatch=True (--allow-weight-mismatch) loads with random layers")
+            logger.warning("%s; loading anyway (allow_weight_mismatch): missing layers are RANDOM and results are not reproducible", message)
+        return (model, info) if wants_info else model
 
     @classmethod
     def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):

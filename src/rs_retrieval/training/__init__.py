@@ -6,7 +6,12 @@
 The same entry point backs `rs-retrieval train` and `accelerate launch scripts/train.py`.
 """
 
-from .recipe import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
-from .trainer import Trainer, TrainerState, train
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    ".recipe": ["Recipe", "RecipeError", "apply_overrides", "load_recipe", "recipe_from_dict"],
+    ".trainer": ["Trainer", "TrainerState", "train"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["Recipe", "RecipeError", "Trainer", "TrainerState", "apply_overrides", "load_recipe", "recipe_from_dict", "train"]
