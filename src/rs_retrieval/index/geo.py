@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from ..search import _font
 from ..imagery import to_rgb_uint8
 from .sources import wgs84_corners
 
+#: Scenes smaller than this (pixels, longest side) are drawn enlarged.
+MIN_SIZE = 512
 PIXEL_NOTE = "pixel coordinates (column, row) of the scene: it has no CRS"
 
 
@@ -53,16 +56,19 @@ def draw_scene_hits(scene: dict, hits, out_path: str | Path, title: str = "", ma
     from rasterio.enums import Resampling
 
     with rasterio.open(scene["scene"]) as data:
-        scale = min(1.0, max_size / max(data.width, data.height))
+        longest = max(data.width, data.height)
+        # Large scenes are read decimated; small ones are enlarged (whole pixels) to stay legible.
+        scale = max_size / longest if longest > max_size else max(1, MIN_SIZE // longest)
         shape = (len(scene["bands"]), max(1, round(data.height * scale)), max(1, round(data.width * scale)))
-        pixels = data.read(scene["bands"], out_shape=shape, resampling=Resampling.average)
+        pixels = data.read(scene["bands"], out_shape=shape, resampling=Resampling.average if scale < 1 else Resampling.nearest)
     picture = Image.fromarray(to_rgb_uint8(np.moveaxis(pixels, 0, -1), source=scene["scene"]))
-    header = 30 if title else 0
+    lines = textwrap.wrap(title, width=max(20, picture.width // 9))
+    header = 8 + 20 * len(lines) if lines else 0
     canvas = Image.new("RGB", (picture.width, picture.height + header), "white")
     canvas.paste(picture, (0, header))
-    draw, font = ImageDraw.Draw(canvas), _font(max(12, picture.width // 50))
-    if title:
-        draw.text((6, 6), title[:160], fill="black", font=_font(16))
+    draw, font = ImageDraw.Draw(canvas), _font(max(14, picture.width // 40))
+    for number, line in enumerate(lines):
+        draw.text((6, 4 + 20 * number), line, fill="black", font=_font(16))
     sx, sy = picture.width / scene["width"], picture.height / scene["height"]
     for hit in reversed(list(hits)):  # best hit drawn last, on top
         col, row, width, height = hit.window

@@ -121,11 +121,12 @@ class RetrievalIndex:
     @classmethod
     def build(
         cls, model, processor, out: str | os.PathLike, *, images=None, dataset: str | None = None, scene=None,
-        split: str = "test", recursive: bool = False, tile_size: int = 256, stride: int | None = None,
+        split: str = "test", dataset_options: dict | None = None, recursive: bool = False, tile_size: int = 256, stride: int | None = None,
         bands: list[int] | None = None, index: str | VectorIndexConfig = "auto", batch_size: int = 32,
         strict: bool = False, overwrite: bool = False, progress: bool = True,
     ) -> "RetrievalIndex":
-        """Encode `images` (a folder), a `dataset` split, or a `scene` (GeoTIFF, tiled) into `out`.
+        """Encode `images` (a folder), a `dataset` split (`dataset_options` go to `load_dataset`), or
+        a `scene` (GeoTIFF / COG, tiled by `tile_size` and `stride`; `bands` 1-based) into `out`.
 
         If `out` already holds an index of this model, only new or changed files are encoded and
         removed files are dropped; a different model is refused unless `overwrite`. An interrupted
@@ -138,7 +139,7 @@ class RetrievalIndex:
         if scene is not None:
             source = SceneSource(scene, tile_size, stride, bands)
         elif dataset is not None:
-            source = FileSource.from_dataset(dataset, split)
+            source = FileSource.from_dataset(dataset, split, **(dataset_options or {}))
         else:
             source = FileSource.from_folder(images, recursive)
         config = index if isinstance(index, VectorIndexConfig) else VectorIndexConfig(kind=index)

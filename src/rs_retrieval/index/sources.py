@@ -51,15 +51,16 @@ class FileSource:
         return cls(list_images(folder, recursive), {"kind": "files", "images": str(Path(folder).resolve()), "recursive": recursive})
 
     @classmethod
-    def from_dataset(cls, name: str, split: str = "test", data_dir: str | Path | None = None) -> "FileSource":
-        """The image files of a dataset split (`rs_synth`, or a local RSITMD/RSICD/... folder)."""
+    def from_dataset(cls, name: str, split: str = "test", **options) -> "FileSource":
+        """The image files of a dataset split (`rs_synth`, or a local RSITMD/RSICD/... folder;
+        `options` go to `load_dataset`, e.g. data_dir=, or image_size= for rs_synth)."""
         import datasets
 
         from ..data import load_dataset
 
-        split_data = load_dataset(name, split=split, data_dir=data_dir)
+        split_data = load_dataset(name, split=split, **options)
         paths = [row["path"] for row in split_data.cast_column("image", datasets.Image(decode=False))["image"]]
-        return cls([Path(p) for p in paths], {"kind": "files", "dataset": name, "split": split})
+        return cls([Path(p) for p in paths], {"kind": "files", "dataset": name, "split": split, "options": {k: str(v) for k, v in options.items()}})
 
     def __len__(self) -> int:
         return len(self.paths)
