@@ -139,6 +139,9 @@ def test_killed_build_resumes_and_encodes_only_what_is_missing(tmp_path, amfmn, 
         RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, batch_size=2, progress=False)
     assert len(list((tmp_path / "index" / "parts").glob("rank0-*.safetensors"))) == 1  # 4 rows flushed as one part
     monkeypatch.setattr(encode_module, "encode_inputs", real_encode)
+    shutil.copytree(tmp_path / "index", tmp_path / "other_model")  # another model does not reuse those parts
+    other = RetrievalIndex.build(*tiny_amfmn(seed=3), tmp_path / "other_model", images=folder, progress=False)
+    assert other.manifest["build"]["encoded"] == 10
     index = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, batch_size=2, progress=False)
     assert index.manifest["build"]["encoded"] == 6 and len(index) == 10
     fresh = RetrievalIndex.build(model, processor, tmp_path / "fresh", images=folder, progress=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
-from ..fileio import atomic_write_bytes, write_json_atomic
+from ..fileio import atomic_write_bytes, atomic_write_text, write_json_atomic
 from ..imagery import ImageError
 from ..search import _device, _to
 from .sources import UnreadableItemError
@@ -40,6 +41,16 @@ class EncodeResult:
     keys: dict[int, str] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
     encoded: int = 0
+
+
+def claim_parts(folder: Path, fingerprint: str) -> None:
+    """Keep the parts of an interrupted build only if the same model wrote them (rank 0, before encoding)."""
+    parts_dir = folder / PARTS_DIR
+    marker = parts_dir / "fingerprint"
+    if parts_dir.exists() and not (marker.is_file() and marker.read_text(encoding="utf-8") == fingerprint):
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, fingerprint)
 
 
 def part_keys(parts_dir: Path) -> set[str]:

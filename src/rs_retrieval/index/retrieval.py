@@ -22,7 +22,7 @@ from PIL import Image
 from ..errors import RSRetrievalError
 from ..search import _scores, _text_cache, model_fingerprint
 from . import store
-from .encode import assemble_rows, encode_inputs, encode_source, gather_results, load_parts
+from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
 from .sources import FileSource, SceneSource
 from .vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index
 
@@ -154,8 +154,12 @@ class RetrievalIndex:
         if accelerator:
             model.to(accelerator.device)
         started = time.perf_counter()
+        if rank == 0:
+            claim_parts(folder, fingerprint)
+        if accelerator:
+            accelerator.wait_for_everyone()
         known = set(previous[0]) if previous else set()
-        encode_source(model, processor, source, folder, known, rank, world_size, batch_size, strict, progress and (rank == 0 or accelerator is not None))
+        encode_source(model, processor, source, folder, known, rank, world_size, batch_size, strict, progress)
         if accelerator:
             accelerator.wait_for_everyone()
         if rank == 0:
