@@ -294,3 +294,5 @@ def test_cli_build_search_text_and_image_geojson_and_picture(tmp_path, amfmn, sy
     synth_tiles[3].save(tmp_path / "query.png")
     assert main(["index", "search", str(tmp_path / "index"), "--image", str(tmp_path / "query.png"), "-k", "1"]) == 0
     assert "x192_y0" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["index", "info", str(tmp_path / "index")]) == 0
+    assert '"crs": "EPSG:32633"' in capsys.readouterr().out

@@ -66,6 +66,12 @@ def _tuple(value):
     return None if value is None else tuple(value)
 
 
+def _model_location(model) -> str:
+    """Where `open` can load the model from later: an absolute folder, or the Hub id as given."""
+    name = str(getattr(model, "name_or_path", "") or "")
+    return str(Path(name).resolve()) if name and Path(name).exists() else name
+
+
 def _accelerator(world_size: int):
     """The process group of an `accelerate launch` run (gloo on CPU-only machines)."""
     from accelerate import Accelerator
@@ -206,7 +212,7 @@ class RetrievalIndex:
         skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(results.skipped.items())]
         manifest = {
             "format": store.FORMAT, "generation": generation, "fingerprint": fingerprint,
-            "model": {"class": type(model).__name__, "name_or_path": getattr(model, "name_or_path", "") or ""},
+            "model": {"class": type(model).__name__, "name_or_path": _model_location(model)},
             "two_stage": is_two_stage(model), "source": source.description, "count": len(keys), "dim": int(vectors.shape[1]),
             "image_cache_keys": sorted(cache), "vector_index": config.to_dict(),
             "build": {"encoded": results.encoded, "reused": len(set(keys)) - results.encoded, "skipped": len(skipped),
