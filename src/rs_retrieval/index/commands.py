@@ -44,14 +44,13 @@ def _print_summary(index) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
-    from PIL import Image
-
+    from ..imagery import read_image
     from .retrieval import IndexQueryError, RetrievalIndex
 
     if (args.query is None) == (args.image is None):
         raise IndexQueryError("give either a text query or --image PATH")
     index = RetrievalIndex.open(args.index, model=args.model, verify=not args.no_verify)
-    query = Image.open(args.image) if args.image else args.query
+    query = read_image(args.image) if args.image else args.query  # any format the package reads (16-bit TIFF too)
     hits = index.search(query, k=args.top_k, candidates=args.candidates)
     if index.is_scene and not index.manifest["source"]["georeferenced"]:
         print("note: the scene has no CRS; bounds are pixel coordinates (col, row)")

@@ -240,13 +240,14 @@ class RetrievalIndex:
         return self.model, self.processor
 
     @torch.no_grad()
-    def search(self, query: "str | Image.Image", k: int = 20, candidates: int | None = None) -> list[SearchHit]:
-        """The `k` best items for a text query (or, for an image query, the most similar images).
-        Two-stage models re-rank `candidates` (K', default 10 k) first-stage hits with `model.score`."""
+    def search(self, query: "str | Image.Image | np.ndarray", k: int = 20, candidates: int | None = None) -> list[SearchHit]:
+        """The `k` best items for a text query (or, for an image query, a PIL image or a pixel array
+        [H, W, bands], the most similar images by embedding cosine). Two-stage models re-rank
+        `candidates` (K', default 10 k) first-stage hits with `model.score`."""
         if k < 1:
             raise IndexQueryError(f"k must be >= 1, got {k}")
         model, processor = self._require_model()
-        if isinstance(query, Image.Image):
+        if isinstance(query, (Image.Image, np.ndarray)):
             embeds = encode_inputs(model, [processor.image_inputs({"image": [query]}, train=False)])["embeds"]
             scores, rows = self._first_stage(embeds, k)
         elif isinstance(query, str) and query.strip():
