@@ -172,7 +172,9 @@ class RetrievalIndex:
             cls._merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, time.perf_counter() - started)
         if accelerator:
             accelerator.wait_for_everyone()
-        return cls.open(folder, model, processor, verify=False)
+        index = cls(folder, store.read_manifest(folder))
+        index.model, index.processor = model, processor  # fingerprint checked above
+        return index
 
     @staticmethod
     def _previous(folder: Path, fingerprint: str, overwrite: bool):
