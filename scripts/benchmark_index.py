@@ -87,6 +87,9 @@ def rss_mb() -> dict:
 
 def query_worker(args) -> None:
     """Runs in a fresh process: open memory-mapped, time single queries, report RSS and recall."""
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
     config = VectorIndexConfig(**json.loads(args.config))
     before = rss_mb()
     index = read_faiss_index(args.index, mmap=True)
@@ -131,6 +134,7 @@ def main() -> None:
     parser.add_argument("--query-file", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="faiss/OpenMP threads (1 avoids spin-waiting on a shared CPU)")
     args = parser.parse_args()
     if args.worker:
         return query_worker(args)
@@ -146,6 +150,9 @@ def main() -> None:
     print(f"exact neighbours ({time.perf_counter() - start:.0f} s)", flush=True)
     results_path = Path(args.results or out / f"results_{args.n}.json")
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
     vectors = np.load(base, mmap_mode="r")
     for kind in args.kinds.split(","):
         config = VectorIndexConfig(
@@ -160,13 +167,13 @@ def main() -> None:
         del index
         worker = subprocess.run(
             [sys.executable, __file__, "--worker", "--index", str(index_path), "--base", str(base), "--truth", str(truth_path),
-             "--config", json.dumps(config.to_dict()), "--k", str(args.k), "--query-file", str(query_path)],
+             "--config", json.dumps(config.to_dict()), "--k", str(args.k), "--query-file", str(query_path), "--threads", str(args.threads)],
             capture_output=True, text=True, check=True,
         )
         measured = json.loads(worker.stdout.strip().splitlines()[-1])
         # IVF-PQ re-scores candidates from the float vectors, so they are part of what a query needs on disk.
         disk = index_path.stat().st_size + (base.stat().st_size if kind == "ivfpq" else 0)
-        results[kind] = {"n": args.n, "dim": args.dim, "build_s": build_s, "index_mb": index_path.stat().st_size / 2**20,
+        results[kind] = {"n": args.n, "dim": args.dim, "threads": args.threads, "build_s": build_s, "index_mb": index_path.stat().st_size / 2**20,
                          "disk_mb_incl_refine_vectors": disk / 2**20, "config": config.to_dict(), **measured}
         results_path.write_text(json.dumps(results, indent=2))
         print(f"\n{kind}: {json.dumps(results[kind])}", flush=True)
