@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--pq-m", type=int, default=64)
     parser.add_argument("--train-size", type=int, default=50_000)
     parser.add_argument("--nprobe", type=int, default=32)
-    parser.add_argument("--refine", type=int, default=10)
+    parser.add_argument("--refine", type=int, default=50)
     parser.add_argument("--hnsw-m", type=int, default=32)
     parser.add_argument("--ef-construction", type=int, default=40)
     parser.add_argument("--ef-search", type=int, default=128)

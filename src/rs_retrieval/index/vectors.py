@@ -45,8 +45,9 @@ class VectorIndexConfig:
     #: Search-time parameters (can be changed on an opened index).
     nprobe: int = 32
     ef_search: int = 128
-    #: IVF-PQ returns `refine * k` candidates, re-scored exactly from the float vectors.
-    refine: int = 10
+    #: IVF-PQ returns `refine * k` candidates, re-scored exactly from the float vectors (50 reached
+    #: recall@10 0.965 on the 1M clustered benchmark, where 10 gave 0.61; README).
+    refine: int = 50
     seed: int = 0
 
     def resolved(self, n: int) -> "VectorIndexConfig":
