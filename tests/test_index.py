@@ -232,7 +232,7 @@ def test_scene_tiles_have_windows_bounds_and_wgs84_footprints(tmp_path, amfmn, s
     assert geojson["type"] == "FeatureCollection" and [f["properties"]["rank"] for f in geojson["features"]] == [1, 2, 3]
     image_hit = index.to_geojson([hit])["features"][0]
     assert np.allclose(image_hit["geometry"]["coordinates"][0], [[x, y] for x, y in zip([*lons, lons[0]], [*lats, lats[0]])])
-    picture = Image.open(index.draw(index.search(QUERY, k=3), tmp_path / "hits.png", title=QUERY))
+    picture = Image.open(index.draw(index.search(QUERY, k=3), tmp_path / "hits.png", query=QUERY))
     assert picture.size[0] == 512 and picture.size[1] > 512  # 256 px scene enlarged x2, title above
 
 

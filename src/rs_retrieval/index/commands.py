@@ -58,14 +58,14 @@ def search(args: argparse.Namespace) -> int:
     for hit in hits:
         where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}" if index.is_scene else hit.path
         print(f"{hit.rank:>4}  {hit.score:9.4f}  {where}")
-    title = f'Query: "{args.query}"' if args.query else f"Query image: {Path(args.image).name}"
+    title = args.query or f"image {Path(args.image).name}"
     if args.geojson:
         from ..fileio import write_json_atomic
 
         write_json_atomic(args.geojson, index.to_geojson(hits))
         print(f"geojson: {args.geojson}")
     if args.picture:
-        print(f"picture: {index.draw(hits, args.picture, title=title)}")
+        print(f"picture: {index.draw(hits, args.picture, query=title)}")
     return 0
 
 

@@ -288,12 +288,13 @@ class RetrievalIndex:
 
         return hits_to_geojson(hits)
 
-    def draw(self, hits: list[SearchHit], out_path: str | os.PathLike, title: str = "") -> Path:
-        """A picture of the hits: the scene with the tiles outlined (scene index) or a contact sheet."""
+    def draw(self, hits: list[SearchHit], out_path: str | os.PathLike, query: str = "") -> Path:
+        """A picture of the hits under the query: the scene with the tiles outlined (scene index)
+        or a contact sheet of the images."""
         if self.is_scene:
             from .geo import draw_scene_hits
 
-            return draw_scene_hits(self.manifest["source"], hits, out_path, title)
+            return draw_scene_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
         from ..search import make_contact_sheet
 
-        return make_contact_sheet(title, [(Path(hit.path), hit.score) for hit in hits], out_path)
+        return make_contact_sheet(query, [(Path(hit.path), hit.score) for hit in hits], out_path)
