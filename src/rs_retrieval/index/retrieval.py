@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
 from ..search import _scores, _text_cache, model_fingerprint
@@ -169,7 +170,7 @@ class RetrievalIndex:
         if accelerator:
             accelerator.wait_for_everyone()
         if rank == 0:
-            cls._merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, time.perf_counter() - started)
+            cls._merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, time.perf_counter() - started, progress)
         if accelerator:
             accelerator.wait_for_everyone()
         index = cls(folder, store.read_manifest(folder))
@@ -196,7 +197,7 @@ class RetrievalIndex:
         return manifest, ({key: row for row, key in enumerate(keys)}, store.ShardReader(gen, manifest["image_cache_keys"]))
 
     @staticmethod
-    def _merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, encode_seconds) -> None:
+    def _merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, encode_seconds, progress) -> None:
         import pyarrow as pa
 
         results = gather_results(folder, world_size)
@@ -207,7 +208,8 @@ class RetrievalIndex:
         cache = assemble_rows(keys, load_parts(folder / store.PARTS_DIR), previous)
         vectors = normalize_rows(cache["embeds"].reshape(len(keys), -1))
         config = config.resolved(len(vectors))
-        faiss_index = build_faiss_index(vectors, config)
+        with tqdm(total=len(vectors), desc=f"{config.kind} index", unit="vec", disable=not progress) as bar:
+            faiss_index = build_faiss_index(vectors, config, progress=lambda done: bar.update(done - bar.n))
         metadata = pa.table({"row": np.arange(len(keys), dtype=np.int64), **source.metadata_columns(order, keys)})
         generation = (previous_manifest["generation"] + 1) if previous_manifest else 1
         files = store.write_generation(folder, generation, vectors, cache, metadata, faiss_index)
