@@ -21,7 +21,10 @@ COMMAND_MODULES = [
     "rs_retrieval.evaluation.commands",
     "rs_retrieval.hub.commands",
     "rs_retrieval.search.commands",
+    "rs_retrieval.index.commands",
     "rs_retrieval.convert.commands",
+    "rs_retrieval.export.commands",
+    "rs_retrieval.zeroshot.commands",
     "rs_retrieval.quickstart",
 ]
 DEBUG_ENV = "RS_RETRIEVAL_DEBUG"

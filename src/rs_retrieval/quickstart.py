@@ -12,12 +12,13 @@ import os
 import time
 from pathlib import Path
 
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "amfmn_synth.yaml"
+#: A packaged recipe name (`rs-retrieval recipes`), so the quickstart runs from any folder.
+DEFAULT_RECIPE = "amfmn_synth"
 DEFAULT_QUERY = "two white planes are parked beside a grey runway"
 
 
 def run_quickstart(
-    recipe_path: str | Path = DEFAULT_RECIPE,
+    config: str | Path = DEFAULT_RECIPE,
     output_dir: str | Path = "runs/quickstart",
     query: str = DEFAULT_QUERY,
     overrides: list[str] | tuple[str, ...] = (),
@@ -31,27 +32,25 @@ def run_quickstart(
     from .search.engine import make_contact_sheet, search_images
     from .search.commands import load_model
     from .training import load_recipe, train
+    from .models.common.processing import input_image_size
     from .training.data import dataset_options
     from .training.recipe import RecipeError
     from .fileio import write_json_atomic
     from .hub.cards import write_model_card
 
-    recipe_path = Path(recipe_path)
-    if not recipe_path.is_file():
-        raise RecipeError(f"recipe {recipe_path} not found (run from the repository root or pass --config)")
     output_dir = Path(output_dir)
     timings = {}
 
     start = time.perf_counter()
-    recipe = load_recipe(recipe_path, list(overrides))
+    recipe = load_recipe(config, list(overrides))
     if recipe.data.name != "rs_synth":
-        raise RecipeError(f"the quickstart runs on rs_synth; {recipe_path} trains on {recipe.data.name or recipe.data.path!r}")
+        raise RecipeError(f"the quickstart runs on rs_synth; {config} trains on {recipe.data.name or recipe.data.path!r}")
     run_dir = train(recipe, run_dir=output_dir, resume=resume, on_finish=[write_model_card])
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     model, processor = load_model(str(run_dir / "model"))
-    synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, model.config.image_size))
+    synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, input_image_size(model.config)))
     test_split = load_dataset("rs_synth", split="test", **synth)
     test_metrics = evaluate_retrieval(model, processor, test_split, rerank=("none", "galr_mr"), batch_size=recipe.training.eval_batch_size)
     write_json_atomic(run_dir / "test_metrics.json", test_metrics)
@@ -89,7 +88,7 @@ def run_quickstart(
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("quickstart", help="build rs_synth, train a small model on CPU, evaluate and search")
-    parser.add_argument("--config", default=str(DEFAULT_RECIPE), help="training recipe (default: configs/amfmn_synth.yaml)")
+    parser.add_argument("--config", default=DEFAULT_RECIPE, help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})")
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")

@@ -44,10 +44,13 @@ class Method:
     converter: str | Callable | None = None
     #: Recipe a user starts from (path relative to the repository root).
     default_recipe: str | None = None
+    #: False for CLIP/SigLIP: their folders load through `models.loading`, not the Auto classes.
+    auto_classes: bool = True
 
     @property
     def tokenizer_family(self):
-        return self.processor_class.tokenizer_family
+        """None for processors that bring their checkpoint's tokenizer (CLIP family)."""
+        return getattr(self.processor_class, "tokenizer_family", None)
 
     def get_converter(self) -> Callable:
         if self.converter is None:
@@ -59,6 +62,7 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
+_ALIASES: dict[str, str] = {}
 
 
 def register_method(
@@ -69,35 +73,42 @@ def register_method(
     converter: str | Callable | None = None,
     default_recipe: str | None = None,
     legacy_processor_names: tuple[str, ...] = (),
+    auto_classes: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> Method:
     """Register a method under `config_class.model_type` with the registry and every Auto class.
 
     Registering the same classes again is a no-op (re-imports, notebooks); another method under
     an existing name replaces it. `legacy_processor_names`: earlier names of the processor class,
     which folders saved before a rename still carry (see `_register_legacy_processor_name`).
+    `auto_classes=False` for methods whose `model_type` is transformers' own (CLIP, SigLIP: their
+    folders stay plain transformers checkpoints, `models.loading` loads them with the contract).
+    `aliases`: other names `get_method` accepts (e.g. a checkpoint format, "openclip").
     """
     name = config_class.model_type
     if not name:
         raise ValueError(f"{config_class.__name__} has no model_type")
     if not (isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)):
         raise TypeError(f"{model_class!r} is not a RetrievalPreTrainedModel")
-    if not (isinstance(processor_class, type) and issubclass(processor_class, RetrievalProcessor)):
+    if auto_classes and not (isinstance(processor_class, type) and issubclass(processor_class, RetrievalProcessor)):
         raise TypeError(f"{processor_class!r} is not a RetrievalProcessor")
-    if processor_class.tokenizer_family is None:
+    if auto_classes and processor_class.tokenizer_family is None:
         raise TypeError(f"{processor_class.__name__} names no tokenizer_family")
     if model_class.base_model_prefix != name:
         raise TypeError(f"{model_class.__name__}.base_model_prefix must be the model_type {name!r}, got {model_class.base_model_prefix!r}")
     if model_class.config_class is not config_class:
         raise TypeError(f"{model_class.__name__}.config_class is {model_class.config_class.__name__}, not {config_class.__name__}")
-    method = Method(name, config_class, model_class, processor_class, image_processor_class, converter, default_recipe)
-    AutoConfig.register(name, config_class, exist_ok=True)
-    AutoModel.register(config_class, model_class, exist_ok=True)
-    AutoImageProcessor.register(config_class, image_processor_classes={"pil": image_processor_class}, exist_ok=True)
-    AutoTokenizer.register(config_class, tokenizer_class=processor_class.tokenizer_family.tokenizer_class, exist_ok=True)
-    AutoProcessor.register(config_class, processor_class, exist_ok=True)
+    method = Method(name, config_class, model_class, processor_class, image_processor_class, converter, default_recipe, auto_classes)
+    if auto_classes:
+        AutoConfig.register(name, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+        AutoImageProcessor.register(config_class, image_processor_classes={"pil": image_processor_class}, exist_ok=True)
+        AutoTokenizer.register(config_class, tokenizer_class=processor_class.tokenizer_family.tokenizer_class, exist_ok=True)
+        AutoProcessor.register(config_class, processor_class, exist_ok=True)
     for legacy_name in legacy_processor_names:
         _register_legacy_processor_name(config_class, processor_class, legacy_name)
     _METHODS[name] = method
+    _ALIASES.update(dict.fromkeys(aliases, name))
     return method
 
 
@@ -121,6 +132,7 @@ def list_methods() -> list[str]:
 
 
 def get_method(name: str) -> Method:
+    name = _ALIASES.get(name, name)
     if name not in _METHODS:
         raise UnknownMethodError(f"unknown retrieval method {name!r}; registered methods: {list_methods()}")
     return _METHODS[name]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..models import get_method
+from ..models.clip.processing_clip import CLIP_BPE
 from .recipe import ProcessorSpec, RecipeError
 
 #: `processor.vocab` value that builds the vocabulary from the training captions.
@@ -20,16 +21,18 @@ TRAIN_CAPTIONS = "train_captions"
 def vocabulary_from_captions(method: str, captions: Iterable[str], min_count: int = 1) -> tuple[dict[str, int], dict]:
     """(vocabulary, model-config overrides) for `method` trained from scratch on `captions`."""
     family = get_method(method).tokenizer_family
+    if family is None:
+        raise RecipeError(f"{method!r} models keep their own tokenizer: set processor.vocab: {CLIP_BPE} (or a CLIP BPE file) or processor.path")
     vocab = family.vocabulary_from_captions(list(captions), min_count)
     return vocab, family.config_overrides(vocab)
 
 
 def build_processor(spec: ProcessorSpec, config, vocab=None):
     """The recipe's processor: `spec.path` (saved), or the method's own for `vocab` (file path or dict)."""
-    from transformers import AutoProcessor
+    from ..models import load_retrieval_processor
 
     if spec.path is not None:
-        return AutoProcessor.from_pretrained(spec.path)
+        return load_retrieval_processor(spec.path)
     vocab = vocab if vocab is not None else spec.vocab
     if vocab == TRAIN_CAPTIONS:
         raise RecipeError("processor.vocab 'train_captions': pass the vocabulary built by vocabulary_from_captions")

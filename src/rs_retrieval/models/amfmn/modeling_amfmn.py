@@ -96,6 +96,7 @@ class AMFMNModel(AMFMNFamilyPreTrainedModel):
 
     config_class = AMFMNConfig
     base_model_prefix = "amfmn"
+    score_is_cosine = False  # the gate depends on the image of each pair
 
     def __init__(self, config: AMFMNConfig):
         super().__init__(config)

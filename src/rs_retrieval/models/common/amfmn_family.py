@@ -16,6 +16,7 @@ from transformers import PretrainedConfig
 from transformers import initialization as init
 
 from .base import RetrievalPreTrainedModel
+from .checks import check_all
 from .losses import dynamic_margin, hinge_triplet_loss
 from .mvsa import MVSA, ExtractFeature, check_image_size, mvsa_map_size
 from .processing import RetrievalProcessor
@@ -143,8 +144,11 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         """Caption features [B, embed_dim] (>= 0). Lengths come from the non-zero ids, as in the
         reference code, so `attention_mask` is not needed (padding must be id 0, on the right);
         when given it must agree with that padding."""
-        if attention_mask is not None and not torch.equal(attention_mask.bool(), input_ids != 0):
-            raise ValueError("attention_mask disagrees with the id-0 padding: AMFMN/GaLR captions must be right-padded with id 0 (RSWordTokenizer)")
+        if attention_mask is not None:
+            check_all(
+                attention_mask.bool() == (input_ids != 0),
+                "attention_mask disagrees with the id-0 padding: AMFMN/GaLR captions must be right-padded with id 0 (RSWordTokenizer)",
+            )
         return self.text_feature(input_ids)
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, prior_similarity=None):

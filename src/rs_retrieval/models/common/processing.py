@@ -18,6 +18,7 @@ from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
 from ...imagery import RESCALE_MODES, ImageReadError, to_rgb_uint8
+from .push_to_hub import RetrievalProcessorPushMixin
 from .tokenizer_families import TokenizerFamily
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,6 +48,12 @@ def _colour_ops(img: Image.Image, magnitude: float, rng: random.Random) -> Image
         coeffs = (1, 0, t, 0, 1, 0) if op == "translate_x" else (1, 0, 0, 0, 1, t)
         return img.transform(img.size, Image.AFFINE, coeffs, resample=Image.BILINEAR)
     return img
+
+
+def input_image_size(config) -> int:
+    """The side a model reads: `config.image_size`, or its vision sub-config's (CLIP family)."""
+    size = getattr(config, "image_size", None)
+    return int(size if size is not None else config.vision_config.image_size)
 
 
 class RSImageProcessor(BaseImageProcessor):
@@ -186,7 +193,7 @@ class RSImageProcessor(BaseImageProcessor):
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=None)
 
 
-class RetrievalProcessor(ProcessorMixin):
+class RetrievalProcessor(RetrievalProcessorPushMixin, ProcessorMixin):
     """Image processor + tokenizer; the base of every method's processor.
 
     `from_config(config, vocab)` is the one builder of every method: the image size comes from the
@@ -223,7 +230,7 @@ class RetrievalProcessor(ProcessorMixin):
         text_length = getattr(config, "max_text_len", None)
         tokenizer = cls.tokenizer_family.tokenizer(vocab, text_length)
         cls.tokenizer_family.check_fits(tokenizer, config)
-        image_processor = RSImageProcessor(size=config.image_size, **image_settings)
+        image_processor = RSImageProcessor(size=input_image_size(config), **image_settings)
         return cls(image_processor=image_processor, tokenizer=tokenizer, **cls.config_arguments(config), **overrides)
 
     @classmethod
