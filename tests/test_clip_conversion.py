@@ -17,7 +17,7 @@ from rs_retrieval.convert import convert_checkpoint
 from rs_retrieval.convert.common import CheckpointConversionError
 from rs_retrieval.convert.openclip import UnsupportedArchitectureError, convert_open_clip, read_open_clip_checkpoint, resolve_architecture
 from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
-from rs_retrieval.models.clip.zoo import find_release
+from rs_retrieval.convert.clip_zoo import find_release
 
 REPO = Path(__file__).resolve().parents[1]
 OPENCLIP_PYTHON = Path(os.environ.get("RS_OPENCLIP_PYTHON", REPO / ".venv-openclip" / "bin" / "python"))

@@ -30,6 +30,7 @@ import torch
 from ..errors import RSRetrievalError
 from ..fileio import write_json_atomic
 from ..pretrained import stamp_vocabulary
+from .clip_zoo import CONVERSION_RECORD
 from .common import CheckpointConversionError, load_converted, rename_keys, save_pretrained_atomic
 
 
@@ -287,7 +288,7 @@ def convert_open_clip(
     from ..models.clip import CLIPRetrievalModel, build_clip_tokenizer
     from ..models.clip.processing_clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, build_clip_image_processor
     from ..hub.cards import write_model_card
-    from ..models.clip.zoo import find_release
+    from .clip_zoo import find_release
 
     path = Path(path)
     info = find_release(release, path)
@@ -341,7 +342,6 @@ def convert_open_clip(
 
 
 #: Provenance of a converted folder (read by the model card).
-CONVERSION_RECORD = "conversion.json"
 
 
 class _ConversionRecord:

@@ -9,10 +9,13 @@ converter never downloads, and no released weight file was available to us.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from ...hub.paper_results import ReportedResult
+from ..hub.paper_results import ReportedResult
+
+#: Provenance record a conversion writes next to the weights (read by the model card).
+CONVERSION_RECORD = "conversion.json"
 
 _REMOTECLIP = "RemoteCLIP README / assets/table-2.png (ChenDelong1999/RemoteCLIP a6a4787)"
 _RS5M = "om-ai-lab/RS5M README (084cdd9)"
@@ -123,7 +126,7 @@ def find_release(release: str | None, path: str | Path | None = None) -> Release
     """The release named `release`, or the one whose published file name `path` carries (None if unknown)."""
     if release is not None:
         if release not in RELEASES:
-            from ...convert.common import CheckpointConversionError
+            from .common import CheckpointConversionError
 
             raise CheckpointConversionError(f"unknown release {release!r}; known: {sorted(RELEASES)}")
         return RELEASES[release]
