@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from ..fileio import atomic_write_bytes
 from ..optional import require
-from ..search import _font
+from ..search.engine import _font
 from ..imagery import to_rgb_uint8
 from .sources import wgs84_corners
 

@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
-from ..search import _scores, _text_cache, model_fingerprint
+from ..search.engine import _scores, _text_cache, model_fingerprint
 from . import store
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
 from .sources import FileSource, SceneSource
@@ -297,6 +297,6 @@ class RetrievalIndex:
             from .geo import draw_scene_hits
 
             return draw_scene_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
-        from ..search import make_contact_sheet
+        from ..search.engine import make_contact_sheet
 
         return make_contact_sheet(query, [(Path(hit.path), hit.score) for hit in hits], out_path)

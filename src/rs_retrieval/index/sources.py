@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import RSRetrievalError
 from ..optional import require
-from ..search import list_images
+from ..search.engine import list_images
 
 
 class UnreadableItemError(RSRetrievalError, OSError):

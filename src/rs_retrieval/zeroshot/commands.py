@@ -28,7 +28,7 @@ def classify(args: argparse.Namespace) -> int:
     target = Path(args.images)
     if not target.exists():  # before torch is even imported
         raise InputNotFoundError(f"{target} is neither an image file nor a folder")
-    from ..search import list_images
+    from ..search.engine import list_images
     from .class_sets import load_class_set
     from .classifier import ZeroShotClassifier
 

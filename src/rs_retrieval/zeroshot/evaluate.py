@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_write_bytes
-from ..search import IMAGE_EXTENSIONS
+from ..search.engine import IMAGE_EXTENSIONS
 from .class_sets import ClassSet, ClassSetError, load_class_set, load_templates
 from .classifier import ZeroShotClassifier
 
