@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..evaluation.engine import _to_model
-from ..models.base import RetrievalPreTrainedModel
+from ..models.common.base import RetrievalPreTrainedModel
 from ..models.clip import as_retrieval_model, as_retrieval_processor
 from .class_sets import ClassSet, ClassSetError, load_class_set
 
