@@ -43,7 +43,7 @@ with torch.no_grad():
 def test_model_push_to_hub_equals_cli_push_and_processor_push_keeps_the_model(tmp_path):
     with FakeHub() as hub:
         env = client_env(hub.endpoint, tmp_path / "hf")
-        result = run_client(PUSH_BOTH_WAYS.format(tests=str(Path(__file__).parent), folder=str(tmp_path / "saved")), env)
+        result = run_client(PUSH_BOTH_WAYS.format(tests=str(Path(__file__).parents[1]), folder=str(tmp_path / "saved")), env)
         assert result.returncode == 0, result.stderr[-4000:]
         method, cli = hub.repo("via-method/amfmn-tiny").resolve("main"), hub.repo("via-cli/amfmn-tiny").resolve("main")
         assert len(hub.requests_to("POST", "/api/models/via-method/amfmn-tiny/commit/")) == 1

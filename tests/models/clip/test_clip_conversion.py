@@ -19,7 +19,7 @@ from rs_retrieval.convert.openclip import UnsupportedArchitectureError, convert_
 from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
 from rs_retrieval.convert.clip_zoo import find_release
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 OPENCLIP_PYTHON = Path(os.environ.get("RS_OPENCLIP_PYTHON", REPO / ".venv-openclip" / "bin" / "python"))
 RSITMD_CAPTIONS = Path(os.environ.get("RS_RSITMD_TEST_CAPS", "/work/shared/data/rsitmd/test_caps.txt"))
 CAPTIONS = [

@@ -28,7 +28,7 @@ from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval.training.recipe import RecipeError
 from rs_retrieval.training.tracking import read_log
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 def test_clip_loss_by_hand():
