@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import load_script
-from test_hub_real_methods import images, tiny_methods
+from tiny_methods import images, tiny_methods
 
 graph_breaks = load_script("graph_breaks.py").graph_breaks
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from test_hub_real_methods import images, tiny_methods
+from tiny_methods import images, tiny_methods
 
 LABELS = ["ship", "green field", "road"]
 

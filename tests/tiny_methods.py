@@ -91,3 +91,13 @@ def package_methods() -> list[str]:
         name for name in list_methods()
         if get_method(name).model_class.__module__.startswith("rs_retrieval.") and get_method(name).auto_classes
     ]
+
+
+def tiny_methods() -> dict:
+    """name -> (model, processor, texts, extra processor columns for two images)."""
+    cases = {name: tiny_case(name) for name in package_methods()}
+    return {name: (case.model(), case.processor(), case.texts, case.image_columns(2)) for name, case in cases.items()}
+
+
+def images(size):
+    return [Image.new("RGB", (size + 8, size + 8), (10 + 60 * i, 200 - 50 * i, 30)) for i in range(2)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rs_retrieval.export.onnx import export_onnx
-from test_hub_real_methods import tiny_methods
+from tiny_methods import tiny_methods
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -39,7 +39,7 @@ def test_export_matches_pytorch_with_dynamic_batch(methods, tmp_path, name):
 
     # A real processed batch of 2 images (export used random batches of 2, checked at 3): the
     # end-to-end score from the ONNX graphs equals the model's.
-    from test_hub_real_methods import images
+    from tiny_methods import images
 
     batch = processor(images=images(processor.image_processor.size), text=texts, **extra)
     session = lambda graph: ort.InferenceSession(str(tmp_path / "onnx" / f"{graph}.onnx"), providers=["CPUExecutionProvider"])

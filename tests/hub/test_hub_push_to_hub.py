@@ -9,7 +9,7 @@ from hub_server import FakeHub, client_env, run_client
 PUSH_BOTH_WAYS = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_hub_real_methods import tiny_methods
+from tiny_methods import tiny_methods
 from rs_retrieval.cli import main
 model, processor, _, _ = tiny_methods()["amfmn"]
 model.push_to_hub("via-method/amfmn-tiny", processor=processor)

@@ -10,17 +10,7 @@ from PIL import Image
 from hub_server import run_client
 from rs_retrieval.hub.publish import stage_model
 from rs_retrieval.hub.remote_code import bundle
-from tiny_methods import package_methods, tiny_case
-
-
-def tiny_methods():
-    """name -> (model, processor, texts, extra processor columns for two images)."""
-    cases = {name: tiny_case(name) for name in package_methods()}
-    return {name: (case.model(), case.processor(), case.texts, case.image_columns(2)) for name, case in cases.items()}
-
-
-def images(size):
-    return [Image.new("RGB", (size + 8, size + 8), (10 + 60 * i, 200 - 50 * i, 30)) for i in range(2)]
+from tiny_methods import images, tiny_methods
 
 
 LOAD_ALL = """

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from rs_retrieval.hub.publish import stage_model
-from test_hub_real_methods import tiny_methods
+from tiny_methods import tiny_methods
 
 
 def recalls(base: float) -> dict:

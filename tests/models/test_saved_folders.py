@@ -5,16 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
 from rs_retrieval import get_method
+from tiny_methods import images
 
 SAVED = Path(__file__).parents[1] / "fixtures" / "saved_main"
-
-
-def plain_images(side: int) -> list[Image.Image]:
-    return [Image.new("RGB", (side, side), (10 + 60 * i, 200 - 50 * i, 30)) for i in range(2)]
 
 
 @pytest.mark.parametrize("method", ["amfmn", "galr", "msa", "cmpagl"])
@@ -24,7 +20,7 @@ def test_folder_saved_before_the_registry_loads_with_identical_logits(method):
     model = AutoModel.from_pretrained(folder).eval()
     processor = AutoProcessor.from_pretrained(folder)
     assert (type(model), type(processor)) == (get_method(method).model_class, get_method(method).processor_class)
-    inputs = processor(images=plain_images(expected["image_side"]), text=expected["texts"], **expected["extra"])
+    inputs = processor(images=images(expected["image_side"] - 8), text=expected["texts"], **expected["extra"])
     with torch.no_grad():
         logits = model(**inputs).logits_per_image
     torch.testing.assert_close(logits, torch.tensor(expected["logits_per_image"]), rtol=1e-5, atol=1e-6)

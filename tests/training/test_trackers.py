@@ -4,7 +4,7 @@ missing trackers named with the install line, bad names rejected when the recipe
 import importlib.util
 
 import pytest
-from test_training import processor_dir, run_toy, toy_data, toy_recipe  # noqa: F401  (fixtures)
+from test_training import run_toy, toy_recipe
 
 from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.errors import MissingExtraError
