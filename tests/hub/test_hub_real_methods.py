@@ -5,7 +5,6 @@ import json
 import os
 
 import torch
-from PIL import Image
 
 from hub_server import run_client
 from rs_retrieval.hub.publish import stage_model
@@ -16,7 +15,6 @@ from tiny_methods import images, tiny_methods
 LOAD_ALL = """
 import json, torch
 from pathlib import Path
-from PIL import Image
 from transformers import AutoModel, AutoProcessor
 root = Path({root!r})
 for name in {names!r}:
