@@ -304,15 +304,6 @@ def _front_matter(metadata: dict) -> str:
     return yaml.safe_dump({k: v for k, v in metadata.items() if v is not None}, sort_keys=False, allow_unicode=True).rstrip("\n")
 
 
-def _run_metrics(run_dir: Path | None, metrics: dict | None, dataset_name: str | None) -> tuple[dict | None, str | None]:
-    """`metrics` and `dataset_name`, defaulting to the run's metrics.json and its recipe's dataset."""
-    if metrics is None and run_dir is not None and (run_dir / "metrics.json").is_file():
-        metrics = _read_json(run_dir / "metrics.json")
-    if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
-        dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
-    return metrics, dataset_name
-
-
 def render_model_card(
     path: str | Path,
     metrics: dict | None = None,
@@ -330,7 +321,10 @@ def render_model_card(
         raise CardError(f"{model_dir / 'config.json'} has no model_type; pass method=")
     if method in ("clip", "siglip"):
         return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, license, template_dir)
-    metrics, dataset_name = _run_metrics(run_dir, metrics, dataset_name)
+    run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
+    metrics = run_metrics if metrics is None else metrics
+    if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
+        dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
     dataset = canonical_dataset(dataset_name)
     splits = metric_splits(metrics) if metrics else {}
     test_file = run_dir / TEST_METRICS_FILE if run_dir is not None else None
@@ -548,7 +542,10 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
 
     record = _read_json(model_dir / CONVERSION_RECORD) if (model_dir / CONVERSION_RECORD).is_file() else None
     release = RELEASES.get(record.get("release")) if record and record.get("release") else None
-    metrics, dataset_name = _run_metrics(run_dir, metrics, dataset_name)
+    run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
+    metrics = run_metrics if metrics is None else metrics
+    if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
+        dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
     dataset = canonical_dataset(dataset_name)
     splits = metric_splits(metrics) if metrics else {}
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name

@@ -34,7 +34,7 @@ class _DualEncoderContract:
     _towers = {"vision": ("vision_config", ("vision_model.", "visual_projection.")), "text": ("text_config", ("text_model.", "text_projection.", "logit_scale", "logit_bias"))}
 
     @classmethod
-    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, **kwargs):
+    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs):
         """A model of `config` whose image and/or text tower (with its projection; the text side
         also brings `logit_scale`) come from saved CLIP-family folders, e.g. a converted GeoRSCLIP.
         The recipe's tower config must equal the folder's: a different activation or size would
