@@ -15,12 +15,13 @@ import io
 import json
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from safetensors.torch import load_file, save
+from tqdm.auto import tqdm
 
 from .fileio import atomic_write_bytes, atomic_write_text
 
@@ -195,6 +196,50 @@ def _ranked(items: Sequence, scores: torch.Tensor, top_k: int | None) -> list[tu
     return [(items[i], float(scores[i])) for i in order.tolist()]
 
 
+def _check_query(query) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise SearchError(f"query must be a non-empty string, got {query!r}")
+
+
+def encode_folder(
+    images_dir: str | Path,
+    model,
+    processor,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    recursive: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Path], dict[str, torch.Tensor]]:
+    """(image paths, their cached encodings in path order) for `images_dir`.
+
+    Only images whose bytes are not yet in the cache of this exact model are encoded, batch by
+    batch (`progress(done, total)` after each); the cache (under `cache_dir`, default
+    `~/.cache/rs_retrieval/search`) is updated atomically.
+    """
+    paths = list_images(images_dir, recursive)
+    model.eval()
+    cache = EmbeddingCache(cache_dir or default_cache_dir(), model_fingerprint(model, processor))
+    keys = [cache.file_sha1(p) for p in paths]
+    first_path = {}
+    for key, path in zip(keys, paths):
+        first_path.setdefault(key, path)
+    missing = [key for key in first_path if key not in cache.rows]
+    for start in tqdm(range(0, len(missing), batch_size), desc="encoding images", unit="batch", disable=not missing):
+        batch = missing[start : start + batch_size]
+        cache.add(batch, encode_image_files(model, processor, [first_path[k] for k in batch], batch_size))
+        if progress is not None:
+            progress(start + len(batch), len(missing))
+    cache.save()
+    return paths, cache.gather(keys)
+
+
+def rank_encoded(query: str, paths: Sequence[Path], image_cache: dict[str, torch.Tensor], model, processor, top_k: int | None = 10) -> list[tuple[Path, float]]:
+    """Rank already encoded images (`encode_folder`'s output) for the text `query`: [(path, score)], best first."""
+    _check_query(query)
+    scores = _scores(model, image_cache, _text_cache(model, processor, [query]))
+    return _ranked(list(paths), scores, top_k)
+
+
 def search_images(
     query: str,
     images_dir: str | Path,
@@ -205,26 +250,10 @@ def search_images(
     batch_size: int = 32,
     recursive: bool = False,
 ) -> list[tuple[Path, float]]:
-    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first.
-
-    Only images whose bytes are not yet in the cache of this exact model are encoded; the cache
-    (under `cache_dir`, default `~/.cache/rs_retrieval/search`) is updated atomically.
-    """
-    if not isinstance(query, str) or not query.strip():
-        raise SearchError(f"query must be a non-empty string, got {query!r}")
-    paths = list_images(images_dir, recursive)
-    model.eval()
-    cache = EmbeddingCache(cache_dir or default_cache_dir(), model_fingerprint(model, processor))
-    keys = [cache.file_sha1(p) for p in paths]
-    first_path = {}
-    for key, path in zip(keys, paths):
-        first_path.setdefault(key, path)
-    missing = [key for key in first_path if key not in cache.rows]
-    if missing:
-        cache.add(missing, encode_image_files(model, processor, [first_path[k] for k in missing], batch_size))
-    cache.save()
-    scores = _scores(model, cache.gather(keys), _text_cache(model, processor, [query]))
-    return _ranked(paths, scores, top_k)
+    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first (encodings cached, see `encode_folder`)."""
+    _check_query(query)
+    paths, image_cache = encode_folder(images_dir, model, processor, cache_dir, batch_size, recursive)
+    return rank_encoded(query, paths, image_cache, model, processor, top_k)
 
 
 @torch.no_grad()

@@ -1,0 +1,228 @@
+"""What the web app does, without the web: search a corpus, rank captions, classify zero-shot.
+
+The UI layer (`ui.py`) only turns these results into components and `RSRetrievalError`s into
+in-page messages, so everything here is testable without a browser. A folder corpus is encoded
+in a background thread (`FolderCorpus.start`) so the first page renders while it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import RSRetrievalError
+from ..search import SearchError, encode_folder, list_images, rank_captions, rank_encoded
+from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
+
+#: Most captions shown for one image.
+CAPTIONS_SHOWN = 10
+
+
+class AppInputError(RSRetrievalError, ValueError):
+    """A request the app cannot answer as asked (empty query, empty class list, corpus not ready)."""
+
+
+@dataclass(frozen=True)
+class CorpusStatus:
+    ready: bool
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+
+    def message(self) -> str:
+        if self.error:
+            return f"Encoding failed: {self.error}"
+        if self.ready:
+            return ""
+        return f"Encoding images: {self.done} / {self.total} new to the cache. Searches work when this finishes."
+
+
+@dataclass
+class SearchResult:
+    """Gallery items (image or path, caption) best first, plus hit footprints for scene indexes."""
+
+    items: list[tuple[object, str]]
+    geojson: dict | None = None
+
+
+def _check_query(query: str) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise AppInputError("Type a query first, e.g. “two white planes beside a grey runway”.")
+    return query.strip()
+
+
+class FolderCorpus:
+    """A folder of images; encodings come from (and go to) the search embedding cache."""
+
+    is_scene = False
+
+    def __init__(self, images_dir: str | Path, model, processor, cache_dir: str | Path | None = None, batch_size: int = 32):
+        self.images_dir = Path(images_dir)
+        self.model, self.processor = model, processor
+        self.cache_dir, self.batch_size = cache_dir, batch_size
+        paths = list_images(self.images_dir)  # a bad folder fails at start-up, before the page
+        self.num_images = len(paths)
+        #: Folders the web server may serve files from (symlinked images resolve elsewhere).
+        self.allowed_paths = {self.images_dir.resolve()} | {p.resolve().parent for p in paths}
+        self._lock = threading.Lock()
+        self._status = CorpusStatus(ready=False, total=self.num_images)
+        self._encoded: tuple[list[Path], dict] | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def description(self) -> str:
+        return f"{self.num_images} images in `{self.images_dir}`"
+
+    def start(self) -> "FolderCorpus":
+        """Encode in the background; `status()` reports progress."""
+        self._thread = threading.Thread(target=self._encode, name="rs-retrieval-encode", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> CorpusStatus:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status()
+
+    def _progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self._status = CorpusStatus(ready=False, done=done, total=total)
+
+    def _encode(self) -> None:
+        try:
+            encoded = encode_folder(self.images_dir, self.model, self.processor, self.cache_dir, self.batch_size, progress=self._progress)
+        except Exception as err:  # shown in the page; the server keeps running for the other tabs
+            with self._lock:
+                self._status = CorpusStatus(ready=False, error=f"{type(err).__name__}: {err}")
+            return
+        with self._lock:
+            self._encoded = encoded
+            self._status = CorpusStatus(ready=True, done=self.num_images, total=self.num_images)
+
+    def status(self) -> CorpusStatus:
+        with self._lock:
+            return self._status
+
+    def search(self, query: str, k: int) -> SearchResult:
+        status = self.status()
+        if not status.ready:
+            raise AppInputError(status.message())
+        paths, image_cache = self._encoded
+        ranked = rank_encoded(query, paths, image_cache, self.model, self.processor, top_k=k)
+        return SearchResult([(str(path), f"#{rank}  {score:.3f}  {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
+
+
+class IndexCorpus:
+    """A prebuilt `rs_retrieval.index.RetrievalIndex` (image folder or tiled scenes)."""
+
+    def __init__(self, index_path: str | Path, model):
+        from ..index import RetrievalIndex
+
+        self.index_path = Path(index_path)
+        self.index = RetrievalIndex.open(index_path, model=model)
+        self.is_scene = bool(self.index.is_scene)
+
+    @property
+    def description(self) -> str:
+        kind = "scene tiles" if self.is_scene else "images"
+        return f"index `{self.index_path}` ({len(self.index)} {kind})"
+
+    def start(self) -> "IndexCorpus":
+        return self
+
+    def wait(self, timeout: float | None = None) -> CorpusStatus:
+        return self.status()
+
+    def status(self) -> CorpusStatus:
+        return CorpusStatus(ready=True)
+
+    def search(self, query: str, k: int) -> SearchResult:
+        hits = self.index.search(query, k)
+        items = [(self._hit_image(hit), f"#{hit.rank}  {hit.score:.3f}  {self._hit_name(hit)}") for hit in hits]
+        return SearchResult(items, self.index.to_geojson(hits) if self.is_scene else None)
+
+    @staticmethod
+    def _hit_name(hit) -> str:
+        return str(getattr(hit, "tile_id", None) or Path(str(hit.path)).name)
+
+    def _hit_image(self, hit):
+        """The hit's pixels: the whole file, or its window of the scene rendered by the processor's rule."""
+        window = getattr(hit, "window", None)
+        if window is None:
+            return str(hit.path)
+        from ..imagery import read_image, to_rgb_uint8
+
+        return Image.fromarray(to_rgb_uint8(read_image(hit.path, window=window)), "RGB")
+
+
+@dataclass
+class AppService:
+    """The loaded model and what the app searches; each method answers one tab."""
+
+    model: object
+    processor: object
+    model_path: str
+    corpus: FolderCorpus | IndexCorpus | None = None
+    captions: list[str] = field(default_factory=list)
+    max_upload_bytes: int = DEFAULT_MAX_BYTES
+    max_upload_pixels: int = DEFAULT_MAX_PIXELS
+
+    def read_upload(self, path: str | Path | None) -> Upload:
+        return read_upload(path, self.max_upload_bytes, self.max_upload_pixels)
+
+    def search(self, query: str, k: int) -> SearchResult:
+        query = _check_query(query)
+        if self.corpus is None:
+            raise AppInputError("No images to search: start the app with --images DIR or --index INDEX.")
+        try:
+            return self.corpus.search(query, int(k))
+        except SearchError as err:
+            raise AppInputError(str(err)) from None
+
+    def rank_captions(self, upload: Upload, pasted: str = "") -> list[tuple[str, float]]:
+        """Top captions for the image: the pasted list (one per line) if any, else the app's caption set."""
+        captions = [line.strip() for line in (pasted or "").splitlines() if line.strip()] or self.captions
+        if not captions:
+            raise AppInputError("No captions to rank: paste some (one per line) or start the app with --captions FILE.")
+        return rank_captions(upload.image, captions, self.model, self.processor)[:CAPTIONS_SHOWN]
+
+    def classify(self, upload: Upload, class_set: str | None, typed: str = "") -> dict[str, float]:
+        """Class probabilities: the typed classes (comma or line separated) with the chosen set's templates, else the chosen set."""
+        from .. import zeroshot
+
+        if not class_set and not typed.strip():
+            raise AppInputError("Pick a class set or type some classes.")
+        chosen = zeroshot.load_class_set(class_set) if class_set else None
+        typed_classes = [c.strip() for c in typed.replace("\n", ",").split(",") if c.strip()]
+        if typed_classes:
+            templates = chosen.templates if chosen is not None else zeroshot.load_class_set(zeroshot.list_class_sets()[0]).templates
+            if len(typed_classes) < 2:
+                raise AppInputError("Type at least two classes to choose between.")
+            chosen = zeroshot.ClassSet(name="typed", classes=typed_classes, templates=templates)
+        probabilities = zeroshot.ZeroShotClassifier(self.model, self.processor, chosen).predict_proba([upload.image])[0]
+        return {name: float(p) for name, p in zip(chosen.classes, probabilities.tolist())}
+
+    def class_sets(self) -> list[str]:
+        try:
+            from .. import zeroshot
+        except ImportError:
+            return []
+        return list(zeroshot.list_class_sets())
+
+
+def read_caption_file(path: str | Path) -> list[str]:
+    """Unique non-blank captions from a text file (one per line) or a Karpathy-style release JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise AppInputError(f"caption file {path} not found")
+    if path.suffix.lower() == ".json":
+        from ..data.sources import read_release_json
+
+        captions: Sequence[str] = [c for split in read_release_json(path).values() for record in split for c in record.captions]
+    else:
+        captions = path.read_text(encoding="utf-8").splitlines()
+    return list(dict.fromkeys(c.strip() for c in captions if c.strip()))

@@ -1,0 +1,31 @@
+"""A tiny AMFMN saved to disk and a few rs_synth images: what the web-app tests serve."""
+
+from pathlib import Path
+
+import torch
+
+import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
+from rs_retrieval.data.synth import generate_rs_synth
+from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
+
+TINY_AMFMN = dict(
+    word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
+    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70,
+)
+WORDS = "two three white grey red planes ships parked moored runway harbour beside the a are in of cars trees".split()
+
+
+def save_tiny_amfmn(folder: Path, seed: int = 0) -> Path:
+    """A random tiny AMFMN + processor in `folder` (loadable with AutoModel/AutoProcessor)."""
+    vocab = {word: i for i, word in enumerate(WORDS, start=1)} | {"<unk>": len(WORDS) + 1}
+    torch.manual_seed(seed)
+    model = AMFMNModel(AMFMNConfig(vocab_size=len(vocab) + 1, **TINY_AMFMN)).eval()
+    model.save_pretrained(folder)
+    AMFMNProcessor.from_config(model.config, vocab).save_pretrained(folder)
+    return folder
+
+
+def synth_images(cache_dir: Path, num_images: int = 12) -> Path:
+    """The `images/` folder of an rs_synth release with `num_images` 64-px images (dataset.json beside it)."""
+    root = generate_rs_synth(cache_dir, seed=0, train_size=num_images, val_size=0, test_size=0, image_size=64)
+    return root / "images"
