@@ -29,3 +29,16 @@ def synth_images(cache_dir: Path, num_images: int = 12) -> Path:
     """The `images/` folder of an rs_synth release with `num_images` 64-px images (dataset.json beside it)."""
     root = generate_rs_synth(cache_dir, seed=0, train_size=num_images, val_size=0, test_size=0, image_size=64)
     return root / "images"
+
+
+#: A metrics.json "validation" section as the trainer writes it (values made up for display tests).
+VALIDATION_METRICS = {"i2t_R@1": 10.0, "i2t_R@5": 30.0, "i2t_R@10": 50.0, "t2i_R@1": 12.5, "t2i_R@5": 37.5, "t2i_R@10": 62.5, "mR": 33.75}
+
+
+def save_tiny_run(run_dir: Path) -> Path:
+    """A training-run folder: `model/` with the tiny AMFMN and a metrics.json beside it; returns the model folder."""
+    import json
+
+    model_dir = save_tiny_amfmn(run_dir / "model")
+    (run_dir / "metrics.json").write_text(json.dumps({"selection": "best validation mR", "validation": VALIDATION_METRICS}))
+    return model_dir

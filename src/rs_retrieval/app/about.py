@@ -41,7 +41,7 @@ def model_summary(model, processor, model_path: str | Path, corpus_line: str = "
         "",
         method.summary if method else "",
         "",
-        "| | |",
+        "| property | value |",
         "|---|---|",
         f"| method | `{model_type}` ({type(model).__name__}) |",
         f"| parameters | {sum(p.numel() for p in model.parameters()):,} |",

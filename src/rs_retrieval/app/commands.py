@@ -26,7 +26,7 @@ def default_captions_file(images_dir: str | Path) -> Path | None:
 
 
 def build_service(args: argparse.Namespace):
-    """Load the model, open the corpus and start its encoding; the page can be served right after."""
+    """Load the model and open the corpus (`service.corpus.start()` begins encoding it)."""
     from ..search_commands import load_model
     from .service import AppService, FolderCorpus, IndexCorpus, read_caption_file
 
@@ -43,8 +43,6 @@ def build_service(args: argparse.Namespace):
         model, processor, args.model, corpus, captions,
         max_upload_bytes=int(args.max_upload_mb * 1024**2), max_upload_pixels=int(args.max_upload_megapixels * 1e6),
     )
-    if corpus is not None:
-        corpus.start()
     return service
 
 
@@ -55,6 +53,8 @@ def serve(args: argparse.Namespace) -> int:
     from .ui import launch
 
     service = build_service(args)
+    if service.corpus is not None:
+        service.corpus.start()  # encodes while the server starts and the first page renders
     print(f"model {args.model}; {service.corpus.description if service.corpus else 'no images'}; {len(service.captions)} captions")
     launch(service, host=args.host, port=args.port)
     return 0

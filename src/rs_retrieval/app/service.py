@@ -113,7 +113,7 @@ class FolderCorpus:
             raise AppInputError(status.message())
         paths, image_cache = self._encoded
         ranked = rank_encoded(query, paths, image_cache, self.model, self.processor, top_k=k)
-        return SearchResult([(str(path), f"#{rank}  {score:.3f}  {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
+        return SearchResult([(str(path), f"#{rank} {score:.3f} {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
 
 
 class IndexCorpus:
@@ -142,7 +142,7 @@ class IndexCorpus:
 
     def search(self, query: str, k: int) -> SearchResult:
         hits = self.index.search(query, k)
-        items = [(self._hit_image(hit), f"#{hit.rank}  {hit.score:.3f}  {self._hit_name(hit)}") for hit in hits]
+        items = [(self._hit_image(hit), f"#{hit.rank} {hit.score:.3f} {self._hit_name(hit)}") for hit in hits]
         return SearchResult(items, self.index.to_geojson(hits) if self.is_scene else None)
 
     @staticmethod

@@ -43,8 +43,8 @@ def _header_size(path: Path) -> tuple[tuple[int, int], str | None]:
             return image.size, image.mode
     except Image.DecompressionBombError as err:  # PIL refuses to even open the header past 2x its own limit
         raise UploadError(f"{path.name}: {err}") from None
-    except (UnidentifiedImageError, OSError):
-        pass
+    except (UnidentifiedImageError, OSError) as err:
+        pil_error = err
     import tifffile
 
     try:
@@ -52,7 +52,8 @@ def _header_size(path: Path) -> tuple[tuple[int, int], str | None]:
             page = tif.pages[0]
             return (int(page.imagewidth), int(page.imagelength)), None
     except Exception as err:  # tifffile raises many types for non-TIFF bytes
-        raise UploadError(f"{path.name} is not a readable image ({type(err).__name__}: {err})") from None
+        reason = err if path.suffix.lower() in (".tif", ".tiff") else pil_error
+        raise UploadError(f"{path.name} is not a readable image ({reason})") from None
 
 
 def read_upload(path: str | Path | None, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> Upload:

@@ -1,0 +1,147 @@
+"""The web app's logic without a browser: uploads, the folder corpus, captions, the About summary, the footprint map, the CLI."""
+
+import argparse
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images
+from rs_retrieval.app.about import measured_metrics, model_summary
+from rs_retrieval.app.commands import default_captions_file, register, serve_command
+from rs_retrieval.app.footprints import footprint_map_html
+from rs_retrieval.app.service import AppInputError, AppService, FolderCorpus, read_caption_file
+from rs_retrieval.app.uploads import UploadError, read_upload
+from rs_retrieval.errors import RSRetrievalError
+from rs_retrieval.search import search_images
+from rs_retrieval.search_commands import load_model
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The tiny run, 12 rs_synth images and the loaded model."""
+    root = tmp_path_factory.mktemp("served")
+    model_dir, images = save_tiny_run(root / "run"), synth_images(root / "synth")
+    model, processor = load_model(str(model_dir))
+    return argparse.Namespace(root=root, model_dir=model_dir, images=images, model=model, processor=processor)
+
+
+def test_uploads_render_to_rgb_or_fail_with_the_reason(tmp_path):
+    rgba = tmp_path / "a.png"
+    Image.new("RGBA", (20, 10), (10, 200, 30, 128)).save(rgba)
+    upload = read_upload(rgba)
+    assert upload.image.mode == "RGB" and upload.image.size == (20, 10) and upload.image.getpixel((0, 0)) == (10, 200, 30)
+    assert upload.note == ""
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(UploadError, match=r"broken.jpg is not a readable image \(cannot identify image file"):
+        read_upload(broken)
+    with pytest.raises(UploadError, match="upload a file first"):
+        read_upload(None)
+    with pytest.raises(UploadError, match="did not arrive"):
+        read_upload(tmp_path / "gone.png")
+    with pytest.raises(UploadError, match=r"a.png is 20 x 10 pixels \(0.0 MP\), over the 0 MP limit"):
+        read_upload(rgba, max_pixels=199)
+    assert read_upload(rgba, max_pixels=200).image.size == (20, 10)
+    with pytest.raises(UploadError, match=r"over the 0 MB upload limit"):
+        read_upload(rgba, max_bytes=rgba.stat().st_size - 1)
+    assert issubclass(UploadError, RSRetrievalError) and issubclass(UploadError, ValueError)
+
+
+def test_folder_corpus_encodes_in_the_background_and_ranks_like_search(served, tmp_path):
+    corpus = FolderCorpus(served.images, served.model, served.processor, cache_dir=tmp_path / "cache", batch_size=5)
+    assert not corpus.status().ready and corpus.status().message().startswith("Encoding images: 0 / 12")
+    with pytest.raises(AppInputError, match="Searches work when this finishes"):
+        corpus.search("planes", 3)
+    progress = []
+    corpus._progress = lambda done, total, record=corpus._progress: (progress.append((done, total)), record(done, total))
+    status = corpus.start().wait(120)
+    assert status.ready and status.error is None and progress == [(5, 12), (10, 12), (12, 12)]
+
+    service = AppService(served.model, served.processor, str(served.model_dir), corpus)
+    query = "two white planes are parked beside a grey runway"
+    expected = search_images(query, served.images, served.model, served.processor, top_k=4, cache_dir=tmp_path / "cache")
+    result = service.search(f"  {query} ", 4)
+    assert [path for path, _ in result.items] == [str(path) for path, _ in expected]
+    assert [label for _, label in result.items] == [f"#{r} {s:.3f} {p.name}" for r, (p, s) in enumerate(expected, 1)]
+    assert result.geojson is None
+    for empty in ("", "   ", None):
+        with pytest.raises(AppInputError, match="Type a query first"):
+            service.search(empty, 4)
+    with pytest.raises(AppInputError, match="--images DIR or --index INDEX"):
+        AppService(served.model, served.processor, "m").search("planes", 3)
+
+
+def test_a_folder_that_fails_to_encode_reports_the_error(served, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "bad.png").write_bytes(b"not a png")
+    status = FolderCorpus(folder, served.model, served.processor, cache_dir=tmp_path / "cache").start().wait(60)
+    assert not status.ready and "cannot read image" in status.error and status.message().startswith("Encoding failed")
+
+
+def test_captions_come_from_the_release_json_or_the_pasted_list(served):
+    captions_file = default_captions_file(served.images)
+    assert captions_file == served.images.parent / "dataset.json"
+    captions = read_caption_file(captions_file)
+    released = [s["raw"] for image in json.loads(captions_file.read_text())["images"] for s in image["sentences"]]
+    assert captions == list(dict.fromkeys(c.strip() for c in released if c.strip())) and len(captions) > 10
+
+    service = AppService(served.model, served.processor, str(served.model_dir), captions=captions)
+    upload = read_upload(sorted(served.images.glob("*.png"))[0])
+    ranked = service.rank_captions(upload)
+    assert len(ranked) == 10 and {c for c, _ in ranked} <= set(captions)
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+    pasted = service.rank_captions(upload, "three red ships\n\n  two white planes  \n")
+    assert sorted(c for c, _ in pasted) == ["three red ships", "two white planes"]
+    with pytest.raises(AppInputError, match="No captions to rank"):
+        AppService(served.model, served.processor, "m").rank_captions(upload)
+
+
+def test_caption_file_lines_are_stripped_and_deduplicated(tmp_path):
+    path = tmp_path / "captions.txt"
+    path.write_text("a ship\n\n a ship \ntwo planes\n")
+    assert read_caption_file(path) == ["a ship", "two planes"]
+    with pytest.raises(AppInputError, match="not found"):
+        read_caption_file(tmp_path / "missing.txt")
+
+
+def test_about_summary_shows_method_size_and_measured_metrics(served):
+    assert measured_metrics(served.model_dir) == {"validation": VALIDATION_METRICS}
+    text = model_summary(served.model, served.processor, served.model_dir, "12 images")
+    params = sum(p.numel() for p in served.model.parameters())
+    assert "## AMFMN" in text and f"| parameters | {params:,} |" in text and "| image input | 64 px |" in text
+    assert "| validation | 10.0 | 30.0 | 50.0 | 12.5 | 37.5 | 62.5 | 33.8 |" in text
+    assert "No metrics.json" in model_summary(served.model, served.processor, "org/hub-id")
+
+
+def test_footprint_map_draws_each_hit_scaled_to_the_extent():
+    square = [[10.0, 50.0], [10.01, 50.0], [10.01, 50.01], [10.0, 50.01], [10.0, 50.0]]
+    shifted = [[x + 0.02, y] for x, y in square]
+    geojson = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [square]}, "properties": {"rank": 1, "score": 0.9}},
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [shifted]}, "properties": {"rank": 2, "score": 0.5}},
+        {"type": "Feature", "geometry": None, "properties": {"rank": 3}},
+    ]}
+    svg = footprint_map_html(geojson)
+    polygons = re.findall(r'<polygon class="footprint" points="([^"]+)"><title>([^<]+)</title>', svg)
+    assert [title for _, title in polygons] == ["#2  score 0.500", "#1  score 0.900"]  # best drawn last, on top
+    xs = [[float(p.split(",")[0]) for p in points.split()] for points, _ in polygons]
+    width_1, width_2 = max(xs[1]) - min(xs[1]), max(xs[0]) - min(xs[0])
+    assert width_1 == pytest.approx(width_2, abs=0.2) and min(xs[0]) > max(xs[1])  # same size, rank 2 east of rank 1
+    assert "2 footprints" in svg
+    assert "No georeferenced footprints" in footprint_map_html({"features": []})
+
+
+def test_serve_is_a_registered_command_with_exclusive_sources():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--model", "m", "--images", "d", "--port", "7861"])
+    assert (args.model, args.images, args.index, args.port, args.max_upload_mb) == ("m", "d", None, 7861, 64.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--model", "m", "--images", "d", "--index", "i"])
+    assert serve_command("runs/quickstart/model", images="runs/quickstart/test_images") == (
+        "rs-retrieval serve --model runs/quickstart/model --images runs/quickstart/test_images"
+    )

@@ -1,0 +1,246 @@
+"""`rs-retrieval serve` driven by a real Chromium (Playwright): one app start for the module.
+
+The app serves a tiny random AMFMN and a few rs_synth images, started through the CLI's own
+argument parser and service builder. Image encoding is held at the first batch until the first
+test has seen the page with its progress bar, which shows the page does not wait for encoding.
+Screenshots and timings land in the module's temporary folder (printed with `-s`).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+QUERIES = ["two white planes are parked beside a grey runway", "three red ships are moored in the harbour", "grey cars", "trees", "a beach"]
+TIMEOUT_MS = 60_000
+
+
+def find_chromium() -> str | None:
+    """A Chromium binary: $RS_RETRIEVAL_CHROMIUM, Debian's package, or one on PATH."""
+    candidates = [os.environ.get("RS_RETRIEVAL_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"]
+    candidates += [shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EncodingGate:
+    """Holds `model.encode_images` until `open()`, so the page is seen while encoding is pending."""
+
+    def __init__(self, model):
+        self.event, self._encode = threading.Event(), model.encode_images
+        model.encode_images = self
+
+    def __call__(self, *args, **kwargs):
+        self.event.wait(TIMEOUT_MS / 1000)
+        return self._encode(*args, **kwargs)
+
+    def open(self):
+        self.event.set()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from rs_retrieval.app.commands import build_service, register
+    from rs_retrieval.app.ui import launch
+
+    root = tmp_path_factory.mktemp("app")
+    model_dir, images = save_tiny_run(root / "run"), synth_images(root / "synth")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    port = free_port()
+    args = parser.parse_args([
+        "serve", "--model", str(model_dir), "--images", str(images), "--port", str(port), "--cache-dir", str(root / "cache"),
+        "--batch-size", "4", "--max-upload-megapixels", "1",
+    ])
+    start = time.perf_counter()
+    service = build_service(args)
+    gate = EncodingGate(service.model)
+    service.corpus.start()
+    demo = launch(service, port=port, block=False, quiet=True)
+    shots = root / "screenshots"
+    shots.mkdir()
+    timings = {"model_load_and_launch_s": time.perf_counter() - start}
+    yield argparse.Namespace(url=f"http://127.0.0.1:{port}/", service=service, gate=gate, start=start, shots=shots, timings=timings, root=root)
+    demo.close()
+    (root / "timings.json").write_text(json.dumps(timings, indent=1))
+    print(f"\nweb app timings: {json.dumps(timings)}\nscreenshots: {shots}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (apt-get install -y chromium, or set RS_RETRIEVAL_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    tab = browser.new_page(viewport={"width": 1200, "height": 900})
+    tab.goto(app.url)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def ready_page(page, app):
+    """The page once the corpus is encoded (opens the gate for tests that run alone)."""
+    from playwright.sync_api import expect
+
+    app.gate.open()
+    expect(page.locator("#corpus-status")).to_contain_text("Ready: 12 items encoded")
+    return page
+
+
+def open_tab(page, name: str):
+    page.get_by_role("tab", name=name).click()
+
+
+def test_first_page_renders_while_images_encode(page, app):
+    from playwright.sync_api import expect
+
+    status = page.locator("#corpus-status")
+    expect(status).to_contain_text("Encoding images: 0 / 12")
+    app.timings["time_to_first_page_s"] = time.perf_counter() - app.start
+    expect(status.locator("progress")).to_be_visible()
+    page.screenshot(path=app.shots / "01_first_page_encoding.png", full_page=True)
+    page.locator("#query textarea").fill("planes")
+    page.locator("#search-button").click()
+    expect(page.locator("#search-message")).to_contain_text("Searches work when this finishes")
+
+    app.gate.open()
+    expect(status).to_contain_text("Ready: 12 items encoded")
+    assert app.service.corpus.status().ready
+
+
+def test_text_query_shows_k_hits_in_rank_order_and_enlarges(ready_page, app):
+    from playwright.sync_api import expect
+
+    page = ready_page
+    page.locator("#k input[type=number]").fill("5")
+    page.locator("#k input[type=number]").press("Enter")
+    thumbs = page.locator("#gallery button.thumbnail-item")
+    seconds = []
+    for query in QUERIES:
+        expected = [label for _, label in app.service.search(query, 5).items]
+        page.locator("#query textarea").fill(query)
+        start = time.perf_counter()
+        page.locator("#search-button").click()
+        expect(page.locator("#search-message")).to_contain_text(f"5 hits for “{query}”")
+        expect(thumbs).to_have_count(5)
+        expect(page.locator("#gallery .caption-label").first).to_have_text(expected[0])
+        seconds.append(time.perf_counter() - start)
+        assert page.locator("#gallery .caption-label").all_inner_texts() == expected
+    app.timings["query_s_median"], app.timings["query_s_max"] = statistics.median(seconds), max(seconds)
+    labels = page.locator("#gallery .caption-label").all_inner_texts()
+    scores = [float(label.split()[1]) for label in labels]
+    assert [label.split()[0] for label in labels] == ["#1", "#2", "#3", "#4", "#5"] and scores == sorted(scores, reverse=True)
+    page.screenshot(path=app.shots / "02_text_to_images.png", full_page=True)
+
+    thumbs.first.click()  # enlarge: the preview shows the hit with its caption
+    preview = page.locator("#gallery .preview")
+    expect(preview).to_be_visible()
+    expect(preview).to_contain_text(labels[0])
+    page.screenshot(path=app.shots / "03_enlarged_hit.png", full_page=True)
+
+
+def test_empty_query_shows_a_message(ready_page, app):
+    from playwright.sync_api import expect
+
+    ready_page.locator("#query textarea").fill("   ")
+    ready_page.locator("#search-button").click()
+    expect(ready_page.locator("#search-message .rs-error")).to_contain_text("Type a query first")
+    expect(ready_page.locator("#gallery button.thumbnail-item")).to_have_count(0)
+    ready_page.screenshot(path=app.shots / "04_empty_query.png", full_page=True)
+
+
+def upload(page, element_id: str, path: Path):
+    page.locator(f"#{element_id} input[type=file]").set_input_files(str(path))
+
+
+def test_image_upload_shows_the_top_captions(ready_page, app):
+    from playwright.sync_api import expect
+
+    from rs_retrieval.app.uploads import read_upload
+
+    page = ready_page
+    open_tab(page, "Image → captions")
+    image_path = sorted(Path(app.service.corpus.images_dir).glob("*.png"))[0]
+    expected = app.service.rank_captions(read_upload(image_path))
+    upload(page, "caption-upload", image_path)
+    rows = page.locator("#caption-results tbody tr")
+    expect(rows).to_have_count(len(expected))
+    expect(rows.first).to_contain_text(expected[0][0])
+    shown = [row.locator("td").nth(2).inner_text() for row in rows.all()]
+    assert shown == [caption for caption, _ in expected] and len(shown) == 10
+    expect(page.locator("#caption-preview img")).to_be_visible()
+    page.screenshot(path=app.shots / "05_image_to_captions.png", full_page=True)
+
+    page.locator("#pasted-captions textarea").fill("three red ships\ntwo white planes")
+    page.locator("#caption-button").click()
+    expect(rows).to_have_count(2)
+
+
+def test_corrupt_upload_shows_a_message(ready_page, app):
+    from playwright.sync_api import expect
+
+    broken = app.root / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    open_tab(ready_page, "Image → captions")
+    upload(ready_page, "caption-upload", broken)
+    expect(ready_page.locator("#caption-message .rs-error")).to_contain_text("broken.png is not a readable image")
+    expect(ready_page.locator("#caption-results tbody tr")).to_have_count(0)
+    ready_page.screenshot(path=app.shots / "06_corrupt_upload.png", full_page=True)
+
+
+def test_oversize_upload_shows_a_message(ready_page, app):
+    from playwright.sync_api import expect
+
+    large = app.root / "large.png"
+    Image.new("RGB", (1200, 1000), (90, 120, 60)).save(large)  # 1.2 MP; the app was started with a 1 MP limit
+    open_tab(ready_page, "Image → captions")
+    upload(ready_page, "caption-upload", large)
+    expect(ready_page.locator("#caption-message .rs-error")).to_contain_text("1200 x 1000 pixels (1.2 MP), over the 1 MP limit")
+
+
+def test_about_tab_summarises_the_model(ready_page, app):
+    from playwright.sync_api import expect
+
+    open_tab(ready_page, "About")
+    about = ready_page.locator("#about")
+    params = sum(p.numel() for p in app.service.model.parameters())
+    expect(about).to_contain_text("AMFMN (Asymmetric Multimodal Feature Matching Network)")
+    expect(about).to_contain_text(f"{params:,}")
+    expect(about).to_contain_text("12 images in")
+    cells = about.locator("tr", has_text="validation").locator("td").all_inner_texts()
+    assert cells == ["validation"] + [f"{value:.1f}" for value in VALIDATION_METRICS.values()]
+    ready_page.screenshot(path=app.shots / "09_about.png", full_page=True)
