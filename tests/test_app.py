@@ -3,6 +3,7 @@
 import argparse
 import json
 import re
+import shlex
 
 import pytest
 from PIL import Image
@@ -142,6 +143,7 @@ def test_serve_is_a_registered_command_with_exclusive_sources():
     assert (args.model, args.images, args.index, args.port, args.max_upload_mb) == ("m", "d", None, 7861, 64.0)
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--model", "m", "--images", "d", "--index", "i"])
-    assert serve_command("runs/quickstart/model", images="runs/quickstart/test_images") == (
-        "rs-retrieval serve --model runs/quickstart/model --images runs/quickstart/test_images"
-    )
+    line = serve_command("runs/quickstart/model", images="runs/quickstart/test_images", captions="my data/dataset.json")
+    assert line == "rs-retrieval serve --model runs/quickstart/model --images runs/quickstart/test_images --captions 'my data/dataset.json'"
+    args = parser.parse_args(shlex.split(line)[1:])
+    assert (args.model, args.images, args.captions) == ("runs/quickstart/model", "runs/quickstart/test_images", "my data/dataset.json")

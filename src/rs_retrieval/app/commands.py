@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 
-def serve_command(model_path: str, images: str | None = None, index: str | None = None, port: int | None = None) -> str:
+def serve_command(model_path, images=None, index=None, captions=None, port: int | None = None) -> str:
     """The shell line that serves `model_path` (printed by the quickstart)."""
-    line = f"rs-retrieval serve --model {model_path}"
-    if index:
-        line += f" --index {index}"
-    elif images:
-        line += f" --images {images}"
-    return line + (f" --port {port}" if port else "")
+    line = f"rs-retrieval serve --model {shlex.quote(str(model_path))}"
+    for flag, value in (("--index", index), ("--images", images), ("--captions", captions), ("--port", port)):
+        if value:
+            line += f" {flag} {shlex.quote(str(value))}"
+    return line
 
 
 def default_captions_file(images_dir: str | Path) -> Path | None:
