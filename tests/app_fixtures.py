@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import numpy as np
+import tifffile
 import torch
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
@@ -42,3 +44,10 @@ def save_tiny_run(run_dir: Path) -> Path:
     model_dir = save_tiny_amfmn(run_dir / "model")
     (run_dir / "metrics.json").write_text(json.dumps({"selection": "best validation mR", "validation": VALIDATION_METRICS}))
     return model_dir
+
+
+def write_uint16_tiff(path, seed=0):
+    """A 3-band 16-bit TIFF with values far above 255 (browsers cannot show it; a plain cast would clip it)."""
+    pixels = np.random.default_rng(seed).integers(1000, 40000, (24, 32, 3), dtype=np.uint16)
+    tifffile.imwrite(path, pixels)
+    return pixels

@@ -8,7 +8,7 @@ import shlex
 import pytest
 from PIL import Image
 
-from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images
+from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
 from rs_retrieval.app.about import measured_metrics, model_summary
 from rs_retrieval.app.commands import default_captions_file, register, serve_command
 from rs_retrieval.app.footprints import footprint_map_html
@@ -51,6 +51,25 @@ def test_uploads_render_to_rgb_or_fail_with_the_reason(tmp_path):
     assert issubclass(UploadError, RSRetrievalError) and issubclass(UploadError, ValueError)
 
 
+def test_16_bit_tiff_is_rendered_by_the_processor_rule_and_the_model_sees_the_same(served, tmp_path):
+    import numpy as np
+
+    from rs_retrieval.imagery import to_rgb_uint8
+    from rs_retrieval.search import rank_captions
+
+    pixels = write_uint16_tiff(tmp_path / "scene.tif")
+    service = AppService(served.model, served.processor, "m", captions=["two white planes", "three red ships", "a beach"])
+    upload = service.read_upload(tmp_path / "scene.tif")
+    assert upload.pixels.dtype == np.uint16 and np.array_equal(upload.pixels, pixels)
+    assert np.array_equal(np.asarray(upload.image), to_rgb_uint8(pixels, "auto"))
+    assert np.asarray(upload.image).max() == 255 and np.asarray(upload.image).min() == 0  # stretched, not clipped
+    assert "uint16 image with 3 band(s), rendered to 8-bit RGB" in upload.note
+    from_pixels = service.rank_captions(upload)
+    from_rendering = rank_captions(upload.image, service.captions, served.model, served.processor)
+    assert [c for c, _ in from_pixels] == [c for c, _ in from_rendering]
+    assert [s for _, s in from_pixels] == pytest.approx([s for _, s in from_rendering], abs=1e-6)
+
+
 def test_folder_corpus_encodes_in_the_background_and_ranks_like_search(served, tmp_path):
     corpus = FolderCorpus(served.images, served.model, served.processor, cache_dir=tmp_path / "cache", batch_size=5)
     assert not corpus.status().ready and corpus.status().message().startswith("Encoding images: 0 / 12")
@@ -80,7 +99,7 @@ def test_a_folder_that_fails_to_encode_reports_the_error(served, tmp_path):
     folder.mkdir()
     (folder / "bad.png").write_bytes(b"not a png")
     status = FolderCorpus(folder, served.model, served.processor, cache_dir=tmp_path / "cache").start().wait(60)
-    assert not status.ready and "cannot read image" in status.error and status.message().startswith("Encoding failed")
+    assert not status.ready and "none of the 1 images" in status.error and status.message().startswith("Encoding failed")
 
 
 def test_captions_come_from_the_release_json_or_the_pasted_list(served):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images
+from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
 
 pytestmark = pytest.mark.browser
 
@@ -117,7 +117,7 @@ def ready_page(page, app):
     from playwright.sync_api import expect
 
     app.gate.open()
-    expect(page.locator("#corpus-status")).to_contain_text("Ready: 12 items encoded")
+    expect(page.locator("#corpus-status")).to_contain_text("Ready: 12 images searchable")
     return page
 
 
@@ -138,7 +138,7 @@ def test_first_page_renders_while_images_encode(page, app):
     expect(page.locator("#search-message")).to_contain_text("Searches work when this finishes")
 
     app.gate.open()
-    expect(status).to_contain_text("Ready: 12 items encoded")
+    expect(status).to_contain_text("Ready: 12 images searchable")
     assert app.service.corpus.status().ready
 
 
@@ -220,6 +220,19 @@ def test_corrupt_upload_shows_a_message(ready_page, app):
     expect(ready_page.locator("#caption-message .rs-error")).to_contain_text("broken.png is not a readable image")
     expect(ready_page.locator("#caption-results tbody tr")).to_have_count(0)
     ready_page.screenshot(path=app.shots / "06_corrupt_upload.png", full_page=True)
+
+
+def test_16_bit_tiff_upload_is_rendered_with_a_note(ready_page, app):
+    from playwright.sync_api import expect
+
+    tiff = app.root / "scene_uint16.tif"
+    write_uint16_tiff(tiff)
+    open_tab(ready_page, "Image → captions")
+    upload(ready_page, "caption-upload", tiff)
+    expect(ready_page.locator("#caption-message .rs-note")).to_contain_text("uint16 image with 3 band(s), rendered to 8-bit RGB")
+    expect(ready_page.locator("#caption-results tbody tr")).to_have_count(10)
+    expect(ready_page.locator("#caption-preview img")).to_be_visible()
+    ready_page.screenshot(path=app.shots / "07_uint16_tiff.png", full_page=True)
 
 
 def test_oversize_upload_shows_a_message(ready_page, app):

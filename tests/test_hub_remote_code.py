@@ -31,10 +31,11 @@ def test_bundle_writes_the_import_closure_under_unique_flat_names(saved):
     out, auto_map = saved
     files = sorted(p.name for p in out.glob("*.py"))
     # tinyhub/layers/utils.py and tinyhub/models/utils.py clash on "utils"; rs_retrieval's base pulls
-    # in outputs (top-level import) and towers (imported inside a method).
+    # in outputs (top-level import) and towers (imported inside a method); processing pulls in imagery
+    # and its errors.
     assert files == [
-        "base.py", "configuration_tiny.py", "layers_utils.py", "modeling_tiny.py", "models_utils.py",
-        "outputs.py", "processing.py", "processing_tiny.py", "towers.py",
+        "base.py", "configuration_tiny.py", "errors.py", "imagery.py", "layers_utils.py", "modeling_tiny.py",
+        "models_utils.py", "outputs.py", "processing.py", "processing_tiny.py", "towers.py",
     ]
     assert auto_map == {
         "AutoConfig": "configuration_tiny.TinyHubConfig",

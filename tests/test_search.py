@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from hub_server import import_tiny_package, make_tiny_model
+from rs_retrieval.imagery import ImageReadError
 from rs_retrieval.search import SearchError, make_contact_sheet, rank_captions, search_images
 
 QUERY = "two ships in a harbour"
@@ -138,8 +139,8 @@ def test_bad_inputs_raise_naming_the_problem(tmp_path):
     with pytest.raises(SearchError, match="top_k must be >= 1"):
         search_images(QUERY, folder, model, processor, top_k=0, cache_dir=tmp_path / "c")
     (folder / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(SearchError, match="cannot read image .*broken.png"):
-        search_images(QUERY, folder, model, processor, cache_dir=tmp_path / "c")
+    with pytest.raises(ImageReadError, match="cannot read image .*broken.png"):
+        search_images(QUERY, folder, model, processor, cache_dir=tmp_path / "c", strict=True)
     (tmp_path / "c2").mkdir()
     (folder / "broken.png").unlink()
     search_images(QUERY, folder, model, processor, cache_dir=tmp_path / "c2")
@@ -169,3 +170,47 @@ def test_search_command_prints_ranked_files_and_writes_a_sheet(tmp_path, capsys)
     args = parser.parse_args(["rank-captions", str(folder / "img_00.png"), "--model", str(tmp_path / "model"), "--captions", "a road", "green field"])
     assert args.func(args) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
+def test_bad_files_are_skipped_with_a_warning_each_and_a_summary(tmp_path, caplog):
+    model, processor = make_tiny_model()
+    folder = write_images(tmp_path / "imgs", 3)
+    (folder / "broken.png").write_bytes(b"not a png")
+    good = folder / "img_00.png"
+    (folder / "cut.png").write_bytes(good.read_bytes()[:-40])
+    with caplog.at_level("WARNING", logger="rs_retrieval.search"):
+        results = search_images(QUERY, folder, model, processor, top_k=None, cache_dir=tmp_path / "c")
+    assert sorted(p.name for p, _ in results) == ["img_00.png", "img_01.png", "img_02.png"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("broken.png" in m for m in messages) and any("cut.png" in m for m in messages)
+    assert "skipped 2 of 5 images" in messages[-1]
+
+
+def test_16bit_tiff_search_differs_from_a_white_image(tmp_path):
+    import tifffile
+
+    model, processor = make_tiny_model()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a16.tif", np.tile(np.linspace(500, 30000, 40), (40, 1)).astype(np.uint16))
+    Image.new("RGB", (40, 40), "white").save(folder / "white.png")
+    scores = dict(search_images(QUERY, folder, model, processor, top_k=None, cache_dir=tmp_path / "c"))
+    assert scores[folder / "a16.tif"] != pytest.approx(scores[folder / "white.png"], abs=1e-6)
+
+
+def test_concurrent_searches_over_different_folders_keep_every_row(tmp_path):
+    from rs_retrieval.search import EmbeddingCache, model_fingerprint
+
+    model, processor = make_tiny_model()
+    first, second = write_images(tmp_path / "a", 2, seed=1), write_images(tmp_path / "b", 3, seed=2)
+    fingerprint = model_fingerprint(model, processor)
+    # two processes loaded the (empty) cache before either saved: both must survive the second save
+    caches = [EmbeddingCache(tmp_path / "c", fingerprint) for _ in range(2)]
+    for cache, folder in zip(caches, (first, second)):
+        paths = sorted(folder.glob("*.png"))
+        cache.add([cache.file_sha1(p) for p in paths], {"image_embeds": torch.randn(len(paths), 4)})
+    for cache in caches:
+        cache.save()
+    merged = EmbeddingCache(tmp_path / "c", fingerprint)
+    assert len(merged.rows) == 5 and len(merged.tensors["image_embeds"]) == 5
+    assert len(merged._file_index) == 5

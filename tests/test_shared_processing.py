@@ -31,7 +31,7 @@ def test_preprocess_accepts_grey_arrays_and_tensors():
     out = processor.preprocess([grey, array, tensor])["pixel_values"]
     assert torch.allclose(out[0], out[1]) and torch.allclose(out[1], out[2])
     with pytest.raises(TypeError, match="PIL image"):
-        processor.preprocess(["not an image"])
+        processor.preprocess([{"not": "an image"}])
 
 
 def test_eval_path_never_augments():

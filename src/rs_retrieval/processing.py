@@ -17,6 +17,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .imagery import RESCALE_MODES, to_rgb_uint8
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
@@ -49,6 +51,12 @@ def _colour_ops(img: Image.Image, magnitude: float, rng: random.Random) -> Image
 class RSImageProcessor(BaseImageProcessor):
     """Resize to a square `size`, scale to [0, 1] and normalise; optional training augmentation.
 
+    Every input (PIL image, array, tensor or file path, any dtype and band count) first becomes RGB
+    uint8 by `rs_retrieval.imagery.to_rgb_uint8` with this processor's `rescale_mode` and `bands`
+    (saved with it), so 16-bit, float and multispectral imagery is stretched, never clipped. The
+    `transformers` call option `do_rescale` names the range of float inputs: True = [0, 255],
+    False = already [0, 1].
+
     Training augmentation (`augment`) covers the recipes of the four methods:
     AMFMN/GaLR: resize `train_resize` (278) -> rotation U[0, `train_rotation_degrees`] -> random
     crop `size`; CMPAGL: random resized crop (`train_scale`) -> horizontal flip -> RandAugment.
@@ -67,11 +75,17 @@ class RSImageProcessor(BaseImageProcessor):
         train_scale: Sequence[float] | None = None,
         train_hflip: bool = False,
         train_randaugment: Sequence[float] | None = None,
+        rescale_mode: str = "auto",
+        bands: Sequence[int] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if resample not in _RESAMPLE:
             raise ValueError(f"resample must be one of {sorted(_RESAMPLE)}, got {resample!r}")
+        if rescale_mode not in RESCALE_MODES:
+            raise ValueError(f"rescale_mode must be one of {RESCALE_MODES}, got {rescale_mode!r}")
+        self.rescale_mode = rescale_mode
+        self.bands = list(bands) if bands is not None else None
         self.size = int(size)
         self.resample = resample
         self.image_mean = list(image_mean)
@@ -82,23 +96,20 @@ class RSImageProcessor(BaseImageProcessor):
         self.train_hflip = bool(train_hflip)
         self.train_randaugment = list(train_randaugment) if train_randaugment is not None else None
 
-    @staticmethod
-    def _to_pil(image) -> Image.Image:
-        if isinstance(image, Image.Image):
-            return image.convert("RGB") if image.mode != "RGB" else image
-        if isinstance(image, np.ndarray):
-            return Image.fromarray(image).convert("RGB")
-        if isinstance(image, torch.Tensor):
-            array = image.detach().cpu().numpy()
-            if array.ndim == 3 and array.shape[0] in (1, 3):
-                array = np.moveaxis(array, 0, -1)
-            return Image.fromarray(array.squeeze().astype(np.uint8)).convert("RGB")
-        raise TypeError(f"expected a PIL image, NumPy array or tensor, got {type(image).__name__}")
+    def _to_pil(self, image, do_rescale: bool | None = None) -> Image.Image:
+        if isinstance(image, Image.Image) and image.mode == "RGB" and self.bands is None:
+            return image
+        mode = self.rescale_mode
+        if do_rescale is not None and getattr(image, "dtype", None) is not None and str(image.dtype).startswith(("float", "torch.float")):
+            mode = "none" if do_rescale else "unit"
+        source = getattr(image, "filename", None) or None
+        return Image.fromarray(to_rgb_uint8(image, mode, self.bands, source))
 
     def augment(self, image: Image.Image, rng: random.Random | None = None) -> Image.Image:
         """One random training view of `image` at `size` x `size` (PIL in, PIL out)."""
-        rng = rng or random
-        image = self._to_pil(image)
+        return self._augment_rgb(self._to_pil(image), rng or random)
+
+    def _augment_rgb(self, image: Image.Image, rng: random.Random) -> Image.Image:
         resample = _RESAMPLE[self.resample]
         if self.train_scale is not None:
             image = self._random_resized_crop(image, rng, resample)
@@ -137,14 +148,15 @@ class RSImageProcessor(BaseImageProcessor):
                 return image.crop((left, top, left + w, top + h)).resize((self.size, self.size), resample)
         return image.resize((self.size, self.size), resample)
 
-    def preprocess(self, images, train: bool = False, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
+    def preprocess(self, images, train: bool = False, return_tensors: str | None = "pt", do_rescale: bool | None = None, **kwargs) -> BatchFeature:
         """Images -> `pixel_values` float32 [B, 3, size, size]; `train=True` applies `augment` first."""
         if not isinstance(images, (list, tuple)):
             images = [images]
         resample = _RESAMPLE[self.resample]
         views = []
         for image in images:
-            image = self.augment(image) if train else self._to_pil(image)
+            image = self._to_pil(image, do_rescale)
+            image = self._augment_rgb(image, random) if train else image
             if image.size != (self.size, self.size):
                 image = image.resize((self.size, self.size), resample)
             views.append(np.asarray(image, dtype=np.uint8))

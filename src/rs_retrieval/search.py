@@ -13,17 +13,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from filelock import FileLock
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
+from .errors import RSRetrievalError
 from .fileio import atomic_write_bytes, atomic_write_text
+from .imagery import ImageError, read_image, to_rgb_uint8
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 CACHE_FORMAT = "1"
@@ -31,7 +38,7 @@ CACHE_FORMAT = "1"
 SCORE_CHUNK = 4096
 
 
-class SearchError(ValueError):
+class SearchError(RSRetrievalError, ValueError):
     """Bad search input (folder, image file, cache file); the message names it."""
 
 
@@ -81,18 +88,22 @@ class EmbeddingCache:
         self._file_index = self._read_index()
 
     def _load(self) -> None:
+        self.tensors, keys = self._read_cache_file()
+        self.rows = {key: row for row, key in enumerate(keys)}
+
+    def _read_cache_file(self) -> tuple[dict[str, torch.Tensor], list[str]]:
         from safetensors import safe_open
 
         try:
             with safe_open(str(self.path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-            self.tensors = load_file(str(self.path))
+            tensors = load_file(str(self.path))
             keys = json.loads(metadata["sha1"])
         except Exception as err:  # a corrupt cache file is rebuilt, never trusted
             raise SearchError(f"embedding cache {self.path} is unreadable ({err}); delete it to rebuild") from err
-        if metadata.get("format") != CACHE_FORMAT or any(len(t) != len(keys) for t in self.tensors.values()):
+        if metadata.get("format") != CACHE_FORMAT or any(len(t) != len(keys) for t in tensors.values()):
             raise SearchError(f"embedding cache {self.path} is inconsistent; delete it to rebuild")
-        self.rows = {key: row for row, key in enumerate(keys)}
+        return tensors, keys
 
     def _read_index(self) -> dict[str, list]:
         if not self.index_path.is_file():
@@ -129,21 +140,28 @@ class EmbeddingCache:
         return {name: tensor.index_select(0, index) for name, tensor in self.tensors.items()}
 
     def save(self) -> None:
-        """Write what changed, atomically (a crash leaves the previous files intact)."""
-        if self._dirty:
-            order = sorted(self.rows, key=self.rows.get)
-            atomic_write_bytes(self.path, save(self.tensors, metadata={"format": CACHE_FORMAT, "sha1": json.dumps(order)}))
-        if self._index_dirty:
-            atomic_write_text(self.index_path, json.dumps(self._file_index))
+        """Write what changed, atomically, merged under a file lock with rows other processes saved
+        since this cache was read (concurrent searches over different folders all keep their rows)."""
+        if not (self._dirty or self._index_dirty):
+            return
+        with FileLock(str(self.dir / ".lock")):
+            if self._dirty:
+                if self.path.is_file():
+                    tensors, keys = self._read_cache_file()
+                    new = [(row, key) for row, key in enumerate(keys) if key not in self.rows]
+                    if new:
+                        self.add([key for _, key in new], {name: value[[row for row, _ in new]] for name, value in tensors.items()})
+                order = sorted(self.rows, key=self.rows.get)
+                atomic_write_bytes(self.path, save(self.tensors, metadata={"format": CACHE_FORMAT, "sha1": json.dumps(order)}))
+            if self._index_dirty:
+                self._file_index = {**self._read_index(), **self._file_index}
+                atomic_write_text(self.index_path, json.dumps(self._file_index))
         self._dirty = self._index_dirty = False
 
 
-def _open_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise SearchError(f"cannot read image {path}: {err}") from err
+def _display_image(path: Path) -> Image.Image:
+    """RGB picture of an image file by the imagery rule (16-bit, float, multi-band included)."""
+    return Image.fromarray(to_rgb_uint8(read_image(path), source=str(path)))
 
 
 def _device(model) -> torch.device:
@@ -154,18 +172,41 @@ def _to(inputs: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
+def _image_inputs_or_skip(processor, paths: Sequence[Path], strict: bool, skipped: list) -> tuple[list[Path], dict]:
+    """Processor inputs of the readable files among `paths`; the others go to `skipped` (or raise)."""
+    kept, parts = [], []
+    for path in paths:
+        try:
+            parts.append(processor.image_inputs({"image": [str(path)], "filename": [path.name]}, train=False))
+        except ImageError as err:
+            if strict:
+                raise
+            logger.warning("skipped %s", err)
+            skipped.append((path, str(err)))
+            continue
+        kept.append(path)
+    return kept, {key: torch.cat([part[key] for part in parts]) for key in parts[0]} if parts else {}
+
+
 @torch.no_grad()
-def encode_image_files(model, processor, paths: Sequence[Path], batch_size: int = 32) -> dict[str, torch.Tensor]:
-    """`model.encode_images` outputs (the keys the model's `score` needs) for image files, batched."""
-    device, parts = _device(model), {}
+def encode_image_files(
+    model, processor, paths: Sequence[Path], batch_size: int = 32, strict: bool = True
+) -> tuple[list[Path], dict[str, torch.Tensor], list[tuple[Path, str]]]:
+    """`model.encode_images` outputs (the keys the model's `score` needs) for image files, batched.
+
+    Returns (encoded paths, their encodings, skipped [(path, reason)]). A file that cannot be read
+    or interpreted raises with `strict`; otherwise it is skipped with a warning naming it.
+    """
+    device, parts, encoded, skipped = _device(model), {}, [], []
     for start in range(0, len(paths), batch_size):
-        batch = list(paths[start : start + batch_size])
-        images = [_open_image(p) for p in batch]
-        inputs = processor.image_inputs({"image": images, "filename": [p.name for p in batch]}, train=False)
+        kept, inputs = _image_inputs_or_skip(processor, paths[start : start + batch_size], strict, skipped)
+        if not kept:
+            continue
         outputs = model.encode_images(**_to(inputs, device))
         for key in model.image_cache_keys:
             parts.setdefault(key, []).append(outputs[key].cpu())
-    return {key: torch.cat(values) for key, values in parts.items()}
+        encoded += kept
+    return encoded, {key: torch.cat(values) for key, values in parts.items()}, skipped
 
 
 @torch.no_grad()
@@ -201,6 +242,15 @@ def _check_query(query) -> None:
         raise SearchError(f"query must be a non-empty string, got {query!r}")
 
 
+@dataclass
+class EncodedFolder:
+    """The readable images of a folder with their cached encodings (rows in `paths` order)."""
+
+    paths: list[Path]
+    encodings: dict[str, torch.Tensor]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
 def encode_folder(
     images_dir: str | Path,
     model,
@@ -208,36 +258,54 @@ def encode_folder(
     cache_dir: str | Path | None = None,
     batch_size: int = 32,
     recursive: bool = False,
+    strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Path], dict[str, torch.Tensor]]:
-    """(image paths, their cached encodings in path order) for `images_dir`.
+) -> EncodedFolder:
+    """Encodings of the images of `images_dir`, from the cache where it has them.
 
     Only images whose bytes are not yet in the cache of this exact model are encoded, batch by
     batch (`progress(done, total)` after each); the cache (under `cache_dir`, default
-    `~/.cache/rs_retrieval/search`) is updated atomically.
+    `~/.cache/rs_retrieval/search`) is updated atomically. Files that cannot be read are left out
+    with a warning each and a summary (`strict=True` raises instead).
     """
     paths = list_images(images_dir, recursive)
     model.eval()
     cache = EmbeddingCache(cache_dir or default_cache_dir(), model_fingerprint(model, processor))
-    keys = [cache.file_sha1(p) for p in paths]
+    key_of, skipped = {}, []
+    for path in paths:
+        try:
+            key_of[path] = cache.file_sha1(path)
+        except OSError as err:  # e.g. permission denied
+            if strict:
+                raise SearchError(f"cannot read {path}: {err}") from err
+            logger.warning("skipped %s: %s", path, err)
+            skipped.append((path, str(err)))
     first_path = {}
-    for key, path in zip(keys, paths):
+    for path, key in key_of.items():
         first_path.setdefault(key, path)
     missing = [key for key in first_path if key not in cache.rows]
     for start in tqdm(range(0, len(missing), batch_size), desc="encoding images", unit="batch", disable=not missing):
         batch = missing[start : start + batch_size]
-        cache.add(batch, encode_image_files(model, processor, [first_path[k] for k in batch], batch_size))
+        encoded, encodings, unreadable = encode_image_files(model, processor, [first_path[k] for k in batch], batch_size, strict)
+        skipped += unreadable
+        if encoded:
+            cache.add([key_of[path] for path in encoded], encodings)
         if progress is not None:
             progress(start + len(batch), len(missing))
     cache.save()
-    return paths, cache.gather(keys)
+    if skipped:
+        logger.warning("skipped %d of %d images that cannot be read (strict=True / --strict fails instead)", len(skipped), len(paths))
+    readable = [(path, key) for path, key in key_of.items() if key in cache.rows]
+    if not readable:
+        raise SearchError(f"none of the {len(paths)} images in {images_dir} can be read")
+    return EncodedFolder([path for path, _ in readable], cache.gather([key for _, key in readable]), skipped)
 
 
-def rank_encoded(query: str, paths: Sequence[Path], image_cache: dict[str, torch.Tensor], model, processor, top_k: int | None = 10) -> list[tuple[Path, float]]:
-    """Rank already encoded images (`encode_folder`'s output) for the text `query`: [(path, score)], best first."""
+def rank_encoded(query: str, folder: EncodedFolder, model, processor, top_k: int | None = 10) -> list[tuple[Path, float]]:
+    """Rank an encoded folder (`encode_folder`) for the text `query`: [(path, score)], best first."""
     _check_query(query)
-    scores = _scores(model, image_cache, _text_cache(model, processor, [query]))
-    return _ranked(list(paths), scores, top_k)
+    scores = _scores(model, folder.encodings, _text_cache(model, processor, [query]))
+    return _ranked(folder.paths, scores, top_k)
 
 
 def search_images(
@@ -249,11 +317,13 @@ def search_images(
     cache_dir: str | Path | None = None,
     batch_size: int = 32,
     recursive: bool = False,
+    strict: bool = False,
 ) -> list[tuple[Path, float]]:
-    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first (encodings cached, see `encode_folder`)."""
+    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first
+    (encodings cached and unreadable files skipped as in `encode_folder`)."""
     _check_query(query)
-    paths, image_cache = encode_folder(images_dir, model, processor, cache_dir, batch_size, recursive)
-    return rank_encoded(query, paths, image_cache, model, processor, top_k)
+    folder = encode_folder(images_dir, model, processor, cache_dir, batch_size, recursive, strict)
+    return rank_encoded(query, folder, model, processor, top_k)
 
 
 @torch.no_grad()
@@ -261,7 +331,7 @@ def rank_captions(image, captions: Sequence[str], model, processor) -> list[tupl
     """Image -> captions: every caption with its score against `image` (a path or PIL image), best first."""
     if not captions:
         raise SearchError("captions is empty")
-    image = _open_image(Path(image)) if isinstance(image, (str, os.PathLike)) else image.convert("RGB")
+    image = read_image(image) if isinstance(image, (str, os.PathLike)) else image
     model.eval()
     inputs = processor.image_inputs({"image": [image]}, train=False)
     outputs = model.encode_images(**_to(inputs, _device(model)))
@@ -294,7 +364,7 @@ def make_contact_sheet(query: str, results: Sequence[tuple[Path, float]], out_pa
     for rank, (path, score) in enumerate(results, start=1):
         row, col = divmod(rank - 1, columns)
         x, y = pad + col * (thumb_size + pad), header_h + row * (thumb_size + label_h + pad)
-        thumb = ImageOps.contain(_open_image(Path(path)), (thumb_size, thumb_size))
+        thumb = ImageOps.contain(_display_image(Path(path)), (thumb_size, thumb_size))
         sheet.paste(thumb, (x + (thumb_size - thumb.width) // 2, y + (thumb_size - thumb.height) // 2))
         draw.rectangle([x - 1, y - 1, x + thumb_size, y + thumb_size], outline="gray")
         draw.text((x, y + thumb_size + 3), f"#{rank}  {score:.3f}", fill="black", font=small)

@@ -15,9 +15,12 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import RSRetrievalError
-from ..search import SearchError, encode_folder, list_images, rank_captions, rank_encoded
+from ..imagery import to_rgb_uint8
+from ..search import EncodedFolder, SearchError, encode_folder, list_images, rank_captions, rank_encoded
 from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
 
+#: Image files a browser displays as they are.
+BROWSER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 #: Most captions shown for one image.
 CAPTIONS_SHOWN = 10
 
@@ -36,9 +39,10 @@ class CorpusStatus:
     def message(self) -> str:
         if self.error:
             return f"Encoding failed: {self.error}"
-        if self.ready:
-            return ""
-        return f"Encoding images: {self.done} / {self.total} new to the cache. Searches work when this finishes."
+        if not self.ready:
+            return f"Encoding images: {self.done} / {self.total} new to the cache. Searches work when this finishes."
+        skipped = f"; {self.total - self.done} unreadable files skipped" if self.done < self.total else ""
+        return f"Ready: {self.done} images searchable{skipped}."
 
 
 @dataclass
@@ -70,7 +74,7 @@ class FolderCorpus:
         self.allowed_paths = {self.images_dir.resolve()} | {p.resolve().parent for p in paths}
         self._lock = threading.Lock()
         self._status = CorpusStatus(ready=False, total=self.num_images)
-        self._encoded: tuple[list[Path], dict] | None = None
+        self._encoded: EncodedFolder | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -101,7 +105,7 @@ class FolderCorpus:
             return
         with self._lock:
             self._encoded = encoded
-            self._status = CorpusStatus(ready=True, done=self.num_images, total=self.num_images)
+            self._status = CorpusStatus(ready=True, done=len(encoded.paths), total=self.num_images)
 
     def status(self) -> CorpusStatus:
         with self._lock:
@@ -111,9 +115,16 @@ class FolderCorpus:
         status = self.status()
         if not status.ready:
             raise AppInputError(status.message())
-        paths, image_cache = self._encoded
-        ranked = rank_encoded(query, paths, image_cache, self.model, self.processor, top_k=k)
-        return SearchResult([(str(path), f"#{rank} {score:.3f} {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
+        ranked = rank_encoded(query, self._encoded, self.model, self.processor, top_k=k)
+        return SearchResult([(self._gallery_image(path), f"#{rank} {score:.3f} {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
+
+    def _gallery_image(self, path: Path):
+        """The file itself where browsers can show it; otherwise (TIFF, 16-bit ...) its rendering by the processor's rule."""
+        if path.suffix.lower() in BROWSER_IMAGE_SUFFIXES:
+            return str(path)
+        image_processor = getattr(self.processor, "image_processor", None)
+        rgb = to_rgb_uint8(path, getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None))
+        return Image.fromarray(rgb, "RGB")
 
 
 class IndexCorpus:
@@ -138,7 +149,7 @@ class IndexCorpus:
         return self.status()
 
     def status(self) -> CorpusStatus:
-        return CorpusStatus(ready=True)
+        return CorpusStatus(ready=True, done=len(self.index), total=len(self.index))
 
     def search(self, query: str, k: int) -> SearchResult:
         hits = self.index.search(query, k)
@@ -172,7 +183,11 @@ class AppService:
     max_upload_pixels: int = DEFAULT_MAX_PIXELS
 
     def read_upload(self, path: str | Path | None) -> Upload:
-        return read_upload(path, self.max_upload_bytes, self.max_upload_pixels)
+        image_processor = getattr(self.processor, "image_processor", None)
+        return read_upload(
+            path, self.max_upload_bytes, self.max_upload_pixels,
+            getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None),
+        )
 
     def search(self, query: str, k: int) -> SearchResult:
         query = _check_query(query)
@@ -188,7 +203,7 @@ class AppService:
         captions = [line.strip() for line in (pasted or "").splitlines() if line.strip()] or self.captions
         if not captions:
             raise AppInputError("No captions to rank: paste some (one per line) or start the app with --captions FILE.")
-        return rank_captions(upload.image, captions, self.model, self.processor)[:CAPTIONS_SHOWN]
+        return rank_captions(upload.pixels, captions, self.model, self.processor)[:CAPTIONS_SHOWN]
 
     def classify(self, upload: Upload, class_set: str | None, typed: str = "") -> dict[str, float]:
         """Class probabilities: the typed classes (comma or line separated) with the chosen set's templates, else the chosen set."""
@@ -203,7 +218,7 @@ class AppService:
             if len(typed_classes) < 2:
                 raise AppInputError("Type at least two classes to choose between.")
             chosen = zeroshot.ClassSet(name="typed", classes=typed_classes, templates=templates)
-        probabilities = zeroshot.ZeroShotClassifier(self.model, self.processor, chosen).predict_proba([upload.image])[0]
+        probabilities = zeroshot.ZeroShotClassifier(self.model, self.processor, chosen).predict_proba([upload.pixels])[0]
         return {name: float(p) for name, p in zip(chosen.classes, probabilities.tolist())}
 
     def class_sets(self) -> list[str]:

@@ -53,7 +53,7 @@ def status_html(status: CorpusStatus | None) -> str:
             f'<p><progress value="{status.done}" max="{max(status.total, 1)}"></progress> '
             f"{html.escape(status.message())}</p>"
         )
-    return f'<p class="rs-ready">Ready: {status.total or "all"} items encoded.</p>' if status.total else '<p class="rs-ready">Ready.</p>'
+    return f'<p class="rs-ready">{html.escape(status.message())}</p>'
 
 
 def _write_geojson(geojson: dict) -> str:

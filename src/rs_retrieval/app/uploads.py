@@ -2,9 +2,10 @@
 
 Browsers cannot show 16-bit or float imagery and an upload can be anything, so the app never
 hands an upload to a component as-is: `read_upload` checks the file size and the pixel count from
-the header, decodes it, and renders high bit-depth imagery with the processor's display rule
-(`rs_retrieval.imagery.to_rgb_uint8`). Every failure is an `UploadError` whose message the page
-shows.
+the header, reads the pixels with `rs_retrieval.imagery.read_image` and renders them with the
+processor's rule (`to_rgb_uint8` with the processor's `rescale_mode` and `bands`), so the picture
+in the page is exactly what the model is given. Every failure is an `UploadError` whose message
+the page shows.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import RSRetrievalError
+from ..imagery import ImageError, read_image, to_rgb_uint8
 
 #: Defaults of `serve --max-upload-mb/--max-upload-megapixels`.
 DEFAULT_MAX_BYTES = 64 * 1024**2
 DEFAULT_MAX_PIXELS = 64_000_000
-#: PIL modes that are already 8 bits per channel.
-_EIGHT_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 
 
 class UploadError(RSRetrievalError, ValueError):
@@ -30,17 +30,18 @@ class UploadError(RSRetrievalError, ValueError):
 
 @dataclass(frozen=True)
 class Upload:
-    """A decoded upload: the RGB image the model and the page see, and a note on how it was rendered."""
+    """A decoded upload: the file's pixels (what the processor is given), their RGB rendering and a note."""
 
+    pixels: np.ndarray
     image: Image.Image
     note: str = ""
 
 
-def _header_size(path: Path) -> tuple[tuple[int, int], str | None]:
-    """((width, height), PIL mode or None when only tifffile can read it), without decoding pixels."""
+def _header_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header, without decoding pixels."""
     try:
         with Image.open(path) as image:
-            return image.size, image.mode
+            return image.size
     except Image.DecompressionBombError as err:  # PIL refuses to even open the header past 2x its own limit
         raise UploadError(f"{path.name}: {err}") from None
     except (UnidentifiedImageError, OSError) as err:
@@ -50,14 +51,20 @@ def _header_size(path: Path) -> tuple[tuple[int, int], str | None]:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            return (int(page.imagewidth), int(page.imagelength)), None
+            return int(page.imagewidth), int(page.imagelength)
     except Exception as err:  # tifffile raises many types for non-TIFF bytes
         reason = err if path.suffix.lower() in (".tif", ".tiff") else pil_error
         raise UploadError(f"{path.name} is not a readable image ({reason})") from None
 
 
-def read_upload(path: str | Path | None, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> Upload:
-    """The upload at `path` as an 8-bit RGB image, or an `UploadError` naming what is wrong."""
+def read_upload(
+    path: str | Path | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    rescale_mode: str = "auto",
+    bands: list[int] | None = None,
+) -> Upload:
+    """The upload at `path` read and rendered by the processor's rule, or an `UploadError` naming what is wrong."""
     if path is None:
         raise UploadError("no image: upload a file first")
     path = Path(path)
@@ -66,33 +73,21 @@ def read_upload(path: str | Path | None, max_bytes: int = DEFAULT_MAX_BYTES, max
     size_bytes = path.stat().st_size
     if size_bytes > max_bytes:
         raise UploadError(f"{path.name} is {size_bytes / 1024**2:.1f} MB, over the {max_bytes / 1024**2:.0f} MB upload limit")
-    (width, height), mode = _header_size(path)
+    width, height = _header_size(path)
     if width * height > max_pixels:
         raise UploadError(
             f"{path.name} is {width} x {height} pixels ({width * height / 1e6:.1f} MP), over the "
             f"{max_pixels / 1e6:.0f} MP limit: crop or downsample it first"
         )
-    if mode in _EIGHT_BIT_MODES:
-        try:
-            with Image.open(path) as image:
-                return Upload(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise UploadError(f"{path.name} is not a readable image ({err})") from None
-    return _render_high_bit_depth(path)
-
-
-def _render_high_bit_depth(path: Path) -> Upload:
-    """16-bit / float / multi-band imagery through the package's reader and display rule."""
-    from ..imagery import read_image, to_rgb_uint8
-
     try:
-        array = np.asarray(read_image(path))
-    except RSRetrievalError as err:
+        pixels = read_image(path, max_pixels=None)  # size checked above
+        rgb = to_rgb_uint8(pixels, rescale_mode, bands, source=path.name)
+    except ImageError as err:
         raise UploadError(f"{path.name} is not a readable image ({err})") from None
-    rgb = to_rgb_uint8(array)
-    bands = 1 if array.ndim == 2 else min(array.shape)
-    note = (
-        f"{path.name}: {array.dtype} image with {bands} band(s), rendered to 8-bit RGB for display and for the "
-        "model by the processor's rule (rs_retrieval.imagery.to_rgb_uint8)"
-    )
-    return Upload(Image.fromarray(rgb, "RGB"), note)
+    note = ""
+    if pixels.dtype != np.uint8 or pixels.shape[-1] > 4:
+        note = (
+            f"{path.name}: {pixels.dtype} image with {pixels.shape[-1]} band(s), rendered to 8-bit RGB for display "
+            f"by the processor's rule (rescale_mode={rescale_mode!r}, bands={bands}); the model is given the same pixels."
+        )
+    return Upload(pixels, Image.fromarray(rgb, "RGB"), note)

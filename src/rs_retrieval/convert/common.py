@@ -14,10 +14,11 @@ import re
 from collections.abc import Callable, Sequence
 
 import torch
+from ..errors import RSRetrievalError
 from ..fileio import atomic_directory
 
 
-class CheckpointConversionError(ValueError):
+class CheckpointConversionError(RSRetrievalError, ValueError):
     """A checkpoint does not match the layout a converter expects (the message names the keys)."""
 
 

@@ -1,7 +1,9 @@
 """Typed errors for dataset sources; each message names the file and what is wrong with it."""
 
+from ..errors import RSRetrievalError
 
-class DatasetFormatError(ValueError):
+
+class DatasetFormatError(RSRetrievalError, ValueError):
     """A dataset source is malformed (bad JSON, wrong caption counts, inconsistent files)."""
 
 

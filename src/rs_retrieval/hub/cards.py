@@ -19,6 +19,7 @@ from string import Template
 import yaml
 
 from .dataset_notes import dataset_notes
+from ..errors import RSRetrievalError
 from ..fileio import atomic_write_text
 from .paper_results import REPORTED_NOTES, canonical_dataset, reported_results
 
@@ -30,7 +31,7 @@ FIGURES = {"training_curves.png": "Training curves", "retrieval_examples.png": "
 TAGS = ["remote-sensing", "image-text-retrieval", "cross-modal-retrieval", "rs_retrieval"]
 
 
-class CardError(ValueError):
+class CardError(RSRetrievalError, ValueError):
     """Card inputs are missing or malformed (the message names the file or field)."""
 
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..errors import RSRetrievalError
 from .cards import resolve_run, write_dataset_card, write_model_card
 from .remote_code import bundle
 
@@ -25,7 +26,7 @@ MODEL_EXCLUDES = ("*.py", ".*", "*.tmp", "optimizer*", "scheduler*", "rng_state*
 RUN_ARTEFACTS = ("metrics.json", "training_args.json", "recipe.yaml", "log.jsonl", "*.png")
 
 
-class HubPushError(RuntimeError):
+class HubPushError(RSRetrievalError, RuntimeError):
     """A push did not complete; the message says what failed and what state the repository is in."""
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import RSRetrievalError
 from ..fileio import atomic_write_text
 
 #: The package whose modules are always bundled (our models import its shared modules).
@@ -30,7 +31,7 @@ PACKAGE = "rs_retrieval"
 _TRANSFORMERS_RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\S+)\s+import", flags=re.MULTILINE)
 
 
-class BundleError(ValueError):
+class BundleError(RSRetrievalError, ValueError):
     """A module cannot be turned into flat remote code (the message names file and line)."""
 
 

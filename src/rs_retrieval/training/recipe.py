@@ -21,8 +21,10 @@ from typing import Any
 
 import yaml
 
+from ..errors import RSRetrievalError
 
-class RecipeError(ValueError):
+
+class RecipeError(RSRetrievalError, ValueError):
     """A recipe file or override is invalid; the message names the field and what was expected."""
 
 

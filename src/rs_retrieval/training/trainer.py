@@ -13,7 +13,10 @@ Run directory layout:
     recipe.yaml, training_args.json   the resolved recipe and environment
     val_split.json                    the seeded re-split, when the dataset has no validation split
     log.jsonl                         train records (per optimizer step window) and eval records
-    checkpoints/step_N/               accelerate states (model, optimizer, scheduler, RNG, trainer state)
+    checkpoints/step_N/               accelerate states (model, optimizer, scheduler, RNG, trainer state),
+                                      written as step_N.partial and renamed once complete (marker file
+                                      `checkpoint_complete.json`), so a kill or a full disk never leaves
+                                      a step_N that `--resume latest` would pick
     model/                            the selected model (best validation mR): save_pretrained + processor
     metrics.json, training_curves.png, retrieval_examples.png
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import math
 import os
 import platform
@@ -33,6 +37,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_tensorboard_available, set_seed
 from tqdm.auto import tqdm
 
+from ..errors import RSRetrievalError
 from ..hub.cards import write_model_card
 from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
 from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs, select_splits
@@ -43,6 +48,9 @@ from .tracking import JsonlLog, Throughput, read_log
 from .vocab import TRAIN_CAPTIONS, build_processor, processor_class_for, vocabulary_from_captions
 
 CHECKPOINT_PREFIX = "step_"
+#: Written last into a checkpoint folder: its presence means every file of the state is there.
+COMPLETE_MARKER = "checkpoint_complete.json"
+logger = logging.getLogger(__name__)
 SELECTION_METRIC = "mR"
 
 
@@ -132,23 +140,48 @@ def save_model_dir(model, processor, target: Path) -> None:
     atomic_directory(target, fill, overwrite=True)
 
 
-def checkpoint_steps(run_dir: Path) -> list[int]:
+class CheckpointNotFoundError(RSRetrievalError, FileNotFoundError):
+    """`--resume` names no complete checkpoint."""
+
+
+class CheckpointSaveError(RSRetrievalError, OSError):
+    """A checkpoint could not be written (e.g. disk full); the previous one is intact."""
+
+
+def _step_folders(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every `checkpoints/step_N` and `step_N.partial`, complete or not, oldest first."""
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return []
-    return sorted(int(p.name[len(CHECKPOINT_PREFIX) :]) for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and p.name[len(CHECKPOINT_PREFIX) :].isdigit())
+    found = [(p.name[len(CHECKPOINT_PREFIX) :].removesuffix(".partial"), p) for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX)]
+    return sorted((int(step), p) for step, p in found if step.isdigit())
+
+
+def is_complete_checkpoint(folder: Path) -> bool:
+    folder = Path(folder)
+    return folder.suffix != ".partial" and (folder / COMPLETE_MARKER).is_file()
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """Steps of the complete checkpoints of `run_dir`, oldest first."""
+    return [step for step, folder in _step_folders(run_dir) if is_complete_checkpoint(folder)]
 
 
 def resolve_resume(run_dir: Path, resume: str) -> Path:
-    """`latest` -> the newest checkpoint of `run_dir`; otherwise a checkpoint folder path."""
+    """`latest` -> the newest complete checkpoint of `run_dir` (saying which it skipped and why);
+    otherwise a checkpoint folder path, which must be complete."""
     if resume == "latest":
-        steps = checkpoint_steps(run_dir)
-        if not steps:
-            raise FileNotFoundError(f"--resume latest: no checkpoint under {Path(run_dir) / 'checkpoints'}")
-        return Path(run_dir) / "checkpoints" / f"{CHECKPOINT_PREFIX}{steps[-1]}"
+        for step, folder in reversed(_step_folders(run_dir)):
+            if is_complete_checkpoint(folder):
+                return folder
+            logger.warning("--resume latest: skipping %s: incomplete (no %s; the save was interrupted)", folder, COMPLETE_MARKER)
+        skipped = " complete" if _step_folders(run_dir) else ""
+        raise CheckpointNotFoundError(f"--resume latest: no{skipped} checkpoint under {Path(run_dir) / 'checkpoints'}")
     path = Path(resume)
     if not (path / "custom_checkpoint_0.pkl").is_file():
-        raise FileNotFoundError(f"--resume {resume!r}: not a checkpoint folder written by this trainer")
+        raise CheckpointNotFoundError(f"--resume {resume!r}: not a checkpoint folder written by this trainer")
+    if not is_complete_checkpoint(path):
+        raise CheckpointNotFoundError(f"--resume {resume!r}: incomplete checkpoint (no {COMPLETE_MARKER}; the save was interrupted)")
     return path
 
 
@@ -175,7 +208,7 @@ class Trainer:
     def _prepare_run_dir(self, accelerator: Accelerator, resuming: bool) -> None:
         if not accelerator.is_main_process:
             return
-        if not resuming and ((self.run_dir / "log.jsonl").exists() or checkpoint_steps(self.run_dir)):
+        if not resuming and ((self.run_dir / "log.jsonl").exists() or _step_folders(self.run_dir)):
             raise FileExistsError(f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
@@ -402,16 +435,35 @@ class _Loop:
         self.throughput.restart()
 
     def checkpoint(self) -> None:
-        """`save_state` into checkpoints/step_N and keep the newest `keep_checkpoints`."""
+        """`save_state` into checkpoints/step_N.partial, mark it complete, rename it to step_N, then
+        keep the newest `keep_checkpoints` complete ones (older incomplete folders go too)."""
         accelerator, state, run_dir = self.accelerator, self.state, self.trainer.run_dir
         self.flush_log()
         folder = run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        partial = folder.with_name(folder.name + ".partial")
         state.log_records = self.log.count
-        accelerator.save_state(str(folder))
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        try:
+            accelerator.save_state(str(partial))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                write_json_atomic(partial / COMPLETE_MARKER, {"step": state.global_step, "epoch": state.epoch})
+                shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover of the same step
+                os.replace(partial, folder)
+        except OSError as err:
+            if accelerator.is_main_process:
+                shutil.rmtree(partial, ignore_errors=True)
+            previous = checkpoint_steps(run_dir)
+            intact = f"the previous checkpoint {run_dir / 'checkpoints' / f'{CHECKPOINT_PREFIX}{previous[-1]}'} is intact" if previous else "no earlier checkpoint exists"
+            raise CheckpointSaveError(f"could not write checkpoint {folder} ({err}); {intact}") from err
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            for step in checkpoint_steps(run_dir)[: -self.training.keep_checkpoints]:
-                shutil.rmtree(run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}")
+            stale = checkpoint_steps(run_dir)[: -self.training.keep_checkpoints]
+            for step, old in _step_folders(run_dir):
+                if step < state.global_step and (step in stale or not is_complete_checkpoint(old)):
+                    shutil.rmtree(old)
         self.throughput.restart()
 
 
