@@ -7,14 +7,12 @@ from pathlib import Path
 
 
 def load_model(name_or_path: str, trust_remote_code: bool = False, device: str = "cpu"):
-    """A retrieval model and its processor from a directory or Hub id (package methods registered)."""
-    from transformers import AutoModel, AutoProcessor
+    """A retrieval model and its processor from a directory or Hub id (package methods and
+    CLIP-family folders)."""
+    from .models import load_retrieval_model, load_retrieval_processor
 
-    from . import models  # noqa: F401  (registers the package's methods)
-
-    model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code).to(device).eval()
-    processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    return model, processor
+    model = load_retrieval_model(name_or_path, trust_remote_code=trust_remote_code).to(device).eval()
+    return model, load_retrieval_processor(name_or_path, trust_remote_code=trust_remote_code)
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -42,9 +42,7 @@ def register(subparsers) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
-    from transformers import AutoModel, AutoProcessor
-
-    import rs_retrieval  # noqa: F401  (importing the package registers every method with the Auto classes)
+    from ..models import load_retrieval_model, load_retrieval_processor
 
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
     from .engine import evaluate_retrieval
@@ -58,8 +56,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
         metric_kwargs["image_keys"] = list(dataset[args.image_key_column])
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModel.from_pretrained(args.model)
-    processor = AutoProcessor.from_pretrained(args.model)
+    model = load_retrieval_model(args.model)
+    processor = load_retrieval_processor(args.model)
     rerank_params = {
         "galr_mr": {"k1": args.galr_k1, "wp1": args.galr_wp1, "wp2": args.galr_wp2},
         "smr": {"tau": args.smr_tau, "top_k": args.smr_top_k},

@@ -227,11 +227,17 @@ def registered_retrieval_methods() -> dict[str, type]:
     from .. import models  # noqa: F401  (importing the methods registers them)
     from ..models.base import RetrievalPreTrainedModel
 
-    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users').
+    from ..models.clip import DUAL_ENCODER_CLASSES
+
+    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users');
+    # CLIP-family classes load plain transformers folders and are not registered there.
     return {
-        config_class.model_type: model_class
-        for config_class, model_class in MODEL_MAPPING._extra_content.items()
-        if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
+        **DUAL_ENCODER_CLASSES,
+        **{
+            config_class.model_type: model_class
+            for config_class, model_class in MODEL_MAPPING._extra_content.items()
+            if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
+        },
     }
 
 

@@ -319,10 +319,10 @@ class Trainer:
             write_json_atomic(self.run_dir / "metrics.json", metrics)
             plot_training_curves(records, self.run_dir / "training_curves.png")
             if len(val_images):
-                from transformers import AutoModel, AutoProcessor
+                from ..models import load_retrieval_model, load_retrieval_processor
 
-                final_model = AutoModel.from_pretrained(self.run_dir / "model")
-                final_processor = AutoProcessor.from_pretrained(self.run_dir / "model")
+                final_model = load_retrieval_model(self.run_dir / "model")
+                final_processor = load_retrieval_processor(self.run_dir / "model")
                 with seeded_rngs(self.recipe.training.seed):
                     plot_retrieval_examples(
                         final_model, final_processor, val_images, self.run_dir / "retrieval_examples.png",
