@@ -120,6 +120,32 @@ def test_captions_come_from_the_release_json_or_the_pasted_list(served):
         AppService(served.model, served.processor, "m").rank_captions(upload)
 
 
+def test_zero_shot_probabilities_match_the_classifier_and_typed_classes_use_the_set_templates(served):
+    import torch
+
+    from rs_retrieval.zeroshot import ClassSetError, ZeroShotClassifier, load_class_set
+
+    service = AppService(served.model, served.processor, "m", extra_class_sets=["rs_synth"])
+    assert service.class_sets()[0] == "rs_synth" and "aid" in service.class_sets()
+    upload = read_upload(sorted(served.images.glob("*.png"))[0])
+    probabilities = service.classify(upload, "rs_synth")
+    class_set = load_class_set("rs_synth")
+    expected = ZeroShotClassifier(served.model, served.processor, class_set).predict_proba([upload.image])[0]
+    assert list(probabilities) == list(class_set.classes)
+    assert torch.tensor(list(probabilities.values())) == pytest.approx(expected, abs=1e-6)
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+    typed = service.classify(upload, "rs_synth", "airport, beach\nforest, beach")
+    assert list(typed) == ["airport", "beach", "forest"] and sum(typed.values()) == pytest.approx(1.0, abs=1e-5)
+    assert service._classifier("rs_synth", ("airport", "beach", "forest")).class_set.templates == class_set.templates
+    with pytest.raises(AppInputError, match="at least two classes"):
+        service.classify(upload, "rs_synth", "airport")
+    with pytest.raises(AppInputError, match="Pick a class set"):
+        service.classify(upload, None, "airport, beach")
+    with pytest.raises(ClassSetError, match="neither a packaged class set"):
+        service.classify(upload, "no_such_set")
+
+
 def test_caption_file_lines_are_stripped_and_deduplicated(tmp_path):
     path = tmp_path / "captions.txt"
     path.write_text("a ship\n\n a ship \ntwo planes\n")
@@ -166,3 +192,11 @@ def test_serve_is_a_registered_command_with_exclusive_sources():
     assert line == "rs-retrieval serve --model runs/quickstart/model --images runs/quickstart/test_images --captions 'my data/dataset.json'"
     args = parser.parse_args(shlex.split(line)[1:])
     assert (args.model, args.images, args.captions) == ("runs/quickstart/model", "runs/quickstart/test_images", "my data/dataset.json")
+
+
+def test_probability_bars_are_sorted_with_widths_equal_to_the_probabilities():
+    from rs_retrieval.app.ui import probability_bars
+
+    chart = probability_bars({"beach": 0.25, "airport <b>": 0.7, "forest": 0.05})
+    rows = re.findall(r'prob-class">([^<]*)</span>.*?width:([\d.]+)%.*?prob-value">([^<]*)<', chart)
+    assert rows == [("airport &lt;b&gt;", "70.00", "70.0%"), ("beach", "25.00", "25.0%"), ("forest", "5.00", "5.0%")]

@@ -71,7 +71,7 @@ def app(tmp_path_factory):
     port = free_port()
     args = parser.parse_args([
         "serve", "--model", str(model_dir), "--images", str(images), "--port", str(port), "--cache-dir", str(root / "cache"),
-        "--batch-size", "4", "--max-upload-megapixels", "1",
+        "--batch-size", "4", "--max-upload-megapixels", "1", "--class-set", "rs_synth",
     ])
     start = time.perf_counter()
     service = build_service(args)
@@ -243,6 +243,29 @@ def test_oversize_upload_shows_a_message(ready_page, app):
     open_tab(ready_page, "Image → captions")
     upload(ready_page, "caption-upload", large)
     expect(ready_page.locator("#caption-message .rs-error")).to_contain_text("1200 x 1000 pixels (1.2 MP), over the 1 MP limit")
+
+
+def test_zero_shot_tab_shows_class_probabilities(ready_page, app):
+    from playwright.sync_api import expect
+
+    from rs_retrieval.app.uploads import read_upload
+
+    page = ready_page
+    open_tab(page, "Zero-shot classification")
+    image_path = sorted(Path(app.service.corpus.images_dir).glob("*.png"))[0]
+    probabilities = app.service.classify(read_upload(image_path), "rs_synth")
+    best = max(probabilities, key=probabilities.get)
+    upload(page, "class-upload", image_path)
+    rows = page.locator("#class-probabilities .prob-row")
+    expect(rows).to_have_count(len(probabilities))
+    expect(rows.first.locator(".prob-class")).to_have_text(best)
+    shown = {row.locator(".prob-class").inner_text(): row.locator(".prob-value").inner_text() for row in rows.all()}
+    assert shown == {name: f"{100 * p:.1f}%" for name, p in probabilities.items()}
+    page.screenshot(path=app.shots / "08_zero_shot.png", full_page=True)
+
+    page.locator("#typed-classes textarea, #typed-classes input").first.fill("airport, beach, forest")
+    page.locator("#class-button").click()
+    expect(rows).to_have_count(3)
 
 
 def test_about_tab_summarises_the_model(ready_page, app):

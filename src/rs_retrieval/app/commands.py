@@ -30,6 +30,10 @@ def build_service(args: argparse.Namespace):
     from ..search_commands import load_model
     from .service import AppService, FolderCorpus, IndexCorpus, read_caption_file
 
+    if args.class_set:
+        from ..zeroshot import load_class_set
+
+        load_class_set(args.class_set)  # a bad name or file fails here, not in the page
     model, processor = load_model(args.model, args.trust_remote_code, args.device)
     if args.index:
         corpus = IndexCorpus(args.index, model)
@@ -42,6 +46,7 @@ def build_service(args: argparse.Namespace):
     service = AppService(
         model, processor, args.model, corpus, captions,
         max_upload_bytes=int(args.max_upload_mb * 1024**2), max_upload_pixels=int(args.max_upload_megapixels * 1e6),
+        extra_class_sets=[args.class_set] if args.class_set else [],
     )
     return service
 
@@ -72,6 +77,8 @@ def register(subparsers) -> None:
     corpus.add_argument("--index", help="index built by `rs-retrieval index build` (image folder or tiled scenes)")
     parser.add_argument("--captions", help="caption set for image -> captions: text file (one per line) or release JSON "
                         "(default: dataset.json next to --images, if any)")
+    parser.add_argument("--class-set", help="zero-shot class set offered first: a packaged name (aid, rs_synth, ...) or a "
+                        "file (.txt one class per line, .json)")
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a Space or a container)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")

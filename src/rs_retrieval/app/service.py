@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import RSRetrievalError
 from ..imagery import to_rgb_uint8
-from ..search import EncodedFolder, SearchError, encode_folder, list_images, rank_captions, rank_encoded
+from ..search import EncodedFolder, encode_folder, list_images, rank_captions, rank_encoded
 from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
 
 #: Image files a browser displays as they are.
@@ -181,6 +181,9 @@ class AppService:
     captions: list[str] = field(default_factory=list)
     max_upload_bytes: int = DEFAULT_MAX_BYTES
     max_upload_pixels: int = DEFAULT_MAX_PIXELS
+    #: Class-set files (or packaged names) offered first in the zero-shot tab.
+    extra_class_sets: list[str] = field(default_factory=list)
+    _classifiers: dict = field(default_factory=dict, init=False, repr=False)
 
     def read_upload(self, path: str | Path | None) -> Upload:
         image_processor = getattr(self.processor, "image_processor", None)
@@ -193,10 +196,7 @@ class AppService:
         query = _check_query(query)
         if self.corpus is None:
             raise AppInputError("No images to search: start the app with --images DIR or --index INDEX.")
-        try:
-            return self.corpus.search(query, int(k))
-        except SearchError as err:
-            raise AppInputError(str(err)) from None
+        return self.corpus.search(query, int(k))
 
     def rank_captions(self, upload: Upload, pasted: str = "") -> list[tuple[str, float]]:
         """Top captions for the image: the pasted list (one per line) if any, else the app's caption set."""
@@ -206,27 +206,32 @@ class AppService:
         return rank_captions(upload.pixels, captions, self.model, self.processor)[:CAPTIONS_SHOWN]
 
     def classify(self, upload: Upload, class_set: str | None, typed: str = "") -> dict[str, float]:
-        """Class probabilities: the typed classes (comma or line separated) with the chosen set's templates, else the chosen set."""
-        from .. import zeroshot
+        """Class probabilities for the chosen class set, or for typed classes (comma or line separated) with its templates."""
+        typed_classes = tuple(dict.fromkeys(c.strip() for c in (typed or "").replace("\n", ",").split(",") if c.strip()))
+        if not class_set:
+            raise AppInputError("Pick a class set (typed classes use its prompt templates).")
+        if len(typed_classes) == 1:
+            raise AppInputError("Type at least two classes to choose between.")
+        classifier = self._classifier(class_set, typed_classes)
+        probabilities = classifier.predict_proba([upload.image])[0]
+        return {name: float(p) for name, p in zip(classifier.classes, probabilities.tolist())}
 
-        if not class_set and not typed.strip():
-            raise AppInputError("Pick a class set or type some classes.")
-        chosen = zeroshot.load_class_set(class_set) if class_set else None
-        typed_classes = [c.strip() for c in typed.replace("\n", ",").split(",") if c.strip()]
-        if typed_classes:
-            templates = chosen.templates if chosen is not None else zeroshot.load_class_set(zeroshot.list_class_sets()[0]).templates
-            if len(typed_classes) < 2:
-                raise AppInputError("Type at least two classes to choose between.")
-            chosen = zeroshot.ClassSet(name="typed", classes=typed_classes, templates=templates)
-        probabilities = zeroshot.ZeroShotClassifier(self.model, self.processor, chosen).predict_proba([upload.pixels])[0]
-        return {name: float(p) for name, p in zip(chosen.classes, probabilities.tolist())}
+    def _classifier(self, class_set: str, typed_classes: tuple[str, ...]):
+        """One `ZeroShotClassifier` per (set, typed classes): its class prompts are encoded once."""
+        key = (class_set, typed_classes)
+        if key not in self._classifiers:
+            from ..zeroshot import ClassSet, ZeroShotClassifier, load_class_set
+
+            chosen = load_class_set(class_set)
+            if typed_classes:
+                chosen = ClassSet(name="typed", classes=typed_classes, templates=chosen.templates)
+            self._classifiers[key] = ZeroShotClassifier(self.model, self.processor, chosen)
+        return self._classifiers[key]
 
     def class_sets(self) -> list[str]:
-        try:
-            from .. import zeroshot
-        except ImportError:
-            return []
-        return list(zeroshot.list_class_sets())
+        from ..zeroshot import list_class_sets
+
+        return list(dict.fromkeys([*self.extra_class_sets, *list_class_sets()]))
 
 
 def read_caption_file(path: str | Path) -> list[str]:

@@ -26,6 +26,10 @@ CSS = """
 .rs-error { color: #b42318; }
 .rs-note { color: #1d4e89; }
 #corpus-status progress { width: 16em; vertical-align: middle; }
+.prob-row { display: grid; grid-template-columns: 12em 1fr 4.5em; align-items: center; gap: .6em; margin: .25em 0; }
+.prob-track { background: #eef1f4; height: 1.1em; border-radius: 3px; overflow: hidden; }
+.prob-bar { display: block; height: 100%; background: #e8731c; }
+.prob-value { text-align: right; font-variant-numeric: tabular-nums; }
 """
 EXAMPLE_QUERY = "two white planes are parked beside a grey runway"
 
@@ -69,6 +73,17 @@ def _caption_table(ranked: list[tuple[str, float]]) -> str:
     return f'<table class="caption-table"><thead><tr><th>rank</th><th>score</th><th>caption</th></tr></thead><tbody>{rows}</tbody></table>'
 
 
+def probability_bars(probabilities: dict[str, float]) -> str:
+    """Horizontal bar chart (HTML), most probable class first."""
+    rows = "".join(
+        f'<div class="prob-row"><span class="prob-class">{html.escape(name)}</span>'
+        f'<span class="prob-track"><span class="prob-bar" style="width:{100 * p:.2f}%"></span></span>'
+        f'<span class="prob-value">{100 * p:.1f}%</span></div>'
+        for name, p in sorted(probabilities.items(), key=lambda item: -item[1])
+    )
+    return f'<div class="prob-chart">{rows}</div>'
+
+
 def build_app(service: AppService, title: str = "rs_retrieval"):
     """The `gr.Blocks` of the app (not launched)."""
     gr = _gradio()
@@ -104,8 +119,8 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
             upload = service.read_upload(upload_path)
             probabilities = service.classify(upload, class_set, typed)
         except RSRetrievalError as err:
-            return error_message(err), None, None
-        return note_message(upload.note), upload.image, probabilities
+            return error_message(err), None, ""
+        return note_message(upload.note), upload.image, probability_bars(probabilities)
 
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"# {title}: remote-sensing image-text retrieval")
@@ -156,7 +171,8 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
                 with gr.Column():
                     class_message = gr.HTML(elem_id="class-message", elem_classes="rs-message")
                     class_preview = gr.Image(label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id="class-preview")
-                    probabilities = gr.Label(label="Class probabilities", num_top_classes=10, elem_id="class-probabilities")
+                    gr.Markdown("**Class probabilities**")
+                    probabilities = gr.HTML(elem_id="class-probabilities")
             class_outputs = [class_message, class_preview, probabilities]
             class_upload.upload(classify, [class_upload, class_set, typed], class_outputs)
             class_button.click(classify, [class_upload, class_set, typed], class_outputs)

@@ -40,12 +40,12 @@ def _move(inputs: dict, model) -> dict:
 
 
 def _as_images(images) -> list[Image.Image]:
-    from ..search import _open_image
+    from ..search import _display_image
     from pathlib import Path
 
     if isinstance(images, (Image.Image, str, os.PathLike)):
         images = [images]
-    return [_open_image(Path(image)) if isinstance(image, (str, os.PathLike)) else image.convert("RGB") for image in images]
+    return [_display_image(Path(image)) if isinstance(image, (str, os.PathLike)) else image.convert("RGB") for image in images]
 
 
 def averages_embeddings(model) -> bool:
