@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "rs_retrieval.evaluation.commands",
     "rs_retrieval.hub.commands",
     "rs_retrieval.search_commands",
+    "rs_retrieval.index.commands",
     "rs_retrieval.convert.commands",
     "rs_retrieval.quickstart",
     "rs_retrieval.app.commands",

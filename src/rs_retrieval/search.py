@@ -189,6 +189,16 @@ def _image_inputs_or_skip(processor, paths: Sequence[Path], strict: bool, skippe
 
 
 @torch.no_grad()
+def encode_pil_images(model, processor, images: Sequence[Image.Image], filenames: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """`model.encode_images` outputs (the keys the model's `score` needs) for one batch of RGB images, on CPU."""
+    rows = {"image": list(images)}
+    if filenames is not None:
+        rows["filename"] = list(filenames)
+    outputs = model.encode_images(**_to(processor.image_inputs(rows, train=False), _device(model)))
+    return {key: outputs[key].cpu() for key in model.image_cache_keys}
+
+
+@torch.no_grad()
 def encode_image_files(
     model, processor, paths: Sequence[Path], batch_size: int = 32, strict: bool = True
 ) -> tuple[list[Path], dict[str, torch.Tensor], list[tuple[Path, str]]]:

@@ -38,6 +38,10 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     #: evaluators may split large matrices; False where candidates depend on the whole set
     #: (CMPAGL's top-k fusion re-rank).
     score_is_blockwise: bool = True
+    #: False where `score` is not the cosine of the `embeds` (AMFMN's image-guided gate, CMPAGL's
+    #: fusion re-rank): a vector index then uses that cosine only to pick candidates and
+    #: `score` re-ranks them (two-stage search, `rs_retrieval.index`).
+    score_is_cosine: bool = True
     #: Extra `forward` keyword inputs that go to `compute_loss` (not to the image encoder),
     #: e.g. AMFMN's `prior_similarity`, CMPAGL's `scene_ids`.
     loss_input_names: tuple[str, ...] = ()

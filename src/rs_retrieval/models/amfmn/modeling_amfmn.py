@@ -185,6 +185,7 @@ class AMFMNModel(AMFMNFamilyPreTrainedModel):
     """
 
     config_class = AMFMNConfig
+    score_is_cosine = False  # the gate depends on the image of each pair
 
     def __init__(self, config: AMFMNConfig):
         super().__init__(config)

@@ -169,6 +169,7 @@ class CmpaglModel(CmpaglPreTrainedModel):
     text_tower_path = "text_model"
     image_cache_keys = ("embeds", "tokens")
     score_is_blockwise = False  # the top-k candidates of a query depend on every image and text
+    score_is_cosine = False  # the fusion encoder re-ranks the cosine's candidates
     loss_input_names = ("scene_ids",)
     text_cache_keys = ("embeds", "tokens", "attention_mask")
 
