@@ -51,3 +51,31 @@ def write_uint16_tiff(path, seed=0):
     pixels = np.random.default_rng(seed).integers(1000, 40000, (24, 32, 3), dtype=np.uint16)
     tifffile.imwrite(path, pixels)
     return pixels
+
+
+def write_scene(path: Path, tiles: list, crs: str | None = "EPSG:32633") -> Path:
+    """A georeferenced 3-band GeoTIFF mosaic of 2 x 2 equal RGB tiles, 10 m pixels, in UTM 33N by default."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    pixels = np.concatenate([np.concatenate([np.asarray(t) for t in tiles[r * 2 : r * 2 + 2]], axis=1) for r in range(2)], axis=0)
+    profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0], count=3, dtype="uint8")
+    if crs:
+        profile.update(crs=crs, transform=from_origin(500_000.0, 4_000_000.0, 10.0, 10.0))
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(np.moveaxis(pixels, -1, 0))
+    return path
+
+
+def build_scene_index(model_dir: Path, images: Path, out: Path, crs: str | None = "EPSG:32633") -> Path:
+    """An index of the 64-px tiles of a 2 x 2 mosaic of rs_synth images."""
+    from PIL import Image
+
+    from rs_retrieval.index import RetrievalIndex
+    from rs_retrieval.search_commands import load_model
+
+    tiles = [Image.open(p).convert("RGB") for p in sorted(images.glob("*.png"))[:4]]
+    scene = write_scene(out.parent / f"{out.name}_scene.tif", tiles, crs)
+    model, processor = load_model(str(model_dir))
+    RetrievalIndex.build(model, processor, out, scene=scene, tile_size=64, progress=False)
+    return out

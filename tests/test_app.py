@@ -200,3 +200,27 @@ def test_probability_bars_are_sorted_with_widths_equal_to_the_probabilities():
     chart = probability_bars({"beach": 0.25, "airport <b>": 0.7, "forest": 0.05})
     rows = re.findall(r'prob-class">([^<]*)</span>.*?width:([\d.]+)%.*?prob-value">([^<]*)<', chart)
     assert rows == [("airport &lt;b&gt;", "70.00", "70.0%"), ("beach", "25.00", "25.0%"), ("forest", "5.00", "5.0%")]
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32633", None])
+def test_scene_index_hits_come_with_tiles_footprints_and_a_scene_picture(served, tmp_path, crs):
+    import numpy as np
+
+    from app_fixtures import build_scene_index
+    from rs_retrieval.app.service import IndexCorpus
+
+    index_dir = build_scene_index(served.model_dir, served.images, tmp_path / "index", crs)
+    corpus = IndexCorpus(index_dir, served.model, served.processor)
+    assert corpus.is_scene and corpus.georeferenced == (crs is not None) and corpus.status().ready
+    service = AppService(served.model, served.processor, str(served.model_dir), corpus)
+    result = service.search("two white planes", 3)
+    hits = corpus.index.search("two white planes", 3)
+    assert [label for _, label in result.items] == [f"#{h.rank} {h.score:.3f} {h.tile_id}" for h in hits]
+    tiles = [Image.open(p).convert("RGB") for p in sorted(served.images.glob("*.png"))[:4]]
+    for (image, _), hit in zip(result.items, hits):
+        col, row = hit.window[:2]
+        assert np.array_equal(np.asarray(image), np.asarray(tiles[(row // 64) * 2 + col // 64]))  # the hit's own tile
+    assert [f["properties"]["rank"] for f in result.geojson["features"]] == [1, 2, 3]
+    assert Image.open(result.overview).size[0] == 128
+    if crs:
+        assert footprint_map_html(result.geojson).count('class="footprint"') == 3

@@ -9,6 +9,7 @@ Screenshots and timings land in the module's temporary folder (printed with `-s`
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
+from app_fixtures import VALIDATION_METRICS, build_scene_index, save_tiny_run, synth_images, write_uint16_tiff
 
 pytestmark = pytest.mark.browser
 
@@ -85,6 +86,21 @@ def app(tmp_path_factory):
     demo.close()
     (root / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"\nweb app timings: {json.dumps(timings)}\nscreenshots: {shots}")
+
+
+@pytest.fixture(scope="module")
+def scene_app(app):
+    """A second server in the same process: the same model over a georeferenced scene index."""
+    from rs_retrieval.app.service import AppService, IndexCorpus
+    from rs_retrieval.app.ui import launch
+
+    service = app.service
+    index_dir = build_scene_index(Path(service.model_path), Path(service.corpus.images_dir), app.root / "scene_index")
+    scene_service = AppService(service.model, service.processor, service.model_path, IndexCorpus(index_dir, service.model, service.processor))
+    port = free_port()
+    demo = launch(scene_service, port=port, block=False, quiet=True)
+    yield argparse.Namespace(url=f"http://127.0.0.1:{port}/", service=scene_service)
+    demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +296,27 @@ def test_about_tab_summarises_the_model(ready_page, app):
     cells = about.locator("tr", has_text="validation").locator("td").all_inner_texts()
     assert cells == ["validation"] + [f"{value:.1f}" for value in VALIDATION_METRICS.values()]
     ready_page.screenshot(path=app.shots / "09_about.png", full_page=True)
+
+
+def test_scene_index_shows_tiles_footprint_map_scene_picture_and_geojson(browser, scene_app, app):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(scene_app.url)
+    expect(page.locator("#corpus-status")).to_contain_text("Ready: 4 tiles searchable")
+    page.locator("#k input[type=number]").fill("3")
+    page.locator("#k input[type=number]").press("Enter")
+    page.locator("#query textarea").fill("two white planes")
+    page.locator("#search-button").click()
+    expected = [f"#{h.rank} {h.score:.3f} {h.tile_id}" for h in scene_app.service.corpus.index.search("two white planes", 3)]
+    expect(page.locator("#gallery .caption-label")).to_have_count(3)
+    assert page.locator("#gallery .caption-label").all_inner_texts() == expected
+    expect(page.locator("#footprints svg polygon.footprint")).to_have_count(3)
+    expect(page.locator("#footprints")).to_contain_text("3 footprints; lon 15.0")
+    expect(page.locator("#scene-overview img")).to_be_visible()
+    link = page.locator("#geojson a.download-link").first
+    expect(link).to_have_attribute("download", re.compile(r"\.geojson$"))
+    geojson = json.loads(page.request.get(link.get_attribute("href")).text())
+    assert [f["properties"]["tile_id"] for f in geojson["features"]] == [label.split()[-1] for label in expected]
+    page.screenshot(path=app.shots / "10_scene_index.png", full_page=True)
+    page.close()

@@ -36,7 +36,7 @@ def build_service(args: argparse.Namespace):
         load_class_set(args.class_set)  # a bad name or file fails here, not in the page
     model, processor = load_model(args.model, args.trust_remote_code, args.device)
     if args.index:
-        corpus = IndexCorpus(args.index, model)
+        corpus = IndexCorpus(args.index, model, processor)
     elif args.images:
         corpus = FolderCorpus(args.images, model, processor, cache_dir=args.cache_dir, batch_size=args.batch_size)
     else:

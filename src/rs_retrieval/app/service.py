@@ -7,15 +7,18 @@ in a background thread (`FolderCorpus.start`) so the first page renders while it
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ..errors import RSRetrievalError
 from ..imagery import to_rgb_uint8
+from ..optional import require
 from ..search import EncodedFolder, encode_folder, list_images, rank_captions, rank_encoded
 from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
 
@@ -35,6 +38,7 @@ class CorpusStatus:
     done: int = 0
     total: int = 0
     error: str | None = None
+    unit: str = "images"
 
     def message(self) -> str:
         if self.error:
@@ -42,15 +46,17 @@ class CorpusStatus:
         if not self.ready:
             return f"Encoding images: {self.done} / {self.total} new to the cache. Searches work when this finishes."
         skipped = f"; {self.total - self.done} unreadable files skipped" if self.done < self.total else ""
-        return f"Ready: {self.done} images searchable{skipped}."
+        return f"Ready: {self.done} {self.unit} searchable{skipped}."
 
 
 @dataclass
 class SearchResult:
-    """Gallery items (image or path, caption) best first, plus hit footprints for scene indexes."""
+    """Gallery items (image or path, caption) best first; for scene indexes also the hit footprints
+    (GeoJSON) and a picture of the scene with the hits outlined."""
 
     items: list[tuple[object, str]]
     geojson: dict | None = None
+    overview: str | None = None
 
 
 def _check_query(query: str) -> str:
@@ -120,27 +126,26 @@ class FolderCorpus:
 
     def _gallery_image(self, path: Path):
         """The file itself where browsers can show it; otherwise (TIFF, 16-bit ...) its rendering by the processor's rule."""
-        if path.suffix.lower() in BROWSER_IMAGE_SUFFIXES:
-            return str(path)
-        image_processor = getattr(self.processor, "image_processor", None)
-        rgb = to_rgb_uint8(path, getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None))
-        return Image.fromarray(rgb, "RGB")
+        return str(path) if path.suffix.lower() in BROWSER_IMAGE_SUFFIXES else _render(path, self.processor)
 
 
 class IndexCorpus:
-    """A prebuilt `rs_retrieval.index.RetrievalIndex` (image folder or tiled scenes)."""
+    """A prebuilt `rs_retrieval.index.RetrievalIndex` over image files or the tiles of a scene."""
 
-    def __init__(self, index_path: str | Path, model):
+    def __init__(self, index_path: str | Path, model, processor):
         from ..index import RetrievalIndex
 
         self.index_path = Path(index_path)
-        self.index = RetrievalIndex.open(index_path, model=model)
+        self.index = RetrievalIndex.open(index_path, model=model, processor=processor)
+        self.processor = processor
         self.is_scene = bool(self.index.is_scene)
+        self.source = self.index.manifest["source"]
+        self.georeferenced = bool(self.is_scene and self.source.get("georeferenced"))
 
     @property
     def description(self) -> str:
-        kind = "scene tiles" if self.is_scene else "images"
-        return f"index `{self.index_path}` ({len(self.index)} {kind})"
+        what = f"tiles of the scene `{self.source['scene']}`" if self.is_scene else "images"
+        return f"index `{self.index_path}`: {len(self.index)} {what}"
 
     def start(self) -> "IndexCorpus":
         return self
@@ -149,25 +154,33 @@ class IndexCorpus:
         return self.status()
 
     def status(self) -> CorpusStatus:
-        return CorpusStatus(ready=True, done=len(self.index), total=len(self.index))
+        return CorpusStatus(ready=True, done=len(self.index), total=len(self.index), unit="tiles" if self.is_scene else "images")
 
     def search(self, query: str, k: int) -> SearchResult:
         hits = self.index.search(query, k)
-        items = [(self._hit_image(hit), f"#{hit.rank} {hit.score:.3f} {self._hit_name(hit)}") for hit in hits]
-        return SearchResult(items, self.index.to_geojson(hits) if self.is_scene else None)
+        images = self._tile_images(hits) if self.is_scene else [_render(Path(hit.path), self.processor) for hit in hits]
+        items = [(image, f"#{hit.rank} {hit.score:.3f} {hit.tile_id or Path(hit.path).name}") for image, hit in zip(images, hits)]
+        if not self.is_scene:
+            return SearchResult(items)
+        overview = tempfile.NamedTemporaryFile(suffix=".png", prefix="rs_retrieval_scene_", delete=False).name
+        return SearchResult(items, self.index.to_geojson(hits), str(self.index.draw(hits, overview)))
 
-    @staticmethod
-    def _hit_name(hit) -> str:
-        return str(getattr(hit, "tile_id", None) or Path(str(hit.path)).name)
+    def _tile_images(self, hits) -> list[Image.Image]:
+        """Each hit's window of the scene (the index's bands), rendered by the processor's rule."""
+        rasterio = require("rasterio", "geo", "scene tiles")
+        from rasterio.windows import Window
 
-    def _hit_image(self, hit):
-        """The hit's pixels: the whole file, or its window of the scene rendered by the processor's rule."""
-        window = getattr(hit, "window", None)
-        if window is None:
-            return str(hit.path)
-        from ..imagery import read_image, to_rgb_uint8
+        with rasterio.open(self.source["scene"]) as scene:
+            windows = [np.moveaxis(scene.read(self.source["bands"], window=Window(*hit.window)), 0, -1) for hit in hits]
+        mode = getattr(getattr(self.processor, "image_processor", None), "rescale_mode", "auto")
+        return [Image.fromarray(to_rgb_uint8(pixels, mode), "RGB") for pixels in windows]
 
-        return Image.fromarray(to_rgb_uint8(read_image(hit.path, window=window)), "RGB")
+
+def _render(path: Path, processor) -> Image.Image:
+    """An image file as the model sees it (the processor's rescale rule and bands)."""
+    image_processor = getattr(processor, "image_processor", None)
+    rgb = to_rgb_uint8(path, getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None))
+    return Image.fromarray(rgb, "RGB")
 
 
 @dataclass

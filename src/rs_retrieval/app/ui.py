@@ -99,12 +99,14 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
         try:
             result = service.search(query, k)
         except RSRetrievalError as err:
-            return (error_message(err), None) + ((None, None) if scene else ())
+            return (error_message(err), None) + (("", None, None) if scene else ())
         message = note_message(f"{len(result.items)} hits for “{query.strip()}”.")
         if not scene:
             return message, result.items
-        geojson = result.geojson or {"type": "FeatureCollection", "features": []}
-        return message, result.items, footprint_map_html(geojson), _write_geojson(geojson)
+        footprints = footprint_map_html(result.geojson) if corpus.georeferenced else (
+            "<p>The scene has no CRS: footprints are in pixel coordinates (see the scene picture and the GeoJSON).</p>"
+        )
+        return message, result.items, footprints, result.overview, _write_geojson(result.geojson)
 
     def captions(upload_path, pasted):
         try:
@@ -138,9 +140,11 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
             gallery = gr.Gallery(label="Hits (rank, score, name); click to enlarge", columns=4, height="auto", object_fit="contain", elem_id="gallery")
             outputs = [search_message, gallery]
             if scene:
-                footprints = gr.HTML(elem_id="footprints")
-                geojson_file = gr.File(label="Hit footprints (GeoJSON)", elem_id="geojson", interactive=False)
-                outputs += [footprints, geojson_file]
+                with gr.Row():
+                    footprints = gr.HTML(label="Hit footprints (WGS84)", elem_id="footprints")
+                    overview = gr.Image(label="The scene, hits outlined (red: #1)", type="filepath", interactive=False, elem_id="scene-overview")
+                geojson_file = gr.File(label="Hit footprints (GeoJSON, opens in QGIS)", elem_id="geojson", interactive=False)
+                outputs += [footprints, overview, geojson_file]
             for trigger in (search_button.click, query.submit):
                 trigger(search, [query, k], outputs)
 
