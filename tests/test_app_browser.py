@@ -226,6 +226,21 @@ def test_image_upload_shows_the_top_captions(ready_page, app):
     expect(rows).to_have_count(2)
 
 
+def test_picking_an_example_image_ranks_its_captions(ready_page, app):
+    from playwright.sync_api import expect
+
+    from rs_retrieval.app.uploads import read_upload
+
+    page = ready_page
+    open_tab(page, "Image → captions")
+    example = app.service.corpus.example_paths[1]
+    expected = app.service.rank_captions(read_upload(example))
+    page.locator("#caption-examples").get_by_text(example.name).click()
+    rows = page.locator("#caption-results tbody tr")
+    expect(rows.first).to_contain_text(expected[0][0])
+    assert [row.locator("td").nth(2).inner_text() for row in rows.all()] == [caption for caption, _ in expected]
+
+
 def test_corrupt_upload_shows_a_message(ready_page, app):
     from playwright.sync_api import expect
 

@@ -24,6 +24,8 @@ from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
 
 #: Image files a browser displays as they are.
 BROWSER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+#: Images of the folder offered as upload examples.
+EXAMPLES_SHOWN = 6
 #: Most captions shown for one image.
 CAPTIONS_SHOWN = 10
 
@@ -78,6 +80,8 @@ class FolderCorpus:
         self.num_images = len(paths)
         #: Folders the web server may serve files from (symlinked images resolve elsewhere).
         self.allowed_paths = {self.images_dir.resolve()} | {p.resolve().parent for p in paths}
+        #: A few images of the folder offered as examples in the upload tabs.
+        self.example_paths = paths[:: max(1, len(paths) // EXAMPLES_SHOWN)][:EXAMPLES_SHOWN]
         self._lock = threading.Lock()
         self._status = CorpusStatus(ready=False, total=self.num_images)
         self._encoded: EncodedFolder | None = None

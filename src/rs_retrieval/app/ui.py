@@ -89,6 +89,7 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
     gr = _gradio()
     corpus = service.corpus
     scene = bool(corpus is not None and corpus.is_scene)
+    examples = [str(path) for path in getattr(corpus, "example_paths", [])]
 
     def poll():
         status = corpus.status() if corpus is not None else None
@@ -109,6 +110,8 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
         return message, result.items, footprints, result.overview, _write_geojson(result.geojson)
 
     def captions(upload_path, pasted):
+        if upload_path is None:  # the upload was cleared
+            return "", None, ""
         try:
             upload = service.read_upload(upload_path)
             ranked = service.rank_captions(upload, pasted)
@@ -117,6 +120,8 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
         return note_message(upload.note), upload.image, _caption_table(ranked)
 
     def classify(upload_path, class_set, typed):
+        if upload_path is None:
+            return "", None, ""
         try:
             upload = service.read_upload(upload_path)
             probabilities = service.classify(upload, class_set, typed)
@@ -128,8 +133,8 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
         gr.Markdown(f"# {title}: remote-sensing image-text retrieval")
         status_box = gr.HTML(status_html(corpus.status() if corpus is not None else None), elem_id="corpus-status")
         timer = gr.Timer(1.0, active=corpus is not None and not corpus.status().ready)
-        timer.tick(poll, outputs=[status_box, timer])
-        demo.load(poll, outputs=[status_box, timer])
+        for trigger in (timer.tick, demo.load):  # polls skip the queue: never wait behind a search
+            trigger(poll, outputs=[status_box, timer], queue=False, show_progress="hidden")
 
         with gr.Tab("Text → images", id="search"):
             with gr.Row():
@@ -161,7 +166,9 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
                     caption_preview = gr.Image(label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id="caption-preview")
             caption_results = gr.HTML(elem_id="caption-results")
             caption_outputs = [caption_message, caption_preview, caption_results]
-            caption_upload.upload(captions, [caption_upload, pasted], caption_outputs)
+            caption_upload.change(captions, [caption_upload, pasted], caption_outputs)  # upload, example pick or clear
+            if examples:
+                gr.Examples([[path] for path in examples], inputs=[caption_upload], label="Or pick one of the searched images", elem_id="caption-examples")
             caption_button.click(captions, [caption_upload, pasted], caption_outputs)
 
         with gr.Tab("Zero-shot classification", id="zeroshot"):
@@ -178,7 +185,9 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
                     gr.Markdown("**Class probabilities**")
                     probabilities = gr.HTML(elem_id="class-probabilities")
             class_outputs = [class_message, class_preview, probabilities]
-            class_upload.upload(classify, [class_upload, class_set, typed], class_outputs)
+            class_upload.change(classify, [class_upload, class_set, typed], class_outputs)
+            if examples:
+                gr.Examples([[path] for path in examples], inputs=[class_upload], label="Or pick one of the searched images", elem_id="class-examples")
             class_button.click(classify, [class_upload, class_set, typed], class_outputs)
 
         with gr.Tab("About", id="about"):
