@@ -84,6 +84,12 @@ def probability_bars(probabilities: dict[str, float]) -> str:
     return f'<div class="prob-chart">{rows}</div>'
 
 
+def _examples(paths: list[str], upload, elem_id: str) -> None:
+    """A row of the corpus's images that fill `upload` when clicked (its change event runs the tab)."""
+    if paths:
+        _gradio().Examples([[path] for path in paths], inputs=[upload], label="Or pick one of the searched images", elem_id=elem_id)
+
+
 def build_app(service: AppService, title: str = "rs_retrieval"):
     """The `gr.Blocks` of the app (not launched)."""
     gr = _gradio()
@@ -157,6 +163,7 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
             with gr.Row():
                 with gr.Column():
                     caption_upload = gr.File(label="Image (PNG, JPEG, TIFF incl. 16-bit)", file_types=["image", ".tif", ".tiff"], elem_id="caption-upload")
+                    _examples(examples, caption_upload, "caption-examples")
                     pasted = gr.Textbox(
                         label=f"Captions, one per line (empty: the app's {len(service.captions)} captions)", lines=4, elem_id="pasted-captions",
                     )
@@ -167,8 +174,6 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
             caption_results = gr.HTML(elem_id="caption-results")
             caption_outputs = [caption_message, caption_preview, caption_results]
             caption_upload.change(captions, [caption_upload, pasted], caption_outputs)  # upload, example pick or clear
-            if examples:
-                gr.Examples([[path] for path in examples], inputs=[caption_upload], label="Or pick one of the searched images", elem_id="caption-examples")
             caption_button.click(captions, [caption_upload, pasted], caption_outputs)
 
         with gr.Tab("Zero-shot classification", id="zeroshot"):
@@ -176,6 +181,7 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
             with gr.Row():
                 with gr.Column():
                     class_upload = gr.File(label="Image", file_types=["image", ".tif", ".tiff"], elem_id="class-upload")
+                    _examples(examples, class_upload, "class-examples")
                     class_set = gr.Dropdown(class_sets, value=class_sets[0] if class_sets else None, label="Class set", elem_id="class-set")
                     typed = gr.Textbox(label="Or type classes (comma separated; uses the set's prompt templates)", elem_id="typed-classes")
                     class_button = gr.Button("Classify", variant="primary", elem_id="class-button")
@@ -186,8 +192,6 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
                     probabilities = gr.HTML(elem_id="class-probabilities")
             class_outputs = [class_message, class_preview, probabilities]
             class_upload.change(classify, [class_upload, class_set, typed], class_outputs)
-            if examples:
-                gr.Examples([[path] for path in examples], inputs=[class_upload], label="Or pick one of the searched images", elem_id="class-examples")
             class_button.click(classify, [class_upload, class_set, typed], class_outputs)
 
         with gr.Tab("About", id="about"):
