@@ -1,4 +1,5 @@
-"""`rs-retrieval serve` driven by a real Chromium (Playwright): one app start for the module.
+"""`rs-retrieval serve` driven by a real Chromium (Playwright): one browser and one app start for
+the module, plus a second server in the same process for the scene-index test.
 
 The app serves a tiny random AMFMN and a few rs_synth images, started through the CLI's own
 argument parser and service builder. Image encoding is held at the first batch until the first
@@ -8,10 +9,7 @@ Screenshots and timings land in the module's temporary folder (printed with `-s`
 
 import argparse
 import json
-import os
 import re
-import shutil
-import socket
 import statistics
 import threading
 import time
@@ -21,28 +19,14 @@ import pytest
 from PIL import Image
 
 from app_fixtures import VALIDATION_METRICS, build_scene_index, save_tiny_run, synth_images, write_uint16_tiff
+from helpers import load_script
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-QUERIES = ["two white planes are parked beside a grey runway", "three red ships are moored in the harbour", "grey cars", "trees", "a beach"]
 TIMEOUT_MS = 60_000
-
-
-def find_chromium() -> str | None:
-    """A Chromium binary: $RS_RETRIEVAL_CHROMIUM, Debian's package, or one on PATH."""
-    candidates = [os.environ.get("RS_RETRIEVAL_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"]
-    candidates += [shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")]
-    return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+QUERIES = ["two white planes are parked beside a grey runway", "three red ships are moored in the harbour", "grey cars", "trees", "a beach"]
+#: find_chromium, CHROMIUM_ARGS and free_port are shared with the benchmark script.
+bench = load_script("benchmark_serve.py")
 
 
 class EncodingGate:
@@ -69,7 +53,7 @@ def app(tmp_path_factory):
     model_dir, images = save_tiny_run(root / "run"), synth_images(root / "synth")
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    port = free_port()
+    port = bench.free_port()
     args = parser.parse_args([
         "serve", "--model", str(model_dir), "--images", str(images), "--port", str(port), "--cache-dir", str(root / "cache"),
         "--batch-size", "4", "--max-upload-megapixels", "1", "--class-set", "rs_synth",
@@ -97,7 +81,7 @@ def scene_app(app):
     service = app.service
     index_dir = build_scene_index(Path(service.model_path), Path(service.corpus.images_dir), app.root / "scene_index")
     scene_service = AppService(service.model, service.processor, service.model_path, IndexCorpus(index_dir, service.model, service.processor))
-    port = free_port()
+    port = bench.free_port()
     demo = launch(scene_service, port=port, block=False, quiet=True)
     yield argparse.Namespace(url=f"http://127.0.0.1:{port}/", service=scene_service)
     demo.close()
@@ -105,13 +89,13 @@ def scene_app(app):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = find_chromium()
+    chromium = bench.find_chromium()
     if chromium is None:
         pytest.skip("no Chromium found (apt-get install -y chromium, or set RS_RETRIEVAL_CHROMIUM)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        instance = playwright.chromium.launch(executable_path=chromium, args=bench.CHROMIUM_ARGS)
         yield instance
         instance.close()
 
