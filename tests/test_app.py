@@ -4,6 +4,7 @@ import argparse
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -224,3 +225,32 @@ def test_scene_index_hits_come_with_tiles_footprints_and_a_scene_picture(served,
     assert Image.open(result.overview).size[0] == 128
     if crs:
         assert footprint_map_html(result.geojson).count('class="footprint"') == 3
+
+
+def test_folder_index_hits_and_tiff_files_are_rendered_for_the_gallery(served, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from rs_retrieval.app.service import IndexCorpus
+    from rs_retrieval.imagery import to_rgb_uint8
+    from rs_retrieval.index import RetrievalIndex
+
+    folder = tmp_path / "imgs"
+    shutil.copytree(served.images, folder, ignore=shutil.ignore_patterns("*_1*.png", "*_2*.png"))
+    pixels = write_uint16_tiff(folder / "scene.tif")
+    corpus = FolderCorpus(folder, served.model, served.processor, cache_dir=tmp_path / "cache")
+    corpus.start().wait(120)
+    items = dict((label.split()[-1], image) for image, label in corpus.search("planes", 50).items)
+    assert isinstance(items["scene.tif"], Image.Image) and np.array_equal(np.asarray(items["scene.tif"]), to_rgb_uint8(pixels))
+    assert all(isinstance(image, str) and image.endswith(".png") for name, image in items.items() if name != "scene.tif")
+
+    RetrievalIndex.build(served.model, served.processor, tmp_path / "index", images=folder, progress=False)
+    index_corpus = IndexCorpus(tmp_path / "index", served.model, served.processor)
+    assert not index_corpus.is_scene and index_corpus.status().message() == f"Ready: {len(items)} images searchable."
+    result = index_corpus.search("planes", 3)
+    hits = index_corpus.index.search("planes", 3)
+    assert [label for _, label in result.items] == [f"#{h.rank} {h.score:.3f} {Path(h.path).name}" for h in hits]
+    assert result.geojson is None and result.overview is None
+    for (image, _), hit in zip(result.items, hits):
+        assert np.array_equal(np.asarray(image), to_rgb_uint8(Path(hit.path)))
