@@ -7,6 +7,7 @@ in a background thread (`FolderCorpus.start`) so the first page renders while it
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import RSRetrievalError
+from ..fileio import atomic_write_text
 from ..imagery import to_rgb_uint8
 from ..optional import require
 from ..search import EncodedFolder, encode_folder, list_images, rank_captions, rank_encoded
@@ -59,6 +61,7 @@ class SearchResult:
     items: list[tuple[object, str]]
     geojson: dict | None = None
     overview: str | None = None
+    geojson_path: str | None = None
 
 
 def _check_query(query: str) -> str:
@@ -145,6 +148,7 @@ class IndexCorpus:
         self.is_scene = bool(self.index.is_scene)
         self.source = self.index.manifest["source"]
         self.georeferenced = bool(self.is_scene and self.source.get("georeferenced"))
+        self._outputs = tempfile.TemporaryDirectory(prefix="rs_retrieval_app_")  # the latest scene picture and GeoJSON
 
     @property
     def description(self) -> str:
@@ -166,8 +170,11 @@ class IndexCorpus:
         items = [(image, f"#{hit.rank} {hit.score:.3f} {hit.tile_id or Path(hit.path).name}") for image, hit in zip(images, hits)]
         if not self.is_scene:
             return SearchResult(items)
-        overview = tempfile.NamedTemporaryFile(suffix=".png", prefix="rs_retrieval_scene_", delete=False).name
-        return SearchResult(items, self.index.to_geojson(hits), str(self.index.draw(hits, overview)))
+        geojson = self.index.to_geojson(hits)
+        geojson_path = Path(self._outputs.name) / "hits.geojson"  # one query at a time (the app's queue); Gradio copies it
+        atomic_write_text(geojson_path, json.dumps(geojson))
+        overview = self.index.draw(hits, Path(self._outputs.name) / "scene_hits.png")
+        return SearchResult(items, geojson, str(overview), str(geojson_path))
 
     def _tile_images(self, hits) -> list[Image.Image]:
         """Each hit's window of the scene (the index's bands), rendered by the processor's rule."""
@@ -176,15 +183,19 @@ class IndexCorpus:
 
         with rasterio.open(self.source["scene"]) as scene:
             windows = [np.moveaxis(scene.read(self.source["bands"], window=Window(*hit.window)), 0, -1) for hit in hits]
-        mode = getattr(getattr(self.processor, "image_processor", None), "rescale_mode", "auto")
+        mode, _ = rendering_rule(self.processor)  # the index already picked the bands
         return [Image.fromarray(to_rgb_uint8(pixels, mode), "RGB") for pixels in windows]
 
 
-def _render(path: Path, processor) -> Image.Image:
-    """An image file as the model sees it (the processor's rescale rule and bands)."""
+def rendering_rule(processor) -> tuple[str, list[int] | None]:
+    """(rescale_mode, bands) the processor turns pixels into RGB with (CLIP-family processors: the defaults)."""
     image_processor = getattr(processor, "image_processor", None)
-    rgb = to_rgb_uint8(path, getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None))
-    return Image.fromarray(rgb, "RGB")
+    return getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None)
+
+
+def _render(path: Path, processor) -> Image.Image:
+    """An image file as the model sees it."""
+    return Image.fromarray(to_rgb_uint8(path, *rendering_rule(processor)), "RGB")
 
 
 @dataclass
@@ -203,11 +214,7 @@ class AppService:
     _classifiers: dict = field(default_factory=dict, init=False, repr=False)
 
     def read_upload(self, path: str | Path | None) -> Upload:
-        image_processor = getattr(self.processor, "image_processor", None)
-        return read_upload(
-            path, self.max_upload_bytes, self.max_upload_pixels,
-            getattr(image_processor, "rescale_mode", "auto"), getattr(image_processor, "bands", None),
-        )
+        return read_upload(path, self.max_upload_bytes, self.max_upload_pixels, *rendering_rule(self.processor))
 
     def search(self, query: str, k: int) -> SearchResult:
         query = _check_query(query)

@@ -9,9 +9,6 @@ page needs no request outside the app (it works offline and in air-gapped networ
 from __future__ import annotations
 
 import html
-import json
-import tempfile
-from pathlib import Path
 
 from ..errors import RSRetrievalError
 from ..optional import require
@@ -60,14 +57,6 @@ def status_html(status: CorpusStatus | None) -> str:
     return f'<p class="rs-ready">{html.escape(status.message())}</p>'
 
 
-def _write_geojson(geojson: dict) -> str:
-    """GeoJSON of the hits in a temporary file Gradio serves for download."""
-    handle = tempfile.NamedTemporaryFile("w", suffix=".geojson", prefix="rs_retrieval_hits_", delete=False, encoding="utf-8")
-    with handle:
-        json.dump(geojson, handle)
-    return handle.name
-
-
 def _caption_table(ranked: list[tuple[str, float]]) -> str:
     rows = "".join(f"<tr><td>{rank}</td><td>{score:.3f}</td><td>{html.escape(text)}</td></tr>" for rank, (text, score) in enumerate(ranked, 1))
     return f'<table class="caption-table"><thead><tr><th>rank</th><th>score</th><th>caption</th></tr></thead><tbody>{rows}</tbody></table>'
@@ -113,7 +102,7 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
         footprints = footprint_map_html(result.geojson) if corpus.georeferenced else (
             "<p>The scene has no CRS: footprints are in pixel coordinates (see the scene picture and the GeoJSON).</p>"
         )
-        return message, result.items, footprints, result.overview, _write_geojson(result.geojson)
+        return message, result.items, footprints, result.overview, result.geojson_path
 
     def captions(upload_path, pasted):
         if upload_path is None:  # the upload was cleared
