@@ -175,3 +175,96 @@ def test_top_k_from_proba_and_bad_inputs():
         ZeroShotClassifier(model, processor, "aid", rule="nope")
     with pytest.raises(TypeError, match="retrieval contract"):
         ZeroShotClassifier(torch.nn.Linear(2, 2), processor, "aid")
+
+
+# ------------------------------------------------------------------ ImageFolder evaluation and CLI
+
+from rs_retrieval.zeroshot.evaluate import evaluate_zero_shot, readable_name, rs_synth_image_folder, zero_shot_metrics  # noqa: E402
+
+
+def test_readable_names_of_dataset_folders():
+    assert [readable_name(f) for f in ("BaseballField", "baseball_field", "storage-tanks", "footballField")] == ["baseball field"] * 2 + ["storage tanks", "football field"]
+
+
+def test_zero_shot_metrics_by_hand():
+    logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0], [2.0, 3.0, 1.0]])
+    labels = torch.tensor([0, 1, 1, 0])  # predictions 0, 1, 2, 1
+    metrics = zero_shot_metrics(logits, labels, ("a", "b", "c"), ks=(1, 2))
+    assert metrics["top1"] == 50.0 and metrics["top2"] == 100.0
+    assert metrics["per_class"] == {"a": 50.0, "b": 50.0} and metrics["mean_per_class"] == 50.0  # c never occurs
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 1, 1], [0, 0, 0]]
+
+
+def write_folder_dataset(root, folders, per_class=2):
+    for offset, folder in enumerate(folders):
+        (root / folder).mkdir(parents=True)
+        for i, image in enumerate(random_images(per_class, seed=offset)):
+            image.save(root / folder / f"{i}.png")
+    return root
+
+
+def test_evaluate_on_image_folder_with_a_packaged_class_set(tmp_path):
+    model, processor = tiny_clip(seed=6)
+    root = write_folder_dataset(tmp_path / "aid", ["BareLand", "Airport"])
+    metrics = evaluate_zero_shot(model, processor, root, "aid", templates="sclip_1", progress=False)
+    classifier = ZeroShotClassifier(model, processor, load_class_set("aid", templates="sclip_1"))
+    paths = sorted((root / "Airport").glob("*.png")) + sorted((root / "BareLand").glob("*.png"))
+    predicted = classifier.predict_proba(paths).argmax(-1)
+    labels = torch.tensor([0, 0, 1, 1])  # AID label order: Airport 0, BareLand 1
+    assert metrics["num_images"] == 4 and len(metrics["classes"]) == 30 and metrics["templates"] == ["an aerial photograph of {}."]
+    assert metrics["top1"] == 100.0 * (predicted == labels).float().mean().item()
+    assert sum(map(sum, metrics["confusion_matrix"])) == 4
+    with pytest.raises(ClassSetError, match="not classes of"):
+        evaluate_zero_shot(model, processor, write_folder_dataset(tmp_path / "odd", ["Volcano"]), "aid", progress=False)
+    with pytest.raises(ClassSetError, match="no class sub-folders"):
+        evaluate_zero_shot(model, processor, tmp_path / "odd" / "Volcano", progress=False)
+
+
+def test_rs_synth_benchmark_folder(tmp_path):
+    root = rs_synth_image_folder(tmp_path / "bench", cache_dir=tmp_path / "cache", image_size=32, train_size=8, val_size=8, test_size=16)
+    folders = sorted(p.name for p in root.iterdir())
+    assert set(folders) <= set(load_class_set("rs_synth").folders)
+    assert sum(len(list((root / f).iterdir())) for f in folders) == 16
+
+
+def test_cli_classify_and_evaluate_zeroshot(tmp_path, capsys):
+    from rs_retrieval.cli import main
+
+    model, processor = tiny_clip(seed=8)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    root = write_folder_dataset(tmp_path / "data", ["forest", "beach"])
+    classes = tmp_path / "classes.txt"
+    classes.write_text("beach\nforest\nriver\n")
+    assert main(["classify", str(root / "beach"), "--model", str(tmp_path / "model"), "--classes", str(classes), "--top-k", "2", "--output", str(tmp_path / "pred.json")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("0.png") == 1 and printed.count("1.png") == 1
+    predictions = json.loads((tmp_path / "pred.json").read_text())["predictions"]
+    assert len(predictions) == 2 and all(len(best) == 2 for best in predictions.values())
+    out = tmp_path / "zs"
+    assert main(["evaluate-zeroshot", "--model", str(tmp_path / "model"), "--dataset", str(root), "--classes", str(classes), "--output-dir", str(out)]) == 0
+    metrics = json.loads((out / "zeroshot_metrics.json").read_text())
+    assert metrics["num_images"] == 4 and metrics["classes"] == ["beach", "forest", "river"]
+    from PIL import Image
+
+    assert Image.open(out / "confusion_matrix.png").size[0] > 100
+
+
+def test_transformers_pipeline_on_a_clip_folder_agrees_with_the_classifier(tmp_path):
+    from transformers import pipeline
+
+    model, processor = tiny_clip(seed=9)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    classifier = pipeline("zero-shot-image-classification", model=str(tmp_path / "model"))
+    image = random_images(1)[0]
+    labels = ["airport", "forest", "harbour"]
+    result = classifier(image, candidate_labels=labels, hypothesis_template="a satellite photo of a {}.")
+    ours = ZeroShotClassifier(model, processor, load_class_set_from(labels, tmp_path)).predict_proba([image])[0]
+    assert {r["label"]: r["score"] for r in result} == pytest.approx(dict(zip(labels, ours.tolist())), abs=1e-5)
+
+
+def load_class_set_from(labels, tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("\n".join(labels))
+    return load_class_set(path)  # default templates: "a satellite photo of a {}."

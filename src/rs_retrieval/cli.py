@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "rs_retrieval.search_commands",
     "rs_retrieval.index.commands",
     "rs_retrieval.convert.commands",
+    "rs_retrieval.zeroshot.commands",
     "rs_retrieval.quickstart",
     "rs_retrieval.app.commands",
 ]

@@ -303,6 +303,10 @@ def render_model_card(
     method = (method or config.get("model_type") or "").lower()
     if not method:
         raise CardError(f"{model_dir / 'config.json'} has no model_type; pass method=")
+    if method in ("clip", "siglip"):
+        from .clip_cards import render_clip_card
+
+        return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, license, template_dir)
     run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
     metrics = run_metrics if metrics is None else metrics
     if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():

@@ -57,9 +57,20 @@ def load_for_bundle(model_dir: str | Path, model=None, processor=None):
     return model, processor
 
 
+def is_plain_transformers(model_dir: str | Path) -> bool:
+    """True for CLIP-family folders: transformers itself loads them, so no remote code is bundled."""
+    import json
+
+    from ..models.clip.modeling_clip import DUAL_ENCODER_CLASSES
+
+    config = Path(model_dir) / "config.json"
+    return config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") in DUAL_ENCODER_CLASSES
+
+
 def stage_model(path: str | Path, staging: str | Path, model=None, processor=None, card: bool = True, **card_kwargs) -> Path:
     """Fill `staging` with what a model repository holds: model + processor files, run artefacts,
-    flat remote code (`bundle`) and, with `card`, a README model card (`write_model_card` kwargs)."""
+    flat remote code (`bundle`; not for CLIP-family folders, which plain transformers loads) and,
+    with `card`, a README model card (`write_model_card` kwargs)."""
     model_dir, run_dir = resolve_run(path)
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
@@ -70,7 +81,8 @@ def stage_model(path: str | Path, staging: str | Path, model=None, processor=Non
         for file in sorted(run_dir.iterdir()):
             if file.is_file() and _matches(file.name, RUN_ARTEFACTS) and not (staging / file.name).exists():
                 _place(file, staging / file.name)
-    bundle(staging, *load_for_bundle(staging, model, processor))
+    if not is_plain_transformers(staging):
+        bundle(staging, *load_for_bundle(staging, model, processor))
     if card:
         write_model_card(staging, **card_kwargs)
     return staging

@@ -113,6 +113,9 @@ class TrainingSpec:
     optimizer: str = "adam"
     lr: float = 1e-4
     weight_decay: float = 0.0
+    #: No weight decay on parameters with fewer than 2 dimensions (gains, biases, CLIP's
+    #: logit_scale), as open_clip trains; each group then splits into a decayed and a `/no_decay` part.
+    no_decay_1d: bool = False
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9

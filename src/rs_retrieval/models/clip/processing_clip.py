@@ -5,7 +5,9 @@ CLIP and open_clip ship (`resources/clip_bpe_simple_vocab_16e6.txt.gz`, MIT lice
 933b7abbbbde62c36f02f0e6ccde464f): ids 0-255 are the byte symbols, 256-511 the same with
 `</w>`, then one id per merge (the first 48,894), then `<|startoftext|>` and `<|endoftext|>`
 (`clip-family.md` §4). The image processor is the PIL-backed `CLIPImageProcessorPil`, which
-reproduces open_clip's validation transform exactly (§5.2).
+reproduces open_clip's validation transform exactly (§5.2) for square images and whenever the
+resized long side exceeds the crop by an even number of pixels; otherwise transformers' centre
+crop starts one pixel earlier than torchvision's (floor versus round of half the excess).
 
 `DualEncoderProcessor` gives a transformers `CLIPProcessor`/`SiglipProcessor` the package's
 processor contract (`image_inputs(rows, train)`, `text_inputs(captions)`) and saves as the plain
