@@ -255,3 +255,20 @@ def test_folder_index_hits_and_tiff_files_are_rendered_for_the_gallery(served, t
     assert result.geojson is None and result.overview is None
     for (image, _), hit in zip(result.items, hits):
         assert np.array_equal(np.asarray(image), to_rgb_uint8(Path(hit.path)))
+
+
+def test_a_clip_family_folder_serves_every_tab(served, tmp_path):
+    """The app loads models through the package's loader, so a saved CLIP folder works like our methods."""
+    from clip_helpers import tiny_clip
+
+    model, processor = tiny_clip()
+    model.save_pretrained(tmp_path / "clip")
+    processor.save_pretrained(tmp_path / "clip")
+    clip, clip_processor = load_model(str(tmp_path / "clip"))
+    corpus = FolderCorpus(served.images, clip, clip_processor, cache_dir=tmp_path / "cache")
+    assert corpus.start().wait(120).ready
+    service = AppService(clip, clip_processor, str(tmp_path / "clip"), corpus, captions=["two white planes", "a beach"])
+    assert len(service.search("two white planes", 3).items) == 3
+    upload = service.read_upload(sorted(served.images.glob("*.png"))[0])
+    assert [c for c, _ in service.rank_captions(upload)] and len(service.classify(upload, "rs_synth")) == 8
+    assert "No metrics.json" in model_summary(clip, clip_processor, tmp_path / "clip")
