@@ -156,11 +156,11 @@ def test_caption_file_lines_are_stripped_and_deduplicated(tmp_path):
 
 
 def test_about_summary_shows_method_size_and_measured_metrics(served):
-    assert measured_metrics(served.model_dir) == {"validation": VALIDATION_METRICS}
+    assert measured_metrics(served.model_dir) == {"validation (selected checkpoint)": VALIDATION_METRICS}
     text = model_summary(served.model, served.processor, served.model_dir, "12 images")
     params = sum(p.numel() for p in served.model.parameters())
     assert "## AMFMN" in text and f"| parameters | {params:,} |" in text and "| image input | 64 px |" in text
-    assert "| validation | 10.0 | 30.0 | 50.0 | 12.5 | 37.5 | 62.5 | 33.8 |" in text
+    assert "| validation (selected checkpoint) | 10.0 | 30.0 | 50.0 | 12.5 | 37.5 | 62.5 | 33.8 |" in text
     assert "No metrics.json" in model_summary(served.model, served.processor, "org/hub-id")
 
 

@@ -293,7 +293,7 @@ def test_about_tab_summarises_the_model(ready_page, app):
     expect(about).to_contain_text(f"{params:,}")
     expect(about).to_contain_text("12 images in")
     cells = about.locator("tr", has_text="validation").locator("td").all_inner_texts()
-    assert cells == ["validation"] + [f"{value:.1f}" for value in VALIDATION_METRICS.values()]
+    assert cells == ["validation (selected checkpoint)"] + [f"{value:.1f}" for value in VALIDATION_METRICS.values()]
     ready_page.screenshot(path=app.shots / "09_about.png", full_page=True)
 
 

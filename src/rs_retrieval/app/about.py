@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..hub.cards import METHODS, RECALL_KEYS, CardError, metric_splits, resolve_run
+from ..hub.cards import METHODS, RECALL_KEYS, SPLIT_LABELS, CardError, metric_splits, resolve_run
 
 _COLUMNS = (*RECALL_KEYS, "mR")
 #: Metric files a run directory may hold, and how each section is labelled.
@@ -27,7 +27,7 @@ def measured_metrics(model_path: str | Path) -> dict[str, dict]:
             sections = metric_splits(json.loads(path.read_text(encoding="utf-8")))
         except (CardError, json.JSONDecodeError):
             continue  # a damaged metrics file is left out of the summary, not fatal to the app
-        found.update({label.format(split=split): values for split, values in sections.items()})
+        found.update({label.format(split=SPLIT_LABELS.get(split, split)): values for split, values in sections.items()})
     return found
 
 
