@@ -29,7 +29,7 @@ from pathlib import Path
 #: Flags for Debian's Chromium in containers and offline machines.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
 QUERIES = [
     "two white planes are parked beside a grey runway", "three red ships are moored in the harbour",
