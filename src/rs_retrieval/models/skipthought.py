@@ -8,6 +8,7 @@ checkpoints load by a plain key copy.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,9 +26,97 @@ class BayesianGRUCell(nn.Module):
         self.weight_hn = nn.Linear(hidden_size, hidden_size, bias=False)
 
 
+def _hidden_gates(h: torch.Tensor, weights: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """[n, 3H] hidden->gate products: `h @ weights` with `weights` [H, 3H] when unmasked, else
+    per-gate `(h * masks[k]) @ weights[k]` as one batched product over `weights` [3, H, H]."""
+    if masks is None:
+        return h @ weights
+    return torch.bmm(h * masks, weights).transpose(0, 1).reshape(h.size(0), -1)
+
+
+class _PackedGRU(torch.autograd.Function):
+    """The reference GRU recurrence on a packed batch, with a hand-written backward.
+
+    `projections` [N, 3H] are the input->gate terms (r, z, n) of every running (row, step) in
+    step-major order (rows sorted by length, `batch_sizes[t]` rows at step t); `hidden_weight` is
+    [W_hr; W_hz; W_hn] [3H, H]; `masks` [3, B, H] (or None) the variational hidden masks of the
+    sorted rows. Returns each row's state after its last step [B, H]. Autograd through the loop
+    would accumulate the hidden-weight gradient step by step (T reads and writes of a
+    [3H, H] matrix); here it is one GEMM over all steps.
+    """
+
+    @staticmethod
+    def forward(ctx, projections, hidden_weight, masks, batch_sizes):
+        hidden = hidden_weight.size(1)
+        weights = hidden_weight.t().contiguous() if masks is None else hidden_weight.view(3, hidden, hidden).transpose(1, 2).contiguous()
+        h = projections.new_zeros(batch_sizes[0], hidden)
+        saving = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        if saving:  # h_prev, r, z, n, W_hn h of every packed position
+            saved = projections.new_empty(5, projections.size(0), hidden)
+        offset = 0
+        for size in batch_sizes:
+            h_prev = h[:size]
+            gates = _hidden_gates(h_prev, weights, None if masks is None else masks[:, :size])
+            inputs = projections[offset : offset + size]
+            reset = torch.sigmoid(inputs[:, :hidden] + gates[:, :hidden])
+            update = torch.sigmoid(inputs[:, hidden : 2 * hidden] + gates[:, hidden : 2 * hidden])
+            hidden_n = gates[:, 2 * hidden :]
+            candidate = torch.tanh(inputs[:, 2 * hidden :] + reset * hidden_n)
+            if saving:
+                for k, value in enumerate((h_prev, reset, update, candidate, hidden_n)):
+                    saved[k, offset : offset + size] = value
+            h[:size] = candidate + update * (h_prev - candidate)  # (1 - z) * n + z * h
+            offset += size
+        if saving:
+            ctx.save_for_backward(saved, hidden_weight, masks)
+            ctx.batch_sizes = batch_sizes
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        saved, hidden_weight, masks = ctx.saved_tensors
+        hidden = hidden_weight.size(1)
+        weights = hidden_weight if masks is None else hidden_weight.view(3, hidden, hidden)
+        grad_h = grad_h.clone()
+        grad_gates = saved.new_empty(saved.size(1), 3 * hidden)  # d loss / d (r, z, n) pre-activations
+        grad_hidden_n = saved.new_empty(saved.size(1), hidden)  # d loss / d (W_hn h)
+        offset = saved.size(1)
+        for size in reversed(ctx.batch_sizes):
+            offset -= size
+            h_prev, reset, update, candidate, hidden_n = saved[:, offset : offset + size]
+            grad = grad_h[:size]
+            grad_candidate = grad * (1 - update) * (1 - candidate * candidate)
+            grad_gates[offset : offset + size, :hidden] = grad_candidate * hidden_n * reset * (1 - reset)
+            grad_gates[offset : offset + size, hidden : 2 * hidden] = grad * (h_prev - candidate) * update * (1 - update)
+            grad_gates[offset : offset + size, 2 * hidden :] = grad_candidate
+            grad_hidden_n[offset : offset + size] = grad_candidate * reset
+            grad_step = torch.cat([grad_gates[offset : offset + size, : 2 * hidden], grad_hidden_n[offset : offset + size]], dim=1)
+            if masks is None:
+                grad_prev = grad_step @ weights
+            else:
+                grad_prev = (torch.bmm(grad_step.view(size, 3, hidden).transpose(0, 1), weights) * masks[:, :size]).sum(0)
+            grad_h[:size] = grad * update + grad_prev
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            grad_step = torch.cat([grad_gates[:, : 2 * hidden], grad_hidden_n], dim=1)  # [N, 3H]
+            h_prev = saved[0]
+            if masks is None:
+                grad_weight = grad_step.t() @ h_prev
+            else:
+                rows = torch.cat([torch.arange(size, device=h_prev.device) for size in ctx.batch_sizes])
+                h_in = h_prev.unsqueeze(0) * masks[:, rows]  # [3, N, H]
+                grad_weight = torch.bmm(grad_step.view(-1, 3, hidden).transpose(0, 1).transpose(1, 2), h_in).reshape(3 * hidden, hidden)
+        return grad_gates if ctx.needs_input_grad[0] else None, grad_weight, None, None
+
+
 class BayesianGRU(nn.Module):
     """One-layer GRU with variational dropout: six Bernoulli masks (x->r, x->z, x->n, h->r, h->z,
-    h->n), drawn once per batch and reused at every step; the `z * h` term uses the undropped h."""
+    h->n), drawn once per batch and reused at every step; the `z * h` term uses the undropped h.
+
+    Captions run as a packed batch (rows sorted by length, step t holds only the rows still
+    running), so short captions do not pay for long ones. The recurrence is `_PackedGRU`: one
+    hidden matmul per step forward and backward, weight gradients in one GEMM at the end.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, dropout: float):
         super().__init__()
@@ -42,30 +131,29 @@ class BayesianGRU(nn.Module):
         keep = 1.0 - self.dropout
         return torch.bernoulli(reference.new_full((3, batch, features), keep)).div_(keep)
 
-    def forward(self, inputs: torch.Tensor, num_steps: int) -> torch.Tensor:
-        """Hidden states [B, num_steps, H] for `inputs` [B, T, E] (T >= num_steps), h0 = 0."""
+    def forward(self, inputs: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Hidden state [B, H] of each row of `inputs` [B, T, E] after `steps[b]` (1..T) steps, h0 = 0."""
         cell = self.gru_cell
-        batch = inputs.size(0)
-        x = inputs[:, :num_steps]
-        input_masks = self._masks(batch, x.size(-1), x)
-        hidden_masks = self._masks(batch, cell.weight_hr.in_features, x)
-        projections = [
-            layer(x if input_masks is None else x * input_masks[k].unsqueeze(1))
-            for k, layer in enumerate((cell.weight_ir, cell.weight_ii, cell.weight_in))
-        ]
-        # One batched product per step for the three hidden->gate maps: [3, H, H]^T.
-        hidden_weights = torch.stack([cell.weight_hr.weight, cell.weight_hi.weight, cell.weight_hn.weight]).transpose(1, 2)
-        h = x.new_zeros(batch, cell.weight_hr.in_features)
-        states = []
-        for step in range(num_steps):
-            h_in = h.expand(3, -1, -1) if hidden_masks is None else h.unsqueeze(0) * hidden_masks
-            gates_h = torch.bmm(h_in, hidden_weights)
-            reset = torch.sigmoid(projections[0][:, step] + gates_h[0])
-            update = torch.sigmoid(projections[1][:, step] + gates_h[1])
-            candidate = torch.tanh(projections[2][:, step] + reset * gates_h[2])
-            h = candidate + update * (h - candidate)  # (1 - z) * n + z * h
-            states.append(h)
-        return torch.stack(states, dim=1)
+        batch, hidden = inputs.size(0), cell.weight_hr.in_features
+        # Masks first, in the reference's order, so a seeded run draws the reference's masks.
+        input_masks = self._masks(batch, inputs.size(-1), inputs)
+        hidden_masks = self._masks(batch, hidden, inputs)
+        order = torch.argsort(steps, descending=True, stable=True)
+        running = steps[order].unsqueeze(0) > torch.arange(int(steps.max()), device=steps.device).unsqueeze(1)  # [T, B]
+        batch_sizes = running.sum(dim=1).tolist()
+        step_of, sorted_row = running.nonzero(as_tuple=True)  # packed order: step-major
+        row = order[sorted_row]
+        x = inputs[row, step_of]  # [N, E]
+        input_layers = (cell.weight_ir, cell.weight_ii, cell.weight_in)
+        if input_masks is None:  # one matmul for the three gates
+            weight = torch.cat([layer.weight for layer in input_layers])
+            projections = F.linear(x, weight, torch.cat([layer.bias for layer in input_layers]))
+        else:
+            projections = torch.cat([layer(x * input_masks[k, row]) for k, layer in enumerate(input_layers)], dim=1)
+        hidden_weight = torch.cat([cell.weight_hr.weight, cell.weight_hi.weight, cell.weight_hn.weight])  # [3H, H]
+        masks = None if hidden_masks is None else hidden_masks[:, order]
+        final = _PackedGRU.apply(projections, hidden_weight, masks, batch_sizes)
+        return final[torch.argsort(order)]
 
 
 class SkipThoughtEncoder(nn.Module):
@@ -91,10 +179,8 @@ class SkipThoughtEncoder(nn.Module):
         if (real[:, 1:] & ~real[:, :-1]).any():
             raise ValueError("input_ids must be right-padded with id 0 (a real token follows padding)")
         lengths = real.sum(dim=1)
-        num_steps = max(int(lengths.max()), 1)
-        states = self.rnn(self.embedding(input_ids), num_steps)
-        last = torch.where(lengths > 0, lengths - 1, torch.full_like(lengths, num_steps - 1))
-        return states[torch.arange(states.size(0), device=states.device), last]
+        num_steps = lengths.max().clamp(min=1)
+        return self.rnn(self.embedding(input_ids), torch.where(lengths > 0, lengths, num_steps))
 
 
 class SkipThoughtTextEncoder(nn.Module):
