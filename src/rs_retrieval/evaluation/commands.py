@@ -6,7 +6,7 @@ import argparse
 
 from ..fileio import write_json_atomic
 from .folds import format_table
-from .metrics import PROTOCOLS, TIE_POLICIES
+from .metrics import DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES
 from .rerank import RERANKERS
 
 
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=sorted(RERANKERS), help="re-rankers to report")
     parser.add_argument("--protocol", default="amfmn", choices=PROTOCOLS)
-    parser.add_argument("--tie-policy", default="optimistic", choices=TIE_POLICIES)
+    parser.add_argument("--tie-policy", default=DEFAULT_TIE_POLICY, choices=TIE_POLICIES, help="order of tied scores; numpy = the reference code's argsort")
     parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocol dedup_image)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", help="torch device; when omitted: cuda if available, else cpu")

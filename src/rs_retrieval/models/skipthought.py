@@ -34,6 +34,29 @@ def _hidden_gates(h: torch.Tensor, weights: torch.Tensor, masks: torch.Tensor | 
     return torch.bmm(h * masks, weights).transpose(0, 1).reshape(h.size(0), -1)
 
 
+def _recurrence(projections, hidden_weight, masks, batch_sizes, saved=None):
+    """Run the packed recurrence (see `_PackedGRU`); fills `saved` [5, N, H] with h_prev, r, z, n
+    and W_hn h of every packed position when given (for the backward)."""
+    hidden = hidden_weight.size(1)
+    weights = hidden_weight.t().contiguous() if masks is None else hidden_weight.view(3, hidden, hidden).transpose(1, 2).contiguous()
+    h = projections.new_zeros(batch_sizes[0], hidden)
+    offset = 0
+    for size in batch_sizes:
+        h_prev = h[:size]
+        gates = _hidden_gates(h_prev, weights, None if masks is None else masks[:, :size])
+        inputs = projections[offset : offset + size]
+        reset = torch.sigmoid(inputs[:, :hidden] + gates[:, :hidden])
+        update = torch.sigmoid(inputs[:, hidden : 2 * hidden] + gates[:, hidden : 2 * hidden])
+        hidden_n = gates[:, 2 * hidden :]
+        candidate = torch.tanh(inputs[:, 2 * hidden :] + reset * hidden_n)
+        if saved is not None:
+            for k, value in enumerate((h_prev, reset, update, candidate, hidden_n)):
+                saved[k, offset : offset + size] = value
+        h[:size] = candidate + update * (h_prev - candidate)  # (1 - z) * n + z * h
+        offset += size
+    return h
+
+
 class _PackedGRU(torch.autograd.Function):
     """The reference GRU recurrence on a packed batch, with a hand-written backward.
 
@@ -47,29 +70,10 @@ class _PackedGRU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, projections, hidden_weight, masks, batch_sizes):
-        hidden = hidden_weight.size(1)
-        weights = hidden_weight.t().contiguous() if masks is None else hidden_weight.view(3, hidden, hidden).transpose(1, 2).contiguous()
-        h = projections.new_zeros(batch_sizes[0], hidden)
-        saving = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        if saving:  # h_prev, r, z, n, W_hn h of every packed position
-            saved = projections.new_empty(5, projections.size(0), hidden)
-        offset = 0
-        for size in batch_sizes:
-            h_prev = h[:size]
-            gates = _hidden_gates(h_prev, weights, None if masks is None else masks[:, :size])
-            inputs = projections[offset : offset + size]
-            reset = torch.sigmoid(inputs[:, :hidden] + gates[:, :hidden])
-            update = torch.sigmoid(inputs[:, hidden : 2 * hidden] + gates[:, hidden : 2 * hidden])
-            hidden_n = gates[:, 2 * hidden :]
-            candidate = torch.tanh(inputs[:, 2 * hidden :] + reset * hidden_n)
-            if saving:
-                for k, value in enumerate((h_prev, reset, update, candidate, hidden_n)):
-                    saved[k, offset : offset + size] = value
-            h[:size] = candidate + update * (h_prev - candidate)  # (1 - z) * n + z * h
-            offset += size
-        if saving:
-            ctx.save_for_backward(saved, hidden_weight, masks)
-            ctx.batch_sizes = batch_sizes
+        saved = projections.new_empty(5, projections.size(0), hidden_weight.size(1))
+        h = _recurrence(projections, hidden_weight, masks, batch_sizes, saved)
+        ctx.save_for_backward(saved, hidden_weight, masks)
+        ctx.batch_sizes = batch_sizes
         return h
 
     @staticmethod
@@ -78,35 +82,35 @@ class _PackedGRU(torch.autograd.Function):
         hidden = hidden_weight.size(1)
         weights = hidden_weight if masks is None else hidden_weight.view(3, hidden, hidden)
         grad_h = grad_h.clone()
-        grad_gates = saved.new_empty(saved.size(1), 3 * hidden)  # d loss / d (r, z, n) pre-activations
-        grad_hidden_n = saved.new_empty(saved.size(1), hidden)  # d loss / d (W_hn h)
+        # d loss / d (r, z pre-activations, W_hn h): what the hidden matmul saw, and d loss / d (n pre-activation)
+        grad_hidden = saved.new_empty(saved.size(1), 3 * hidden)
+        grad_candidate_in = saved.new_empty(saved.size(1), hidden)
         offset = saved.size(1)
         for size in reversed(ctx.batch_sizes):
             offset -= size
             h_prev, reset, update, candidate, hidden_n = saved[:, offset : offset + size]
             grad = grad_h[:size]
-            grad_candidate = grad * (1 - update) * (1 - candidate * candidate)
-            grad_gates[offset : offset + size, :hidden] = grad_candidate * hidden_n * reset * (1 - reset)
-            grad_gates[offset : offset + size, hidden : 2 * hidden] = grad * (h_prev - candidate) * update * (1 - update)
-            grad_gates[offset : offset + size, 2 * hidden :] = grad_candidate
-            grad_hidden_n[offset : offset + size] = grad_candidate * reset
-            grad_step = torch.cat([grad_gates[offset : offset + size, : 2 * hidden], grad_hidden_n[offset : offset + size]], dim=1)
+            grad_n = torch.mul(grad * (1 - update), 1 - candidate * candidate, out=grad_candidate_in[offset : offset + size])
+            step = grad_hidden[offset : offset + size]
+            step[:, :hidden] = grad_n * hidden_n * reset * (1 - reset)
+            step[:, hidden : 2 * hidden] = grad * (h_prev - candidate) * update * (1 - update)
+            step[:, 2 * hidden :] = grad_n * reset
             if masks is None:
-                grad_prev = grad_step @ weights
+                grad_prev = step @ weights
             else:
-                grad_prev = (torch.bmm(grad_step.view(size, 3, hidden).transpose(0, 1), weights) * masks[:, :size]).sum(0)
+                grad_prev = (torch.bmm(step.view(size, 3, hidden).transpose(0, 1), weights) * masks[:, :size]).sum(0)
             grad_h[:size] = grad * update + grad_prev
         grad_weight = None
         if ctx.needs_input_grad[1]:
-            grad_step = torch.cat([grad_gates[:, : 2 * hidden], grad_hidden_n], dim=1)  # [N, 3H]
             h_prev = saved[0]
             if masks is None:
-                grad_weight = grad_step.t() @ h_prev
+                grad_weight = grad_hidden.t() @ h_prev
             else:
                 rows = torch.cat([torch.arange(size, device=h_prev.device) for size in ctx.batch_sizes])
                 h_in = h_prev.unsqueeze(0) * masks[:, rows]  # [3, N, H]
-                grad_weight = torch.bmm(grad_step.view(-1, 3, hidden).transpose(0, 1).transpose(1, 2), h_in).reshape(3 * hidden, hidden)
-        return grad_gates if ctx.needs_input_grad[0] else None, grad_weight, None, None
+                grad_weight = torch.bmm(grad_hidden.view(-1, 3, hidden).permute(1, 2, 0), h_in).reshape(3 * hidden, hidden)
+        grad_projections = torch.cat([grad_hidden[:, : 2 * hidden], grad_candidate_in], dim=1) if ctx.needs_input_grad[0] else None
+        return grad_projections, grad_weight, None, None
 
 
 class BayesianGRU(nn.Module):
@@ -152,7 +156,10 @@ class BayesianGRU(nn.Module):
             projections = torch.cat([layer(x * input_masks[k, row]) for k, layer in enumerate(input_layers)], dim=1)
         hidden_weight = torch.cat([cell.weight_hr.weight, cell.weight_hi.weight, cell.weight_hn.weight])  # [3H, H]
         masks = None if hidden_masks is None else hidden_masks[:, order]
-        final = _PackedGRU.apply(projections, hidden_weight, masks, batch_sizes)
+        if torch.is_grad_enabled() and (projections.requires_grad or hidden_weight.requires_grad):
+            final = _PackedGRU.apply(projections, hidden_weight, masks, batch_sizes)
+        else:  # inference: nothing to save for a backward
+            final = _recurrence(projections, hidden_weight, masks, batch_sizes)
         return final[torch.argsort(order)]
 
 
