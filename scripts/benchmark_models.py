@@ -7,8 +7,13 @@ encode all images, encode all captions, then one `model.score`). Inputs are synt
 pixels, random token ids of a fixed length: 10 = mean word count of RSITMD test captions after the
 reference tokenizer); weights are random (speed does not depend on them).
 
+Next to each throughput it prints the achieved GFLOP/s of the encoder (FLOPs counted by
+`torch.utils.flop_counter` on one batch) and the measured fp32/bf16 GEMM throughput of the
+machine, so the distance to the hardware limit is visible.
+
     python scripts/benchmark_models.py                      # every method in BENCHMARKS, CPU
     python scripts/benchmark_models.py --methods amfmn --device cuda --json out.json
+    python scripts/benchmark_models.py --dtype bfloat16     # bf16 weights and activations
 
 To add a method, add a `BenchmarkEntry` to `BENCHMARKS` (its default config, and input builders
 when it needs more than `pixel_values` / `input_ids` + `attention_mask`).
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel
 
 import rs_retrieval.models  # noqa: F401  (registers the methods)
@@ -108,6 +114,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def gemm_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5, device="cpu") -> float:
+    """Best achieved GFLOP/s of a square `size` matmul: the machine's practical GEMM ceiling."""
+    device = torch.device(device)
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        tic = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - tic)
+    return 2 * size**3 / best / 1e9
+
+
+def count_flops(function, *args, **kwargs) -> int:
+    """FLOPs of one call (matmuls, convolutions and attention, as `torch.utils.flop_counter` counts them)."""
+    with FlopCounterMode(display=False) as counter:
+        function(*args, **kwargs)
+    return counter.get_total_flops()
+
+
 def _encode_all(encode, make_inputs, total: int, batch: int, device, keys) -> tuple[dict[str, torch.Tensor], float]:
     """Encode `total` items in batches (inputs built outside the timer); returns (cache, seconds)."""
     parts, seconds = [], 0.0
@@ -155,14 +183,21 @@ def benchmark(
     device: str,
     rerank_ks=(),
     rerank_sample_pairs: int = 1024,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
     entry = BENCHMARKS[method]
     config = entry.config()
     device = torch.device(device)
-    model = AutoModel.from_config(config).to(device).eval()
+    model = AutoModel.from_config(config).to(device=device, dtype=dtype).eval()
     generator = torch.Generator().manual_seed(0)
-    images = lambda n: entry.image_inputs(config, n, generator)  # noqa: E731
-    texts = lambda n: entry.text_inputs(config, n, caption_length, generator)  # noqa: E731
+
+    def cast(inputs: dict) -> dict:
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+
+    images = lambda n: cast(entry.image_inputs(config, n, generator))  # noqa: E731
+    texts = lambda n: cast(entry.text_inputs(config, n, caption_length, generator))  # noqa: E731
+    flops_per_image = count_flops(model.encode_images, **{k: v.to(device) for k, v in images(2).items()}) / 2
+    flops_per_caption = count_flops(model.encode_texts, **{k: v.to(device) for k, v in texts(2).items()}) / 2
     # warm-up (allocator, kernels, lazy init)
     _encode_all(model.encode_images, images, min(2, num_images), image_batch, device, model.image_cache_keys)
     _encode_all(model.encode_texts, texts, min(2, num_captions), text_batch, device, model.text_cache_keys)
@@ -183,6 +218,11 @@ def benchmark(
         "parameters": sum(p.numel() for p in model.parameters()),
         "images_per_s": num_images / image_seconds,
         "captions_per_s": num_captions / text_seconds,
+        "image_gflops_per_s": flops_per_image * num_images / image_seconds / 1e9,
+        "text_gflops_per_s": flops_per_caption * num_captions / text_seconds / 1e9,
+        "image_gflop": flops_per_image / 1e9,
+        "caption_gflop": flops_per_caption / 1e9,
+        "dtype": str(dtype).removeprefix("torch."),
         "score_matrix_s": score_seconds,
         "test_set_s": image_seconds + text_seconds + score_seconds,
         "num_images": num_images,
@@ -204,6 +244,7 @@ def main(argv=None) -> int:
     parser.add_argument("--text-batch", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights and activations")
     parser.add_argument("--rerank-k", type=int, nargs="*", default=[0, 16, 32, 64, 128],
                         help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)")
     parser.add_argument("--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)")
@@ -211,17 +252,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    gemm = {name: gemm_gflops(getattr(torch, name), device=args.device) for name in ("float32", "bfloat16")}
+    print(f"GEMM 2048^3: float32 {gemm['float32']:.0f} GFLOP/s, bfloat16 {gemm['bfloat16']:.0f} GFLOP/s "
+          f"({torch.get_num_threads()} threads, device {args.device})", flush=True)
     results = []
-    print("| method | params | images/s | captions/s | score matrix (s) | test set end-to-end (s) |")
+    print("| method | params | images/s (GFLOP/s) | captions/s (GFLOP/s) | score matrix (s) | test set end-to-end (s) |")
     print("|---|---|---|---|---|---|")
     for method in args.methods:
         r = benchmark(method, args.num_images, args.num_captions, args.caption_length, args.image_batch, args.text_batch, args.device,
-                      args.rerank_k, args.rerank_sample_pairs)
+                      args.rerank_k, args.rerank_sample_pairs, dtype)
+        r["gemm_gflops_per_s"] = gemm
         results.append(r)
-        print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} | {r['captions_per_s']:.1f} | "
-              f"{r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)
-    print(f"({args.num_images} images x {args.num_captions} captions of {args.caption_length} tokens, device {args.device}, "
-          f"{torch.get_num_threads()} threads)")
+        print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} ({r['image_gflops_per_s']:.0f}) | "
+              f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) | {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)
+    print(f"({args.num_images} images x {args.num_captions} captions of {args.caption_length} tokens, {args.dtype}, device {args.device}, "
+          f"{torch.get_num_threads()} threads; GFLOP/s against the {args.dtype} GEMM figure {gemm[args.dtype]:.0f})")
     for r in results:
         if r["rerank"]:
             print(f"\n{r['method']} fusion re-rank on top of the dual-encoder score (whole test set):")
