@@ -223,7 +223,8 @@ def test_scene_index_hits_come_with_tiles_footprints_and_a_scene_picture(served,
         assert np.array_equal(np.asarray(image), np.asarray(tiles[(row // 64) * 2 + col // 64]))  # the hit's own tile
     assert [f["properties"]["rank"] for f in result.geojson["features"]] == [1, 2, 3]
     assert json.loads(Path(result.geojson_path).read_text()) == json.loads(json.dumps(result.geojson))  # tuples become lists
-    assert Image.open(result.overview).size[0] == 128
+    expected = np.asarray(Image.open(corpus.index.draw(hits, tmp_path / "expected.png")).convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(result.overview).convert("RGB")), expected)  # the index's scene picture
     if crs:
         assert footprint_map_html(result.geojson).count('class="footprint"') == 3
 
