@@ -131,14 +131,11 @@ def rerank_costs(model, image_cache, text_cache, ks, sample_pairs: int, device) 
         if k == 0:
             rows.append({"k": 0, "pairs": 0, "measured_pairs": 0, "rerank_s": 0.0})
             continue
-        candidates = model.rerank_candidates(similarity, k)
-        pairs = int(candidates.sum())
-        sample = torch.zeros_like(candidates).view(-1)
-        sample[candidates.view(-1).nonzero()[:sample_pairs, 0]] = True
-        measured = int(sample.sum())
+        candidates = torch.cat(model.rerank_pairs(similarity, k))
+        pairs, measured = len(candidates), min(sample_pairs, len(candidates))
         _sync(device)
         tic = time.perf_counter()
-        model.rerank(image_cache, text_cache, sample.view_as(candidates))
+        model.rerank(image_cache, text_cache, candidates[:measured])
         _sync(device)
         rows.append({"k": k, "pairs": pairs, "measured_pairs": measured, "rerank_s": (time.perf_counter() - tic) * pairs / measured})
     return rows
@@ -176,7 +173,7 @@ def benchmark(
     if tuple(scores.shape) != (num_images, num_captions):
         raise RuntimeError(f"{method}: score matrix has shape {tuple(scores.shape)}, expected ({num_images}, {num_captions})")
     rerank = []
-    if rerank_ks and hasattr(model, "rerank_candidates"):
+    if rerank_ks and hasattr(model, "rerank_pairs"):
         rerank = rerank_costs(model, image_cache, text_cache, rerank_ks, rerank_sample_pairs, device)
     return {
         "method": method,

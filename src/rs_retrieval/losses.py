@@ -243,3 +243,58 @@ def _index_list(indices, size: int, what: str) -> list[int]:
     if bad:
         raise IndexError(f"{what} indices {bad[:5]} out of range [0, {size})")
     return values
+
+
+#: open_clip clamps CLIP's learnable log-temperature to [0, ln 100] (`clip-family.md` §8.4).
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+def _gather_across_processes(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(the tensor of every process concatenated along dim 0, this process's row offset);
+    gradients flow back to each process's own rows. Outside a multi-process run: (tensor, 0)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor, 0
+    offset = dist.get_rank() * len(tensor)
+    if tensor.requires_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(tensor.contiguous())), offset
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts), offset
+
+
+def clip_contrastive_loss(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    image_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Symmetric InfoNCE (the CLIP loss) with a learnable log-temperature `logit_scale`.
+
+    In a multi-process run every process scores its own pairs against the pairs of all
+    processes (global negatives; features gathered with gradients), which averaged over processes
+    equals the loss of the whole global batch. Texts of the same image (`image_ids`) are not
+    used as negatives of each other's image. `logit_scale` is clamped to [0, ln 100] as in open_clip.
+    """
+    image_embeds = torch.nn.functional.normalize(image_embeds, dim=-1)
+    text_embeds = torch.nn.functional.normalize(text_embeds, dim=-1)
+    all_images, offset = _gather_across_processes(image_embeds)
+    all_texts, _ = _gather_across_processes(text_embeds)
+    scale = logit_scale.clamp(0.0, MAX_LOGIT_SCALE).exp()
+    logits_per_image = scale * image_embeds @ all_texts.t()
+    logits_per_text = scale * text_embeds @ all_images.t()
+    batch = len(image_embeds)
+    targets = torch.arange(offset, offset + batch, device=image_embeds.device)
+    if image_ids is not None:
+        all_ids, _ = _gather_across_processes(image_ids)
+        same_image = image_ids.view(-1, 1) == all_ids.view(1, -1)
+        same_image[torch.arange(batch, device=same_image.device), targets] = False
+        logits_per_image = logits_per_image.masked_fill(same_image, float("-inf"))
+        logits_per_text = logits_per_text.masked_fill(same_image, float("-inf"))
+    image_to_text = torch.nn.functional.cross_entropy(logits_per_image, targets)
+    text_to_image = torch.nn.functional.cross_entropy(logits_per_text, targets)
+    loss = (image_to_text + text_to_image) / 2
+    return loss, {"i2t": image_to_text.detach(), "t2i": text_to_image.detach(), "logit_scale": scale.detach()}

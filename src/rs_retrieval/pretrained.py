@@ -69,16 +69,14 @@ def load_model_and_processor(name_or_path: str, trust_remote_code: bool = False,
     Weights that do not fit the config (missing or unexpected keys) raise unless
     `allow_weight_mismatch` (see `RetrievalPreTrainedModel.from_pretrained`).
     """
-    from transformers import AutoModel, AutoProcessor
-
-    from . import models  # noqa: F401  (registers the package's methods)
+    from .models import load_retrieval_model, load_retrieval_processor  # registers the package's methods
 
     name_or_path = os.fspath(name_or_path)
     _check_model_path(name_or_path)
     extra = {"allow_weight_mismatch": True} if allow_weight_mismatch else {}
     try:
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **extra)
-        processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = load_retrieval_model(name_or_path, trust_remote_code=trust_remote_code, **extra)
+        processor = load_retrieval_processor(name_or_path, trust_remote_code=trust_remote_code)
     except OSError as err:  # transformers' "not a local folder and not a valid model identifier"
         if Path(name_or_path).is_dir():
             raise

@@ -18,6 +18,7 @@ CONVERTERS: dict[str, str | Callable] = {
     "amfmn": "rs_retrieval.convert.amfmn_galr:convert_amfmn_galr",
     "galr": "rs_retrieval.convert.amfmn_galr:convert_amfmn_galr",
     "msa": "rs_retrieval.convert.msa:convert_msa",
+    "openclip": "rs_retrieval.convert.openclip:convert_openclip_command",
 }
 
 

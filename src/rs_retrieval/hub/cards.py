@@ -28,6 +28,8 @@ from .paper_results import REPORTED_NOTES, canonical_dataset, reported_results
 RECALL_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")
 #: metrics.json sections, in the order a card shows them; only the first two enter `model-index`.
 SPLIT_LABELS = {"test": "test", "validation": "validation (selected checkpoint)", "last_validation": "validation (last evaluation)"}
+#: The run's test-split evaluation; the card shows it and puts it into `model-index`.
+TEST_METRICS_FILE = "test_metrics.json"
 FIGURES = {"training_curves.png": "Training curves", "retrieval_examples.png": "Retrieval examples (validation)"}
 TAGS = ["remote-sensing", "image-text-retrieval", "cross-modal-retrieval", "rs_retrieval"]
 
@@ -110,7 +112,7 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
     else:
         raise CardError(f"{path} holds no saved model: expected {path / 'config.json'} or {path / 'model' / 'config.json'}")
     for candidate in (model_dir, model_dir.parent):
-        if (candidate / "metrics.json").is_file() or (candidate / "training_args.json").is_file():
+        if any((candidate / name).is_file() for name in ("metrics.json", TEST_METRICS_FILE, "training_args.json")):
             return model_dir, candidate
     return model_dir, None
 
@@ -135,6 +137,18 @@ def metric_splits(metrics: dict, flat_split: str = "test") -> dict[str, dict]:
         splits[name] = section
     order = list(SPLIT_LABELS)
     return dict(sorted(splits.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+
+
+def splits_from_test_metrics(data: dict) -> dict[str, dict]:
+    """The sections of a run's `test_metrics.json`: an `evaluate_retrieval` result (`{reranker:
+    metrics}`, as the quickstart writes it), an `rs-retrieval evaluate --output` payload (the same
+    under `results`) or one flat metrics dict. Un-reranked numbers are the `test` split (the one in
+    `model-index`); re-ranked ones get their own rows."""
+    results = data.get("results", data)
+    if not isinstance(results, dict) or any(key in results for key in RECALL_KEYS):
+        return metric_splits(results, flat_split="test")
+    named = {("test" if name == "none" else f"test, {name} re-rank"): section for name, section in results.items()}
+    return metric_splits(named)
 
 
 def _dataset_spec(name: str | None):
@@ -305,12 +319,19 @@ def render_model_card(
     method = (method or config.get("model_type") or "").lower()
     if not method:
         raise CardError(f"{model_dir / 'config.json'} has no model_type; pass method=")
+    if method in ("clip", "siglip"):
+        from .clip_cards import render_clip_card
+
+        return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, license, template_dir)
     run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
     metrics = run_metrics if metrics is None else metrics
     if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
         dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
     dataset = canonical_dataset(dataset_name)
     splits = metric_splits(metrics) if metrics else {}
+    test_file = run_dir / TEST_METRICS_FILE if run_dir is not None else None
+    if "test" not in splits and test_file is not None and test_file.is_file():
+        splits = metric_splits({**splits_from_test_metrics(_read_json(test_file)), **splits})
     info = METHODS.get(method)
     reconstruction = bool(config.get("is_reconstruction")) or method == "cmpagl"
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name

@@ -23,7 +23,7 @@ from .remote_code import bundle
 #: state, temporary and hidden files.
 MODEL_EXCLUDES = ("*.py", ".*", "*.tmp", "optimizer*", "scheduler*", "rng_state*", "trainer_state*")
 #: Files of a training run published next to the model (the card links to them).
-RUN_ARTEFACTS = ("metrics.json", "training_args.json", "recipe.yaml", "log.jsonl", "*.png")
+RUN_ARTEFACTS = ("metrics.json", "test_metrics.json", "training_args.json", "recipe.yaml", "log.jsonl", "*.png")
 
 
 class HubPushError(RSRetrievalError, RuntimeError):
@@ -60,9 +60,20 @@ def load_for_bundle(model_dir: str | Path, model=None, processor=None):
     return model, processor
 
 
+def is_plain_transformers(model_dir: str | Path) -> bool:
+    """True for CLIP-family folders: transformers itself loads them, so no remote code is bundled."""
+    import json
+
+    from ..models.clip.modeling_clip import DUAL_ENCODER_CLASSES
+
+    config = Path(model_dir) / "config.json"
+    return config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") in DUAL_ENCODER_CLASSES
+
+
 def stage_model(path: str | Path, staging: str | Path, model=None, processor=None, card: bool = True, **card_kwargs) -> Path:
     """Fill `staging` with what a model repository holds: model + processor files, run artefacts,
-    flat remote code (`bundle`) and, with `card`, a README model card (`write_model_card` kwargs)."""
+    flat remote code (`bundle`; not for CLIP-family folders, which plain transformers loads) and,
+    with `card`, a README model card (`write_model_card` kwargs)."""
     model_dir, run_dir = resolve_run(path)
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
@@ -73,7 +84,8 @@ def stage_model(path: str | Path, staging: str | Path, model=None, processor=Non
         for file in sorted(run_dir.iterdir()):
             if file.is_file() and _matches(file.name, RUN_ARTEFACTS) and not (staging / file.name).exists():
                 _place(file, staging / file.name)
-    bundle(staging, *load_for_bundle(staging, model, processor))
+    if not is_plain_transformers(staging):
+        bundle(staging, *load_for_bundle(staging, model, processor))
     if card:
         write_model_card(staging, **card_kwargs)
     return staging
@@ -101,16 +113,21 @@ def _stage_dataset(source, staging: Path) -> Path:
     return export_parquet(source, staging, overwrite=True)
 
 
-def _publish(folder: Path, repo_id: str, repo_type: str, private: bool | None, token: str | None, revision: str | None, commit_message: str):
+def _publish(
+    folder: Path, repo_id: str, repo_type: str, private: bool | None, token: str | None, revision: str | None, commit_message: str,
+    replace: bool = True, space_sdk: str | None = None,
+):
+    """Upload `folder` as one commit; `replace` deletes the repository's other files in that commit
+    (`space_sdk` for a new Space repository)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     staged = {str(p.relative_to(folder)).replace(os.sep, "/"): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
     try:
-        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=folder, repo_type=repo_type, revision=revision,
-            commit_message=commit_message, delete_patterns="*",
+            commit_message=commit_message, delete_patterns="*" if replace else None,
         )
         published = {
             entry.path: entry.size
@@ -124,7 +141,7 @@ def _publish(folder: Path, repo_id: str, repo_type: str, private: bool | None, t
             "keeps its previous revision (or the complete new one if the failure hit the commit's reply). Run the "
             "push again to retry."
         ) from err
-    if published != staged:
+    if (published if replace else {path: published.get(path) for path in staged}) != staged:
         raise HubPushError(f"{repo_type} repo {repo_id!r} at {commit.oid} does not hold the staged files: published {published}, staged {staged}")
     return commit
 
@@ -182,3 +199,21 @@ def push_dataset(
         elif not (staging / "README.md").is_file():
             raise HubPushError(f"{source} has no README.md with the split `configs`; push it with card=True")
         return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name} as Parquet")
+
+
+def push_processor(
+    processor,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+):
+    """Add a processor (its files and one-file remote code with `auto_map`) to a repository in one
+    commit, keeping the repository's other files (the model pushed before it)."""
+    with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
+        staging = Path(tmp) / "repo"
+        processor.save_pretrained(staging)
+        bundle(staging, processor=processor)
+        return _publish(staging, repo_id, "model", private, token, revision, commit_message or f"Upload {type(processor).__name__}", replace=False)

@@ -10,6 +10,8 @@ checkpoints load by a plain key copy.
 import torch
 from torch import nn
 
+from .checks import check_all
+
 
 class BayesianGRUCell(nn.Module):
     """GRU gate weights with the reference names: `weight_i*` map the input (with bias), `weight_h*`
@@ -85,15 +87,18 @@ class SkipThoughtEncoder(nn.Module):
         if input_ids.dim() != 2 or input_ids.size(1) == 0:
             raise ValueError(f"input_ids must be [batch, length>0], got shape {tuple(input_ids.shape)}")
         vocab_size = self.embedding.num_embeddings
-        if int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size:
-            raise ValueError(f"input_ids must lie in [0, {vocab_size}); got range [{int(input_ids.min())}, {int(input_ids.max())}]")
+        check_all(
+            (input_ids >= 0) & (input_ids < vocab_size), f"input_ids must lie in [0, {vocab_size})",
+            lambda: f"got range [{int(input_ids.min())}, {int(input_ids.max())}]",
+        )
         real = input_ids != 0
-        if (real[:, 1:] & ~real[:, :-1]).any():
-            raise ValueError("input_ids must be right-padded with id 0 (a real token follows padding)")
+        check_all(~(real[:, 1:] & ~real[:, :-1]), "input_ids must be right-padded with id 0 (a real token follows padding)")
         lengths = real.sum(dim=1)
-        num_steps = max(int(lengths.max()), 1)
-        states = self.rnn(self.embedding(input_ids), num_steps)
-        last = torch.where(lengths > 0, lengths - 1, torch.full_like(lengths, num_steps - 1))
+        # All padded steps run (their states are never read), so the step count is a shape, not data:
+        # no host sync, and torch.compile / ONNX export see one graph.
+        states = self.rnn(self.embedding(input_ids), input_ids.size(1))
+        longest = lengths.max().clamp_min(1)
+        last = torch.where(lengths > 0, lengths - 1, longest - 1)
         return states[torch.arange(states.size(0), device=states.device), last]
 
 

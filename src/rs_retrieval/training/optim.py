@@ -47,7 +47,20 @@ def parameter_groups(model: nn.Module, training: TrainingSpec) -> list[dict]:
         )
     if default:
         groups.append({"name": "default", "params": default, "lr": training.lr, "weight_decay": training.weight_decay})
-    return groups
+    return _split_1d(groups) if training.no_decay_1d else groups
+
+
+def _split_1d(groups: list[dict]) -> list[dict]:
+    """Each group -> its parameters of >= 2 dims, plus a `<name>/no_decay` group of the others."""
+    split = []
+    for group in groups:
+        matrices = [p for p in group["params"] if p.dim() >= 2]
+        vectors = [p for p in group["params"] if p.dim() < 2]
+        if matrices:
+            split.append({**group, "params": matrices})
+        if vectors:
+            split.append({**group, "name": f"{group['name']}/no_decay", "params": vectors, "weight_decay": 0.0})
+    return split
 
 
 def build_optimizer(model: nn.Module, training: TrainingSpec) -> torch.optim.Optimizer:

@@ -24,6 +24,7 @@ import yaml
 
 from ..errors import RSRetrievalError
 from ..packaged import packaged_files
+from .trackers import parse_report_to
 
 
 class RecipeError(RSRetrievalError, ValueError):
@@ -115,6 +116,9 @@ class TrainingSpec:
     optimizer: str = "adam"
     lr: float = 1e-4
     weight_decay: float = 0.0
+    #: No weight decay on parameters with fewer than 2 dimensions (gains, biases, CLIP's
+    #: logit_scale), as open_clip trains; each group then splits into a decayed and a `/no_decay` part.
+    no_decay_1d: bool = False
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9
@@ -136,6 +140,8 @@ class TrainingSpec:
     stop_after_steps: int | None = None
     #: Query texts shown in `retrieval_examples.png`.
     num_example_queries: int = 4
+    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`trackers.py`).
+    report_to: str = "auto"
 
 
 @dataclasses.dataclass
@@ -229,11 +235,17 @@ def registered_retrieval_methods() -> dict[str, type]:
     from .. import models  # noqa: F401  (importing the methods registers them)
     from ..models.base import RetrievalPreTrainedModel
 
-    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users').
+    from ..models.clip import DUAL_ENCODER_CLASSES
+
+    # `_extra_content` holds the classes added with `AutoModel.register` (ours and users');
+    # CLIP-family classes load plain transformers folders and are not registered there.
     return {
-        config_class.model_type: model_class
-        for config_class, model_class in MODEL_MAPPING._extra_content.items()
-        if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
+        **DUAL_ENCODER_CLASSES,
+        **{
+            config_class.model_type: model_class
+            for config_class, model_class in MODEL_MAPPING._extra_content.items()
+            if isinstance(model_class, type) and issubclass(model_class, RetrievalPreTrainedModel)
+        },
     }
 
 
@@ -335,6 +347,10 @@ def _validate(recipe: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: training.lr_scheduler 'multistep' needs training.lr_milestones (epochs)")
     if not 0.0 <= training.warmup_ratio < 1.0:
         raise RecipeError(f"{source}: training.warmup_ratio must be in [0, 1), got {training.warmup_ratio}")
+    try:
+        parse_report_to(training.report_to)
+    except ValueError as err:
+        raise RecipeError(f"{source}: training.{err}") from None
     for i, rule in enumerate(training.param_groups):
         if not rule.prefixes:
             raise RecipeError(f"{source}: training.param_groups[{i}] needs at least one prefix")

@@ -15,6 +15,8 @@ from .recipe import ProcessorSpec, RecipeError
 
 #: `processor.vocab` value that builds the vocabulary from the training captions.
 TRAIN_CAPTIONS = "train_captions"
+#: `processor.vocab` value of a CLIP model: the CLIP BPE vocabulary packaged with rs_retrieval.
+CLIP_BPE = "clip_bpe"
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -22,6 +24,11 @@ def processor_class_for(model_type: str):
     """The processor class registered with `AutoProcessor` for a method."""
     from transformers import AutoConfig
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+
+    from ..models.clip import DUAL_ENCODER_CLASSES
+
+    if model_type in DUAL_ENCODER_CLASSES:
+        raise RecipeError(f"{model_type!r} models keep their own tokenizer: set processor.vocab: {CLIP_BPE} (or a CLIP BPE file) or processor.path")
 
     config_class = type(AutoConfig.for_model(model_type))
     if config_class not in PROCESSOR_MAPPING:
@@ -65,14 +72,32 @@ def vocabulary_from_captions(processor_class, captions: Iterable[str], min_count
 
 def build_processor(spec: ProcessorSpec, config, vocab=None):
     """The recipe's processor: `spec.path` (saved), or the method's own for `vocab` (file path or dict)."""
-    from transformers import AutoProcessor
+    from ..models import load_retrieval_processor
 
     if spec.path is not None:
-        return AutoProcessor.from_pretrained(spec.path)
+        return load_retrieval_processor(spec.path)
     vocab = vocab if vocab is not None else spec.vocab
     if vocab == TRAIN_CAPTIONS:
         raise RecipeError("processor.vocab 'train_captions': pass the vocabulary built by vocabulary_from_captions")
+    if config.model_type == "clip":
+        return _clip_processor(config, vocab, spec.options)
     processor_class = processor_class_for(config.model_type)
     if _family(processor_class) == "word":
         return processor_class.from_config(config, vocab, **spec.options)
     return processor_class.from_vocab(vocab, **spec.options)
+
+
+def _clip_processor(config, vocab: str, options: dict):
+    """CLIP tokenizer (`clip_bpe` or a BPE merges file) + image processor at the config's image size.
+
+    Options: `image_mean`, `image_std` (default OpenAI CLIP's) and `train_scale` (area range of
+    the training crop, default [0.9, 1.0])."""
+    from ..models.clip import DualEncoderProcessor, build_clip_processor
+
+    unknown = sorted(set(options) - {"image_mean", "image_std", "train_scale"})
+    if unknown:
+        raise RecipeError(f"processor.options {unknown} do not apply to a CLIP processor (image_mean, image_std, train_scale)")
+    bpe_path = None if vocab == CLIP_BPE else vocab
+    colour = {key: options[key] for key in ("image_mean", "image_std") if key in options}
+    processor = build_clip_processor(config.vision_config.image_size, bpe_path, **colour)
+    return DualEncoderProcessor(processor, train_scale=tuple(options.get("train_scale", (0.9, 1.0))))
