@@ -516,7 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.loads(self._body())
         if payload.get("operation") != "upload":
             raise HubError(400, "only LFS uploads are supported")
-        self._repo("datasets" if datasets else "models", namespace, name)
+        self._repo(datasets.rstrip("/") if datasets else "models", namespace, name)
         objects = []
         for obj in payload["objects"]:
             entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
@@ -540,7 +540,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200)
 
     def resolve(self, namespace, name, revision, path, datasets=None):
-        repo = self._repo("datasets" if datasets else "models", namespace, name)
+        repo = self._repo(datasets.rstrip("/") if datasets else "models", namespace, name)
         commit = self._commit(repo, revision)
         path = unquote(path)
         blob = commit.files.get(path)
@@ -574,10 +574,10 @@ ROUTES = [
     ("POST", rf"{API}/preupload/(?P<revision>[^/]+)", _Handler.preupload),
     ("POST", rf"{API}/commit/(?P<revision>[^/]+)", _Handler.create_commit),
     ("GET", rf"{API}(?:/revision/(?P<revision>[^/]+))?", _Handler.repo_info),
-    ("POST", rf"/(?P<datasets>datasets/)?(?P<namespace>{ASCII_NAME})/(?P<name>{ASCII_NAME}?)\.git/info/lfs/objects/batch", _Handler.lfs_batch),
+    ("POST", rf"/(?P<datasets>datasets/|spaces/)?(?P<namespace>{ASCII_NAME})/(?P<name>{ASCII_NAME}?)\.git/info/lfs/objects/batch", _Handler.lfs_batch),
     ("PUT", r"/__lfs/(?P<oid>[0-9a-f]{64})", _Handler.lfs_put),
-    ("GET", rf"/(?P<datasets>datasets/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", _Handler.resolve),
-    ("HEAD", rf"/(?P<datasets>datasets/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", _Handler.resolve),
+    ("GET", rf"/(?P<datasets>datasets/|spaces/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", _Handler.resolve),
+    ("HEAD", rf"/(?P<datasets>datasets/|spaces/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", _Handler.resolve),
 ]
 
 

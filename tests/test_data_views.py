@@ -94,6 +94,8 @@ def test_export_parquet_round_trip(rsitmd, tmp_path):
     assert np.array_equal(np.asarray(image), original)
     readme = (out / "README.md").read_text()
     assert "- split: test\n    path: data/test-*" in readme and "Licence: none stated by the authors" in readme
+    # provenance paths are relative to the data dir: nothing of this machine's folders is published
+    assert str(tmp_path) not in readme and '"image_dir": "images"' in readme and '"annotations": "dataset_RSITMD.json"' in readme
 
 
 def test_save_arrow_round_trip(rsitmd, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hub_server import import_tiny_package, make_tiny_model
-from rs_retrieval.hub.remote_code import BundleError, SourceModule, _Collector, _flat_names, _locate, bundle
+from rs_retrieval.hub.remote_code import BundleError, SourceModule, _Collector, _flat_names, _locate, bundle, read_bundle
 
 
 @pytest.fixture(scope="module")
@@ -27,63 +27,84 @@ def _imports(source: str) -> list[ast.ImportFrom | ast.Import]:
     return [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
-def test_bundle_writes_the_import_closure_under_unique_flat_names(saved):
+def test_bundle_is_one_file_holding_the_import_closure_under_unique_flat_names(saved):
     out, auto_map = saved
-    files = sorted(p.name for p in out.glob("*.py"))
+    assert sorted(p.name for p in out.glob("*.py")) == ["modeling_tiny.py"]
+    sources, exports = read_bundle(out / "modeling_tiny.py")
     # tinyhub/layers/utils.py and tinyhub/models/utils.py clash on "utils"; rs_retrieval's base pulls
-    # in outputs (top-level import) and towers (imported inside a method); processing pulls in imagery
-    # and its errors.
-    assert files == [
-        "base.py", "configuration_tiny.py", "errors.py", "imagery.py", "layers_utils.py", "modeling_tiny.py",
-        "models_utils.py", "outputs.py", "processing.py", "processing_tiny.py", "towers.py",
+    # in outputs and the push mixin (top-level imports) and towers (imported inside a method); processing
+    # pulls in imagery and its errors.
+    assert sorted(sources) == [
+        "base", "configuration_tiny", "errors", "imagery", "layers_utils", "modeling_tiny", "models_utils",
+        "outputs", "processing", "processing_tiny", "push_to_hub", "towers",
     ]
+    assert exports == {"TinyHubConfig": "configuration_tiny", "TinyHubModel": "modeling_tiny",
+                       "TinyHubProcessor": "processing_tiny", "RSImageProcessor": "processing"}
     assert auto_map == {
-        "AutoConfig": "configuration_tiny.TinyHubConfig",
+        "AutoConfig": "modeling_tiny.TinyHubConfig",
         "AutoModel": "modeling_tiny.TinyHubModel",
-        "AutoProcessor": "processing_tiny.TinyHubProcessor",
-        "AutoImageProcessor": "processing.RSImageProcessor",
+        "AutoProcessor": "modeling_tiny.TinyHubProcessor",
+        "AutoImageProcessor": "modeling_tiny.RSImageProcessor",
     }
 
 
-def test_bundled_imports_are_flat_and_same_directory(saved):
+def test_bundled_imports_are_flat_and_same_package(saved):
     out, _ = saved
-    flat = {p.stem for p in out.glob("*.py")}
-    for path in out.glob("*.py"):
-        source = path.read_text()
+    sources, _ = read_bundle(out / "modeling_tiny.py")
+    for name, source in sources.items():
         for node in _imports(source):
             if isinstance(node, ast.ImportFrom) and node.level:
-                assert node.level == 1, f"{path.name}:{node.lineno} keeps a parent-relative import"
+                assert node.level == 1, f"{name}:{node.lineno} keeps a parent-relative import"
                 targets = [node.module] if node.module else [a.name for a in node.names]
-                assert set(targets) <= flat, f"{path.name}:{node.lineno} imports {targets}, not bundled"
+                assert set(targets) <= set(sources), f"{name}:{node.lineno} imports {targets}, not bundled"
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-            assert not any(n.split(".")[0] in ("rs_retrieval", "tinyhub") for n in names), f"{path.name}:{node.lineno}"
+            assert not any(n.split(".")[0] in ("rs_retrieval", "tinyhub") for n in names), f"{name}:{node.lineno}"
 
 
 def test_rewritten_source_keeps_everything_but_the_imports(saved):
     out, _ = saved
-    modeling = (out / "modeling_tiny.py").read_text()
+    sources, _ = read_bundle(out / "modeling_tiny.py")
+    modeling = sources["modeling_tiny"]
     assert "from .base import RetrievalPreTrainedModel\n" in modeling
     assert "from . import layers_utils as layer_utils\n" in modeling
     assert "from .models_utils import flatten_patches\n" in modeling
     assert "from .configuration_tiny import TinyHubConfig\n" in modeling
-    # `from . import x` is invisible to transformers' dependency scan, so a never-run line names it.
-    assert modeling.rstrip().endswith("if False:  # dependency list for transformers' remote-code download\n    from .layers_utils import __name__")
     original = _locate("tinyhub.models.tiny.modeling_tiny").path.read_text()
-    strip = lambda text: "\n".join(l for l in text.splitlines() if not re.match(r"\s*(from|import) ", l) and "if False" not in l).strip()
+    strip = lambda text: "\n".join(l for l in text.splitlines() if not re.match(r"\s*(from|import) ", l)).strip()
     assert strip(modeling) == strip(original)
-    base = (out / "base.py").read_text()
-    assert "        from .towers import load_tower_weights\n" in base  # indented import inside a method
+    assert "        from .towers import load_tower_weights\n" in sources["base"]  # indented import inside a method
 
 
-def test_transformers_dependency_scan_finds_every_bundled_module(saved):
-    from transformers.dynamic_module_utils import get_relative_import_files
+def test_transformers_sees_one_file_with_standard_library_imports_only(saved):
+    from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
-    out, auto_map = saved
-    reached = set()
-    for ref in auto_map.values():
-        module = out / (ref.split(".")[0] + ".py")
-        reached |= {module.name} | {p.rsplit("/", 1)[-1] for p in get_relative_import_files(module)}
-    assert reached == {p.name for p in out.glob("*.py")}
+    out, _ = saved
+    bundle_file = out / "modeling_tiny.py"
+    assert get_relative_imports(bundle_file) == []  # nothing else to download: one review notice
+    assert set(get_imports(bundle_file)) == {"importlib", "linecache", "sys"}
+
+
+def test_bundle_imports_in_a_fresh_package_and_rehomes_the_exported_classes(saved, tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    out, _ = saved
+    package = tmp_path / "remote_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "modeling_tiny.py").write_text((out / "modeling_tiny.py").read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("remote_pkg.modeling_tiny")
+    try:
+        model_class = module.TinyHubModel
+        assert model_class.__module__ == "remote_pkg.modeling_tiny"  # save_pretrained copies this one file
+        assert sys.modules["remote_pkg.modeling_tiny_modules.base"].RetrievalPreTrainedModel in model_class.__mro__
+        with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+            module.Missing
+    finally:
+        sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "package", None) != "remote_pkg.modeling_tiny_modules"]
+        for name in [n for n in sys.modules if n.startswith("remote_pkg")]:
+            del sys.modules[name]
 
 
 def test_auto_map_is_written_into_each_saved_config(saved):
@@ -91,10 +112,10 @@ def test_auto_map_is_written_into_each_saved_config(saved):
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"] == auto_map and config["model_type"] == "tiny_hub_test"
     processor = json.loads((out / "processor_config.json").read_text())
-    assert processor["auto_map"] == {"AutoProcessor": "processing_tiny.TinyHubProcessor"}
-    assert processor["image_processor"]["auto_map"] == {"AutoImageProcessor": "processing.RSImageProcessor"}
+    assert processor["auto_map"] == {"AutoProcessor": "modeling_tiny.TinyHubProcessor"}
+    assert processor["image_processor"]["auto_map"] == {"AutoImageProcessor": "modeling_tiny.RSImageProcessor"}
     tokenizer = json.loads((out / "tokenizer_config.json").read_text())
-    assert tokenizer["auto_map"] == {"AutoProcessor": "processing_tiny.TinyHubProcessor"}
+    assert tokenizer["auto_map"] == {"AutoProcessor": "modeling_tiny.TinyHubProcessor"}
 
 
 def test_bundle_requires_saved_files(tmp_path, saved):

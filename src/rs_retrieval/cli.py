@@ -21,9 +21,12 @@ COMMAND_MODULES = [
     "rs_retrieval.evaluation.commands",
     "rs_retrieval.hub.commands",
     "rs_retrieval.search_commands",
+    "rs_retrieval.index.commands",
     "rs_retrieval.convert.commands",
+    "rs_retrieval.export.commands",
     "rs_retrieval.zeroshot.commands",
     "rs_retrieval.quickstart",
+    "rs_retrieval.app.commands",
 ]
 DEBUG_ENV = "RS_RETRIEVAL_DEBUG"
 

@@ -17,6 +17,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .hub.push_to_hub import RetrievalProcessorPushMixin
 from .imagery import RESCALE_MODES, ImageReadError, to_rgb_uint8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -177,7 +178,7 @@ class RSImageProcessor(BaseImageProcessor):
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=None)
 
 
-class RetrievalProcessor(ProcessorMixin):
+class RetrievalProcessor(RetrievalProcessorPushMixin, ProcessorMixin):
     """Image processor + tokenizer; the base of every method's processor.
 
     `image_inputs(rows, train)` builds the model's image-side inputs from a batch of dataset rows

@@ -12,12 +12,13 @@ import os
 import time
 from pathlib import Path
 
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "amfmn_synth.yaml"
+#: A packaged recipe name (`rs-retrieval recipes`), so the quickstart runs from any folder.
+DEFAULT_RECIPE = "amfmn_synth"
 DEFAULT_QUERY = "two white planes are parked beside a grey runway"
 
 
 def run_quickstart(
-    recipe_path: str | Path = DEFAULT_RECIPE,
+    config: str | Path = DEFAULT_RECIPE,
     output_dir: str | Path = "runs/quickstart",
     query: str = DEFAULT_QUERY,
     overrides: list[str] | tuple[str, ...] = (),
@@ -29,21 +30,19 @@ def run_quickstart(
     from .evaluation.folds import format_table
     from .evaluation.engine import evaluate_retrieval
     from .search import make_contact_sheet, search_images
+    from .app.commands import serve_command
     from .search_commands import load_model
     from .training import load_recipe, train
     from .training.recipe import RecipeError
     from .fileio import write_json_atomic
 
-    recipe_path = Path(recipe_path)
-    if not recipe_path.is_file():
-        raise RecipeError(f"recipe {recipe_path} not found (run from the repository root or pass --config)")
     output_dir = Path(output_dir)
     timings = {}
 
     start = time.perf_counter()
-    recipe = load_recipe(recipe_path, list(overrides))
+    recipe = load_recipe(config, list(overrides))
     if recipe.data.name != "rs_synth":
-        raise RecipeError(f"the quickstart runs on rs_synth; {recipe_path} trains on {recipe.data.name or recipe.data.path!r}")
+        raise RecipeError(f"the quickstart runs on rs_synth; {config} trains on {recipe.data.name or recipe.data.path!r}")
     run_dir = train(recipe, run_dir=output_dir, resume=resume)
     timings["train_s"] = time.perf_counter() - start
 
@@ -80,14 +79,16 @@ def run_quickstart(
         "contact_sheet": str(sheet),
         "timings_s": timings,
     }
+    summary["serve_command"] = serve_command(run_dir / "model", images=test_images, captions=synth_root / "dataset.json")
     write_json_atomic(run_dir / "summary.json", summary)
     print(f"\nmodel, metrics and pictures: {run_dir}")
+    print(f"look at it in a browser (text -> images, image -> captions):\n  {summary['serve_command']}")
     return summary
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("quickstart", help="build rs_synth, train a small model on CPU, evaluate and search")
-    parser.add_argument("--config", default=str(DEFAULT_RECIPE), help="training recipe (default: configs/amfmn_synth.yaml)")
+    parser.add_argument("--config", default=DEFAULT_RECIPE, help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})")
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")

@@ -137,12 +137,14 @@ def load_local(
     unique_names = list(dict.fromkeys(r.filename for split in records.values() for r in split))
     check_images(unique_names, images, image_check)
     scene_names = list(spec.scene_names or sorted({r.scene for split in records.values() for r in split}))
+    # Paths relative to data_dir: the record travels with exports and published datasets, where a
+    # local absolute path means nothing (and discloses the machine's folders).
     provenance = {
         "dataset": spec.name,
         "title": spec.title,
         "source": kind,
-        "annotations": str(path),
-        "image_dir": str(images),
+        "annotations": Path(os.path.relpath(path, data_dir)).as_posix(),
+        "image_dir": Path(os.path.relpath(images, data_dir)).as_posix(),
         "image_check": image_check,
     }
     return datasets.DatasetDict(

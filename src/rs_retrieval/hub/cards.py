@@ -4,7 +4,8 @@ A model card's `model-index` holds only numbers measured on the checkpoint (a ru
 `metrics.json`); published numbers go into a separate, labelled "Reported in the paper" table
 (`paper_results`). A dataset card states the source, the licence as the authors published it,
 split sizes counted from the Parquet files being published, the schema and known caveats.
-Templates live in `hub_cards/` (`string.Template` files).
+Templates are `string.Template` files in the repository's `hub_cards/`, shipped in the package as
+`rs_retrieval.card_templates` (`rs_retrieval.packaged`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import yaml
 from .dataset_notes import dataset_notes
 from ..errors import RSRetrievalError
 from ..fileio import atomic_write_text
+from ..packaged import packaged_files
 from .paper_results import REPORTED_NOTES, canonical_dataset, reported_results
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "hub_cards"
 RECALL_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")
 #: metrics.json sections, in the order a card shows them; only the first two enter `model-index`.
 SPLIT_LABELS = {"test": "test", "validation": "validation (selected checkpoint)", "last_validation": "validation (last evaluation)"}
+#: The run's test-split evaluation; the card shows it and puts it into `model-index`.
+TEST_METRICS_FILE = "test_metrics.json"
 FIGURES = {"training_curves.png": "Training curves", "retrieval_examples.png": "Retrieval examples (validation)"}
 TAGS = ["remote-sensing", "image-text-retrieval", "cross-modal-retrieval", "rs_retrieval"]
 
@@ -109,7 +112,7 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
     else:
         raise CardError(f"{path} holds no saved model: expected {path / 'config.json'} or {path / 'model' / 'config.json'}")
     for candidate in (model_dir, model_dir.parent):
-        if (candidate / "metrics.json").is_file() or (candidate / "training_args.json").is_file():
+        if any((candidate / name).is_file() for name in ("metrics.json", TEST_METRICS_FILE, "training_args.json")):
             return model_dir, candidate
     return model_dir, None
 
@@ -134,6 +137,18 @@ def metric_splits(metrics: dict, flat_split: str = "test") -> dict[str, dict]:
         splits[name] = section
     order = list(SPLIT_LABELS)
     return dict(sorted(splits.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+
+
+def splits_from_test_metrics(data: dict) -> dict[str, dict]:
+    """The sections of a run's `test_metrics.json`: an `evaluate_retrieval` result (`{reranker:
+    metrics}`, as the quickstart writes it), an `rs-retrieval evaluate --output` payload (the same
+    under `results`) or one flat metrics dict. Un-reranked numbers are the `test` split (the one in
+    `model-index`); re-ranked ones get their own rows."""
+    results = data.get("results", data)
+    if not isinstance(results, dict) or any(key in results for key in RECALL_KEYS):
+        return metric_splits(results, flat_split="test")
+    named = {("test" if name == "none" else f"test, {name} re-rank"): section for name, section in results.items()}
+    return metric_splits(named)
 
 
 def _dataset_spec(name: str | None):
@@ -278,9 +293,10 @@ def _citation_section(method_info: MethodInfo | None, dataset: str | None) -> st
 
 
 def _template(name: str, template_dir: str | Path | None) -> Template:
-    path = Path(template_dir or TEMPLATE_DIR) / name
+    """A card template from `template_dir`, or the one packaged with rs_retrieval."""
+    path = Path(template_dir) / name if template_dir is not None else packaged_files("rs_retrieval.card_templates") / name
     if not path.is_file():
-        raise CardError(f"card template {path} not found (templates ship in the repository's hub_cards/ folder)")
+        raise CardError(f"card template {path} not found")
     return Template(path.read_text(encoding="utf-8"))
 
 
@@ -313,6 +329,9 @@ def render_model_card(
         dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
     dataset = canonical_dataset(dataset_name)
     splits = metric_splits(metrics) if metrics else {}
+    test_file = run_dir / TEST_METRICS_FILE if run_dir is not None else None
+    if "test" not in splits and test_file is not None and test_file.is_file():
+        splits = metric_splits({**splits_from_test_metrics(_read_json(test_file)), **splits})
     info = METHODS.get(method)
     reconstruction = bool(config.get("is_reconstruction")) or method == "cmpagl"
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name

@@ -11,7 +11,10 @@ from .paper_results import canonical_dataset
 
 
 def detect_kind(path: Path) -> str:
-    """`model` for a run or model directory, `dataset` for a Parquet export or `save_to_disk` folder."""
+    """`model` for a run or model directory, `dataset` for a Parquet export or `save_to_disk` folder,
+    `metric` for an evaluate metric folder (`<folder>/<folder>.py`)."""
+    if (path / f"{path.name}.py").is_file():
+        return "metric"
     if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
         return "model"
     if (path / "data").is_dir() or (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
@@ -27,9 +30,17 @@ def push(args: argparse.Namespace) -> int:
     for module in args.import_modules:
         importlib.import_module(module)
     path = Path(args.path)
+    if args.path == "metric":
+        from ..evaluation.hf_evaluate import METRIC_DIR
+
+        path = METRIC_DIR
     kind = detect_kind(path) if args.type == "auto" else args.type
     common = dict(private=args.private or None, revision=args.revision, commit_message=args.message, card=not args.no_card)
-    if kind == "model":
+    if kind == "metric":
+        from ..evaluation.hf_evaluate import push_metric
+
+        commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
+    elif kind == "model":
         commit = push_model(path, args.repo_id, dataset_name=args.dataset_name, method=args.method, license=args.license, **common)
     else:
         dataset_name = args.dataset_name or canonical_dataset(path.resolve().name)
@@ -43,11 +54,12 @@ def register(subparsers) -> None:
         "push",
         help="publish a trained model or a dataset to the Hugging Face Hub (one commit)",
         description="Publish a training run / model directory (weights, processor, remote code, model card) or a "
-        "dataset (Parquet + dataset card) to the Hub in a single commit. Uses HF_TOKEN / HF_ENDPOINT.",
+        "dataset (Parquet + dataset card) or an evaluate metric folder (a metric Space: script, card, app) to the Hub in a "
+        "single commit (PATH `metric` = the package's rs_retrieval_recall). Uses HF_TOKEN / HF_ENDPOINT.",
     )
-    parser.add_argument("path", help="training run dir, model dir, Parquet export dir or save_to_disk dir")
+    parser.add_argument("path", help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, or `metric`")
     parser.add_argument("repo_id", help="target repository, e.g. my-org/amfmn-rsitmd")
-    parser.add_argument("--type", choices=("auto", "model", "dataset"), default="auto", help="what PATH holds (default: detect)")
+    parser.add_argument("--type", choices=("auto", "model", "dataset", "metric"), default="auto", help="what PATH holds (default: detect)")
     parser.add_argument("--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)")
     parser.add_argument("--method", help="model_type for the card when config.json lacks it")
     parser.add_argument("--license", default="apache-2.0", help="model card licence id (default: apache-2.0)")

@@ -23,7 +23,7 @@ from .remote_code import bundle
 #: state, temporary and hidden files.
 MODEL_EXCLUDES = ("*.py", ".*", "*.tmp", "optimizer*", "scheduler*", "rng_state*", "trainer_state*")
 #: Files of a training run published next to the model (the card links to them).
-RUN_ARTEFACTS = ("metrics.json", "training_args.json", "recipe.yaml", "log.jsonl", "*.png")
+RUN_ARTEFACTS = ("metrics.json", "test_metrics.json", "training_args.json", "recipe.yaml", "log.jsonl", "*.png")
 
 
 class HubPushError(RSRetrievalError, RuntimeError):
@@ -113,16 +113,21 @@ def _stage_dataset(source, staging: Path) -> Path:
     return export_parquet(source, staging, overwrite=True)
 
 
-def _publish(folder: Path, repo_id: str, repo_type: str, private: bool | None, token: str | None, revision: str | None, commit_message: str):
+def _publish(
+    folder: Path, repo_id: str, repo_type: str, private: bool | None, token: str | None, revision: str | None, commit_message: str,
+    replace: bool = True, space_sdk: str | None = None,
+):
+    """Upload `folder` as one commit; `replace` deletes the repository's other files in that commit
+    (`space_sdk` for a new Space repository)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     staged = {str(p.relative_to(folder)).replace(os.sep, "/"): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
     try:
-        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=folder, repo_type=repo_type, revision=revision,
-            commit_message=commit_message, delete_patterns="*",
+            commit_message=commit_message, delete_patterns="*" if replace else None,
         )
         published = {
             entry.path: entry.size
@@ -136,7 +141,7 @@ def _publish(folder: Path, repo_id: str, repo_type: str, private: bool | None, t
             "keeps its previous revision (or the complete new one if the failure hit the commit's reply). Run the "
             "push again to retry."
         ) from err
-    if published != staged:
+    if (published if replace else {path: published.get(path) for path in staged}) != staged:
         raise HubPushError(f"{repo_type} repo {repo_id!r} at {commit.oid} does not hold the staged files: published {published}, staged {staged}")
     return commit
 
@@ -194,3 +199,21 @@ def push_dataset(
         elif not (staging / "README.md").is_file():
             raise HubPushError(f"{source} has no README.md with the split `configs`; push it with card=True")
         return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name} as Parquet")
+
+
+def push_processor(
+    processor,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+):
+    """Add a processor (its files and one-file remote code with `auto_map`) to a repository in one
+    commit, keeping the repository's other files (the model pushed before it)."""
+    with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
+        staging = Path(tmp) / "repo"
+        processor.save_pretrained(staging)
+        bundle(staging, processor=processor)
+        return _publish(staging, repo_id, "model", private, token, revision, commit_message or f"Upload {type(processor).__name__}", replace=False)

@@ -1,13 +1,15 @@
-"""Flat remote-code bundles: a saved model directory that loads with `trust_remote_code=True`
-on a machine where `rs_retrieval` is not installed.
+"""Remote-code bundles: a saved model directory that loads with `trust_remote_code=True` on a
+machine where `rs_retrieval` is not installed.
 
 transformers downloads the module named in `auto_map` plus the files it finds through lines of the
-form `from .name import ...` (same directory only) and imports them as one flat package. Our model
-files import parent modules (`from ..base import ...`, `from ...processing import ...`) and test or
-user code may import `rs_retrieval` absolutely, so `save_pretrained`'s own copy is not enough.
-`bundle` follows every import that points into the bundled packages (with `ast`), copies those
-modules into the model directory under unique flat names and rewrites the imports to same-directory
-ones, then writes `auto_map` into the saved configs.
+form `from .name import ...` (same directory only), and prints a "review this code" notice per
+downloaded file. Our model files import parent modules (`from ..base import ...`) and test or user
+code may import `rs_retrieval` absolutely, so `save_pretrained`'s own copy is not enough.
+`bundle` follows every import that points into the bundled packages (with `ast`), rewrites those
+imports to same-package relative ones under unique flat module names, and writes ONE Python file
+that holds every module's source as a readable list of lines: on import it registers a finder that
+compiles them as submodules of `<file>_modules`, and it exports the Auto classes. One file means one
+download and one notice; `auto_map` in the saved configs points into it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ from ..fileio import atomic_write_text
 #: The package whose modules are always bundled (our models import its shared modules).
 PACKAGE = "rs_retrieval"
 
-#: The line pattern transformers uses to find a remote module's same-directory dependencies.
-_TRANSFORMERS_RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\S+)\s+import", flags=re.MULTILINE)
 
 
 class BundleError(RSRetrievalError, ValueError):
@@ -185,7 +185,7 @@ def _render_import(targets: list[_ImportTarget], flat: dict[str, str]) -> str:
 
 
 def _rewrite(module: SourceModule, imports, flat: dict[str, str]) -> str:
-    """The module's source with bundled imports made flat, plus a dependency trailer where needed."""
+    """The module's source with bundled imports made flat (same-package relative)."""
     raw = module.path.read_bytes()
     # Byte offset of each line start, with the line ends `ast` counts (not str.splitlines' wider set).
     offsets = [0] + [match.end() for match in re.finditer(rb"\r\n|\r|\n", raw)]
@@ -196,16 +196,98 @@ def _rewrite(module: SourceModule, imports, flat: dict[str, str]) -> str:
         edits.append((start, end, _render_import(targets, flat).encode("utf-8")))
     for start, end, text in sorted(edits, reverse=True):
         raw = raw[:start] + text + raw[end:]
-    rewritten = raw.decode("utf-8")
-    needed = {flat[t.module] for _, targets in imports for t in targets} - {flat[module.name]}
-    missing = sorted(needed - set(_TRANSFORMERS_RELATIVE_IMPORT.findall(rewritten)))
-    if missing:
-        # transformers fetches a remote module's dependencies by scanning for `from .x import` lines;
-        # these never-executed lines name the files that are only imported as `from . import x`.
-        trailer = "\n\nif False:  # dependency list for transformers' remote-code download\n"
-        trailer += "".join(f"    from .{name} import __name__\n" for name in missing)
-        rewritten = rewritten.rstrip("\n") + trailer
-    return rewritten
+    return raw.decode("utf-8")
+
+
+#: Runs when the bundle file is imported: a finder for its `<name>_modules` package, lazy exports.
+_BUNDLE_RUNTIME = '''
+
+class _BundleImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports the modules in `_SOURCES` as submodules of `package` (source shown in tracebacks)."""
+
+    def __init__(self, package):
+        self.package = package
+
+    def find_spec(self, fullname, path=None, target=None):
+        parent, _, name = fullname.rpartition(".")
+        if fullname == self.package:
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        if parent == self.package and name in _SOURCES:
+            return importlib.util.spec_from_loader(fullname, self, origin=self.filename(name))
+        return None
+
+    def filename(self, name):
+        return f"<{self.package}/{name}.py>"
+
+    def get_source(self, fullname):
+        return "\\n".join(_SOURCES[fullname.rpartition(".")[2]]) + "\\n"
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if module.__name__ == self.package:
+            module.__path__ = []
+            return
+        filename = self.filename(module.__name__.rpartition(".")[2])
+        source = self.get_source(module.__name__)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), module.__dict__)
+
+
+_PACKAGE = __name__ + "_modules"
+# A re-import (a newer revision of this file) replaces the previous finder and modules.
+sys.meta_path[:] = [finder for finder in sys.meta_path if getattr(finder, "package", None) != _PACKAGE]
+for _name in [name for name in sys.modules if name == _PACKAGE or name.startswith(_PACKAGE + ".")]:
+    del sys.modules[_name]
+sys.meta_path.insert(0, _BundleImporter(_PACKAGE))
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{_PACKAGE}.{_EXPORTS[name]}"), name)
+    value.__module__ = __name__  # save_pretrained copies this file and refers to the class through it
+    globals()[name] = value
+    return value
+'''
+
+
+def render_bundle(sources: dict[str, str], exports: dict[str, str], origin: str) -> str:
+    """The single remote-code file: `sources` (flat module name -> source) and `exports` (class name
+    -> flat module) of the packages named in `origin`, stored as lists of lines so that no embedded
+    line is an import that transformers' dependency scan would follow."""
+    lines = [
+        f'"""Remote code generated by rs_retrieval: {len(sources)} modules of {origin} in one file, so that',
+        "`trust_remote_code=True` downloads (and asks you to review) one file. Each module's source is below as",
+        "a list of lines, unchanged except that imports between them are same-package relative imports.",
+        '"""',
+        "",
+        "import importlib",
+        "import importlib.abc",
+        "import importlib.util",
+        "import linecache",
+        "import sys",
+        "",
+        "_SOURCES = {",
+    ]
+    for name, source in sources.items():
+        lines.append(f"    {name!r}: [")
+        lines += [f"        {line!r}," for line in source.splitlines()]
+        lines.append("    ],")
+    lines += ["}", f"_EXPORTS = {exports!r}"]
+    return "\n".join(lines) + "\n" + _BUNDLE_RUNTIME
+
+
+def read_bundle(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(sources, exports) of a bundle file written by `bundle`, without importing it."""
+    values = {}
+    for node in ast.parse(Path(path).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and getattr(node.targets[0], "id", None) in ("_SOURCES", "_EXPORTS"):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    if set(values) != {"_SOURCES", "_EXPORTS"}:
+        raise BundleError(f"{path} is not an rs_retrieval remote-code bundle")
+    return {name: "\n".join(lines) + "\n" for name, lines in values["_SOURCES"].items()}, values["_EXPORTS"]
 
 
 def _class_module(cls: type) -> SourceModule:
@@ -217,6 +299,16 @@ def _class_module(cls: type) -> SourceModule:
     if found is None or found.path.resolve() != Path(path).resolve():
         raise BundleError(f"{cls.__qualname__}: module {cls.__module__!r} is not importable from {path}")
     return found
+
+
+def _zero_shot_class(config_class: type):
+    """The model class registered for `zero-shot-image-classification` with `config_class`, or None."""
+    from transformers import AutoModelForZeroShotImageClassification
+
+    try:
+        return AutoModelForZeroShotImageClassification._model_mapping[config_class]
+    except KeyError:
+        return None
 
 
 def _write_auto_map(path: Path, auto_map: dict, keys: Iterable[str], nested: dict[str, list[str]] | None = None) -> None:
@@ -235,19 +327,22 @@ def _write_auto_map(path: Path, auto_map: dict, keys: Iterable[str], nested: dic
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def bundle(model_dir: str | Path, model, processor=None, packages: Iterable[str] = ()) -> dict:
-    """Copy the code of `model` (and `processor`) into `model_dir` as flat remote code and write `auto_map`.
+def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable[str] = ()) -> dict:
+    """Write the code of `model` and/or `processor` into `model_dir` as one remote-code file
+    (`render_bundle`) and write `auto_map`.
 
-    `model_dir` must already hold `save_pretrained` output (config.json; processor_config.json when a
-    processor is given). Bundled packages are `rs_retrieval`, the packages defining the model, config
+    `model_dir` must already hold `save_pretrained` output (config.json for a model;
+    processor_config.json for a processor). Bundled packages are `rs_retrieval`, the packages defining the model, config
     and processor classes, and `packages`; the image processor and tokenizer get `auto_map` entries
     when their classes come from those packages. Returns the `auto_map` written to config.json.
     """
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
-    if not config_path.is_file():
+    if model is None and processor is None:
+        raise ValueError("bundle needs a model, a processor or both")
+    if model is not None and not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: save the model with save_pretrained before bundling")
-    roots = {"AutoConfig": type(model.config), "AutoModel": type(model)}
+    roots = {"AutoConfig": type(model.config), "AutoModel": type(model)} if model is not None else {}
     image_processor = getattr(processor, "image_processor", None) if processor is not None else None
     if processor is not None:
         roots["AutoProcessor"] = type(processor)
@@ -258,25 +353,35 @@ def bundle(model_dir: str | Path, model, processor=None, packages: Iterable[str]
     if tokenizer is not None and type(tokenizer).__module__.split(".")[0] in bundled:
         roots["AutoTokenizer"] = type(tokenizer)
 
+    processor_path = model_dir / "processor_config.json"
+    if processor is not None and not processor_path.is_file():
+        raise FileNotFoundError(f"{processor_path} not found: save the processor with save_pretrained before bundling")
+
     collector = _Collector(bundled)
     root_modules = {key: _class_module(cls) for key, cls in roots.items()}
     for module in root_modules.values():
         collector.add(module)
     flat = _flat_names(collector.modules.values())
-    for name, module in collector.modules.items():
-        atomic_write_text(model_dir / f"{flat[name]}.py", _rewrite(module, collector.imports[name], flat))
+    exports = {cls.__name__: flat[root_modules[key].name] for key, cls in roots.items()}
+    if len(exports) != len(set(roots.values())):
+        raise BundleError(f"the bundled classes need distinct names: {sorted(cls.__qualname__ for cls in roots.values())}")
+    # The file is named after the model's module (the processor's when bundling a processor alone).
+    bundle_name = flat[root_modules["AutoModel" if model is not None else "AutoProcessor"].name]
+    sources = {flat[name]: _rewrite(module, collector.imports[name], flat) for name, module in sorted(collector.modules.items())}
+    origin = ", ".join(sorted({name.split(".")[0] for name in collector.modules}))
+    atomic_write_text(model_dir / f"{bundle_name}.py", render_bundle(sources, exports, origin))
 
-    auto_map: dict = {key: f"{flat[root_modules[key].name]}.{cls.__name__}" for key, cls in roots.items()}
+    auto_map: dict = {key: f"{bundle_name}.{cls.__name__}" for key, cls in roots.items()}
+    if model is not None and _zero_shot_class(type(model.config)) is type(model):
+        auto_map["AutoModelForZeroShotImageClassification"] = auto_map["AutoModel"]  # the pipeline's Auto class
     if "AutoTokenizer" in auto_map:  # [slow, fast] class references
         from transformers import PreTrainedTokenizerFast
 
         ref = auto_map["AutoTokenizer"]
         auto_map["AutoTokenizer"] = [None, ref] if issubclass(roots["AutoTokenizer"], PreTrainedTokenizerFast) else [ref, None]
-    _write_auto_map(config_path, auto_map, auto_map)
+    if model is not None:
+        _write_auto_map(config_path, auto_map, auto_map)
     if processor is not None:
-        processor_path = model_dir / "processor_config.json"
-        if not processor_path.is_file():
-            raise FileNotFoundError(f"{processor_path} not found: save the processor with save_pretrained before bundling")
         _write_auto_map(processor_path, auto_map, ["AutoProcessor"], nested={"image_processor": ["AutoImageProcessor"]})
         for name, keys in (("preprocessor_config.json", ["AutoProcessor", "AutoImageProcessor"]), ("tokenizer_config.json", ["AutoProcessor", "AutoTokenizer"])):
             if (model_dir / name).is_file():

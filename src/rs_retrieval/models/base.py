@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from ..errors import RSRetrievalError
+from ..hub.push_to_hub import RetrievalModelPushMixin
 from .outputs import RetrievalOutput
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class WeightMismatchError(RSRetrievalError, ValueError):
     """Saved weights do not fit the model the config describes (missing or unexpected keys)."""
 
 
-class RetrievalPreTrainedModel(PreTrainedModel):
+class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
     """Base class: subclasses define `get_image_features(pixel_values, **image_inputs)`,
     `get_text_features(input_ids, attention_mask)` and `compute_loss`; pair-dependent methods
     also override `similarity` or `score`. `vision_tower_path`/`text_tower_path` name the
@@ -47,6 +48,10 @@ class RetrievalPreTrainedModel(PreTrainedModel):
     #: evaluators may split large matrices; False where candidates depend on the whole set
     #: (CMPAGL's top-k fusion re-rank).
     score_is_blockwise: bool = True
+    #: False where `score` is not the cosine of the `embeds` (AMFMN's image-guided gate, CMPAGL's
+    #: fusion re-rank): a vector index then uses that cosine only to pick candidates and
+    #: `score` re-ranks them (two-stage search, `rs_retrieval.index`).
+    score_is_cosine: bool = True
     #: Extra `forward` keyword inputs that go to `compute_loss` (not to the image encoder),
     #: e.g. AMFMN's `prior_similarity`, CMPAGL's `scene_ids`.
     loss_input_names: tuple[str, ...] = ()
@@ -122,8 +127,8 @@ class RetrievalPreTrainedModel(PreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         return_loss: bool = False,
         image_ids: torch.Tensor | None = None,
@@ -135,7 +140,13 @@ class RetrievalPreTrainedModel(PreTrainedModel):
         (optional) marks texts that share an image so losses can ignore those false negatives.
         Keyword `inputs` named in `loss_input_names` go to `compute_loss`, the rest to
         `encode_images` (e.g. GaLR's local graph).
+
+        With only images or only texts, the output holds just `image_embeds` or `text_embeds`
+        (what the `image-feature-extraction` and `feature-extraction` pipelines read).
         """
+        inputs.pop("token_type_ids", None)  # BERT tokenizers add it in pipelines; every text tower uses one segment
+        if pixel_values is None or input_ids is None:
+            return self._single_modality_forward(pixel_values, input_ids, attention_mask, return_loss, **inputs)
         loss_inputs = {name: inputs.pop(name) for name in self.loss_input_names if name in inputs}
         image_outputs = self.encode_images(pixel_values, **inputs)
         text_outputs = self.encode_texts(input_ids, attention_mask)
@@ -153,3 +164,14 @@ class RetrievalPreTrainedModel(PreTrainedModel):
             text_embeds=text_outputs["embeds"],
             loss_terms=loss_terms,
         )
+
+    def _single_modality_forward(self, pixel_values, input_ids, attention_mask, return_loss: bool, **inputs) -> RetrievalOutput:
+        if pixel_values is None and input_ids is None:
+            raise ValueError(f"{type(self).__name__}.forward needs pixel_values, input_ids or both")
+        if return_loss:
+            raise ValueError("return_loss=True needs both pixel_values and input_ids (matched pairs)")
+        if input_ids is None:
+            for name in self.loss_input_names:
+                inputs.pop(name, None)
+            return RetrievalOutput(image_embeds=self.get_image_features(pixel_values, **inputs))
+        return RetrievalOutput(text_embeds=self.get_text_features(input_ids, attention_mask))

@@ -1,7 +1,7 @@
 """One accelerate-based trainer for every retrieval method, driven by YAML recipes.
 
     from rs_retrieval.training import load_recipe, train
-    run_dir = train(load_recipe("configs/amfmn_synth.yaml", ["training.epochs=2"]))
+    run_dir = train(load_recipe("amfmn_synth", ["training.epochs=2"]))  # a packaged recipe name or a YAML path
 
 The same entry point backs `rs-retrieval train` and `accelerate launch scripts/train.py`.
 """

@@ -1,4 +1,5 @@
-"""`rs-retrieval train`: the command-line front end of `rs_retrieval.training.train`."""
+"""`rs-retrieval train` (the command-line front end of `rs_retrieval.training.train`) and
+`rs-retrieval recipes` (the recipes that ship with the package, addressable by name)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--config", required=True, help="recipe YAML (e.g. configs/amfmn_synth.yaml)")
+    parser.add_argument("--config", required=True, help="packaged recipe name (e.g. amfmn_synth; see `rs-retrieval recipes`) or a recipe YAML path")
     parser.add_argument("--output-dir", default=None, help="run directory (default: the recipe's output_dir)")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help='"latest" or a checkpoints/step_N folder')
     parser.add_argument(
@@ -31,7 +32,24 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_recipes(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .recipe import packaged_recipes, recipe_summary
+
+    recipes = packaged_recipes()
+    width = max(map(len, recipes), default=0)
+    for name, recipe_file in recipes.items():
+        text = recipe_file.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) or {}
+        method, dataset = (raw.get("model") or {}).get("type", "?"), (raw.get("data") or {}).get("name") or "(data.path)"
+        print(f"{name:<{width}}  {method:<7} {dataset:<13} {recipe_summary(text)}")
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a retrieval model from a recipe (accelerate; multi-process via accelerate launch)")
     add_train_arguments(parser)
     parser.set_defaults(func=run_train)
+    recipes = subparsers.add_parser("recipes", help="list the packaged training recipes (name, method, dataset, description)")
+    recipes.set_defaults(func=run_recipes)

@@ -16,12 +16,15 @@ import importlib
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import RSRetrievalError
+from ..packaged import packaged_files
+from .trackers import parse_report_to
 
 
 class RecipeError(RSRetrievalError, ValueError):
@@ -137,6 +140,8 @@ class TrainingSpec:
     stop_after_steps: int | None = None
     #: Query texts shown in `retrieval_examples.png`.
     num_example_queries: int = 4
+    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`trackers.py`).
+    report_to: str = "auto"
 
 
 @dataclasses.dataclass
@@ -342,6 +347,10 @@ def _validate(recipe: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: training.lr_scheduler 'multistep' needs training.lr_milestones (epochs)")
     if not 0.0 <= training.warmup_ratio < 1.0:
         raise RecipeError(f"{source}: training.warmup_ratio must be in [0, 1), got {training.warmup_ratio}")
+    try:
+        parse_report_to(training.report_to)
+    except ValueError as err:
+        raise RecipeError(f"{source}: training.{err}") from None
     for i, rule in enumerate(training.param_groups):
         if not rule.prefixes:
             raise RecipeError(f"{source}: training.param_groups[{i}] needs at least one prefix")
@@ -380,16 +389,48 @@ def apply_overrides(raw: Mapping, overrides: Iterable[str]) -> dict:
     return result
 
 
-def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Read a YAML recipe, apply `key=value` overrides, validate."""
-    path = Path(path)
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+def packaged_recipes() -> dict[str, Traversable]:
+    """Name -> file of every recipe that ships with the package (`rs-retrieval recipes` lists them)."""
+    folder = packaged_files("rs_retrieval.recipes")
+    files = [item for item in folder.iterdir() if item.is_file() and Path(item.name).suffix in RECIPE_SUFFIXES]
+    return {Path(item.name).stem: item for item in sorted(files, key=lambda item: item.name)}
+
+
+def recipe_summary(text: str) -> str:
+    """First sentence of a recipe's leading comment block (its one-line description)."""
+    comment = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("#").strip())
+    sentence, _, _ = " ".join(comment).partition(". ")
+    return sentence.rstrip(".")
+
+
+def find_recipe(name_or_path: str | Path) -> Path | Traversable:
+    """A recipe file: an existing path, else a packaged recipe name (`amfmn_synth` or `amfmn_synth.yaml`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    recipes = packaged_recipes()
+    name = path.stem if path.suffix in RECIPE_SUFFIXES else path.name
+    if path.parent == Path(".") and name in recipes:
+        return recipes[name]
+    raise RecipeError(f"recipe file not found: {name_or_path} is neither a file nor a packaged recipe name (packaged: {', '.join(recipes)}; see `rs-retrieval recipes`)")
+
+
+def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Read a YAML recipe (a file path or a packaged recipe name), apply `key=value` overrides, validate."""
+    recipe_file = find_recipe(name_or_path)
+    source = str(recipe_file)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as error:
-        raise RecipeError(f"recipe file not found: {path}") from error
+        raw = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from error
-    return recipe_from_dict(apply_overrides(raw or {}, overrides), source=str(path))
+        raise RecipeError(f"{source}: not valid YAML: {error}") from error
+    return recipe_from_dict(apply_overrides(raw or {}, overrides), source=source)
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import ProjectConfiguration, broadcast_object_list, is_tensorboard_available, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from ..errors import OutputExistsError, RSRetrievalError
@@ -45,6 +45,7 @@ from .data import build_train_loader, labels_not_taken, load_splits, seeded_rngs
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
 from .recipe import Recipe, RecipeError, dump_recipe, registered_retrieval_methods, resolve_model_config
+from .trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
 from .tracking import JsonlLog, Throughput, read_log
 from .vocab import TRAIN_CAPTIONS, build_processor, processor_class_for, vocabulary_from_captions
 
@@ -233,7 +234,7 @@ class Trainer:
     def train(self, resume: str | None = None) -> Path:
         """Run (or continue, with `resume` = "latest" or a checkpoint path) the recipe; returns the run dir."""
         recipe, t = self.recipe, self.recipe.training
-        use_tensorboard = is_tensorboard_available()
+        trackers = resolve_trackers(t.report_to)
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         accelerator = Accelerator(
             # Without this, ranks started by `accelerate launch --multi_gpu`/torchrun on a machine
@@ -242,8 +243,8 @@ class Trainer:
             mixed_precision=t.mixed_precision,
             gradient_accumulation_steps=t.gradient_accumulation_steps,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
-            project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
-            log_with="tensorboard" if use_tensorboard else None,
+            project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / LOGGING_DIR)),
+            log_with=trackers or None,
         )
         if accelerator.num_processes != world_size:
             raise RuntimeError(f"launched {world_size} processes but accelerate runs {accelerator.num_processes}: they would train independently")
@@ -274,9 +275,9 @@ class Trainer:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         state = TrainerState()
         accelerator.register_for_checkpointing(state)
-        if use_tensorboard:
-            accelerator.init_trackers("tensorboard")
-        log = JsonlLog(self.run_dir / "log.jsonl", write=accelerator.is_main_process, tracker=accelerator if use_tensorboard else None)
+        if trackers:
+            accelerator.init_trackers(PROJECT_NAME, config=tracker_config(recipe.to_dict()))
+        log = JsonlLog(self.run_dir / "log.jsonl", write=accelerator.is_main_process, tracker=accelerator if trackers else None)
         if checkpoint is not None:
             accelerator.load_state(str(checkpoint))
             log.truncate(state.log_records)

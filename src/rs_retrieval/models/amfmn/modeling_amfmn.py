@@ -17,6 +17,7 @@ from transformers import initialization as init
 
 from ...losses import dynamic_margin, hinge_triplet_loss
 from ..base import RetrievalPreTrainedModel
+from ..checks import check_all
 from ..mvsa import MVSA, ExtractFeature, check_image_size
 from ..skipthought import SkipThoughtTextEncoder
 from .configuration_amfmn import AMFMNConfig, AMFMNFamilyConfig
@@ -66,8 +67,11 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         """Caption features [B, embed_dim] (>= 0). Lengths come from the non-zero ids, as in the
         reference code, so `attention_mask` is not needed (padding must be id 0, on the right);
         when given it must agree with that padding."""
-        if attention_mask is not None and not torch.equal(attention_mask.bool(), input_ids != 0):
-            raise ValueError("attention_mask disagrees with the id-0 padding: AMFMN/GaLR captions must be right-padded with id 0 (RSWordTokenizer)")
+        if attention_mask is not None:
+            check_all(
+                attention_mask.bool() == (input_ids != 0),
+                "attention_mask disagrees with the id-0 padding: AMFMN/GaLR captions must be right-padded with id 0 (RSWordTokenizer)",
+            )
         return self.text_feature(input_ids)
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, prior_similarity=None):
@@ -185,6 +189,7 @@ class AMFMNModel(AMFMNFamilyPreTrainedModel):
     """
 
     config_class = AMFMNConfig
+    score_is_cosine = False  # the gate depends on the image of each pair
 
     def __init__(self, config: AMFMNConfig):
         super().__init__(config)

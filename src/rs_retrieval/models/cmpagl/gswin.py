@@ -25,18 +25,20 @@ from transformers.models.swin.modeling_swin import SwinLayer, SwinRelativePositi
 
 def partition_windows(feature_map: torch.Tensor, window: int) -> torch.Tensor:
     """[B, H, W, C] -> [B, num_windows, window^2, C], zero-padding H and W up to multiples of `window`."""
-    batch, height, width, channels = feature_map.shape
+    _, height, width, channels = feature_map.shape
     padded = F.pad(feature_map, (0, 0, 0, (-width) % window, 0, (-height) % window))
     windows = window_partition(padded, window)
-    return windows.view(batch, -1, window * window, channels)
+    num_windows = (padded.shape[1] // window) * (padded.shape[2] // window)
+    # Batch as -1 in every view here: a traced (ONNX-exported) graph keeps it dynamic.
+    return windows.view(-1, num_windows, window * window, channels)
 
 
 def merge_windows(windows: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
     """Inverse of `partition_windows`: [B, num_windows, window^2, C] -> [B, H, W, C] (padding dropped)."""
-    batch, _, _, channels = windows.shape
+    channels = windows.shape[-1]
     padded_height, padded_width = height + (-height) % window, width + (-width) % window
     merged = window_reverse(windows.reshape(-1, window, window, channels), window, padded_height, padded_width)
-    return merged.view(batch, padded_height, padded_width, channels)[:, :height, :width, :]
+    return merged.view(-1, padded_height, padded_width, channels)[:, :height, :width, :]
 
 
 class GlobalLocalCrossAttention(nn.Module):
@@ -59,6 +61,13 @@ class GlobalLocalCrossAttention(nn.Module):
 
     def global_window(self, feature_map: torch.Tensor, window: int) -> torch.Tensor:
         """[B, H, W, C] -> the global window tokens [B, window^2, C]."""
+        _, height, width, channels = feature_map.shape
+        if height % window == 0 and width % window == 0:
+            # Equal bins: adaptive pooling is a reshape + reduction, which also exports to ONNX with
+            # a dynamic batch (adaptive pooling needs a static input size there).
+            bins = feature_map.view(-1, window, height // window, window, width // window, channels)
+            pooled = bins.mean(dim=(2, 4)) if self.pool == "avg" else bins.amax(dim=(2, 4))
+            return self.global_proj(self.global_norm(pooled.flatten(1, 2)))
         channels_first = feature_map.permute(0, 3, 1, 2)
         pooled = F.adaptive_avg_pool2d(channels_first, window) if self.pool == "avg" else F.adaptive_max_pool2d(channels_first, window)
         return self.global_proj(self.global_norm(pooled.flatten(2).transpose(1, 2)))
@@ -86,16 +95,16 @@ class GlobalLocalCrossAttention(nn.Module):
 def _window_self_attention(block: SwinLayer, normed: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
     """Swin's (shifted) window self-attention branch of `block` on LN1(X) [B, H*W, C], as SwinLayer computes it."""
     height, width = dims
-    batch, _, channels = normed.shape
+    channels = normed.shape[-1]
     window = block.window_size
-    feature_map, _ = block.maybe_pad(normed.view(batch, height, width, channels), height, width)
+    feature_map, _ = block.maybe_pad(normed.view(-1, height, width, channels), height, width)
     padded_height, padded_width = feature_map.shape[1:3]
     windows = window_partition(block.cyclic_shift(feature_map), window).view(-1, window * window, channels)
     mask = block.get_attn_mask(padded_height, padded_width, dtype=normed.dtype, device=normed.device)
     attended, _ = block.attention(windows, mask)
     attended = block.dropout(attended).view(-1, window, window, channels)
     attended = block.cyclic_shift(window_reverse(attended, window, padded_height, padded_width), reverse=True)
-    return attended[:, :height, :width, :].reshape(batch, height * width, channels)
+    return attended[:, :height, :width, :].reshape(-1, height * width, channels)
 
 
 class GswinVisionEncoder(nn.Module):
@@ -118,7 +127,7 @@ class GswinVisionEncoder(nn.Module):
     def _gswin_block(self, block: SwinLayer, glwca: GlobalLocalCrossAttention, hidden: torch.Tensor, dims) -> torch.Tensor:
         block.set_shift_and_window_size(dims)  # Swin's rule: a map no larger than the window is one window
         window = block.window_size
-        map_shape = (hidden.shape[0], dims[0], dims[1], hidden.shape[2])
+        map_shape = (-1, dims[0], dims[1], hidden.shape[2])  # -1: a traced batch stays dynamic (ONNX)
         normed = block.layernorm_before(hidden)
         local = _window_self_attention(block, normed, dims)
         if self.combine == "parallel":

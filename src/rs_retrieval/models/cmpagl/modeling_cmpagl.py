@@ -22,6 +22,7 @@ from transformers.models.swin.modeling_swin import SwinRelativePositionBias
 from ...losses import hinge_triplet_loss, same_image_mask
 from ..base import RetrievalPreTrainedModel
 from ..bert_towers import build_bert, load_bert_layers
+from ..checks import check_all
 from .configuration_cmpagl import CmpaglConfig
 from .gswin import GswinVisionEncoder
 
@@ -93,8 +94,7 @@ def sample_itm_negatives(
     probability softmax(similarity) over the non-positive candidates (ALBEF). Returns
     (negative_text_of_image [B], negative_image_of_text [B])."""
     excluded = same_image_mask(image_ids, similarity.size(0), similarity.device)
-    if excluded.all(dim=1).any():
-        raise ValueError("ITM hard-negative sampling needs at least two distinct images in the batch")
+    check_all(~excluded.all(dim=1), "ITM hard-negative sampling needs at least two distinct images in the batch")
     with torch.no_grad():
         weights = similarity.detach().float().softmax(dim=1).masked_fill(excluded, 0) + (~excluded) * 1e-8
         negative_text = torch.multinomial(weights, 1, generator=generator).squeeze(1)
@@ -169,6 +169,7 @@ class CmpaglModel(CmpaglPreTrainedModel):
     text_tower_path = "text_model"
     image_cache_keys = ("embeds", "tokens")
     score_is_blockwise = False  # the top-k candidates of a query depend on every image and text
+    score_is_cosine = False  # the fusion encoder re-ranks the cosine's candidates
     loss_input_names = ("scene_ids",)
     text_cache_keys = ("embeds", "tokens", "attention_mask")
 
@@ -229,28 +230,38 @@ class CmpaglModel(CmpaglPreTrainedModel):
         """Fusion encoder on row-aligned pairs -> ITM logits [P, 2] (index 1 = match)."""
         return self.fusion(text_tokens, text_attention_mask, image_tokens)
 
-    def rerank_candidates(self, similarity: torch.Tensor, k: int) -> torch.Tensor:
-        """Boolean [N, M]: the top-k texts of every image and the top-k images of every text."""
-        candidates = torch.zeros_like(similarity, dtype=torch.bool)
-        candidates.scatter_(1, similarity.topk(min(k, similarity.size(1)), dim=1).indices, True)
-        candidates.scatter_(0, similarity.topk(min(k, similarity.size(0)), dim=0).indices, True)
-        return candidates
+    def rerank_pairs(self, similarity: torch.Tensor, k: int) -> list[torch.Tensor]:
+        """(image, text) index pairs [P, 2] to re-rank: the top-k images of every text, then the
+        top-k texts of every image (a pair can be in both). Their number depends on the shape only,
+        so scoring has no data-dependent op (one graph under torch.compile); when k covers a whole
+        side, that side's list alone holds every pair."""
+        num_images, num_texts = similarity.shape
+        parts = []
+        if k < num_texts:
+            images = similarity.topk(min(k, num_images), dim=0).indices  # [k', M]
+            texts = torch.arange(num_texts, device=similarity.device).expand_as(images)
+            parts.append(torch.stack([images.reshape(-1), texts.reshape(-1)], dim=1))
+        if k < num_images or k >= num_texts:
+            texts = similarity.topk(min(k, num_texts), dim=1).indices  # [N, k']
+            images = torch.arange(num_images, device=similarity.device)[:, None].expand_as(texts)
+            parts.append(torch.stack([images.reshape(-1), texts.reshape(-1)], dim=1))
+        return parts
 
-    def rerank(self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor], candidates: torch.Tensor) -> torch.Tensor:
-        """Fusion scores of the candidate pairs (`candidates.nonzero()` order), in batches of
-        `rerank_batch_size` pairs: ITM match probability (+ ITC cosine if `rerank_add_itc`)."""
-        pairs = candidates.nonzero()
+    def rerank(self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor], pairs: torch.Tensor) -> torch.Tensor:
+        """ITM match probabilities [P] of the (image, text) index `pairs` [P, 2], fused in batches
+        of `rerank_batch_size` pairs."""
         scores = []
         for chunk in pairs.split(self.config.rerank_batch_size):
             images, texts = chunk[:, 0], chunk[:, 1]
             logits = self.itm_logits(image_cache["tokens"][images], text_cache["tokens"][texts], text_cache["attention_mask"][texts])
             scores.append(logits.softmax(dim=-1)[:, 1])
-        return torch.cat(scores) if scores else candidates.new_zeros(0, dtype=torch.float)
+        return torch.cat(scores) if scores else pairs.new_zeros(0, dtype=torch.float)
 
     def score(self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor]) -> torch.Tensor:
         """Two-stage score [N, M]: ITC cosine; then, unless `itm_k_test` is 0, every pair among the
-        top-k of an image query or of a text query gets its fusion score, and the other pairs get
-        ITC cosine - 100 (below every candidate, stage-1 order kept).
+        top-k of an image query or of a text query gets its fusion score (ITM match probability,
+        + ITC cosine if `rerank_add_itc`), and the other pairs get ITC cosine - 100 (below every
+        candidate, stage-1 order kept).
 
         Candidates are chosen within the given caches: a caller that scores the texts in blocks
         re-ranks a superset of the whole-set candidates (each pair's fusion score is the same)."""
@@ -258,12 +269,15 @@ class CmpaglModel(CmpaglPreTrainedModel):
         k = self.config.itm_k_test
         if k == 0:
             return similarity
-        candidates = self.rerank_candidates(similarity, k)
-        fused = self.rerank(image_cache, text_cache, candidates).to(similarity.dtype)
-        if self.config.rerank_add_itc:
-            fused = fused + similarity[candidates]
+        parts = self.rerank_pairs(similarity, k)
+        fused = self.rerank(image_cache, text_cache, torch.cat(parts)).to(similarity.dtype)
         final = similarity + NON_CANDIDATE_OFFSET
-        final[candidates] = fused
+        # One put per list: a pair in both lists deterministically keeps the later list's value.
+        for pairs, scores in zip(parts, fused.split([len(p) for p in parts])):
+            rows, columns = pairs[:, 0], pairs[:, 1]
+            if self.config.rerank_add_itc:
+                scores = scores + similarity[rows, columns]
+            final = final.index_put((rows, columns), scores)
         return final
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, scene_ids=None):

@@ -1,0 +1,1 @@
+"""Export retrieval models to other runtimes (`onnx`: encoders and score heads for onnxruntime)."""

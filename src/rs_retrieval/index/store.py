@@ -1,0 +1,154 @@
+"""The index folder: a manifest with checksums, one complete generation of files, and encoded parts.
+
+    INDEX/
+      index.json             manifest: format, model fingerprint, source, vector-index settings,
+                             generation, and the SHA-256 of every file of that generation
+      g0001/vectors.npy      L2-normalised first-stage vectors [N, D] float32 (memory-mapped)
+      g0001/vectors.faiss    the faiss index over them
+      g0001/metadata.parquet one row per vector: path or tile id, file hash, window, bounds, CRS
+      g0001/shards/<key>-00000.npy  the model's image cache (`image_cache_keys`) in row blocks,
+                             what `model.score` re-ranks in the second stage
+      parts/                 encoded-but-not-merged rows of a build in progress (per rank)
+
+A build or update writes a new generation beside the current one and then replaces `index.json`
+atomically, so a crash leaves the previous index usable; the old generation is removed last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RSRetrievalError
+from ..fileio import atomic_file, write_json_atomic
+
+FORMAT = 1
+MANIFEST_NAME = "index.json"
+PARTS_DIR = "parts"
+#: Rows per image-cache shard file.
+SHARD_ROWS = 65_536
+
+
+class IndexFolderError(RSRetrievalError, ValueError):
+    """Not an index folder, or one written by an incompatible version."""
+
+
+class IndexCorruptError(RSRetrievalError, ValueError):
+    """A file of the index is missing or its checksum does not match the manifest (names the file)."""
+
+
+class FingerprintMismatchError(RSRetrievalError, ValueError):
+    """The model given does not match the model the index was built with (names both fingerprints)."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def generation_name(generation: int) -> str:
+    return f"g{generation:04d}"
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise IndexFolderError(f"{folder} is not an index folder (no {MANIFEST_NAME}); build one with `rs-retrieval index build`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise IndexCorruptError(f"{path} is not valid JSON ({err})") from err
+    if manifest.get("format") != FORMAT:
+        raise IndexFolderError(f"{path} has index format {manifest.get('format')!r}; this version reads format {FORMAT}")
+    return manifest
+
+
+def verify_files(folder: Path, manifest: dict) -> None:
+    """Raise `IndexCorruptError` naming the first missing or changed file of the manifest."""
+    for relative, expected in manifest["files"].items():
+        path = folder / relative
+        if not path.is_file():
+            raise IndexCorruptError(f"index file {path} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise IndexCorruptError(f"index file {path} is corrupt: SHA-256 {actual[:16]}... does not match the manifest's {expected[:16]}...")
+
+
+def check_fingerprint(manifest: dict, fingerprint: str, folder: Path) -> None:
+    if manifest["fingerprint"] != fingerprint:
+        raise FingerprintMismatchError(
+            f"index {folder} was built with model fingerprint {manifest['fingerprint']} "
+            f"({manifest.get('model', {}).get('name_or_path') or 'unnamed model'}), but the given model has fingerprint {fingerprint}; "
+            "use the same model (weights, config and image processor) or rebuild the index"
+        )
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_file(path, suffix=".npy") as tmp:
+        np.save(tmp, array)
+
+
+def write_generation(folder: Path, generation: int, vectors: np.ndarray, image_cache: dict[str, np.ndarray], metadata, faiss_index) -> dict[str, str]:
+    """Write one generation's files; returns {relative path: SHA-256} for the manifest."""
+    from .vectors import write_faiss_index
+
+    gen = folder / generation_name(generation)
+    if gen.exists():  # left over from a crashed build of the same generation
+        shutil.rmtree(gen)
+    (gen / "shards").mkdir(parents=True)
+    save_npy(gen / "vectors.npy", vectors)
+    write_faiss_index(faiss_index, gen / "vectors.faiss")
+    write_parquet(gen / "metadata.parquet", metadata)
+    for name, array in image_cache.items():
+        for shard, start in enumerate(range(0, max(len(array), 1), SHARD_ROWS)):
+            save_npy(gen / "shards" / f"{name}-{shard:05d}.npy", array[start : start + SHARD_ROWS])
+    return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(gen.rglob("*")) if path.is_file()}
+
+
+def write_parquet(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    with atomic_file(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)
+
+
+def commit(folder: Path, manifest: dict) -> None:
+    """Make `manifest` (whose generation is fully written) current, then drop older generations."""
+    write_json_atomic(folder / MANIFEST_NAME, manifest)
+    current = generation_name(manifest["generation"])
+    for old in folder.glob("g[0-9][0-9][0-9][0-9]"):
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
+
+
+class ShardReader:
+    """Rows of the image cache from memory-mapped shard files (only the rows asked for are read)."""
+
+    def __init__(self, gen_dir: Path, names: list[str]):
+        self.shards = {name: sorted((gen_dir / "shards").glob(f"{name}-*.npy")) for name in names}
+        self._open: dict[Path, np.ndarray] = {}
+
+    def _array(self, path: Path) -> np.ndarray:
+        if path not in self._open:
+            self._open[path] = np.load(path, mmap_mode="r")
+        return self._open[path]
+
+    def gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = {}
+        for name, paths in self.shards.items():
+            first = self._array(paths[0])
+            result = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
+            for shard in np.unique(rows // SHARD_ROWS):
+                mask = rows // SHARD_ROWS == shard
+                result[mask] = self._array(paths[shard])[rows[mask] - shard * SHARD_ROWS]
+            out[name] = result
+        return out
