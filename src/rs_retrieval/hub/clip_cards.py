@@ -13,6 +13,7 @@ from pathlib import Path
 from .cards import TAGS, _data_section, _dataset_title, _front_matter, _measured_section, _model_index, _read_json, _table, _template, _training_section, metric_splits
 from .paper_results import canonical_dataset
 
+FAMILY_NAMES = {"remoteclip": "RemoteCLIP", "georsclip": "GeoRSCLIP", "skyclip": "SkyCLIP"}
 ACCEPTANCE_CHECK = (
     "Acceptance check (`clip-family.md` 2.3): not run by rs_retrieval, because the released weights were not available "
     "where this converter was built. Random-weight tests cannot tell QuickGELU from GELU; with the real file, convert it "
@@ -63,8 +64,9 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name
     kind = config.get("model_type", "clip")
     if release is not None:
-        title = f"{release.id}: {release.family} {release.arch} as a transformers CLIPModel"
-        summary = f"The {release.family} {release.arch} checkpoint ({release.files[0]}), converted from open_clip to a plain transformers `CLIPModel` by `rs_retrieval`. Paper: {release.paper}."
+        family = FAMILY_NAMES.get(release.family, release.family)
+        title = f"{release.id}: {family} {release.arch} as a transformers CLIPModel"
+        summary = f"The {family} {release.arch} checkpoint ({release.files[0]}), converted from open_clip to a plain transformers `CLIPModel` by `rs_retrieval`. Paper: {release.paper}."
     else:
         title = f"{kind.upper()} dual encoder" + (f" trained on {_dataset_title(dataset)}" if dataset else "")
         summary = f"A transformers `{'CLIPModel' if kind == 'clip' else 'SiglipModel'}` for remote-sensing image-text retrieval and zero-shot scene classification, built with `rs_retrieval`."
