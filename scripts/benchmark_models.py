@@ -3,12 +3,18 @@
 
 For each method it reports images/s and captions/s through the encoders, the time of the score
 matrix, and the end-to-end time to score a test set (default RSITMD: 452 images x 2,260 captions:
-encode all images, encode all captions, then one `model.score`). Inputs are synthetic (random
-pixels, random token ids of a fixed length: 10 = mean word count of RSITMD test captions after the
-reference tokenizer); weights are random (speed does not depend on them).
+encode all images, encode all captions, then one `model.score`). Inputs are synthetic: random
+pixels, random token ids with the word counts of the RSITMD test captions (4-27, mean 10.3; so
+text batches pad as real ones do), or one fixed `--caption-length`; weights are random (speed
+does not depend on them).
+
+Next to each throughput it prints the achieved GFLOP/s of the encoder (FLOPs counted by
+`torch.utils.flop_counter` on one batch) and the measured fp32/bf16 GEMM throughput of the
+machine, so the distance to the hardware limit is visible.
 
     python scripts/benchmark_models.py                      # every method in BENCHMARKS, CPU
     python scripts/benchmark_models.py --methods amfmn --device cuda --json out.json
+    python scripts/benchmark_models.py --dtype bfloat16     # bf16 weights and activations
 
 To add a method, add a `BenchmarkEntry` to `BENCHMARKS` (its default config, and input builders
 when it needs more than `pixel_values` / `input_ids` + `attention_mask`).
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel
 
 import rs_retrieval.models  # noqa: F401  (registers the methods)
@@ -34,9 +41,29 @@ def default_image_inputs(config, count: int, generator: torch.Generator) -> dict
     return {"pixel_values": torch.randn(count, 3, size, size, generator=generator)}
 
 
-def default_text_inputs(config, count: int, length: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+#: Word count -> number of captions, over the 2,260 RSITMD test captions.
+RSITMD_CAPTION_LENGTHS = {4: 63, 5: 84, 6: 102, 7: 253, 8: 286, 9: 289, 10: 275, 11: 203, 12: 172, 13: 141, 14: 102, 15: 82,
+                          16: 48, 17: 50, 18: 33, 19: 27, 20: 15, 21: 15, 22: 9, 23: 6, 24: 2, 26: 2, 27: 1}
+
+
+def caption_lengths(count: int, generator: torch.Generator, fixed: int | None = None) -> torch.Tensor:
+    """`count` caption lengths: `fixed`, or drawn from the RSITMD test distribution."""
+    if fixed is not None:
+        return torch.full((count,), fixed, dtype=torch.long)
+    values = torch.tensor(list(RSITMD_CAPTION_LENGTHS))
+    weights = torch.tensor(list(RSITMD_CAPTION_LENGTHS.values()), dtype=torch.float)
+    return values[torch.multinomial(weights, count, replacement=True, generator=generator)]
+
+
+def _right_padded(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long()
+
+
+def default_text_inputs(config, lengths: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Word-level captions: random ids, right-padded with id 0 to the batch's longest."""
     vocab_size = getattr(config, "vocab_size", None) or config.text_config.vocab_size
-    return {"input_ids": torch.randint(1, vocab_size, (count, length), generator=generator), "attention_mask": torch.ones(count, length, dtype=torch.long)}
+    mask = _right_padded(lengths, int(lengths.max()))
+    return {"input_ids": torch.randint(1, vocab_size, mask.shape, generator=generator) * mask, "attention_mask": mask}
 
 
 def galr_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -48,11 +75,11 @@ def galr_image_inputs(config, count: int, generator: torch.Generator) -> dict[st
     }
 
 
-def padded_text_inputs(config, count: int, length: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """BERT methods pad every caption to `config.max_text_len`; `length` words + [CLS]/[SEP] are real."""
-    inputs = default_text_inputs(config, count, config.max_text_len, generator)
-    inputs["attention_mask"][:, min(length + 2, config.max_text_len) :] = 0
-    return inputs
+def padded_text_inputs(config, lengths: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """BERT methods pad every caption to `config.max_text_len`; the words + [CLS]/[SEP] are real."""
+    vocab_size = config.text_config.vocab_size
+    ids = torch.randint(1, vocab_size, (len(lengths), config.max_text_len), generator=generator)
+    return {"input_ids": ids, "attention_mask": _right_padded((lengths + 2).clamp(max=config.max_text_len), config.max_text_len)}
 
 
 def swin_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -108,6 +135,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def gemm_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5, device="cpu") -> float:
+    """Best achieved GFLOP/s of a square `size` matmul: the machine's practical GEMM ceiling."""
+    device = torch.device(device)
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        tic = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - tic)
+    return 2 * size**3 / best / 1e9
+
+
+def count_flops(function, *args, **kwargs) -> int:
+    """FLOPs of one call (matmuls, convolutions and attention, as `torch.utils.flop_counter` counts them)."""
+    with FlopCounterMode(display=False) as counter:
+        function(*args, **kwargs)
+    return counter.get_total_flops()
+
+
 def _encode_all(encode, make_inputs, total: int, batch: int, device, keys) -> tuple[dict[str, torch.Tensor], float]:
     """Encode `total` items in batches (inputs built outside the timer); returns (cache, seconds)."""
     parts, seconds = [], 0.0
@@ -146,20 +195,30 @@ def benchmark(
     method: str,
     num_images: int,
     num_captions: int,
-    caption_length: int,
+    caption_length: int | None,
     image_batch: int,
     text_batch: int,
     device: str,
     rerank_ks=(),
     rerank_sample_pairs: int = 1024,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
     entry = BENCHMARKS[method]
     config = entry.config()
     device = torch.device(device)
-    model = AutoModel.from_config(config).to(device).eval()
+    model = AutoModel.from_config(config).to(device=device, dtype=dtype).eval()
     generator = torch.Generator().manual_seed(0)
-    images = lambda n: entry.image_inputs(config, n, generator)  # noqa: E731
-    texts = lambda n: entry.text_inputs(config, n, caption_length, generator)  # noqa: E731
+
+    def cast(inputs: dict) -> dict:
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+
+    images = lambda n: cast(entry.image_inputs(config, n, generator))  # noqa: E731
+    texts = lambda n: cast(entry.text_inputs(config, caption_lengths(n, generator, caption_length), generator))  # noqa: E731
+    flops_per_image = count_flops(model.encode_images, **{k: v.to(device) for k, v in images(2).items()}) / 2
+    # Useful work per caption: two captions of the mean RSITMD length, so padding is not counted as throughput.
+    mean_length = caption_length or round(sum(k * v for k, v in RSITMD_CAPTION_LENGTHS.items()) / sum(RSITMD_CAPTION_LENGTHS.values()))
+    mean_captions = cast(entry.text_inputs(config, caption_lengths(2, generator, mean_length), generator))
+    flops_per_caption = count_flops(model.encode_texts, **{k: v.to(device) for k, v in mean_captions.items()}) / 2
     # warm-up (allocator, kernels, lazy init)
     _encode_all(model.encode_images, images, min(2, num_images), image_batch, device, model.image_cache_keys)
     _encode_all(model.encode_texts, texts, min(2, num_captions), text_batch, device, model.text_cache_keys)
@@ -180,11 +239,16 @@ def benchmark(
         "parameters": sum(p.numel() for p in model.parameters()),
         "images_per_s": num_images / image_seconds,
         "captions_per_s": num_captions / text_seconds,
+        "image_gflops_per_s": flops_per_image * num_images / image_seconds / 1e9,
+        "text_gflops_per_s": flops_per_caption * num_captions / text_seconds / 1e9,
+        "image_gflop": flops_per_image / 1e9,
+        "caption_gflop": flops_per_caption / 1e9,
+        "dtype": str(dtype).removeprefix("torch."),
         "score_matrix_s": score_seconds,
         "test_set_s": image_seconds + text_seconds + score_seconds,
         "num_images": num_images,
         "num_captions": num_captions,
-        "caption_length": caption_length,
+        "caption_length": caption_length or "rsitmd",
         "device": str(device),
         "threads": torch.get_num_threads(),
         "rerank": rerank,
@@ -196,11 +260,12 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=sorted(BENCHMARKS), choices=sorted(BENCHMARKS))
     parser.add_argument("--num-images", type=int, default=452)
     parser.add_argument("--num-captions", type=int, default=2260)
-    parser.add_argument("--caption-length", type=int, default=10)
+    parser.add_argument("--caption-length", type=int, help="one length for every caption (default: RSITMD test word counts)")
     parser.add_argument("--image-batch", type=int, default=32)
     parser.add_argument("--text-batch", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights and activations")
     parser.add_argument("--rerank-k", type=int, nargs="*", default=[0, 16, 32, 64, 128],
                         help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)")
     parser.add_argument("--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)")
@@ -208,17 +273,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    gemm = {name: gemm_gflops(getattr(torch, name), device=args.device) for name in ("float32", "bfloat16")}
+    print(f"GEMM 2048^3: float32 {gemm['float32']:.0f} GFLOP/s, bfloat16 {gemm['bfloat16']:.0f} GFLOP/s "
+          f"({torch.get_num_threads()} threads, device {args.device})", flush=True)
     results = []
-    print("| method | params | images/s | captions/s | score matrix (s) | test set end-to-end (s) |")
+    print("| method | params | images/s (GFLOP/s) | captions/s (GFLOP/s) | score matrix (s) | test set end-to-end (s) |")
     print("|---|---|---|---|---|---|")
     for method in args.methods:
         r = benchmark(method, args.num_images, args.num_captions, args.caption_length, args.image_batch, args.text_batch, args.device,
-                      args.rerank_k, args.rerank_sample_pairs)
+                      args.rerank_k, args.rerank_sample_pairs, dtype)
+        r["gemm_gflops_per_s"] = gemm
         results.append(r)
-        print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} | {r['captions_per_s']:.1f} | "
-              f"{r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)
-    print(f"({args.num_images} images x {args.num_captions} captions of {args.caption_length} tokens, device {args.device}, "
-          f"{torch.get_num_threads()} threads)")
+        print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} ({r['image_gflops_per_s']:.0f}) | "
+              f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) | {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)
+    lengths = f"{args.caption_length} tokens" if args.caption_length else "RSITMD test lengths"
+    print(f"({args.num_images} images x {args.num_captions} captions of {lengths}, {args.dtype}, device {args.device}, "
+          f"{torch.get_num_threads()} threads; GFLOP/s against the {args.dtype} GEMM figure {gemm[args.dtype]:.0f})")
     for r in results:
         if r["rerank"]:
             print(f"\n{r['method']} fusion re-rank on top of the dual-encoder score (whole test set):")

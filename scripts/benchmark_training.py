@@ -4,9 +4,11 @@
 For every method it builds the reference-size model (random weights: the speed does not depend on
 them) with a vocabulary from rs_synth captions, takes batches of rs_synth pairs through the
 trainer's collate function (training augmentation included), and times forward + loss +
-backward + optimizer step. Methods that are not registered are reported as skipped.
+backward + optimizer step. Methods that are not registered are reported as skipped. Next to the
+model throughput it prints the achieved GFLOP/s of the training step (FLOPs of forward + backward
+counted on the warm-up step) and the machine's fp32/bf16 GEMM throughput.
 
-    python scripts/benchmark_training.py --batch-size 8 --steps 3 [--methods amfmn msa] [--output bench.json]
+    python scripts/benchmark_training.py --batch-size 16 32 --steps 3 [--methods amfmn msa] [--output bench.json]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchmark_models import count_flops, gemm_gflops  # scripts/ is on sys.path when a script runs
 
 from rs_retrieval import list_methods
 from rs_retrieval.data import flatten_captions, load_dataset
@@ -53,13 +56,20 @@ def benchmark(method: str, flat, batch_size: int, steps: int) -> dict:
     loader, _, _ = build_train_loader(flat, processor, batch_size, seed=0, loss_input_names=model.loss_input_names)
     batches = iter(loader)
     model.train()
+
+    def forward_backward(batch):
+        model(**batch, return_loss=True).loss.backward()
+
     data_time = step_time = 0.0
-    for index in range(steps + 1):  # the first step warms up and is not timed
+    flops_per_pair = 0.0
+    for index in range(steps + 1):  # the first step warms up, counts the FLOPs and is not timed
         start = time.perf_counter()
         batch = next(batches)
         loaded = time.perf_counter()
-        loss = model(**batch, return_loss=True).loss
-        loss.backward()
+        if index == 0:
+            flops_per_pair = count_flops(forward_backward, batch) / batch_size
+        else:
+            forward_backward(batch)
         optimizer.step()
         optimizer.zero_grad()
         done = time.perf_counter()
@@ -71,6 +81,8 @@ def benchmark(method: str, flat, batch_size: int, steps: int) -> dict:
         "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "image_size": int(batch["pixel_values"].shape[-1]),
         "model_pairs_per_s": round(pairs / step_time, 2),
+        "step_gflop_per_pair": round(flops_per_pair / 1e9, 2),
+        "model_gflops_per_s": round(flops_per_pair * pairs / step_time / 1e9, 1),
         "data_pairs_per_s": round(pairs / data_time, 2),
         "train_pairs_per_s": round(pairs / (step_time + data_time), 2),
     }
@@ -79,7 +91,7 @@ def benchmark(method: str, flat, batch_size: int, steps: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[8], help="one run per batch size")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
@@ -87,15 +99,19 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     registered = list_methods()
-    dataset = load_dataset("rs_synth", train_size=max(4, (args.steps + 1) * args.batch_size // 5 + 1), val_size=0, test_size=0)
+    dataset = load_dataset("rs_synth", train_size=max(4, (args.steps + 1) * max(args.batch_size) // 5 + 1), val_size=0, test_size=0)
     flat = flatten_captions(dataset["train"])
-    results = {"batch_size": args.batch_size, "steps": args.steps, "threads": torch.get_num_threads(), "methods": {}}
-    for method in args.methods:
-        if method not in registered:
-            results["methods"][method] = {"skipped": "not registered"}
-        else:
-            results["methods"][method] = benchmark(method, flat, args.batch_size, args.steps)
-        print(method, json.dumps(results["methods"][method]), flush=True)
+    gemm = {name: round(gemm_gflops(getattr(torch, name)), 1) for name in ("float32", "bfloat16")}
+    print(f"GEMM 2048^3 GFLOP/s: {gemm} ({torch.get_num_threads()} threads)", flush=True)
+    results = {"batch_sizes": args.batch_size, "steps": args.steps, "threads": torch.get_num_threads(), "gemm_gflops_per_s": gemm, "runs": []}
+    for batch_size in args.batch_size:
+        for method in args.methods:
+            if method not in registered:
+                row = {"skipped": "not registered"}
+            else:
+                row = benchmark(method, flat, batch_size, args.steps)
+            results["runs"].append({"method": method, "batch_size": batch_size, **row})
+            print(method, batch_size, json.dumps(row), flush=True)
     if args.output:
         args.output.write_text(json.dumps(results, indent=2) + "\n")
     return 0

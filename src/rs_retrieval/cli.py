@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "rs_retrieval.export.commands",
     "rs_retrieval.zeroshot.commands",
     "rs_retrieval.quickstart",
+    "rs_retrieval.app.commands",
 ]
 DEBUG_ENV = "RS_RETRIEVAL_DEBUG"
 

@@ -30,6 +30,7 @@ def run_quickstart(
     from .evaluation.folds import format_table
     from .evaluation.engine import evaluate_retrieval
     from .search.engine import make_contact_sheet, search_images
+    from .app.commands import serve_command
     from .search.commands import load_model
     from .training import load_recipe, train
     from .models.common.processing import input_image_size
@@ -81,8 +82,10 @@ def run_quickstart(
         "contact_sheet": str(sheet),
         "timings_s": timings,
     }
+    summary["serve_command"] = serve_command(run_dir / "model", images=test_images, captions=synth_root / "dataset.json")
     write_json_atomic(run_dir / "summary.json", summary)
     print(f"\nmodel, metrics and pictures: {run_dir}")
+    print(f"look at it in a browser (text -> images, image -> captions):\n  {summary['serve_command']}")
     return summary
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rs_retrieval.evaluation.metrics import normalize_caption, retrieval_metrics, retrieval_ranks
+from rs_retrieval.evaluation.metrics import RetrievalRanks, metrics_from_ranks, normalize_caption, retrieval_metrics, retrieval_ranks
 
 
 def reference_ranks(sim, text_to_image):
@@ -178,13 +178,13 @@ def test_duplicate_caption_protocols(protocol, tie_policy, i2t, t2i):
     ranks = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol=protocol, tie_policy=tie_policy, texts=DUP_TEXTS)
     assert ranks.i2t.tolist() == i2t and ranks.t2i.tolist() == t2i
     numpy_ranks = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol=protocol, tie_policy="numpy", texts=DUP_TEXTS)
-    low = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol=protocol, texts=DUP_TEXTS)
+    low = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol=protocol, tie_policy="optimistic", texts=DUP_TEXTS)
     assert (numpy_ranks.i2t >= low.i2t).all() and (numpy_ranks.t2i >= low.t2i).all()
 
 
 def test_dedup_image_merges_images_with_the_same_key():
     # Images 0 and 2 are the same file: one query holding captions 0, 1, 4, 5.
-    ranks = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol="dedup_image", image_keys=["x.jpg", "y.jpg", "x.jpg"])
+    ranks = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol="dedup_image", tie_policy="optimistic", image_keys=["x.jpg", "y.jpg", "x.jpg"])
     assert ranks.i2t.tolist() == [0, 2]
     assert ranks.t2i.tolist() == [0, 1, 0, 1, 1, 0]  # ranked among images 0 and 1 only
     metrics = retrieval_metrics(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol="dedup_image", image_keys=["x.jpg", "y.jpg", "x.jpg"])
@@ -259,3 +259,21 @@ def test_clear_errors_for_bad_input():
     for policy in ("optimistic", "numpy"):
         with pytest.raises(ValueError, match="NaN"):
             retrieval_metrics(nan, [0, 1, 2, 0, 1, 2], tie_policy=policy)
+
+
+def test_default_is_the_reference_argsort_order_and_mr_sums_in_its_order():
+    # Ties everywhere (scores quantised to 3 levels): the default reproduces a per-query
+    # `np.argsort(row)[::-1]` loop, the official code's ranking.
+    rng = np.random.default_rng(11)
+    sim = rng.integers(0, 3, (12, 60)).astype(np.float32)
+    text_to_image = np.arange(60) // 5
+    ranks = retrieval_ranks(sim, text_to_image, chunk_size=5)
+    expected_i2t = [min(np.flatnonzero(np.argsort(sim[i].astype(np.float64))[::-1] // 5 == i)) for i in range(12)]
+    expected_t2i = [int(np.flatnonzero(np.argsort(sim[:, j].astype(np.float64))[::-1] == j // 5)[0]) for j in range(60)]
+    assert ranks.i2t.tolist() == expected_i2t and ranks.t2i.tolist() == expected_t2i
+    assert retrieval_metrics(sim, text_to_image)["tie_policy"] == "numpy"
+    # Recalls whose sum depends on the order: the reference adds t2i then i2t, (r1t + r5t + r10t + r1i + r5i + r10i) / 6.
+    metrics = metrics_from_ranks(RetrievalRanks(np.array([2, 5, 5]), np.array([1, 2, 2, 2, 2, 4])), ks=(1, 2, 3))
+    r1i, r5i, r10i = (metrics[f"i2t_R@{k}"] for k in (1, 2, 3))
+    r1t, r5t, r10t = (metrics[f"t2i_R@{k}"] for k in (1, 2, 3))
+    assert metrics["mR"] == (r1t + r5t + r10t + r1i + r5i + r10i) / 6.0 != (r1i + r5i + r10i + r1t + r5t + r10t) / 6.0

@@ -115,6 +115,27 @@ def test_param_groups_by_prefix_and_errors():
         build_optimizer(model, spec)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_is_fused_and_steps_like_the_reference_loop(name):
+    torch.manual_seed(0)
+    model = ToyModel(ToyConfig())
+    spec = TrainingSpec(optimizer=name, lr=1e-2, weight_decay=0.1)
+    optimizer = build_optimizer(model, spec)
+    assert optimizer.defaults["fused"] is True
+    params = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    initial = [p.detach().clone() for p in params]
+    reference = (torch.optim.Adam if name == "adam" else torch.optim.AdamW)(params, lr=1e-2, weight_decay=0.1, betas=tuple(spec.betas), eps=spec.eps, foreach=False)
+    for _ in range(3):
+        for p, q in zip(model.parameters(), params):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        optimizer.step()
+        reference.step()
+    for p, q in zip(model.parameters(), params):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-7)
+    assert all(not torch.equal(p.detach(), start) for p, start in zip(model.parameters(), initial))
+
+
 def test_lr_schedules_by_hand():
     # AMFMN/GaLR: x0.7 at the start of epochs 19, 39, 59 (amfmn.md 9.2); 3 optimizer steps per epoch.
     amfmn = lr_factor(TrainingSpec(lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7), steps_per_epoch=3, total_steps=210)

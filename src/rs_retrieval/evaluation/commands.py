@@ -7,7 +7,7 @@ import argparse
 from ..errors import UsageError
 from ..fileio import write_json_atomic
 from ..search.commands import add_model_arguments
-from .choices import PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
+from .choices import DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
 from .folds import format_table
 
 
@@ -26,9 +26,11 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report")
     parser.add_argument("--protocol", default="amfmn", choices=PROTOCOLS)
-    parser.add_argument("--tie-policy", default="optimistic", choices=TIE_POLICIES)
+    parser.add_argument("--tie-policy", default=DEFAULT_TIE_POLICY, choices=TIE_POLICIES, help="order of tied scores; numpy = the reference code's argsort")
     parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocol dedup_image)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="inference precision (bfloat16: faster on CPUs with bf16 instructions; scores are compared in float32)")
     parser.add_argument("--galr-k1", type=int, default=30, help="galr_mr: candidates re-ranked per query (at least 10)")
     parser.add_argument("--galr-wp1", type=float, default=0.3, help="galr_mr: saliency weight")
     parser.add_argument("--galr-wp2", type=float, default=1.1, help="galr_mr: reverse-search weight")
@@ -37,7 +39,6 @@ def register(subparsers) -> None:
     parser.add_argument("--output", help="write the metrics to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_evaluate)
-
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -63,6 +64,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, processor = load_model_and_processor(args.model, args.trust_remote_code, device, args.allow_weight_mismatch)
+    if args.dtype != "float32":
+        import torch
+
+        model = model.to(getattr(torch, args.dtype))
     rerank_params = {
         "galr_mr": {"k1": args.galr_k1, "wp1": args.galr_wp1, "wp2": args.galr_wp2},
         "smr": {"tau": args.smr_tau, "top_k": args.smr_top_k},

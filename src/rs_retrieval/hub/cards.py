@@ -502,6 +502,7 @@ def write_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str | 
 # provenance comes from the converter's `conversion.json` (source file, SHA-256, activation and its
 # evidence), and the reported numbers are those of the release (`convert/clip_zoo.py`).
 
+FAMILY_NAMES = {"remoteclip": "RemoteCLIP", "georsclip": "GeoRSCLIP", "skyclip": "SkyCLIP"}
 ACCEPTANCE_CHECK = (
     "Acceptance check (`clip-family.md` 2.3): not run by rs_retrieval, because the released weights were not available "
     "where this converter was built. Random-weight tests cannot tell QuickGELU from GELU; with the real file, convert it "
@@ -551,8 +552,9 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name
     kind = config.get("model_type", "clip")
     if release is not None:
-        title = f"{release.id}: {release.family} {release.arch} as a transformers CLIPModel"
-        summary = f"The {release.family} {release.arch} checkpoint ({release.files[0]}), converted from open_clip to a plain transformers `CLIPModel` by `rs_retrieval`. Paper: {release.paper}."
+        family = FAMILY_NAMES.get(release.family, release.family)
+        title = f"{release.id}: {family} {release.arch} as a transformers CLIPModel"
+        summary = f"The {family} {release.arch} checkpoint ({release.files[0]}), converted from open_clip to a plain transformers `CLIPModel` by `rs_retrieval`. Paper: {release.paper}."
     else:
         title = f"{kind.upper()} dual encoder" + (f" trained on {_dataset_title(dataset)}" if dataset else "")
         summary = f"A transformers `{'CLIPModel' if kind == 'clip' else 'SiglipModel'}` for remote-sensing image-text retrieval and zero-shot scene classification, built with `rs_retrieval`."

@@ -6,10 +6,15 @@
     geojson = index.to_geojson(hits)
 """
 
-from .retrieval import IndexBuildError, IndexQueryError, RetrievalIndex, SearchHit
-from .sources import SceneError, UnreadableItemError
-from .store import FingerprintMismatchError, IndexCorruptError, IndexFolderError
-from .vectors import VectorIndexConfig, VectorIndexError
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    ".retrieval": ["IndexBuildError", "IndexQueryError", "RetrievalIndex", "SearchHit"],
+    ".sources": ["SceneError", "UnreadableItemError"],
+    ".store": ["FingerprintMismatchError", "IndexCorruptError", "IndexFolderError"],
+    ".vectors": ["VectorIndexConfig", "VectorIndexError"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FingerprintMismatchError", "IndexBuildError", "IndexCorruptError", "IndexFolderError", "IndexQueryError",

@@ -125,7 +125,7 @@ def encode_source(
             inputs, batch_keys = [], []
             for index in pending[start : start + batch_size]:
                 try:  # the processor reads and converts each item by the package's image rule
-                    inputs.append(processor.image_inputs({"image": [source.load(index)]}, train=False))
+                    inputs.append(processor.image_inputs(source.processor_row(index), train=False))
                     batch_keys.append(result.keys[index])
                 except (UnreadableItemError, ImageError) as error:
                     _skip(result, index, error, strict)

@@ -74,6 +74,10 @@ class FileSource:
     def load(self, index: int) -> str:
         return str(self.paths[index])
 
+    def processor_row(self, index: int) -> dict[str, list]:
+        """What the processor reads for one item (the file name lets GaLR find its local graph)."""
+        return {"image": [self.load(index)], "filename": [self.paths[index].name]}
+
     def name(self, index: int) -> str:
         return str(self.paths[index])
 
@@ -159,6 +163,9 @@ class SceneSource:
             return self.read_window(self.tiles[index])
         except Exception as err:  # GDAL reports damaged blocks as several exception types
             raise UnreadableItemError(f"cannot read {self.name(index)}: {err}") from err
+
+    def processor_row(self, index: int) -> dict[str, list]:
+        return {"image": [self.load(index)]}
 
     def metadata_columns(self, rows: list[int], keys: list[str]) -> dict[str, list]:
         from rasterio.windows import Window, bounds

@@ -16,13 +16,15 @@ import json
 import logging
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from safetensors.torch import load_file, save
+from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
 from ..fileio import atomic_write_bytes, atomic_write_text
@@ -237,25 +239,37 @@ def _ranked(items: Sequence, scores: torch.Tensor, top_k: int | None) -> list[tu
     return [(items[i], float(scores[i])) for i in order.tolist()]
 
 
-def search_images(
-    query: str,
+def _check_query(query) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise SearchError(f"query must be a non-empty string, got {query!r}")
+
+
+@dataclass
+class EncodedFolder:
+    """The readable images of a folder with their cached encodings (rows in `paths` order)."""
+
+    paths: list[Path]
+    encodings: dict[str, torch.Tensor]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def encode_folder(
     images_dir: str | Path,
     model,
     processor,
-    top_k: int | None = 10,
     cache_dir: str | Path | None = None,
     batch_size: int = 32,
     recursive: bool = False,
     strict: bool = False,
-) -> list[tuple[Path, float]]:
-    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first.
+    progress: Callable[[int, int], None] | None = None,
+) -> EncodedFolder:
+    """Encodings of the images of `images_dir`, from the cache where it has them.
 
-    Only images whose bytes are not yet in the cache of this exact model are encoded; the cache
-    (under `cache_dir`, default `~/.cache/rs_retrieval/search`) is updated atomically. Files that
-    cannot be read are left out with a warning each and a summary (`strict=True` raises instead).
+    Only images whose bytes are not yet in the cache of this exact model are encoded, batch by
+    batch (`progress(done, total)` after each); the cache (under `cache_dir`, default
+    `~/.cache/rs_retrieval/search`) is updated atomically. Files that cannot be read are left out
+    with a warning each and a summary (`strict=True` raises instead).
     """
-    if not isinstance(query, str) or not query.strip():
-        raise SearchError(f"query must be a non-empty string, got {query!r}")
     paths = list_images(images_dir, recursive)
     model.eval()
     cache = EmbeddingCache(cache_dir or default_cache_dir(), model_fingerprint(model, processor))
@@ -272,20 +286,47 @@ def search_images(
     for path, key in key_of.items():
         first_path.setdefault(key, path)
     missing = [key for key in first_path if key not in cache.rows]
-    if missing:
-        encoded, encodings, unreadable = encode_image_files(model, processor, [first_path[k] for k in missing], batch_size, strict)
+    for start in tqdm(range(0, len(missing), batch_size), desc="encoding images", unit="batch", disable=not missing):
+        batch = missing[start : start + batch_size]
+        encoded, encodings, unreadable = encode_image_files(model, processor, [first_path[k] for k in batch], batch_size, strict)
         skipped += unreadable
         if encoded:
             cache.add([key_of[path] for path in encoded], encodings)
+        if progress is not None:
+            progress(start + len(batch), len(missing))
     cache.save()
     if skipped:
         logger.warning("skipped %d of %d images that cannot be read (strict=True / --strict fails instead)", len(skipped), len(paths))
     readable = [(path, key) for path, key in key_of.items() if key in cache.rows]
     if not readable:
         raise SearchError(f"none of the {len(paths)} images in {images_dir} can be read")
+    return EncodedFolder([path for path, _ in readable], cache.gather([key for _, key in readable]), skipped)
+
+
+def rank_encoded(query: str, folder: EncodedFolder, model, processor, top_k: int | None = 10) -> list[tuple[Path, float]]:
+    """Rank an encoded folder (`encode_folder`) for the text `query`: [(path, score)], best first."""
+    _check_query(query)
     warn_unknown_words(processor, query)
-    scores = _scores(model, cache.gather([key for _, key in readable]), _text_cache(model, processor, [query]))
-    return _ranked([path for path, _ in readable], scores, top_k)
+    scores = _scores(model, folder.encodings, _text_cache(model, processor, [query]))
+    return _ranked(folder.paths, scores, top_k)
+
+
+def search_images(
+    query: str,
+    images_dir: str | Path,
+    model,
+    processor,
+    top_k: int | None = 10,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    recursive: bool = False,
+    strict: bool = False,
+) -> list[tuple[Path, float]]:
+    """Rank the images of `images_dir` for the text `query`: [(path, score)], best first
+    (encodings cached and unreadable files skipped as in `encode_folder`)."""
+    _check_query(query)
+    folder = encode_folder(images_dir, model, processor, cache_dir, batch_size, recursive, strict)
+    return rank_encoded(query, folder, model, processor, top_k)
 
 
 def warn_unknown_words(processor, query: str) -> bool:

@@ -31,6 +31,9 @@ class ResNetTrunk(nn.Module):
         return list(self.resnet.config.hidden_sizes)
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # channels_last lets oneDNN run its NHWC convolution kernels (faster inference on CPU);
+        # the stage maps come back NHWC-strided, which every consumer here accepts.
+        pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         out = self.resnet(pixel_values, output_hidden_states=True, return_dict=True)
         # hidden_states = (stem output, stage1, ..., stage4)
         return tuple(out.hidden_states[1:])

@@ -24,7 +24,7 @@ Args:
     references: one list per image: the caption (column) indices that describe it; every column
         belongs to exactly one image.
     ks: recall cut-offs (default (1, 5, 10)).
-    tie_policy: "optimistic" (default), "pessimistic" or "numpy" (the official code's argsort order).
+    tie_policy: "numpy" (default: the official code's argsort order), "optimistic" or "pessimistic".
     protocol: "amfmn" (default), "multi_positive", "dedup_text" (need `texts`) or "dedup_image"
         (needs `image_keys`).
     texts: the caption strings, one per column.
@@ -78,7 +78,7 @@ class RsRetrievalRecall(evaluate.Metric):
             reference_urls=["https://github.com/xiaoyuan1996/AMFMN"],
         )
 
-    def _compute(self, predictions, references, ks=(1, 5, 10), tie_policy="optimistic", protocol="amfmn", texts=None, image_keys=None):
+    def _compute(self, predictions, references, ks=(1, 5, 10), tie_policy="numpy", protocol="amfmn", texts=None, image_keys=None):
         if tie_policy not in TIE_POLICIES or protocol not in PROTOCOLS:
             raise ValueError(f"tie_policy must be one of {TIE_POLICIES} and protocol one of {PROTOCOLS}; got {tie_policy!r}, {protocol!r}")
         lengths = {len(row) for row in predictions}
