@@ -15,6 +15,7 @@ from tiny_methods import images, tiny_methods
 LOAD_ALL = """
 import json, torch
 from pathlib import Path
+from PIL import Image
 from transformers import AutoModel, AutoProcessor
 root = Path({root!r})
 for name in {names!r}:

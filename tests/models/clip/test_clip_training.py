@@ -23,6 +23,7 @@ from rs_retrieval.data import load_dataset
 from rs_retrieval.models.common.losses import MAX_LOGIT_SCALE, clip_contrastive_loss
 from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
 from rs_retrieval.models.clip import CLIPRetrievalModel, as_retrieval_model
+from rs_retrieval.hub.cards import write_model_card
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval.training.recipe import RecipeError
@@ -183,7 +184,7 @@ def test_clip_synth_recipe_trains_and_saves_a_plain_clip_folder(tmp_path):
     cache = tmp_path / "synth"
     load_dataset("rs_synth", cache_dir=cache, image_size=32, train_size=8, val_size=6, test_size=0)
     recipe = load_recipe(CONFIGS / "clip_synth.yaml", TINY_SYNTH + [f"data.cache_dir={cache}"])
-    run = Trainer(recipe, run_dir=tmp_path / "run").train()
+    run = Trainer(recipe, run_dir=tmp_path / "run", on_finish=[write_model_card]).train()
     records = read_log(run / "log.jsonl")
     train = [r for r in records if r["kind"] == "train"]
     assert [r["step"] for r in train] == [1, 2, 3] and all(math.isfinite(r["loss"]) for r in train)
