@@ -304,6 +304,14 @@ def _front_matter(metadata: dict) -> str:
     return yaml.safe_dump({k: v for k, v in metadata.items() if v is not None}, sort_keys=False, allow_unicode=True).rstrip("\n")
 
 
+def _run_records(run_dir: Path | None, metrics: dict | None, dataset_name: str | None):
+    """(the run's metrics.json, `metrics` or else those, `dataset_name` or else the recipe's dataset)."""
+    run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
+    if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
+        dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
+    return run_metrics, run_metrics if metrics is None else metrics, dataset_name
+
+
 def render_model_card(
     path: str | Path,
     metrics: dict | None = None,
@@ -321,10 +329,7 @@ def render_model_card(
         raise CardError(f"{model_dir / 'config.json'} has no model_type; pass method=")
     if method in ("clip", "siglip"):
         return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, license, template_dir)
-    run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
-    metrics = run_metrics if metrics is None else metrics
-    if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
-        dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
+    run_metrics, metrics, dataset_name = _run_records(run_dir, metrics, dataset_name)
     dataset = canonical_dataset(dataset_name)
     splits = metric_splits(metrics) if metrics else {}
     test_file = run_dir / TEST_METRICS_FILE if run_dir is not None else None
@@ -543,10 +548,7 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
 
     record = _read_json(model_dir / CONVERSION_RECORD) if (model_dir / CONVERSION_RECORD).is_file() else None
     release = RELEASES.get(record.get("release")) if record and record.get("release") else None
-    run_metrics = _read_json(run_dir / "metrics.json") if run_dir and (run_dir / "metrics.json").is_file() else None
-    metrics = run_metrics if metrics is None else metrics
-    if dataset_name is None and run_dir is not None and (run_dir / "training_args.json").is_file():
-        dataset_name = _read_json(run_dir / "training_args.json").get("recipe", {}).get("data", {}).get("name")
+    run_metrics, metrics, dataset_name = _run_records(run_dir, metrics, dataset_name)
     dataset = canonical_dataset(dataset_name)
     splits = metric_splits(metrics) if metrics else {}
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name
