@@ -4,9 +4,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
+from PIL import Image
 
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.evaluation.engine import evaluate_retrieval
@@ -67,3 +69,12 @@ def report_vs_chance(name: str, metrics: dict, n_img: int, captions_per_image: i
     }
     print(f"\n{name} on rs_synth test ({n_img} images): " + ", ".join(f"{k} {metrics[k]:.1f} (chance {v:.1f})" for k, v in chance.items()) + f", mR {metrics['mR']:.1f}")
     return chance
+
+
+def write_random_images(folder: Path, n: int, seed: int = 0, size: int = 40) -> Path:
+    """`n` random-noise RGB PNGs img_00.png ... in `folder` (created); returns the folder."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"img_{i:02d}.png")
+    return folder

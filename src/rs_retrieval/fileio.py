@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -46,6 +47,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def save_png_atomic(picture, path: str | os.PathLike) -> Path:
+    """Write a PIL image or a matplotlib figure as a PNG, atomically, creating its folder."""
+    buffer = io.BytesIO()
+    if hasattr(picture, "savefig"):
+        picture.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    else:
+        picture.save(buffer, format="PNG")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

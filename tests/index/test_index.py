@@ -28,6 +28,7 @@ from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import from_origin  # noqa: E402
 from rasterio.warp import transform as warp_transform  # noqa: E402
+from helpers import write_random_images
 
 TINY = dict(
     vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
@@ -49,14 +50,6 @@ def amfmn():
     return tiny_amfmn()
 
 
-def write_images(folder, n, seed=0, size=40):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"img_{i:02d}.png")
-    return folder
-
-
 @torch.no_grad()
 def brute_force(model, processor, paths, query):
     images = [Image.open(p).convert("RGB") for p in paths]
@@ -66,7 +59,7 @@ def brute_force(model, processor, paths, query):
 
 def test_two_stage_with_all_candidates_equals_brute_force_and_small_k_prime_reranks_first_stage(tmp_path, amfmn):
     model, processor = amfmn
-    folder = write_images(tmp_path / "imgs", 9)
+    folder = write_random_images(tmp_path / "imgs", 9)
     index = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, progress=False)
     assert index.manifest["two_stage"] and index.manifest["vector_index"]["kind"] == "flat" and len(index) == 9
     paths = sorted(folder.glob("*.png"))
@@ -88,7 +81,7 @@ def test_two_stage_with_all_candidates_equals_brute_force_and_small_k_prime_rera
 def test_one_stage_model_scores_are_the_embedding_cosine_and_image_query_finds_itself(tmp_path):
     model, processor = tiny_amfmn(seed=1)
     model.score_is_cosine = True  # as a dual encoder declares it
-    folder = write_images(tmp_path / "imgs", 8, seed=1)
+    folder = write_random_images(tmp_path / "imgs", 8, seed=1)
     index = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, progress=False)
     assert not index.manifest["two_stage"]
     paths = sorted(folder.glob("*.png"))
@@ -107,7 +100,7 @@ def test_one_stage_model_scores_are_the_embedding_cosine_and_image_query_finds_i
 
 def test_update_encodes_only_new_or_changed_files_and_drops_removed_ones(tmp_path, amfmn):
     model, processor = amfmn
-    folder = write_images(tmp_path / "imgs", 6)
+    folder = write_random_images(tmp_path / "imgs", 6)
     RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, progress=False)
     Image.new("RGB", (40, 40), (250, 10, 10)).save(folder / "img_02.png")  # changed
     shutil.copy(folder / "img_00.png", folder / "copy_of_00.png")  # same bytes as img_00: reused
@@ -124,7 +117,7 @@ def test_update_encodes_only_new_or_changed_files_and_drops_removed_ones(tmp_pat
 
 def test_killed_build_resumes_and_encodes_only_what_is_missing(tmp_path, amfmn, monkeypatch):
     model, processor = amfmn
-    folder = write_images(tmp_path / "imgs", 10)
+    folder = write_random_images(tmp_path / "imgs", 10)
     monkeypatch.setattr(encode_module, "PART_ROWS", 3)
     real_encode, calls = encode_module.encode_inputs, []
 
@@ -150,7 +143,7 @@ def test_killed_build_resumes_and_encodes_only_what_is_missing(tmp_path, amfmn, 
 
 def test_unreadable_files_are_skipped_with_warnings_or_fail_when_strict(tmp_path, amfmn, caplog):
     model, processor = amfmn
-    folder = write_images(tmp_path / "imgs", 3)
+    folder = write_random_images(tmp_path / "imgs", 3)
     (folder / "broken.png").write_bytes(b"not a png")
     index = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, progress=False)
     assert len(index) == 3 and index.manifest["build"]["skipped"] == 1
@@ -162,7 +155,7 @@ def test_unreadable_files_are_skipped_with_warnings_or_fail_when_strict(tmp_path
 
 def test_corrupt_files_and_other_models_are_refused_by_name(tmp_path, amfmn):
     model, processor = amfmn
-    folder = write_images(tmp_path / "imgs", 4)
+    folder = write_random_images(tmp_path / "imgs", 4)
     RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, progress=False)
     other, other_processor = tiny_amfmn(seed=7)
     with pytest.raises(FingerprintMismatchError) as error:
@@ -266,7 +259,7 @@ def test_two_processes_build_the_same_index_as_one(tmp_path, amfmn):
     model, processor = amfmn
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    folder = write_images(tmp_path / "imgs", 11)
+    folder = write_random_images(tmp_path / "imgs", 11)
     build = ["-m", "rs_retrieval.cli", "index", "build", "--model", str(tmp_path / "model"), "--images", str(folder), "--out"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, *build, str(tmp_path / "one")], check=True, env=env, capture_output=True)

@@ -12,6 +12,7 @@ from PIL import Image
 from hub_server import import_tiny_package, make_tiny_model
 from rs_retrieval.imagery import ImageReadError
 from rs_retrieval.search import SearchError, make_contact_sheet, rank_captions, search_images
+from helpers import write_random_images
 
 QUERY = "two ships in a harbour"
 
@@ -19,14 +20,6 @@ QUERY = "two ships in a harbour"
 @pytest.fixture(scope="module", autouse=True)
 def tiny_package(tmp_path_factory):
     import_tiny_package(tmp_path_factory.mktemp("pkg"))
-
-
-def write_images(folder, n, seed=0, size=40):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"img_{i:02d}.png")
-    return folder
 
 
 class Counting:
@@ -52,7 +45,7 @@ def brute_force(model, processor, folder, query):
 
 def test_ranking_matches_brute_force_and_second_query_encodes_nothing(tmp_path):
     model, processor = make_tiny_model(seed=1)
-    folder = write_images(tmp_path / "imgs", 7)
+    folder = write_random_images(tmp_path / "imgs", 7)
     counter = Counting(model)
     first = search_images(QUERY, folder, model, processor, top_k=None, cache_dir=tmp_path / "cache", batch_size=3)
     assert counter.images == 7
@@ -70,7 +63,7 @@ def test_ranking_matches_brute_force_and_second_query_encodes_nothing(tmp_path):
 
 def test_changed_and_new_files_are_the_only_ones_encoded(tmp_path):
     model, processor = make_tiny_model(seed=2)
-    folder = write_images(tmp_path / "imgs", 5)
+    folder = write_random_images(tmp_path / "imgs", 5)
     search_images(QUERY, folder, model, processor, cache_dir=tmp_path / "cache")
     counter = Counting(model)
     Image.new("RGB", (40, 40), (250, 10, 10)).save(folder / "img_03.png")
@@ -87,7 +80,7 @@ def test_changed_and_new_files_are_the_only_ones_encoded(tmp_path):
 
 
 def test_cache_is_per_model_and_per_preprocessing(tmp_path):
-    folder = write_images(tmp_path / "imgs", 3)
+    folder = write_random_images(tmp_path / "imgs", 3)
     model_a, processor = make_tiny_model(seed=3)
     search_images(QUERY, folder, model_a, processor, cache_dir=tmp_path / "cache")
     model_b, _ = make_tiny_model(seed=4)
@@ -114,7 +107,7 @@ def test_rank_captions_matches_brute_force(tmp_path):
 
 def test_contact_sheet_draws_a_grid_of_results(tmp_path):
     model, processor = make_tiny_model(seed=6)
-    folder = write_images(tmp_path / "imgs", 7, size=64)
+    folder = write_random_images(tmp_path / "imgs", 7, size=64)
     results = search_images(QUERY, folder, model, processor, top_k=7, cache_dir=tmp_path / "cache")
     out = make_contact_sheet(QUERY, results, tmp_path / "sheet.png", thumb_size=64, columns=4)
     sheet = Image.open(out)
@@ -133,7 +126,7 @@ def test_bad_inputs_raise_naming_the_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SearchError, match="no images"):
         search_images(QUERY, tmp_path / "empty", model, processor, cache_dir=tmp_path / "c")
-    folder = write_images(tmp_path / "imgs", 2)
+    folder = write_random_images(tmp_path / "imgs", 2)
     with pytest.raises(SearchError, match="non-empty string"):
         search_images("  ", folder, model, processor, cache_dir=tmp_path / "c")
     with pytest.raises(SearchError, match="top_k must be >= 1"):
@@ -156,7 +149,7 @@ def test_search_command_prints_ranked_files_and_writes_a_sheet(tmp_path, capsys)
     model, processor = make_tiny_model(seed=7)
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    folder = write_images(tmp_path / "imgs", 4)
+    folder = write_random_images(tmp_path / "imgs", 4)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["search", QUERY, "--images", str(folder), "--model", str(tmp_path / "model"), "--top-k", "3",
@@ -174,7 +167,7 @@ def test_search_command_prints_ranked_files_and_writes_a_sheet(tmp_path, capsys)
 
 def test_bad_files_are_skipped_with_a_warning_each_and_a_summary(tmp_path, caplog):
     model, processor = make_tiny_model()
-    folder = write_images(tmp_path / "imgs", 3)
+    folder = write_random_images(tmp_path / "imgs", 3)
     (folder / "broken.png").write_bytes(b"not a png")
     good = folder / "img_00.png"
     (folder / "cut.png").write_bytes(good.read_bytes()[:-40])
@@ -202,7 +195,7 @@ def test_concurrent_searches_over_different_folders_keep_every_row(tmp_path):
     from rs_retrieval.search.engine import EmbeddingCache, model_fingerprint
 
     model, processor = make_tiny_model()
-    first, second = write_images(tmp_path / "a", 2, seed=1), write_images(tmp_path / "b", 3, seed=2)
+    first, second = write_random_images(tmp_path / "a", 2, seed=1), write_random_images(tmp_path / "b", 3, seed=2)
     fingerprint = model_fingerprint(model, processor)
     # two processes loaded the (empty) cache before either saved: both must survive the second save
     caches = [EmbeddingCache(tmp_path / "c", fingerprint) for _ in range(2)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import textwrap
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..fileio import atomic_write_bytes
+from ..fileio import save_png_atomic
 from ..optional import require
 from ..search.engine import _font
 from ..imagery import to_rgb_uint8
@@ -76,9 +75,4 @@ def draw_scene_hits(scene: dict, hits, out_path: str | Path, title: str = "", ma
         color = "red" if hit.rank == 1 else "yellow"
         draw.rectangle(box, outline=color, width=max(2, picture.width // 300))
         draw.text((box[0] + 4, box[1] + 2), str(hit.rank), fill=color, font=font, stroke_width=2, stroke_fill="black")
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_path, buffer.getvalue())
-    return out_path
+    return save_png_atomic(canvas, out_path)

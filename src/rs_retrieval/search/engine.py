@@ -11,7 +11,6 @@ re-reading unchanged files to hash them. Scores come from the model contract
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
-from ..fileio import atomic_write_bytes, atomic_write_text
+from ..fileio import atomic_write_bytes, atomic_write_text, save_png_atomic
 from ..imagery import ImageError, read_image, to_rgb_uint8
 
 logger = logging.getLogger(__name__)
@@ -389,9 +388,4 @@ def make_contact_sheet(query: str, results: Sequence[tuple[Path, float]], out_pa
         draw.rectangle([x - 1, y - 1, x + thumb_size, y + thumb_size], outline="gray")
         draw.text((x, y + thumb_size + 3), f"#{rank}  {score:.3f}", fill="black", font=small)
         draw.text((x, y + thumb_size + 19), Path(path).name[: thumb_size // 7], fill="dimgray", font=small)
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_path, buffer.getvalue())
-    return out_path
+    return save_png_atomic(sheet, out_path)

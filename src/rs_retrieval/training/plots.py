@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import textwrap
 from pathlib import Path
 
@@ -10,15 +9,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..fileio import atomic_write_bytes
+from ..fileio import save_png_atomic
 
 RECALL_KEYS = ("i2t_R@1", "i2t_R@10", "t2i_R@1", "t2i_R@10")
-
-
-def _save(fig, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_training_curves(records: list[dict], path: Path) -> None:
@@ -51,7 +44,7 @@ def plot_training_curves(records: list[dict], path: Path) -> None:
         if ax.lines:
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     fig.tight_layout()
-    _save(fig, path)
+    save_png_atomic(fig, path)
 
 
 def plot_retrieval_examples(model, processor, dataset, path: Path, num_queries: int = 4, top_k: int = 5, batch_size: int = 32, thumb: int = 128) -> None:
@@ -92,6 +85,4 @@ def plot_retrieval_examples(model, processor, dataset, path: Path, num_queries: 
             draw.rectangle((left, top + label_height, left + cell - 1, top + label_height + cell - 1), fill="limegreen" if hit else "lightgray")
             image = dataset[candidate]["image"].convert("RGB").resize((thumb, thumb), Image.BICUBIC)
             canvas.paste(image, (left + frame, top + label_height + frame))
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png_atomic(canvas, path)

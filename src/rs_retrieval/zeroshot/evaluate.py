@@ -8,7 +8,6 @@ top-5 accuracy, per-class accuracy, their mean, the confusion matrix and a pictu
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..fileio import atomic_write_bytes
+from ..fileio import save_png_atomic
 from ..search.engine import IMAGE_EXTENSIONS
 from .class_sets import ClassSet, ClassSetError, load_class_set, load_templates
 from .classifier import ZeroShotClassifier
@@ -103,12 +102,7 @@ def plot_confusion_matrix(metrics: dict, path: str | os.PathLike, title: str = "
                 if value > 0:
                     ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png_atomic(fig, path)
 
 
 def evaluate_zero_shot(model, processor, dataset_dir, class_set: ClassSet | str | None = None, templates=None, batch_size: int = 64, rule: str = "normalize_then_mean", progress: bool = True) -> dict:
