@@ -84,3 +84,19 @@ def test_version_has_one_source():
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
     assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "rs_retrieval.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", rs_retrieval.__version__)
+
+
+def test_every_registered_method_names_a_packaged_default_recipe_of_its_own_method():
+    import yaml
+
+    from rs_retrieval.models.registry import get_method, list_methods
+    from rs_retrieval.training.recipe import packaged_recipes
+
+    recipes = packaged_recipes()
+    for name in list_methods():
+        method = get_method(name)
+        if method.default_recipe is None:
+            continue
+        assert method.default_recipe in recipes, name
+        recipe = yaml.safe_load(recipes[method.default_recipe].read_text())
+        assert recipe["model"]["type"] == name, name

@@ -9,7 +9,7 @@ saved folder of the method; the trainer, the converters and the CLI look methods
 
 Adding a method (in the package or in user code):
 
-    register_method(MyConfig, MyModel, MyProcessor, default_recipe="configs/my_synth.yaml")
+    register_method(MyConfig, MyModel, MyProcessor, default_recipe="my_synth")
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Method:
     #: Official-checkpoint converter: a callable or "module:function", imported on first use,
     #: called as `fn(checkpoint_path, method=..., vocab_path=..., out_dir=..., **options)`.
     converter: str | Callable | None = None
-    #: Recipe a user starts from (path relative to the repository root).
+    #: Packaged recipe a user starts from (`rs-retrieval train --config NAME`).
     default_recipe: str | None = None
     #: False for CLIP/SigLIP: their folders load through `models.loading`, not the Auto classes.
     auto_classes: bool = True

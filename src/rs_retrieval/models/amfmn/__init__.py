@@ -7,7 +7,7 @@ from .processing_amfmn import AMFMNProcessor
 
 register_method(
     AMFMNConfig, AMFMNModel, AMFMNProcessor,
-    converter="rs_retrieval.convert.amfmn_galr:convert_amfmn_galr", default_recipe="configs/amfmn_synth.yaml",
+    converter="rs_retrieval.convert.amfmn_galr:convert_amfmn_galr", default_recipe="amfmn_synth",
 )
 
 __all__ = ["AMFMNConfig", "AMFMNModel", "AMFMNProcessor"]

@@ -14,7 +14,7 @@ from .processing_clip import DualEncoderProcessor, as_retrieval_processor, build
 
 register_method(
     CLIPConfig, CLIPRetrievalModel, DualEncoderProcessor, auto_classes=False, aliases=("openclip",),
-    converter="rs_retrieval.convert.openclip:convert_openclip_command", default_recipe="configs/clip_synth.yaml",
+    converter="rs_retrieval.convert.openclip:convert_openclip_command", default_recipe="clip_synth",
 )
 register_method(SiglipConfig, SiglipRetrievalModel, DualEncoderProcessor, auto_classes=False)
 

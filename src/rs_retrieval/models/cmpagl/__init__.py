@@ -7,7 +7,7 @@ from .gswin import GlobalLocalCrossAttention, GswinVisionEncoder, merge_windows,
 from .modeling_cmpagl import CMPAGLModel, FusionEncoder, improved_triplet_loss, itc_loss, sample_itm_negatives
 from .processing_cmpagl import CMPAGLProcessor
 
-register_method(CMPAGLConfig, CMPAGLModel, CMPAGLProcessor, default_recipe="configs/cmpagl_synth.yaml", legacy_processor_names=("CmpaglProcessor",))
+register_method(CMPAGLConfig, CMPAGLModel, CMPAGLProcessor, default_recipe="cmpagl_synth", legacy_processor_names=("CmpaglProcessor",))
 
 __all__ = [
     "CMPAGLConfig",

@@ -13,7 +13,7 @@ from .processing_galr import (
 
 register_method(
     GaLRConfig, GaLRModel, GaLRProcessor,
-    converter="rs_retrieval.convert.amfmn_galr:convert_amfmn_galr", default_recipe="configs/galr_synth.yaml",
+    converter="rs_retrieval.convert.amfmn_galr:convert_amfmn_galr", default_recipe="galr_synth",
 )
 
 __all__ = [
