@@ -10,6 +10,7 @@ only talk to the family, never to a concrete tokenizer.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
 
@@ -20,26 +21,27 @@ from .tokenization_word import RSWordTokenizer, build_vocab
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-class TokenizerFamily:
+class TokenizerFamily(ABC):
     """Interface of a tokenizer family (see the module docstring)."""
 
     name: str = ""
     tokenizer_class: type
 
+    @abstractmethod
     def tokenizer(self, vocab, max_length: int | None = None):
         """The tokenizer for `vocab` (a vocabulary file path, a token -> id dict or a tokenizer)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def vocabulary_from_captions(self, captions: Iterable[str], min_count: int = 1) -> dict[str, int]:
-        raise NotImplementedError
+        """A token -> id vocabulary built from training captions."""
 
+    @abstractmethod
     def config_overrides(self, vocab: dict[str, int]) -> dict:
         """Model-config fields (nested dicts for sub-configs) that follow the vocabulary size."""
-        raise NotImplementedError
 
+    @abstractmethod
     def check_fits(self, tokenizer, config) -> None:
         """Raise `ValueError` if `tokenizer` produces ids outside the model's embedding table."""
-        raise NotImplementedError
 
 
 class WordTokenizerFamily(TokenizerFamily):
