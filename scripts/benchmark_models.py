@@ -23,7 +23,6 @@ when it needs more than `pixel_values` / `input_ids` + `attention_mask`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel
 
 import rs_retrieval.models  # noqa: F401  (registers the methods)
+from rs_retrieval.fileio import write_json_atomic
 
 
 def default_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -298,8 +298,7 @@ def main(argv=None) -> int:
             for row in r["rerank"]:
                 print(f"| {row['k']} | {row['pairs']} | {row['rerank_s']:.1f} | {r['test_set_s'] + row['rerank_s']:.1f} |")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
+        write_json_atomic(args.json, results)
     return 0
 
 

@@ -10,7 +10,6 @@ metric sets, the time of each run and whether every R@K is identical.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -20,6 +19,7 @@ from transformers import AutoModel, AutoProcessor
 import rs_retrieval  # noqa: F401  (registers the methods)
 from rs_retrieval.data import load_dataset
 from rs_retrieval.evaluation.engine import evaluate_retrieval
+from rs_retrieval.fileio import write_json_atomic
 
 
 def main(argv=None) -> int:
@@ -47,8 +47,7 @@ def main(argv=None) -> int:
         print(f"{dtype:9s} " + " ".join(f"{k}={row[k]:.2f}" for k in (*recalls, "mR")) + f" ({row['seconds']} s, ties {row['tie_policy']})")
     print("identical R@K:", results["identical_recalls"])
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
+        write_json_atomic(args.json, results)
     return 0
 
 
