@@ -6,6 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ..search.commands import add_model_arguments
+
 
 def serve_command(model_path, images=None, index=None, captions=None, port: int | None = None) -> str:
     """The shell line that serves `model_path` (printed by the quickstart)."""
@@ -34,7 +36,7 @@ def build_service(args: argparse.Namespace):
         from ..zeroshot import load_class_set
 
         load_class_set(args.class_set)  # a bad name or file fails here, not in the page
-    model, processor = load_model(args.model, args.trust_remote_code, args.device)
+    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
     if args.index:
         corpus = IndexCorpus(args.index, model, processor)
     elif args.images:
@@ -71,7 +73,7 @@ def register(subparsers) -> None:
         description="Serve a Gradio app for one model. The page opens while the image folder is encoded "
         "(embeddings cached as for `search`).",
     )
-    parser.add_argument("--model", required=True, help="saved model directory or Hub id")
+    add_model_arguments(parser)
     corpus = parser.add_mutually_exclusive_group()
     corpus.add_argument("--images", help="folder of images to search")
     corpus.add_argument("--index", help="index built by `rs-retrieval index build` (image folder or tiled scenes)")
@@ -81,8 +83,6 @@ def register(subparsers) -> None:
                         "file (.txt one class per line, .json)")
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a Space or a container)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--cache-dir", help="embedding cache (default: as for `rs-retrieval search`)")
     parser.add_argument("--batch-size", type=int, default=32, help="images encoded per batch")
     parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest upload file (default: 64 MB)")

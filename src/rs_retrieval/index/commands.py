@@ -13,13 +13,15 @@ import os
 import sys
 from pathlib import Path
 
+from ..search.commands import add_model_arguments
+
 
 def build(args: argparse.Namespace) -> int:
     from ..search.commands import load_model
     from .retrieval import RetrievalIndex
     from .vectors import VectorIndexConfig
 
-    model, processor = load_model(args.model, args.trust_remote_code, args.device)
+    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
     config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search)
     index = RetrievalIndex.build(
         model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, split=args.split,
@@ -88,9 +90,7 @@ def register(subparsers) -> None:
     source.add_argument("--dataset", help="dataset name (e.g. rs_synth) whose split images are indexed")
     source.add_argument("--scene", help="GeoTIFF / COG (any GDAL raster) tiled into windows")
     build_parser.add_argument("--out", required=True, help="index folder (an existing index of the same model is updated)")
-    build_parser.add_argument("--model", required=True, help="saved model directory or Hub id")
-    build_parser.add_argument("--trust-remote-code", action="store_true")
-    build_parser.add_argument("--device", default="cpu")
+    add_model_arguments(build_parser)
     build_parser.add_argument("--split", default="test", help="dataset split (default: test)")
     build_parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")
     build_parser.add_argument("--tile-size", type=int, default=256, help="scene tile size in pixels (default: 256)")
