@@ -177,13 +177,8 @@ class BayesianGRU(nn.Module):
         step_of, sorted_row = running.nonzero(as_tuple=True)  # packed order: step-major
         row = order[sorted_row]
         x = inputs[row, step_of]  # [N, E]
-        input_layers = (cell.weight_ir, cell.weight_ii, cell.weight_in)
-        if input_masks is None:  # one matmul for the three gates
-            weight = torch.cat([layer.weight for layer in input_layers])
-            projections = F.linear(x, weight, torch.cat([layer.bias for layer in input_layers]))
-        else:
-            projections = torch.cat([layer(x * input_masks[k, row]) for k, layer in enumerate(input_layers)], dim=1)
-        hidden_weight = torch.cat([cell.weight_hr.weight, cell.weight_hi.weight, cell.weight_hn.weight])  # [3H, H]
+        projections = self._input_projections(x, None if input_masks is None else input_masks[:, row])
+        hidden_weight = self._hidden_weight()
         masks = None if hidden_masks is None else hidden_masks[:, order]
         if torch.is_grad_enabled() and (projections.requires_grad or hidden_weight.requires_grad):
             final = _PackedGRU.apply(projections, hidden_weight, masks, batch_sizes)
@@ -191,17 +186,24 @@ class BayesianGRU(nn.Module):
             final = _recurrence(projections, hidden_weight, masks, batch_sizes)
         return final[torch.argsort(order)]
 
-
     def _dense(self, inputs, steps, input_masks, hidden_masks):
         """The same recurrence without packing (see `_dense_recurrence`), for traced graphs."""
+        projections = self._input_projections(inputs, None if input_masks is None else input_masks.unsqueeze(2))
+        return _dense_recurrence(projections, self._hidden_weight(), hidden_masks, steps)
+
+    def _input_projections(self, x: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Input->gate terms (r, z, n) of `x` [..., E], concatenated on the last axis; `masks`
+        [3, ..., E] (broadcast against `x`) are the per-gate input dropout masks. One matmul when unmasked."""
         cell = self.gru_cell
-        input_layers = (cell.weight_ir, cell.weight_ii, cell.weight_in)
-        if input_masks is None:
-            projections = torch.cat([layer(inputs) for layer in input_layers], dim=-1)
-        else:
-            projections = torch.cat([layer(inputs * input_masks[k].unsqueeze(1)) for k, layer in enumerate(input_layers)], dim=-1)
-        hidden_weight = torch.cat([cell.weight_hr.weight, cell.weight_hi.weight, cell.weight_hn.weight])
-        return _dense_recurrence(projections, hidden_weight, hidden_masks, steps)
+        layers = (cell.weight_ir, cell.weight_ii, cell.weight_in)
+        if masks is None:
+            return F.linear(x, torch.cat([layer.weight for layer in layers]), torch.cat([layer.bias for layer in layers]))
+        return torch.cat([layer(x * masks[k]) for k, layer in enumerate(layers)], dim=-1)
+
+    def _hidden_weight(self) -> torch.Tensor:
+        """[W_hr; W_hz; W_hn]: [3H, H]."""
+        cell = self.gru_cell
+        return torch.cat([cell.weight_hr.weight, cell.weight_hi.weight, cell.weight_hn.weight])
 
 
 def _is_traced() -> bool:
