@@ -11,7 +11,7 @@ import torch
 import torch._dynamo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_hub_real_methods import images, tiny_methods  # noqa: E402  (the tiny configs the tests use)
+from tiny_methods import images, tiny_methods  # noqa: E402  (the tiny configs the tests use)
 
 
 def graph_breaks(model, batch: dict, train: bool):
