@@ -2,7 +2,7 @@
 
 A test class mixes in `RetrievalModelTesterMixin` and provides a `case` fixture returning a
 `tiny_methods.TinyCase`; every test then runs on that method: shapes, save/load and Auto round
-trips, the remote-code bundle, blockwise scoring, a loss that decreases, a bf16 forward and
+trips, the remote-code bundle, blockwise scoring, a loss that decreases, a bf16 forward, a bf16-autocast training step and
 gradient checkpointing where the towers support it.
 """
 
@@ -124,6 +124,29 @@ class RetrievalModelTesterMixin:
         logits = _logits(model.to(torch.bfloat16), low)
         assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
         torch.testing.assert_close(logits.float(), reference, atol=0.1, rtol=0.1)
+
+    def test_bf16_autocast_training_step_follows_float32(self, case):
+        """`training.mixed_precision: bf16` runs the step under CPU autocast: the backward must work
+        (custom autograd functions see mixed dtypes) and the gradients point where fp32's do."""
+        model, processor = case.model(), case.processor()
+        inputs = case.inputs(processor, 2)
+        model.train()
+        for module in model.modules():  # batch statistics of 2 tiny maps (1x1 at the last stage)
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):  # are degenerate: rounding
+                module.eval()  # decides the sign of their gradients, so they use running statistics
+
+        def gradients(autocast: bool) -> torch.Tensor:
+            model.zero_grad()
+            torch.manual_seed(0)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = model(**inputs, return_loss=True, image_ids=torch.arange(2)).loss
+            loss.backward()
+            return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+        full, mixed = gradients(False), gradients(True)
+        assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all() and mixed.shape == full.shape
+        cosine = torch.nn.functional.cosine_similarity(mixed, full, dim=0)
+        assert cosine > 0.95, float(cosine)
 
     def test_gradient_checkpointing_keeps_the_gradients(self, case):
         model, processor = case.model(), case.processor()

@@ -180,10 +180,14 @@ class BayesianGRU(nn.Module):
         projections = self._input_projections(x, None if input_masks is None else input_masks[:, row])
         hidden_weight = self._hidden_weight()
         masks = None if hidden_masks is None else hidden_masks[:, order]
-        if torch.is_grad_enabled() and (projections.requires_grad or hidden_weight.requires_grad):
-            final = _PackedGRU.apply(projections, hidden_weight, masks, batch_sizes)
-        else:  # inference: nothing to save for a backward
-            final = _recurrence(projections, hidden_weight, masks, batch_sizes)
+        # Under autocast the input projections above ran in low precision; the recurrence runs in
+        # the weights' dtype (autocast off), as `_PackedGRU.backward` computes its gradients in it.
+        projections = projections.to(hidden_weight.dtype)
+        with torch.autocast(inputs.device.type, enabled=False):
+            if torch.is_grad_enabled() and (projections.requires_grad or hidden_weight.requires_grad):
+                final = _PackedGRU.apply(projections, hidden_weight, masks, batch_sizes)
+            else:  # inference: nothing to save for a backward
+                final = _recurrence(projections, hidden_weight, masks, batch_sizes)
         return final[torch.argsort(order)]
 
     def _dense(self, inputs, steps, input_masks, hidden_masks):
