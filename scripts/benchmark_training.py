@@ -8,12 +8,18 @@ backward + optimizer step. Methods that are not registered are reported as skipp
 model throughput it prints the achieved GFLOP/s of the training step (FLOPs of forward + backward
 counted on the warm-up step) and the machine's fp32/bf16 GEMM throughput.
 
+The process runs as `rs-retrieval train` does (`rs_retrieval.runtime.tune_malloc`; turn it off
+with --no-malloc-tuning to see what it gives), in fp32 or, with --mixed-precision bf16, under the
+CPU autocast that `training.mixed_precision: bf16` uses.
+
     python scripts/benchmark_training.py --batch-size 16 32 --steps 3 [--methods amfmn msa] [--output bench.json]
+    python scripts/benchmark_training.py --batch-size 16 --mixed-precision bf16
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -24,6 +30,8 @@ import torch
 from benchmark_models import count_flops, gemm_gflops  # scripts/ is on sys.path when a script runs
 
 from rs_retrieval import list_methods
+from rs_retrieval.fileio import write_json_atomic
+from rs_retrieval.runtime import tune_malloc
 from rs_retrieval.data import flatten_captions, load_dataset
 from rs_retrieval.training import load_recipe
 from rs_retrieval.training.data import build_train_loader
@@ -48,7 +56,7 @@ def full_size_recipe(method: str, batch_size: int):
     return dataclasses.replace(recipe, model=model, processor=processor, training=training)
 
 
-def benchmark(method: str, flat, batch_size: int, steps: int) -> dict:
+def benchmark(method: str, flat, batch_size: int, steps: int, mixed_precision: str = "no") -> dict:
     recipe = full_size_recipe(method, batch_size)
     torch.manual_seed(0)
     model, processor = build_model_and_processor(recipe, flat["caption"])
@@ -58,7 +66,9 @@ def benchmark(method: str, flat, batch_size: int, steps: int) -> dict:
     model.train()
 
     def forward_backward(batch):
-        model(**batch, return_loss=True).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if mixed_precision == "bf16" else contextlib.nullcontext():
+            loss = model(**batch, return_loss=True).loss
+        loss.backward()
 
     data_time = step_time = 0.0
     flops_per_pair = 0.0
@@ -94,26 +104,31 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, nargs="+", default=[8], help="one run per batch size")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="as training.mixed_precision")
+    parser.add_argument("--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings")
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    malloc_tuned = False if args.no_malloc_tuning else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     registered = list_methods()
     dataset = load_dataset("rs_synth", train_size=max(4, (args.steps + 1) * max(args.batch_size) // 5 + 1), val_size=0, test_size=0)
     flat = flatten_captions(dataset["train"])
     gemm = {name: round(gemm_gflops(getattr(torch, name)), 1) for name in ("float32", "bfloat16")}
-    print(f"GEMM 2048^3 GFLOP/s: {gemm} ({torch.get_num_threads()} threads)", flush=True)
-    results = {"batch_sizes": args.batch_size, "steps": args.steps, "threads": torch.get_num_threads(), "gemm_gflops_per_s": gemm, "runs": []}
+    print(f"GEMM 2048^3 GFLOP/s: {gemm} ({torch.get_num_threads()} threads, mixed precision {args.mixed_precision}, "
+          f"malloc tuned: {malloc_tuned})", flush=True)
+    results = {"batch_sizes": args.batch_size, "steps": args.steps, "threads": torch.get_num_threads(), "gemm_gflops_per_s": gemm,
+               "mixed_precision": args.mixed_precision, "malloc_tuned": malloc_tuned, "runs": []}
     for batch_size in args.batch_size:
         for method in args.methods:
             if method not in registered:
                 row = {"skipped": "not registered"}
             else:
-                row = benchmark(method, flat, batch_size, args.steps)
+                row = benchmark(method, flat, batch_size, args.steps, args.mixed_precision)
             results["runs"].append({"method": method, "batch_size": batch_size, **row})
             print(method, batch_size, json.dumps(row), flush=True)
     if args.output:
-        args.output.write_text(json.dumps(results, indent=2) + "\n")
+        write_json_atomic(args.output, results)
     return 0
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 
 from .errors import RSRetrievalError
+from .runtime import prepare_process
 
 #: Modules that define `register(subparsers)`; each adds its sub-commands with `set_defaults(func=...)`.
 #: They must not import torch/transformers at module level, so that `--help` stays fast.
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    prepare_process()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return int(args.func(args) or 0)

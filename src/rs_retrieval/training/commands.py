@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..runtime import prepare_process
+
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="packaged recipe name (e.g. amfmn_synth; see `rs-retrieval recipes`) or a recipe YAML path")
@@ -19,6 +21,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def run_train(args: argparse.Namespace) -> int:
+    prepare_process()  # before torch loads (scripts/train.py comes here without the CLI)
     from ..hub.cards import write_model_card
     from .recipe import RecipeError, load_recipe
     from .trainer import train

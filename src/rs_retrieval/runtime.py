@@ -1,0 +1,80 @@
+"""Process-wide CPU settings for long jobs (training, evaluation, indexing, serving).
+
+glibc gives a freed block back to the kernel at once when it is above the mmap threshold (or sits
+at the top of the heap above the trim threshold). A training step frees and re-allocates the
+same activation-sized blocks every time, so with the defaults every step page-faults them in
+again: 15-20 % of an AMFMN or MSA step on 2 cores (`README.md`, "Speed"). Raising the thresholds
+keeps the blocks in the process, as jemalloc or tcmalloc would, with the same peak memory.
+
+The command line and `scripts/train.py` call `prepare_process()`; a program that uses the
+package as a library may call it too. Nothing here runs on `import rs_retrieval`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import os
+import sys
+from pathlib import Path
+
+#: Set to 0 to keep the C library's allocator settings.
+MALLOC_TUNING_ENV = "RS_RETRIEVAL_MALLOC_TUNING"
+#: glibc's own variables: when the user set any of them, theirs win.
+GLIBC_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+MIB = 1 << 20
+#: mallopt parameters (malloc.h) and the values measured best (`scripts/benchmark_training.py`).
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+MALLOC_SETTINGS = {M_MMAP_THRESHOLD: 256 * MIB, M_TRIM_THRESHOLD: 2048 * MIB, M_TOP_PAD: 64 * MIB}
+
+_prepared = False
+
+
+def tune_malloc() -> bool:
+    """Raise glibc's mmap/trim thresholds (see the module docstring). True when applied; False on
+    other C libraries or platforms, when `RS_RETRIEVAL_MALLOC_TUNING=0`, or when the user set
+    glibc's MALLOC_* variables."""
+    if not sys.platform.startswith("linux") or os.environ.get(MALLOC_TUNING_ENV, "1") == "0":
+        return False
+    if any(name in os.environ for name in GLIBC_MALLOC_ENV):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: mallopt is a no-op or absent
+        return False
+    return all(libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in MALLOC_SETTINGS.items())
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """ceil(quota / period) of cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us`; None when unlimited."""
+    try:
+        fields = (root / "cpu.max").read_text().split()
+        if fields and fields[0] != "max":
+            return math.ceil(int(fields[0]) / int(fields[1]))
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return math.ceil(quota / period) if quota > 0 and period > 0 else None
+
+
+def prepare_process() -> None:
+    """Once per process, before torch is imported: `tune_malloc()`, and in a container whose
+    cgroup CPU quota is below the machine's CPU count, OMP_NUM_THREADS set to the quota unless
+    the user set it (OpenMP sees the affinity mask, not the quota; more threads than CPUs slows
+    every op down)."""
+    global _prepared
+    if _prepared:
+        return
+    _prepared = True
+    tune_malloc()
+    quota = cgroup_cpu_quota()
+    if quota and quota < (os.cpu_count() or quota) and "OMP_NUM_THREADS" not in os.environ and "torch" not in sys.modules:
+        os.environ["OMP_NUM_THREADS"] = str(quota)

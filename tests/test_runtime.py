@@ -1,0 +1,68 @@
+"""Process settings for long jobs: glibc allocator thresholds and the cgroup CPU quota."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rs_retrieval import runtime
+
+# Allocate and free a 64 MiB buffer five times, touching every page, and count the page faults.
+# glibc's default hands a block this size back to the kernel on free (it is above the mmap
+# threshold and above the 32 MiB its dynamic threshold stops at), so each round faults all its pages in again; tuned, the heap keeps and reuses it.
+FAULT_PROBE = textwrap.dedent(
+    """
+    import importlib.util, resource, sys
+    spec = importlib.util.spec_from_file_location("runtime", sys.argv[1])  # alone: the package import
+    runtime = importlib.util.module_from_spec(spec)  # (torch, transformers) would add its own faults
+    spec.loader.exec_module(runtime)
+    applied = runtime.tune_malloc()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        data = b"\\1" * (64 << 20)
+        del data
+    print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+)
+
+
+def _probe(**env) -> tuple[str, int]:
+    import os
+
+    result = subprocess.run([sys.executable, "-c", FAULT_PROBE, runtime.__file__], capture_output=True, text=True, check=True,
+                            env={**os.environ, **env})
+    applied, faults = result.stdout.split()
+    return applied, int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_tuned_allocator_reuses_large_blocks_instead_of_faulting_them_in_again():
+    applied, tuned = _probe()
+    skipped, default = _probe(**{runtime.MALLOC_TUNING_ENV: "0"})
+    assert (applied, skipped) == ("True", "False")
+    pages = (64 << 20) // 4096
+    assert default > 4 * pages, default  # every round faults the whole block in
+    assert tuned < 2 * pages, tuned  # the first round only (plus noise)
+
+
+def test_user_malloc_variables_win(monkeypatch):
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert runtime.tune_malloc() is False
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_cgroup_cpu_quota_reads_v2_and_v1_files(tmp_path, files, quota):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert runtime.cgroup_cpu_quota(tmp_path) == quota
