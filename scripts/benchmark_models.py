@@ -35,6 +35,13 @@ from transformers import AutoModel
 import rs_retrieval.models  # noqa: F401  (registers the methods)
 from rs_retrieval.fileio import write_json_atomic
 
+try:
+    from rs_retrieval.runtime import tune_malloc
+except ImportError:  # an older tree (benchmark_before_after.py --before) has no runtime settings
+
+    def tune_malloc() -> bool:
+        return False
+
 
 def default_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     size = config.image_size
@@ -269,14 +276,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rerank-k", type=int, nargs="*", default=[0, 16, 32, 64, 128],
                         help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)")
     parser.add_argument("--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)")
+    parser.add_argument("--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings (the CLI tunes them)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    malloc_tuned = False if args.no_malloc_tuning else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     gemm = {name: gemm_gflops(getattr(torch, name), device=args.device) for name in ("float32", "bfloat16")}
     print(f"GEMM 2048^3: float32 {gemm['float32']:.0f} GFLOP/s, bfloat16 {gemm['bfloat16']:.0f} GFLOP/s "
-          f"({torch.get_num_threads()} threads, device {args.device})", flush=True)
+          f"({torch.get_num_threads()} threads, device {args.device}, malloc tuned: {malloc_tuned})", flush=True)
     results = []
     print("| method | params | images/s (GFLOP/s) | captions/s (GFLOP/s) | score matrix (s) | test set end-to-end (s) |")
     print("|---|---|---|---|---|---|")
@@ -284,6 +293,7 @@ def main(argv=None) -> int:
         r = benchmark(method, args.num_images, args.num_captions, args.caption_length, args.image_batch, args.text_batch, args.device,
                       args.rerank_k, args.rerank_sample_pairs, dtype)
         r["gemm_gflops_per_s"] = gemm
+        r["malloc_tuned"] = malloc_tuned
         results.append(r)
         print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} ({r['image_gflops_per_s']:.0f}) | "
               f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) | {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)

@@ -4,7 +4,7 @@ glibc gives a freed block back to the kernel at once when it is above the mmap t
 at the top of the heap above the trim threshold). A training step frees and re-allocates the
 same activation-sized blocks every time, so with the defaults every step page-faults them in
 again: 15-20 % of an AMFMN or MSA step on 2 cores (`README.md`, "Speed"). Raising the thresholds
-keeps the blocks in the process, as jemalloc or tcmalloc would, with the same peak memory.
+keeps the blocks in the process, as jemalloc or tcmalloc would (peak memory: +0-12 %).
 
 The command line and `scripts/train.py` call `prepare_process()`; a program that uses the
 package as a library may call it too. Nothing here runs on `import rs_retrieval`.

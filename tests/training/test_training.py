@@ -55,8 +55,10 @@ def losses(run_dir: Path) -> list[dict]:
 def test_recipe_yaml_with_typed_dotted_overrides(tmp_path, processor_dir):
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(toy_recipe(processor_dir)))
-    recipe = load_recipe(path, ["training.lr=1e-3", "model.embed_dim=8", "training.lr_milestones=[2, 4]", "data.options={train_size: 3}", "training.max_grad_norm=null"])
+    recipe = load_recipe(path, ["training.lr=1e-3", "model.embed_dim=8", "training.lr_milestones=[2, 4]", "data.options={train_size: 3}", "training.max_grad_norm=null",
+                                "training.mixed_precision=no"])
     assert recipe.training.lr == pytest.approx(1e-3) and isinstance(recipe.training.lr, float)  # YAML reads "1e-3" as a string
+    assert recipe.training.mixed_precision == "no"  # and `no` as False
     assert recipe.training.lr_milestones == [2, 4] and recipe.data.options == {"train_size": 3}
     assert recipe.training.max_grad_norm is None and recipe.training.epochs == 2
     assert recipe.model.config == {"embed_dim": 8}
@@ -76,6 +78,7 @@ def test_recipe_yaml_with_typed_dotted_overrides(tmp_path, processor_dir):
         (["model.type=bert"], r"unknown retrieval method 'bert'"),
         (["training.epochs=two"], r"training.epochs: expected an integer, got 'two'"),
         (["training.optimizer=adagrad"], r"training.optimizer: expected one of \['adam', 'adamw', 'sgd'\]"),
+        (["training.mixed_precision=yes"], r"training.mixed_precision: expected a string, got True"),
         (["training.lr_scheduler=multistep"], r"needs training.lr_milestones"),
         (["data.path=/x"], r"exactly one of data.name and data.path"),
         (["processor.vocab=train_captions"], r"exactly one of processor.path"),

@@ -166,6 +166,8 @@ _MODEL_RECIPE_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)} - {"confi
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULERS = ("constant", "multistep", "cosine", "linear")
 MIXED_PRECISION = ("no", "bf16", "fp16")
+#: String fields whose word `no` YAML 1.1 reads as False (`--set training.mixed_precision=no`).
+YAML_FALSE_WORDS = {"mixed_precision": "no"}
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:
@@ -223,6 +225,7 @@ def _build(cls, data: Any, where: str):
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise RecipeError(f"{where}: unknown field(s) {unknown}; expected some of {names}")
+    data = {key: YAML_FALSE_WORDS[key] if value is False and key in YAML_FALSE_WORDS else value for key, value in data.items()}
     return cls(**{key: _convert(value, hints[key], f"{where}.{key}") for key, value in data.items()})
 
 
