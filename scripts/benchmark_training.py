@@ -30,9 +30,9 @@ import torch
 from benchmark_models import count_flops, gemm_gflops  # scripts/ is on sys.path when a script runs
 
 from rs_retrieval import list_methods
+from rs_retrieval.data import flatten_captions, load_dataset
 from rs_retrieval.fileio import write_json_atomic
 from rs_retrieval.runtime import tune_malloc
-from rs_retrieval.data import flatten_captions, load_dataset
 from rs_retrieval.training import load_recipe
 from rs_retrieval.training.data import build_train_loader
 from rs_retrieval.training.optim import build_optimizer
