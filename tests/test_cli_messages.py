@@ -88,3 +88,12 @@ def test_contact_sheet_title_is_truncated(tmp_path):
     sheet = make_contact_sheet(" ".join(["harbour"] * 10_000), [(tmp_path / "a.png", 1.0)], tmp_path / "sheet.png")
     with Image.open(sheet) as image:
         assert image.height < 400
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`rs-retrieval recipes | head -1`: the reader is gone before the listing is written."""
+    environment = {**os.environ, "PYTHONPATH": str(SRC)}
+    process = subprocess.Popen([sys.executable, "-m", "rs_retrieval.cli", "recipes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+    process.stdout.close()  # no reader: every write of the child fails with EPIPE
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1 and b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr.decode()[-2000:]

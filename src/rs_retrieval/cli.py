@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `rs-retrieval recipes | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return 1
     except RSRetrievalError as error:
         if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
