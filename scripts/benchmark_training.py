@@ -19,7 +19,6 @@ CPU autocast that `training.mixed_precision: bf16` uses.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -66,7 +65,7 @@ def benchmark(method: str, flat, batch_size: int, steps: int, mixed_precision: s
     model.train()
 
     def forward_backward(batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16) if mixed_precision == "bf16" else contextlib.nullcontext():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision == "bf16"):
             loss = model(**batch, return_loss=True).loss
         loss.backward()
 

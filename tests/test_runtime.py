@@ -1,5 +1,6 @@
 """Process settings for long jobs: glibc allocator thresholds and the cgroup CPU quota."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,8 @@ from rs_retrieval import runtime
 
 # Allocate and free a 64 MiB buffer five times, touching every page, and count the page faults.
 # glibc's default hands a block this size back to the kernel on free (it is above the mmap
-# threshold and above the 32 MiB its dynamic threshold stops at), so each round faults all its pages in again; tuned, the heap keeps and reuses it.
+# threshold and above the 32 MiB its dynamic threshold stops at), so each round faults all its
+# pages in again; tuned, the heap keeps and reuses it.
 FAULT_PROBE = textwrap.dedent(
     """
     import importlib.util, resource, sys
@@ -28,8 +30,6 @@ FAULT_PROBE = textwrap.dedent(
 
 
 def _probe(**env) -> tuple[str, int]:
-    import os
-
     result = subprocess.run([sys.executable, "-c", FAULT_PROBE, runtime.__file__], capture_output=True, text=True, check=True,
                             env={**os.environ, **env})
     applied, faults = result.stdout.split()

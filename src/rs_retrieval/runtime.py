@@ -13,6 +13,7 @@ package as a library may call it too. Nothing here runs on `import rs_retrieval`
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import sys
@@ -26,8 +27,6 @@ MIB = 1 << 20
 #: mallopt parameters (malloc.h) and the values measured best (`scripts/benchmark_training.py`).
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MALLOC_SETTINGS = {M_MMAP_THRESHOLD: 256 * MIB, M_TRIM_THRESHOLD: 2048 * MIB, M_TOP_PAD: 64 * MIB}
-
-_prepared = False
 
 
 def tune_malloc() -> bool:
@@ -64,15 +63,12 @@ def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     return math.ceil(quota / period) if quota > 0 and period > 0 else None
 
 
+@functools.cache
 def prepare_process() -> None:
     """Once per process, before torch is imported: `tune_malloc()`, and in a container whose
     cgroup CPU quota is below the machine's CPU count, OMP_NUM_THREADS set to the quota unless
     the user set it (OpenMP sees the affinity mask, not the quota; more threads than CPUs slows
     every op down)."""
-    global _prepared
-    if _prepared:
-        return
-    _prepared = True
     tune_malloc()
     quota = cgroup_cpu_quota()
     if quota and quota < (os.cpu_count() or quota) and "OMP_NUM_THREADS" not in os.environ and "torch" not in sys.modules:
