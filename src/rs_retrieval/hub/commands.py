@@ -41,7 +41,10 @@ def push(args: argparse.Namespace) -> int:
 
         commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "model":
-        commit = push_model(path, args.repo_id, dataset_name=args.dataset_name, method=args.method, license=args.license, **common)
+        commit = push_model(
+            path, args.repo_id, dataset_name=args.dataset_name, method=args.method,
+            license=args.license, license_name=args.license_name, license_link=args.license_link, **common,
+        )
     else:
         dataset_name = args.dataset_name or canonical_dataset(path.resolve().name)
         commit = push_dataset(path, args.repo_id, dataset_name, **common)
@@ -62,7 +65,10 @@ def register(subparsers) -> None:
     parser.add_argument("--type", choices=("auto", "model", "dataset", "metric"), default="auto", help="what PATH holds (default: detect)")
     parser.add_argument("--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)")
     parser.add_argument("--method", help="model_type for the card when config.json lacks it")
-    parser.add_argument("--license", default="apache-2.0", help="model card licence id (default: apache-2.0)")
+    parser.add_argument("--license", help="model card licence id (default: apache-2.0 for a trained model, the release's "
+                        "own licence for a converted CLIP release)")
+    parser.add_argument("--license-name", help="short licence name, required with --license other")
+    parser.add_argument("--license-link", help="URL of the licence text, for --license other")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", help="branch to commit to (default: main)")
     parser.add_argument("--message", help="commit message")
