@@ -1,9 +1,12 @@
-"""`rs-retrieval push PATH REPO_ID`: publish a training run, a model directory or a dataset."""
+"""`rs-retrieval push PATH REPO_ID`: publish a training run, a model directory, a dataset, the
+metric or a Space; `rs-retrieval hub serve-local`: a local stand-in Hub to try that loop offline."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
+import threading
 from pathlib import Path
 
 from ..errors import InputNotFoundError
@@ -53,6 +56,11 @@ def push(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    register_push(subparsers)
+    register_hub(subparsers)
+
+
+def register_push(subparsers) -> None:
     parser = subparsers.add_parser(
         "push",
         help="publish a trained model or a dataset to the Hugging Face Hub (one commit)",
@@ -75,3 +83,36 @@ def register(subparsers) -> None:
     parser.add_argument("--no-card", action="store_true", help="keep the directory's own README.md")
     parser.add_argument("--import", dest="import_modules", action="append", default=[], metavar="MODULE", help="import MODULE first (registers a custom model)")
     parser.set_defaults(func=push)
+
+
+def serve_local(args: argparse.Namespace) -> int:
+    from .local_hub import CLIENT_SETTINGS, LocalHub
+
+    hub = LocalHub(port=args.port, max_lifetime_s=None).start()
+    exports = {"HF_ENDPOINT": hub.endpoint, **{k: v for k, v in CLIENT_SETTINGS.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}}
+    print(
+        f"Local test Hub on {hub.endpoint}: repositories live in memory and are gone when it stops; one user, no "
+        "access control. For trying `rs-retrieval push` and loading without the real Hub, not for hosting.\n"
+        "In the shells that push and load, set:\n" + "\n".join(f"export {k}={shlex.quote(v)}" for k, v in exports.items())
+        + "\nStop with Ctrl-C.",
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.stop()
+    return 0
+
+
+def register_hub(subparsers) -> None:
+    parser = subparsers.add_parser("hub", help="a local stand-in Hugging Face Hub for trying push and load offline")
+    commands = parser.add_subparsers(dest="hub_command", required=True)
+    serve = commands.add_parser(
+        "serve-local", help="serve an in-memory test Hub on 127.0.0.1 (for trying, not for hosting)",
+        description="Serve the package's test Hub on 127.0.0.1 and print the HF_ENDPOINT/HF_TOKEN exports that point "
+        "huggingface_hub, transformers, datasets and evaluate at it. Repositories live in memory only.",
+    )
+    serve.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0 picks a free one)")
+    serve.set_defaults(func=serve_local)
