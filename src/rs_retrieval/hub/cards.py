@@ -488,18 +488,58 @@ def _size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "n>1M")
 
 
-def render_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str | None = None, template_dir: str | Path | None = None) -> str:
-    """The dataset card for a Parquet export (`data/<split>-*.parquet`) of `dataset_name`."""
+#: Hub licence ids a card's `license` may hold without `license_name` (the common subset; the
+#: local test Hub accepts these).
+HUB_LICENSE_IDS = (
+    "apache-2.0", "mit", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc0-1.0",
+    "gpl-3.0", "openrail", "other", "unknown",
+)
+
+
+def _stated_licence(text: str | None) -> dict:
+    """Card licence fields for a licence stated in words: its Hub id when the text starts with one
+    (`Apache-2.0 (generated data)`), else `other` named after the text; `unknown` when nothing is stated."""
+    if not text:
+        return {"license": "unknown"}
+    first = text.split()[0].strip(",.;()").lower()
+    if first in HUB_LICENSE_IDS:
+        return {"license": first}
+    return {"license": "other", "license_name": re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "stated-in-card"}
+
+
+def _provenance_lines(export) -> list[str]:
+    """One line per exported split: what `rs_retrieval.data` read it from."""
+    lines = []
+    for split, record in export.provenance.items():
+        facts = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("title", "split") and v not in (None, "")) if isinstance(record, dict) else record
+        lines.append(f"- {split}: {facts}")
+    return lines
+
+
+def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, repo_id: str | None = None, template_dir: str | Path | None = None) -> str:
+    """The dataset card for a Parquet export (`data/<split>-*.parquet`) of `dataset_name`.
+
+    What the export's own README records (`rs_retrieval.data.export.read_export_card`: dataset
+    name, title, licence, citation, provenance) fills what the package's dataset records do not
+    know, so a card never says less than the export did; `dataset_name` defaults to the export's.
+    """
+    from ..data.export import read_export_card
+
     data_root = Path(data_root)
+    export = read_export_card(data_root)
+    dataset_name = dataset_name or (export.dataset if export else None) or data_root.resolve().name
     dataset = canonical_dataset(dataset_name)
     splits = parquet_splits(data_root)
     stats = split_statistics(splits)
     spec, notes = _dataset_spec(dataset), dataset_notes(dataset)
-    title = spec.title if spec is not None else dataset_name
+    title = spec.title if spec is not None else (export.title if export and export.title else dataset_name)
     total = sum(s["rows"] for s in stats.values())
+    if notes is not None:
+        licence_fields = {"license": notes.license_id, "license_name": notes.license_name}
+    else:
+        licence_fields = _stated_licence(spec.license if spec is not None else (export.license if export else None))
     metadata = {
-        "license": notes.license_id if notes else "unknown",
-        "license_name": notes.license_name if notes else None,
+        **licence_fields,
         "pretty_name": title,
         "task_categories": ["image-to-text", "text-to-image"],
         "tags": TAGS[:-1] + ["rs_retrieval"],
@@ -513,16 +553,25 @@ def render_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str |
     schema_text = "\n".join(_schema_lines(next(iter(splits.values()))[0]))
     if spec is not None:
         source = f"{spec.title}: {spec.citation}.\n\nRelease: {spec.homepage}. This copy was built with `rs_retrieval.data`."
+    elif notes is not None and notes.source:
+        source = notes.source
     else:
-        source = notes.source if notes is not None and notes.source else "Not recorded."
+        source = "Not recorded." if export is None else "Exported with `rs_retrieval.data`."
+    if export is not None:
+        source += "\n\nProvenance recorded by the export:\n\n" + "\n".join(_provenance_lines(export))
     if notes is not None:
         licence = notes.license_statement + (
             "\n\nThe authors state no licence, so this card's `license` field is `unknown`; none is attached here."
             if notes.license_id == "unknown" else ""
         )
+    elif spec is not None:
+        licence = f"As published by the authors: {spec.license}."
+    elif export is not None and export.license:
+        licence = f"As recorded by the export: {export.license}."
     else:
-        licence = f"As published by the authors: {spec.license}." if spec is not None else "Not recorded: check with the data's authors."
+        licence = "Not recorded: check with the data's authors."
     caveats = "\n".join(f"- {c}" for c in notes.caveats) if notes is not None else "None recorded."
+    citation = spec.citation if spec is not None else (export.citation if export and export.citation else "Not recorded.")
     return _template("dataset_card.md", template_dir).substitute(
         metadata=_front_matter(metadata),
         title=title,
@@ -533,12 +582,13 @@ def render_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str |
         schema=schema_text,
         caveats=caveats,
         dataset_ref=repo_id or str(data_root),
-        citation=spec.citation if spec is not None else "Not recorded.",
+        citation=citation,
     )
 
 
-def write_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str | None = None, template_dir: str | Path | None = None) -> Path:
-    """Write README.md (with the `configs` YAML that maps files to splits) into a Parquet export folder."""
+def write_dataset_card(data_root: str | Path, dataset_name: str | None = None, repo_id: str | None = None, template_dir: str | Path | None = None) -> Path:
+    """Write README.md (with the `configs` YAML that maps files to splits) into a Parquet export
+    folder, keeping what the export's own README recorded (`render_dataset_card`)."""
     readme = Path(data_root) / "README.md"
     atomic_write_text(readme, render_dataset_card(data_root, dataset_name, repo_id=repo_id, template_dir=template_dir))
     return readme

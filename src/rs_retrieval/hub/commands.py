@@ -49,8 +49,7 @@ def push(args: argparse.Namespace) -> int:
             license=args.license, license_name=args.license_name, license_link=args.license_link, **common,
         )
     else:
-        dataset_name = args.dataset_name or canonical_dataset(path.resolve().name)
-        commit = push_dataset(path, args.repo_id, dataset_name, **common)
+        commit = push_dataset(path, args.repo_id, args.dataset_name and canonical_dataset(args.dataset_name), **common)
     print(f"pushed {kind} {path} -> {args.repo_id} in commit {commit.oid}\n{commit.commit_url}")
     return 0
 

@@ -43,6 +43,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from .cards import HUB_LICENSE_IDS
+
 #: Patterns stored with Git LFS by the initial `.gitattributes` of a new repo (subset of the Hub's).
 LFS_PATTERNS = (
     "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.gz", "*.h5", "*.joblib", "*.model", "*.msgpack", "*.npy",
@@ -53,10 +55,7 @@ GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LF
 REGULAR_MAX_BYTES = 10 * 1024 * 1024
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-LICENSES = {
-    "apache-2.0", "mit", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc0-1.0",
-    "gpl-3.0", "openrail", "other", "unknown",
-}
+LICENSES = set(HUB_LICENSE_IDS)
 ASCII_NAME = r"[A-Za-z0-9][\w.-]*"
 #: Default lifetime of a server started by a test: it never outlives a hung test.
 MAX_LIFETIME_S = 900

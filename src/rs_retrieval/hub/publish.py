@@ -183,7 +183,7 @@ def push_model(
 def push_dataset(
     source,
     repo_id: str,
-    dataset_name: str,
+    dataset_name: str | None = None,
     *,
     private: bool | None = None,
     token: str | None = None,
@@ -194,7 +194,9 @@ def push_dataset(
     """Publish a dataset as Parquet plus a dataset card, so `datasets.load_dataset(repo_id)` reads it.
 
     `source`: a `DatasetDict`/`Dataset`, a `save_to_disk` folder, or a Parquet export folder
-    (`rs_retrieval.data.export_parquet` layout). Returns the `CommitInfo` of the single commit.
+    (`rs_retrieval.data.export_parquet` layout). `dataset_name` defaults to the one the export
+    recorded (its `split_info`), else the folder's name; the card keeps the export's licence and
+    citation. Returns the `CommitInfo` of the single commit.
     """
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = _stage_dataset(source, Path(tmp) / "repo")
@@ -202,7 +204,7 @@ def push_dataset(
             write_dataset_card(staging, dataset_name, repo_id=repo_id)
         elif not (staging / "README.md").is_file():
             raise HubPushError(f"{source} has no README.md with the split `configs`; push it with card=True")
-        return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name} as Parquet")
+        return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name or 'dataset'} as Parquet")
 
 
 def push_processor(
