@@ -9,7 +9,6 @@ Space installs (the script needs numpy, datasets and evaluate, never rs_retrieva
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +26,9 @@ SPACE_REQUIREMENTS = ("evaluate", "datasets", "numpy")
 
 
 def space_requirements() -> str:
-    return "".join(f"{name}=={importlib.metadata.version(name)}\n" for name in SPACE_REQUIREMENTS)
+    from ..hub.space import pinned
+
+    return "".join(f"{line}\n" for line in pinned(SPACE_REQUIREMENTS))
 
 
 def stage_metric(repo_name: str, staging: str | Path, source: str | Path = METRIC_DIR) -> Path:

@@ -15,9 +15,12 @@ from .paper_results import canonical_dataset
 
 def detect_kind(path: Path) -> str:
     """`model` for a run or model directory, `dataset` for a Parquet export or `save_to_disk` folder,
-    `metric` for an evaluate metric folder (`<folder>/<folder>.py`)."""
+    `metric` for an evaluate metric folder (`<folder>/<folder>.py`), `space` for a Space folder
+    (`app.py` + `requirements.txt`, as `rs-retrieval space build` writes)."""
     if (path / f"{path.name}.py").is_file():
         return "metric"
+    if (path / "app.py").is_file() and (path / "requirements.txt").is_file():
+        return "space"
     if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
         return "model"
     if (path / "data").is_dir() or (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
@@ -43,6 +46,10 @@ def push(args: argparse.Namespace) -> int:
         from ..evaluation.hf_evaluate import push_metric
 
         commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
+    elif kind == "space":
+        from .space import push_space
+
+        commit = push_space(path, args.repo_id, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "model":
         commit = push_model(
             path, args.repo_id, dataset_name=args.dataset_name, method=args.method,
@@ -54,9 +61,43 @@ def push(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_space_command(args: argparse.Namespace) -> int:
+    from .space import build_space
+
+    out = build_space(
+        args.model, args.out, wheel=args.wheel, images=args.images, index=args.index, captions=args.captions,
+        class_set=args.class_set, title=args.title, overwrite=args.overwrite,
+    )
+    print(f"Space folder {out}; try it with `pip install -r requirements.txt && python app.py` there, "
+          f"publish it with `rs-retrieval push {out} ORG/NAME --type space`")
+    return 0
+
+
+def register_space(subparsers) -> None:
+    parser = subparsers.add_parser("space", help="build a Gradio Space that serves the web app")
+    commands = parser.add_subparsers(dest="space_command", required=True)
+    build = commands.add_parser(
+        "build", help="write a Gradio Space folder: app, model, images or index, this package's wheel, pinned requirements",
+        description="Write a Gradio Space folder that serves `rs-retrieval serve` over one model and an image folder or "
+        "index; publish it with `rs-retrieval push SPACE_DIR ORG/NAME --type space`.",
+    )
+    build.add_argument("--model", required=True, help="saved model or run directory (copied) or Hub id (loaded at start)")
+    corpus = build.add_mutually_exclusive_group(required=True)
+    corpus.add_argument("--images", help="folder of images to search (copied)")
+    corpus.add_argument("--index", help="index built by `rs-retrieval index build` (copied)")
+    build.add_argument("--out", required=True, help="Space folder to write (created atomically)")
+    build.add_argument("--wheel", required=True, help="rs_retrieval wheel to install in the Space (`python -m build --wheel`)")
+    build.add_argument("--captions", help="caption set for image -> captions (default: dataset.json beside --images)")
+    build.add_argument("--class-set", help="zero-shot class set offered first (packaged name)")
+    build.add_argument("--title", help="Space title (default: from the model)")
+    build.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    build.set_defaults(func=build_space_command)
+
+
 def register(subparsers) -> None:
     register_push(subparsers)
     register_hub(subparsers)
+    register_space(subparsers)
 
 
 def register_push(subparsers) -> None:
@@ -67,9 +108,9 @@ def register_push(subparsers) -> None:
         "dataset (Parquet + dataset card) or an evaluate metric folder (a metric Space: script, card, app) to the Hub in a "
         "single commit (PATH `metric` = the package's rs_retrieval_recall). Uses HF_TOKEN / HF_ENDPOINT.",
     )
-    parser.add_argument("path", help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, or `metric`")
+    parser.add_argument("path", help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, `metric`, or a Space folder")
     parser.add_argument("repo_id", help="target repository, e.g. my-org/amfmn-rsitmd")
-    parser.add_argument("--type", choices=("auto", "model", "dataset", "metric"), default="auto", help="what PATH holds (default: detect)")
+    parser.add_argument("--type", choices=("auto", "model", "dataset", "metric", "space"), default="auto", help="what PATH holds (default: detect)")
     parser.add_argument("--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)")
     parser.add_argument("--method", help="model_type for the card when config.json lacks it")
     parser.add_argument("--license", help="model card licence id (default: apache-2.0 for a trained model, the release's "
