@@ -104,10 +104,11 @@ def _card(title: str, model: str, corpus: str, hub_model: bool) -> str:
     import yaml
 
     front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
+    shown = f"`{model}`" if hub_model else "the model in `model/`"
     return (
         f"---\n{front}---\n\n# {title}\n\nText-to-image search, image-to-captions and zero-shot scene classification with "
-        f"`{model}` over {corpus}, served by [rs_retrieval](https://pypi.org/project/rs-retrieval/)'s web app "
-        "(`rs_retrieval.app`).\n\nRun it locally:\n\n```bash\npython -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
+        f"{shown} over {corpus}, served by the web app of rs_retrieval (`rs_retrieval.app`, installed from the wheel in "
+        f"`{WHEEL_DIR}/`).\n\nRun it locally:\n\n```bash\npython -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
         ".venv/bin/python app.py   # http://127.0.0.1:7860\n```\n"
     )
 
@@ -176,7 +177,8 @@ def build_space(
         (work / SPACE_CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         (work / "app.py").write_text(SPACE_APP, encoding="utf-8")
         corpus = f"{len(image_files)} images" if images is not None else "an image index"
-        name = title or f"rs_retrieval demo: {Path(str(model)).name}"
+        shown = model_dir.parent if model_dir is not None and model_dir.name == "model" else (model_dir or Path(str(model)))
+        name = title or f"rs_retrieval demo: {shown.name}"
         (work / "README.md").write_text(_card(name, str(model), corpus, not local_model), encoding="utf-8")
 
     return atomic_directory(out, fill, overwrite)
