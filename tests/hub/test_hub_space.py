@@ -12,7 +12,6 @@ import hashlib
 import os
 import site
 import subprocess
-import urllib.request
 import venv
 from pathlib import Path
 
@@ -40,21 +39,6 @@ def fresh_venv(folder: Path) -> Path:
     site_packages = next((folder / "lib").glob("python*/site-packages"))
     (site_packages / "_test_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return folder / "bin" / "python"
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"app.py exited with {process.returncode}:\n{process.stdout.read()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"app.py did not answer on {url} within {timeout} s")
 
 
 def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists, tmp_path):
@@ -99,11 +83,17 @@ def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists,
     assert Path(where.stdout.strip()).is_relative_to(tmp_path / "venv")  # the wheel from the Hub, not the checkout
 
     port = bench.free_port()
-    app_env = {**plain_env, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([str(python), "app.py"], cwd=cloned, env=app_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    app_env = {**plain_env, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
+               "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tmp_path / "app.log"
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        server = subprocess.Popen([str(python), "app.py"], cwd=cloned, env=app_env, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/"
-        wait_for(url, server)
+        try:
+            bench._wait_for_http(url, server, 180)
+        except (RuntimeError, TimeoutError) as err:
+            raise AssertionError(f"{err}; app.py said:\n{log.read_text()[-4000:]}") from err
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=bench.CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
