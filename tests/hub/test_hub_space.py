@@ -22,8 +22,6 @@ from app_fixtures import save_tiny_run, synth_images
 from helpers import load_script
 from hub_server import FakeHub, client_env, run_client
 
-pytestmark = pytest.mark.browser
-
 bench = load_script("benchmark_serve.py")
 REPO = "org/rs-demo"
 DOWNLOAD = """
@@ -41,6 +39,24 @@ def fresh_venv(folder: Path) -> Path:
     return folder / "bin" / "python"
 
 
+def test_bad_space_inputs_are_one_line_errors(tmp_path, capsys):
+    from rs_retrieval.cli import main
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "fake.whl").write_bytes(b"")
+    base = ["space", "build", "--model", "org/model", "--out", str(tmp_path / "out")]
+    assert main([*base, "--images", str(tmp_path / "images"), "--wheel", str(tmp_path / "nope.whl")]) == 2
+    assert "is not an rs_retrieval wheel" in capsys.readouterr().err
+    wheel = tmp_path / "rs_retrieval-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    assert main([*base, "--images", str(tmp_path / "images"), "--wheel", str(wheel)]) == 2
+    assert "error: no images" in capsys.readouterr().err
+    assert main(["push", str(tmp_path / "images"), "org/x", "--type", "space"]) == 2
+    assert "is not a Space folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.browser
 def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists, tmp_path):
     chromium = bench.find_chromium()
     if chromium is None:

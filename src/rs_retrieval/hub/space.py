@@ -142,9 +142,7 @@ def build_space(
         raise SpaceError(f"{wheel} is not an rs_retrieval wheel (build one with `python -m build --wheel`)")
     local_model = Path(model).is_dir()
     model_dir = resolve_run(model)[0] if local_model else None
-    image_files = list_images(images) if images is not None else []
-    if images is not None and not image_files:
-        raise SpaceError(f"{images} holds no images")
+    image_files = list_images(images) if images is not None else []  # raises for an empty folder
     if index is not None and not Path(index).is_dir():
         raise SpaceError(f"{index} is not an index folder")
     captions = captions or (default_captions_file(images) if images is not None else None)
