@@ -22,3 +22,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory):
+    """The sdist and wheel of this checkout, built once per session (tests/dists.py)."""
+    from dists import build_dists
+
+    return build_dists(tmp_path_factory.mktemp("dist"))

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tarfile
-import time
 import venv
 import zipfile
 from pathlib import Path
@@ -23,32 +20,14 @@ from pathlib import Path
 import pytest
 
 import rs_retrieval
+from dists import ROOT, run_checked as _run
 
 pytestmark = pytest.mark.wheel
 
-ROOT = Path(__file__).resolve().parents[1]
 #: The quickstart shortened as the README documents (5 steps instead of the recipe's 480); every
 #: other stage (rs_synth, validation, test evaluation, search, figures, card) runs as by default.
 QUICKSTART_SET = ["training.max_steps=5"]
 TRAIN_SET = ["training.max_steps=3", "training.eval_every_epochs=0", "output_dir=amfmn_run"]
-
-
-def _run(command: list[str], cwd: Path, env: dict | None = None, timeout: float = 900) -> str:
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    print(f"{time.perf_counter() - start:6.1f} s  {Path(command[0]).name} {' '.join(map(str, command[1:4]))[:100]}")  # pytest -rP shows these
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=out)
-    found = {"wheel": list(out.glob("*.whl")), "sdist": list(out.glob("*.tar.gz"))}
-    assert all(len(files) == 1 for files in found.values()), found
-    _run([sys.executable, "-m", "twine", "check", "--strict", *map(str, out.iterdir())], cwd=out)
-    return {kind: files[0] for kind, files in found.items()}
 
 
 def test_dists_carry_recipes_templates_and_data(dists):

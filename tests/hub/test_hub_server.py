@@ -141,3 +141,40 @@ def test_card_yaml_validation():
     assert validate_card_yaml("---\nlicense: other\n---\n") == ['"license_name" is required when "license" is "other"']
     assert validate_card_yaml("---\nlicense: made-up\n---\n") == ["\"license\" must be a known licence id, got 'made-up'"]
     assert "needs a type and a numeric value" in validate_card_yaml(good.replace("value: 1.5", "value: high"))[0]
+
+
+SERVE_LOCAL_CLIENT = """
+from huggingface_hub import HfApi, hf_hub_download
+api = HfApi()
+api.create_repo("me/tried", repo_type="model")
+api.upload_file(path_or_fileobj=b"weights", path_in_repo="w.bin", repo_id="me/tried", commit_message="try")
+print(open(hf_hub_download("me/tried", "w.bin"), "rb").read().decode())
+"""
+
+
+def test_serve_local_command_prints_the_exports_a_client_needs(tmp_path):
+    """`rs-retrieval hub serve-local`: the printed exports are all an HF client needs; Ctrl-C stops it."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from hub_server import run_client
+
+    command = [sys.executable, "-c", "from rs_retrieval.cli import main; raise SystemExit(main(['hub', 'serve-local', '--port', '0']))"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("Stop with Ctrl-C"):
+            line = server.stdout.readline()
+            assert line, "serve-local exited early:\n" + "".join(lines)
+            lines.append(line)
+        assert "not for hosting" in lines[0] and re.match(r"Local test Hub on http://127\.0\.0\.1:\d+:", lines[0])
+        exports = dict(re.fullmatch(r"export (\w+)=(.*)\n", line).groups() for line in lines if line.startswith("export "))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"} | exports | {"HF_HOME": str(tmp_path)}
+        result = run_client(SERVE_LOCAL_CLIENT, env, block=("rs_retrieval",))
+        assert result.returncode == 0 and result.stdout.strip() == "weights", result.stderr[-3000:]
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 from pathlib import Path
 
 from ..search.commands import add_model_arguments
+
+#: What a Space folder serves (written by `rs-retrieval space build`, read by `serve_space`).
+SPACE_CONFIG = "space.json"
 
 
 def serve_command(model_path, images=None, index=None, captions=None, port: int | None = None) -> str:
@@ -65,6 +70,25 @@ def serve(args: argparse.Namespace) -> int:
     print(f"model {args.model}; {service.corpus.description if service.corpus else 'no images'}; {len(service.captions)} captions")
     launch(service, host=args.host, port=args.port)
     return 0
+
+
+def serve_space(folder: str | Path) -> int:
+    """Serve the app as a Space folder's `space.json` says (paths relative to the folder). Host and
+    port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which Hugging Face Spaces set; without
+    them the app listens on 127.0.0.1:7860."""
+    folder = Path(folder)
+    config = json.loads((folder / SPACE_CONFIG).read_text(encoding="utf-8"))
+    model = folder / config["model"] if (folder / config["model"]).is_dir() else config["model"]
+    argv = ["serve", "--model", str(model)]
+    for key in ("images", "index", "captions"):
+        if config.get(key):
+            argv += [f"--{key}", str(folder / config[key])]
+    if config.get("class_set"):
+        argv += ["--class-set", config["class_set"]]
+    argv += ["--host", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), "--port", os.environ.get("GRADIO_SERVER_PORT", "7860")]
+    parser = argparse.ArgumentParser(prog="app.py")
+    register(parser.add_subparsers())
+    return serve(parser.parse_args(argv))
 
 
 def register(subparsers) -> None:

@@ -43,7 +43,7 @@ class Release:
     activation_evidence: str
     files: tuple[str, ...]
     where: str
-    licence: str
+    licence: ReleaseLicence
     paper: str
     retrieval: tuple[ReportedResult, ...] = ()
     zero_shot: tuple[ZeroShotReport, ...] = ()
@@ -64,10 +64,38 @@ _WHERE = {
     "georsclip": "Hugging Face Hub Zilun/GeoRSCLIP (ckpt/)",
     "skyclip": "S3 bucket opendatasharing.s3.us-west-2.amazonaws.com, prefix SkyScript/ckpt/ (zip; the weights are <name>/epoch_20.pt)",
 }
+
+@dataclass(frozen=True)
+class ReleaseLicence:
+    """What a release's card declares. `id` is the Hub licence id; `other` (with `name` and `link`)
+    where the weights' terms are not one standard licence; `statement` says which document each
+    licence comes from, code and weights separately when they differ."""
+
+    id: str
+    statement: str
+    name: str | None = None
+    link: str | None = None
+
+
 _LICENCE = {
-    "remoteclip": "repository Apache-2.0 (LICENSE added 2024-03-05); the Hub listing has no licence tag",
-    "georsclip": "repository MIT; Hub card 'license: cc' (variant unspecified; first version cc-by-4.0)",
-    "skyclip": "repository MIT (no separate weight licence)",
+    "remoteclip": ReleaseLicence(
+        "apache-2.0",
+        "The repository that publishes these weights, github.com/ChenDelong1999/RemoteCLIP, is Apache-2.0 (its LICENSE "
+        "file, added 2024-03-05); the weights' own Hub listing (chendelong/RemoteCLIP) carries no licence tag, so the "
+        "repository's Apache-2.0 is the licence stated for them.",
+    ),
+    "georsclip": ReleaseLicence(
+        "other",
+        "Weights: the Hub card of Zilun/GeoRSCLIP declares `license: cc` without naming the Creative Commons variant "
+        "(its first version said cc-by-4.0); that card governs the weights. Code: the repository "
+        "github.com/om-ai-lab/RS5M is MIT, which covers its code, not the weights.",
+        name="georsclip-weights-cc-unspecified",
+        link="https://huggingface.co/Zilun/GeoRSCLIP",
+    ),
+    "skyclip": ReleaseLicence(
+        "mit",
+        "The repository github.com/wangzhecheng/SkyScript is MIT and states no separate licence for the weights it links.",
+    ),
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +27,13 @@ def _as_dict(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, "d
 
 
 
+#: What `_card` writes for a missing licence or citation.
+NOT_STATED = "not stated"
+
+
 def _card(splits: dict[str, "datasets.Dataset"]) -> str:
-    """A README with the YAML `configs` block that maps Parquet files to splits, plus provenance."""
+    """A README with the YAML `configs` block that maps Parquet files to splits, plus provenance
+    (read back by `read_export_card`)."""
     yaml = ["---", "configs:", "- config_name: default", "  data_files:"]
     for name in splits:
         yaml += [f"  - split: {name}", f"    path: data/{name}-*"]
@@ -34,9 +41,42 @@ def _card(splits: dict[str, "datasets.Dataset"]) -> str:
     first = next(iter(splits.values())).info
     body = ["", f"# {split_info(next(iter(splits.values()))).get('title', 'rs_retrieval dataset')}", ""]
     body += [f"- {name}: {len(ds)} rows" for name, ds in splits.items()]
-    body += ["", f"Licence: {first.license or 'not stated'}", "", f"Citation: {first.citation or 'not stated'}", ""]
+    body += ["", f"Licence: {first.license or NOT_STATED}", "", f"Citation: {first.citation or NOT_STATED}", ""]
     body += ["Provenance (rs_retrieval `split_info`):", "", "```json", json.dumps(split_info(splits), indent=1), "```", ""]
     return "\n".join(yaml + body)
+
+
+@dataclass(frozen=True)
+class ExportCard:
+    """What an export's own README records (None where it says nothing)."""
+
+    dataset: str | None
+    title: str | None
+    license: str | None
+    citation: str | None
+    provenance: dict
+
+
+def read_export_card(folder: str | os.PathLike) -> ExportCard | None:
+    """The record `export_parquet` wrote into `folder/README.md`; None when the README is absent or
+    was not written by it (no provenance block)."""
+    readme = Path(folder) / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    block = re.search(r"^Provenance \(rs_retrieval `split_info`\):\n\n```json\n(.*?)\n```", text, flags=re.MULTILINE | re.DOTALL)
+    if block is None:
+        return None
+    try:
+        provenance = json.loads(block.group(1))
+    except json.JSONDecodeError:
+        return None
+    first = next(iter(provenance.values()), {}) if isinstance(provenance, dict) and provenance else {}
+    stated = {}
+    for key in ("Licence", "Citation"):
+        match = re.search(rf"^{key}: (.+)$", text, flags=re.MULTILINE)
+        stated[key] = match.group(1).strip() if match and match.group(1).strip() != NOT_STATED else None
+    title = re.search(r"^# (.+)$", text, flags=re.MULTILINE)
+    first = first if isinstance(first, dict) else {}
+    return ExportCard(first.get("dataset"), title.group(1).strip() if title else first.get("title"), stated["Licence"], stated["Citation"], provenance)
 
 
 def export_parquet(

@@ -2,7 +2,9 @@
 
 `evaluate.load(str(METRIC_DIR))` loads `evaluate_metric/rs_retrieval_recall/` offline; a pushed
 copy loads with `evaluate.load("org/name")`. Hub metrics are Space repositories whose script is
-named after the repository (`name.py`), with a Gradio `app.py`, which `stage_metric` writes.
+named after the repository (`name.py`), with a Gradio `app.py` and the `requirements.txt` the
+Space installs (the script needs numpy, datasets and evaluate, never rs_retrieval), which
+`stage_metric` writes.
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ from evaluate.utils import launch_gradio_widget
 module = evaluate.load("{script}")
 launch_gradio_widget(module)
 """
+#: What the metric Space installs (Gradio comes with the Space's SDK), pinned to the versions here.
+SPACE_REQUIREMENTS = ("evaluate", "datasets", "numpy")
+
+
+def space_requirements() -> str:
+    from ..hub.space import pinned
+
+    return "".join(f"{line}\n" for line in pinned(SPACE_REQUIREMENTS))
 
 
 def stage_metric(repo_name: str, staging: str | Path, source: str | Path = METRIC_DIR) -> Path:
-    """Fill `staging` with a metric Space: `<repo_name>.py`, README card and `app.py`."""
+    """Fill `staging` with a metric Space: `<repo_name>.py`, README card, `app.py` and `requirements.txt`."""
     source, staging = Path(source), Path(staging)
     script = source / f"{source.name}.py"
     if not script.is_file() or not (source / "README.md").is_file():
@@ -31,6 +41,7 @@ def stage_metric(repo_name: str, staging: str | Path, source: str | Path = METRI
     shutil.copy2(script, staging / f"{repo_name}.py")
     shutil.copy2(source / "README.md", staging / "README.md")
     (staging / "app.py").write_text(SPACE_APP.format(script=f"{repo_name}.py"), encoding="utf-8")
+    (staging / "requirements.txt").write_text(space_requirements(), encoding="utf-8")
     return staging
 
 

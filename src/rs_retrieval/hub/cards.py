@@ -312,14 +312,54 @@ def _run_records(run_dir: Path | None, metrics: dict | None, dataset_name: str |
     return run_metrics, run_metrics if metrics is None else metrics, dataset_name
 
 
+def _measured_splits(run_dir: Path | None, metrics: dict | None) -> dict[str, dict]:
+    """The metric sections of `metrics`, plus the run's `test_metrics.json` when they lack a test split."""
+    splits = metric_splits(metrics) if metrics else {}
+    test_file = run_dir / TEST_METRICS_FILE if run_dir is not None else None
+    if "test" not in splits and test_file is not None and test_file.is_file():
+        splits = metric_splits({**splits_from_test_metrics(_read_json(test_file)), **splits})
+    return splits
+
+
+def _licence_metadata(license: str, license_name: str | None, license_link: str | None) -> dict:
+    """The card's licence fields; the Hub refuses `other` without a `license_name`."""
+    if license == "other" and not license_name:
+        raise CardError("licence 'other' needs a licence name (--license-name, e.g. my-org-research-only) and ideally a link (--license-link)")
+    return {"license": license, "license_name": license_name, "license_link": license_link}
+
+
+def _pipeline_tag(model_type: str) -> str:
+    """`zero-shot-image-classification` where transformers' pipeline runs the model (registered for it),
+    else `feature-extraction` (text embeddings; the image side may need inputs pipelines cannot pass)."""
+    from transformers import AutoConfig
+
+    from .. import models  # noqa: F401  (registers the package's methods)
+    from .remote_code import zero_shot_class
+
+    try:
+        config_class = type(AutoConfig.for_model(model_type))
+    except ValueError:
+        return "feature-extraction"
+    return "zero-shot-image-classification" if zero_shot_class(config_class) is not None else "feature-extraction"
+
+
+def _datasets(dataset_name: str | None, dataset: str | None) -> list[str] | None:
+    """`datasets:` of a model card: the Hub id the recipe loaded, else the dataset's canonical name."""
+    if dataset_name and "/" in dataset_name:
+        return [dataset_name]
+    return [dataset] if dataset else None
+
+
 def render_model_card(
     path: str | Path,
     metrics: dict | None = None,
     dataset_name: str | None = None,
     method: str | None = None,
     repo_id: str | None = None,
-    license: str = "apache-2.0",
+    license: str | None = None,
     template_dir: str | Path | None = None,
+    license_name: str | None = None,
+    license_link: str | None = None,
 ) -> str:
     """The model card text for a run or model directory (see `write_model_card`)."""
     model_dir, run_dir = resolve_run(path)
@@ -328,25 +368,25 @@ def render_model_card(
     if not method:
         raise CardError(f"{model_dir / 'config.json'} has no model_type; pass method=")
     if method in ("clip", "siglip"):
-        return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, license, template_dir)
+        return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, (license, license_name, license_link), template_dir)
     run_metrics, metrics, dataset_name = _run_records(run_dir, metrics, dataset_name)
     dataset = canonical_dataset(dataset_name)
-    splits = metric_splits(metrics) if metrics else {}
-    test_file = run_dir / TEST_METRICS_FILE if run_dir is not None else None
-    if "test" not in splits and test_file is not None and test_file.is_file():
-        splits = metric_splits({**splits_from_test_metrics(_read_json(test_file)), **splits})
+    splits = _measured_splits(run_dir, metrics)
     info = METHODS.get(method)
     reconstruction = bool(config.get("is_reconstruction")) or method == "cmpagl"
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name
     title = f"{info.title if info else method} trained on {_dataset_title(dataset)}"
     if reconstruction:
         title += " (reconstruction)"
+    model_index = _model_index(model_name, dataset, splits)
     metadata = {
-        "license": license,
+        **_licence_metadata(license or "apache-2.0", license_name, license_link),
         "library_name": "transformers",
+        "pipeline_tag": _pipeline_tag(method),
         "tags": [*TAGS, method, *(["reconstruction"] if reconstruction else []), "custom_code"],
-        "datasets": [dataset_name] if dataset_name and "/" in dataset_name else None,
-        "model-index": _model_index(model_name, dataset, splits),
+        "datasets": _datasets(dataset_name, dataset),
+        "metrics": ["recall"] if model_index else None,
+        "model-index": model_index,
     }
     summary = f"Image-text retrieval model (`{method}`) for remote-sensing imagery, built with `rs_retrieval`."
     if info is not None:
@@ -371,7 +411,9 @@ def write_model_card(path: str | Path, metrics: dict | None = None, dataset_name
 
     `metrics` defaults to the run's metrics.json, `dataset_name` to the recipe's dataset and
     `method` to config.json's `model_type`. Other keyword arguments: `repo_id` (shown in the
-    usage snippet), `license`, `template_dir`. Returns the README path.
+    usage snippet), `license` (default: apache-2.0 for a trained model, the release's own licence for
+    a converted release), `license_name`/`license_link` (required with `other`), `template_dir`.
+    Returns the README path.
     """
     model_dir, _ = resolve_run(path)
     text = render_model_card(path, metrics=metrics, dataset_name=dataset_name, method=method, **kwargs)
@@ -446,18 +488,58 @@ def _size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "n>1M")
 
 
-def render_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str | None = None, template_dir: str | Path | None = None) -> str:
-    """The dataset card for a Parquet export (`data/<split>-*.parquet`) of `dataset_name`."""
+#: Hub licence ids a card's `license` may hold without `license_name` (the common subset; the
+#: local test Hub accepts these).
+HUB_LICENSE_IDS = (
+    "apache-2.0", "mit", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc0-1.0",
+    "gpl-3.0", "openrail", "other", "unknown",
+)
+
+
+def _stated_licence(text: str | None) -> dict:
+    """Card licence fields for a licence stated in words: its Hub id when the text starts with one
+    (`Apache-2.0 (generated data)`), else `other` named after the text; `unknown` when nothing is stated."""
+    if not text:
+        return {"license": "unknown"}
+    first = text.split()[0].strip(",.;()").lower()
+    if first in HUB_LICENSE_IDS:
+        return {"license": first}
+    return {"license": "other", "license_name": re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "stated-in-card"}
+
+
+def _provenance_lines(export) -> list[str]:
+    """One line per exported split: what `rs_retrieval.data` read it from."""
+    lines = []
+    for split, record in export.provenance.items():
+        facts = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("title", "split") and v not in (None, "")) if isinstance(record, dict) else record
+        lines.append(f"- {split}: {facts}")
+    return lines
+
+
+def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, repo_id: str | None = None, template_dir: str | Path | None = None) -> str:
+    """The dataset card for a Parquet export (`data/<split>-*.parquet`) of `dataset_name`.
+
+    What the export's own README records (`rs_retrieval.data.export.read_export_card`: dataset
+    name, title, licence, citation, provenance) fills what the package's dataset records do not
+    know, so a card never says less than the export did; `dataset_name` defaults to the export's.
+    """
+    from ..data.export import read_export_card
+
     data_root = Path(data_root)
+    export = read_export_card(data_root)
+    dataset_name = dataset_name or (export.dataset if export else None) or data_root.resolve().name
     dataset = canonical_dataset(dataset_name)
     splits = parquet_splits(data_root)
     stats = split_statistics(splits)
     spec, notes = _dataset_spec(dataset), dataset_notes(dataset)
-    title = spec.title if spec is not None else dataset_name
+    title = spec.title if spec is not None else (export.title if export and export.title else dataset_name)
     total = sum(s["rows"] for s in stats.values())
+    if notes is not None:
+        licence_fields = {"license": notes.license_id, "license_name": notes.license_name}
+    else:
+        licence_fields = _stated_licence(spec.license if spec is not None else (export.license if export else None))
     metadata = {
-        "license": notes.license_id if notes else "unknown",
-        "license_name": notes.license_name if notes else None,
+        **licence_fields,
         "pretty_name": title,
         "task_categories": ["image-to-text", "text-to-image"],
         "tags": TAGS[:-1] + ["rs_retrieval"],
@@ -471,16 +553,25 @@ def render_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str |
     schema_text = "\n".join(_schema_lines(next(iter(splits.values()))[0]))
     if spec is not None:
         source = f"{spec.title}: {spec.citation}.\n\nRelease: {spec.homepage}. This copy was built with `rs_retrieval.data`."
+    elif notes is not None and notes.source:
+        source = notes.source
     else:
-        source = notes.source if notes is not None and notes.source else "Not recorded."
+        source = "Not recorded." if export is None else "Exported with `rs_retrieval.data`."
+    if export is not None:
+        source += "\n\nProvenance recorded by the export:\n\n" + "\n".join(_provenance_lines(export))
     if notes is not None:
         licence = notes.license_statement + (
             "\n\nThe authors state no licence, so this card's `license` field is `unknown`; none is attached here."
             if notes.license_id == "unknown" else ""
         )
+    elif spec is not None:
+        licence = f"As published by the authors: {spec.license}."
+    elif export is not None and export.license:
+        licence = f"As recorded by the export: {export.license}."
     else:
-        licence = f"As published by the authors: {spec.license}." if spec is not None else "Not recorded: check with the data's authors."
+        licence = "Not recorded: check with the data's authors."
     caveats = "\n".join(f"- {c}" for c in notes.caveats) if notes is not None else "None recorded."
+    citation = spec.citation if spec is not None else (export.citation if export and export.citation else "Not recorded.")
     return _template("dataset_card.md", template_dir).substitute(
         metadata=_front_matter(metadata),
         title=title,
@@ -491,12 +582,13 @@ def render_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str |
         schema=schema_text,
         caveats=caveats,
         dataset_ref=repo_id or str(data_root),
-        citation=spec.citation if spec is not None else "Not recorded.",
+        citation=citation,
     )
 
 
-def write_dataset_card(data_root: str | Path, dataset_name: str, repo_id: str | None = None, template_dir: str | Path | None = None) -> Path:
-    """Write README.md (with the `configs` YAML that maps files to splits) into a Parquet export folder."""
+def write_dataset_card(data_root: str | Path, dataset_name: str | None = None, repo_id: str | None = None, template_dir: str | Path | None = None) -> Path:
+    """Write README.md (with the `configs` YAML that maps files to splits) into a Parquet export
+    folder, keeping what the export's own README recorded (`render_dataset_card`)."""
     readme = Path(data_root) / "README.md"
     atomic_write_text(readme, render_dataset_card(data_root, dataset_name, repo_id=repo_id, template_dir=template_dir))
     return readme
@@ -543,14 +635,21 @@ def _reported(release) -> str:
     return "\n".join(lines)
 
 
-def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metrics, dataset_name, repo_id, license, template_dir) -> str:
+def _release_licence(release) -> str:
+    licence = release.licence
+    link = f" ({licence.link})" if licence.link else ""
+    return (f"Card licence: `{licence.id}`{f' ({licence.name})' if licence.name else ''}{link}. {licence.statement} "
+            "Check the terms before re-hosting or using the weights; the conversion code (rs_retrieval) is Apache-2.0.")
+
+
+def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metrics, dataset_name, repo_id, licence: tuple, template_dir) -> str:
     from ..convert.clip_zoo import CONVERSION_RECORD, RELEASES
 
     record = _read_json(model_dir / CONVERSION_RECORD) if (model_dir / CONVERSION_RECORD).is_file() else None
     release = RELEASES.get(record.get("release")) if record and record.get("release") else None
     run_metrics, metrics, dataset_name = _run_records(run_dir, metrics, dataset_name)
     dataset = canonical_dataset(dataset_name)
-    splits = metric_splits(metrics) if metrics else {}
+    splits = _measured_splits(run_dir, metrics)
     model_name = repo_id.rsplit("/", 1)[-1] if repo_id else (run_dir or model_dir).resolve().name
     kind = config.get("model_type", "clip")
     if release is not None:
@@ -560,14 +659,18 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
     else:
         title = f"{kind.upper()} dual encoder" + (f" trained on {_dataset_title(dataset)}" if dataset else "")
         summary = f"A transformers `{'CLIPModel' if kind == 'clip' else 'SiglipModel'}` for remote-sensing image-text retrieval and zero-shot scene classification, built with `rs_retrieval`."
-    licence = (f"Weights: {release.licence}. Check it before re-hosting or using the weights." if release else _data_section(dataset))
+    license, license_name, license_link = licence
+    if license is None and release is not None:  # the release's own licence unless the user names one
+        license, license_name, license_link = release.licence.id, release.licence.name, release.licence.link
+    model_index = _model_index(model_name, dataset, splits)
     metadata = {
-        "license": "other" if release else license,
+        **_licence_metadata(license or "apache-2.0", license_name, license_link),
         "library_name": "transformers",
         "pipeline_tag": "zero-shot-image-classification",
         "tags": [*TAGS, kind, "zero-shot-image-classification", *([release.family] if release else [])],
-        "datasets": [dataset_name] if dataset_name and "/" in dataset_name else None,
-        "model-index": _model_index(model_name, dataset, splits),
+        "datasets": _datasets(dataset_name, dataset),
+        "metrics": ["recall"] if model_index else None,
+        "model-index": model_index,
     }
     citation = "\n".join(([f"- Model: {release.paper}"] if release else []) + ["- Conversion and tooling: rs_retrieval (Apache-2.0)"])
     text = _template("clip_model_card.md", template_dir).substitute(
@@ -579,7 +682,7 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
         measured=_measured_section(splits, dataset),
         reported=_reported(release),
         training=_training_section(model_dir, run_dir, run_metrics) if run_dir else "Not trained by rs_retrieval.",
-        data=licence,
+        data=_release_licence(release) if release else _data_section(dataset),
         citation=citation,
     )
     return re.sub(r"\n{3,}", "\n\n", text)

@@ -159,19 +159,23 @@ def push_model(
     card: bool = True,
     dataset_name: str | None = None,
     method: str | None = None,
-    license: str = "apache-2.0",
+    license: str | None = None,
+    license_name: str | None = None,
+    license_link: str | None = None,
 ):
     """Publish a training run (`run/model/` + metrics, recipe, figures) or a model directory.
 
     The repository receives the model and processor files, the run artefacts, the flat remote code
     (loads with `trust_remote_code=True` without rs_retrieval) and a model card. `model`/`processor`
     default to loading the directory through the Auto classes (import the module that registers a
-    custom model first). Returns the `CommitInfo` of the single commit.
+    custom model first). `license` defaults to apache-2.0 for a trained model and to the
+    release's own licence for a converted CLIP release; `other` needs `license_name`.
+    Returns the `CommitInfo` of the single commit.
     """
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = stage_model(
-            path, Path(tmp) / "repo", model=model, processor=processor, card=card,
-            dataset_name=dataset_name, method=method, repo_id=repo_id, license=license,
+            path, Path(tmp) / "repo", model=model, processor=processor, card=card, dataset_name=dataset_name,
+            method=method, repo_id=repo_id, license=license, license_name=license_name, license_link=license_link,
         )
         return _publish(staging, repo_id, "model", private, token, revision, commit_message or f"Upload model from {Path(path).name}")
 
@@ -179,7 +183,7 @@ def push_model(
 def push_dataset(
     source,
     repo_id: str,
-    dataset_name: str,
+    dataset_name: str | None = None,
     *,
     private: bool | None = None,
     token: str | None = None,
@@ -190,7 +194,9 @@ def push_dataset(
     """Publish a dataset as Parquet plus a dataset card, so `datasets.load_dataset(repo_id)` reads it.
 
     `source`: a `DatasetDict`/`Dataset`, a `save_to_disk` folder, or a Parquet export folder
-    (`rs_retrieval.data.export_parquet` layout). Returns the `CommitInfo` of the single commit.
+    (`rs_retrieval.data.export_parquet` layout). `dataset_name` defaults to the one the export
+    recorded (its `split_info`), else the folder's name; the card keeps the export's licence and
+    citation. Returns the `CommitInfo` of the single commit.
     """
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = _stage_dataset(source, Path(tmp) / "repo")
@@ -198,7 +204,7 @@ def push_dataset(
             write_dataset_card(staging, dataset_name, repo_id=repo_id)
         elif not (staging / "README.md").is_file():
             raise HubPushError(f"{source} has no README.md with the split `configs`; push it with card=True")
-        return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name} as Parquet")
+        return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name or 'dataset'} as Parquet")
 
 
 def push_processor(

@@ -301,7 +301,7 @@ def _class_module(cls: type) -> SourceModule:
     return found
 
 
-def _zero_shot_class(config_class: type):
+def zero_shot_class(config_class: type):
     """The model class registered for `zero-shot-image-classification` with `config_class`, or None."""
     from transformers import AutoModelForZeroShotImageClassification
 
@@ -372,7 +372,7 @@ def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable
     atomic_write_text(model_dir / f"{bundle_name}.py", render_bundle(sources, exports, origin))
 
     auto_map: dict = {key: f"{bundle_name}.{cls.__name__}" for key, cls in roots.items()}
-    if model is not None and _zero_shot_class(type(model.config)) is type(model):
+    if model is not None and zero_shot_class(type(model.config)) is type(model):
         auto_map["AutoModelForZeroShotImageClassification"] = auto_map["AutoModel"]  # the pipeline's Auto class
     if "AutoTokenizer" in auto_map:  # [slow, fast] class references
         from transformers import PreTrainedTokenizerFast

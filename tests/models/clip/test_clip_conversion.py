@@ -246,8 +246,26 @@ def test_convert_checkpoint_dispatches_openclip(reference, tmp_path):
         convert_checkpoint(source / "checkpoint.pt", "openclip", out_dir=out, arch=str(source / "model_config.json"))
 
 
-def test_release_card_carries_reported_numbers_and_push_stages_plain_files(reference, tmp_path):
-    from rs_retrieval.hub.publish import stage_model
+RELEASE_LOAD = """
+import json, torch
+from PIL import Image
+from transformers import CLIPModel, CLIPProcessor
+model = CLIPModel.from_pretrained("org/remoteclip-vit-b-32").eval()
+processor = CLIPProcessor.from_pretrained("org/remoteclip-vit-b-32")
+images = [Image.open({images!r} + f"/{{i}}.png").convert("RGB") for i in range({n})]
+with torch.no_grad():
+    out = model(**processor(text={captions!r}, images=images, return_tensors="pt", padding=True))
+print(json.dumps({{"type": type(model).__name__, "image": out.image_embeds.tolist()}}))
+"""
+
+
+def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference, tmp_path):
+    """A converted RemoteCLIP release goes to the test Hub (which validates its card as the Hub does)
+    and comes back as a plain CLIPModel in a process that cannot import rs_retrieval."""
+    from huggingface_hub import ModelCard
+
+    from hub_server import FakeHub, client_env, run_client, validate_card_yaml
+    from rs_retrieval.hub.cards import CardError, render_model_card
 
     source = reference / "tiny_quickgelu"
     release_file = tmp_path / "RemoteCLIP-ViT-B-32.pt"
@@ -256,13 +274,44 @@ def test_release_card_carries_reported_numbers_and_push_stages_plain_files(refer
     record = json.loads((out / "conversion.json").read_text())
     assert record["release"] == "remoteclip-vit-b-32" and record["hidden_act"] == "quick_gelu" and record["hidden_act_source"].startswith("documented")
     card = (out / "README.md").read_text()
-    for expected in ("49.38", "35.26", "77.96", "Apache-2.0", "Acceptance check", "pipeline_tag: zero-shot-image-classification", record["source_sha256"]):
+    for expected in ("49.38", "35.26", "77.96", "Acceptance check", "pipeline_tag: zero-shot-image-classification", record["source_sha256"],
+                     "license: apache-2.0", "github.com/ChenDelong1999/RemoteCLIP, is Apache-2.0", "carries no licence tag"):
         assert expected in card, expected
-    staging = stage_model(out, tmp_path / "staging", repo_id="org/remoteclip-vit-b-32")
-    files = sorted(p.name for p in staging.iterdir())
-    assert not any(name.endswith(".py") for name in files) and {"README.md", "conversion.json", "model.safetensors", "processor_config.json"} <= set(files)
-    assert "auto_map" not in json.loads((staging / "config.json").read_text())
-    assert 'CLIPModel.from_pretrained("org/remoteclip-vit-b-32")' in (staging / "README.md").read_text()
+    assert validate_card_yaml(card) == [] and ModelCard(card).data.license == "apache-2.0"
+    # GeoRSCLIP: the weights' card licence (unnamed CC variant) is `other`, named and linked; the code's MIT is said apart
+    record["release"] = "georsclip-vit-b-32"
+    (out / "conversion.json").write_text(json.dumps(record))
+    geo = render_model_card(out)
+    meta = ModelCard(geo).data
+    assert (meta.license, meta.license_name, meta.license_link) == ("other", "georsclip-weights-cc-unspecified", "https://huggingface.co/Zilun/GeoRSCLIP")
+    assert validate_card_yaml(geo) == [] and "om-ai-lab/RS5M is MIT, which covers its code, not the weights" in geo
+    assert ModelCard(render_model_card(out, license="mit")).data.license == "mit"  # --license is honoured
+    with pytest.raises(CardError, match="needs a licence name"):
+        render_model_card(out, license="other")
+    record["release"] = "remoteclip-vit-b-32"
+    (out / "conversion.json").write_text(json.dumps(record))
+
+    with FakeHub() as hub:
+        env = client_env(hub.endpoint, tmp_path / "hf_home")
+        # each of these failed on a card with `license: other` and no name; one process runs all three
+        push = "from rs_retrieval.cli import main\nfor args in (['--no-card'], ['--license', 'mit'], []):\n"
+        push += f"    assert main(['push', {str(out)!r}, 'org/remoteclip-vit-b-32', *args]) == 0, args\n"
+        pushed = run_client(push, env)
+        assert pushed.returncode == 0 and pushed.stdout.count("pushed model") == 3, pushed.stderr[-3000:]
+        assert len(hub.repo("org/remoteclip-vit-b-32").commits) == 4  # initial + three pushes
+        files = set(hub.repo("org/remoteclip-vit-b-32").resolve("main").files)
+        assert not any(name.endswith(".py") for name in files) and {"README.md", "conversion.json", "model.safetensors", "processor_config.json"} <= files
+        pushed_card = hub.file_bytes("org/remoteclip-vit-b-32", "README.md").decode()
+        assert "license: apache-2.0" in pushed_card and 'CLIPModel.from_pretrained("org/remoteclip-vit-b-32")' in pushed_card
+        config = json.loads(hub.file_bytes("org/remoteclip-vit-b-32", "config.json"))
+        assert "auto_map" not in config
+        script = RELEASE_LOAD.format(images=str(reference / "images"), n=len(IMAGE_SIZES), captions=CAPTIONS)
+        loaded = run_client(script, {k: v for k, v in env.items() if k != "PYTHONPATH"}, block=("rs_retrieval",))
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    result = json.loads(loaded.stdout.strip().splitlines()[-1])
+    expected = torch.load(source / "reference.pt")
+    assert result["type"] == "CLIPModel"
+    assert torch.allclose(torch.tensor(result["image"]), torch.nn.functional.normalize(expected["image_embeds"], dim=-1), atol=TOLERANCE)
 
 
 @pytest.mark.slow
