@@ -37,12 +37,19 @@ def _print_summary(index) -> None:
     manifest = index.manifest
     stats = manifest["build"]
     print(
-        f"{index.folder}: {manifest['count']} {'tiles' if index.is_scene else 'images'}, {manifest['vector_index']['kind']} index, "
+        f"{index.folder}: {manifest['count']} {'tiles' if index.is_tiled else 'images'}, {manifest['vector_index']['kind']} index, "
         f"{'two-stage' if manifest['two_stage'] else 'one-stage'} search; last build encoded {stats['encoded']}, "
-        f"reused {stats['reused']}, skipped {stats['skipped']} unreadable ({stats['processes']} process(es))"
+        f"reused {stats['reused']}, skipped {stats['skipped']} unreadable"
+        f"{', ' + str(stats['nodata']) + ' nodata tiles' if stats.get('nodata') else ''} ({_engine(stats)})"
     )
     for line in manifest["skipped"][:20]:
         print(f"  skipped {line}", file=sys.stderr)
+
+
+def _engine(stats: dict) -> str:
+    if stats.get("engine") == "ray":
+        return f"Ray, {stats['workers']} worker(s)"
+    return f"{stats['processes']} process(es)"
 
 
 def search(args: argparse.Namespace) -> int:
@@ -56,9 +63,9 @@ def search(args: argparse.Namespace) -> int:
     hits = index.search(query, k=args.top_k, candidates=args.candidates)
     if index.is_scene and not index.manifest["source"]["georeferenced"]:
         print("note: the scene has no CRS; bounds are pixel coordinates (col, row)")
-    print(f"{'rank':>4}  {'score':>9}  {'tile' if index.is_scene else 'path'}")
+    print(f"{'rank':>4}  {'score':>9}  {'tile' if index.is_tiled else 'path'}")
     for hit in hits:
-        where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}" if index.is_scene else hit.path
+        where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}" if index.is_tiled else hit.path
         print(f"{hit.rank:>4}  {hit.score:9.4f}  {where}")
     title = args.query or f"image {Path(args.image).name}"
     if args.geojson:
