@@ -24,13 +24,16 @@ def _ring(corners) -> list[list[float]]:
 
 
 def hits_to_geojson(hits) -> dict:
-    """A FeatureCollection with one polygon per hit: the tile footprint in WGS84 (lon, lat) for a
-    georeferenced scene, in pixel coordinates otherwise (said in the collection's `coordinates`);
+    """A FeatureCollection with one polygon per hit: the tile footprint in WGS84 (lon, lat) for
+    georeferenced tiles (each from its own CRS), in pixel coordinates otherwise (said in the collection's `coordinates`);
     file hits (no footprint) have a null geometry."""
     tiles = [hit for hit in hits if hit.bounds is not None]
+    footprint = {}
+    for crs in {hit.crs for hit in tiles}:  # STAC hits come from items in several CRSs (UTM zones)
+        group = [hit for hit in tiles if hit.crs == crs]
+        corners = wgs84_corners([hit.bounds for hit in group], crs)
+        footprint.update({id(hit): c for hit, c in zip(group, corners)})
     crs = tiles[0].crs if tiles else None
-    corners = wgs84_corners([hit.bounds for hit in tiles], crs) if crs else [None] * len(tiles)
-    footprint = {id(hit): c for hit, c in zip(tiles, corners)}
     features = []
     for hit in hits:
         geometry = None

@@ -10,8 +10,8 @@ actors otherwise, half as many as the cluster has CPUs by default. Actors togeth
 most `ACTOR_CPU_SHARE` of the cluster's CPUs, fractional per actor if needed: an actor pool that
 reserves every CPU leaves none for the read tasks that feed it, and the job never progresses.
 
-Faults: Ray Data restarts a dead actor and retries its batch (`max_restarts=-1`,
-`max_task_retries=-1`, set explicitly here). After the job the driver re-reads the part ids; tiles
+Faults: Ray Data restarts a dead actor and retries its batch (its defaults for actor pools,
+`max_restarts=-1` and `max_task_retries=-1`; the fault test kills an actor mid-build). After the job the driver re-reads the part ids; tiles
 still missing are run again (up to `ROUNDS` rounds), and `keep_rows` leaves every id exactly once.
 An interrupted driver leaves finished parts behind; the next build encodes only the rest.
 """
@@ -237,7 +237,7 @@ def _run_job(ray, pending, refs, template, folder, model_info, plan: WorkerPlan,
     )
     dataset = dataset.map_batches(
         _Encoder, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.workers),
-        num_cpus=plan.cpus_per_worker, num_gpus=plan.gpus_per_worker or None, max_restarts=-1, max_task_retries=-1,
+        num_cpus=plan.cpus_per_worker, num_gpus=plan.gpus_per_worker or None,
         fn_constructor_args=(model_ref, source_ref, str(folder), model_info, plan.threads_per_worker, "cuda" if plan.gpus_per_worker else "cpu"),
     )
     outcome = []

@@ -143,7 +143,7 @@ class RetrievalIndex:
         bands: list[int] | None = None, bbox=None, datetime: str | None = None, max_cloud: float | None = None,
         assets: list[str] | None = None, asset: str | None = None, index: str | VectorIndexConfig = "auto", batch_size: int = 32,
         strict: bool = False, overwrite: bool = False, progress: bool = True, engine: str = "local", ray_address: str | None = None,
-        num_gpus_per_worker: float = 0.0, embedding_dtype: str = "float32",
+        num_gpus_per_worker: float = 0.0, ray_workers: int | None = None, embedding_dtype: str = "float32",
     ) -> "RetrievalIndex":
         """Encode `images` (a folder), a `dataset` split (`dataset_options` go to `load_dataset`), a
         `scene` (GeoTIFF / COG, tiled by `tile_size` and `stride`; `bands` 1-based) or the items of
@@ -154,7 +154,7 @@ class RetrievalIndex:
         removed files are dropped; a different model is refused unless `overwrite`. An interrupted
         build resumes. `engine="local"` encodes here (under `accelerate launch` the items are split
         across the processes); `engine="ray"` runs the encoding as a Ray Data job (`ray_address`:
-        an existing cluster; `num_gpus_per_worker`: GPU actors), see `rs_retrieval.index.ray_engine`.
+        an existing cluster; `num_gpus_per_worker`: GPU actors; `ray_workers`: pool size), see `rs_retrieval.index.ray_engine`.
         Every build also writes the rows as GeoParquet (`out/embeddings`, `embedding_dtype`).
         Unreadable files are skipped with a warning (`strict`: raise instead).
         """
@@ -193,7 +193,8 @@ class RetrievalIndex:
 
             started = time.perf_counter()
             stats = encode_with_ray(model, processor, source, folder, _model_location(model), fingerprint, embedding_dtype,
-                                    batch_size=batch_size, address=ray_address, num_gpus_per_worker=num_gpus_per_worker, strict=strict, progress=progress)
+                                    batch_size=batch_size, address=ray_address, num_gpus_per_worker=num_gpus_per_worker, workers=ray_workers,
+                                    strict=strict, progress=progress)
             cls._merge_parts(model, folder, source, settings, previous_manifest, stats, time.perf_counter() - started)
             index = cls(folder, store.read_manifest(folder))
             index.model, index.processor = model, processor
