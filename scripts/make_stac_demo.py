@@ -5,7 +5,7 @@ Five Sentinel-2-like items of 512 x 512 px at 10 m, on both sides of the UTM zon
 85 % cloudy, and one item has its western half outside the swath (nodata). Each item has three
 single-band uint16 COGs `B04`, `B03`, `B02` holding L2A digital numbers (reflectance x 10000 +
 1000, declared by `raster:bands` scale 0.0001 / offset -0.1 / nodata 0) and a uint8 RGB COG
-`visual`. The catalog is written three ways: `catalog.json` (self-contained STAC catalog),
+`visual` (nodata 0). The catalog is written three ways: `catalog.json` (self-contained STAC catalog),
 `items.json` (an ItemCollection) and `items.parquet` (stac-geoparquet).
 
     python scripts/make_stac_demo.py demo_stac/
@@ -72,7 +72,7 @@ def make_item(folder: Path, spec, tiles, seed: int) -> pystac.Item:
     item_dir.mkdir(parents=True, exist_ok=True)
     for number, name in enumerate(("B04", "B03", "B02")):
         write_cog(item_dir / f"{name}.tif", dn[None, :, :, number], crs, (east, north), nodata=0)
-    write_cog(item_dir / "visual.tif", np.moveaxis(rgb, -1, 0), crs, (east, north))
+    write_cog(item_dir / "visual.tif", np.moveaxis(rgb, -1, 0), crs, (east, north), nodata=0)  # as Sentinel-2's TCI
     west, south, east_lon, north_lat = transform_bounds(crs, "EPSG:4326", east, north - SIZE * PIXEL, east + SIZE * PIXEL, north)
     xs, ys = [east, east + SIZE * PIXEL, east + SIZE * PIXEL, east], [north - SIZE * PIXEL, north - SIZE * PIXEL, north, north]
     lons, lats = transform(crs, "EPSG:4326", xs, ys)
