@@ -78,10 +78,15 @@ def polygon_wkb(ring: list[tuple[float, float]]) -> bytes:
     return struct.pack(f"<BIII{2 * len(points)}d", 1, 3, 1, len(points), *(float(v) for point in points for v in point))
 
 
+def corners_box(corners) -> list[float] | None:
+    """[min lon, min lat, max lon, max lat] of a footprint's corners (None stays None)."""
+    if corners is None:
+        return None
+    return [min(c[0] for c in corners), min(c[1] for c in corners), max(c[0] for c in corners), max(c[1] for c in corners)]
+
+
 def footprint_columns(corners: list[list[tuple[float, float]] | None]) -> dict[str, list]:
     """`geometry` (WKB) and `bbox` for each footprint given as 4 (lon, lat) corners, counterclockwise."""
-    from .sources import corners_box
-
     boxes = [corners_box(c) for c in corners]
     return {
         "geometry": [None if c is None else polygon_wkb(c) for c in corners],

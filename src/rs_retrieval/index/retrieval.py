@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from ..errors import RSRetrievalError
 from ..search.engine import _scores, _text_cache, model_fingerprint
 from . import store
-from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
+from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
 from .sources import FileSource, SceneSource
 from .vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import RSRetrievalError
 from ..optional import require
 from ..search.engine import list_images
+from .geoparquet import corners_box, footprint_columns
 
 
 class UnreadableItemError(RSRetrievalError, OSError):
@@ -215,8 +216,6 @@ class SceneSource:
 
     def embedding_columns(self, rows: list[int]) -> dict[str, list]:
         """GeoParquet columns (`geoparquet.COLUMNS`) with the tiles' footprints."""
-        from .geoparquet import footprint_columns
-
         tiles = [self.tiles[i] for i in rows]
         return {
             "id": self.ids(rows),
@@ -236,13 +235,6 @@ def wgs84_corners(bounds: list, crs: str | None) -> list[list[tuple[float, float
     ys = [y for left, bottom, right, top in bounds for y in (bottom, bottom, top, top)]
     lons, lats = transform(crs, "EPSG:4326", xs, ys)
     return [list(zip(lons[i : i + 4], lats[i : i + 4])) for i in range(0, len(lons), 4)]
-
-
-def corners_box(corners) -> list[float] | None:
-    """[min lon, min lat, max lon, max lat] of a footprint's corners (None stays None)."""
-    if corners is None:
-        return None
-    return [min(c[0] for c in corners), min(c[1] for c in corners), max(c[0] for c in corners), max(c[1] for c in corners)]
 
 
 def wgs84_bounds(bounds: list, crs: str | None) -> list[list[float] | None]:

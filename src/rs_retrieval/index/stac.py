@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import RSRetrievalError
 from ..optional import require
-from .sources import Tile, _offsets, corners_box, wgs84_corners
+from .geoparquet import corners_box, footprint_columns
+from .sources import Tile, UnreadableItemError, _offsets, wgs84_corners
 
 logger = logging.getLogger(__name__)
 
@@ -335,8 +336,6 @@ class StacSource:
 
     def load(self, index: int) -> np.ndarray | None:
         """The tile as the model reads it, or None when it is mostly nodata."""
-        from .sources import UnreadableItemError
-
         try:
             bands, mask = self.read_bands(index)
         except Exception as err:  # GDAL reports damaged blocks as several exception types
@@ -389,8 +388,6 @@ class StacSource:
 
     def embedding_columns(self, rows: list[int]) -> dict[str, list]:
         """The GeoParquet columns (`geoparquet.COLUMNS`) of these rows."""
-        from .geoparquet import footprint_columns
-
         native = self._native_bounds(rows)
         tiles = [self.tiles[i] for i in rows]
         return {
