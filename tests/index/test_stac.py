@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from rs_retrieval.cli import main
 from rs_retrieval.index import RetrievalIndex, StacError
@@ -196,7 +197,10 @@ def test_cli_builds_a_stac_index_and_names_bad_filters(tmp_path, demo, dual, cap
             "--tile-size", "256", "--assets", "B04,B03,B02", "--max-cloud", "50", "--datetime", "2024-07-01/.."]
     assert main(args) == 0
     assert "6 tiles, flat index, two-stage search; last build encoded 6, reused 0, skipped 0 unreadable, 2 nodata tiles (1 process" in capsys.readouterr().out
-    assert main(["index", "search", str(tmp_path / "index"), QUERY, "-k", "2", "--geojson", str(tmp_path / "hits.geojson")]) == 0
+    search = ["index", "search", str(tmp_path / "index"), QUERY, "-k", "2", "--geojson", str(tmp_path / "hits.geojson")]
+    assert main([*search, "--picture", str(tmp_path / "hits.png")]) == 0
+    picture = np.asarray(Image.open(tmp_path / "hits.png").convert("RGB"))
+    assert max(picture.shape[:2]) >= 1024 and ((picture == (255, 0, 0)).all(axis=-1)).sum() > 100  # the map, rank 1 in red
     features = json.loads((tmp_path / "hits.geojson").read_text())["features"]
     hit = features[0]["properties"]
     with rasterio.open(demo.parent / "items" / hit["tile_id"].split("/")[0] / "B04.tif") as data:

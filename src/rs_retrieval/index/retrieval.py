@@ -367,10 +367,12 @@ class RetrievalIndex:
         return hits_to_geojson(hits)
 
     def draw(self, hits: list[SearchHit], out_path: str | os.PathLike, query: str = "") -> Path:
-        """A picture of the hits under the query: the scene with the tiles outlined (scene index)
-        or a contact sheet of the images."""
+        """A picture of the hits under the query: the scene (or, for a STAC index, a map of the
+        items holding the hits) with the tiles outlined, or a contact sheet of the images."""
         if self.manifest["source"]["kind"] == "stac":
-            raise IndexQueryError("a picture of STAC hits spans many items: write --geojson and open it in QGIS (or over the items)")
+            from .geo import draw_stac_hits
+
+            return draw_stac_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
         if self.is_scene:
             from .geo import draw_scene_hits
 

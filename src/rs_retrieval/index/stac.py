@@ -17,6 +17,7 @@ every band (the asset's nodata value, or NaN) are skipped and counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -238,6 +239,68 @@ def _nodata(band: dict, fallback):
     return None if value is None else float(value)
 
 
+def source_items(description: dict, item_ids: set[str]) -> list[StacTileItem]:
+    """The items `item_ids` of the catalog a STAC index was built from, with its band choice."""
+    rasterio = require("rasterio", "geo", "STAC catalogs of COGs")
+    assets = None if description["multiband"] else description["assets"]
+    asset = description["assets"][0] if description["multiband"] else None
+    return [tile_item(item, assets, asset, rasterio) for item in load_items(description["catalog"]) if item.id in item_ids]
+
+
+# ------------------------------------------------------------------------------------ pixels
+
+
+def read_item_bands(item: StacTileItem, window: Tile, shape: tuple[int, int], open_dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Bands [H, W, C] of `window` (in the item's grid) read at `shape` (decimated when smaller),
+    as float64 reflectance where the assets are scaled, else in the raster dtype; and the nodata
+    mask [H, W] (True where every band is nodata or NaN). `open_dataset(href)` gives an open raster."""
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    planes, nodata_planes = [], []
+    for href, indexes, nodata in zip(item.hrefs, item.indexes, item.nodata):
+        data = open_dataset(href)
+        fx, fy = data.width / item.width, data.height / item.height  # assets of another resolution
+        box = Window(window.col_off * fx, window.row_off * fy, window.width * fx, window.height * fy)
+        pixels = data.read(list(indexes), window=box, out_shape=(len(indexes), *shape), resampling=Resampling.bilinear)
+        for plane in pixels:
+            invalid = np.isnan(plane) if plane.dtype.kind == "f" else np.zeros(plane.shape, dtype=bool)
+            nodata_planes.append(invalid | (plane == nodata) if nodata is not None else invalid)
+            planes.append(plane)
+    mask = np.logical_and.reduce(nodata_planes)
+    if all(scale is None for scale in item.scales):
+        return np.stack(planes, axis=-1), mask
+    scaled = [plane * scale[0] + scale[1] if scale else plane.astype(np.float64) for plane, scale in zip(planes, item.scales)]
+    return np.stack(scaled, axis=-1), mask
+
+
+def model_image(item: StacTileItem, bands: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Pixels the processor converts by the image rule; scaled reflectance gets the fixed stretch
+    as a [0, 1] float image; nodata pixels are black."""
+    if any(item.scales):
+        return np.where(mask[..., None], 0.0, np.clip(bands / REFLECTANCE_WHITE, 0.0, 1.0)).astype(np.float32)
+    if mask.any():
+        bands = bands.copy()
+        bands[mask] = 0
+    return bands
+
+
+def item_overview(item: StacTileItem, max_size: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The whole item as RGB uint8, decimated on read to at most `max_size` px (COG overviews
+    serve it), and the affine transform of that picture."""
+    import rasterio
+
+    from ..imagery import to_rgb_uint8
+
+    scale = min(1.0, max_size / max(item.width, item.height))
+    shape = (max(1, round(item.height * scale)), max(1, round(item.width * scale)))
+    with contextlib.ExitStack() as stack:
+        bands, mask = read_item_bands(item, Tile(0, 0, item.width, item.height), shape, lambda href: stack.enter_context(rasterio.open(href)))
+    a, b, c, d, e, f = item.transform
+    sx, sy = item.width / shape[1], item.height / shape[0]
+    return to_rgb_uint8(model_image(item, bands, mask)), (a * sx, b * sy, c, d * sx, e * sy, f)
+
+
 # ------------------------------------------------------------------------------------ source
 
 
@@ -274,7 +337,7 @@ class StacSource:
             logger.warning("%d item(s) smaller than the %d px tile were left out: %s", len(too_small), tile_size, ", ".join(too_small[:5]))
         self.description = {
             "kind": "stac", "catalog": str(Path(catalog).resolve()), "tile_size": tile_size, "stride": self.stride,
-            "assets": self.assets, "filters": {"bbox": list(box) if box else None, "datetime": datetime_range, "max_cloud": max_cloud},
+            "assets": self.assets, "multiband": not assets, "filters": {"bbox": list(box) if box else None, "datetime": datetime_range, "max_cloud": max_cloud},
             "items": len(self.items), "items_in_catalog": len(items), "items_removed": removed, "items_too_small": too_small,
             "georeferenced": True, "reflectance_white": REFLECTANCE_WHITE, "nodata_limit": NODATA_LIMIT,
         }
@@ -311,28 +374,9 @@ class StacSource:
         return self._open[href]
 
     def read_bands(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The tile's bands [H, W, C] (float64 reflectance where scaled, else the raster dtype)
-        and its nodata mask [H, W] (True where every band is nodata)."""
-        from rasterio.enums import Resampling
-        from rasterio.windows import Window
-
+        """The tile's bands [H, W, C] and nodata mask [H, W] (see `read_item_bands`)."""
         number, tile = self.tiles[index]
-        item = self.items[number]
-        planes, nodata_planes = [], []
-        for href, indexes, nodata in zip(item.hrefs, item.indexes, item.nodata):
-            data = self._dataset(href)
-            fx, fy = data.width / item.width, data.height / item.height  # assets of another resolution
-            window = Window(tile.col_off * fx, tile.row_off * fy, tile.width * fx, tile.height * fy)
-            pixels = data.read(list(indexes), window=window, out_shape=(len(indexes), tile.height, tile.width), resampling=Resampling.bilinear)
-            for plane in pixels:
-                invalid = np.isnan(plane) if plane.dtype.kind == "f" else np.zeros(plane.shape, dtype=bool)
-                nodata_planes.append(invalid | (plane == nodata) if nodata is not None else invalid)
-                planes.append(plane)
-        mask = np.logical_and.reduce(nodata_planes)
-        if all(scale is None for scale in item.scales):
-            return np.stack(planes, axis=-1), mask
-        scaled = [plane * scale[0] + scale[1] if scale else plane.astype(np.float64) for plane, scale in zip(planes, item.scales)]
-        return np.stack(scaled, axis=-1), mask
+        return read_item_bands(self.items[number], tile, (tile.height, tile.width), self._dataset)
 
     def load(self, index: int) -> np.ndarray | None:
         """The tile as the model reads it, or None when it is mostly nodata."""
@@ -342,13 +386,7 @@ class StacSource:
             raise UnreadableItemError(f"cannot read {self.name(index)}: {err}") from err
         if mask.mean() > NODATA_LIMIT:
             return None
-        if any(self.items[self.tiles[index][0]].scales):
-            # fixed reflectance stretch, nodata black: a [0, 1] float image (the image rule's "unit")
-            return np.where(mask[..., None], 0.0, np.clip(bands / REFLECTANCE_WHITE, 0.0, 1.0)).astype(np.float32)
-        if mask.any():
-            bands = bands.copy()
-            bands[mask] = 0
-        return bands
+        return model_image(self.items[self.tiles[index][0]], bands, mask)
 
     def processor_row(self, index: int) -> dict[str, list] | None:
         image = self.load(index)
