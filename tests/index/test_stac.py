@@ -201,11 +201,14 @@ def test_cli_builds_a_stac_index_and_names_bad_filters(tmp_path, demo, dual, cap
     assert main([*search, "--picture", str(tmp_path / "hits.png")]) == 0
     picture = np.asarray(Image.open(tmp_path / "hits.png").convert("RGB"))
     assert max(picture.shape[:2]) >= 1024 and ((picture == (255, 0, 0)).all(axis=-1)).sum() > 100  # the map, rank 1 in red
+    assert main([*search[:5], "6", *search[6:]]) == 0  # every tile: hits from both UTM zones in one collection
     features = json.loads((tmp_path / "hits.geojson").read_text())["features"]
-    hit = features[0]["properties"]
-    with rasterio.open(demo.parent / "items" / hit["tile_id"].split("/")[0] / "B04.tif") as data:
-        left, bottom, right, top = window_bounds(Window(*hit["window"]), data.transform)
-        lons, lats = warp_transform(data.crs, "EPSG:4326", [left, right, right, left], [bottom, bottom, top, top])
-    assert np.allclose(features[0]["geometry"]["coordinates"][0][:4], np.c_[lons, lats])  # footprint from the hit's own UTM zone
+    assert {f["properties"]["crs"] for f in features} == {"EPSG:32631", "EPSG:32632"}
+    for feature in features:  # each footprint from its own zone, as rasterio transforms the window
+        hit = feature["properties"]
+        with rasterio.open(demo.parent / "items" / hit["tile_id"].split("/")[0] / "B04.tif") as data:
+            left, bottom, right, top = window_bounds(Window(*hit["window"]), data.transform)
+            lons, lats = warp_transform(data.crs, "EPSG:4326", [left, right, right, left], [bottom, bottom, top, top])
+        assert np.allclose(feature["geometry"]["coordinates"][0][:4], np.c_[lons, lats])
     assert main([*args[:-2], "--datetime", "2024-07-01/2024-06-01"]) == 2
     assert "error: datetime range '2024-07-01/2024-06-01' ends before it starts" in capsys.readouterr().err
