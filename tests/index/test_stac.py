@@ -109,6 +109,10 @@ def test_stac_build_writes_geoparquet_rows_reused_by_a_rerun(tmp_path, demo, dua
 
     hit = index.search(QUERY, k=1)[0]
     assert hit.tile_id in table.column("id").to_pylist() and hit.crs in ("EPSG:32631", "EPSG:32632")
+    from rs_retrieval.app.service import AppInputError, IndexCorpus
+
+    with pytest.raises(AppInputError, match="indexes a STAC catalog"):  # the app serves folders and scenes
+        IndexCorpus(tmp_path / "index", model, processor)
     rerun = build(model, processor, tmp_path / "index", demo).manifest["build"]
     assert rerun["encoded"] == 0 and rerun["reused"] == 14
     half = build(model, processor, tmp_path / "index", demo, embedding_dtype="float16", bbox="6.0,44,7,46")
