@@ -111,6 +111,7 @@ def encoder_pids() -> list[int]:
     return found
 
 
+@pytest.mark.slow  # one more Ray job (about a minute on a loaded 2-core machine)
 def test_a_killed_actor_is_replaced_and_every_tile_is_written_once(tmp_path, demo, cluster, deadline):
     model, processor = dual(slow=True)
     killed = {}

@@ -216,3 +216,5 @@ def test_cli_builds_a_stac_index_and_names_bad_filters(tmp_path, demo, dual, cap
         assert np.allclose(feature["geometry"]["coordinates"][0][:4], np.c_[lons, lats])
     assert main([*args[:-2], "--datetime", "2024-07-01/2024-06-01"]) == 2
     assert "error: datetime range '2024-07-01/2024-06-01' ends before it starts" in capsys.readouterr().err
+    assert main([*args, "--engine", "ray"]) == 2  # refused before any cluster starts
+    assert "error: --engine ray writes the first-stage embeddings only; AMFMNModel re-ranks" in capsys.readouterr().err

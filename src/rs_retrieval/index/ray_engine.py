@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..imagery import ImageError
 from ..optional import require
 from .encode import encode_inputs
 from .geoparquet import EMBEDDINGS_DIR, EmbeddingPartsError, keep_rows, model_metadata, part_ids, part_metadata, part_paths, write_embedding_part
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 ACTOR_CPU_SHARE = 0.5
 #: CPUs reserved by each read task (fractional: many reads share a core while they wait on I/O).
 READ_TASK_CPUS = 0.25
+#: Input blocks of a job at most (the tile list is split into about one block per batch).
+MAX_BLOCKS = 4096
 #: Jobs run per build at most: the first, then re-runs of tiles whose batches were lost.
 ROUNDS = 3
 OK, NODATA, UNREADABLE = 0, 1, 2
@@ -149,7 +152,7 @@ def _template(source, processor, pending: list[int]) -> dict:
     for row in pending:
         try:
             item = source.processor_row(row)
-        except (UnreadableItemError, OSError):
+        except (UnreadableItemError, ImageError):
             continue
         if item is not None:
             return {name: (tuple(value.shape[1:]), value.numpy().dtype) for name, value in processor.image_inputs(item, train=False).items()}
@@ -171,7 +174,8 @@ def encode_with_ray(model, processor, source, folder, model_name: str, fingerpri
                     address: str | None = None, num_gpus_per_worker: float = 0.0, workers: int | None = None, strict: bool = False,
                     progress: bool = True) -> dict:
     """Encode the tiles of `source` missing from `folder/embeddings` on a Ray cluster; returns the
-    build statistics (encoded, reused, nodata, skipped {row: reason}, workers)."""
+    build statistics (encoded, reused, nodata, skipped {row: reason}, workers). The model is
+    moved to the CPU and sent to the actors through the object store."""
     ray = require("ray", "archive", "the Ray engine")
     folder = Path(folder)
     _claim(folder, fingerprint)
@@ -229,8 +233,10 @@ def _account(outcome, stats: dict, source, strict: bool) -> set[int]:
 def _run_job(ray, pending, refs, template, folder, model_info, plan: WorkerPlan, batch_size, progress) -> list[tuple[int, int, str]]:
     """One Ray Data job over `pending` rows; returns (row, status, reason) for the rows it saw."""
     model_ref, source_ref, processor_ref = refs
-    blocks = max(1, -(-len(pending) // batch_size))  # one block per batch: a retried batch has the same ids
-    dataset = ray.data.from_items([{"row": row} for row in pending], override_num_blocks=blocks)
+    # A retried task gets the same block, hence the same batches and part names. Blocks of one
+    # batch while there are few; at most MAX_BLOCKS (Ray Data splits large outputs itself).
+    blocks = min(MAX_BLOCKS, max(1, -(-len(pending) // batch_size)))
+    dataset = ray.data.from_numpy(np.array_split(np.asarray(pending, dtype=np.int64), blocks)).rename_columns({"data": "row"})
     dataset = dataset.map_batches(
         _read_batch, batch_size=batch_size, batch_format="numpy", num_cpus=READ_TASK_CPUS,
         fn_args=(source_ref, processor_ref, template),
