@@ -218,3 +218,21 @@ def test_cli_builds_a_stac_index_and_names_bad_filters(tmp_path, demo, dual, cap
     assert "error: datetime range '2024-07-01/2024-06-01' ends before it starts" in capsys.readouterr().err
     assert main([*args, "--engine", "ray"]) == 2  # refused before any cluster starts
     assert "error: --engine ray writes the first-stage embeddings only; AMFMNModel re-ranks" in capsys.readouterr().err
+
+
+def test_keep_rows_leaves_each_selected_id_once_and_updates_the_file_bbox(tmp_path):
+    from rs_retrieval.index.geoparquet import footprint_columns, keep_rows, model_metadata, write_embedding_part
+
+    meta = model_metadata("m", "f" * 32, 2)
+
+    def square(x):
+        return [(x, 0.0), (x + 1, 0.0), (x + 1, 1.0), (x, 1.0)]
+
+    for name, ids in (("part-a", ["t0", "t1", "t2"]), ("part-b", ["t2", "t3"])):  # t2 written twice (a retried batch)
+        columns = {"id": ids, **footprint_columns([square(float(i[1])) for i in ids])}
+        write_embedding_part(tmp_path / "embeddings" / f"{name}.parquet", columns, np.eye(len(ids), 2, dtype=np.float32), meta)
+    assert keep_rows(tmp_path, {"t1", "t2", "t3"}) == 2  # t0 deselected, the second t2 a copy
+    assert [t.column("id").to_pylist() for t in map(pq.read_table, part_paths(tmp_path))] == [["t1", "t2"], ["t3"]]
+    geo = json.loads(pq.read_schema(part_paths(tmp_path)[0]).metadata[b"geo"])
+    assert geo["columns"]["geometry"]["bbox"] == [1.0, 0.0, 3.0, 1.0]
+    assert keep_rows(tmp_path, {"t1"}) == 2 and len(part_paths(tmp_path)) == 1  # a part left empty is removed
