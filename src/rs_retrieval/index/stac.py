@@ -98,8 +98,8 @@ def parse_bbox(text: str | list | None) -> tuple[float, float, float, float] | N
         west, south, east, north = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
     except ValueError as err:
         raise StacError(f"bbox must be W,S,E,N in degrees, got {text!r}") from err
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise StacError(f"bbox {text!r} is not W,S,E,N in degrees with S <= N")
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise StacError(f"bbox {text!r} is not W,S,E,N in degrees with W <= E and S <= N (a box across the antimeridian: build its two halves)")
     return west, south, east, north
 
 
