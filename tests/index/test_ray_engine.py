@@ -111,7 +111,7 @@ def encoder_pids() -> list[int]:
     return found
 
 
-@pytest.mark.slow  # one more Ray job (about a minute on a loaded 2-core machine)
+@pytest.mark.slow  # one more Ray job (about 55 s on a loaded 2-core machine)
 def test_a_killed_actor_is_replaced_and_every_tile_is_written_once(tmp_path, demo, cluster, deadline):
     model, processor = dual(slow=True)
     killed = {}
@@ -135,6 +135,7 @@ def test_a_killed_actor_is_replaced_and_every_tile_is_written_once(tmp_path, dem
     assert len(counts) == TILES and set(counts.values()) == {1} and len(index) == TILES
 
 
+@pytest.mark.slow  # two more Ray jobs (about 100 s on a loaded 2-core machine)
 def test_rerun_after_an_interrupted_driver_reuses_the_finished_parts(tmp_path, demo, cluster, deadline, monkeypatch):
     model, processor = dual(slow=True)
 
