@@ -144,6 +144,9 @@ class IndexCorpus:
 
         self.index_path = Path(index_path)
         self.index = RetrievalIndex.open(index_path, model=model, processor=processor)
+        if self.index.manifest["source"]["kind"] == "stac":
+            raise AppInputError(f"{index_path} indexes a STAC catalog; the app serves folder and scene indexes: "
+                                "search it with `rs-retrieval index search` (--geojson, --picture)")
         self.processor = processor
         self.is_scene = bool(self.index.is_scene)
         self.source = self.index.manifest["source"]

@@ -24,9 +24,11 @@ def build(args: argparse.Namespace) -> int:
     model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
     config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search)
     index = RetrievalIndex.build(
-        model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, split=args.split,
-        recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=args.bands, index=config,
-        batch_size=args.batch_size, strict=args.strict, overwrite=args.overwrite,
+        model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, stac=args.stac, split=args.split,
+        recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=args.bands, bbox=args.bbox, datetime=args.datetime,
+        max_cloud=args.max_cloud, assets=args.assets.split(",") if args.assets else None, asset=args.asset, index=config,
+        batch_size=args.batch_size, strict=args.strict, overwrite=args.overwrite, engine=args.engine, ray_address=args.ray_address,
+        num_gpus_per_worker=args.num_gpus_per_worker, ray_workers=args.ray_workers, embedding_dtype=args.embedding_dtype,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         _print_summary(index)
@@ -37,12 +39,19 @@ def _print_summary(index) -> None:
     manifest = index.manifest
     stats = manifest["build"]
     print(
-        f"{index.folder}: {manifest['count']} {'tiles' if index.is_scene else 'images'}, {manifest['vector_index']['kind']} index, "
+        f"{index.folder}: {manifest['count']} {'tiles' if index.is_tiled else 'images'}, {manifest['vector_index']['kind']} index, "
         f"{'two-stage' if manifest['two_stage'] else 'one-stage'} search; last build encoded {stats['encoded']}, "
-        f"reused {stats['reused']}, skipped {stats['skipped']} unreadable ({stats['processes']} process(es))"
+        f"reused {stats['reused']}, skipped {stats['skipped']} unreadable"
+        f"{', ' + str(stats['nodata']) + ' nodata tiles' if stats.get('nodata') else ''} ({_engine(stats)})"
     )
     for line in manifest["skipped"][:20]:
         print(f"  skipped {line}", file=sys.stderr)
+
+
+def _engine(stats: dict) -> str:
+    if stats.get("engine") == "ray":
+        return f"Ray, {stats['workers']} worker(s)"
+    return f"{stats['processes']} process(es)"
 
 
 def search(args: argparse.Namespace) -> int:
@@ -56,9 +65,9 @@ def search(args: argparse.Namespace) -> int:
     hits = index.search(query, k=args.top_k, candidates=args.candidates)
     if index.is_scene and not index.manifest["source"]["georeferenced"]:
         print("note: the scene has no CRS; bounds are pixel coordinates (col, row)")
-    print(f"{'rank':>4}  {'score':>9}  {'tile' if index.is_scene else 'path'}")
+    print(f"{'rank':>4}  {'score':>9}  {'tile' if index.is_tiled else 'path'}")
     for hit in hits:
-        where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}" if index.is_scene else hit.path
+        where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}" if index.is_tiled else hit.path
         print(f"{hit.rank:>4}  {hit.score:9.4f}  {where}")
     title = args.query or f"image {Path(args.image).name}"
     if args.geojson:
@@ -89,6 +98,7 @@ def register(subparsers) -> None:
     source.add_argument("--images", help="folder of images")
     source.add_argument("--dataset", help="dataset name (e.g. rs_synth) whose split images are indexed")
     source.add_argument("--scene", help="GeoTIFF / COG (any GDAL raster) tiled into windows")
+    source.add_argument("--stac", help="STAC catalog / collection / ItemCollection JSON or stac-geoparquet file; its items' COGs are tiled")
     build_parser.add_argument("--out", required=True, help="index folder (an existing index of the same model is updated)")
     add_model_arguments(build_parser)
     build_parser.add_argument("--split", default="test", help="dataset split (default: test)")
@@ -96,6 +106,19 @@ def register(subparsers) -> None:
     build_parser.add_argument("--tile-size", type=int, default=256, help="scene tile size in pixels (default: 256)")
     build_parser.add_argument("--stride", type=int, default=None, help="scene tile stride (default: tile size, no overlap)")
     build_parser.add_argument("--bands", type=int, nargs="+", default=None, help="1-based band numbers: 3 (RGB) or 1 (grey)")
+    stac = build_parser.add_argument_group("STAC items (--stac)")
+    stac.add_argument("--bbox", help="keep items intersecting W,S,E,N (degrees)")
+    stac.add_argument("--datetime", help="keep items in START/END (dates or RFC 3339 times; '..' = open)")
+    stac.add_argument("--max-cloud", type=float, default=None, help="keep items with eo:cloud_cover <= PCT")
+    bands = stac.add_mutually_exclusive_group()
+    bands.add_argument("--assets", help="single-band assets read as R,G,B (e.g. B04,B03,B02) or one grey band")
+    bands.add_argument("--asset", help="one multi-band asset (default: visual)")
+    engine = build_parser.add_argument_group("engine")
+    engine.add_argument("--engine", default="local", choices=["local", "ray"], help="local: this machine (accelerate for N processes); ray: a Ray Data job")
+    engine.add_argument("--ray-address", default=None, help="existing Ray cluster (default: start one on this machine, loopback only)")
+    engine.add_argument("--num-gpus-per-worker", type=float, default=0.0, help="GPUs per Ray encoder actor (0: CPU actors)")
+    engine.add_argument("--ray-workers", type=int, default=None, help="Ray encoder actors (default: from the cluster's GPUs or half its CPUs)")
+    build_parser.add_argument("--embedding-dtype", default="float32", choices=["float32", "float16"], help="dtype of the vectors in embeddings/part-*.parquet")
     build_parser.add_argument("--kind", default="auto", choices=["auto", "flat", "ivfpq", "hnsw"], help="vector index (auto: flat below 1M vectors)")
     build_parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(N))")
     build_parser.add_argument("--pq-m", type=int, default=None, help="PQ bytes per vector (default dim/8)")

@@ -36,11 +36,13 @@ PART_ROWS = 256
 
 @dataclass
 class EncodeResult:
-    """Per rank: item index -> content key, items skipped (index -> reason), rows encoded."""
+    """Per rank: item index -> content key, items skipped (index -> reason), rows encoded, and
+    tiles left out because they are mostly nodata (counted, not listed: archives have many)."""
 
     keys: dict[int, str] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
     encoded: int = 0
+    nodata: int = 0
 
 
 def claim_parts(folder: Path, fingerprint: str) -> None:
@@ -125,7 +127,12 @@ def encode_source(
             inputs, batch_keys = [], []
             for index in pending[start : start + batch_size]:
                 try:  # the processor reads and converts each item by the package's image rule
-                    inputs.append(processor.image_inputs(source.processor_row(index), train=False))
+                    row = source.processor_row(index)
+                    if row is None:  # a tile that is mostly nodata
+                        result.keys.pop(index)
+                        result.nodata += 1
+                        continue
+                    inputs.append(processor.image_inputs(row, train=False))
                     batch_keys.append(result.keys[index])
                 except (UnreadableItemError, ImageError) as error:
                     _skip(result, index, error, strict)
@@ -140,7 +147,8 @@ def encode_source(
     flush()
     write_json_atomic(
         parts_dir / f"keys-{rank}-of-{world_size}.json",
-        {"keys": {str(i): k for i, k in result.keys.items()}, "skipped": {str(i): r for i, r in result.skipped.items()}, "encoded": result.encoded},
+        {"keys": {str(i): k for i, k in result.keys.items()}, "skipped": {str(i): r for i, r in result.skipped.items()},
+         "encoded": result.encoded, "nodata": result.nodata},
     )
     return result
 
@@ -153,6 +161,7 @@ def gather_results(folder: Path, world_size: int) -> EncodeResult:
         merged.keys.update({int(i): k for i, k in payload["keys"].items()})
         merged.skipped.update({int(i): r for i, r in payload["skipped"].items()})
         merged.encoded += payload["encoded"]
+        merged.nodata += payload["nodata"]
     return merged
 
 

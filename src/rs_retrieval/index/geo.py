@@ -24,13 +24,16 @@ def _ring(corners) -> list[list[float]]:
 
 
 def hits_to_geojson(hits) -> dict:
-    """A FeatureCollection with one polygon per hit: the tile footprint in WGS84 (lon, lat) for a
-    georeferenced scene, in pixel coordinates otherwise (said in the collection's `coordinates`);
+    """A FeatureCollection with one polygon per hit: the tile footprint in WGS84 (lon, lat) for
+    georeferenced tiles (each from its own CRS), in pixel coordinates otherwise (said in the collection's `coordinates`);
     file hits (no footprint) have a null geometry."""
     tiles = [hit for hit in hits if hit.bounds is not None]
+    footprint = {}
+    for crs in {hit.crs for hit in tiles}:  # STAC hits come from items in several CRSs (UTM zones)
+        group = [hit for hit in tiles if hit.crs == crs]
+        corners = wgs84_corners([hit.bounds for hit in group], crs)
+        footprint.update({id(hit): c for hit, c in zip(group, corners)})
     crs = tiles[0].crs if tiles else None
-    corners = wgs84_corners([hit.bounds for hit in tiles], crs) if crs else [None] * len(tiles)
-    footprint = {id(hit): c for hit, c in zip(tiles, corners)}
     features = []
     for hit in hits:
         geometry = None
@@ -61,18 +64,77 @@ def draw_scene_hits(scene: dict, hits, out_path: str | Path, title: str = "", ma
         shape = (len(scene["bands"]), max(1, round(data.height * scale)), max(1, round(data.width * scale)))
         pixels = data.read(scene["bands"], out_shape=shape, resampling=Resampling.average if scale < 1 else Resampling.nearest)
     picture = Image.fromarray(to_rgb_uint8(np.moveaxis(pixels, 0, -1), source=scene["scene"]))
+    canvas, header = _titled(picture, title)
+    sx, sy = picture.width / scene["width"], picture.height / scene["height"]
+    outlines = []
+    for hit in hits:
+        col, row, width, height = hit.window
+        left, top, right, bottom = col * sx, header + row * sy, (col + width) * sx - 1, header + (row + height) * sy - 1
+        outlines.append((hit.rank, [(left, top), (right, top), (right, bottom), (left, bottom)]))
+    _outline_hits(canvas, outlines, picture.width)
+    return save_png_atomic(canvas, out_path)
+
+
+def _titled(picture: Image.Image, title: str) -> tuple[Image.Image, int]:
+    """The picture under its wrapped title; returns the canvas and the title's height."""
     lines = textwrap.wrap(title, width=max(20, picture.width // 9))
     header = 8 + 20 * len(lines) if lines else 0
     canvas = Image.new("RGB", (picture.width, picture.height + header), "white")
     canvas.paste(picture, (0, header))
-    draw, font = ImageDraw.Draw(canvas), _font(max(14, picture.width // 40))
+    draw = ImageDraw.Draw(canvas)
     for number, line in enumerate(lines):
         draw.text((6, 4 + 20 * number), line, fill="black", font=_font(16))
-    sx, sy = picture.width / scene["width"], picture.height / scene["height"]
-    for hit in reversed(list(hits)):  # best hit drawn last, on top
-        col, row, width, height = hit.window
-        box = [col * sx, header + row * sy, (col + width) * sx - 1, header + (row + height) * sy - 1]
-        color = "red" if hit.rank == 1 else "yellow"
-        draw.rectangle(box, outline=color, width=max(2, picture.width // 300))
-        draw.text((box[0] + 4, box[1] + 2), str(hit.rank), fill=color, font=font, stroke_width=2, stroke_fill="black")
+    return canvas, header
+
+
+def _outline_hits(canvas: Image.Image, outlines: list[tuple[int, list]], width: int) -> None:
+    """Outline each (rank, polygon in canvas pixels) and number it; the best hit is drawn last, on top."""
+    draw, font = ImageDraw.Draw(canvas), _font(max(14, width // 40))
+    for rank, points in sorted(outlines, reverse=True):
+        color = "red" if rank == 1 else "yellow"
+        draw.polygon(points, outline=color, width=max(2, width // 300))
+        left, top = min(x for x, _ in points), min(y for _, y in points)
+        draw.text((left + 4, top + 2), str(rank), fill=color, font=font, stroke_width=2, stroke_fill="black")
+
+
+def draw_stac_hits(source: dict, hits, out_path: str | Path, title: str = "", max_size: int = 1024) -> Path:
+    """PNG map of STAC hits: the items that hold them, read from their overviews and reprojected
+    into the CRS most of them share (items of another UTM zone are warped), each hit's footprint
+    outlined and numbered by rank."""
+    require("rasterio", "geo", "STAC hit maps")
+    from collections import Counter
+
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_bounds
+    from rasterio.warp import reproject, transform
+
+    from .stac import item_overview, source_items
+
+    items = source_items(source, {hit.tile_id.rsplit("/", 1)[0] for hit in hits})
+    crs = Counter(item.crs for item in items).most_common(1)[0][0]
+    xs, ys = [], []
+    for item in items:
+        width, height = item.width * item.transform[0], item.height * item.transform[4]
+        x, y = transform(item.crs, crs, [item.transform[2], item.transform[2] + width] * 2,
+                         [item.transform[5]] * 2 + [item.transform[5] + height] * 2)
+        xs, ys = xs + list(x), ys + list(y)
+    left, bottom, right, top = min(xs), min(ys), max(xs), max(ys)
+    scale = max_size / max(right - left, top - bottom)
+    size = (max(1, round((top - bottom) * scale)), max(1, round((right - left) * scale)))
+    grid = from_bounds(left, bottom, right, top, size[1], size[0])
+    mosaic = np.zeros((3, *size), dtype=np.uint8)
+    for item in items:
+        rgb, item_grid = item_overview(item, max_size)
+        warped = np.zeros_like(mosaic)
+        reproject(np.moveaxis(rgb, -1, 0), warped, src_transform=Affine(*item_grid), src_crs=item.crs, dst_transform=grid,
+                  dst_crs=crs, src_nodata=0, dst_nodata=0, resampling=Resampling.bilinear)
+        mosaic = np.where(warped.any(axis=0), warped, mosaic)
+    canvas, header = _titled(Image.fromarray(np.moveaxis(mosaic, 0, -1)), title)
+    outlines = []
+    for hit in hits:
+        x0, y0, x1, y1 = hit.bounds
+        x, y = transform(hit.crs, crs, [x0, x1, x1, x0], [y0, y0, y1, y1])
+        outlines.append((hit.rank, [(col, header + row) for col, row in (~grid * point for point in zip(x, y))]))
+    _outline_hits(canvas, outlines, size[1])
     return save_png_atomic(canvas, out_path)

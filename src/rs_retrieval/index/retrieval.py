@@ -24,6 +24,7 @@ from ..errors import RSRetrievalError
 from ..search.engine import _scores, _text_cache, model_fingerprint
 from . import store
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
+from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
 from .sources import FileSource, SceneSource
 from .vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index
 
@@ -39,6 +40,16 @@ class IndexBuildError(RSRetrievalError, ValueError):
 
 class IndexQueryError(RSRetrievalError, ValueError):
     """Bad query (empty text, wrong type, k < 1) or an index opened without a model."""
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What every build step needs besides the model and the source."""
+
+    index: VectorIndexConfig
+    fingerprint: str
+    embedding_dtype: str
+    progress: bool
 
 
 @dataclass(frozen=True)
@@ -127,24 +138,39 @@ class RetrievalIndex:
 
     @classmethod
     def build(
-        cls, model, processor, out: str | os.PathLike, *, images=None, dataset: str | None = None, scene=None,
+        cls, model, processor, out: str | os.PathLike, *, images=None, dataset: str | None = None, scene=None, stac=None,
         split: str = "test", dataset_options: dict | None = None, recursive: bool = False, tile_size: int = 256, stride: int | None = None,
-        bands: list[int] | None = None, index: str | VectorIndexConfig = "auto", batch_size: int = 32,
-        strict: bool = False, overwrite: bool = False, progress: bool = True,
+        bands: list[int] | None = None, bbox=None, datetime: str | None = None, max_cloud: float | None = None,
+        assets: list[str] | None = None, asset: str | None = None, index: str | VectorIndexConfig = "auto", batch_size: int = 32,
+        strict: bool = False, overwrite: bool = False, progress: bool = True, engine: str = "local", ray_address: str | None = None,
+        num_gpus_per_worker: float = 0.0, ray_workers: int | None = None, embedding_dtype: str = "float32",
     ) -> "RetrievalIndex":
-        """Encode `images` (a folder), a `dataset` split (`dataset_options` go to `load_dataset`), or
-        a `scene` (GeoTIFF / COG, tiled by `tile_size` and `stride`; `bands` 1-based) into `out`.
+        """Encode `images` (a folder), a `dataset` split (`dataset_options` go to `load_dataset`), a
+        `scene` (GeoTIFF / COG, tiled by `tile_size` and `stride`; `bands` 1-based) or the items of
+        a `stac` catalog (filtered by `bbox` W,S,E,N, `datetime` START/END and `max_cloud`; bands
+        from `assets` or one multi-band `asset`, see `rs_retrieval.index.stac`) into `out`.
 
         If `out` already holds an index of this model, only new or changed files are encoded and
         removed files are dropped; a different model is refused unless `overwrite`. An interrupted
-        build resumes. Under `accelerate launch` the items are split across the processes.
+        build resumes. `engine="local"` encodes here (under `accelerate launch` the items are split
+        across the processes); `engine="ray"` runs the encoding as a Ray Data job (`ray_address`:
+        an existing cluster; `num_gpus_per_worker`: GPU actors; `ray_workers`: pool size), see `rs_retrieval.index.ray_engine`.
+        Every build also writes the rows as GeoParquet (`out/embeddings`, `embedding_dtype`).
         Unreadable files are skipped with a warning (`strict`: raise instead).
         """
-        chosen = [name for name, value in (("images", images), ("dataset", dataset), ("scene", scene)) if value is not None]
+        chosen = [name for name, value in (("images", images), ("dataset", dataset), ("scene", scene), ("stac", stac)) if value is not None]
         if len(chosen) != 1:
-            raise IndexBuildError(f"give exactly one of images=, dataset=, scene= (got {chosen or 'none'})")
+            raise IndexBuildError(f"give exactly one of images=, dataset=, scene=, stac= (got {chosen or 'none'})")
+        if engine not in ("local", "ray"):
+            raise IndexBuildError(f"engine must be 'local' or 'ray', got {engine!r}")
+        if embedding_dtype not in DTYPES:
+            raise IndexBuildError(f"embedding dtype must be one of {', '.join(DTYPES)}, got {embedding_dtype!r}")
         if scene is not None:
             source = SceneSource(scene, tile_size, stride, bands)
+        elif stac is not None:
+            from .stac import StacSource
+
+            source = StacSource(stac, tile_size, stride, bbox=bbox, datetime_range=datetime, max_cloud=max_cloud, assets=assets, asset=asset)
         elif dataset is not None:
             source = FileSource.from_dataset(dataset, split, **(dataset_options or {}))
         else:
@@ -154,8 +180,26 @@ class RetrievalIndex:
         model.eval()
         fingerprint = model_fingerprint(model, processor)
         previous_manifest, previous = cls._previous(folder, fingerprint, overwrite)
+        settings = BuildSettings(config, fingerprint, embedding_dtype, progress)
 
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if engine == "ray":
+            if world_size > 1:
+                raise IndexBuildError("--engine ray runs its own workers: start it as one process, not under accelerate launch")
+            if is_two_stage(model):
+                raise IndexBuildError(f"--engine ray writes the first-stage embeddings only; {type(model).__name__} re-ranks with its "
+                                      "full image cache (two-stage search): build it with --engine local")
+            from .ray_engine import encode_with_ray
+
+            started = time.perf_counter()
+            stats = encode_with_ray(model, processor, source, folder, _model_location(model), fingerprint, embedding_dtype,
+                                    batch_size=batch_size, address=ray_address, num_gpus_per_worker=num_gpus_per_worker, workers=ray_workers,
+                                    strict=strict, progress=progress)
+            cls._merge_parts(model, folder, source, settings, previous_manifest, stats, time.perf_counter() - started)
+            index = cls(folder, store.read_manifest(folder))
+            index.model, index.processor = model, processor
+            return index
+
         accelerator = _accelerator(world_size) if world_size > 1 else None
         rank = accelerator.process_index if accelerator else 0
         if accelerator:
@@ -170,7 +214,7 @@ class RetrievalIndex:
         if accelerator:
             accelerator.wait_for_everyone()
         if rank == 0:
-            cls._merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, time.perf_counter() - started, progress)
+            cls._merge(model, folder, source, settings, previous_manifest, previous, world_size, time.perf_counter() - started)
         if accelerator:
             accelerator.wait_for_everyone()
         index = cls(folder, store.read_manifest(folder))
@@ -183,7 +227,7 @@ class RetrievalIndex:
         import pyarrow.parquet as pq
 
         if not (folder / store.MANIFEST_NAME).is_file():
-            if folder.exists() and any(p.name != store.PARTS_DIR for p in folder.iterdir()):
+            if folder.exists() and any(p.name not in (store.PARTS_DIR, EMBEDDINGS_DIR) for p in folder.iterdir()):
                 raise IndexBuildError(f"{folder} exists and is not an index folder; choose a new output folder")
             return None, None
         manifest = store.read_manifest(folder)
@@ -197,31 +241,58 @@ class RetrievalIndex:
         return manifest, ({key: row for row, key in enumerate(keys)}, store.ShardReader(gen, manifest["image_cache_keys"]))
 
     @staticmethod
-    def _merge(model, folder, source, config, fingerprint, previous_manifest, previous, world_size, encode_seconds, progress) -> None:
-        import pyarrow as pa
-
+    def _merge(model, folder, source, settings, previous_manifest, previous, world_size, encode_seconds) -> None:
+        """Local engine: the ranks' parts (and reused rows of the previous generation) become the
+        new generation and its GeoParquet embeddings."""
         results = gather_results(folder, world_size)
         order = sorted(results.keys)
         if not order:
-            raise IndexBuildError(f"nothing to index: all {len(source)} items were unreadable")
+            raise IndexBuildError(f"nothing to index: all {len(source)} items were unreadable or nodata")
         keys = [results.keys[i] for i in order]
         cache = assemble_rows(keys, load_parts(folder / store.PARTS_DIR), previous)
         vectors = normalize_rows(cache["embeds"].reshape(len(keys), -1))
-        config = config.resolved(len(vectors))
-        with tqdm(total=len(vectors), desc=f"{config.kind} index", unit="vec", disable=not progress) as bar:
+        meta = model_metadata(_model_location(model), settings.fingerprint, vectors.shape[1], settings.embedding_dtype)
+        replace_parts(folder, source.embedding_columns(order), vectors, meta)
+        skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(results.skipped.items())]
+        stats = {"encoded": results.encoded, "reused": len(set(keys)) - results.encoded, "skipped": len(skipped),
+                 "nodata": results.nodata, "engine": "local", "processes": world_size, "seconds": round(encode_seconds, 3)}
+        RetrievalIndex._commit_generation(model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped)
+
+    @staticmethod
+    def _merge_parts(model, folder, source, settings, previous_manifest, stats, encode_seconds) -> None:
+        """Ray engine: the GeoParquet parts (one row per encoded tile) become the new generation."""
+        import pyarrow as pa
+
+        position = {tile_id: i for i, tile_id in enumerate(source.ids(range(len(source))))}
+        table = pa.Table.from_batches(list(read_embedding_parts(folder, ["id", "embedding"], settings.fingerprint)))
+        rows = np.array([position[i] for i in table.column("id").to_pylist()], dtype=np.int64)
+        if not len(rows):
+            raise IndexBuildError(f"nothing to index: all {len(source)} items were unreadable or nodata")
+        sort = np.argsort(rows, kind="stable")
+        order = rows[sort].tolist()
+        vectors = normalize_rows(embedding_matrix(table)[sort])
+        keys = [source.key(i) for i in order]
+        skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(stats.pop("skipped").items())]
+        stats = {**stats, "skipped": len(skipped), "engine": "ray", "seconds": round(encode_seconds, 3)}
+        cache = {"embeds": vectors}  # one-stage models: the first-stage vectors are the whole cache
+        RetrievalIndex._commit_generation(model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped)
+
+    @staticmethod
+    def _commit_generation(model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped) -> None:
+        import pyarrow as pa
+
+        config = settings.index.resolved(len(vectors))
+        with tqdm(total=len(vectors), desc=f"{config.kind} index", unit="vec", disable=not settings.progress) as bar:
             faiss_index = build_faiss_index(vectors, config, progress=lambda done: bar.update(done - bar.n))
         metadata = pa.table({"row": np.arange(len(keys), dtype=np.int64), **source.metadata_columns(order, keys)})
         generation = (previous_manifest["generation"] + 1) if previous_manifest else 1
         files = store.write_generation(folder, generation, vectors, cache, metadata, faiss_index)
-        skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(results.skipped.items())]
         manifest = {
-            "format": store.FORMAT, "generation": generation, "fingerprint": fingerprint,
+            "format": store.FORMAT, "generation": generation, "fingerprint": settings.fingerprint,
             "model": {"class": type(model).__name__, "name_or_path": _model_location(model)},
             "two_stage": is_two_stage(model), "source": source.description, "count": len(keys), "dim": int(vectors.shape[1]),
-            "image_cache_keys": sorted(cache), "vector_index": config.to_dict(),
-            "build": {"encoded": results.encoded, "reused": len(set(keys)) - results.encoded, "skipped": len(skipped),
-                      "processes": world_size, "seconds": round(encode_seconds, 3)},
-            "skipped": skipped, "files": files,
+            "image_cache_keys": sorted(cache), "vector_index": config.to_dict(), "embedding_dtype": settings.embedding_dtype,
+            "build": stats, "skipped": skipped, "files": files,
         }
         store.commit(folder, manifest)
         if skipped:
@@ -231,6 +302,11 @@ class RetrievalIndex:
     @property
     def is_scene(self) -> bool:
         return self.manifest["source"]["kind"] == "scene"
+
+    @property
+    def is_tiled(self) -> bool:
+        """Rows are tiles with windows and footprints (one scene or the items of a STAC catalog)."""
+        return self.manifest["source"]["kind"] in ("scene", "stac")
 
     def __len__(self) -> int:
         return self.manifest["count"]
@@ -291,8 +367,12 @@ class RetrievalIndex:
         return hits_to_geojson(hits)
 
     def draw(self, hits: list[SearchHit], out_path: str | os.PathLike, query: str = "") -> Path:
-        """A picture of the hits under the query: the scene with the tiles outlined (scene index)
-        or a contact sheet of the images."""
+        """A picture of the hits under the query: the scene (or, for a STAC index, a map of the
+        items holding the hits) with the tiles outlined, or a contact sheet of the images."""
+        if self.manifest["source"]["kind"] == "stac":
+            from .geo import draw_stac_hits
+
+            return draw_stac_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
         if self.is_scene:
             from .geo import draw_scene_hits
 

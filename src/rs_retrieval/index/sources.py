@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from ..errors import RSRetrievalError
 from ..optional import require
 from ..search.engine import list_images
+from .geoparquet import corners_box, footprint_columns
 
 
 class UnreadableItemError(RSRetrievalError, OSError):
@@ -42,13 +44,15 @@ class FileSource:
 
     kind = "files"
 
-    def __init__(self, paths: list[Path], description: dict):
+    def __init__(self, paths: list[Path], description: dict, root: Path | None = None):
         self.paths = [Path(p).resolve() for p in paths]
         self.description = description
+        #: Ids in the embeddings parts are paths relative to this folder.
+        self.root = Path(root).resolve() if root else Path(os.path.commonpath([p.parent for p in self.paths])) if self.paths else Path()
 
     @classmethod
     def from_folder(cls, folder: str | Path, recursive: bool = False) -> "FileSource":
-        return cls(list_images(folder, recursive), {"kind": "files", "images": str(Path(folder).resolve()), "recursive": recursive})
+        return cls(list_images(folder, recursive), {"kind": "files", "images": str(Path(folder).resolve()), "recursive": recursive}, root=folder)
 
     @classmethod
     def from_dataset(cls, name: str, split: str = "test", **options) -> "FileSource":
@@ -83,6 +87,14 @@ class FileSource:
 
     def metadata_columns(self, rows: list[int], keys: list[str]) -> dict[str, list]:
         return {"path": [str(self.paths[i]) for i in rows], "file_hash": keys}
+
+    def ids(self, rows) -> list[str]:
+        """Stable ids (the embeddings parts' `id`): paths relative to the images folder."""
+        return [self.paths[i].relative_to(self.root).as_posix() for i in rows]
+
+    def embedding_columns(self, rows: list[int]) -> dict[str, list]:
+        """GeoParquet columns (`geoparquet.COLUMNS`): the id only, images have no footprint."""
+        return {"id": self.ids(rows)}
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ class SceneSource:
         if tile_size < 1 or self.stride < 1:
             raise SceneError(f"tile size and stride must be >= 1, got {tile_size} and {self.stride}")
         try:
-            self._dataset = rasterio.open(self.path)
+            self._handle = rasterio.open(self.path)
         except rasterio.errors.RasterioIOError as err:
             raise SceneError(f"cannot open scene {self.path}: {err}") from err
         data = self._dataset
@@ -141,6 +153,17 @@ class SceneSource:
             "crs": self.crs, "georeferenced": self.crs is not None, "width": data.width, "height": data.height,
             "transform": list(data.transform)[:6], "dtype": data.dtypes[0], "scene_sha1": self._scene_hash,
         }
+
+    def __getstate__(self):  # the open raster stays in its process; a Ray worker reopens it
+        return {**self.__dict__, "_handle": None}
+
+    @property
+    def _dataset(self):
+        if self._handle is None:
+            import rasterio
+
+            self._handle = rasterio.open(self.path)
+        return self._handle
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -167,13 +190,17 @@ class SceneSource:
     def processor_row(self, index: int) -> dict[str, list]:
         return {"image": [self.load(index)]}
 
-    def metadata_columns(self, rows: list[int], keys: list[str]) -> dict[str, list]:
+    def _native_bounds(self, tiles: list[Tile]) -> list[tuple]:
+        """(left, bottom, right, top) of each window in the scene's CRS, or in pixels (col, row) without one."""
         from rasterio.windows import Window, bounds
 
+        if self.crs is None:
+            return [(t.col_off, t.row_off + t.height, t.col_off + t.width, t.row_off) for t in tiles]
+        return [tuple(map(float, bounds(Window(t.col_off, t.row_off, t.width, t.height), self._dataset.transform))) for t in tiles]
+
+    def metadata_columns(self, rows: list[int], keys: list[str]) -> dict[str, list]:
         tiles = [self.tiles[i] for i in rows]
-        native = [bounds(Window(t.col_off, t.row_off, t.width, t.height), self._dataset.transform) for t in tiles]
-        if self.crs is None:  # pixel coordinates (col, row) of the window corners
-            native = [(t.col_off, t.row_off + t.height, t.col_off + t.width, t.row_off) for t in tiles]
+        native = self._native_bounds(tiles)
         return {
             "tile_id": [t.tile_id for t in tiles],
             "file_hash": keys,
@@ -181,6 +208,20 @@ class SceneSource:
             "bounds": [list(map(float, b)) for b in native],
             "crs": [self.crs] * len(tiles),
             "bounds_wgs84": wgs84_bounds(native, self.crs),
+        }
+
+    def ids(self, rows) -> list[str]:
+        """Stable ids (the embeddings parts' `id`): `{file name}/{col_off}_{row_off}_{width}_{height}`."""
+        return [f"{self.path.name}/{t.col_off}_{t.row_off}_{t.width}_{t.height}" for t in (self.tiles[i] for i in rows)]
+
+    def embedding_columns(self, rows: list[int]) -> dict[str, list]:
+        """GeoParquet columns (`geoparquet.COLUMNS`) with the tiles' footprints."""
+        tiles = [self.tiles[i] for i in rows]
+        return {
+            "id": self.ids(rows),
+            "item_id": [self.path.name] * len(tiles), "source_crs": [self.crs] * len(tiles),
+            "window": [{"col_off": t.col_off, "row_off": t.row_off, "width": t.width, "height": t.height} for t in tiles],
+            **footprint_columns(wgs84_corners(self._native_bounds(tiles), self.crs)),
         }
 
 
@@ -197,7 +238,4 @@ def wgs84_corners(bounds: list, crs: str | None) -> list[list[tuple[float, float
 
 
 def wgs84_bounds(bounds: list, crs: str | None) -> list[list[float] | None]:
-    return [
-        None if corners is None else [min(c[0] for c in corners), min(c[1] for c in corners), max(c[0] for c in corners), max(c[1] for c in corners)]
-        for corners in wgs84_corners(bounds, crs)
-    ]
+    return [corners_box(corners) for corners in wgs84_corners(bounds, crs)]

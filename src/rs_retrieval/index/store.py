@@ -9,6 +9,9 @@
       g0001/shards/<key>-00000.npy  the model's image cache (`image_cache_keys`) in row blocks,
                              what `model.score` re-ranks in the second stage
       parts/                 encoded-but-not-merged rows of a build in progress (per rank)
+      embeddings/part-*.parquet  the rows as GeoParquet (id, time, footprint, window, vector),
+                             readable without this package (`rs_retrieval.index.geoparquet`);
+                             the Ray engine's unit of progress
 
 A build or update writes a new generation beside the current one and then replaces `index.json`
 atomically, so a crash leaves the previous index usable; the old generation is removed last.
