@@ -252,7 +252,8 @@ def _training_section(readme_dir: Path, run_dir: Path | None, metrics: dict | No
     }
     if metrics:
         facts.update({
-            "checkpoint selection": metrics.get("selection"), "best epoch": metrics.get("best_epoch"),
+            "checkpoint selection": metrics.get("selection"), "evaluation protocol": metrics.get("protocol"),
+            "best epoch": metrics.get("best_epoch"),
             "optimizer steps": metrics.get("global_step"),
             "throughput (pairs/s)": None if metrics.get("train_pairs_per_s") is None else f"{metrics['train_pairs_per_s']:.1f}",
         })
