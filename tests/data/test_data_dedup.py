@@ -102,11 +102,11 @@ def test_near_pairs_equals_brute_force_on_random_hashes():
     rotated = np.stack([upright, rng.integers(0, 2**63, 90, dtype=np.uint64), upright[::-1].copy(), upright])
     images = [dedup.HashedImage(str(k), "", "s", "") for k in range(90)]
     hashes = dedup.ImageHashes(images, upright, rotated, [""] * 90)
-    i, j, distance, turns = dedup.near_pairs(hashes, 12)
+    i, j, distance, _ = dedup.near_pairs(hashes, 12)
     expected = set()
     for a in range(90):
         for b in range(a + 1, 90):
-            d = min(bin(int(rotated[r, a]) ^ int(upright[b])).count("1") for r in range(4))
+            d = min((int(rotated[r, a]) ^ int(upright[b])).bit_count() for r in range(4))
             if d <= 12:
                 expected.add((a, b, d))
     assert set(zip(i.tolist(), j.tolist(), distance.tolist())) == expected

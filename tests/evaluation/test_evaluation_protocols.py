@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from rs_retrieval.evaluation.metrics import resolve_tie_policy, retrieval_metrics, retrieval_ranks
-from rs_retrieval.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, SKYSCRIPT_PREFIX
+from rs_retrieval.evaluation.metrics import (
+    resolve_tie_policy,
+    retrieval_metrics,
+    retrieval_ranks,
+)
+from rs_retrieval.evaluation.protocols import (
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
+    SKYSCRIPT_PREFIX,
+)
 
 
 def remoteclip_reference(sim: torch.Tensor, text_to_image, keys, batch_size: int = 3, ks=(1, 5, 10)) -> dict:
@@ -94,7 +102,7 @@ def tie_heavy_case(seed: int, n_img: int = 12, per_image: int = 3):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_remoteclip_matches_its_retrieval_py_with_ties_and_duplicate_files(seed):
-    sim, text_to_image, keys, texts = tie_heavy_case(seed)
+    sim, text_to_image, keys, _ = tie_heavy_case(seed)
     ours = retrieval_metrics(sim, text_to_image, protocol="remoteclip", image_keys=keys, chunk_size=2)
     expected = remoteclip_reference(sim, text_to_image, keys)
     assert {key: ours[key] for key in expected} == expected  # bit-identical, mR included

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES
-from .protocols import Direction, get_protocol, normalize_caption, protocol_directions
+from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES  # noqa: F401  (PROTOCOLS: names, for the metric module)
+from .protocols import Direction, get_protocol, protocol_directions
 
 #: Matrix entries compared per block (rows x candidates); bounds the temporary memory.
 BLOCK_ELEMENTS = 1 << 22

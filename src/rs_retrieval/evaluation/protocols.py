@@ -64,7 +64,7 @@ def _first_occurrence_ids(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndar
 def _sorted_ids(keys: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """Class id of each key numbered in sorted key order, and the first index of each class
     (`np.unique(keys, return_index=True)`, which RemoteCLIP and pandas' `groupby` both amount to)."""
-    unique, first, classes = np.unique(np.asarray([str(key) for key in keys]), return_index=True, return_inverse=True)
+    _, first, classes = np.unique(np.asarray([str(key) for key in keys]), return_index=True, return_inverse=True)
     return classes.astype(np.int64).ravel(), first.astype(np.int64)
 
 
