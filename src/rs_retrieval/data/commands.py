@@ -78,14 +78,27 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_images(spec: str):
+    """The images of one SOURCE: `NAME=DATA_DIR` (a dataset release, all splits), an image folder, or a dataset name."""
+    from pathlib import Path
+
+    from .dedup import dataset_images, folder_images
+    from .loading import LOCAL_NAMES, load_dataset
+
+    name, _, data_dir = spec.partition("=")
+    if not data_dir and Path(name).expanduser().is_dir() and name.lower() not in LOCAL_NAMES:
+        return folder_images(name)
+    return dataset_images(load_dataset(name, data_dir=data_dir or None, image_check="exists"), name.lower())
+
+
 def dedup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..fileio import save_png_atomic, write_json_atomic
-    from .dedup import find_duplicates, pairs_picture, source_images
+    from .dedup import find_duplicates, pairs_picture
 
     start = time.perf_counter()
-    images = [image for spec in args.sources for image in source_images(spec)]
+    images = [image for spec in args.sources for image in _source_images(spec)]
     report = find_duplicates(images, args.threshold, rotations=not args.no_rotations, across_only=args.across_only,
                              workers=args.workers, progress=not args.no_progress)
     picture = Path(args.picture) if args.picture else Path(args.out).with_suffix(".png")

@@ -163,25 +163,6 @@ def dataset_images(dsdict, source: str) -> list[HashedImage]:
     return images
 
 
-def parse_source(spec: str) -> tuple[str, str | None]:
-    """`NAME=DATA_DIR`, an image folder, or a dataset name -> (name or folder, data_dir or None)."""
-    if "=" in spec:
-        name, data_dir = spec.split("=", 1)
-        return name, data_dir
-    return spec, None
-
-
-def source_images(spec: str, image_check: str = "exists") -> list[HashedImage]:
-    """The images of one SOURCE argument: `NAME=DATA_DIR`, an image folder or a dataset name."""
-    from .loading import LOCAL_NAMES, load_dataset
-
-    name, data_dir = parse_source(spec)
-    if data_dir is None and Path(name).expanduser().is_dir() and name.lower() not in LOCAL_NAMES:
-        return folder_images(name)
-    dsdict = load_dataset(name, data_dir=data_dir, image_check=image_check)
-    return dataset_images(dsdict, name.lower())
-
-
 def _side(image: HashedImage) -> dict:
     return {"id": image.id, "path": image.path, "source": image.source, "split": image.split}
 

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DatasetNotFoundError, UnknownSplitError
 from .schema import ImageRecord, records_to_dataset, split_info
-from .sources import check_images, ordered_splits, precomp_splits, read_precomp, read_release_json, resolve_image_dir
+from .sources import (
+    check_images,
+    ordered_splits,
+    precomp_splits,
+    read_precomp,
+    read_release_json,
+    resolve_image_dir,
+)
 
 if TYPE_CHECKING:
     import datasets
@@ -124,7 +131,7 @@ def load_local(
     source: str = "auto",
     image_dir: str | os.PathLike | None = None,
     image_check: str = "verify",
-) -> "datasets.DatasetDict":
+) -> datasets.DatasetDict:
     """Read one local source into a `DatasetDict` of the per-image schema (all splits)."""
     import datasets
 
@@ -155,7 +162,7 @@ def load_local(
     )
 
 
-def train_val_split(dsdict: "datasets.DatasetDict", val_fraction: float, seed: int = 0) -> "datasets.DatasetDict":
+def train_val_split(dsdict: datasets.DatasetDict, val_fraction: float, seed: int = 0) -> datasets.DatasetDict:
     """Seeded re-split of the training images into `train` + `val` (release order kept inside each).
 
     The choice is recorded in every split's `split_info(...)["resplit"]`, never silent. A dataset
@@ -186,7 +193,7 @@ def train_val_split(dsdict: "datasets.DatasetDict", val_fraction: float, seed: i
     return datasets.DatasetDict(out)
 
 
-def select_split(dsdict: "datasets.DatasetDict", split: str | None, name: str) -> "datasets.Dataset | datasets.DatasetDict":
+def select_split(dsdict: datasets.DatasetDict, split: str | None, name: str) -> datasets.Dataset | datasets.DatasetDict:
     if split is None:
         return dsdict
     if split not in dsdict:
@@ -206,7 +213,7 @@ def load_dataset(
     image_dir: str | os.PathLike | None = None,
     image_check: str = "verify",
     **kwargs: Any,
-) -> "datasets.Dataset | datasets.DatasetDict":
+) -> datasets.Dataset | datasets.DatasetDict:
     """Load a dataset in the package's per-image schema.
 
     `name`: `rsitmd`, `rsicd`, `ucm_captions`, `sydney_captions` (read from `data_dir`, release
@@ -217,10 +224,22 @@ def load_dataset(
     `image_dir`: where the images are (default `images/`, `imgs/` or `data_dir`). `image_check`:
     `none`, `exists`, `verify` (PIL header/CRC check, default) or `decode` (full decode).
     `val_fraction`: seeded re-split of `train` into `train` + `val`, recorded in `split_info`.
+    A combination (`ret-2` = RSICD + RSITMD, `ret-3` = + UCM-Captions, or names joined with `+`)
+    reads each member from `data_dir` (`{member: folder}`, `"rsicd=DIR,rsitmd=DIR"` or a folder
+    with one sub-folder per member) and removes from `train`/`val` every image that duplicates a
+    member's test image (`combined.load_combined`; `kwargs`: `threshold`).
     Returns a `DatasetDict`, or the `Dataset` of `split`.
     """
+    from .combined import combination_members, load_combined
+
     key = name.lower()
-    if key in LOCAL_NAMES:
+    if combination_members(key, DATASETS) is not None:
+
+        def read_member(member: str, folder: Path) -> datasets.DatasetDict:
+            return load_local(DATASETS[member], folder, source, image_dir=image_dir, image_check=image_check)
+
+        dsdict = load_combined(key, data_dir, read_member, DATASETS, **kwargs)
+    elif key in LOCAL_NAMES:
         spec = _synth_spec() if key == "rs_synth" else DATASETS[key]
         if key == "rs_synth" and data_dir is None:
             from .synth import generate_rs_synth
