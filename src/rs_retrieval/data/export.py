@@ -39,8 +39,8 @@ def _card(splits: dict[str, datasets.Dataset]) -> str:
     report = leakage_report(splits)
     if report is not None:
         counts = ", ".join(f"{where}: {n}" for where, n in report["removed_count"].items()) or "none"
-        body += [f"Leakage removed: training and validation images within perceptual-hash distance {report['threshold']} of any "
-                 f"member's test image were dropped ({counts}); the full list is `{LEAKAGE_REPORT}`.", ""]
+        body += [(f"Leakage removed: training and validation images within perceptual-hash distance {report['threshold']} of any "
+                  f"member's test image were dropped ({counts}); the full list is `{LEAKAGE_REPORT}`."), ""]
     provenance = {name: {key: value for key, value in split_info(ds).items() if key != "leakage"} for name, ds in splits.items()}
     body += ["Provenance (rs_retrieval `split_info`):", "", "```json", json.dumps(provenance, indent=1), "```", ""]
     return "\n".join(yaml + body)
