@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import datasets
 
 
-def split_report(dataset: datasets.Dataset) -> dict[str, Any]:
+def split_report(dataset: "datasets.Dataset") -> dict[str, Any]:
     """Statistics of one split (exact string comparison, as the benchmark scores captions)."""
     if "captions" not in dataset.column_names:
         raise ValueError(f"dataset_report needs a 'captions' column; got {dataset.column_names}")
@@ -45,7 +45,7 @@ def split_report(dataset: datasets.Dataset) -> dict[str, Any]:
     }
 
 
-def dataset_report(dsdict: datasets.DatasetDict | datasets.Dataset) -> dict[str, dict[str, Any]]:
+def dataset_report(dsdict: "datasets.DatasetDict | datasets.Dataset") -> dict[str, dict[str, Any]]:
     """`{split: split_report(...)}` for every split (a single `Dataset` is reported under its split name)."""
     if not hasattr(dsdict, "keys"):
         dsdict = {str(dsdict.split or "data"): dsdict}

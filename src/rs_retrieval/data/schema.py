@@ -48,7 +48,7 @@ class ImageRecord:
         return scene_from_filename(self.filename)
 
 
-def image_features(scene_names: list[str], with_objects: bool = False) -> datasets.Features:
+def image_features(scene_names: list[str], with_objects: bool = False) -> "datasets.Features":
     import datasets
 
     features = {
@@ -78,7 +78,7 @@ def records_to_dataset(
     provenance: dict[str, Any],
     card: dict[str, str],
     with_objects: bool = False,
-) -> datasets.Dataset:
+) -> "datasets.Dataset":
     """Build the in-memory Arrow table of one split (paths only; images stay on disk)."""
     import datasets
 
@@ -106,7 +106,7 @@ def records_to_dataset(
     )
 
 
-def split_info(dataset: datasets.Dataset | datasets.DatasetDict) -> dict[str, Any]:
+def split_info(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, Any]:
     """Where a split came from: dataset, source layout, folder, and any seeded train/val re-split.
 
     The record lives in `Dataset.info.description` (JSON) so it travels with `save_to_disk`.

@@ -116,7 +116,8 @@ def _read_lines(path: Path) -> list[str]:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise DatasetFormatError(f"{path}: not UTF-8 ({err})") from None
-    text = text.removesuffix("\n")
+    if text.endswith("\n"):
+        text = text[:-1]
     return [line.removesuffix("\r") for line in text.split("\n")] if text else []
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import datasets
 
 
-def flatten_captions(dataset: datasets.Dataset, columns: Sequence[str] | None = None) -> datasets.Dataset:
+def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None = None) -> "datasets.Dataset":
     """One row per caption: `caption`, `image_index` (row of `dataset`), `caption_index` (0..4), plus
     the per-image `columns` repeated (default: every column but `captions`, e.g. `image`, `scene`,
     `objects`). Rows keep image order and each image's captions stay contiguous, in release order.
@@ -71,7 +71,7 @@ def warn_blank_captions(captions: Sequence[str], where: str) -> int:
     return blank
 
 
-def rows_naming_bad_images(dataset: datasets.Dataset, indices) -> dict[str, list]:
+def rows_naming_bad_images(dataset: "datasets.Dataset", indices) -> dict[str, list]:
     """`dataset[indices]` (column -> list; `indices` a slice or list); an image that `datasets` cannot
     decode raises `ImageReadError` naming its file instead of a bare PIL error."""
     from PIL import Image
@@ -85,7 +85,7 @@ def rows_naming_bad_images(dataset: datasets.Dataset, indices) -> dict[str, list
         raise ImageReadError(f"cannot read image {_first_bad_image(dataset, rows)}: {err}") from err
 
 
-def _first_bad_image(dataset: datasets.Dataset, rows) -> str:
+def _first_bad_image(dataset: "datasets.Dataset", rows) -> str:
     import datasets
 
     for row in rows:
