@@ -15,14 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DatasetNotFoundError, UnknownSplitError
 from .schema import ImageRecord, records_to_dataset, split_info
-from .sources import (
-    check_images,
-    ordered_splits,
-    precomp_splits,
-    read_precomp,
-    read_release_json,
-    resolve_image_dir,
-)
+from .sources import check_images, ordered_splits, precomp_splits, read_precomp, read_release_json, resolve_image_dir
 
 if TYPE_CHECKING:
     import datasets
@@ -131,7 +124,7 @@ def load_local(
     source: str = "auto",
     image_dir: str | os.PathLike | None = None,
     image_check: str = "verify",
-) -> datasets.DatasetDict:
+) -> "datasets.DatasetDict":
     """Read one local source into a `DatasetDict` of the per-image schema (all splits)."""
     import datasets
 
@@ -162,7 +155,7 @@ def load_local(
     )
 
 
-def train_val_split(dsdict: datasets.DatasetDict, val_fraction: float, seed: int = 0) -> datasets.DatasetDict:
+def train_val_split(dsdict: "datasets.DatasetDict", val_fraction: float, seed: int = 0) -> "datasets.DatasetDict":
     """Seeded re-split of the training images into `train` + `val` (release order kept inside each).
 
     The choice is recorded in every split's `split_info(...)["resplit"]`, never silent. A dataset
@@ -193,7 +186,7 @@ def train_val_split(dsdict: datasets.DatasetDict, val_fraction: float, seed: int
     return datasets.DatasetDict(out)
 
 
-def select_split(dsdict: datasets.DatasetDict, split: str | None, name: str) -> datasets.Dataset | datasets.DatasetDict:
+def select_split(dsdict: "datasets.DatasetDict", split: str | None, name: str) -> "datasets.Dataset | datasets.DatasetDict":
     if split is None:
         return dsdict
     if split not in dsdict:
@@ -213,7 +206,7 @@ def load_dataset(
     image_dir: str | os.PathLike | None = None,
     image_check: str = "verify",
     **kwargs: Any,
-) -> datasets.Dataset | datasets.DatasetDict:
+) -> "datasets.Dataset | datasets.DatasetDict":
     """Load a dataset in the package's per-image schema.
 
     `name`: `rsitmd`, `rsicd`, `ucm_captions`, `sydney_captions` (read from `data_dir`, release
@@ -235,7 +228,7 @@ def load_dataset(
     key = name.lower()
     if combination_members(key, DATASETS) is not None:
 
-        def read_member(member: str, folder: Path) -> datasets.DatasetDict:
+        def read_member(member: str, folder: Path) -> "datasets.DatasetDict":
             return load_local(DATASETS[member], folder, source, image_dir=image_dir, image_check=image_check)
 
         dsdict = load_combined(key, data_dir, read_member, DATASETS, **kwargs)

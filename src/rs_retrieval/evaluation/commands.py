@@ -7,13 +7,7 @@ import argparse
 from ..errors import UsageError
 from ..fileio import write_json_atomic
 from ..search.commands import add_model_arguments
-from .choices import (
-    DEFAULT_PROTOCOL,
-    DEFAULT_TIE_POLICY,
-    PROTOCOLS,
-    RERANKER_NAMES,
-    TIE_POLICIES,
-)
+from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
 from .folds import format_table
 
 
@@ -57,9 +51,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         datasets.disable_progress_bars()
         transformers_logging.disable_progress_bar()
 
-    from ..data import (
-        load_dataset,  # imported here: the data module pulls in the dataset builders
-    )
+    from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
     from .engine import evaluate_retrieval
 
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir)
