@@ -13,19 +13,26 @@ import os
 import sys
 from pathlib import Path
 
-from ..search.commands import add_model_arguments
+from ..search.commands import add_band_argument, add_model_arguments
 
 
 def build(args: argparse.Namespace) -> int:
+    from ..multispectral import BandChoice, apply_bands, parse_bands
     from ..search.commands import load_model
     from .retrieval import RetrievalIndex
     from .vectors import VectorIndexConfig
 
+    choice = parse_bands(args.bands)
     model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    scene_bands = None
+    if choice is not None and args.scene:  # tiles are read with only these bands, in this order
+        scene_bands = choice.numbers
+        choice = BandChoice(tuple(range(len(choice.indices))), choice.rescale_mode, choice.label)
+    apply_bands(processor, choice)
     config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search)
     index = RetrievalIndex.build(
         model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, split=args.split,
-        recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=args.bands, index=config,
+        recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=scene_bands, index=config,
         batch_size=args.batch_size, strict=args.strict, overwrite=args.overwrite,
     )
     if int(os.environ.get("RANK", "0")) == 0:
@@ -95,7 +102,7 @@ def register(subparsers) -> None:
     build_parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")
     build_parser.add_argument("--tile-size", type=int, default=256, help="scene tile size in pixels (default: 256)")
     build_parser.add_argument("--stride", type=int, default=None, help="scene tile stride (default: tile size, no overlap)")
-    build_parser.add_argument("--bands", type=int, nargs="+", default=None, help="1-based band numbers: 3 (RGB) or 1 (grey)")
+    add_band_argument(build_parser, "bands read from scenes and multi-band files (3 = RGB, 1 = grey)")
     build_parser.add_argument("--kind", default="auto", choices=["auto", "flat", "ivfpq", "hnsw"], help="vector index (auto: flat below 1M vectors)")
     build_parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(N))")
     build_parser.add_argument("--pq-m", type=int, default=None, help="PQ bytes per vector (default dim/8)")
