@@ -3,48 +3,20 @@
 from __future__ import annotations
 
 import json
-import random
 
 import datasets
 import pytest
-from fixtures_data import STYLES, make_release
-from PIL import Image
+from fixtures_data import PLANTED, STYLES, make_combined_members
 
 from rs_retrieval.data import load_dataset, save_arrow
 from rs_retrieval.data.combined import LEAKAGE_REPORT, leakage_report
 from rs_retrieval.data.errors import DatasetNotFoundError
 from rs_retrieval.data.export import export_parquet
-from rs_retrieval.data.synth import SYNTH_SCENES, render_image
 from rs_retrieval.hub.cards import render_dataset_card
-
-#: (member, split, file) -> (member, file) of the test image it copies, and how.
-PLANTED = {
-    ("rsitmd", "train", "boat_1.tif"): (("rsicd", "airport_348.jpg"), "jpeg"),  # RSITMD train holds an RSICD test image
-    ("rsicd", "train", "beach_7.jpg"): (("rsitmd", "airport_3.tif"), "rot90"),  # RSICD train holds an RSITMD test image
-    ("rsicd", "val", "00002.jpg"): (("ucm_captions", "5.tif"), "resize"),  # RSICD val holds a UCM test image
-    ("ucm_captions", "train", "2.tif"): (("ucm_captions", "6.tif"), "same"),  # a set leaking into its own test split
-}
-
-
-def _render(seed: int) -> Image.Image:
-    return render_image(SYNTH_SCENES[seed % len(SYNTH_SCENES)], random.Random(seed), 128)[0].convert("RGB")
-
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):
-    root = tmp_path_factory.mktemp("members")
-    originals = {}
-    for number, member in enumerate(("rsicd", "rsitmd", "ucm_captions")):
-        folder = make_release(root / member, member)
-        for k, name in enumerate(n for names in STYLES[member][1].values() for n in names):
-            image = _render(100 * number + k)  # re-drawn scenes: same classes recur across sets (near-misses)
-            originals[(member, name)] = image
-            image.save(folder / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF")
-    for (member, _, name), (target, how) in PLANTED.items():
-        image = originals[target]
-        copy = {"jpeg": image, "rot90": image.transpose(Image.Transpose.ROTATE_90), "resize": image.resize((100, 100)), "same": image}[how]
-        copy.save(root / member / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF", **({"quality": 70} if how == "jpeg" else {}))
-    return root
+    return make_combined_members(tmp_path_factory.mktemp("members"))
 
 
 def _names(ds) -> set[tuple[str, str, str]]:
