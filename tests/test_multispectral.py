@@ -8,9 +8,9 @@ import types
 import numpy as np
 import pytest
 import tifffile
+from hub_server import import_tiny_package, make_tiny_model
 from PIL import Image
 
-from hub_server import import_tiny_package, make_tiny_model
 from rs_retrieval.errors import UsageError
 from rs_retrieval.imagery import read_image, to_rgb_uint8
 from rs_retrieval.models.common.processing import RSImageProcessor

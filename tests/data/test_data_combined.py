@@ -14,6 +14,7 @@ from rs_retrieval.data.errors import DatasetNotFoundError
 from rs_retrieval.data.export import export_parquet
 from rs_retrieval.hub.cards import render_dataset_card
 
+
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):
     return make_combined_members(tmp_path_factory.mktemp("members"))

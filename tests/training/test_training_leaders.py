@@ -8,8 +8,8 @@ import json
 import pytest
 from clip_helpers import TINY_CLIP, tiny_clip
 from fixtures_data import PLANTED, make_combined_members
-
 from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
+
 from rs_retrieval.data.combined import leakage_report
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.data import load_splits
