@@ -116,3 +116,36 @@ def make_combined_members(root: Path, size: int = 128) -> Path:
         copy = {"jpeg": image, "rot90": image.transpose(Image.Transpose.ROTATE_90), "resize": image.resize((size * 3 // 4,) * 2), "same": image}[how]
         copy.save(root / member / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF", **({"quality": 70} if how == "jpeg" else {}))
     return root
+
+
+def make_nwpu(root: Path) -> Path:
+    """NWPU-Captions' layout: `dataset_nwpu.json` ({class: [{filename, imgid, split, raw, raw_1..raw_4,
+    sentids, sentids_1..sentids_4}]}) and `NWPU_images/<class>/<filename>`."""
+    document, sentid, imgid = {}, 0, 0
+    for category, splits in (("airplane", ("train", "test")), ("bridge", ("train", "val", "test"))):
+        rows = []
+        for k, split in enumerate(splits, start=1):
+            name = f"{category}_{k:03d}.jpg"
+            row = {"filename": name, "imgid": imgid, "split": split}
+            for j, caption in enumerate(captions_for(name)):
+                suffix = "" if j == 0 else f"_{j}"
+                row[f"raw{suffix}"], row[f"sentids{suffix}"] = caption, sentid
+                sentid += 1
+            rows.append(row)
+            imgid += 1
+            write_images(root / "NWPU_images" / category, [name])
+        document[category] = rows
+    (root / "dataset_nwpu.json").write_text(json.dumps(document), encoding="utf-8")
+    return root
+
+
+def make_rsicap(root: Path, names: tuple[str, ...] = ("P0378_0001.png", "P1077_0002.png", "P1140_0085.png")) -> Path:
+    """RSICap's layout: `captions.json` ({"annotations": [{image_id, filename, text_input, text_output}]}) + `images/`."""
+    annotations = [
+        {"image_id": str(k), "filename": name, "text_input": "Describe this image in detail.", "text_output": f"This is an aerial image {name}. A long description."}
+        for k, name in enumerate(names)
+    ]
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "captions.json").write_text(json.dumps({"annotations": annotations}), encoding="utf-8")
+    write_images(root / "images", list(names))
+    return root

@@ -106,6 +106,9 @@ def load_combined(
     members = combination_members(name, specs)
     if members is None:
         raise DatasetNotFoundError(f"{name!r} is not a combination (ret-2, ret-3 or names joined with '+')")
+    captions = {specs[m].captions_per_image for m in members}
+    if len(captions) > 1:
+        raise DatasetNotFoundError(f"{name!r}: members have different numbers of captions per image ({sorted(captions)}); combine sets of one kind")
     loaded = {m: read_member(m, folder) for m, folder in member_dirs(members, data_dir).items()}
     for member, dsdict in loaded.items():
         if "test" not in dsdict:
@@ -134,7 +137,7 @@ def load_combined(
     def part(member: str, split: str) -> datasets.Dataset:
         ds = loaded[member][split]
         keep = [row for row, filename in enumerate(ds["filename"]) if f"{member}/{split}/{filename}" not in dropped]
-        return _unified(ds, member, split, scene_names, keep)
+        return _unified(ds, member, split, scene_names, keep, next(iter(captions)))
 
     splits = {}
     for split in ("train", "val"):
