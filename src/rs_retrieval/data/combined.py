@@ -62,7 +62,7 @@ def member_dirs(members: tuple[str, ...], data_dir: str | os.PathLike | Mapping[
     return {m: dirs[m] for m in members}
 
 
-def _unified(ds: datasets.Dataset, member: str, split: str, scene_names: list[str], keep: list[int]) -> datasets.Dataset:
+def _unified(ds: "datasets.Dataset", member: str, split: str, scene_names: list[str], keep: list[int], captions: int) -> "datasets.Dataset":
     """Rows `keep` of a member split with the union scene labels and provenance columns."""
     import datasets
 
@@ -73,15 +73,15 @@ def _unified(ds: datasets.Dataset, member: str, split: str, scene_names: list[st
     columns["scene"] = [scene_names.index(own[label]) for label in ds["scene"]]
     columns["dataset"] = [member] * len(ds)
     columns["source_split"] = [split] * len(ds)
-    return datasets.Dataset.from_dict(columns, features=combined_features(scene_names))
+    return datasets.Dataset.from_dict(columns, features=combined_features(scene_names, captions))
 
 
-def combined_features(scene_names: list[str]) -> datasets.Features:
+def combined_features(scene_names: list[str], captions_per_image: int) -> "datasets.Features":
     import datasets
 
     from .schema import image_features
 
-    features = dict(image_features(scene_names))
+    features = dict(image_features(scene_names, captions_per_image=captions_per_image))
     features.update({"dataset": datasets.Value("string"), "source_split": datasets.Value("string")})
     return datasets.Features(features)
 
