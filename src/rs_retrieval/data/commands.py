@@ -65,7 +65,13 @@ def build(args: argparse.Namespace) -> int:
     out = write(dsdict, args.out, overwrite=args.overwrite)
     sizes = ", ".join(f"{name} {len(ds)}" for name, ds in dsdict.items())
     print(f"{args.name}: {sizes} images -> {out} ({args.format}, {time.perf_counter() - start:.1f} s)")
-    print(f"source: {json.dumps(split_info(next(iter(dsdict.values()))))}")
+    info = split_info(next(iter(dsdict.values())))
+    leakage = info.pop("leakage", None)
+    print(f"source: {json.dumps(info)}")
+    if leakage is not None:
+        from .combined import LEAKAGE_REPORT
+
+        print(f"leakage removed (distance <= {leakage['threshold']} from a member's test image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}")
     return 0
 
 

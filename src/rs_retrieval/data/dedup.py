@@ -207,20 +207,27 @@ def pairs_picture(pairs: Sequence[dict], limit: int = 12, thumb: int = 128):
     from PIL import Image, ImageDraw, ImageOps
 
     shown = list(pairs)[:limit]
-    label = 14
-    canvas = Image.new("RGB", (2 * thumb + 12, max(1, len(shown)) * (thumb + label + 6) + 4), "white")
+    label = 28  # two text lines: distance and a, then b
+    width = 2 * thumb + 12
+    canvas = Image.new("RGB", (width, max(1, len(shown)) * (thumb + label + 6) + 4), "white")
     draw = ImageDraw.Draw(canvas)
     if not shown:
         draw.text((4, 4), "no pairs at this threshold", fill="black")
         return canvas
+    fits = width // 6 - 2  # characters of the default bitmap font per line
+
+    def tail(text: str, room: int) -> str:
+        return text if len(text) <= room else "..." + text[-(room - 3):]
+
     for row, pair in enumerate(shown):
         top = 4 + row * (thumb + label + 6)
+        head = f"d={pair['distance']}{' exact' if pair['exact'] else ''}{' rot' + str(90 * pair['quarter_turns']) if pair['quarter_turns'] else ''} a: "
+        draw.text((4, top), head + tail(pair["a"], fits - len(head)), fill="black")
+        draw.text((4, top + 13), "b: " + tail(pair["b"], fits - 3), fill="black")
         for column, key in enumerate(("a_path", "b_path")):
             with Image.open(pair[key]) as image:
                 tile = ImageOps.contain(image.convert("RGB"), (thumb, thumb))
             canvas.paste(tile, (4 + column * (thumb + 4), top + label))
-        text = f"d={pair['distance']}{' exact' if pair['exact'] else ''}  {pair['a']}  |  {pair['b']}"
-        draw.text((4, top), text[: 2 * thumb // 6], fill="black")
     return canvas
 
 
