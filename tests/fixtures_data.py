@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -83,4 +84,68 @@ def make_precomp(root: Path, dataset: str, per_caption: tuple[str, ...] = ("test
         write_lines(root / f"{split}_filename.txt", [n for n in names for _ in range(5 if split in per_caption else 1)])
     if with_images:
         write_images(root / "images", [n for names in splits.values() for n in names])
+    return root
+
+
+#: (member, split, file) -> (member, file) of the test image it copies, and how.
+PLANTED = {
+    ("rsitmd", "train", "boat_1.tif"): (("rsicd", "airport_348.jpg"), "jpeg"),  # RSITMD train holds an RSICD test image
+    ("rsicd", "train", "beach_7.jpg"): (("rsitmd", "airport_3.tif"), "rot90"),  # RSICD train holds an RSITMD test image
+    ("rsicd", "val", "00002.jpg"): (("ucm_captions", "5.tif"), "resize"),  # RSICD val holds a UCM test image
+    ("ucm_captions", "train", "2.tif"): (("ucm_captions", "6.tif"), "same"),  # a set leaking into its own test split
+}
+
+
+def make_combined_members(root: Path, size: int = 128) -> Path:
+    """`root/{rsicd,rsitmd,ucm_captions}` in their release layouts with rs_synth scenes as images
+    (scene classes recur across sets: near-misses) and the `PLANTED` test duplicates."""
+    from rs_retrieval.data.synth import SYNTH_SCENES, render_image
+
+    def render(seed: int) -> Image.Image:
+        return render_image(SYNTH_SCENES[seed % len(SYNTH_SCENES)], random.Random(seed), size)[0].convert("RGB")
+
+    originals = {}
+    for number, member in enumerate(("rsicd", "rsitmd", "ucm_captions")):
+        folder = make_release(root / member, member)
+        for k, name in enumerate(n for names in STYLES[member][1].values() for n in names):
+            image = render(100 * number + k)
+            originals[(member, name)] = image
+            image.save(folder / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF")
+    for (member, _, name), (target, how) in PLANTED.items():
+        image = originals[target]
+        copy = {"jpeg": image, "rot90": image.transpose(Image.Transpose.ROTATE_90), "resize": image.resize((size * 3 // 4,) * 2), "same": image}[how]
+        copy.save(root / member / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF", **({"quality": 70} if how == "jpeg" else {}))
+    return root
+
+
+def make_nwpu(root: Path) -> Path:
+    """NWPU-Captions' layout: `dataset_nwpu.json` ({class: [{filename, imgid, split, raw, raw_1..raw_4,
+    sentids, sentids_1..sentids_4}]}) and `NWPU_images/<class>/<filename>`."""
+    document, sentid, imgid = {}, 0, 0
+    for category, splits in (("airplane", ("train", "test")), ("bridge", ("train", "val", "test"))):
+        rows = []
+        for k, split in enumerate(splits, start=1):
+            name = f"{category}_{k:03d}.jpg"
+            row = {"filename": name, "imgid": imgid, "split": split}
+            for j, caption in enumerate(captions_for(name)):
+                suffix = "" if j == 0 else f"_{j}"
+                row[f"raw{suffix}"], row[f"sentids{suffix}"] = caption, sentid
+                sentid += 1
+            rows.append(row)
+            imgid += 1
+            write_images(root / "NWPU_images" / category, [name])
+        document[category] = rows
+    (root / "dataset_nwpu.json").write_text(json.dumps(document), encoding="utf-8")
+    return root
+
+
+def make_rsicap(root: Path, names: tuple[str, ...] = ("P0378_0001.png", "P1077_0002.png", "P1140_0085.png")) -> Path:
+    """RSICap's layout: `captions.json` ({"annotations": [{image_id, filename, text_input, text_output}]}) + `images/`."""
+    annotations = [
+        {"image_id": str(k), "filename": name, "text_input": "Describe this image in detail.", "text_output": f"This is an aerial image {name}. A long description."}
+        for k, name in enumerate(names)
+    ]
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "captions.json").write_text(json.dumps({"annotations": annotations}), encoding="utf-8")
+    write_images(root / "images", list(names))
     return root

@@ -17,7 +17,9 @@ cannot decode (LZW/JPEG-compressed GeoTIFF, COG) and for decimated reads of very
     stretch of RS viewers such as QGIS); a band holding a single value becomes 0;
   - "minmax": per band, min..max stretched to 0..255;
   - "unit": values are [0, 1] intensities (x 255); a value outside [0, 1] is an error;
-  - "none": values are already 0..255 intensities; a value outside [0, 255] is an error.
+  - "none": values are already 0..255 intensities; a value outside [0, 255] is an error;
+  - a sensor scaling of `rs_retrieval.multispectral.SCALINGS` ("s2-l2a", "landsat-c2l2", ...):
+    digital numbers -> reflectance -> a fixed reflectance range stretched to 0..255, clipped.
   NaN / inf pixels are nodata: they are ignored by the stretch and drawn black.
 * bands (last axis): 1 band = grayscale (repeated to RGB); 2 bands = gray + alpha (alpha dropped);
   3 bands = RGB; 4 or more = RGBA or multispectral (RGBN...), of which bands 0, 1, 2 are drawn as
@@ -42,10 +44,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RSRetrievalError
+from .multispectral import SCALINGS
 
 logger = logging.getLogger(__name__)
 
-RESCALE_MODES = ("auto", "percentile", "minmax", "unit", "none")
+RESCALE_MODES = ("auto", "percentile", "minmax", "unit", "none", *SCALINGS)
 #: Lower and upper percentile of the "percentile" stretch.
 STRETCH_PERCENTILES = (2.0, 98.0)
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -280,7 +283,11 @@ def _rescale(array: np.ndarray, mode: str, source: str) -> np.ndarray:
     low, high = (float(values.min()), float(values.max())) if all_finite else (float(values[finite].min()), float(values[finite].max()))
     if mode == "auto":
         mode = "unit" if array.dtype.kind == "f" and low >= 0.0 and high <= 1.0 else "percentile"
-    if mode in ("unit", "none"):
+    if mode in SCALINGS:  # fixed: the same reflectance is the same grey level in every image
+        scaling = SCALINGS[mode]
+        low, high = scaling.display
+        scaled = ((values * scaling.gain + scaling.offset) - low) * (255.0 / (high - low))
+    elif mode in ("unit", "none"):
         top = 1.0 if mode == "unit" else 255.0
         if low < 0.0 or high > top:
             raise ImageValueError(

@@ -53,7 +53,9 @@ def run_quickstart(
     model, processor = load_model(str(run_dir / "model"))
     synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, input_image_size(model.config)))
     test_split = load_dataset("rs_synth", split="test", **synth)
-    test_metrics = evaluate_retrieval(model, processor, test_split, rerank=("none", "galr_mr"), batch_size=recipe.training.eval_batch_size)
+    test_metrics = evaluate_retrieval(
+        model, processor, test_split, rerank=("none", "galr_mr"), batch_size=recipe.training.eval_batch_size, **recipe.evaluation.metric_kwargs()
+    )
     write_json_atomic(run_dir / "test_metrics.json", test_metrics)
     timings["evaluate_s"] = time.perf_counter() - start
     print(format_table(test_metrics, title="rs_synth test split (selected on validation)"))

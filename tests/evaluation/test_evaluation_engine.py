@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, BertTokenizer, PretrainedConfig
 
+from rs_retrieval.errors import UsageError
 from rs_retrieval.evaluation import commands
 from rs_retrieval.evaluation.engine import encode_dataset, evaluate_retrieval, score_matrix
 from rs_retrieval.evaluation.folds import format_table
@@ -198,3 +199,33 @@ def test_evaluate_command_loads_model_and_writes_json(model, processor, dataset,
     assert format_table(dedup) in capsys.readouterr().out and dedup["none"]["i2t_queries"] == 6
     with pytest.raises(ValueError, match="--image-key-column 'path'"):
         _run_cli([*argv, "--protocol", "dedup_image", "--image-key-column", "path", "--no-progress"])
+
+
+def test_protocol_prepares_captions_and_merges_images_by_key(model, processor, dataset):
+    from rs_retrieval.evaluation.protocols import SKYSCRIPT_PREFIX
+
+    _, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, progress=False, prepare_caption=lambda t: SKYSCRIPT_PREFIX + t)
+    prefixed = [SKYSCRIPT_PREFIX + caption for row in CAPTIONS for caption in row]
+    assert texts == prefixed
+    with torch.no_grad():
+        expected = torch.cat([model.get_text_features(**processor.text_inputs([text])) for text in prefixed])
+    torch.testing.assert_close(text_cache["embeds"], expected)
+    results = evaluate_retrieval(model, processor, dataset, rerank=("none",), progress=False, protocol="skyscript")["none"]
+    images, _ = encode_dataset(model, processor, dataset, progress=False)[:2]
+    sim = nn.functional.normalize(images["embeds"], dim=-1) @ nn.functional.normalize(text_cache["embeds"], dim=-1).t()
+    by_hand = retrieval_metrics(sim, text_to_image, protocol="skyscript", texts=prefixed, image_keys=list(dataset["filename"]))
+    assert results == pytest.approx(by_hand) and results["tie_policy"] == "torch_argsort" and results["i2t_queries"] == 6
+
+
+def test_evaluate_command_names_the_protocol_and_refuses_a_conflicting_tie_order(model, processor, dataset, tmp_path, monkeypatch, capsys):
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    monkeypatch.setitem(sys.modules, "rs_retrieval.data", types.SimpleNamespace(load_dataset=lambda *args, **kwargs: dataset))
+    argv = ["evaluate", "--model", str(tmp_path / "model"), "--dataset", "tiny", "--device", "cpu", "--no-progress", "--rerank", "none"]
+    output = tmp_path / "metrics.json"
+    assert _run_cli([*argv, "--protocol", "remoteclip", "--output", str(output)]) == 0
+    written = json.loads(output.read_text())
+    assert written["protocol"] == "remoteclip" and written["results"]["none"]["tie_policy"] == "torch_topk"
+    assert "protocol: remoteclip, tie_policy: torch_topk" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="orders ties as its source code"):
+        _run_cli([*argv, "--protocol", "skyscript", "--tie-policy", "numpy"])

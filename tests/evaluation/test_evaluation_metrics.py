@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from rs_retrieval.evaluation.metrics import RetrievalRanks, metrics_from_ranks, normalize_caption, retrieval_metrics, retrieval_ranks
+from rs_retrieval.evaluation.metrics import RetrievalRanks, metrics_from_ranks, retrieval_metrics, retrieval_ranks
+from rs_retrieval.evaluation.protocols import normalize_caption
 
 
 def reference_ranks(sim, text_to_image):

@@ -337,3 +337,18 @@ def test_two_processes_agree_with_one(tmp_path, toy_data, processor_dir):
     train_two = [r["loss"] for r in two if r["kind"] == "train"][-5:]
     # Each rank's summed hinge loss sees half the batch: about a quarter of the single-process value.
     assert 0.1 < np.mean(train_two) / np.mean(train_one) < 0.6
+
+
+def test_recipe_evaluation_protocol_drives_model_selection(tmp_path, processor_dir, toy_data):
+    raw = toy_recipe(processor_dir, max_steps=2, epochs=1)
+    raw["evaluation"] = {"protocol": "skyscript"}
+    run_dir = Trainer(recipe_from_dict(raw), run_dir=tmp_path / "run", datasets=toy_data).train()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["protocol"] == "skyscript"
+    assert metrics["validation"]["protocol"] == "skyscript" and metrics["validation"]["tie_policy"] == "torch_argsort"
+    raw["evaluation"] = {"protocol": "remoteclip", "tie_policy": "numpy"}
+    with pytest.raises(RecipeError, match="conflicts with protocol 'remoteclip'"):
+        recipe_from_dict(raw)
+    raw["evaluation"] = {"protocol": "karpathy"}
+    with pytest.raises(RecipeError, match="evaluation.protocol"):
+        recipe_from_dict(raw)

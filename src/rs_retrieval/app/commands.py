@@ -8,7 +8,7 @@ import os
 import shlex
 from pathlib import Path
 
-from ..search.commands import add_model_arguments
+from ..search.commands import add_band_argument, add_model_arguments
 
 #: What a Space folder serves (written by `rs-retrieval space build`, read by `serve_space`).
 SPACE_CONFIG = "space.json"
@@ -34,14 +34,14 @@ def default_captions_file(images_dir: str | Path) -> Path | None:
 
 def build_service(args: argparse.Namespace):
     """Load the model and open the corpus (`service.corpus.start()` begins encoding it)."""
-    from ..search.commands import load_model
+    from ..search.commands import load_model_with_bands
     from .service import AppService, FolderCorpus, IndexCorpus, read_caption_file
 
     if args.class_set:
         from ..zeroshot import load_class_set
 
         load_class_set(args.class_set)  # a bad name or file fails here, not in the page
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    model, processor = load_model_with_bands(args)
     if args.index:
         corpus = IndexCorpus(args.index, model, processor)
     elif args.images:
@@ -98,6 +98,7 @@ def register(subparsers) -> None:
         "(embeddings cached as for `search`).",
     )
     add_model_arguments(parser)
+    add_band_argument(parser, "bands of multi-band images (folder, uploads, index scenes' rendering) drawn as R, G, B")
     corpus = parser.add_mutually_exclusive_group()
     corpus.add_argument("--images", help="folder of images to search")
     corpus.add_argument("--index", help="index built by `rs-retrieval index build` (image folder or tiled scenes)")

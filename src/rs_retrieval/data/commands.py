@@ -1,4 +1,4 @@
-"""`rs-retrieval data build|info`: materialise a dataset, or print its data-quality report."""
+"""`rs-retrieval data build|info|dedup`: materialise a dataset, print its data-quality report, or find duplicate images."""
 
 from __future__ import annotations
 
@@ -65,7 +65,13 @@ def build(args: argparse.Namespace) -> int:
     out = write(dsdict, args.out, overwrite=args.overwrite)
     sizes = ", ".join(f"{name} {len(ds)}" for name, ds in dsdict.items())
     print(f"{args.name}: {sizes} images -> {out} ({args.format}, {time.perf_counter() - start:.1f} s)")
-    print(f"source: {json.dumps(split_info(next(iter(dsdict.values()))))}")
+    info = split_info(next(iter(dsdict.values())))
+    leakage = info.pop("leakage", None)
+    print(f"source: {json.dumps(info)}")
+    if leakage is not None:
+        from .combined import LEAKAGE_REPORT
+
+        print(f"leakage removed (distance <= {leakage['threshold']} from a member's test image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}")
     return 0
 
 
@@ -75,6 +81,40 @@ def info(args: argparse.Namespace) -> int:
 
     report = dataset_report(_load(args))
     print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def _source_images(spec: str):
+    """The images of one SOURCE: `NAME=DATA_DIR` (a dataset release, all splits), an image folder, or a dataset name."""
+    from pathlib import Path
+
+    from .dedup import dataset_images, folder_images
+    from .loading import LOCAL_NAMES, load_dataset
+
+    name, _, data_dir = spec.partition("=")
+    if not data_dir and Path(name).expanduser().is_dir() and name.lower() not in LOCAL_NAMES:
+        return folder_images(name)
+    return dataset_images(load_dataset(name, data_dir=data_dir or None, image_check="exists"), name.lower())
+
+
+def dedup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..fileio import save_png_atomic, write_json_atomic
+    from .dedup import find_duplicates, pairs_picture
+
+    start = time.perf_counter()
+    images = [image for spec in args.sources for image in _source_images(spec)]
+    report = find_duplicates(images, args.threshold, rotations=not args.no_rotations, across_only=args.across_only,
+                             workers=args.workers, progress=not args.no_progress)
+    picture = Path(args.picture) if args.picture else Path(args.out).with_suffix(".png")
+    report["picture"] = picture.name
+    write_json_atomic(args.out, report)
+    save_png_atomic(pairs_picture(report["pairs"], args.show), picture)
+    exact = sum(pair["exact"] for pair in report["pairs"])
+    across = sum(pair["kind"] == "across" for pair in report["pairs"])
+    print(f"{report['images']} images, {len(report['pairs'])} pairs at distance <= {args.threshold} "
+          f"({exact} exact, {across} across sources) in {time.perf_counter() - start:.1f} s -> {args.out}, {picture}")
     return 0
 
 
@@ -91,3 +131,20 @@ def register(subparsers) -> None:
     _add_source_arguments(info_parser)
     info_parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     info_parser.set_defaults(func=info)
+    from .dedup import DEFAULT_THRESHOLD
+
+    dedup_parser = commands.add_parser(
+        "dedup", help="exact and near-duplicate images within and across image sets (perceptual hash)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    dedup_parser.add_argument("sources", nargs="+", metavar="SOURCE",
+                              help="NAME=DATA_DIR (a dataset release, all splits), an image folder, or a dataset name (rs_synth, Hub id)")
+    dedup_parser.add_argument("--out", required=True, help="JSON report (pairs closest first)")
+    dedup_parser.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="largest Hamming distance (of 64 pHash bits) reported")
+    dedup_parser.add_argument("--across-only", action="store_true", help="only pairs whose images come from different sources")
+    dedup_parser.add_argument("--no-rotations", action="store_true", help="do not match copies rotated by 90, 180 or 270 degrees")
+    dedup_parser.add_argument("--picture", help="PNG of the closest pairs side by side (default: --out with .png)")
+    dedup_parser.add_argument("--show", type=int, default=12, help="pairs drawn in the picture")
+    dedup_parser.add_argument("--workers", type=int, default=4, help="hashing threads")
+    dedup_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    dedup_parser.set_defaults(func=_reports_errors(dedup))

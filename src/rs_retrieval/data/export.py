@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..fileio import atomic_directory
+from .combined import LEAKAGE_REPORT, leakage_report
 from .schema import split_info
 
 if TYPE_CHECKING:
     import datasets
 
 
-def _as_dict(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, "datasets.Dataset"]:
+def _as_dict(dataset: datasets.Dataset | datasets.DatasetDict) -> dict[str, datasets.Dataset]:
     return dict(dataset) if hasattr(dataset, "keys") else {str(dataset.split or "train"): dataset}
 
 
@@ -31,7 +32,7 @@ def _as_dict(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, "d
 NOT_STATED = "not stated"
 
 
-def _card(splits: dict[str, "datasets.Dataset"]) -> str:
+def _card(splits: dict[str, datasets.Dataset]) -> str:
     """A README with the YAML `configs` block that maps Parquet files to splits, plus provenance
     (read back by `read_export_card`)."""
     yaml = ["---", "configs:", "- config_name: default", "  data_files:"]
@@ -42,7 +43,13 @@ def _card(splits: dict[str, "datasets.Dataset"]) -> str:
     body = ["", f"# {split_info(next(iter(splits.values()))).get('title', 'rs_retrieval dataset')}", ""]
     body += [f"- {name}: {len(ds)} rows" for name, ds in splits.items()]
     body += ["", f"Licence: {first.license or NOT_STATED}", "", f"Citation: {first.citation or NOT_STATED}", ""]
-    body += ["Provenance (rs_retrieval `split_info`):", "", "```json", json.dumps(split_info(splits), indent=1), "```", ""]
+    report = leakage_report(splits)
+    if report is not None:
+        counts = ", ".join(f"{where}: {n}" for where, n in report["removed_count"].items()) or "none"
+        body += [(f"Leakage removed: training and validation images within perceptual-hash distance {report['threshold']} of any "
+                  f"member's test image were dropped ({counts}); the full list is `{LEAKAGE_REPORT}`."), ""]
+    provenance = {name: {key: value for key, value in split_info(ds).items() if key != "leakage"} for name, ds in splits.items()}
+    body += ["Provenance (rs_retrieval `split_info`):", "", "```json", json.dumps(provenance, indent=1), "```", ""]
     return "\n".join(yaml + body)
 
 
@@ -79,8 +86,14 @@ def read_export_card(folder: str | os.PathLike) -> ExportCard | None:
     return ExportCard(first.get("dataset"), title.group(1).strip() if title else first.get("title"), stated["Licence"], stated["Citation"], provenance)
 
 
+def _write_leakage_report(splits: dict[str, datasets.Dataset], folder: Path) -> None:
+    report = leakage_report(splits)
+    if report is not None:
+        (folder / LEAKAGE_REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+
 def export_parquet(
-    dataset: "datasets.Dataset | datasets.DatasetDict",
+    dataset: datasets.Dataset | datasets.DatasetDict,
     out_dir: str | os.PathLike,
     overwrite: bool = False,
     rows_per_group: int = 100,
@@ -98,10 +111,16 @@ def export_parquet(
             )
             embedded.to_parquet(str(work / "data" / f"{name}-00000-of-00001.parquet"), batch_size=rows_per_group)
         (work / "README.md").write_text(_card(splits), encoding="utf-8")
+        _write_leakage_report(splits, work)
 
     return atomic_directory(out_dir, fill, overwrite)
 
 
-def save_arrow(dataset: "datasets.Dataset | datasets.DatasetDict", out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_arrow(dataset: datasets.Dataset | datasets.DatasetDict, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     """`save_to_disk` (images embedded by `datasets`), written atomically; reload with `load_from_disk`."""
-    return atomic_directory(out_dir, lambda work: dataset.save_to_disk(str(work)), overwrite)
+
+    def fill(work: Path) -> None:
+        dataset.save_to_disk(str(work))
+        _write_leakage_report(_as_dict(dataset), work)
+
+    return atomic_directory(out_dir, fill, overwrite)

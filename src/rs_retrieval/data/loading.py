@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DatasetNotFoundError, UnknownSplitError
 from .schema import ImageRecord, records_to_dataset, split_info
-from .sources import check_images, ordered_splits, precomp_splits, read_precomp, read_release_json, resolve_image_dir
+from .schema import CAPTIONS_PER_IMAGE
+from .sources import (check_images, ordered_splits, precomp_splits, read_nwpu_json, read_precomp, read_release_json, read_rsicap_json,
+                      resolve_image_dir)
+
+#: Release-JSON readers by layout: `fn(path, with_objects) -> {split: [ImageRecord]}`.
+RELEASE_READERS = {"karpathy": read_release_json, "nwpu": read_nwpu_json, "rsicap": read_rsicap_json}
 
 if TYPE_CHECKING:
     import datasets
@@ -36,6 +41,9 @@ class DatasetSpec:
     with_objects: bool = False
     #: Fixed ClassLabel names; None derives them from the file names of every split.
     scene_names: tuple[str, ...] | None = None
+    #: Layout of the release JSON: a key of `RELEASE_READERS`.
+    reader: str = "karpathy"
+    captions_per_image: int = CAPTIONS_PER_IMAGE
 
     @property
     def card(self) -> dict[str, str]:
@@ -81,6 +89,26 @@ DATASETS: dict[str, DatasetSpec] = {
             _QU_2016,
             "https://github.com/201528014227051/RSICD_optimal",
             "not stated by the authors",
+        ),
+        DatasetSpec(
+            "nwpu_captions",
+            "NWPU-Captions",
+            ("dataset_nwpu.json",),
+            "Cheng, Zhou, Xu, Han, Yao, Wang, NWPU-Captions Dataset and MLCA-Net for Remote Sensing Image Captioning, "
+            "IEEE TGRS 2022",
+            "https://github.com/HaiyanHuang98/NWPU-Captions",
+            "not recorded by rs_retrieval: check the release (images from NWPU-RESISC45)",
+            reader="nwpu",
+        ),
+        DatasetSpec(
+            "rsicap",
+            "RSICap",
+            ("captions.json",),
+            "Hu, Yuan, Li, Wang, Zhang, Yang, RSGPT: A Remote Sensing Vision Language Model and Benchmark, arXiv 2307.15266, 2023",
+            "https://github.com/Lavender105/RSGPT",
+            "not recorded by rs_retrieval: check the release (images from DOTA)",
+            reader="rsicap",
+            captions_per_image=1,
         ),
     )
 }
@@ -131,7 +159,7 @@ def load_local(
     data_dir = Path(data_dir).expanduser().resolve()
     kind, path = detect_source(spec, data_dir, source)
     records: dict[str, list[ImageRecord]] = (
-        read_release_json(path, with_objects=spec.with_objects) if kind == "release" else read_precomp(path)
+        RELEASE_READERS[spec.reader](path, with_objects=spec.with_objects) if kind == "release" else read_precomp(path)
     )
     images = resolve_image_dir(data_dir, image_dir)
     unique_names = list(dict.fromkeys(r.filename for split in records.values() for r in split))
@@ -149,7 +177,7 @@ def load_local(
     }
     return datasets.DatasetDict(
         {
-            split: records_to_dataset(rows, images, scene_names, split, provenance, spec.card, spec.with_objects)
+            split: records_to_dataset(rows, images, scene_names, split, provenance, spec.card, spec.with_objects, spec.captions_per_image)
             for split, rows in records.items()
         }
     )
@@ -217,10 +245,22 @@ def load_dataset(
     `image_dir`: where the images are (default `images/`, `imgs/` or `data_dir`). `image_check`:
     `none`, `exists`, `verify` (PIL header/CRC check, default) or `decode` (full decode).
     `val_fraction`: seeded re-split of `train` into `train` + `val`, recorded in `split_info`.
+    A combination (`ret-2` = RSICD + RSITMD, `ret-3` = + UCM-Captions, or names joined with `+`)
+    reads each member from `data_dir` (`{member: folder}`, `"rsicd=DIR,rsitmd=DIR"` or a folder
+    with one sub-folder per member) and removes from `train`/`val` every image that duplicates a
+    member's test image (`combined.load_combined`; `kwargs`: `threshold`).
     Returns a `DatasetDict`, or the `Dataset` of `split`.
     """
+    from .combined import combination_members, load_combined
+
     key = name.lower()
-    if key in LOCAL_NAMES:
+    if combination_members(key, DATASETS) is not None:
+
+        def read_member(member: str, folder: Path) -> "datasets.DatasetDict":
+            return load_local(DATASETS[member], folder, source, image_dir=image_dir, image_check=image_check)
+
+        dsdict = load_combined(key, data_dir, read_member, DATASETS, **kwargs)
+    elif key in LOCAL_NAMES:
         spec = _synth_spec() if key == "rs_synth" else DATASETS[key]
         if key == "rs_synth" and data_dir is None:
             from .synth import generate_rs_synth

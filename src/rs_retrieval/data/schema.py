@@ -42,20 +42,22 @@ class ImageRecord:
     image_id: int
     keywords: list[str] = field(default_factory=list)
     objects: list[dict[str, Any]] | None = None
+    #: The scene class where the release states it (NWPU-Captions); else read from the file name.
+    category: str | None = None
 
     @property
     def scene(self) -> str:
-        return scene_from_filename(self.filename)
+        return self.category or scene_from_filename(self.filename)
 
 
-def image_features(scene_names: list[str], with_objects: bool = False) -> "datasets.Features":
+def image_features(scene_names: list[str], with_objects: bool = False, captions_per_image: int = CAPTIONS_PER_IMAGE) -> "datasets.Features":
     import datasets
 
     features = {
         "image": datasets.Image(),
         "filename": datasets.Value("string"),
         "image_id": datasets.Value("int32"),
-        "captions": datasets.List(datasets.Value("string"), length=CAPTIONS_PER_IMAGE),
+        "captions": datasets.List(datasets.Value("string"), length=captions_per_image),
         "scene": datasets.ClassLabel(names=list(scene_names)),
         "keywords": datasets.List(datasets.Value("string")),
     }
@@ -78,6 +80,7 @@ def records_to_dataset(
     provenance: dict[str, Any],
     card: dict[str, str],
     with_objects: bool = False,
+    captions_per_image: int = CAPTIONS_PER_IMAGE,
 ) -> "datasets.Dataset":
     """Build the in-memory Arrow table of one split (paths only; images stay on disk)."""
     import datasets
@@ -93,7 +96,7 @@ def records_to_dataset(
     }
     if with_objects:
         columns["objects"] = [r.objects or [] for r in records]
-    features = image_features(scene_names, with_objects)
+    features = image_features(scene_names, with_objects, captions_per_image)
     info = datasets.DatasetInfo(
         description=json.dumps({**provenance, "split": split}),
         features=features,

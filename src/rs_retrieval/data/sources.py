@@ -26,12 +26,12 @@ from .errors import (
     MissingFieldError,
     MissingImageError,
 )
-from .schema import CAPTIONS_PER_IMAGE, ImageRecord
+from .schema import CAPTIONS_PER_IMAGE, UNKNOWN_SCENE, ImageRecord
 
 #: Split order of every reader; other split names follow alphabetically.
 SPLIT_ORDER = ("train", "val", "test")
 #: Image folders tried, in order, when none is given.
-IMAGE_DIR_NAMES = ("images", "imgs")
+IMAGE_DIR_NAMES = ("images", "imgs", "NWPU_images")
 #: How thoroughly image files are checked at build time, cheapest first.
 IMAGE_CHECKS = ("none", "exists", "verify", "decode")
 _MAX_NAMED = 5
@@ -71,25 +71,33 @@ def _objects(value: Any, where: str, path: Path) -> list[dict[str, Any]]:
     return objects
 
 
-def read_release_json(path: Path, with_objects: bool = False) -> dict[str, list[ImageRecord]]:
-    """Parse a Karpathy-style JSON; `image_id` is the position in its `images` list."""
+def _load_json(path: Path) -> Any:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DatasetFormatError(f"{path}: not valid JSON ({err})") from None
     except UnicodeDecodeError as err:
         raise DatasetFormatError(f"{path}: not UTF-8 ({err})") from None
+
+
+def _filename(value: Any, where: str, path: Path) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DatasetFormatError(f"{path}: {where}.filename must be a non-empty string, got {value!r}")
+    return value
+
+
+def read_release_json(path: Path, with_objects: bool = False) -> dict[str, list[ImageRecord]]:
+    """Parse a Karpathy-style JSON; `image_id` is the position in its `images` list."""
+    document = _load_json(path)
     images = _require(document, "images", "the top level", path)
     if not isinstance(images, list) or not images:
         raise DatasetFormatError(f"{path}: 'images' must be a non-empty list")
     splits: dict[str, list[ImageRecord]] = {}
     for index, entry in enumerate(images):
         where = f"images[{index}]"
-        filename = _require(entry, "filename", where, path)
+        filename = _filename(_require(entry, "filename", where, path), where, path)
         split = _require(entry, "split", where, path)
         sentences = _require(entry, "sentences", where, path)
-        if not isinstance(filename, str) or not filename.strip():
-            raise DatasetFormatError(f"{path}: {where}.filename must be a non-empty string, got {filename!r}")
         if not isinstance(split, str) or not split:
             raise DatasetFormatError(f"{path}: {where}.split must be a non-empty string, got {split!r}")
         if not isinstance(sentences, list):
@@ -105,6 +113,53 @@ def read_release_json(path: Path, with_objects: bool = False) -> dict[str, list[
         record = ImageRecord(filename, captions, index, keywords, objects)
         splits.setdefault(split, []).append(record)
     return {name: splits[name] for name in ordered_splits(splits)}
+
+
+#: NWPU-Captions keeps its five sentences of an image in these fields of one record.
+NWPU_CAPTION_FIELDS = ("raw", "raw_1", "raw_2", "raw_3", "raw_4")
+
+
+def read_nwpu_json(path: Path, with_objects: bool = False) -> dict[str, list[ImageRecord]]:
+    """Parse NWPU-Captions' `dataset_nwpu.json`: `{class: [{filename, split, raw, raw_1 ... raw_4, ...}]}`.
+
+    Images live in one folder per class (`<class>/<filename>`), so that is the record's file name;
+    the class is the scene. `image_id` is the position in the file (classes in file order).
+    """
+    document = _load_json(path)
+    if not isinstance(document, dict) or not document:
+        raise DatasetFormatError(f"{path}: expected an object mapping each class to its images")
+    splits: dict[str, list[ImageRecord]] = {}
+    index = 0
+    for category, rows in document.items():
+        if not isinstance(rows, list):
+            raise DatasetFormatError(f"{path}: class {category!r} must map to a list of images, got {type(rows).__name__}")
+        for k, entry in enumerate(rows):
+            where = f"{category}[{k}]"
+            filename = _filename(_require(entry, "filename", where, path), where, path)
+            split = _require(entry, "split", where, path)
+            captions = _string_list([_require(entry, key, where, path) for key in NWPU_CAPTION_FIELDS], f"{where}.raw*", path)
+            splits.setdefault(split, []).append(ImageRecord(f"{category}/{filename}", captions, index, category=category))
+            index += 1
+    return {name: splits[name] for name in ordered_splits(splits)}
+
+
+def read_rsicap_json(path: Path, with_objects: bool = False) -> dict[str, list[ImageRecord]]:
+    """Parse RSICap's `captions.json`: `{"annotations": [{image_id, filename, text_input, text_output}]}`.
+
+    One long caption (`text_output`) per image and no splits: every image is in `train`. The
+    `text_input` instruction is not a caption and is dropped. File names (DOTA tile ids such as
+    `P0378_0001.png`) carry no scene class.
+    """
+    annotations = _require(_load_json(path), "annotations", "the top level", path)
+    if not isinstance(annotations, list) or not annotations:
+        raise DatasetFormatError(f"{path}: 'annotations' must be a non-empty list")
+    records = []
+    for index, entry in enumerate(annotations):
+        where = f"annotations[{index}]"
+        filename = _filename(_require(entry, "filename", where, path), where, path)
+        caption = _string_list([_require(entry, "text_output", where, path)], f"{where}.text_output", path)
+        records.append(ImageRecord(filename, caption, index, category=UNKNOWN_SCENE))
+    return {"train": records}
 
 
 # --------------------------------------------------------------------------------- precomp layout

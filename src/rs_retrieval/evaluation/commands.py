@@ -7,7 +7,7 @@ import argparse
 from ..errors import UsageError
 from ..fileio import write_json_atomic
 from ..search.commands import add_model_arguments
-from .choices import DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
+from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
 from .folds import format_table
 
 
@@ -25,9 +25,11 @@ def register(subparsers) -> None:
     parser.add_argument("--cache-dir", help="datasets cache folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report")
-    parser.add_argument("--protocol", default="amfmn", choices=PROTOCOLS)
-    parser.add_argument("--tie-policy", default=DEFAULT_TIE_POLICY, choices=TIE_POLICIES, help="order of tied scores; numpy = the reference code's argsort")
-    parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocol dedup_image)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOLS,
+                        help="evaluation protocol (docs/protocols.md): amfmn = AMFMN/GaLR/MSA tables, remoteclip and skyscript = those code bases exactly")
+    parser.add_argument("--tie-policy", choices=TIE_POLICIES,
+                        help=f"order of tied scores (default: the protocol's own, else {DEFAULT_TIE_POLICY} = the reference code's argsort)")
+    parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocols that merge images by key)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                         help="inference precision (bfloat16: faster on CPUs with bf16 instructions; scores are compared in float32)")
@@ -55,11 +57,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir)
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
         raise UsageError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
-    metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy}
-    if args.protocol == "dedup_image":
-        if args.image_key_column not in dataset.column_names:
-            raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
-        metric_kwargs["image_keys"] = list(dataset[args.image_key_column])
+    from .metrics import resolve_tie_policy
+    from .protocols import get_protocol
+
+    try:
+        resolve_tie_policy(args.protocol, args.tie_policy)
+    except ValueError as err:
+        raise UsageError(f"--tie-policy: {err}") from None
+    if get_protocol(args.protocol).needs_image_keys and args.image_key_column not in dataset.column_names:
+        raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
+    metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy, "image_key_column": args.image_key_column}
     from ..pretrained import load_model_and_processor, resolve_device
 
     device = resolve_device(args.device)
@@ -89,6 +96,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "model": args.model,
             "dataset": args.dataset,
             "split": args.split,
+            "protocol": args.protocol,
             "rerank_params": {name: rerank_params[name] for name in args.rerank if name in rerank_params},
             "results": results,
         }

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..data.views import rows_naming_bad_images, warn_blank_captions
 from .metrics import retrieval_metrics
+from .protocols import DEFAULT_PROTOCOL, get_protocol
 from .rerank import RERANKERS, apply_rerank
 
 #: Text columns scored per `model.score` call.
@@ -56,7 +57,7 @@ def _check_captions(captions, first_row: int) -> None:
             raise ValueError(f"dataset row {first_row + offset}: 'captions' must be a non-empty list of strings, got {row!r}")
 
 
-def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None, progress: bool = True):
+def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None, progress: bool = True, prepare_caption=None):
     """Encode every image and caption of a per-image dataset once.
 
     Args:
@@ -65,6 +66,8 @@ def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None,
             of the batch (e.g. GaLR's `objects`), `text_inputs(captions)` a list of captions.
         dataset: a `datasets.Dataset` with one row per image: `image` and `captions` (list of str).
         device: where to run the model (default: where it is); caches stay there.
+        prepare_caption: applied to every caption before it is encoded (a protocol's, e.g.
+            SkyScript's prefix); the returned texts are the prepared ones.
 
     Returns:
         (image_cache, text_cache, text_to_image, texts): the model's cached outputs (keys
@@ -90,7 +93,7 @@ def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None,
             outputs = model.encode_images(**_to_model(processor.image_inputs(rows, train=False), device, dtype))
             _cache_parts(outputs, model.image_cache_keys, image_parts, "image")
             for offset, captions in enumerate(rows["captions"]):
-                texts.extend(captions)
+                texts.extend(captions if prepare_caption is None else map(prepare_caption, captions))
                 text_to_image.extend([start + offset] * len(captions))
         for start in tqdm(range(0, len(texts), batch_size), desc="texts", unit="batch", disable=not progress):
             outputs = model.encode_texts(**_to_model(processor.text_inputs(texts[start : start + batch_size]), device, dtype))
@@ -133,23 +136,31 @@ def evaluate_retrieval(
     progress: bool = True,
     score_chunk_size: int = SCORE_CHUNK_SIZE,
     rerank_params: Mapping[str, Mapping] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    image_key_column: str = "filename",
     **metric_kwargs,
 ) -> dict[str, dict]:
     """Encode `dataset`, score it and compute `retrieval_metrics` for each re-ranker in `rerank`.
 
-    `rerank_params` maps a re-ranker name to its keyword parameters; `metric_kwargs` go to
-    `retrieval_metrics` (ks, tie_policy, protocol, image_keys, chunk_size); the captions are
-    passed as `texts`. Returns `{rerank name: metrics}`.
+    `rerank_params` maps a re-ranker name to its keyword parameters. The `protocol` decides how
+    captions are prepared before encoding and, where it merges images, reads their keys from
+    `image_key_column`; `metric_kwargs` go to `retrieval_metrics` (ks, tie_policy, image_keys,
+    chunk_size); the captions are passed as `texts`. Returns `{rerank name: metrics}`.
     """
     rerank_params = dict(rerank_params or {})
     unknown = [name for name in [*rerank, *rerank_params] if name not in RERANKERS]
     if unknown:
         raise ValueError(f"unknown re-ranker(s) {unknown}; choose from {sorted(RERANKERS)}")
-    image_cache, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, batch_size, device, progress)
+    spec = get_protocol(protocol)
+    if spec.needs_image_keys and "image_keys" not in metric_kwargs:
+        if image_key_column not in dataset.column_names:
+            raise ValueError(f"protocol {protocol!r} merges images by key: column {image_key_column!r} is not in the dataset ({dataset.column_names})")
+        metric_kwargs["image_keys"] = list(dataset[image_key_column])
+    image_cache, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, batch_size, device, progress, spec.prepare_caption)
     warn_blank_captions(texts, "the evaluated split")
     sim = score_matrix(model, image_cache, text_cache, score_chunk_size)
     results = {}
     for name in rerank:
         scores = apply_rerank(sim, name, **rerank_params.get(name, {}))
-        results[name] = retrieval_metrics(scores.i2t, text_to_image, t2i_sim=scores.t2i, texts=texts, **metric_kwargs)
+        results[name] = retrieval_metrics(scores.i2t, text_to_image, t2i_sim=scores.t2i, texts=texts, protocol=protocol, **metric_kwargs)
     return results

@@ -11,16 +11,12 @@ Tie policies (identical captions give identical columns, so ties are real, `eval
 * ``numpy`` (default): the exact order of the official AMFMN/GaLR/MSA code
   (``np.argsort(row)[::-1]`` on a float64 copy, per query), so published tables are reproduced;
   one sort per query, done a block of queries at a time.
+* ``torch_argsort``: ``torch.argsort(row, descending=True)`` in the score matrix's dtype (SkyScript).
+* ``torch_topk``: a query is a hit at k when ``torch.topk(row, k)`` holds a positive (clip_benchmark,
+  RemoteCLIP); gives hits per k, not ranks, so no medr/meanr.
 
-Protocols (`evaluation.md` §3):
-
-* ``amfmn``: index-based; the positives of an image are its own captions (AMFMN, GaLR, MSA).
-* ``multi_positive``: every caption whose normalised text equals one of the image's captions is a
-  positive, in both directions; all captions stay queries and candidates (needs ``texts``).
-* ``dedup_text``: SkyCLIP: identical captions are merged into one text (the first occurrence's
-  column), which is a positive of every image it describes (needs ``texts``).
-* ``dedup_image``: RemoteCLIP: images with the same key (e.g. file name) are merged into one
-  image (the first occurrence's row) holding all their captions (needs ``image_keys``).
+Protocols (which queries, candidates and positives; `protocols.PROTOCOLS`, docs/protocols.md):
+``amfmn`` (default), ``multi_positive``, ``dedup_text``, ``dedup_image``, ``remoteclip``, ``skyscript``.
 """
 
 from __future__ import annotations
@@ -32,15 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .choices import DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES
+from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES  # noqa: F401  (PROTOCOLS: names, for the metric module)
+from .protocols import Direction, get_protocol, protocol_directions
 
 #: Matrix entries compared per block (rows x candidates); bounds the temporary memory.
 BLOCK_ELEMENTS = 1 << 22
-
-
-def normalize_caption(text: str) -> str:
-    """The text identity used by the text-aware protocols: case-folded, whitespace collapsed."""
-    return " ".join(text.casefold().split())
 
 
 def as_score_matrix(sim, name: str = "sim") -> torch.Tensor:
@@ -63,22 +55,6 @@ def as_score_matrix(sim, name: str = "sim") -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _Direction:
-    """Queries of one direction, their candidates and their positives.
-
-    `query_index`/`candidate_index` index the query/candidate axis of the score matrix (None =
-    the whole axis, in order). Positives of query q are `positives[indptr[q]:indptr[q + 1]]`,
-    given as positions in the candidate list.
-    """
-
-    n_queries: int
-    query_index: np.ndarray | None
-    candidate_index: np.ndarray | None
-    indptr: np.ndarray
-    positives: np.ndarray
-
-
-@dataclass(frozen=True)
 class RetrievalRanks:
     """0-based rank of every query: `i2t[q]` for image queries, `t2i[q]` for text queries."""
 
@@ -86,61 +62,7 @@ class RetrievalRanks:
     t2i: np.ndarray
 
 
-def _group(owners: np.ndarray, items: np.ndarray, n_owners: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr, items) listing `items[k]` under `owners[k]`, items in ascending order per owner."""
-    order = np.lexsort((items, owners))
-    indptr = np.zeros(n_owners + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owners, minlength=n_owners), out=indptr[1:])
-    return indptr, items[order]
-
-
-def _expand(owners: np.ndarray, groups: np.ndarray, indptr: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (owner, member) for every member of `groups[k]` (CSR `indptr`/`members`), per k."""
-    lengths = indptr[groups + 1] - indptr[groups]
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(owners, lengths), members[np.repeat(indptr[groups], lengths) + offsets]
-
-
-def _direction(n_queries, owners, items, query_index=None, candidate_index=None) -> _Direction:
-    indptr, positives = _group(np.asarray(owners, dtype=np.int64), np.asarray(items, dtype=np.int64), n_queries)
-    return _Direction(n_queries, query_index, candidate_index, indptr, positives)
-
-
-def _first_occurrence_ids(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
-    """Class id of each key (numbered by first occurrence) and the first index of each class."""
-    ids: dict = {}
-    classes = np.fromiter((ids.setdefault(key, len(ids)) for key in keys), dtype=np.int64, count=len(keys))
-    first = np.unique(classes, return_index=True)[1].astype(np.int64)
-    return classes, first
-
-
-def _protocol_directions(protocol, n_img, n_txt, text_to_image, texts, image_keys) -> tuple[_Direction, _Direction]:
-    """(i2t, t2i) query/candidate/positive structure of `protocol` (see the module docstring)."""
-    all_texts = np.arange(n_txt, dtype=np.int64)
-    if protocol == "amfmn":
-        return (_direction(n_img, text_to_image, all_texts), _direction(n_txt, all_texts, text_to_image))
-    if protocol == "dedup_image":
-        image_class, first_image = _first_occurrence_ids(image_keys)
-        text_class = image_class[text_to_image]
-        n_cls = len(first_image)
-        i2t = _direction(n_cls, text_class, all_texts, query_index=first_image)
-        return i2t, _direction(n_txt, all_texts, text_class, candidate_index=first_image)
-    text_class, first_text = _first_occurrence_ids([normalize_caption(text) for text in texts])
-    n_cls = len(first_text)
-    # Unique (image, text class) links: the image has at least one caption of that text.
-    links = np.unique(np.stack([text_to_image, text_class], axis=1), axis=0)
-    if protocol == "dedup_text":
-        i2t = _direction(n_img, links[:, 0], links[:, 1], candidate_index=first_text)
-        return i2t, _direction(n_cls, links[:, 1], links[:, 0], query_index=first_text)
-    if protocol == "multi_positive":
-        texts_of_class = _group(text_class, all_texts, n_cls)
-        images_of_class = _group(links[:, 1], links[:, 0], n_cls)
-        i2t = _direction(n_img, *_expand(links[:, 0], links[:, 1], *texts_of_class))
-        return i2t, _direction(n_txt, *_expand(all_texts, text_class, *images_of_class))
-    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-
-
-def _check_every_query_has_a_positive(direction: _Direction, name: str) -> None:
+def _check_every_query_has_a_positive(direction: Direction, name: str) -> None:
     empty = np.flatnonzero(np.diff(direction.indptr) == 0)
     if empty.size:
         axis = "images" if name == "i2t" else "texts"
@@ -148,7 +70,7 @@ def _check_every_query_has_a_positive(direction: _Direction, name: str) -> None:
         raise ValueError(f"{empty.size} {name} queries have no positive ({axis} {queries[:5].tolist()}...): every image needs at least one caption")
 
 
-def _pair_indices(direction: _Direction, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _pair_indices(direction: Direction, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(query number, query-axis index, candidate-axis index) of every positive pair."""
     query_of_pair = np.repeat(np.arange(direction.n_queries), np.diff(direction.indptr))
     query_axis = query_of_pair if direction.query_index is None else direction.query_index[query_of_pair]
@@ -156,7 +78,7 @@ def _pair_indices(direction: _Direction, device) -> tuple[torch.Tensor, torch.Te
     return tuple(torch.as_tensor(index, dtype=torch.long, device=device) for index in (query_of_pair, query_axis, candidate_axis))
 
 
-def _best_positive(sim: torch.Tensor, direction: _Direction, queries_on_rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _best_positive(sim: torch.Tensor, direction: Direction, queries_on_rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Best positive score of each query and how many of its positives reach it."""
     query_of_pair, query_axis, candidate_axis = _pair_indices(direction, sim.device)
     scores = sim[query_axis, candidate_axis] if queries_on_rows else sim[candidate_axis, query_axis]
@@ -190,7 +112,7 @@ def _count_true(mask: torch.Tensor, dim: int) -> torch.Tensor:
     return mask.view(torch.uint8).sum(dim=dim, dtype=torch.int32)
 
 
-def _counted_ranks(sim_i2t, sim_t2i, i2t: _Direction, t2i: _Direction, strict: bool, block_rows: int) -> RetrievalRanks:
+def _counted_ranks(sim_i2t, sim_t2i, i2t: Direction, t2i: Direction, strict: bool, block_rows: int) -> RetrievalRanks:
     """Ranks by counting candidates above (strict) or at/above (not strict) the best positive.
 
     One pass over row blocks serves both directions: image queries count along each row,
@@ -232,24 +154,39 @@ def _counted_ranks(sim_i2t, sim_t2i, i2t: _Direction, t2i: _Direction, strict: b
     return RetrievalRanks(i2t_ranks.cpu().numpy(), t2i_ranks.cpu().numpy())
 
 
-def _argsort_ranks(sim: torch.Tensor, direction: _Direction, queries_on_rows: bool, block_queries: int, name: str) -> np.ndarray:
-    """Ranks in the order of the official code: `np.argsort(scores)[::-1]` on float64, per query.
-
-    NumPy sorts each row of a block exactly as it sorts that row alone, so a block of queries
-    is one `argsort` call.
-    """
-    ranks = np.empty(direction.n_queries, dtype=np.int64)
+def _query_blocks(sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str):
+    """(start, stop, block) per block of queries: the block's scores [queries, candidates] in the
+    candidate order of `direction`, in the matrix's dtype, on the CPU."""
     query_ids = np.arange(direction.n_queries) if direction.query_index is None else direction.query_index
     for start in range(0, direction.n_queries, block_queries):
         stop = min(start + block_queries, direction.n_queries)
         index = torch.as_tensor(query_ids[start:stop], device=sim.device)
         block = sim.index_select(0 if queries_on_rows else 1, index)
-        block = (block if queries_on_rows else block.t()).cpu().to(torch.float64).numpy()
-        if np.isnan(block).any():
+        block = (block if queries_on_rows else block.t()).cpu()
+        if torch.isnan(block).any():
             raise ValueError(f"{name} has NaN scores; ranks would be meaningless")
         if direction.candidate_index is not None:
-            block = block[:, direction.candidate_index]
-        descending = np.argsort(block, axis=1)[:, ::-1]
+            block = block[:, torch.as_tensor(direction.candidate_index)]
+        yield start, stop, block.contiguous()
+
+
+def _descending_order(block: torch.Tensor, tie_policy: str) -> np.ndarray:
+    """Candidate indices per row, best first, in the order of the tie policy's reference code.
+
+    NumPy and torch sort each row of a block exactly as they sort that row alone, so a block of
+    queries is one call.
+    """
+    if tie_policy == "torch_argsort":
+        return torch.argsort(block, dim=1, descending=True).numpy()
+    return np.argsort(block.to(torch.float64).numpy(), axis=1)[:, ::-1]
+
+
+def _argsort_ranks(sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str, tie_policy: str) -> np.ndarray:
+    """Ranks in the order of the reference code: `np.argsort(scores)[::-1]` on float64 (AMFMN,
+    GaLR, MSA) or `torch.argsort(scores, descending=True)` (SkyScript), per query."""
+    ranks = np.empty(direction.n_queries, dtype=np.int64)
+    for start, stop, block in _query_blocks(sim, direction, queries_on_rows, block_queries, name):
+        descending = _descending_order(block, tie_policy)
         position = np.empty_like(descending)
         np.put_along_axis(position, descending, np.arange(block.shape[1])[None, :], axis=1)
         first, last = direction.indptr[start], direction.indptr[stop]
@@ -257,6 +194,21 @@ def _argsort_ranks(sim: torch.Tensor, direction: _Direction, queries_on_rows: bo
         positive_positions = position[query_of_pair, direction.positives[first:last]]
         ranks[start:stop] = np.minimum.reduceat(positive_positions, direction.indptr[start:stop] - first)
     return ranks
+
+
+def _topk_hits(sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str, ks: Sequence[int]) -> dict[int, np.ndarray]:
+    """Per k: whether `torch.topk(scores, k)` of each query holds a positive (clip_benchmark's
+    `recall_at_k(...) > 0`; k is capped at the number of candidates)."""
+    hits = {k: np.empty(direction.n_queries, dtype=bool) for k in ks}
+    for start, stop, block in _query_blocks(sim, direction, queries_on_rows, block_queries, name):
+        first, last = direction.indptr[start], direction.indptr[stop]
+        query_of_pair = np.repeat(np.arange(stop - start), np.diff(direction.indptr[start : stop + 1]))
+        positive = torch.zeros(block.shape, dtype=torch.bool)
+        positive[torch.as_tensor(query_of_pair), torch.as_tensor(direction.positives[first:last])] = True
+        for k in ks:
+            top = torch.topk(block, min(k, block.shape[1]), dim=1).indices
+            hits[k][start:stop] = positive.gather(1, top).any(dim=1).numpy()
+    return hits
 
 
 def _as_index_array(values, length: int, upper: int, name: str) -> np.ndarray:
@@ -271,57 +223,71 @@ def _as_index_array(values, length: int, upper: int, name: str) -> np.ndarray:
     return array
 
 
-def retrieval_ranks(
-    sim,
-    text_to_image,
-    *,
-    t2i_sim=None,
-    tie_policy: str = DEFAULT_TIE_POLICY,
-    protocol: str = "amfmn",
-    texts: Sequence[str] | None = None,
-    image_keys: Sequence[Hashable] | None = None,
-    chunk_size: int | None = None,
-) -> RetrievalRanks:
-    """0-based ranks of every query; the arguments are those of `retrieval_metrics`."""
+def resolve_tie_policy(protocol: str, tie_policy: str | None) -> str:
+    """The tie policy to use: the protocol's own where its source code fixes one, else the
+    caller's (default `DEFAULT_TIE_POLICY`); a conflicting explicit choice is an error."""
+    fixed = get_protocol(protocol).tie_policy
+    if tie_policy is not None and tie_policy not in TIE_POLICIES:
+        raise ValueError(f"tie_policy must be one of {TIE_POLICIES}, got {tie_policy!r}")
+    if fixed is not None and tie_policy not in (None, fixed):
+        raise ValueError(f"protocol {protocol!r} orders ties as its source code does ({fixed!r}); got tie_policy={tie_policy!r}")
+    return fixed or tie_policy or DEFAULT_TIE_POLICY
+
+
+def _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size):
+    """Checked inputs: (sim, t2i_sim, i2t, t2i, i2t block size, t2i block size)."""
     same_matrix = t2i_sim is None or t2i_sim is sim  # then one pass serves both directions
     sim = as_score_matrix(sim)
     t2i_sim = sim if same_matrix else as_score_matrix(t2i_sim, "t2i_sim")
     if t2i_sim.shape != sim.shape or t2i_sim.device != sim.device:
         raise ValueError(f"t2i_sim must match sim: got {tuple(t2i_sim.shape)} on {t2i_sim.device}, sim is {tuple(sim.shape)} on {sim.device}")
-    if tie_policy not in TIE_POLICIES:
-        raise ValueError(f"tie_policy must be one of {TIE_POLICIES}, got {tie_policy!r}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     n_img, n_txt = sim.shape
     if n_img == 0 or n_txt == 0:
         raise ValueError(f"sim is empty: shape {tuple(sim.shape)}")
     text_to_image = _as_index_array(text_to_image, n_txt, n_img, "text_to_image")
-    if protocol in ("multi_positive", "dedup_text") and texts is None:
-        raise ValueError(f"protocol {protocol!r} compares caption strings: pass texts=")
     if texts is not None and len(texts) != n_txt:
         raise ValueError(f"texts must have one entry per column of sim ({n_txt}), got {len(texts)}")
-    if protocol == "dedup_image" and (image_keys is None or len(image_keys) != n_img):
-        got = "none" if image_keys is None else len(image_keys)
-        raise ValueError(f"protocol 'dedup_image' needs image_keys with one key per row of sim ({n_img}), got {got}")
-    i2t, t2i = _protocol_directions(protocol, n_img, n_txt, text_to_image, texts, image_keys)
+    i2t, t2i = protocol_directions(get_protocol(protocol), n_img, n_txt, text_to_image, texts, image_keys)
     _check_every_query_has_a_positive(i2t, "i2t")
     _check_every_query_has_a_positive(t2i, "t2i")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
-    if tie_policy == "numpy":
+    return sim, t2i_sim, i2t, t2i, chunk_size or max(1, BLOCK_ELEMENTS // n_txt), chunk_size or max(1, BLOCK_ELEMENTS // n_img)
+
+
+def retrieval_ranks(
+    sim,
+    text_to_image,
+    *,
+    t2i_sim=None,
+    tie_policy: str | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    texts: Sequence[str] | None = None,
+    image_keys: Sequence[Hashable] | None = None,
+    chunk_size: int | None = None,
+) -> RetrievalRanks:
+    """0-based ranks of every query; the arguments are those of `retrieval_metrics`."""
+    tie_policy = resolve_tie_policy(protocol, tie_policy)
+    if tie_policy == "torch_topk":
+        raise ValueError(f"tie policy 'torch_topk' (protocol {protocol!r}) gives hits at each k, not ranks: use retrieval_metrics")
+    sim, t2i_sim, i2t, t2i, i2t_block, t2i_block = _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size)
+    if tie_policy in ("numpy", "torch_argsort"):
         return RetrievalRanks(
-            _argsort_ranks(sim, i2t, True, chunk_size or max(1, BLOCK_ELEMENTS // n_txt), "sim"),
-            _argsort_ranks(t2i_sim, t2i, False, chunk_size or max(1, BLOCK_ELEMENTS // n_img), "t2i_sim"),
+            _argsort_ranks(sim, i2t, True, i2t_block, "sim", tie_policy), _argsort_ranks(t2i_sim, t2i, False, t2i_block, "t2i_sim", tie_policy)
         )
-    block_rows = chunk_size or max(1, BLOCK_ELEMENTS // n_txt)
-    return _counted_ranks(sim, t2i_sim, i2t, t2i, tie_policy == "optimistic", block_rows)
+    return _counted_ranks(sim, t2i_sim, i2t, t2i, tie_policy == "optimistic", i2t_block)
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    ks = tuple(ks)
+    if not ks or any(not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    return ks
 
 
 def metrics_from_ranks(ranks: RetrievalRanks, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float | int]:
     """R@K per direction (percent), mR (mean of all recalls), rsum, medr and meanr (1-based)."""
-    ks = tuple(ks)
-    if not ks or any(not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {ks}")
+    ks = _check_ks(ks)
     directions = (("i2t", ranks.i2t), ("t2i", ranks.t2i))
     # Count-based percentages, as the official code computes them (bit-identical values).
     metrics = {f"{name}_R@{k}": 100.0 * int(np.count_nonzero(r < k)) / len(r) for name, r in directions for k in ks}
@@ -338,13 +304,25 @@ def metrics_from_ranks(ranks: RetrievalRanks, ks: Sequence[int] = (1, 5, 10)) ->
     return metrics
 
 
+def metrics_from_hits(i2t: dict[int, np.ndarray], t2i: dict[int, np.ndarray], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float | int]:
+    """R@K from hits per k, with RemoteCLIP's arithmetic: `hits.float().mean().item() * 100` and
+    mR = `np.mean` of the recalls in the order i2t R@K..., t2i R@K... (its `retrieval.py` then
+    rounds to 2 decimals for printing; these are the unrounded values)."""
+    ks = _check_ks(ks)
+    metrics = {f"{name}_R@{k}": torch.from_numpy(hits[k]).float().mean().item() * 100 for name, hits in (("i2t", i2t), ("t2i", t2i)) for k in ks}
+    metrics["mR"] = float(np.mean(list(metrics.values())))
+    metrics["rsum"] = float(sum(metrics[f"{name}_R@{k}"] for name in ("i2t", "t2i") for k in ks))
+    metrics["i2t_queries"], metrics["t2i_queries"] = len(i2t[ks[0]]), len(t2i[ks[0]])
+    return metrics
+
+
 def retrieval_metrics(
     sim,
     text_to_image,
     *,
     ks: Sequence[int] = (1, 5, 10),
-    tie_policy: str = DEFAULT_TIE_POLICY,
-    protocol: str = "amfmn",
+    tie_policy: str | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
     texts: Sequence[str] | None = None,
     image_keys: Sequence[Hashable] | None = None,
     t2i_sim=None,
@@ -357,21 +335,30 @@ def retrieval_metrics(
             similar; read block-wise, never copied.
         text_to_image: image index of every text (column); any number of captions per image.
         ks: cut-offs of R@K.
-        tie_policy: "numpy" (the reference order, default), "optimistic" or "pessimistic"
-            (module docstring).
-        protocol: "amfmn", "multi_positive", "dedup_text" or "dedup_image" (module docstring).
-        texts: caption strings (required by "multi_positive" and "dedup_text").
-        image_keys: one hashable key per image (required by "dedup_image").
+        tie_policy: order of tied scores (module docstring); None = the protocol's own where its
+            source code fixes one, else "numpy" (the AMFMN/GaLR/MSA reference order).
+        protocol: a name of `protocols.PROTOCOLS` (docs/protocols.md); default "amfmn".
+        texts: caption strings as encoded (required by "multi_positive", "dedup_text", "skyscript").
+        image_keys: one hashable key per image, e.g. file names (required by "dedup_image",
+            "remoteclip", "skyscript").
         t2i_sim: a different matrix to rank images for each text (re-rankers produce one per
             direction); `sim` then only ranks texts for each image.
-        chunk_size: rows per block (queries per block for "numpy"); default bounds a block to
-            `BLOCK_ELEMENTS` entries.
+        chunk_size: rows per block (queries per block for the sorting policies); default bounds a
+            block to `BLOCK_ELEMENTS` entries.
 
     Returns:
-        ``i2t_R@K``/``t2i_R@K`` (percent), ``mR``, ``rsum``, ``{i2t,t2i}_{medr,meanr}`` as floats,
-        the query counts ``i2t_queries``/``t2i_queries`` and the ``protocol``/``tie_policy`` used.
+        ``i2t_R@K``/``t2i_R@K`` (percent), ``mR``, ``rsum``, ``{i2t,t2i}_{medr,meanr}`` as floats
+        (not under "torch_topk"), the query counts ``i2t_queries``/``t2i_queries`` and the
+        ``protocol``/``tie_policy`` used.
     """
-    ranks = retrieval_ranks(
-        sim, text_to_image, t2i_sim=t2i_sim, tie_policy=tie_policy, protocol=protocol, texts=texts, image_keys=image_keys, chunk_size=chunk_size
-    )
-    return metrics_from_ranks(ranks, ks) | {"protocol": protocol, "tie_policy": tie_policy}
+    tie_policy = resolve_tie_policy(protocol, tie_policy)
+    if tie_policy == "torch_topk":
+        ks = _check_ks(ks)
+        sim, t2i_sim, i2t, t2i, i2t_block, t2i_block = _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size)
+        metrics = metrics_from_hits(_topk_hits(sim, i2t, True, i2t_block, "sim", ks), _topk_hits(t2i_sim, t2i, False, t2i_block, "t2i_sim", ks), ks)
+    else:
+        ranks = retrieval_ranks(
+            sim, text_to_image, t2i_sim=t2i_sim, tie_policy=tie_policy, protocol=protocol, texts=texts, image_keys=image_keys, chunk_size=chunk_size
+        )
+        metrics = metrics_from_ranks(ranks, ks)
+    return metrics | {"protocol": protocol, "tie_policy": tie_policy}

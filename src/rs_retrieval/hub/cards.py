@@ -19,10 +19,11 @@ from string import Template
 
 import yaml
 
-from .dataset_notes import dataset_notes
+from ..data.combined import LEAKAGE_REPORT
 from ..errors import RSRetrievalError
 from ..fileio import atomic_write_text
 from ..packaged import packaged_files
+from .dataset_notes import dataset_notes
 from .paper_results import REPORTED_NOTES, canonical_dataset, reported_results
 
 RECALL_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")
@@ -252,7 +253,8 @@ def _training_section(readme_dir: Path, run_dir: Path | None, metrics: dict | No
     }
     if metrics:
         facts.update({
-            "checkpoint selection": metrics.get("selection"), "best epoch": metrics.get("best_epoch"),
+            "checkpoint selection": metrics.get("selection"), "evaluation protocol": metrics.get("protocol"),
+            "best epoch": metrics.get("best_epoch"),
             "optimizer steps": metrics.get("global_step"),
             "throughput (pairs/s)": None if metrics.get("train_pairs_per_s") is None else f"{metrics['train_pairs_per_s']:.1f}",
         })
@@ -572,6 +574,13 @@ def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, 
         licence = "Not recorded: check with the data's authors."
     caveats = "\n".join(f"- {c}" for c in notes.caveats) if notes is not None else "None recorded."
     citation = spec.citation if spec is not None else (export.citation if export and export.citation else "Not recorded.")
+    leakage = data_root / LEAKAGE_REPORT
+    if leakage.is_file():
+        report = json.loads(leakage.read_text(encoding="utf-8"))
+        counts = ", ".join(f"{where}: {n}" for where, n in report.get("removed_count", {}).items()) or "none"
+        caveats = (f"- Combined set ({', '.join(report.get('members', []))}): training and validation images within perceptual-hash "
+                   f"distance {report.get('threshold')} of any member's test image were removed ({counts}); the list is `{LEAKAGE_REPORT}`.\n"
+                   + ("" if caveats == "None recorded." else caveats))
     return _template("dataset_card.md", template_dir).substitute(
         metadata=_front_matter(metadata),
         title=title,

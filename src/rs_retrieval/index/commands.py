@@ -13,19 +13,26 @@ import os
 import sys
 from pathlib import Path
 
-from ..search.commands import add_model_arguments
+from ..search.commands import add_band_argument, add_model_arguments
 
 
 def build(args: argparse.Namespace) -> int:
+    from ..multispectral import BandChoice, apply_bands, parse_bands
     from ..search.commands import load_model
     from .retrieval import RetrievalIndex
     from .vectors import VectorIndexConfig
 
+    choice = parse_bands(args.bands)
     model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    scene_bands = None
+    if choice is not None and args.scene:  # tiles are read with only these bands, in this order
+        scene_bands = choice.numbers
+        choice = BandChoice(tuple(range(len(choice.indices))), choice.rescale_mode, choice.label)
+    apply_bands(processor, choice)
     config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search)
     index = RetrievalIndex.build(
         model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, stac=args.stac, split=args.split,
-        recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=args.bands, bbox=args.bbox, datetime=args.datetime,
+        recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=scene_bands, bbox=args.bbox, datetime=args.datetime,
         max_cloud=args.max_cloud, assets=args.assets.split(",") if args.assets else None, asset=args.asset, index=config,
         batch_size=args.batch_size, strict=args.strict, overwrite=args.overwrite, engine=args.engine, ray_address=args.ray_address,
         num_gpus_per_worker=args.num_gpus_per_worker, ray_workers=args.ray_workers, embedding_dtype=args.embedding_dtype,
@@ -105,7 +112,7 @@ def register(subparsers) -> None:
     build_parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")
     build_parser.add_argument("--tile-size", type=int, default=256, help="scene tile size in pixels (default: 256)")
     build_parser.add_argument("--stride", type=int, default=None, help="scene tile stride (default: tile size, no overlap)")
-    build_parser.add_argument("--bands", type=int, nargs="+", default=None, help="1-based band numbers: 3 (RGB) or 1 (grey)")
+    add_band_argument(build_parser, "bands read from scenes and multi-band files (3 = RGB, 1 = grey)")
     stac = build_parser.add_argument_group("STAC items (--stac)")
     stac.add_argument("--bbox", help="keep items intersecting W,S,E,N (degrees)")
     stac.add_argument("--datetime", help="keep items in START/END (dates or RFC 3339 times; '..' = open)")

@@ -26,8 +26,25 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_band_argument(parser: argparse.ArgumentParser, help_prefix: str = "bands of multi-band images drawn as R, G, B") -> None:
+    """--bands: a composite (s2-rgb, s2-false-color, ...), band names (B04,B03,B02) or 1-based numbers (4,3,2)."""
+    parser.add_argument("--bands", nargs="+", default=None, metavar="BANDS",
+                        help=f"{help_prefix}: a composite (s2-rgb, s2-false-color, s2-swir, s2-agriculture, landsat-rgb, "
+                        "landsat-false-color), band names (B04,B03,B02; sensor scaling applied) or 1-based numbers (4,3,2); "
+                        "see docs/multispectral.md")
+
+
+def load_model_with_bands(args: argparse.Namespace):
+    """`load_model` from the shared model arguments, with `--bands` applied to the processor."""
+    from ..multispectral import apply_bands, parse_bands
+
+    choice = parse_bands(getattr(args, "bands", None))  # a bad band name fails before the model loads
+    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    return model, apply_bands(processor, choice)
+
+
 def _load(args: argparse.Namespace):
-    return load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    return load_model_with_bands(args)
 
 
 def search(args: argparse.Namespace) -> int:
@@ -87,6 +104,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images encoded per batch")
     parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")
     parser.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    add_band_argument(parser)
     parser.set_defaults(func=search)
 
     parser = subparsers.add_parser("rank-captions", help="rank captions for one image")
@@ -95,4 +113,5 @@ def register(subparsers) -> None:
     parser.add_argument("--captions-file", help="text file with one caption per line")
     add_model_arguments(parser)
     parser.add_argument("--top-k", type=int, default=None, help="show only the best K captions")
+    add_band_argument(parser)
     parser.set_defaults(func=rank_captions_command)

@@ -59,6 +59,9 @@ def model_fingerprint(model, processor=None) -> str:
     image_processor = getattr(processor, "image_processor", None)
     if image_processor is not None:
         digest.update(json.dumps(image_processor.to_dict(), sort_keys=True, default=str).encode())
+    session_bands = {key: vars(processor)[key] for key in ("bands", "rescale_mode") if processor is not None and key in vars(processor)}
+    if session_bands:  # CLIP-family processors hold --bands outside their saved image processor
+        digest.update(json.dumps(session_bands, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 from ..errors import RSRetrievalError
+from ..evaluation.choices import DEFAULT_PROTOCOL, TIE_POLICIES
+from ..evaluation.protocols import PROTOCOL_NAMES, PROTOCOLS
 from ..packaged import packaged_files
 from .trackers import parse_report_to
 
@@ -148,11 +150,28 @@ class TrainingSpec:
 
 
 @dataclasses.dataclass
+class EvaluationSpec:
+    """How validation (model selection) and the quickstart's test metrics are computed."""
+
+    #: A name of `rs_retrieval.evaluation.protocols.PROTOCOLS` (docs/protocols.md).
+    protocol: str = DEFAULT_PROTOCOL
+    #: None: the protocol's own order of tied scores, else `numpy`.
+    tie_policy: str | None = None
+    #: Column that identifies an image, for protocols that merge images by key.
+    image_key_column: str = "filename"
+
+    def metric_kwargs(self) -> dict:
+        """Keyword arguments of `evaluate_retrieval`."""
+        return {"protocol": self.protocol, "tie_policy": self.tie_policy, "image_key_column": self.image_key_column}
+
+
+@dataclasses.dataclass
 class Recipe:
     model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
     processor: ProcessorSpec = dataclasses.field(default_factory=ProcessorSpec)
     data: DataSpec = dataclasses.field(default_factory=DataSpec)
     training: TrainingSpec = dataclasses.field(default_factory=TrainingSpec)
+    evaluation: EvaluationSpec = dataclasses.field(default_factory=EvaluationSpec)
     output_dir: str | None = None
 
     def to_dict(self) -> dict:
@@ -342,6 +361,12 @@ def _validate(recipe: Recipe, source: str) -> None:
     for i, rule in enumerate(training.param_groups):
         if not rule.prefixes:
             raise RecipeError(f"{source}: training.param_groups[{i}] needs at least one prefix")
+    _choice(recipe.evaluation.protocol, PROTOCOL_NAMES, f"{source}: evaluation.protocol")
+    fixed = PROTOCOLS[recipe.evaluation.protocol].tie_policy
+    if recipe.evaluation.tie_policy is not None:
+        _choice(recipe.evaluation.tie_policy, TIE_POLICIES, f"{source}: evaluation.tie_policy")
+        if fixed not in (None, recipe.evaluation.tie_policy):
+            raise RecipeError(f"{source}: evaluation.tie_policy {recipe.evaluation.tie_policy!r} conflicts with protocol {recipe.evaluation.protocol!r}, which orders ties by {fixed!r}")
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:

@@ -24,6 +24,7 @@ Run directory layout:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -45,7 +46,7 @@ from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
 from ..models import get_method
 from ..models.common.processing import input_image_size
-from .recipe import Recipe, RecipeError, dump_recipe, resolve_model_config
+from .recipe import EvaluationSpec, Recipe, RecipeError, dump_recipe, resolve_model_config
 from .trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
 from .tracking import JsonlLog, Throughput, read_log
 from .vocab import TRAIN_CAPTIONS, build_processor, vocabulary_from_captions
@@ -85,11 +86,13 @@ class TrainerState:
             setattr(self, key, value)
 
 
-def default_evaluate(model, processor, dataset, batch_size: int) -> dict:
-    """Validation metrics (i2t/t2i R@K, mR) of the package's evaluator, without re-ranking."""
+def default_evaluate(model, processor, dataset, batch_size: int, evaluation: EvaluationSpec | None = None) -> dict:
+    """Validation metrics (i2t/t2i R@K, mR) of the package's evaluator, without re-ranking,
+    under the recipe's evaluation protocol."""
     from ..evaluation.engine import evaluate_retrieval
 
-    return evaluate_retrieval(model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False)["none"]
+    metric_kwargs = (evaluation or EvaluationSpec()).metric_kwargs()
+    return evaluate_retrieval(model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False, **metric_kwargs)["none"]
 
 
 def build_model(recipe: Recipe, config, vocab=None):
@@ -195,7 +198,7 @@ class Trainer:
         default_dir = Path("runs") / f"{recipe.model.type}_{recipe.data.name or Path(recipe.data.path).name}"
         self.run_dir = Path(run_dir or recipe.output_dir or default_dir)
         self.datasets = datasets
-        self.evaluate_fn = evaluate_fn or default_evaluate
+        self.evaluate_fn = evaluate_fn or functools.partial(default_evaluate, evaluation=recipe.evaluation)
         self.on_finish = list(on_finish)
 
     # ---------------------------------------------------------------- setup
@@ -315,6 +318,7 @@ class Trainer:
             records = read_log(self.run_dir / "log.jsonl")
             metrics = {
                 "selection": f"best validation {SELECTION_METRIC}" if state.best_metrics else "last step (no validation)",
+                "protocol": self.recipe.evaluation.protocol,
                 "best_epoch": state.best_epoch,
                 "best_step": state.best_step,
                 "validation": state.best_metrics,

@@ -107,12 +107,12 @@ def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng
     return image
 
 
-def _rgb(image, source: str | None = None) -> Image.Image:
-    if isinstance(image, Image.Image) and image.mode == "RGB":
+def _rgb(image, source: str | None = None, rescale_mode: str = "auto", bands=None) -> Image.Image:
+    if isinstance(image, Image.Image) and image.mode == "RGB" and bands is None:
         return image
     from ...imagery import to_rgb_uint8
 
-    return Image.fromarray(to_rgb_uint8(image, source=source))
+    return Image.fromarray(to_rgb_uint8(image, rescale_mode, bands, source=source))
 
 
 class DualEncoderProcessor:
@@ -122,7 +122,12 @@ class DualEncoderProcessor:
     "max_length" for SigLIP, whose text tower pools the last position and was trained on fixed
     64-token inputs. Every other attribute (tokenizer, image_processor, save_pretrained,
     push_to_hub, __call__) is the wrapped processor's, so what is saved is the plain processor.
+    `bands`/`rescale_mode` (`rs_retrieval.multispectral.apply_bands`) pick and scale the bands of
+    multi-band inputs for this session; they are not saved.
     """
+
+    bands: list[int] | None = None
+    rescale_mode: str = "auto"
 
     def __init__(self, processor, text_padding: str = "longest", train_scale: tuple[float, float] = (0.9, 1.0)):
         self.processor = processor
@@ -159,7 +164,7 @@ class DualEncoderProcessor:
         """Pixel values of PIL images, arrays or file paths; anything that is not 8-bit RGB becomes
         it by the `rs_retrieval.imagery` rule (16-bit, float and multi-band files included)."""
         sources = rows.get("filename") or [None] * len(rows["image"])
-        images = [_rgb(image, source) for image, source in zip(rows["image"], sources)]
+        images = [_rgb(image, source, self.rescale_mode, self.bands) for image, source in zip(rows["image"], sources)]
         if train:
             images = [random_view(image, self.train_scale) for image in images]
         return {"pixel_values": self.processor.image_processor(images, return_tensors="pt")["pixel_values"]}
