@@ -1,8 +1,9 @@
 """open_clip checkpoints (RemoteCLIP, GeoRSCLIP, SkyCLIP, any open_clip ViT CLIP) -> a plain
 transformers `CLIPModel` + `CLIPProcessor` folder (`clip-family.md` §2-§5, §10.2).
 
-The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained` in an
-environment without this package. Steps: read the file the way the releases ship it (bare state
+The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained(...,
+backend="pil")` in an environment without this package (the PIL backend is open_clip's resize;
+transformers cannot be told so by the folder, see `models/clip/processing_clip.py`). Steps: read the file the way the releases ship it (bare state
 dict, training checkpoint with `state_dict` and `module.` prefixes, `model.`-prefixed wrapper,
 safetensors, or an `open_clip_config.json` repository folder); build the `CLIPConfig` from the
 open_clip architecture (a known name, an open_clip model-config JSON, or the repository's

@@ -4,10 +4,16 @@ The tokenizer is transformers' `CLIPTokenizer` built from the CLIP BPE merges fi
 CLIP and open_clip ship (`resources/clip_bpe_simple_vocab_16e6.txt.gz`, MIT licence, MD5
 933b7abbbbde62c36f02f0e6ccde464f): ids 0-255 are the byte symbols, 256-511 the same with
 `</w>`, then one id per merge (the first 48,894), then `<|startoftext|>` and `<|endoftext|>`
-(`clip-family.md` §4). The image processor is the PIL-backed `CLIPImageProcessorPil`, which
-reproduces open_clip's validation transform exactly (§5.2) for square images and whenever the
+(as open_clip's `SimpleTokenizer`). The image processor is the PIL-backed `CLIPImageProcessorPil`,
+which reproduces open_clip's validation transform exactly for square images and whenever the
 resized long side exceeds the crop by an even number of pixels; otherwise transformers' centre
 crop starts one pixel earlier than torchvision's (floor versus round of half the excess).
+
+transformers (5.x) loads a saved image processor with its torchvision backend whenever torchvision
+is installed, and nothing in a saved folder can pin the backend: that backend resizes tensors and
+lands up to one grey level away from open_clip's PIL resize. `DualEncoderProcessor` therefore
+swaps any torchvision-backed CLIP/SigLIP image processor for its PIL twin (`pil_backend`), and
+plain loads need `backend="pil"` (docs/inputs.md, "CLIP preprocessing").
 
 `DualEncoderProcessor` gives a transformers `CLIPProcessor`/`SiglipProcessor` the package's
 processor contract (`image_inputs(rows, train)`, `text_inputs(captions)`) and saves as the plain
@@ -88,9 +94,22 @@ def build_clip_processor(image_size: int = 224, bpe_path: str | None = None, ima
     return CLIPProcessor(image_processor=build_clip_image_processor(image_size, image_mean, image_std), tokenizer=build_clip_tokenizer(bpe_path))
 
 
+def pil_backend(image_processor):
+    """The PIL-backed twin of a torchvision-backed CLIP/SigLIP image processor (same settings);
+    any other image processor unchanged."""
+    if getattr(image_processor, "backend", "pil") == "pil":
+        return image_processor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    twins = {"CLIPImageProcessor": CLIPImageProcessorPil, "SiglipImageProcessor": SiglipImageProcessorPil}
+    twin = twins.get(type(image_processor).__name__)
+    return image_processor if twin is None else twin.from_dict(image_processor.to_dict())
+
+
 def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng: random.Random | None = None) -> Image.Image:
     """A training view: a random right-angle rotation (aerial images have no up) and a random crop
-    keeping `scale` of the area (aspect 3/4-4/3), as the RS CLIP recipes do (`clip-family.md` §8.4).
+    keeping `scale` of the area (aspect 3/4-4/3), as RS CLIP fine-tuning recipes do.
     The image processor then resizes and centre-crops it as at inference."""
     rng = rng or random
     turn = rng.choice(_RIGHT_ANGLES)
@@ -122,9 +141,11 @@ class DualEncoderProcessor:
     "max_length" for SigLIP, whose text tower pools the last position and was trained on fixed
     64-token inputs. Every other attribute (tokenizer, image_processor, save_pretrained,
     push_to_hub, __call__) is the wrapped processor's, so what is saved is the plain processor.
+    Its image processor is always the PIL backend (`pil_backend`), whatever transformers picked.
     """
 
     def __init__(self, processor, text_padding: str = "longest", train_scale: tuple[float, float] = (0.9, 1.0)):
+        processor.image_processor = pil_backend(processor.image_processor)
         self.processor = processor
         self.text_padding = text_padding
         self.train_scale = tuple(train_scale)
