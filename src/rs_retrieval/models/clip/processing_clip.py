@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ...imagery import rgb_image
+
 #: `processor.vocab` of a CLIP recipe: the CLIP BPE vocabulary packaged with rs_retrieval.
 CLIP_BPE = "clip_bpe"
 
@@ -126,12 +128,10 @@ def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng
     return image
 
 
-def _rgb(image, source: str | None = None) -> Image.Image:
-    if isinstance(image, Image.Image) and image.mode == "RGB":
-        return image
-    from ...imagery import to_rgb_uint8
-
-    return Image.fromarray(to_rgb_uint8(image, source=source))
+def _input_size(image_processor) -> int:
+    """The side of the model input a CLIP/SigLIP image processor makes."""
+    sizes = getattr(image_processor, "crop_size", None) or image_processor.size
+    return min(dict(sizes).values())
 
 
 class DualEncoderProcessor:
@@ -180,7 +180,8 @@ class DualEncoderProcessor:
         """Pixel values of PIL images, arrays or file paths; anything that is not 8-bit RGB becomes
         it by the `rs_retrieval.imagery` rule (16-bit, float and multi-band files included)."""
         sources = rows.get("filename") or [None] * len(rows["image"])
-        images = [_rgb(image, source) for image, source in zip(rows["image"], sources)]
+        input_size = _input_size(self.processor.image_processor)
+        images = [rgb_image(image, source=source, input_size=input_size) for image, source in zip(rows["image"], sources)]
         if train:
             images = [random_view(image, self.train_scale) for image in images]
         return {"pixel_values": self.processor.image_processor(images, return_tensors="pt")["pixel_values"]}
