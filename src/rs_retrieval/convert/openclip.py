@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import RSRetrievalError
+from ..errors import InputNotFoundError, RSRetrievalError
 from ..fileio import write_json_atomic
 from ..pretrained import stamp_vocabulary
 from .clip_zoo import CONVERSION_RECORD
@@ -143,7 +143,7 @@ def _find_weights(folder: Path) -> Path:
     for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"{folder} holds no open_clip weights (open_clip_model.safetensors / open_clip_pytorch_model.bin)")
+    raise InputNotFoundError(f"{folder} holds no open_clip weights (open_clip_model.safetensors / open_clip_pytorch_model.bin)")
 
 
 def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -154,7 +154,7 @@ def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
     if path.is_dir():
         path = _find_weights(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise InputNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
