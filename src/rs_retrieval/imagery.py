@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RSRetrievalError
+from .errors import RSRetrievalError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def max_pixels_limit() -> int | None:
         try:
             limit = int(value.replace("_", ""))
         except ValueError:
-            raise ImageValueError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)") from None
+            raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)") from None
         return limit if limit > 0 else None
     return Image.MAX_IMAGE_PIXELS
 
