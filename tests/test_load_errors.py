@@ -83,6 +83,10 @@ def test_damaged_model_folders_are_one_line_errors(workspace, capsys):
         assert err.startswith("error: ") and expected in err and len(err.strip().splitlines()) == 1, (name, err)
         assert "upgrade" not in err.lower()
     check_model_folder(workspace / "good")
+    from rs_retrieval.models import load_retrieval_processor
+
+    with pytest.raises(ModelFolderError, match="did you mean"):  # the library's processor loader too
+        load_retrieval_processor(workspace / "runs" / "quickstart")
 
 
 def test_a_fresh_process_shows_no_traceback(workspace):

@@ -17,20 +17,22 @@ from .clip import DUAL_ENCODER_CLASSES, as_retrieval_model, as_retrieval_process
 #: Weight files transformers looks for in a folder, in its order of preference.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
+#: Files a saved processor folder holds at least one of.
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+
 
 class ModelFolderError(RSRetrievalError, OSError):
     """A local model folder that cannot be loaded as it is; the message names the file and the fix."""
 
 
-def check_model_folder(folder: str | os.PathLike, trust_remote_code: bool = False, weights: bool = True) -> None:
+def check_model_folder(folder: str | os.PathLike, trust_remote_code: bool = False) -> None:
     """Raise `ModelFolderError` for a folder without (valid) config.json, of a model type no one
     registered, without weights, or with a cut-off safetensors file; a training run folder is
     pointed at its `model/`."""
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
-        if (folder / "model" / "config.json").is_file():
-            raise ModelFolderError(f"{folder} is a training run folder, not a model folder: did you mean {folder / 'model'}?")
+        _refuse_run_folder(folder)
         raise ModelFolderError(f"{folder} is not a model folder: it has no config.json")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -40,8 +42,13 @@ def check_model_folder(folder: str | os.PathLike, trust_remote_code: bool = Fals
     if not isinstance(config, dict):
         raise ModelFolderError(f"{config_path} holds a JSON {type(config).__name__}, not a model configuration object")
     _check_model_type(config, config_path, trust_remote_code)
-    if weights:
-        _check_weights(folder)
+    _check_weights(folder)
+
+
+def _refuse_run_folder(folder: Path) -> None:
+    """A training run folder (its model in `model/`) passed where the model is meant."""
+    if (folder / "model" / "config.json").is_file():
+        raise ModelFolderError(f"{folder} is a training run folder, not a model folder: did you mean {folder / 'model'}?")
 
 
 def _check_model_type(config: dict, config_path: Path, trust_remote_code: bool) -> None:
@@ -112,6 +119,7 @@ def load_retrieval_processor(name_or_path: str | os.PathLike, trust_remote_code:
     """The matching processor with `image_inputs`/`text_inputs` (CLIP/SigLIP processors wrapped)."""
     from transformers import AutoProcessor
 
-    if Path(name_or_path).is_dir():
-        check_model_folder(name_or_path, trust_remote_code, weights=False)
+    folder = Path(name_or_path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in PROCESSOR_FILES):
+        _refuse_run_folder(folder)
     return as_retrieval_processor(AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code))
