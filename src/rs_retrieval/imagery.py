@@ -279,6 +279,8 @@ def rgb_image(image, rescale_mode: str = "auto", bands: Sequence[int] | None = N
     is warned about, naming it."""
     from PIL import Image
 
+    if source is None and isinstance(image, (str, os.PathLike)):
+        source = os.fspath(image)
     if isinstance(image, Image.Image) and image.mode == "RGB" and bands is None:
         try:
             image.load()
