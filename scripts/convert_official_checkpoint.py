@@ -9,15 +9,14 @@ The folder (model.safetensors, config.json, processor files) then loads with
 Methods are dispatched through the method registry (`register_method(..., converter=...)`).
 """
 
-import argparse
 import sys
 
-from rs_retrieval.convert.commands import add_convert_arguments, run_convert
+from rs_retrieval.cli import main as cli_main
 
 
 def main(argv=None) -> int:
-    parser = add_convert_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
-    return run_convert(parser.parse_args(argv))
+    """`rs-retrieval convert ARGS`: same options, one-line errors and exit status 2 for bad input."""
+    return cli_main(["convert", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def test_uploads_render_to_rgb_or_fail_with_the_reason(tmp_path):
     rgba = tmp_path / "a.png"
     Image.new("RGBA", (20, 10), (10, 200, 30, 128)).save(rgba)
     upload = read_upload(rgba)
-    assert upload.image.mode == "RGB" and upload.image.size == (20, 10) and upload.image.getpixel((0, 0)) == (10, 200, 30)
+    # half-transparent: composited on black, the package's nodata colour (docs/inputs.md)
+    assert upload.image.mode == "RGB" and upload.image.size == (20, 10) and upload.image.getpixel((0, 0)) == (5, 100, 15)
     assert upload.note == ""
 
     broken = tmp_path / "broken.jpg"

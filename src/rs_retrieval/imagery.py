@@ -4,6 +4,13 @@
 (uint8, uint16, int16, float32, ...): PIL for ordinary files, `tifffile` for TIFF (multi-band,
 16-bit, float; planar or interleaved) and `rasterio`, when installed, for TIFFs that tifffile
 cannot decode (LZW/JPEG-compressed GeoTIFF, COG) and for decimated reads of very large TIFFs.
+`IMAGE_EXTENSIONS` are the file kinds it reads; folder search, indexes and class folders take
+exactly these. Every PIL image (read from a file or handed in) is turned upright by its EXIF
+orientation (phones and drones store pictures rotated), and transparent pixels are composited on
+black, the colour of nodata below (`pil_to_array`).
+
+`rgb_image(image, ...)` is what every processor resizes: an RGB PIL image by the rule below,
+upright, with a warning when the image is so small that the model input is mostly interpolation.
 
 `to_rgb_uint8(array, rescale_mode)` turns any such array (or a PIL image / torch tensor) into the
 [H, W, 3] uint8 RGB that both the model input and every picture use. The rule, per input kind:
@@ -21,8 +28,9 @@ cannot decode (LZW/JPEG-compressed GeoTIFF, COG) and for decimated reads of very
   - a sensor scaling of `rs_retrieval.multispectral.SCALINGS` ("s2-l2a", "landsat-c2l2", ...):
     digital numbers -> reflectance -> a fixed reflectance range stretched to 0..255, clipped.
   NaN / inf pixels are nodata: they are ignored by the stretch and drawn black.
-* bands (last axis): 1 band = grayscale (repeated to RGB); 2 bands = gray + alpha (alpha dropped);
-  3 bands = RGB; 4 or more = RGBA or multispectral (RGBN...), of which bands 0, 1, 2 are drawn as
+* bands (last axis): 1 band = grayscale (repeated to RGB); 2 bands = gray + alpha (alpha dropped:
+  PIL images with alpha arrive composited on black, see above); 3 bands = RGB; 4 or more = RGBA
+  or multispectral (RGBN...), of which bands 0, 1, 2 are drawn as
   R, G, B unless `bands=` names one (gray) or three (R, G, B) 0-based band indices, e.g. (3, 0, 1)
   for a NIR false-colour view of an R, G, B, NIR image.
 * arrays and tensors laid out [bands, H, W] (at most 4 leading bands and a wider last axis) are
@@ -43,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RSRetrievalError
+from .errors import RSRetrievalError, UsageError
 from .multispectral import SCALINGS
 
 logger = logging.getLogger(__name__)
@@ -52,8 +60,17 @@ RESCALE_MODES = ("auto", "percentile", "minmax", "unit", "none", *SCALINGS)
 #: Lower and upper percentile of the "percentile" stretch.
 STRETCH_PERCENTILES = (2.0, 98.0)
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: File kinds `read_image` reads (lower case); anything else in a folder is left out, with a warning.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", *TIFF_SUFFIXES, ".bmp", ".webp", ".gif", ".jp2")
+#: An image whose shorter side is below the model input size divided by this is warned about:
+#: upscaled that much, the model sees interpolation, not content (a 1 x 1 picture is one colour).
+MAX_UPSCALE = 8
+#: EXIF tag of the orientation (1 = upright; 2-8 = mirrored and/or rotated).
+_EXIF_ORIENTATION = 0x0112
 #: Environment variable that overrides the pixel limit above which images are read downsampled.
 MAX_PIXELS_ENV = "RS_RETRIEVAL_MAX_PIXELS"
+#: Kinds of note already logged by `_warn_once` in this process.
+_WARNED: set[str] = set()
 #: Pixels sampled (evenly strided) to estimate the stretch percentiles of a large band.
 _STRETCH_SAMPLE = 1 << 20
 
@@ -75,13 +92,31 @@ class ImageTooLargeError(ImageError):
 
 
 def max_pixels_limit() -> int | None:
-    """Pixel limit for one image: $RS_RETRIEVAL_MAX_PIXELS, else PIL's `Image.MAX_IMAGE_PIXELS`."""
+    """Pixel limit for one image: $RS_RETRIEVAL_MAX_PIXELS (0 or less: none), else PIL's `Image.MAX_IMAGE_PIXELS`."""
     from PIL import Image
 
-    value = os.environ.get(MAX_PIXELS_ENV)
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if value:
-        return int(value) if int(value) > 0 else None
+        try:
+            limit = int(value.replace("_", ""))
+        except ValueError:
+            raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)") from None
+        return limit if limit > 0 else None
     return Image.MAX_IMAGE_PIXELS
+
+
+def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The files of `folder` with one of `IMAGE_EXTENSIONS`, sorted; other files (dotfiles aside)
+    are named in one warning (once per folder and process), so nothing is left out silently."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("**/*" if recursive else "*") if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    others = [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    if others:
+        shown = ", ".join(str(p.relative_to(folder)) for p in others[:5]) + (", ..." if len(others) > 5 else "")
+        message = f"left out {len(others)} file(s) in {folder} that are not images ({' '.join(IMAGE_EXTENSIONS)}): {shown}"
+        _warn_once(f"left out {folder.resolve()} {recursive}", message)
+    return images
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -143,7 +178,7 @@ def _read_with_pil(path: Path, limit: int | None) -> np.ndarray:
             image.load()
             if limit is not None and image.width * image.height > limit:
                 image = image.reduce(math.ceil(math.sqrt(image.width * image.height / limit)))
-            return pil_to_array(image)
+            return pil_to_array(image, str(path))
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -198,8 +233,19 @@ def _yx_first(array: np.ndarray, axes: str) -> np.ndarray:
     return array.reshape(array.shape[0], array.shape[1], -1)
 
 
-def pil_to_array(image) -> np.ndarray:
-    """A PIL image's pixels in their own dtype: "I;16" -> uint16, "I" -> int32, "F" -> float32."""
+def upright(image):
+    """The PIL image as it is meant to be seen: its EXIF orientation applied (and then cleared)."""
+    from PIL import ImageOps
+
+    if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+def pil_to_array(image, source: str = "array") -> np.ndarray:
+    """A PIL image's pixels in their own dtype ("I;16" -> uint16, "I" -> int32, "F" -> float32),
+    upright by its EXIF orientation, transparent pixels composited on black."""
+    image = upright(image)
     if image.mode == "1":
         image = image.convert("L")
     elif image.mode in ("P", "PA"):
@@ -207,7 +253,51 @@ def pil_to_array(image) -> np.ndarray:
     elif image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not image.mode.startswith("I;16"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...: PIL knows their RGB meaning
     array = np.asarray(image)
+    if image.mode in ("LA", "RGBA"):
+        array = _composite_on_black(array, source)
     return array.astype(array.dtype.newbyteorder("=")) if array.dtype.byteorder not in ("=", "|") else array
+
+
+def _composite_on_black(array: np.ndarray, source: str) -> np.ndarray:
+    """uint8 colour + alpha -> colour over black (alpha 255 keeps a pixel, 0 makes it black)."""
+    colour, alpha = array[..., :-1], array[..., -1:]
+    if alpha.min() == 255:
+        return colour
+    _warn_once("alpha", f"{source} has transparent pixels: composited on black, the nodata colour (further images with alpha are not reported)")
+    return ((colour.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
+
+
+def _warn_once(kind: str, message: str) -> None:
+    """Log `message` for the first time something of its `kind` happens in this process only."""
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        logger.warning(message)
+
+
+def rgb_image(image, rescale_mode: str = "auto", bands: Sequence[int] | None = None, source: str | None = None, input_size: int | None = None):
+    """An RGB PIL image of any input, by the module's rule and upright: what processors resize.
+
+    An 8-bit RGB PIL image is kept as is (decoded here, so a truncated file is named). With
+    `input_size` (the model's), an image whose shorter side is below `input_size / MAX_UPSCALE`
+    is warned about, naming it."""
+    from PIL import Image
+
+    if source is None and isinstance(image, (str, os.PathLike)):
+        source = os.fspath(image)
+    if isinstance(image, Image.Image) and image.mode == "RGB" and bands is None:
+        try:
+            image.load()
+        except OSError as err:
+            raise ImageReadError(f"cannot read image {source or 'in the batch'}: {err}") from err
+        image = upright(image)
+    else:
+        image = Image.fromarray(to_rgb_uint8(image, rescale_mode, bands, source))
+    if input_size and min(image.size) * MAX_UPSCALE < input_size:
+        logger.warning(
+            "%s is only %d x %d pixels: upscaled to the model's %d px input it carries almost no detail",
+            source or "an image", image.width, image.height, input_size,
+        )
+    return image
 
 
 # ------------------------------------------------------------------------------------ conversion
@@ -219,7 +309,7 @@ def image_to_array(image, source: str = "array") -> np.ndarray:
 
     if isinstance(image, Image.Image):
         try:
-            return _hwc(pil_to_array(image), source)
+            return _hwc(pil_to_array(image, source), source)
         except OSError as err:  # a lazily opened file that turns out truncated or corrupt
             raise ImageReadError(f"cannot read image {source}: {err}") from err
     if isinstance(image, (str, os.PathLike)):

@@ -73,6 +73,7 @@ def load_model_and_processor(name_or_path: str, trust_remote_code: bool = False,
 
     name_or_path = os.fspath(name_or_path)
     _check_model_path(name_or_path)
+    device = resolve_device(device)  # a device the machine lacks fails before the model loads
     extra = {"allow_weight_mismatch": True} if allow_weight_mismatch else {}
     try:
         model = load_retrieval_model(name_or_path, trust_remote_code=trust_remote_code, **extra)
@@ -82,13 +83,28 @@ def load_model_and_processor(name_or_path: str, trust_remote_code: bool = False,
             raise
         raise ModelNotFoundError(f"no model folder {name_or_path}, and no Hub model of that id could be loaded: {err}") from err
     check_vocabulary(model, processor, source=name_or_path)
-    return model.to(resolve_device(device)).eval(), processor
+    return model.to(device).eval(), processor
+
+
+class DeviceError(RSRetrievalError, ValueError):
+    """A device name torch does not know, or one this machine does not have."""
 
 
 def resolve_device(device: str | None) -> str:
-    """One rule for every command: the given device, else cuda when available, else cpu."""
-    if device:
-        return device
+    """One rule for every command: the given device (checked to exist here), else cuda when
+    available, else cpu."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"device {device!r} is not a torch device name (cpu, cuda, cuda:1, mps, ...)") from None
+    if kind.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r}: this machine has no usable CUDA GPU (or torch {torch.__version__} was built without CUDA); use --device cpu")
+    if kind.type == "cuda" and kind.index is not None and kind.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    if kind.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {device!r}: MPS (Apple GPU) is not available here; use --device cpu")
+    return device

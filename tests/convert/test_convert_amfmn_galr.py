@@ -248,7 +248,7 @@ def test_script_dispatches_on_method_and_registry_is_extensible(tmp_path, vocab_
     overrides = ["--set", f"backbone_hidden_sizes={json.dumps(WIDTHS)}", "--set", f"backbone_embedding_size={STEM}", "--set", "margin=0.3"]
     assert script.main(args + overrides) == 0
     assert json.loads((tmp_path / "out" / "config.json").read_text())["margin"] == 0.3
-    assert script.main(args + overrides) == 1  # exists, no --overwrite: clean error, exit code 1
+    assert script.main(args + overrides) == 2  # exists, no --overwrite: one-line error, exit status 2 (user error)
 
     # converters come from the method registry (a toy method's converter: tests/test_toy_method.py)
     with pytest.raises(UnknownMethodError, match=r"no checkpoint converter for method 'cmpagl'; methods with one: \['amfmn', .*'galr', 'msa'"):

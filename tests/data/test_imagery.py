@@ -80,11 +80,16 @@ def test_multiband_tiff_default_rgb_and_band_choice(tmp_path):
     assert processor.preprocess(str(tmp_path / "rgbn.tif"))["pixel_values"].shape == (1, 3, 22, 22)
 
 
-def test_gray_alpha_and_rgba_drop_alpha():
+def test_gray_alpha_arrays_drop_alpha_and_transparent_pil_pixels_become_black():
     gray_alpha = np.stack([np.full((8, 8), 90, np.uint8), np.zeros((8, 8), np.uint8)], -1)
-    assert (to_rgb_uint8(gray_alpha) == 90).all()
-    rgba = Image.new("RGBA", (8, 8), (10, 20, 30, 0))
-    assert to_rgb_uint8(rgba)[0, 0].tolist() == [10, 20, 30]
+    assert (to_rgb_uint8(gray_alpha) == 90).all()  # an array's bands carry no meaning: the rule drops band 1
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = (100, 200, 30)
+    rgba[:, :4, 3], rgba[:, 4:6, 3], rgba[:, 6:, 3] = 255, 128, 0
+    rgb = to_rgb_uint8(Image.fromarray(rgba, "RGBA"))  # a PIL image knows its alpha: composited on black
+    assert rgb[0, 0].tolist() == [100, 200, 30] and rgb[0, 4].tolist() == [50, 100, 15] and rgb[0, 7].tolist() == [0, 0, 0]
+    opaque = Image.new("RGBA", (8, 8), (10, 20, 30, 255))
+    assert to_rgb_uint8(opaque)[0, 0].tolist() == [10, 20, 30]
 
 
 def test_uninterpretable_values_raise_naming_the_file(tmp_path):

@@ -7,6 +7,8 @@ function is imported on first use and is called as
 
 from __future__ import annotations
 
+import os
+
 from .._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {".common": ["CheckpointConversionError"]})
@@ -16,11 +18,17 @@ def convert_checkpoint(path, method: str, vocab_path=None, out_dir=None, **optio
     """Convert an official checkpoint of `method` into a `save_pretrained` folder `out_dir`
     (written atomically); returns the folder. `options` go to the method's converter
     (e.g. `allow_pickle`, `overwrite`, `config_overrides`)."""
+    from ..errors import InputNotFoundError
     from ..models import get_method
 
+    converter = get_method(method).get_converter()
+    if not os.path.exists(path):  # named before anything the converter would miss: it matters most
+        raise InputNotFoundError(f"checkpoint {path} does not exist")
+    if vocab_path is not None and not os.path.exists(vocab_path):
+        raise InputNotFoundError(f"vocabulary {vocab_path} does not exist")
     if out_dir is None:
         raise ValueError("out_dir is required")
-    return get_method(method).get_converter()(path, method=method, vocab_path=vocab_path, out_dir=out_dir, **options)
+    return converter(path, method=method, vocab_path=vocab_path, out_dir=out_dir, **options)
 
 
 __all__ = ["CheckpointConversionError", "convert_checkpoint"]

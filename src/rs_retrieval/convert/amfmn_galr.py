@@ -14,6 +14,7 @@ import os
 
 import torch
 
+from ..errors import UsageError
 from ..models import get_method
 from ..models.common.tokenization_word import load_vocab
 from ..pretrained import stamp_vocabulary
@@ -110,7 +111,7 @@ def convert_amfmn_galr(
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if vocab_path is None:
-        raise ValueError(f"{method} conversion needs the reference vocab.json (vocab_path)")
+        raise UsageError(f"{method} conversion needs the reference vocab.json the model was trained with (--vocab, vocab_path)")
     source = os.fspath(checkpoint_path)
     spec = get_method(method)
     state, _ = load_state_dict_file(checkpoint_path, allow_pickle=allow_pickle)

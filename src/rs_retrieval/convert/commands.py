@@ -1,7 +1,6 @@
 """`rs-retrieval convert`: official checkpoints -> `save_pretrained` folders (methods registered with a converter)."""
 
 import argparse
-import sys
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -32,22 +31,19 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from . import CheckpointConversionError, convert_checkpoint
+    """User errors (missing checkpoint first, then vocabulary, options, layout) are the package's
+    typed errors: the CLI prints them as one `error:` line with exit status 2."""
+    from ..errors import UsageError
+    from . import convert_checkpoint
 
     options = dict(allow_pickle=args.allow_pickle, overwrite=args.overwrite)
     clip_options = {name: getattr(args, name) for name in ("arch", "hidden_act", "release") if getattr(args, name)}
     if clip_options and args.method != "openclip":
-        print(f"error: --arch/--activation/--release apply to --method openclip only", file=sys.stderr)
-        return 1
+        raise UsageError("--arch/--activation/--release apply to --method openclip only")
     options.update(clip_options)
     if args.overrides:
         options["config_overrides"] = dict(args.overrides)
-    try:
-        out = convert_checkpoint(args.checkpoint, args.method, vocab_path=args.vocab, out_dir=args.out, **options)
-    except (CheckpointConversionError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(out)
+    print(convert_checkpoint(args.checkpoint, args.method, vocab_path=args.vocab, out_dir=args.out, **options))
     return 0
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import torch
-from ..errors import OutputExistsError
+from ..errors import InputNotFoundError, OutputExistsError
 from ..fileio import atomic_directory
 from ..models.common.weights import CheckpointConversionError, check_state_dict, load_converted, preview_keys  # noqa: F401  (converters' API)
 
@@ -33,7 +33,7 @@ def load_state_dict_file(path: str | os.PathLike, allow_pickle: bool = False) ->
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise InputNotFoundError(f"checkpoint {path} does not exist")
     try:
         data = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as error:  # torch raises UnpicklingError/RuntimeError variants

@@ -20,6 +20,7 @@ import warnings
 import torch
 from transformers import BertConfig
 
+from ..errors import InputNotFoundError, UsageError
 from ..models.msa import MSAConfig, MSAModel, MSAProcessor
 from ..models.common.towers import resnet_config
 from ..pretrained import stamp_vocabulary
@@ -67,7 +68,7 @@ def read_official_parts(path: str | os.PathLike, allow_pickle: bool = False) -> 
             file = os.path.join(path, name)
             if not os.path.isfile(file):
                 if part in REQUIRED_PARTS:
-                    raise FileNotFoundError(f"MSA checkpoint folder {path} lacks {name} (needs {', '.join(PART_FILES[p] for p in REQUIRED_PARTS)})")
+                    raise InputNotFoundError(f"MSA checkpoint folder {path} lacks {name} (needs {', '.join(PART_FILES[p] for p in REQUIRED_PARTS)})")
                 continue
             part_state, _ = load_state_dict_file(file, allow_pickle=allow_pickle)
             state.update({f"{part}.{key}": value for key, value in part_state.items()})
@@ -128,7 +129,7 @@ def convert_msa(checkpoint_path, method: str = "msa", vocab_path=None, out_dir=N
     if method != "msa":
         raise ValueError(f"convert_msa converts MSA checkpoints, not {method!r}")
     if vocab_path is None or out_dir is None:
-        raise ValueError("MSA conversion needs vocab_path (the BERT vocab.txt) and out_dir")
+        raise UsageError("MSA conversion needs the BERT vocab.txt (--vocab, vocab_path) and out_dir")
     source = os.fspath(checkpoint_path)
     state = read_official_parts(checkpoint_path, allow_pickle=allow_pickle)
     config = infer_config(state, source, **(config_overrides or {}))

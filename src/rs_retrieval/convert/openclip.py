@@ -1,8 +1,9 @@
 """open_clip checkpoints (RemoteCLIP, GeoRSCLIP, SkyCLIP, any open_clip ViT CLIP) -> a plain
 transformers `CLIPModel` + `CLIPProcessor` folder (`clip-family.md` §2-§5, §10.2).
 
-The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained` in an
-environment without this package. Steps: read the file the way the releases ship it (bare state
+The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained(...,
+backend="pil")` in an environment without this package (the PIL backend is open_clip's resize;
+transformers cannot be told so by the folder, see `models/clip/processing_clip.py`). Steps: read the file the way the releases ship it (bare state
 dict, training checkpoint with `state_dict` and `module.` prefixes, `model.`-prefixed wrapper,
 safetensors, or an `open_clip_config.json` repository folder); build the `CLIPConfig` from the
 open_clip architecture (a known name, an open_clip model-config JSON, or the repository's
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import RSRetrievalError
+from ..errors import InputNotFoundError, RSRetrievalError
 from ..fileio import write_json_atomic
 from ..pretrained import stamp_vocabulary
 from .clip_zoo import CONVERSION_RECORD
@@ -142,7 +143,7 @@ def _find_weights(folder: Path) -> Path:
     for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"{folder} holds no open_clip weights (open_clip_model.safetensors / open_clip_pytorch_model.bin)")
+    raise InputNotFoundError(f"{folder} holds no open_clip weights (open_clip_model.safetensors / open_clip_pytorch_model.bin)")
 
 
 def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -153,7 +154,7 @@ def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
     if path.is_dir():
         path = _find_weights(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise InputNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

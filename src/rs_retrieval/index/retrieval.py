@@ -105,10 +105,13 @@ class RetrievalIndex:
         self.model, self.processor = model, processor
         gen = folder / store.generation_name(manifest["generation"])
         self.vector_config = VectorIndexConfig(**manifest["vector_index"])
-        self.faiss_index = read_faiss_index(gen / "vectors.faiss", mmap=mmap)
-        self.vectors = np.load(gen / "vectors.npy", mmap_mode="r" if mmap else None)
-        self.metadata = pq.read_table(gen / "metadata.parquet", memory_map=mmap)
+        self.faiss_index = store.read_index_file(gen / "vectors.faiss", lambda path: read_faiss_index(path, mmap=mmap))
+        self.vectors = store.read_index_file(gen / "vectors.npy", lambda path: np.load(path, mmap_mode="r" if mmap else None))
+        self.metadata = store.read_index_file(gen / "metadata.parquet", lambda path: pq.read_table(path, memory_map=mmap))
         self.shards = store.ShardReader(gen, manifest["image_cache_keys"])
+        rows = {"vectors.faiss": self.faiss_index.ntotal, "vectors.npy": len(self.vectors), "metadata.parquet": self.metadata.num_rows}
+        if set(rows.values()) != {manifest["count"]}:
+            raise store.IndexCorruptError(f"index files in {gen} do not agree with the manifest's {manifest['count']} rows ({rows}): rebuild the index")
 
     # ------------------------------------------------------------------ open / build
     @classmethod

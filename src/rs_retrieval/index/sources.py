@@ -127,7 +127,7 @@ class SceneSource:
         self.path = Path(path).resolve()
         if not self.path.is_file():
             raise SceneError(f"scene {self.path} does not exist")
-        self.tile_size, self.stride = tile_size, stride or tile_size
+        self.tile_size, self.stride = tile_size, tile_size if stride is None else stride
         if tile_size < 1 or self.stride < 1:
             raise SceneError(f"tile size and stride must be >= 1, got {tile_size} and {self.stride}")
         try:

@@ -84,6 +84,19 @@ def verify_files(folder: Path, manifest: dict) -> None:
             raise IndexCorruptError(f"index file {path} is corrupt: SHA-256 {actual[:16]}... does not match the manifest's {expected[:16]}...")
 
 
+def read_index_file(path: Path, read):
+    """`read(path)`; a file that cannot be read (cut off or overwritten, opened with --no-verify)
+    raises one `IndexCorruptError` naming it."""
+    try:
+        return read(path)
+    except (OSError, EOFError, ValueError, RuntimeError) as err:  # numpy, pyarrow and faiss errors of damaged files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise IndexCorruptError(
+            f"index file {path} cannot be read ({reason[:200]}): it is damaged; `index search` without --no-verify "
+            "checks every file, rebuild the index to repair it"
+        ) from None
+
+
 def check_fingerprint(manifest: dict, fingerprint: str, folder: Path) -> None:
     if manifest["fingerprint"] != fingerprint:
         raise FingerprintMismatchError(
@@ -141,7 +154,7 @@ class ShardReader:
 
     def _array(self, path: Path) -> np.ndarray:
         if path not in self._open:
-            self._open[path] = np.load(path, mmap_mode="r")
+            self._open[path] = read_index_file(path, lambda p: np.load(p, mmap_mode="r"))
         return self._open[path]
 
     def gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:

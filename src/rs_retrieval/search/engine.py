@@ -27,11 +27,10 @@ from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
 from ..fileio import atomic_write_bytes, atomic_write_text, save_png_atomic
-from ..imagery import ImageError, read_image, to_rgb_uint8
+from ..imagery import IMAGE_EXTENSIONS, ImageError, list_image_files, read_image, to_rgb_uint8
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 CACHE_FORMAT = "1"
 #: Images scored per `model.score` call (bounds memory of pair-dependent scoring).
 SCORE_CHUNK = 4096
@@ -69,8 +68,7 @@ def list_images(images_dir: str | Path, recursive: bool = False) -> list[Path]:
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise SearchError(f"{images_dir} is not a folder")
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in images_dir.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = list_image_files(images_dir, recursive)
     if not files:
         raise SearchError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_dir}")
     return files

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..fileio import save_png_atomic
-from ..search.engine import IMAGE_EXTENSIONS
+from ..imagery import IMAGE_EXTENSIONS, list_image_files
 from .class_sets import ClassSet, ClassSetError, load_class_set, load_templates
 from .classifier import ZeroShotClassifier
 
@@ -35,12 +35,7 @@ def image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, i
     if not root.is_dir():
         raise ClassSetError(f"{root} is not a folder (expected one sub-folder of images per class)")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    samples = [
-        (path, index)
-        for index, name in enumerate(folders)
-        for path in sorted((root / name).iterdir())
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-    ]
+    samples = [(path, index) for index, name in enumerate(folders) for path in list_image_files(root / name)]
     if not samples:
         raise ClassSetError(f"{root} has no class sub-folders with images ({', '.join(IMAGE_EXTENSIONS)})")
     return folders, samples

@@ -128,20 +128,23 @@ def test_wrong_activation_is_visible_to_the_parity_check(reference, tmp_path):
 
 
 def test_folder_loads_with_plain_transformers_without_rs_retrieval(reference, tmp_path):
-    out = convert(reference, "tiny_head_width_80", tmp_path / "hf")
+    out = out_dir = convert(reference, "tiny_head_width_80", tmp_path / "hf")
     script = f"""
 import json, sys
 sys.modules["rs_retrieval"] = None  # importing it would raise
 import torch
 from PIL import Image
-from transformers import CLIPModel, CLIPProcessor
+from transformers import AutoProcessor, CLIPModel, CLIPProcessor
 model = CLIPModel.from_pretrained({str(out)!r}).eval()
 processor = CLIPProcessor.from_pretrained({str(out)!r})
 images = [Image.open({str(reference / 'images')!r} + f"/{{i}}.png").convert("RGB") for i in range({len(IMAGE_SIZES)})]
 inputs = processor(text={CAPTIONS!r}, images=images, return_tensors="pt", padding=True)
 with torch.no_grad():
     out = model(**inputs)
-print(json.dumps({{"type": type(model).__name__, "image": out.image_embeds.tolist(), "text": out.text_embeds.tolist()}}))
+pixels = [inputs["pixel_values"].tolist()]
+for other in (AutoProcessor.from_pretrained({str(out_dir)!r}), CLIPProcessor.from_pretrained({str(out_dir)!r}, backend="pil")):
+    pixels.append(other(images=images, return_tensors="pt")["pixel_values"].tolist())
+print(json.dumps({{"type": type(model).__name__, "image": out.image_embeds.tolist(), "text": out.text_embeds.tolist(), "pixels": pixels}}))
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=True)
@@ -149,8 +152,46 @@ print(json.dumps({{"type": type(model).__name__, "image": out.image_embeds.tolis
     expected = torch.load(reference / "tiny_head_width_80" / "reference.pt")
     normalise = torch.nn.functional.normalize
     assert loaded["type"] == "CLIPModel"
+    for pixels in loaded["pixels"]:  # CLIPProcessor, AutoProcessor, CLIPProcessor(backend="pil")
+        assert torch.equal(torch.tensor(pixels), expected["pixel_values"])
     assert torch.allclose(torch.tensor(loaded["image"]), normalise(expected["image_embeds"], dim=-1), atol=TOLERANCE)
     assert torch.allclose(torch.tensor(loaded["text"]), normalise(expected["text_embeds"], dim=-1), atol=TOLERANCE)
+
+
+def processor_pixels(python: Path, folder: Path, reference: Path, out: Path) -> dict:
+    """Pixels of `folder` loaded the plain ways and ours, computed by `python` (see clip_processor_pixels.py)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    script = REPO / "tests" / "clip_processor_pixels.py"
+    args = [str(python), str(script), str(folder), str(reference / "images"), str(len(IMAGE_SIZES)), str(REPO / "src"), str(out)]
+    subprocess.run(args, check=True, env=env, cwd=out.parent, timeout=300)
+    return torch.load(out)
+
+
+def test_every_load_gives_open_clip_pixels_where_torchvision_is_installed(reference, tmp_path):
+    """transformers picks its torchvision image-processor backend wherever torchvision is installed
+    (one grey level off open_clip's PIL resize): our loader swaps it for the PIL twin, and the card
+    tells plain users to pass backend="pil". (Without torchvision: the two tests above.)"""
+    probe = subprocess.run([str(OPENCLIP_PYTHON), "-c", "import transformers, torchvision"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"{OPENCLIP_PYTHON} lacks transformers or torchvision (.ci/run installs them): {probe.stderr.decode()[-200:]}")
+    name = "tiny_head_width_80"  # non-default mean/std: the PIL twin must keep them
+    out = convert(reference, name, tmp_path / "hf")
+    assert f'CLIPProcessor.from_pretrained("{out}", backend="pil")' in (out / "README.md").read_text()
+    measured = processor_pixels(OPENCLIP_PYTHON, out, reference, tmp_path / "pixels.pt")
+    expected = torch.load(reference / name / "reference.pt")
+    model = load_retrieval_model(out).eval()
+    assert measured["backends"] == {"plain_default": "torchvision", "clip_processor_pil": "pil", "auto_processor_pil": "pil", "ours": "pil"}
+    for way, pixels in measured["pixels"].items():
+        difference = float((pixels - expected["pixel_values"]).abs().max())
+        print(f"with torchvision, {way}: max |pixel difference| vs open_clip {difference:.3g}")
+        if way == "plain_default":
+            assert difference > 0  # the documented drift (docs/inputs.md); if this fails, update the docs
+            continue
+        assert difference == 0.0, way
+        with torch.no_grad():
+            features = model.encode_images(pixels)["embeds"]
+        assert float((features - expected["image_embeds"]).abs().max()) <= TOLERANCE, way
 
 
 def test_token_ids_match_open_clip_on_every_rsitmd_test_caption(reference):
@@ -178,7 +219,7 @@ def test_release_formats_and_cli(reference, tmp_path):
     assert config["model_type"] == "clip" and config["architectures"] == ["CLIPModel"] and config["text_config"]["hidden_act"] == "gelu"
     card = (tmp_path / "cli" / "README.md").read_text()
     assert "CLIPModel.from_pretrained" in card and json.loads((tmp_path / "cli" / "conversion.json").read_text())["source_sha256"] in card
-    assert main(["convert", "--method", "msa", "--checkpoint", str(source / "epoch_20.pt"), "--arch", "ViT-B-32", "--out", str(tmp_path / "x")]) == 1
+    assert main(["convert", "--method", "msa", "--checkpoint", str(source / "epoch_20.pt"), "--arch", "ViT-B-32", "--out", str(tmp_path / "x")]) == 2
 
 
 def test_known_architectures_build_the_spec_configs():

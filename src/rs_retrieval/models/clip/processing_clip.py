@@ -4,10 +4,16 @@ The tokenizer is transformers' `CLIPTokenizer` built from the CLIP BPE merges fi
 CLIP and open_clip ship (`resources/clip_bpe_simple_vocab_16e6.txt.gz`, MIT licence, MD5
 933b7abbbbde62c36f02f0e6ccde464f): ids 0-255 are the byte symbols, 256-511 the same with
 `</w>`, then one id per merge (the first 48,894), then `<|startoftext|>` and `<|endoftext|>`
-(`clip-family.md` §4). The image processor is the PIL-backed `CLIPImageProcessorPil`, which
-reproduces open_clip's validation transform exactly (§5.2) for square images and whenever the
+(as open_clip's `SimpleTokenizer`). The image processor is the PIL-backed `CLIPImageProcessorPil`,
+which reproduces open_clip's validation transform exactly for square images and whenever the
 resized long side exceeds the crop by an even number of pixels; otherwise transformers' centre
 crop starts one pixel earlier than torchvision's (floor versus round of half the excess).
+
+transformers (5.x) loads a saved image processor with its torchvision backend whenever torchvision
+is installed, and nothing in a saved folder can pin the backend: that backend resizes tensors and
+lands up to one grey level away from open_clip's PIL resize. `DualEncoderProcessor` therefore
+swaps any torchvision-backed CLIP/SigLIP image processor for its PIL twin (`pil_backend`), and
+plain loads need `backend="pil"` (docs/inputs.md, "CLIP preprocessing").
 
 `DualEncoderProcessor` gives a transformers `CLIPProcessor`/`SiglipProcessor` the package's
 processor contract (`image_inputs(rows, train)`, `text_inputs(captions)`) and saves as the plain
@@ -25,6 +31,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+
+from ...imagery import rgb_image
 
 #: `processor.vocab` of a CLIP recipe: the CLIP BPE vocabulary packaged with rs_retrieval.
 CLIP_BPE = "clip_bpe"
@@ -88,9 +96,22 @@ def build_clip_processor(image_size: int = 224, bpe_path: str | None = None, ima
     return CLIPProcessor(image_processor=build_clip_image_processor(image_size, image_mean, image_std), tokenizer=build_clip_tokenizer(bpe_path))
 
 
+def pil_backend(image_processor):
+    """The PIL-backed twin of a torchvision-backed CLIP/SigLIP image processor (same settings);
+    any other image processor unchanged."""
+    if getattr(image_processor, "backend", "pil") == "pil":
+        return image_processor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    twins = {"CLIPImageProcessor": CLIPImageProcessorPil, "SiglipImageProcessor": SiglipImageProcessorPil}
+    twin = twins.get(type(image_processor).__name__)
+    return image_processor if twin is None else twin.from_dict(image_processor.to_dict())
+
+
 def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng: random.Random | None = None) -> Image.Image:
     """A training view: a random right-angle rotation (aerial images have no up) and a random crop
-    keeping `scale` of the area (aspect 3/4-4/3), as the RS CLIP recipes do (`clip-family.md` §8.4).
+    keeping `scale` of the area (aspect 3/4-4/3), as RS CLIP fine-tuning recipes do.
     The image processor then resizes and centre-crops it as at inference."""
     rng = rng or random
     turn = rng.choice(_RIGHT_ANGLES)
@@ -107,12 +128,10 @@ def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng
     return image
 
 
-def _rgb(image, source: str | None = None, rescale_mode: str = "auto", bands=None) -> Image.Image:
-    if isinstance(image, Image.Image) and image.mode == "RGB" and bands is None:
-        return image
-    from ...imagery import to_rgb_uint8
-
-    return Image.fromarray(to_rgb_uint8(image, rescale_mode, bands, source=source))
+def _input_size(image_processor) -> int:
+    """The side of the model input a CLIP/SigLIP image processor makes."""
+    sizes = getattr(image_processor, "crop_size", None) or image_processor.size
+    return min(dict(sizes).values())
 
 
 class DualEncoderProcessor:
@@ -124,12 +143,14 @@ class DualEncoderProcessor:
     push_to_hub, __call__) is the wrapped processor's, so what is saved is the plain processor.
     `bands`/`rescale_mode` (`rs_retrieval.multispectral.apply_bands`) pick and scale the bands of
     multi-band inputs for this session; they are not saved.
+    Its image processor is always the PIL backend (`pil_backend`), whatever transformers picked.
     """
 
     bands: list[int] | None = None
     rescale_mode: str = "auto"
 
     def __init__(self, processor, text_padding: str = "longest", train_scale: tuple[float, float] = (0.9, 1.0)):
+        processor.image_processor = pil_backend(processor.image_processor)
         self.processor = processor
         self.text_padding = text_padding
         self.train_scale = tuple(train_scale)
@@ -164,7 +185,8 @@ class DualEncoderProcessor:
         """Pixel values of PIL images, arrays or file paths; anything that is not 8-bit RGB becomes
         it by the `rs_retrieval.imagery` rule (16-bit, float and multi-band files included)."""
         sources = rows.get("filename") or [None] * len(rows["image"])
-        images = [_rgb(image, source, self.rescale_mode, self.bands) for image, source in zip(rows["image"], sources)]
+        input_size = _input_size(self.processor.image_processor)
+        images = [rgb_image(image, self.rescale_mode, self.bands, source=source, input_size=input_size) for image, source in zip(rows["image"], sources)]
         if train:
             images = [random_view(image, self.train_scale) for image in images]
         return {"pixel_values": self.processor.image_processor(images, return_tensors="pt")["pixel_values"]}

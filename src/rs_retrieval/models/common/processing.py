@@ -17,7 +17,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
-from ...imagery import RESCALE_MODES, ImageReadError, to_rgb_uint8
+from ...imagery import RESCALE_MODES, rgb_image
 from .push_to_hub import RetrievalProcessorPushMixin
 from .tokenizer_families import TokenizerFamily
 
@@ -118,13 +118,7 @@ class RSImageProcessor(BaseImageProcessor):
         if do_rescale is not None and getattr(image, "dtype", None) is not None and str(image.dtype).startswith(("float", "torch.float")):
             mode = "none" if do_rescale else "unit"
         source = source or getattr(image, "filename", None) or None
-        if isinstance(image, Image.Image) and image.mode == "RGB" and self.bands is None:
-            try:
-                image.load()  # decodes lazily opened files here, so a truncated one is named
-            except OSError as err:
-                raise ImageReadError(f"cannot read image {source or 'in the batch'}: {err}") from err
-            return image
-        return Image.fromarray(to_rgb_uint8(image, mode, self.bands, source))
+        return rgb_image(image, mode, self.bands, source, input_size=self.size)
 
     def augment(self, image: Image.Image, rng: random.Random | None = None) -> Image.Image:
         """One random training view of `image` at `size` x `size` (PIL in, PIL out)."""
