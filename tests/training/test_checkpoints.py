@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from test_training import run_toy, toy_recipe
 
 from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
-from rs_retrieval.errors import RSRetrievalError
+from rs_retrieval.errors import DiskFullError, RSRetrievalError
 from rs_retrieval.training.checkpoints import (
     COMPLETE_MARKER,
     LEGACY_TRAINER_STATE,
@@ -158,3 +158,26 @@ def test_ctrl_c_during_train_says_how_to_resume_and_exits_130(tmp_path, toy_data
     monkeypatch.setattr(_Loop, "step", step)
     reset_accelerate_state()
     assert main([*argv, "--resume", "latest"]) == 0
+
+
+def test_a_full_disk_at_the_final_model_save_keeps_the_checkpoints_and_resume_finishes(tmp_path, toy_data, processor_dir, monkeypatch):
+    from test_training_toy import ToyModel
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    raw = toy_recipe(processor_dir, epochs=1, eval_every_epochs=0)
+    save = ToyModel.save_pretrained
+    monkeypatch.setattr(ToyModel, "save_pretrained", disk_full)
+    run = tmp_path / "run"
+    with pytest.raises(DiskFullError) as caught:
+        run_toy(raw, run, toy_data)
+    assert str(caught.value) == (
+        f"no space left on the device to write the model {run / 'model'}; no partial model was left; "
+        "the run's checkpoints are intact: free space, then --resume latest"
+    )
+    assert not (run / "model").exists() and not list(run.glob(".model*")) and checkpoint_steps(run) == [10]
+    monkeypatch.setattr(ToyModel, "save_pretrained", save)
+    reset_accelerate_state()
+    run_toy(raw, run, toy_data, resume="latest")
+    assert (run / "model" / "config.json").is_file()

@@ -102,13 +102,17 @@ def write_generation(folder: Path, generation: int, vectors: np.ndarray, image_c
     gen = folder / generation_name(generation)
     if gen.exists():  # left over from a crashed build of the same generation
         shutil.rmtree(gen)
-    (gen / "shards").mkdir(parents=True)
-    save_npy(gen / "vectors.npy", vectors)
-    write_faiss_index(faiss_index, gen / "vectors.faiss")
-    write_parquet(gen / "metadata.parquet", metadata)
-    for name, array in image_cache.items():
-        for shard, start in enumerate(range(0, max(len(array), 1), SHARD_ROWS)):
-            save_npy(gen / "shards" / f"{name}-{shard:05d}.npy", array[start : start + SHARD_ROWS])
+    try:
+        (gen / "shards").mkdir(parents=True)
+        save_npy(gen / "vectors.npy", vectors)
+        write_faiss_index(faiss_index, gen / "vectors.faiss")
+        write_parquet(gen / "metadata.parquet", metadata)
+        for name, array in image_cache.items():
+            for shard, start in enumerate(range(0, max(len(array), 1), SHARD_ROWS)):
+                save_npy(gen / "shards" / f"{name}-{shard:05d}.npy", array[start : start + SHARD_ROWS])
+    except Exception:  # e.g. a full disk: free the space, and leave the folder as a rerun expects it
+        shutil.rmtree(gen, ignore_errors=True)
+        raise
     return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(gen.rglob("*")) if path.is_file()}
 
 

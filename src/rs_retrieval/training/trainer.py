@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ..errors import OutputExistsError
 from ..pretrained import stamp_vocabulary
-from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
+from ..fileio import atomic_directory, atomic_write_text, reporting_full_disk, write_json_atomic
 from .checkpoints import (
     CHECKPOINT_PREFIX,
     CheckpointSaveError,
@@ -144,7 +144,9 @@ def save_model_dir(model, processor, target: Path) -> None:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
 
-    atomic_directory(target, fill, overwrite=True)
+    previous = "the previous model there is unchanged" if Path(target).exists() else "no partial model was left"
+    with reporting_full_disk(f"the model {target}", f"{previous}; the run's checkpoints are intact: free space, then --resume latest"):
+        atomic_directory(target, fill, overwrite=True)
 
 
 class Trainer:
