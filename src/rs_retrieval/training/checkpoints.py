@@ -136,7 +136,10 @@ def load_pickle_safely(path: Path):
     try:
         return load(path, map_location="cpu")
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, AttributeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        # torch's text opens with advice to unpickle anyway; the line that names the refused global says why
+        reason = next((line.removeprefix("WeightsUnpickler error: ").split(". Please")[0] for line in lines if "Unsupported" in line), None)
+        reason = reason or (lines[0] if lines else type(err).__name__)
         raise CheckpointDamagedError(
             f"{path} was refused: it is not plain tensors and values readable without running code ({reason})"
         ) from None
