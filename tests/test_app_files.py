@@ -99,7 +99,7 @@ def search(server, query: str, k: int) -> list[dict]:
     client = Client(server.url, verbose=False, download_files=False)
     deadline = time.monotonic() + 120
     while True:
-        message, gallery = client.predict(query, k, api_name="/search")
+        _, gallery = client.predict(query, k, api_name="/search")
         if gallery or time.monotonic() > deadline:
             return gallery
         time.sleep(0.5)  # the folder is still being encoded

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -46,6 +47,15 @@ def reporting_full_disk(what: str, intact: str) -> Iterator[None]:
 
 def _unchanged(path: Path, kind: str) -> str:
     return f"the previous {kind} there is unchanged" if path.exists() else f"no partial {kind} was left"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _current_umask() -> int:

@@ -16,7 +16,6 @@ atomically, so a crash leaves the previous index usable; the old generation is r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RSRetrievalError
-from ..fileio import atomic_file, write_json_atomic
+from ..fileio import atomic_file, sha256_file, write_json_atomic
 
 FORMAT = 1
 MANIFEST_NAME = "index.json"
@@ -43,14 +42,6 @@ class IndexCorruptError(RSRetrievalError, ValueError):
 
 class FingerprintMismatchError(RSRetrievalError, ValueError):
     """The model given does not match the model the index was built with (names both fingerprints)."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def generation_name(generation: int) -> str:

@@ -11,14 +11,13 @@ someone else sent cannot execute code (docs/security.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pickle
 from pathlib import Path
 
 from ..errors import RSRetrievalError
-from ..fileio import write_json_atomic
+from ..fileio import sha256_file, write_json_atomic
 
 CHECKPOINT_PREFIX = "step_"
 #: Written last into a checkpoint folder: its presence means every file of the state is there.
@@ -61,20 +60,12 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
     return [step for step, folder in step_folders(run_dir) if is_complete_checkpoint(folder)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def mark_complete(folder: Path, trainer_state: dict, **marker) -> None:
     """Write the trainer state, then the marker with every file's size and SHA-256 (last)."""
     folder = Path(folder)
     write_json_atomic(folder / TRAINER_STATE, trainer_state)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE_MARKER)
-    records = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    records = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in files}
     write_json_atomic(folder / COMPLETE_MARKER, {**marker, "files": records})
 
 
@@ -94,7 +85,7 @@ def verify_checkpoint(folder: Path) -> None:
             raise CheckpointDamagedError(f"{path} is missing")
         if path.stat().st_size != record["size"]:
             raise CheckpointDamagedError(f"{path} is {path.stat().st_size} bytes, {record['size']} were written (truncated or damaged)")
-        if _sha256(path) != record["sha256"]:
+        if sha256_file(path) != record["sha256"]:
             raise CheckpointDamagedError(f"{path} differs from the file that was written (SHA-256 mismatch)")
 
 
