@@ -39,7 +39,8 @@ def session_folder() -> Path:
 def served_copy(path: Path) -> str:
     """A copy of the image file `path` (symlinks resolved) in the session folder, which Gradio serves as is."""
     source = Path(path).resolve()
-    key = hashlib.sha256(str(source).encode("utf-8")).hexdigest()[:16]
+    stat = source.stat()  # a file changed on disk gets a new copy
+    key = hashlib.sha256(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = session_folder() / "hits" / key / source.name
     if not target.is_file():
         with atomic_file(target) as tmp:

@@ -63,7 +63,10 @@ def generated_dataset_options(args: argparse.Namespace) -> dict:
     from ..models.common.processing import input_image_size
     from ..training.recipe import DataSpec, load_recipe
 
-    model_size = input_image_size(AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code))
+    try:
+        model_size = input_image_size(AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code))
+    except OSError as err:
+        raise UsageError(f"--model {args.model}: cannot read its config.json ({str(err).strip().splitlines()[0]})") from None
     recipe_file = Path(args.model).parent / "recipe.yaml"
     spec, origin = DataSpec(name=args.dataset), "at the model's input size, as training generates it"
     if recipe_file.is_file() and load_recipe(recipe_file).data.name == args.dataset:

@@ -15,7 +15,7 @@ INTERRUPTED = 130
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="packaged recipe name (e.g. amfmn_synth; see `rs-retrieval recipes`) or a recipe YAML path")
     parser.add_argument("--output-dir", default=None, help="run directory (default: the recipe's output_dir)")
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help='"latest" or a checkpoints/step_N folder')
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help='"latest" (the newest intact checkpoint), step_N, or a checkpoint folder')
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="override recipe fields, values parsed as YAML: --set training.lr=1e-3 model.embed_dim=64",

@@ -39,7 +39,7 @@ def _expected_processor_class(model_type: str | None):
 
     try:
         return PROCESSOR_MAPPING[CONFIG_MAPPING[model_type]]
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, ImportError, AttributeError):  # not a type the Auto classes know
         return None
 
 
