@@ -117,12 +117,12 @@ def test_search_hits_are_served_as_copies_of_the_indexed_files(server):
 
 
 def test_uploads_are_removed_when_the_server_stops(server):
-    import requests
+    import httpx  # gradio's own HTTP client
 
     upload = server.root / "upload.png"
     shutil.copyfile(next(server.images.glob("*.png")), upload)
     with open(upload, "rb") as handle:
-        response = requests.post(server.url + "/gradio_api/upload", files={"files": handle}, timeout=30)
+        response = httpx.post(server.url + "/gradio_api/upload", files={"files": handle}, timeout=30)
     stored = Path(response.json()[0])
     assert stored.is_file() and stored.is_relative_to(server.temp.resolve())
     server.process.send_signal(signal.SIGTERM)
