@@ -145,3 +145,19 @@ def test_a_processor_of_another_input_size_is_refused(tmp_path):
     path.write_text(json.dumps(saved))
     with pytest.raises(ProcessorMismatchError, match=r"the processor makes 32 px images but the model in .* reads 64 px: load the processor saved with the model"):
         load_model_and_processor(tmp_path / "model", device="cpu")
+
+
+def test_a_recipes_saved_processor_must_fit_the_recipes_model(tmp_path):
+    from rs_retrieval.models.galr import GaLRConfig
+    from rs_retrieval.pretrained import ProcessorMismatchError
+    from rs_retrieval.training.recipe import ProcessorSpec
+    from rs_retrieval.training.vocab import build_processor
+
+    saved_model(tmp_path / "model")
+    (tmp_path / "model" / "config.json").unlink()  # a processor folder on its own
+    spec = ProcessorSpec(path=str(tmp_path / "model"))
+    assert build_processor(spec, AMFMNConfig(**TINY)).image_processor.size == 64
+    with pytest.raises(ProcessorMismatchError, match=r"the processor makes 64 px images but the recipe's model \(processor.path .*\) reads 128 px"):
+        build_processor(spec, AMFMNConfig(**{**TINY, "image_size": 128, "train_resize": 140}))
+    with pytest.raises(ProcessorMismatchError, match=r"is a model of method 'galr', which needs a GaLRProcessor, but the processor is a AMFMNProcessor"):
+        build_processor(spec, GaLRConfig(**TINY, mca_hidden=6, mca_heads=2))
