@@ -11,6 +11,7 @@ from PIL import Image
 
 from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
 from rs_retrieval.app.about import measured_metrics, model_summary
+from rs_retrieval.app.files import session_folder
 from rs_retrieval.app.commands import default_captions_file, register, serve_command
 from rs_retrieval.app.footprints import footprint_map_html
 from rs_retrieval.app.service import AppInputError, AppService, FolderCorpus, read_caption_file
@@ -53,6 +54,17 @@ def test_uploads_render_to_rgb_or_fail_with_the_reason(tmp_path):
     assert issubclass(UploadError, RSRetrievalError) and issubclass(UploadError, ValueError)
 
 
+def test_an_image_past_pils_bomb_limit_gets_the_apps_size_message(tmp_path, monkeypatch):
+    """PIL refuses to open images above twice its limit with a "decompression bomb" text; users see ours."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    large = tmp_path / "large.png"
+    Image.new("RGB", (30, 20)).save(large)  # 600 px: past 2 x 100
+    with pytest.raises(UploadError) as caught:
+        read_upload(large, max_pixels=500)
+    assert str(caught.value) == "large.png is 30 x 20 pixels (0.0 MP), over the 0 MP limit: crop or downsample it first"
+    assert read_upload(large, max_pixels=600).image.size == (30, 20)
+
+
 def test_16_bit_tiff_is_rendered_by_the_processor_rule_and_the_model_sees_the_same(served, tmp_path):
     import numpy as np
 
@@ -86,7 +98,9 @@ def test_folder_corpus_encodes_in_the_background_and_ranks_like_search(served, t
     query = "two white planes are parked beside a grey runway"
     expected = search_images(query, served.images, served.model, served.processor, top_k=4, cache_dir=tmp_path / "cache")
     result = service.search(f"  {query} ", 4)
-    assert [path for path, _ in result.items] == [str(path) for path, _ in expected]
+    # The gallery gets copies, file by file, in the server's own folder (what Gradio may serve).
+    assert [Path(path).read_bytes() for path, _ in result.items] == [path.read_bytes() for path, _ in expected]
+    assert all(Path(path).is_relative_to(session_folder()) for path, _ in result.items)
     assert [label for _, label in result.items] == [f"#{r} {s:.3f} {p.name}" for r, (p, s) in enumerate(expected, 1)]
     assert result.geojson is None
     for empty in ("", "   ", None):

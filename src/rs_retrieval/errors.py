@@ -23,3 +23,7 @@ class UsageError(RSRetrievalError, ValueError):
 
 class InputNotFoundError(UsageError, FileNotFoundError):
     """A file or folder named on the command line does not exist or is not what the command reads."""
+
+
+class DiskFullError(RSRetrievalError, OSError):
+    """The disk (or quota) ran out while writing; the message names what was not written and what is intact."""

@@ -1,8 +1,16 @@
-"""Atomic writes: a reader (or a crash) never sees a half-written file or folder."""
+"""Atomic writes: a reader (or a crash) never sees a half-written file or folder.
+
+A full disk (or quota) during a write becomes one `DiskFullError` naming what could not be written
+and what is intact (`reporting_full_disk`); `atomic_file` and `atomic_directory` report it for
+every command, and a caller that knows more (an index generation, a training run) wraps its
+writes to say so.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import io
 import json
 import os
@@ -11,7 +19,43 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import OutputExistsError
+from .errors import DiskFullError, OutputExistsError
+
+_FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def is_full_disk(error: BaseException) -> bool:
+    """ENOSPC/EDQUOT, also as libraries wrap it (pyarrow's OSError or faiss's RuntimeError carry only the text)."""
+    if isinstance(error, DiskFullError) or getattr(error, "errno", None) in _FULL_DISK_ERRNOS:
+        return True
+    return isinstance(error, (OSError, RuntimeError)) and any(os.strerror(code) in str(error) for code in _FULL_DISK_ERRNOS)
+
+
+@contextlib.contextmanager
+def reporting_full_disk(what: str, intact: str) -> Iterator[None]:
+    """Turn a full disk inside the block into `DiskFullError("no space left ... to write {what}; {intact}")`.
+
+    The outermost block names the message: it knows best what the write was for.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if not is_full_disk(err):
+            raise
+        raise DiskFullError(f"no space left on the device to write {what}; {intact}") from err
+
+
+def _unchanged(path: Path, kind: str) -> str:
+    return f"the previous {kind} there is unchanged" if path.exists() else f"no partial {kind} was left"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _current_umask() -> int:
@@ -30,16 +74,17 @@ def apply_umask(path: Path, directory: bool = False) -> None:
 def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        apply_umask(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with reporting_full_disk(str(path), _unchanged(path, "file")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            apply_umask(Path(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -79,6 +124,11 @@ def atomic_directory(out_dir: str | os.PathLike, fill: Callable[[Path], None], o
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not overwrite:
         raise OutputExistsError(f"{out_dir} already exists (pass overwrite=True / --overwrite to replace it)")
+    with reporting_full_disk(str(out_dir), _unchanged(out_dir, "folder")):
+        return _fill_and_swap(out_dir, fill)
+
+
+def _fill_and_swap(out_dir: Path, fill: Callable[[Path], None]) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     old = None

@@ -142,7 +142,7 @@ def read_image(path: str | os.PathLike, bands: Sequence[int] | None = None, max_
 
 
 @contextlib.contextmanager
-def _pil_size_check_off() -> Iterator[None]:
+def pil_size_check_off() -> Iterator[None]:
     """PIL refuses to even open images above its bomb limit; we check the size ourselves."""
     from PIL import Image
 
@@ -165,7 +165,7 @@ def _read_with_pil(path: Path, limit: int | None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with _pil_size_check_off():
+        with pil_size_check_off():
             image = Image.open(path)
         with image:
             width, height = image.size

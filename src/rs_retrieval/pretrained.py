@@ -1,34 +1,23 @@
 """Load a retrieval model with its processor, and make sure the two belong together.
 
-Text ids only mean something under the vocabulary the weights were trained with: a same-size
-vocabulary in another order loads silently and ruins retrieval. So every folder we save stamps the
-model config with `vocab_fingerprint` (a hash of the processor's token -> id table) and every load
-through `load_model_and_processor` refuses a processor whose vocabulary hashes differently.
+Every folder we save stamps the model config with `vocab_fingerprint`; every load through
+`load_model_and_processor` checks the processor against the model (method, vocabulary, input
+size: see `models.common.pairing`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from pathlib import Path
 
 from .errors import RSRetrievalError
+from .models.common.pairing import ProcessorMismatchError, VocabularyMismatchError, check_model_config, vocabulary_fingerprint
 
-
-class VocabularyMismatchError(RSRetrievalError, ValueError):
-    """The processor's vocabulary is not the one the model's weights were trained with."""
-
-
-class ModelNotFoundError(RSRetrievalError, FileNotFoundError):
-    """A model path names neither a local folder nor a Hub repository id."""
-
-
-def vocabulary_fingerprint(tokenizer) -> str:
-    """Hash of the tokenizer's token -> id table (order matters, file format does not)."""
-    table = sorted(tokenizer.get_vocab().items(), key=lambda item: (item[1], item[0]))
-    return hashlib.sha256(json.dumps(table, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+__all__ = [
+    "ModelNotFoundError", "ProcessorMismatchError", "VocabularyMismatchError", "check_processor", "load_model_and_processor",
+    "stamp_vocabulary", "vocabulary_fingerprint",
+]
 
 
 def stamp_vocabulary(model, processor) -> None:
@@ -36,17 +25,13 @@ def stamp_vocabulary(model, processor) -> None:
     model.config.vocab_fingerprint = vocabulary_fingerprint(processor.tokenizer)
 
 
-def check_vocabulary(model, processor, source: str = "the model") -> None:
-    """Raise when the model config records a vocabulary the processor does not have."""
-    expected = getattr(model.config, "vocab_fingerprint", None)
-    if expected is None or getattr(processor, "tokenizer", None) is None:
-        return
-    found = vocabulary_fingerprint(processor.tokenizer)
-    if found != expected:
-        raise VocabularyMismatchError(
-            f"the processor's vocabulary (fingerprint {found}) is not the one {source} was trained with "
-            f"({expected}): the same words would get other ids. Load the processor saved with the model."
-        )
+def check_processor(model, processor, source: str = "the model") -> None:
+    """Raise a one-line `ProcessorMismatchError` unless `processor` belongs to `model`."""
+    check_model_config(processor, model.config, source)
+
+
+class ModelNotFoundError(RSRetrievalError, FileNotFoundError):
+    """A model path names neither a local folder nor a Hub repository id."""
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
@@ -82,7 +67,7 @@ def load_model_and_processor(name_or_path: str, trust_remote_code: bool = False,
         if Path(name_or_path).is_dir():
             raise
         raise ModelNotFoundError(f"no model folder {name_or_path}, and no Hub model of that id could be loaded: {err}") from err
-    check_vocabulary(model, processor, source=name_or_path)
+    check_processor(model, processor, source=name_or_path)
     return model.to(device).eval(), processor
 
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import shlex
+import signal
+import sys
 from pathlib import Path
 
 from ..search.commands import add_band_argument, add_model_arguments
@@ -68,6 +70,8 @@ def serve(args: argparse.Namespace) -> int:
     if service.corpus is not None:
         service.corpus.start()  # encodes while the server starts and the first page renders
     print(f"model {args.model}; {service.corpus.description if service.corpus else 'no images'}; {len(service.captions)} captions")
+    # SIGTERM (docker stop, systemd) ends like Ctrl-C: through exit handlers, which remove the uploads.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     launch(service, host=args.host, port=args.port)
     return 0
 

@@ -22,6 +22,7 @@ from ..fileio import atomic_write_text
 from ..imagery import to_rgb_uint8
 from ..optional import require
 from ..search.engine import EncodedFolder, encode_folder, list_images, rank_captions, rank_encoded
+from .files import served_copy, session_folder
 from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
 
 #: Image files a browser displays as they are.
@@ -81,8 +82,6 @@ class FolderCorpus:
         self.cache_dir, self.batch_size = cache_dir, batch_size
         paths = list_images(self.images_dir)  # a bad folder fails at start-up, before the page
         self.num_images = len(paths)
-        #: Folders the web server may serve files from (symlinked images resolve elsewhere).
-        self.allowed_paths = {self.images_dir.resolve()} | {p.resolve().parent for p in paths}
         #: A few images of the folder offered as examples in the upload tabs.
         self.example_paths = paths[:: max(1, len(paths) // EXAMPLES_SHOWN)][:EXAMPLES_SHOWN]
         self._lock = threading.Lock()
@@ -132,8 +131,8 @@ class FolderCorpus:
         return SearchResult([(self._gallery_image(path), f"#{rank} {score:.3f} {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
 
     def _gallery_image(self, path: Path):
-        """The file itself where browsers can show it; otherwise (TIFF, 16-bit ...) its rendering by the processor's rule."""
-        return str(path) if path.suffix.lower() in BROWSER_IMAGE_SUFFIXES else _render(path, self.processor)
+        """A served copy of the file where browsers can show it; otherwise (TIFF, 16-bit ...) its rendering by the processor's rule."""
+        return served_copy(path) if path.suffix.lower() in BROWSER_IMAGE_SUFFIXES else _render(path, self.processor)
 
 
 class IndexCorpus:
@@ -151,7 +150,7 @@ class IndexCorpus:
         self.is_scene = bool(self.index.is_scene)
         self.source = self.index.manifest["source"]
         self.georeferenced = bool(self.is_scene and self.source.get("georeferenced"))
-        self._outputs = tempfile.TemporaryDirectory(prefix="rs_retrieval_app_")  # the latest scene picture and GeoJSON
+        self._outputs = Path(tempfile.mkdtemp(prefix="scene_", dir=session_folder()))  # the latest scene picture and GeoJSON
 
     @property
     def description(self) -> str:
@@ -174,9 +173,9 @@ class IndexCorpus:
         if not self.is_scene:
             return SearchResult(items)
         geojson = self.index.to_geojson(hits)
-        geojson_path = Path(self._outputs.name) / "hits.geojson"  # one query at a time (the app's queue); Gradio copies it
+        geojson_path = self._outputs / "hits.geojson"  # one query at a time (the app's queue); Gradio copies it
         atomic_write_text(geojson_path, json.dumps(geojson))
-        overview = self.index.draw(hits, Path(self._outputs.name) / "scene_hits.png")
+        overview = self.index.draw(hits, self._outputs / "scene_hits.png")
         return SearchResult(items, geojson, str(overview), str(geojson_path))
 
     def _tile_images(self, hits) -> list[Image.Image]:

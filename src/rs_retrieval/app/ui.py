@@ -13,6 +13,7 @@ import html
 from ..errors import RSRetrievalError
 from ..optional import require
 from .about import model_summary
+from .files import session_folder
 from .footprints import footprint_map_html
 from .service import AppService, CorpusStatus
 
@@ -189,14 +190,17 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
 
 
 def launch(service: AppService, host: str = "127.0.0.1", port: int | None = None, block: bool = True, quiet: bool = False):
-    """Serve the app; with `block=False` return the running `gr.Blocks` (its `local_url`) at once."""
+    """Serve the app; with `block=False` return the running `gr.Blocks` (its `local_url`) at once.
+
+    No `allowed_paths`: the server hands out only its own folder (uploads and copies of the hits
+    shown, see `files`), never the image folder or where its symlinks point."""
     gr = _gradio()
+    session_folder()  # Gradio's upload folder: set before any component exists
     demo = build_app(service)
-    allowed = sorted(str(p) for p in getattr(service.corpus, "allowed_paths", ()))
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     demo.queue(default_concurrency_limit=1)  # one model, one request at a time
     demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet, allowed_paths=allowed,
+        server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet, allowed_paths=[],
         max_file_size=4 * service.max_upload_bytes, theme=theme, css=CSS, show_error=False,
     )
     return demo

@@ -20,7 +20,6 @@ ResNet towers (RemoteCLIP RN50) have no transformers class and are refused.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputNotFoundError, RSRetrievalError
-from ..fileio import write_json_atomic
+from ..fileio import sha256_file, write_json_atomic
 from ..pretrained import stamp_vocabulary
 from .clip_zoo import CONVERSION_RECORD
 from .common import CheckpointConversionError, load_converted, rename_keys, save_pretrained_atomic
@@ -246,14 +245,6 @@ def open_clip_to_transformers(state: dict[str, torch.Tensor], source: str = "che
 # --------------------------------------------------------------------------------- releases
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _repository_config(path: Path) -> dict | None:
     """The `open_clip_config.json` next to (or inside) a checkpoint, when there is one."""
     folder = path if path.is_dir() else path.parent
@@ -324,7 +315,7 @@ def convert_open_clip(
 
     record = {
         "source_file": path.name,
-        "source_sha256": _sha256(path if path.is_file() else _find_weights(path)),
+        "source_sha256": sha256_file(path if path.is_file() else _find_weights(path)),
         "source_keys": len(source_state),
         "converted_keys": len(state),
         "release": info.id if info else None,

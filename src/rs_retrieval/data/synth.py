@@ -18,15 +18,13 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..fileio import apply_umask
+from ..fileio import atomic_directory
 
 #: Bump when the drawing or caption code changes: it is part of the cache key.
 SYNTH_VERSION = 1
@@ -510,12 +508,8 @@ def _scene_plan(config: SynthConfig) -> list[tuple[str, str, random.Random]]:
 
 def write_rs_synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> Path:
     """Generate the dataset in the release layout into the new folder `out_dir` (built aside, then renamed)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise FileExistsError(f"{out_dir} already exists; rs_synth writes only into a new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+
+    def fill(work: Path) -> None:
         (work / "images").mkdir()
         entries = []
         for image_id, (split, scene, rng) in enumerate(_scene_plan(config)):
@@ -540,12 +534,9 @@ def write_rs_synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig
         document = {"dataset": "rs_synth", "config": config.as_dict(), "images": entries}
         (work / "dataset.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
         (work / _MARKER).write_text(json.dumps(config.as_dict()), encoding="utf-8")
-        apply_umask(work, directory=True)
-        os.rename(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return out_dir
+
+    atomic_directory(out_dir, fill)
+    return Path(out_dir)
 
 
 def default_cache_root() -> Path:

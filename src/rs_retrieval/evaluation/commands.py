@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
 
 from ..errors import UsageError
 from ..fileio import write_json_atomic
@@ -23,6 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", help="local folder with the dataset release")
     parser.add_argument("--source", default="auto", help="dataset source, passed to load_dataset")
     parser.add_argument("--cache-dir", help="datasets cache folder")
+    parser.add_argument("--image-size", type=int, help="rs_synth: side of the generated images (default: as the model's run "
+                        "generated them, i.e. its recipe's data options and the model's input size)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report")
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOLS,
@@ -43,6 +49,56 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_evaluate)
 
 
+def generated_dataset_options(args: argparse.Namespace) -> dict:
+    """`load_dataset` options for a generated dataset (rs_synth): the seed, sizes and image size the
+    model's run generated it with (its recipe.yaml beside the model folder), else the model's input
+    size as training uses; `--image-size` overrides. Says on stderr which data is evaluated."""
+    from ..training.data import GENERATED_DATASETS, dataset_options
+
+    if args.dataset not in GENERATED_DATASETS or args.data_dir is not None:
+        if args.image_size is not None:
+            raise UsageError(f"--image-size applies to generated datasets ({', '.join(GENERATED_DATASETS)}), not to {args.dataset}")
+        return {}
+    from transformers import AutoConfig
+
+    from .. import models  # noqa: F401  (registers the package's methods with AutoConfig)
+    from ..models.common.processing import input_image_size
+    from ..training.recipe import DataSpec, load_recipe
+
+    try:
+        model_size = input_image_size(AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code))
+    except OSError as err:
+        raise UsageError(f"--model {args.model}: cannot read its config.json ({str(err).strip().splitlines()[0]})") from None
+    recipe_file = Path(args.model).parent / "recipe.yaml"
+    spec, origin = DataSpec(name=args.dataset), "at the model's input size, as training generates it"
+    if recipe_file.is_file() and load_recipe(recipe_file).data.name == args.dataset:
+        spec, origin = load_recipe(recipe_file).data, f"as the model's run generated it ({recipe_file})"
+    options = {"seed": spec.seed, **dataset_options(spec, model_size)}
+    if args.image_size is not None:
+        options["image_size"], origin = args.image_size, "(--image-size)"
+    print(f"{args.dataset}: images generated at {options['image_size']} px {origin}; --image-size picks another size", file=sys.stderr)
+    return options
+
+
+def describe_data(dataset, name: str, split: str, image_size: int | None) -> dict:
+    """What was evaluated: name, split, size and a fingerprint of the images' bytes and the captions."""
+    import datasets
+
+    raw = dataset
+    if isinstance(dataset.features.get("image"), datasets.Image):
+        raw = dataset.cast_column("image", datasets.Image(decode=False))
+    digest = hashlib.sha256()
+    for row in raw:
+        image = row.get("image")
+        if isinstance(image, dict):
+            image = image.get("bytes") or Path(image["path"]).read_bytes()
+        elif isinstance(image, str):
+            image = Path(image).read_bytes()
+        digest.update(image if isinstance(image, bytes) else repr(image).encode("utf-8"))
+        digest.update(json.dumps(row.get("captions", row.get("caption")), ensure_ascii=False).encode("utf-8"))
+    return {"name": name, "split": split, "images": len(dataset), "image_size": image_size, "fingerprint": digest.hexdigest()[:16]}
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.no_progress:  # also the dataset-preparation and weight-loading bars
         import datasets
@@ -54,7 +110,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
     from .engine import evaluate_retrieval
 
-    dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir)
+    generated = generated_dataset_options(args)
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir, **generated)
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
         raise UsageError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
     from .metrics import resolve_tie_policy
@@ -97,6 +154,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "dataset": args.dataset,
             "split": args.split,
             "protocol": args.protocol,
+            "data": describe_data(dataset, args.dataset, args.split, generated.get("image_size")),
             "rerank_params": {name: rerank_params[name] for name in args.rerank if name in rerank_params},
             "results": results,
         }

@@ -48,7 +48,7 @@ def load_for_bundle(model_dir: str | Path, model=None, processor=None):
     from transformers import AutoModel, AutoProcessor
 
     from .. import models  # noqa: F401  (registers the package's methods)
-    from ..pretrained import check_vocabulary
+    from ..pretrained import check_processor
 
     model_dir = Path(model_dir)
     if model is None:
@@ -56,7 +56,7 @@ def load_for_bundle(model_dir: str | Path, model=None, processor=None):
     if processor is None and (model_dir / "processor_config.json").is_file():
         processor = AutoProcessor.from_pretrained(model_dir)
     if processor is not None:
-        check_vocabulary(model, processor, source=str(model_dir))
+        check_processor(model, processor, source=str(model_dir))
     return model, processor
 
 

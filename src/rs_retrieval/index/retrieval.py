@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
+from ..fileio import reporting_full_disk
 from ..search.engine import _scores, _text_cache, model_fingerprint
 from . import store
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
@@ -213,11 +214,13 @@ class RetrievalIndex:
         if accelerator:
             accelerator.wait_for_everyone()
         known = set(previous[0]) if previous else set()
-        encode_source(model, processor, source, folder, known, rank, world_size, batch_size, strict, progress)
-        if accelerator:
-            accelerator.wait_for_everyone()
-        if rank == 0:
-            cls._merge(model, folder, source, settings, previous_manifest, previous, world_size, time.perf_counter() - started)
+        intact = "the previous index is unchanged" if previous_manifest else "no index was published"
+        with reporting_full_disk(f"the index {folder}", f"{intact}; what was encoded is kept: run the same build again once there is space"):
+            encode_source(model, processor, source, folder, known, rank, world_size, batch_size, strict, progress)
+            if accelerator:
+                accelerator.wait_for_everyone()
+            if rank == 0:
+                cls._merge(model, folder, source, settings, previous_manifest, previous, world_size, time.perf_counter() - started)
         if accelerator:
             accelerator.wait_for_everyone()
         index = cls(folder, store.read_manifest(folder))

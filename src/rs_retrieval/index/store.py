@@ -19,7 +19,6 @@ atomically, so a crash leaves the previous index usable; the old generation is r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RSRetrievalError
-from ..fileio import atomic_file, write_json_atomic
+from ..fileio import atomic_file, sha256_file, write_json_atomic
 
 FORMAT = 1
 MANIFEST_NAME = "index.json"
@@ -46,14 +45,6 @@ class IndexCorruptError(RSRetrievalError, ValueError):
 
 class FingerprintMismatchError(RSRetrievalError, ValueError):
     """The model given does not match the model the index was built with (names both fingerprints)."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def generation_name(generation: int) -> str:
@@ -118,13 +109,17 @@ def write_generation(folder: Path, generation: int, vectors: np.ndarray, image_c
     gen = folder / generation_name(generation)
     if gen.exists():  # left over from a crashed build of the same generation
         shutil.rmtree(gen)
-    (gen / "shards").mkdir(parents=True)
-    save_npy(gen / "vectors.npy", vectors)
-    write_faiss_index(faiss_index, gen / "vectors.faiss")
-    write_parquet(gen / "metadata.parquet", metadata)
-    for name, array in image_cache.items():
-        for shard, start in enumerate(range(0, max(len(array), 1), SHARD_ROWS)):
-            save_npy(gen / "shards" / f"{name}-{shard:05d}.npy", array[start : start + SHARD_ROWS])
+    try:
+        (gen / "shards").mkdir(parents=True)
+        save_npy(gen / "vectors.npy", vectors)
+        write_faiss_index(faiss_index, gen / "vectors.faiss")
+        write_parquet(gen / "metadata.parquet", metadata)
+        for name, array in image_cache.items():
+            for shard, start in enumerate(range(0, max(len(array), 1), SHARD_ROWS)):
+                save_npy(gen / "shards" / f"{name}-{shard:05d}.npy", array[start : start + SHARD_ROWS])
+    except Exception:  # e.g. a full disk: free the space, and leave the folder as a rerun expects it
+        shutil.rmtree(gen, ignore_errors=True)
+        raise
     return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(gen.rglob("*")) if path.is_file()}
 
 

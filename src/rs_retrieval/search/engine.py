@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
-from ..errors import RSRetrievalError
+from ..errors import DiskFullError, RSRetrievalError
 from ..fileio import atomic_write_bytes, atomic_write_text, save_png_atomic
 from ..imagery import IMAGE_EXTENSIONS, ImageError, list_image_files, read_image, to_rgb_uint8
 
@@ -294,7 +294,10 @@ def encode_folder(
             cache.add([key_of[path] for path in encoded], encodings)
         if progress is not None:
             progress(start + len(batch), len(missing))
-    cache.save()
+    try:
+        cache.save()
+    except DiskFullError as err:  # the encodings are in memory: the search itself is complete
+        logger.warning("%s; the results are complete, only the cache was not updated", err)
     if skipped:
         logger.warning("skipped %d of %d images that cannot be read (strict=True / --strict fails instead)", len(skipped), len(paths))
     readable = [(path, key) for path, key in key_of.items() if key in cache.rows]

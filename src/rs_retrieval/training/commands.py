@@ -8,11 +8,14 @@ import sys
 
 from ..runtime import prepare_process
 
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="packaged recipe name (e.g. amfmn_synth; see `rs-retrieval recipes`) or a recipe YAML path")
     parser.add_argument("--output-dir", default=None, help="run directory (default: the recipe's output_dir)")
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help='"latest" or a checkpoints/step_N folder')
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help='"latest" (the newest intact checkpoint), step_N, or a checkpoint folder')
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="override recipe fields, values parsed as YAML: --set training.lr=1e-3 model.embed_dim=64",
@@ -24,14 +27,23 @@ def run_train(args: argparse.Namespace) -> int:
     prepare_process()  # before torch loads (scripts/train.py comes here without the CLI)
     from ..hub.cards import write_model_card
     from .recipe import RecipeError, load_recipe
-    from .trainer import train
+    from .checkpoints import checkpoint_steps
+    from .trainer import Trainer
 
     try:
         recipe = load_recipe(args.config, args.overrides)
     except RecipeError as error:  # a user mistake: the message names the field, no traceback needed
         print(f"error: {error}", file=sys.stderr)
         return 2
-    run_dir = train(recipe, run_dir=args.output_dir, resume=args.resume, on_finish=[write_model_card])
+    trainer = Trainer(recipe, run_dir=args.output_dir, on_finish=[write_model_card])
+    try:
+        run_dir = trainer.train(resume=args.resume)
+    except KeyboardInterrupt:  # Ctrl-C: checkpoints are written whole or not at all, so say how to go on
+        if checkpoint_steps(trainer.run_dir):
+            print("interrupted; resume with --resume latest", file=sys.stderr)
+        else:
+            print(f"interrupted before the first checkpoint; remove {trainer.run_dir} to start again", file=sys.stderr)
+        return INTERRUPTED
     print(f"run directory: {run_dir}")
     return 0
 

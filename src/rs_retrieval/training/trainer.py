@@ -13,10 +13,11 @@ Run directory layout:
     recipe.yaml, training_args.json   the resolved recipe and environment
     val_split.json                    the seeded re-split, when the dataset has no validation split
     log.jsonl                         train records (per optimizer step window) and eval records
-    checkpoints/step_N/               accelerate states (model, optimizer, scheduler, RNG, trainer state),
-                                      written as step_N.partial and renamed once complete (marker file
-                                      `checkpoint_complete.json`), so a kill or a full disk never leaves
-                                      a step_N that `--resume latest` would pick
+    checkpoints/step_N/               accelerate states (model, optimizer, scheduler, RNG) and
+                                      trainer_state.json, written as step_N.partial and renamed once
+                                      complete (marker file `checkpoint_complete.json` with each file's
+                                      size and SHA-256), so a kill or a full disk never leaves a step_N
+                                      that `--resume latest` would pick (see `checkpoints`)
     model/                            the selected model (best validation mR): save_pretrained + processor
     metrics.json, training_curves.png, retrieval_examples.png
 """
@@ -38,9 +39,19 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from ..errors import OutputExistsError, RSRetrievalError
+from ..errors import OutputExistsError
 from ..pretrained import stamp_vocabulary
-from ..fileio import atomic_directory, atomic_write_text, write_json_atomic
+from ..fileio import atomic_directory, atomic_write_text, reporting_full_disk, write_json_atomic
+from .checkpoints import (
+    CHECKPOINT_PREFIX,
+    CheckpointSaveError,
+    checkpoint_steps,
+    is_complete_checkpoint,
+    load_checkpoint,
+    mark_complete,
+    resolve_resume,
+    step_folders,
+)
 from .data import GENERATED_DATASETS, build_train_loader, caption_prior_for, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
@@ -51,16 +62,13 @@ from .trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_confi
 from .tracking import JsonlLog, Throughput, read_log
 from .vocab import TRAIN_CAPTIONS, build_processor, vocabulary_from_captions
 
-CHECKPOINT_PREFIX = "step_"
-#: Written last into a checkpoint folder: its presence means every file of the state is there.
-COMPLETE_MARKER = "checkpoint_complete.json"
 logger = logging.getLogger(__name__)
 SELECTION_METRIC = "mR"
 
 
 @dataclasses.dataclass
 class TrainerState:
-    """Progress saved in every checkpoint (registered with `accelerator.register_for_checkpointing`)."""
+    """Progress saved in every checkpoint (as trainer_state.json, see `checkpoints`)."""
 
     global_step: int = 0
     epoch: int = 0
@@ -139,52 +147,9 @@ def save_model_dir(model, processor, target: Path) -> None:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
 
-    atomic_directory(target, fill, overwrite=True)
-
-
-class CheckpointNotFoundError(RSRetrievalError, FileNotFoundError):
-    """`--resume` names no complete checkpoint."""
-
-
-class CheckpointSaveError(RSRetrievalError, OSError):
-    """A checkpoint could not be written (e.g. disk full); the previous one is intact."""
-
-
-def _step_folders(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every `checkpoints/step_N` and `step_N.partial`, complete or not, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(p.name[len(CHECKPOINT_PREFIX) :].removesuffix(".partial"), p) for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX)]
-    return sorted((int(step), p) for step, p in found if step.isdigit())
-
-
-def is_complete_checkpoint(folder: Path) -> bool:
-    folder = Path(folder)
-    return folder.suffix != ".partial" and (folder / COMPLETE_MARKER).is_file()
-
-
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    """Steps of the complete checkpoints of `run_dir`, oldest first."""
-    return [step for step, folder in _step_folders(run_dir) if is_complete_checkpoint(folder)]
-
-
-def resolve_resume(run_dir: Path, resume: str) -> Path:
-    """`latest` -> the newest complete checkpoint of `run_dir` (saying which it skipped and why);
-    otherwise a checkpoint folder path, which must be complete."""
-    if resume == "latest":
-        for step, folder in reversed(_step_folders(run_dir)):
-            if is_complete_checkpoint(folder):
-                return folder
-            logger.warning("--resume latest: skipping %s: incomplete (no %s; the save was interrupted)", folder, COMPLETE_MARKER)
-        skipped = " complete" if _step_folders(run_dir) else ""
-        raise CheckpointNotFoundError(f"--resume latest: no{skipped} checkpoint under {Path(run_dir) / 'checkpoints'}")
-    path = Path(resume)
-    if not (path / "custom_checkpoint_0.pkl").is_file():
-        raise CheckpointNotFoundError(f"--resume {resume!r}: not a checkpoint folder written by this trainer")
-    if not is_complete_checkpoint(path):
-        raise CheckpointNotFoundError(f"--resume {resume!r}: incomplete checkpoint (no {COMPLETE_MARKER}; the save was interrupted)")
-    return path
+    previous = "the previous model there is unchanged" if Path(target).exists() else "no partial model was left"
+    with reporting_full_disk(f"the model {target}", f"{previous}; the run's checkpoints are intact: free space, then --resume latest"):
+        atomic_directory(target, fill, overwrite=True)
 
 
 class Trainer:
@@ -213,7 +178,7 @@ class Trainer:
     def _prepare_run_dir(self, accelerator: Accelerator, resuming: bool) -> None:
         if not accelerator.is_main_process:
             return
-        if not resuming and ((self.run_dir / "log.jsonl").exists() or _step_folders(self.run_dir)):
+        if not resuming and ((self.run_dir / "log.jsonl").exists() or step_folders(self.run_dir)):
             raise OutputExistsError(f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
@@ -278,31 +243,30 @@ class Trainer:
         scheduler = build_scheduler(optimizer, t, steps_per_epoch, total_steps)
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         state = TrainerState()
-        accelerator.register_for_checkpointing(state)
         if trackers:
             accelerator.init_trackers(PROJECT_NAME, config=tracker_config(recipe.to_dict()))
         log = JsonlLog(self.run_dir / "log.jsonl", write=accelerator.is_main_process, tracker=accelerator if trackers else None)
         if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
+            state.load_state_dict(load_checkpoint(accelerator, checkpoint))
             log.truncate(state.log_records)
             accelerator.print(f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
 
         loop = _Loop(self, accelerator, model, processor, optimizer, scheduler, state, log, val_images)
-        progress = tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process, desc="train", dynamic_ncols=True)
-        while state.epoch < t.epochs and state.global_step < total_steps:
-            loader.set_epoch(state.epoch)
-            collator.epoch = state.epoch
-            batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
-            for batch in batches:
-                if loop.step(batch, progress):
-                    progress.close()
-                    accelerator.print(f"stopped after step {state.global_step} (training.stop_after_steps), as if killed")
-                    return self.run_dir
-                if state.global_step >= total_steps:
-                    break
-            else:
-                loop.end_epoch()
-        progress.close()
+        # Closed on any exit, Ctrl-C included, so that what is printed next starts on its own line.
+        with tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process, desc="train", dynamic_ncols=True) as progress:
+            while state.epoch < t.epochs and state.global_step < total_steps:
+                loader.set_epoch(state.epoch)
+                collator.epoch = state.epoch
+                batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
+                for batch in batches:
+                    if loop.step(batch, progress):
+                        progress.close()
+                        accelerator.print(f"stopped after step {state.global_step} (training.stop_after_steps), as if killed")
+                        return self.run_dir
+                    if state.global_step >= total_steps:
+                        break
+                else:
+                    loop.end_epoch()
         if t.eval_every_epochs and state.last_eval_step != state.global_step:
             loop.validate()
         loop.checkpoint()
@@ -459,7 +423,7 @@ class _Loop:
             accelerator.save_state(str(partial))
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                write_json_atomic(partial / COMPLETE_MARKER, {"step": state.global_step, "epoch": state.epoch})
+                mark_complete(partial, state.state_dict(), step=state.global_step, epoch=state.epoch)
                 shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover of the same step
                 os.replace(partial, folder)
         except OSError as err:
@@ -471,7 +435,7 @@ class _Loop:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             stale = checkpoint_steps(run_dir)[: -self.training.keep_checkpoints]
-            for step, old in _step_folders(run_dir):
+            for step, old in step_folders(run_dir):
                 if step < state.global_step and (step in stale or not is_complete_checkpoint(old)):
                     shutil.rmtree(old)
         self.throughput.restart()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..models import get_method
+from ..models.common.pairing import check_model_config
 from ..models.clip.processing_clip import CLIP_BPE
 from .recipe import ProcessorSpec, RecipeError
 
@@ -31,8 +32,10 @@ def build_processor(spec: ProcessorSpec, config, vocab=None):
     """The recipe's processor: `spec.path` (saved), or the method's own for `vocab` (file path or dict)."""
     from ..models import load_retrieval_processor
 
-    if spec.path is not None:
-        return load_retrieval_processor(spec.path)
+    if spec.path is not None:  # a saved processor must fit the recipe's model (method, input size)
+        processor = load_retrieval_processor(spec.path)
+        check_model_config(processor, config, f"the recipe's model (processor.path {spec.path})")
+        return processor
     vocab = vocab if vocab is not None else spec.vocab
     if vocab == TRAIN_CAPTIONS:
         raise RecipeError("processor.vocab 'train_captions': pass the vocabulary built by vocabulary_from_captions")

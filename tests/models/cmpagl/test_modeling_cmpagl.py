@@ -297,7 +297,7 @@ def test_processor_recipe_and_round_trip(tmp_path):
     assert torch.equal(eval_inputs["pixel_values"][0], eval_inputs["pixel_values"][1])  # no augmentation at eval
     train = processor(images=[image] * 4, train=True)["pixel_values"]
     assert not all(torch.equal(train[0], view) for view in train[1:])
-    tiny_config().save_pretrained(tmp_path)
+    CMPAGLConfig().save_pretrained(tmp_path)  # the config the processor was built for (AutoProcessor checks the pair)
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert type(loaded) is CMPAGLProcessor and loaded.max_text_length == 40 and loaded.image_processor.train_randaugment == [2, 7]

@@ -204,7 +204,7 @@ def test_processor_pads_to_31_and_round_trips(tmp_path):
     # training views equal the eval view: MSA does no augmentation
     train = processor(images=[Image.new("RGB", (256, 256), (10, 200, 30))], train=True)["pixel_values"]
     torch.testing.assert_close(train, inputs["pixel_values"][:1])
-    tiny_config().save_pretrained(tmp_path)
+    MSAConfig().save_pretrained(tmp_path)  # the config the processor was built for (AutoProcessor checks the pair)
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert type(loaded) is MSAProcessor and loaded.max_text_length == 31

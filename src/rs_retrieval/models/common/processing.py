@@ -18,6 +18,7 @@ from transformers import BatchFeature, ProcessorMixin
 from transformers.image_processing_utils import BaseImageProcessor
 
 from ...imagery import RESCALE_MODES, rgb_image
+from .pairing import check_folder_pairing
 from .push_to_hub import RetrievalProcessorPushMixin
 from .tokenizer_families import TokenizerFamily
 
@@ -226,6 +227,14 @@ class RetrievalProcessor(RetrievalProcessorPushMixin, ProcessorMixin):
         cls.tokenizer_family.check_fits(tokenizer, config)
         image_processor = RSImageProcessor(size=input_image_size(config), **image_settings)
         return cls(image_processor=image_processor, tokenizer=tokenizer, **cls.config_arguments(config), **overrides)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' loader, then: a folder that also holds a model's config.json must hold this
+        processor's model (method, vocabulary, input size), as `AutoProcessor` + `AutoModel` would pair them."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        check_folder_pairing(processor, pretrained_model_name_or_path)
+        return processor
 
     @classmethod
     def image_settings(cls, config) -> dict:
