@@ -1,10 +1,10 @@
 """Retrieval metrics (R@K, mR, rsum, median/mean rank) for any number of captions per image.
 
 A query's 0-based rank is the number of negative candidates that score above its best positive
-(`evaluation.md` §2). Ranks are counted, not sorted: the matrix is read in blocks of rows, both
+(docs/evaluation.md#the-standard-protocol). Ranks are counted, not sorted: the matrix is read in blocks of rows, both
 directions in the same pass, so a 20000 x 100000 float32 matrix (8 GB) is scored without a copy.
 
-Tie policies (identical captions give identical columns, so ties are real, `evaluation.md` §4):
+Tie policies (identical captions give identical columns, so ties are real, docs/evaluation.md#duplicate-captions):
 
 * ``optimistic``: candidates that tie with the best positive rank below it (strictly-higher count).
 * ``pessimistic``: tied negatives rank above it.
@@ -12,7 +12,7 @@ Tie policies (identical captions give identical columns, so ties are real, `eval
   (``np.argsort(row)[::-1]`` on a float64 copy, per query), so published tables are reproduced;
   one sort per query, done a block of queries at a time.
 
-Protocols (`evaluation.md` §3):
+Protocols (docs/evaluation.md#protocols):
 
 * ``amfmn``: index-based; the positives of an image are its own captions (AMFMN, GaLR, MSA).
 * ``multi_positive``: every caption whose normalised text equals one of the image's captions is a
