@@ -1,6 +1,6 @@
 """Regenerate the pictures of the documentation (`docs/images/*.png`) from the built-in rs_synth data.
 
-    PYTHONPATH=src python scripts/make_doc_figures.py [--steps 60] [--out docs/images]
+    PYTHONPATH=src python scripts/make_doc_figures.py [--steps 120] [--out docs/images]
 
 1. a short quickstart run (the packaged `amfmn_synth` recipe, `training.max_steps=--steps`):
    its training curves and the contact sheet of its text query;
@@ -135,7 +135,7 @@ def app_screenshots(summary: dict, work: Path, out: Path, max_width: int) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60, help="training steps of the figure run (default 60)")
+    parser.add_argument("--steps", type=int, default=120, help="training steps of the figure run (default 120: three rs_synth epochs)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder of the pictures")
     parser.add_argument("--max-width", type=int, default=900, help="width limit of every picture, in pixels")
     parser.add_argument("--work-dir", help="keep the run here instead of a temporary folder")
