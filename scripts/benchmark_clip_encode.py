@@ -2,7 +2,7 @@
 ViT-B-32-shaped CLIP (random weights: the time does not depend on them) through the package's
 evaluator (`encode_dataset`): preprocessing, both towers, batching as `rs-retrieval evaluate` does.
 
-Usage: python scripts/benchmark_clip_encode.py [--captions /work/shared/data/rsitmd/test_caps.txt] [--batch-size 64] [--threads N]
+Usage: python scripts/benchmark_clip_encode.py [--captions RSITMD/test_caps.txt] [--batch-size 64] [--threads N]
 """
 
 import argparse
@@ -22,7 +22,7 @@ from rs_retrieval.models.clip import CLIPRetrievalModel, DualEncoderProcessor, b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--captions", default="/work/shared/data/rsitmd/test_caps.txt")
+    parser.add_argument("--captions", help="a caption file, one per line (default: numbered placeholder captions)")
     parser.add_argument("--images", type=int, default=452)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None)
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    captions = Path(args.captions).read_text(encoding="utf-8").splitlines() if Path(args.captions).is_file() else []
+    captions = Path(args.captions).read_text(encoding="utf-8").splitlines() if args.captions and Path(args.captions).is_file() else []
     captions = (captions or [f"caption number {i} of a remote sensing image" for i in range(5 * args.images)])[: 5 * args.images]
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(args.images)]

@@ -1,5 +1,5 @@
-"""Converter tests: official-layout state_dicts are written from the spec tables (amfmn.md §13.2,
-galr.md §7) with random values, converted, and every tensor is checked where it must land."""
+"""Converter tests: official-layout state_dicts are written from the reference code's key
+tables (docs/methods/amfmn.md#reference-code-and-converter) with random values, converted, and every tensor is checked where it must land."""
 
 import json
 import re
@@ -106,7 +106,7 @@ def official_state(method="amfmn", att_type="soft_att", image_size=64, seed=0):
 
 
 def spec_key(official):
-    """Where an official key must land (amfmn.md §13.3 option C), or None if dropped."""
+    """Where an official key must land (the layout our converter writes), or None if dropped."""
     m = re.fullmatch(r"extract_feature\.resnet\.(.+)", official)
     if not m:
         return None if official.startswith("vgmf_gate.") else official

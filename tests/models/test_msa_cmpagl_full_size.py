@@ -28,7 +28,7 @@ def one_training_batch(model, pixels_size: int, text_length: int):
 
 def test_full_size_msa_parameters_and_one_batch():
     model = MSAModel(MSAConfig())
-    # ResNet-50 trunk + BERT-base without pooler + fc1..4 + gated head + MSCMAT (msa.md §2.5)
+    # ResNet-50 trunk + BERT-base without pooler + fc1..4 + gated head + MSCMAT (docs/methods/msa.md#architecture)
     parts = {name: count(getattr(model, name)) for name in ("vision_model", "text_model", "scale_proj", "image_head", "mscmat")}
     assert parts == {"vision_model": 23_508_032, "text_model": 108_891_648, "scale_proj": 2_952_192, "image_head": 1_771_776, "mscmat": 12_407_812}
     assert count(model) == 149_531_460

@@ -140,7 +140,7 @@ def test_adam_is_fused_and_steps_like_the_reference_loop(name):
 
 
 def test_lr_schedules_by_hand():
-    # AMFMN/GaLR: x0.7 at the start of epochs 19, 39, 59 (amfmn.md 9.2); 3 optimizer steps per epoch.
+    # AMFMN/GaLR: x0.7 at the start of epochs 19, 39, 59 (docs/methods/amfmn.md#loss-and-optimiser); 3 optimizer steps per epoch.
     amfmn = lr_factor(TrainingSpec(lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7), steps_per_epoch=3, total_steps=210)
     assert [amfmn(s) for s in (0, 56, 57, 116, 117, 177, 209)] == pytest.approx([1, 1, 0.7, 0.7, 0.49, 0.343, 0.343])
     cosine = lr_factor(TrainingSpec(lr_scheduler="cosine", warmup_ratio=0.1, min_lr_ratio=0.1), steps_per_epoch=10, total_steps=100)

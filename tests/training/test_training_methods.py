@@ -21,7 +21,7 @@ from rs_retrieval.training.tracking import read_log
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 METHODS = ("amfmn", "galr", "msa", "cmpagl")
 
-#: Reference hyperparameters from the specs: amfmn.md 11.2, galr.md 5, msa.md 4, cmpagl.md 5.
+#: Reference hyperparameters of the released code (docs/methods/*.md: AMFMN, GaLR, MSA; CMPAGL: our reconstruction).
 REFERENCE = {
     "amfmn_rsitmd": dict(optimizer="adam", lr=2e-4, weight_decay=0.0, epochs=70, batch_size=100, eval_batch_size=70, lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7, max_grad_norm=None),
     "amfmn_rsicd": dict(optimizer="adam", lr=1e-4, weight_decay=0.0, epochs=70, batch_size=100, eval_batch_size=70, lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7),

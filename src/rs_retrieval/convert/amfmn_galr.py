@@ -1,6 +1,6 @@
 """Official AMFMN / GaLR checkpoints (`AMFMN_best.pth.tar`, `GaLR_best.pth.tar`) -> our models.
 
-Our modules keep the official names (`amfmn.md` §13, `galr.md` §7), so every key maps to itself
+Our modules keep the official names (docs/methods/amfmn.md#reference-code-and-converter, docs/methods/galr.md#reference-code-and-converter), so every key maps to itself
 except the torchvision ResNet-18 under `extract_feature.resnet.` (renamed into transformers'
 `ResNetModel` under `extract_feature.backbone.resnet.`, classifier `fc.*` dropped) and AMFMN's
 unused `vgmf_gate.*` (dropped). The architecture (vocabulary size, widths, attention type, graph

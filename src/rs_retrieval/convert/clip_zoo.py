@@ -1,7 +1,7 @@
-"""The released RS CLIP checkpoints (`clip-family.md` §1.2, §10.3) and their published numbers.
+"""The released RS CLIP checkpoints (docs/clip-zeroshot.md#published-numbers) and their published numbers.
 
 Each release records the open_clip architecture, the activation it was trained with and the
-evidence for it (§2.3), where the weights are published and under which licence, and the numbers
+evidence for it (docs/clip-zeroshot.md#the-activation-check), where the weights are published and under which licence, and the numbers
 its authors (or a third party, marked) report. Nothing here is measured by rs_retrieval: the
 converter never downloads, and no released weight file was available to us.
 """
@@ -22,9 +22,9 @@ _RS5M = "om-ai-lab/RS5M README (084cdd9)"
 _SKYSCRIPT = "wangzhecheng/SkyScript README (b16d2e7): average top-1 over AID, EuroSAT, fMoW, Million-AID, PatternNet, RESISC45, RSI-CB256"
 _REMOTECLIP_ACT = (
     "quick_gelu by default [CONFLICT in the sources]: retrieval.py (the script that reproduces Table 2) builds the model with "
-    "pretrained='openai', which meant QuickGELU in the open_clip of 2023; the README demo builds GELU (clip-family.md 2.3)"
+    "pretrained='openai', which meant QuickGELU in the open_clip of 2023; the README demo builds GELU (docs/clip-zeroshot.md#the-activation-check)"
 )
-_OPENAI_ACT = "quick_gelu: initialised from OpenAI CLIP with open_clip <= 2.28, whose 'openai' path always built QuickGELU (clip-family.md 2.3)"
+_OPENAI_ACT = "quick_gelu: initialised from OpenAI CLIP with open_clip <= 2.28, whose 'openai' path always built QuickGELU (docs/clip-zeroshot.md#the-activation-check)"
 
 
 @dataclass(frozen=True)

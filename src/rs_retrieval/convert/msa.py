@@ -6,7 +6,7 @@ scale projections `fc1..fc4`, and dead layers), `best_img_map.pth` (`feature_map
 `fc2`), `best_text_model.pth` (`Bert`: `bert_model.*`) and, never saved by the reference but
 accepted here, `best_crossatt.pth` (`Multi_img_crossatt`, training only). Give the folder holding
 them, or one file whose keys carry those four prefixes (`img_model.`, `img_map.`, `text_model.`,
-`crossatt.`). Every key is renamed by an explicit rule (`msa.md` §2); dead parameters (`norm_layer`,
+`crossatt.`). Every key is renamed by an explicit rule (docs/methods/msa.md#reference-code-and-converter); dead parameters (`norm_layer`,
 `image_channel_reduce`, `image_patch_proj`, the ResNet `fc`, the BERT pooler, `ln_post`) are
 dropped on purpose; anything else unmatched, missing or mis-shaped is an error.
 """

@@ -1,5 +1,5 @@
 """open_clip checkpoints (RemoteCLIP, GeoRSCLIP, SkyCLIP, any open_clip ViT CLIP) -> a plain
-transformers `CLIPModel` + `CLIPProcessor` folder (`clip-family.md` §2-§5, §10.2).
+transformers `CLIPModel` + `CLIPProcessor` folder (docs/clip-zeroshot.md).
 
 The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained(...,
 backend="pil")` in an environment without this package (the PIL backend is open_clip's resize;
@@ -12,7 +12,7 @@ projections transposed); load strictly; add the offline CLIP tokenizer and the P
 matching open_clip's validation transform; record provenance in `conversion.json` and the card.
 
 The activation cannot be read from the weights: QuickGELU for checkpoints trained from OpenAI
-CLIP, exact GELU for LAION-initialised ones (§2.3). Known releases carry their value; anything
+CLIP, exact GELU for LAION-initialised ones (docs/clip-zeroshot.md#the-activation-check). Known releases carry their value; anything
 else defaults to the architecture config's `quick_gelu` flag (GELU when absent, as open_clip).
 ResNet towers (RemoteCLIP RN50) have no transformers class and are refused.
 """
@@ -46,7 +46,7 @@ def _vit(embed, width, layers, patch, text_width, text_heads, text_layers, image
     }
 
 
-#: open_clip model configs of the architectures the RS releases use (`clip-family.md` §1.1, §3.2).
+#: open_clip model configs of the architectures the RS releases use (docs/clip-zeroshot.md).
 ARCHITECTURES = {
     "ViT-B-32": _vit(512, 768, 12, 32, 512, 8, 12),
     "ViT-B-16": _vit(512, 768, 12, 16, 512, 8, 12),
@@ -107,7 +107,7 @@ def _check_supported(cfg: dict) -> None:
 
 
 def clip_config_from_open_clip(cfg: dict, hidden_act: str):
-    """The transformers `CLIPConfig` of an open_clip ViT config (`clip-family.md` §3.2)."""
+    """The transformers `CLIPConfig` of an open_clip ViT config (docs/clip-zeroshot.md)."""
     from transformers import CLIPConfig
 
     if hidden_act not in ACTIVATIONS:
@@ -146,7 +146,7 @@ def _find_weights(folder: Path) -> Path:
 
 
 def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The open_clip state dict of a release file (`clip-family.md` §2.4): bare state dict
+    """The open_clip state dict of a release file (docs/clip-zeroshot.md): bare state dict
     (RemoteCLIP, GeoRSCLIP), training checkpoint `{"state_dict": ..., "epoch", "optimizer"}` with
     `module.` prefixes (SkyCLIP), `model.`-prefixed wrapper copies, or safetensors."""
     path = Path(path)
@@ -204,7 +204,7 @@ def _block_rules(source: str, target: str) -> list:
     ]
 
 
-#: open_clip key -> CLIPModel key (`clip-family.md` §3.1); `qkv_proj` entries are split afterwards.
+#: open_clip key -> CLIPModel key (docs/clip-zeroshot.md); `qkv_proj` entries are split afterwards.
 OPEN_CLIP_RULES = [
     (r"token_embedding\.weight", "text_model.embeddings.token_embedding.weight"),
     (r"positional_embedding", "text_model.embeddings.position_embedding.weight"),

@@ -1,4 +1,4 @@
-"""Run a retrieval model over a per-image dataset and score it (`evaluation.md` §2.6).
+"""Run a retrieval model over a per-image dataset and score it (docs/evaluation.md).
 
 Each image is encoded once and each caption once; the score matrix is built from the cached
 encoder outputs with `model.score`, in blocks of text columns so pair-dependent scorers

@@ -1,10 +1,10 @@
 """Retrieval metrics (R@K, mR, rsum, median/mean rank) for any number of captions per image.
 
 A query's 0-based rank is the number of negative candidates that score above its best positive
-(`evaluation.md` §2). Ranks are counted, not sorted: the matrix is read in blocks of rows, both
+(docs/evaluation.md#the-standard-protocol). Ranks are counted, not sorted: the matrix is read in blocks of rows, both
 directions in the same pass, so a 20000 x 100000 float32 matrix (8 GB) is scored without a copy.
 
-Tie policies (identical captions give identical columns, so ties are real, `evaluation.md` §4):
+Tie policies (identical captions give identical columns, so ties are real, docs/evaluation.md#duplicate-captions):
 
 * ``optimistic``: candidates that tie with the best positive rank below it (strictly-higher count).
 * ``pessimistic``: tied negatives rank above it.

@@ -1,4 +1,4 @@
-"""Test-time re-ranking of a finished similarity matrix (`evaluation.md` §7).
+"""Test-time re-ranking of a finished similarity matrix (docs/evaluation.md#re-ranking).
 
 A re-ranker returns one score matrix per direction (`DirectionalScores`): `i2t` ranks texts for
 each image (compare within a row), `t2i` ranks images for each text (compare within a column).
@@ -70,7 +70,7 @@ def _galr_direction(scores: torch.Tensor, candidates: torch.Tensor, reverse_posi
 
 
 def galr_multivariate_rerank(sim, k1: int = 30, wp1: float = 0.3, wp2: float = 1.1, decay: float = 0.05) -> DirectionalScores:
-    """GaLR's multivariate re-rank (MR), `i2t_rerank_optim` / `t2i_rerank_optim` (`evaluation.md` §7.1).
+    """GaLR's multivariate re-rank (MR), `i2t_rerank_optim` / `t2i_rerank_optim` (docs/evaluation.md#re-ranking).
 
     For query i and its candidate t at original rank r among the top K = max(10, k1) (capped at the
     number of candidates), with q(t) its position after ordering the K candidates by where i
@@ -115,7 +115,7 @@ def _keep_top_k(original: torch.Tensor, reweighted: torch.Tensor, top_k: int) ->
 
 
 def smr_rerank(sim, tau: float = 0.05, top_k: int | None = None) -> DirectionalScores:
-    """Similarity-matrix reweighting (CMPAGL's SMR, reconstructed as dual-softmax, `evaluation.md` §7.2).
+    """Similarity-matrix reweighting (CMPAGL's SMR, reconstructed as dual-softmax, docs/evaluation.md#re-ranking).
 
     i2t uses S * softmax(S / tau) over images (how much each text prefers this image); t2i uses
     S * softmax(S / tau) over texts. With `top_k`, only each query's top-k candidates (by S) are

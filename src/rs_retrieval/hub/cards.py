@@ -610,7 +610,7 @@ def write_dataset_card(data_root: str | Path, dataset_name: str | None = None, r
 
 FAMILY_NAMES = {"remoteclip": "RemoteCLIP", "georsclip": "GeoRSCLIP", "skyclip": "SkyCLIP"}
 ACCEPTANCE_CHECK = (
-    "Acceptance check (`clip-family.md` 2.3): not run by rs_retrieval, because the released weights were not available "
+    "Acceptance check (docs/clip-zeroshot.md#the-activation-check): not run by rs_retrieval, because the released weights were not available "
     "where this converter was built. Random-weight tests cannot tell QuickGELU from GELU; with the real file, convert it "
     "with both `--activation quick_gelu` and `--activation gelu`, evaluate RSITMD with the release's own protocol, and keep "
     "the activation that reproduces the published mR within about 0.5."

@@ -1,6 +1,6 @@
 """What a dataset card must say beyond the package's dataset specs (`rs_retrieval.data.DATASETS`):
 the licence as published, mapped to a Hub licence id without inventing one, and the known caveats
-(`specs/datasets.md` §5, §7-§9)."""
+(docs/datasets.md#data-quality)."""
 
 from __future__ import annotations
 

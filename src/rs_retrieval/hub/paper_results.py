@@ -1,5 +1,5 @@
 """Retrieval numbers as published by the methods' authors, for the "Reported in the paper" table of
-model cards. Copied from `specs/evaluation.md` §8 (R@1/5/10 in percent, mR as printed); a model
+model cards. Copied from the tables named in each entry (R@1/5/10 in percent, mR as printed); a model
 card never puts them into its `model-index`, which holds only numbers measured on the checkpoint.
 """
 

@@ -4,7 +4,7 @@ Every class becomes texts through the prompt templates; the texts are encoded on
 classifier (the "text classifier", cached) and images are scored against them through the model
 contract (`encode_images`/`encode_texts`/`score`).
 
-How templates are combined (`clip-family.md` §6.1):
+How templates are combined (docs/clip-zeroshot.md#zero-shot-scene-classification):
 * plain dual encoders (cosine `score` on one embedding, e.g. CLIP, MSA): the class embedding is
   the mean of the L2-normalised template embeddings, renormalised (open_clip, CLIP_benchmark;
   `rule="normalize_then_mean"`), or GeoRSCLIP's mean of the raw embeddings, normalised

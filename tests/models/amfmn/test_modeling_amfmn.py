@@ -58,7 +58,7 @@ def test_wrong_input_size_is_rejected_with_the_expected_shape():
 
 
 def pair_reference(model, visual, text):
-    """Per-pair loop over the VGA formulas of amfmn.md §7 (test only)."""
+    """Per-pair loop over the VGA formulas of AMFMN's Eq. 20-25 as the released code computes them (test only)."""
     head, scores = model.cross_attention_s, torch.zeros(len(visual), len(text))
     for i, v in enumerate(visual):
         for j, t in enumerate(text):
@@ -85,7 +85,7 @@ def test_batched_similarity_equals_per_pair_reference(att_type, monkeypatch):
 
 
 def gru_reference(encoder: SkipThoughtEncoder, input_ids):
-    """nn.GRU with the mapped weights (amfmn.md §13.3 option B), gathered at each last real token."""
+    """nn.GRU with the mapped weights (converter layout), gathered at each last real token."""
     cell = encoder.rnn.gru_cell
     hidden = cell.weight_hr.in_features
     gru = nn.GRU(encoder.embedding.embedding_dim, hidden, batch_first=True)

@@ -230,7 +230,7 @@ def test_known_architectures_build_the_spec_configs():
     l336 = clip_config_from_open_clip(resolve_architecture("ViT-L-14-336"), "quick_gelu")
     assert (l336.vision_config.image_size, l336.vision_config.patch_size, l336.text_config.hidden_size) == (336, 14, 768)
     assert resolve_architecture("ViT-B-32-quickgelu")["quick_gelu"] is True
-    # Parameter counts of the spec's table (clip-family.md 1.1), from the config alone.
+    # Parameter counts of the open_clip architectures, from the config alone.
     from transformers import CLIPModel
 
     with torch.device("meta"):

@@ -1,4 +1,4 @@
-"""Prior caption similarity for AMFMN's dynamic margin (amfmn.md §10): Porter stems, BLEU-4 and
+"""Prior caption similarity for AMFMN's dynamic margin (AMFMN Eq. 29-30; docs/methods/amfmn.md#dynamic-margin): Porter stems, BLEU-4 and
 the released score recipe. Exact parity with NLTK (PorterStemmer on 47k words; the full recipe on
 40 x 2260 RSITMD test pairs) was checked once with a throw-away script; these tests pin hand cases."""
 

@@ -5,4 +5,4 @@ from ..common.amfmn_family import AMFMNFamilyProcessor
 
 class AMFMNProcessor(AMFMNFamilyProcessor):
     """AMFMN: eval resize 256; train resize 278 + random crop 256 (no rotation: the reference's
-    `RandomRotation(0, 90)` is a no-op, `amfmn.md` §3.1)."""
+    `RandomRotation(0, 90)` is a no-op, docs/methods/amfmn.md#image-pipeline)."""

@@ -3,7 +3,7 @@ for Remote-Sensing Image and Text Retrieval", IEEE TGRS 2024).
 
 RECONSTRUCTION: no CMPAGL code is public and the paper's method section was not available. The
 architecture is our reconstruction from the abstract (Swin + "Gswin" blocks, align-before-fuse,
-fusion encoder, triplet loss with an intra-class term, SMR re-ranking; `cmpagl.md`). Every
+fusion encoder, triplet loss with an intra-class term, SMR re-ranking; docs/methods/cmpagl.md). Every
 uncertain choice is a field below so it can be corrected once the paper is read.
 """
 
@@ -17,7 +17,7 @@ REDUCTIONS = ("mean", "sum")
 
 class CMPAGLConfig(PretrainedConfig):
     """Gswin (Swin + global-local window attention) image encoder, BERT text encoder and BERT fusion
-    encoder with an ITM head, ALBEF-style (reconstruction, `cmpagl.md` §2).
+    encoder with an ITM head, ALBEF-style (reconstruction, docs/methods/cmpagl.md#our-reconstruction).
 
     Sub-configs: `vision_config` (`SwinConfig`, default Swin-T 224 / window 7 / drop-path 0.1) and
     `text_config` (`BertConfig`, default bert-base-uncased widths with 6 layers: the text encoder;
@@ -42,7 +42,7 @@ class CMPAGLConfig(PretrainedConfig):
         rerank_batch_size: fused pairs per fusion-encoder call when re-ranking.
         triplet_margin: margin of the improved triplet loss (hardest negatives).
         triplet_reduction: "mean" (default) or "sum" over the batch for the triplet and pair terms.
-            `cmpagl.md` §3 writes sums; summed hardest-negative hinges next to the batch-mean ITC/ITM
+            Our reconstruction (docs/methods/cmpagl.md#our-reconstruction) writes sums; summed hardest-negative hinges next to the batch-mean ITC/ITM
             losses at equal weights collapse training to a constant embedding (all cosines equal,
             measured on a toy task), so the default averages, which keeps the three terms on one scale.
         intra_class_weight: lambda of the intra-class distance term.

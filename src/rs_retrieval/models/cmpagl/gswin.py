@@ -1,4 +1,4 @@
-"""Gswin image encoder of CMPAGL (RECONSTRUCTION, `cmpagl.md` §2.1).
+"""Gswin image encoder of CMPAGL (RECONSTRUCTION, docs/methods/cmpagl.md#our-reconstruction).
 
 A transformers `SwinModel` whose blocks in the chosen stages become Gswin blocks:
 

@@ -1,4 +1,4 @@
-"""CMPAGL (RECONSTRUCTION, `cmpagl.md`): Gswin image encoder + BERT text encoder, pre-aligned with a
+"""CMPAGL (RECONSTRUCTION, docs/methods/cmpagl.md): Gswin image encoder + BERT text encoder, pre-aligned with a
 contrastive loss, then a BERT fusion encoder with an image-text matching (ITM) head.
 
 No CMPAGL code is public; this follows the abstract plus the closest public designs (ALBEF's
@@ -117,7 +117,7 @@ def improved_triplet_loss(
     times an intra-class distance term on normalised embeddings.
 
     "pair": sum_i (1 - cos(v_i, t_i)). "scene": mean (1 - cos) over all pairs of distinct items of the
-    same scene class, image-image, text-text and image-text (`cmpagl.md` §3, alternative reading).
+    same scene class, image-image, text-text and image-text (docs/methods/cmpagl.md#our-reconstruction, alternative reading).
     `reduction="mean"` divides the hinge sum and the pair term by the batch size.
     """
     cosine = image_embeds @ text_embeds.t()
@@ -282,7 +282,7 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
         return final
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, scene_ids=None):
-        """L = w_itc ITC + w_itm ITM + w_tri (triplet + lambda intra-class) (`cmpagl.md` §3).
+        """L = w_itc ITC + w_itm ITM + w_tri (triplet + lambda intra-class) (docs/methods/cmpagl.md#our-reconstruction).
 
         ITM scores the B positives, one sampled hard-negative text per image and one hard-negative
         image per text (3B fused pairs). `logits_per_image` is the ITC cosine matrix.

@@ -1,7 +1,7 @@
 """What AMFMN and its fork GaLR share: config fields, the ResNet + MVSA visual branch, the
 skip-thought text branch, the hinge triplet loss (fixed or dynamic margin) and the processor.
 
-Defaults are the reference (checkpoint-faithful) numbers of `amfmn.md` §16.1 for RSITMD:
+Defaults are the reference (checkpoint-faithful) numbers for RSITMD (docs/methods/amfmn.md#configuration):
 vocabulary of 1,349 words + padding, skip-thought 620/2400, 512-d embeddings, ResNet-18,
 MVSA C = 3 / O = 1, 256 px inputs, sum-hinge triplet loss with margin 0.2.
 """
@@ -191,7 +191,7 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
 
 class AMFMNFamilyProcessor(RetrievalProcessor):
     """`RSImageProcessor` + the reference word-level tokenizer. Training views: resize to
-    278/256 of the input side, rotate U[0, `train_rotation_degrees`], random crop (`amfmn.md` §3.1;
+    278/256 of the input side, rotate U[0, `train_rotation_degrees`], random crop (docs/methods/amfmn.md#image-pipeline;
     AMFMN's `RandomRotation(0, 90)` is a no-op, so no rotation; GaLR rotates)."""
 
     tokenizer_family = WORD

@@ -63,7 +63,7 @@ def dynamic_margin(prior_similarity: torch.Tensor, gamma: float, beta: float) ->
     return gamma * (e_beta - torch.exp(beta * prior_similarity)) / (e_beta - 1.0)
 
 
-# --- prior caption similarity for the dynamic margin (amfmn.md §10) ------------------------------
+# --- prior caption similarity for the dynamic margin (AMFMN Eq. 29-30) ---------------------------
 
 BLEU_ORDER = 4
 
@@ -128,7 +128,7 @@ class _PriorReferences:
 
 class CaptionPriorSimilarity:
     """Prior similarity P[image, caption] in [0, 1] between a caption and an image's reference
-    captions, the input of AMFMN's dynamic margin (`amfmn.md` §10, released recipe):
+    captions, the input of AMFMN's dynamic margin (AMFMN paper Eq. 29-30, released recipe; docs/methods/amfmn.md#dynamic-margin):
 
     tokens = Porter stems of the NLTK-tokenised lower-cased caption; score1 = 1 if the caption's
     tokens equal a reference's, else NLTK BLEU-4 (no smoothing) against the image's references;
@@ -245,7 +245,7 @@ def _index_list(indices, size: int, what: str) -> list[int]:
     return values
 
 
-#: open_clip clamps CLIP's learnable log-temperature to [0, ln 100] (`clip-family.md` §8.4).
+#: open_clip clamps CLIP's learnable log-temperature to [0, ln 100] (open_clip's training loop).
 MAX_LOGIT_SCALE = math.log(100.0)
 
 

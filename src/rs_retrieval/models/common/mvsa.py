@@ -1,4 +1,4 @@
-"""ResNet + MVSA visual branch shared by AMFMN and GaLR (`amfmn.md` §5).
+"""ResNet + MVSA visual branch shared by AMFMN and GaLR (AMFMN paper Eq. 14-18; docs/methods/amfmn.md#visual-branch).
 
 ResNet stages f1..f4 (strides 4, 8, 16, 32) give a low-level map concat(f1, up2(f2)) and a
 high-level map concat(f3, up2(f4)); `v_g` is a linear map of the spatial mean of f4. MVSA turns

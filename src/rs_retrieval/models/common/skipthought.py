@@ -1,4 +1,4 @@
-"""Skip-thought uni-skip text encoder shared by AMFMN and GaLR (`amfmn.md` §6).
+"""Skip-thought uni-skip text encoder shared by AMFMN and GaLR (Kiros et al., "Skip-Thought Vectors", NeurIPS 2015; docs/methods/amfmn.md#text-branch).
 
 A word embedding (620-d, id 0 = padding) feeds a one-layer GRU (2400 units, no hidden->hidden
 bias) with variational ("Bayesian") dropout; the caption vector is the hidden state at the last
@@ -221,7 +221,7 @@ class SkipThoughtEncoder(nn.Module):
 
     Lengths are the number of non-zero ids (padding is id 0, right-padded), as in the reference
     code. A blank caption (length 0) takes the batch's last computed step, like the reference
-    (`amfmn.md` §6.4); at least one step is always run.
+    (docs/methods/amfmn.md#text-branch); at least one step is always run.
     """
 
     def __init__(self, vocab_size: int, word_embed_dim: int, hidden_dim: int, dropout: float):

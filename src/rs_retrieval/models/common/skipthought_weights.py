@@ -1,4 +1,4 @@
-"""Public skip-thought uni-skip files -> our `SkipThoughtEncoder` (`amfmn.md` §6.1-6.2, §6.6).
+"""Public skip-thought uni-skip files -> our `SkipThoughtEncoder` (docs/methods/amfmn.md#text-branch).
 
 Files (Kiros et al.; http://www.cs.toronto.edu/~rkiros/models/): `uni_skip.npz` (Theano GRU
 parameters `encoder_W [E, 2H]`, `encoder_b [2H]`, `encoder_U [H, 2H]`, `encoder_Wx [E, H]`,

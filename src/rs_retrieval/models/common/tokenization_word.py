@@ -2,7 +2,7 @@
 
 The reference code encodes a caption as `nltk.word_tokenize(caption.lower())`, drops a fixed set
 of punctuation tokens and maps words outside the vocabulary (stop-words included) to `<unk>`
-(`amfmn.md` §2). `word_tokenize` first splits sentences with NLTK's Punkt model, then applies
+(docs/methods/amfmn.md#text-pipeline). `word_tokenize` first splits sentences with NLTK's Punkt model, then applies
 NLTK's improved Treebank rules per sentence. Both steps are re-implemented here:
 
 * `treebank_tokenize` follows the regular-expression rules of NLTK's `NLTKWordTokenizer`;
@@ -152,7 +152,7 @@ def load_stopwords(path: str | os.PathLike | None = None) -> frozenset[str]:
 def build_vocab(
     captions: Iterable[str], min_count: int = 5, stopwords: Iterable[str] | None = None, preserve_line: bool = False
 ) -> dict[str, int]:
-    """A reference-style `word2idx` from training captions (`amfmn.md` §2.2).
+    """A reference-style `word2idx` from training captions (docs/methods/amfmn.md#text-pipeline).
 
     Words of count >= `min_count` that are not stop-words, numbered from 1 in order of first
     appearance, then `<unk>`. `stopwords=None` uses the shipped NLTK English list.
@@ -254,7 +254,7 @@ class RSWordTokenizer(PreTrainedTokenizer):
 
 
 # --- Porter stemmer (NLTK's default "NLTK_EXTENSIONS" variant) ---------------------------------
-# Used by the caption prior similarity of AMFMN's dynamic margin (`amfmn.md` §10), whose released
+# Used by the caption prior similarity of AMFMN's dynamic margin (docs/methods/amfmn.md#dynamic-margin), whose released
 # script stems with `nltk.stem.PorterStemmer()`.
 
 _VOWELS = frozenset("aeiou")

@@ -1,5 +1,5 @@
-"""GaLR configuration: the AMFMN-family fields (`amfmn.md` §16.1) plus the local GCN branch and the
-MIDF fusion (`galr.md` §10.1)."""
+"""GaLR configuration: the AMFMN-family fields (docs/methods/amfmn.md#configuration) plus the local GCN branch and the
+MIDF fusion (docs/methods/galr.md#configuration)."""
 
 from ..common.amfmn_family import AMFMNFamilyConfig
 

@@ -1,7 +1,7 @@
 """GaLR local graphs for any image, from a `transformers` object detector.
 
 The official local graphs came from a PaddlePaddle detector trained on DOTA plus an unreleased
-reduction (DREA, `galr.md` §3), so they exist only for the released RSITMD/RSICD images. This is
+reduction (DREA, docs/methods/galr.md#local-graphs), so they exist only for the released RSITMD/RSICD images. This is
 our documented reconstruction, used for every other image:
 
 1. a detector proposes boxes with a score per class: zero-shot OWL-ViT / OWLv2 queried with the 15

@@ -1,4 +1,4 @@
-"""GaLR (Yuan et al., TGRS 2022) as a `PreTrainedModel` (`galr.md` §1).
+"""GaLR (Yuan et al., TGRS 2022) as a `PreTrainedModel` (docs/methods/galr.md).
 
 A dual encoder: the image embedding fuses the global AMFMN visual feature (L2-normalised MVSA
 output) with a local feature from a 3-layer GCN over a per-image object graph, through MIDF

@@ -4,7 +4,7 @@ GaLR's local branch reads, per image, node features X [num_nodes, node_dim] and 
 [num_nodes, num_nodes]. Two sources:
 
 * the official DREA files (`*_local.npy`, a pickled dict `{"adj_matrix": {key: A}, "local_rep":
-  {key: X}}` with key = file name up to the first "." + ".txt", `galr.md` §3). They are read only
+  {key: X}}` with key = file name up to the first "." + ".txt", docs/methods/galr.md#local-graphs). They are read only
   on request (`load_local_features(path, allow_pickle=True)`) and can be re-saved as safetensors
   (`save_local_features`) so later runs never unpickle;
 * detector-like object annotations (the `objects` column of rs_synth: category, colour, normalised

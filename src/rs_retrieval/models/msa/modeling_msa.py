@@ -3,7 +3,7 @@
 Retrieval is the cosine of the gated image embedding and the BERT [CLS] state. MSCMAT, a
 per-scale cross-attention scorer, exists only to train the encoders: it scores every (image, text)
 pair of a batch at each of the four ResNet scales, and two extra losses use those scores
-(`msa.md` §2-3). Module and loss behaviour follow the official code `yr666666/MSA` exactly unless a
+(docs/methods/msa.md). Module and loss behaviour follow the official code `yr666666/MSA` exactly unless a
 config flag asks for the corrected variant.
 """
 
@@ -132,7 +132,7 @@ def mscma_loss(scores: torch.Tensor, temperature: float = 1.0, symmetric: bool =
     """Multi-scale alignment loss: sum over scales of CE(S_k / T, diagonal targets), image->text.
 
     The reference uses T = 1 on sigmoid scores, so each scale's loss is bounded below by
-    log(1 + (B - 1)/e) and never approaches 0 (`msa.md` §3.2). `symmetric` averages in text->image.
+    log(1 + (B - 1)/e) and never approaches 0 (docs/methods/msa.md#losses). `symmetric` averages in text->image.
     """
     targets = torch.arange(scores.size(-1), device=scores.device)
     total = scores.new_zeros(())
@@ -194,7 +194,7 @@ class MSAPreTrainedModel(RetrievalPreTrainedModel):
 
 
 class MSAModel(MSAPreTrainedModel):
-    """MSA retrieval model (`msa.md`). `get_image_features`/`get_text_features` return the
+    """MSA retrieval model (docs/methods/msa.md). `get_image_features`/`get_text_features` return the
     un-normalised 768-d embeddings; retrieval = their cosine. `compute_loss` adds MSCMAT's losses."""
 
     vision_tower_path = "vision_model"
@@ -259,7 +259,7 @@ class MSAModel(MSAPreTrainedModel):
         return self.mscmat(scales, text_outputs["tokens"], text_normalized, text_outputs["token_mask"])
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None):
-        """L = w_tri L_triplet + w_mscma L_mscma + w_csmmc L_csmmc (`msa.md` §3)."""
+        """L = w_tri L_triplet + w_mscma L_mscma + w_csmmc L_csmmc (docs/methods/msa.md#losses)."""
         config = self.config
         if config.triplet_mask_same_image and image_ids is None:
             raise ValueError("triplet_mask_same_image=True needs `image_ids` in the batch")
