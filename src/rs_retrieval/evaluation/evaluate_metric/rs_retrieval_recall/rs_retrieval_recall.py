@@ -4,9 +4,10 @@ Self-contained: numpy, `datasets` and `evaluate` only, so `evaluate.load("org/na
 without rs_retrieval. The numbers equal `rs_retrieval.evaluation.retrieval_metrics` (its tests
 compare both on randomized score matrices with ties, for every protocol and tie policy).
 
-A protocol maps the score matrix to the images and captions that take part and which pairs are
-positives (`PROTOCOLS`); a tie policy turns one query's scores and positives into its 0-based rank
-(`TIE_POLICIES`). Adding either is one function and one registry entry.
+A protocol maps the score matrix to the images and captions that take part, in which order, and
+which pairs are positives (`PROTOCOLS`, with the tie policy its source code fixes, if any); a tie
+policy turns each query's scores and positives into its 0-based rank, or for `torch_topk` into a
+hit per k (`TIE_POLICIES`). Adding either is one function and one registry entry.
 """
 
 import datasets
@@ -17,7 +18,7 @@ _DESCRIPTION = """
 Recall@K of cross-modal retrieval in both directions: image-to-text (i2t; an image query is a hit
 when any of its captions ranks in the top K) and text-to-image (t2i; per caption), their mean mR,
 their sum rsum, and median/mean ranks. Protocols and tie policies follow the AMFMN/GaLR evaluation
-code and the SkyCLIP/RemoteCLIP variants (see the README).
+code, RemoteCLIP's retrieval.py and SkyScript's retrieval notebook (see the README).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -27,13 +28,16 @@ Args:
     references: one list per image: the caption (column) indices that describe it; every column
         belongs to exactly one image.
     ks: recall cut-offs (default (1, 5, 10)).
-    tie_policy: "numpy" (default: the official code's argsort order), "optimistic" or "pessimistic".
-    protocol: "amfmn" (default), "multi_positive", "dedup_text" (need `texts`) or "dedup_image"
-        (needs `image_keys`).
+    tie_policy: None (default: the protocol's own, "torch_topk" for remoteclip and "torch_argsort"
+        for skyscript, else "numpy", the AMFMN/GaLR code's argsort order), "optimistic",
+        "pessimistic", "numpy", "torch_argsort" or "torch_topk"; remoteclip and skyscript accept only their own.
+    protocol: "amfmn" (default), "multi_positive", "dedup_text" (need `texts`), "dedup_image",
+        "remoteclip" (need `image_keys`) or "skyscript" (needs both).
     texts: the caption strings, one per column.
     image_keys: one key per image (e.g. its file name).
 Returns:
-    i2t_R@K, t2i_R@K (percent), mR, rsum, i2t/t2i medr and meanr, i2t/t2i query counts, protocol, tie_policy.
+    i2t_R@K, t2i_R@K (percent), mR, rsum, i2t/t2i medr and meanr (not under "torch_topk"), i2t/t2i
+    query counts, protocol, tie_policy.
 Examples:
     >>> metric = evaluate.load("rs_retrieval_recall")
     >>> metric.compute(predictions=[[0.9, 0.1], [0.2, 0.8]], references=[[0], [1]])["mR"]
@@ -252,34 +256,45 @@ def _introsort(q, first, last, depth):
         last = cut
 
 
-def torch_sort_order(row) -> list:
-    """Candidate indices of one query, best first, in the order of `torch.argsort(row, descending=True)`."""
-    q, n = list(zip(row.tolist(), range(len(row)))), len(row)
+def _torch_sort(q) -> None:
+    """Sort (score, index) pairs in place as `torch.sort(descending=True)` does on the CPU."""
+    n = len(q)
     if n > 1:
         _introsort(q, 0, n, 2 * (n.bit_length() - 1))
         _insertion_sort(q, 0, min(n, _INSERTION_THRESHOLD))
         for i in range(_INSERTION_THRESHOLD, n):
             _linear_insert(q, i)
+
+
+def _torch_top(q, k: int) -> None:
+    """Move the pairs `torch.topk(k)` picks into q[:k], in place (their order there is not torch's)."""
+    n = len(q)
+    if k * 64 <= n:  # partial_sort: a heap select (then a heap sort of q[:k], which keeps the set)
+        _heap_select(q, 0, k, n)
+        return
+    first, last, depth = 0, n, 2 * (n.bit_length() - 1)  # nth_element: introselect
+    while last - first > 3:
+        if depth == 0:
+            _heap_select(q, first, k, last)
+            q[first], q[k - 1] = q[k - 1], q[first]
+            return
+        depth -= 1
+        cut = _partition(q, first, last)
+        first, last = (cut, last) if cut <= k - 1 else (first, cut)
+    _insertion_sort(q, first, last)
+
+
+def torch_sort_order(row) -> list:
+    """Candidate indices of one query, best first, in the order of `torch.argsort(row, descending=True)`."""
+    q = list(zip(row.tolist(), range(len(row))))
+    _torch_sort(q)
     return [index for _, index in q]
 
 
 def torch_topk_set(row, k: int) -> list:
-    """Candidate indices in `torch.topk(row, k).indices` (as a set: torch sorts them afterwards)."""
-    q, n = list(zip(row.tolist(), range(len(row)))), len(row)
-    if k * 64 <= n:
-        _heap_select(q, 0, k, n)
-    else:  # nth_element: introselect down to three or fewer, then an insertion sort
-        first, last, depth = 0, n, 2 * (n.bit_length() - 1)
-        while last - first > 3:
-            if depth == 0:
-                _heap_select(q, first, k, last)
-                q[first], q[k - 1] = q[k - 1], q[first]
-                break
-            depth -= 1
-            cut = _partition(q, first, last)
-            first, last = (cut, last) if cut <= k - 1 else (first, cut)
-        else:
-            _insertion_sort(q, first, last)
+    """Candidate indices of `torch.topk(row, k).indices`, in no particular order."""
+    q = list(zip(row.tolist(), range(len(row))))
+    _torch_top(q, k)
     return [index for _, index in q[:k]]
 
 
@@ -385,6 +400,17 @@ def retrieval_hits(scores, owner, ks=(1, 5, 10), protocol="amfmn", texts=None, i
     return torch_topk(i2t_scores, i2t_positive, ks), torch_topk(t2i_scores, t2i_positive, ks)
 
 
+def retrieval_metrics(scores, owner, ks=(1, 5, 10), tie_policy=None, protocol="amfmn", texts=None, image_keys=None):
+    """The metrics of `rs_retrieval.evaluation.retrieval_metrics` for a float64 score matrix."""
+    tie_policy = resolve_tie_policy(protocol, tie_policy)
+    options = {"protocol": protocol, "texts": texts, "image_keys": image_keys}
+    if tie_policy == "torch_topk":
+        metrics = metrics_from_hits(*retrieval_hits(scores, owner, ks, **options), ks)
+    else:
+        metrics = metrics_from_ranks(*retrieval_ranks(scores, owner, tie_policy, **options), ks)
+    return metrics | {"protocol": protocol, "tie_policy": tie_policy}
+
+
 def _check_ks(ks):
     ks = tuple(ks)
     if not ks or any(not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
@@ -432,15 +458,9 @@ class RsRetrievalRecall(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, ks=(1, 5, 10), tie_policy=None, protocol="amfmn", texts=None, image_keys=None):
-        tie_policy = resolve_tie_policy(protocol, tie_policy)
         lengths = {len(row) for row in predictions}
         if len(lengths) != 1:
             raise ValueError(f"every prediction row must score the same captions; got row lengths {sorted(lengths)}")
         scores = np.asarray(predictions, dtype=np.float64)
         owner = text_to_image_index(references, scores.shape[1])
-        options = {"protocol": protocol, "texts": texts, "image_keys": image_keys}
-        if tie_policy == "torch_topk":
-            metrics = metrics_from_hits(*retrieval_hits(scores, owner, ks, **options), ks)
-        else:
-            metrics = metrics_from_ranks(*retrieval_ranks(scores, owner, tie_policy, **options), ks)
-        return metrics | {"protocol": protocol, "tie_policy": tie_policy}
+        return retrieval_metrics(scores, owner, ks, tie_policy, protocol, texts, image_keys)
