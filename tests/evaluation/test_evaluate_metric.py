@@ -1,20 +1,23 @@
 """The `evaluate` metric module: self-contained (its own numpy ranks, equal to `retrieval_metrics`
-on randomized matrices with ties for every protocol and tie policy), loads offline from its folder,
+on randomized matrices with ties for every protocol and the tie policies it allows, torch's tie
+order restated without torch), loads offline from its folder,
 and `rs-retrieval push metric` publishes a metric Space that `evaluate.load("org/name")` loads in a
 process that cannot import rs_retrieval."""
 
+import collections
 import importlib.util
-import itertools
 import json
 import re
 
 import numpy as np
 import pytest
-
+import torch
 from hub_server import FakeHub, client_env, run_client
+
 from rs_retrieval.evaluation.choices import DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES
 from rs_retrieval.evaluation.hf_evaluate import METRIC_DIR, METRIC_NAME
 from rs_retrieval.evaluation.metrics import retrieval_metrics
+from rs_retrieval.evaluation.protocols import PROTOCOLS as PROTOCOL_REGISTRY
 
 evaluate = pytest.importorskip("evaluate")
 
@@ -43,35 +46,115 @@ def script():
 
 def random_case(seed):
     """Scores on a coarse grid (many exact ties), 1-4 captions per image, duplicate captions across
-    images and duplicate image keys."""
+    images (also differing only in case and spaces) and duplicate, unsorted image keys. Odd seeds
+    are larger (up to 160 captions), so torch's introsort and its topk heap select (k * 64 <= n) run."""
     rng = np.random.default_rng(seed)
-    n_img = int(rng.integers(2, 9))
+    n_img = int(rng.integers(2, 9) if seed % 2 == 0 else rng.integers(10, 41))
     counts = rng.integers(1, 5, n_img)
     owner = np.repeat(np.arange(n_img), counts)
     rng.shuffle(owner)
     scores = rng.integers(0, 4, (n_img, len(owner))).astype(np.float64) / 4
-    texts = [f"  A caption {t}" if t % 2 else f"a CAPTION   {t}" for t in rng.integers(0, 5, len(owner))]
+    texts = [f"  A caption {t}" if t % 2 else f"a CAPTION   {t}" for t in rng.integers(0, max(5, len(owner) // 3), len(owner))]
     image_keys = [f"img{k}.tif" for k in rng.integers(0, max(2, n_img - 2), n_img)]
     return scores, owner, texts, image_keys
+
+
+def allowed_tie_policies(protocol):
+    """None (the protocol's own) and every explicit choice `retrieval_metrics` accepts for it."""
+    fixed = PROTOCOL_REGISTRY[protocol].tie_policy
+    return [None, *(TIE_POLICIES if fixed is None else (fixed,))]
 
 
 def test_the_script_is_self_contained_with_the_packages_options(script):
     source = (METRIC_DIR / f"{METRIC_NAME}.py").read_text()
     assert not re.search(r"^\s*(from|import) rs_retrieval", source, flags=re.MULTILINE)
     assert tuple(script.PROTOCOLS) == PROTOCOLS and set(script.TIE_POLICIES) == set(TIE_POLICIES)
+    assert {name: own for name, (_, own) in script.PROTOCOLS.items()} == {name: p.tie_policy for name, p in PROTOCOL_REGISTRY.items()}
     assert script.DEFAULT_TIE_POLICY == DEFAULT_TIE_POLICY
     readme = (METRIC_DIR / "README.md").read_text()
-    assert f"default `{DEFAULT_TIE_POLICY}`" in readme and "pip install rs-retrieval" not in readme
+    assert f"else `{DEFAULT_TIE_POLICY}`" in readme and "pip install rs-retrieval" not in readme
+    assert all(f"`{name}`" in readme for name in (*PROTOCOLS, *TIE_POLICIES))
 
 
-@pytest.mark.parametrize("protocol, tie_policy", list(itertools.product(PROTOCOLS, TIE_POLICIES)))
+@pytest.mark.parametrize("protocol, tie_policy", [(p, t) for p in PROTOCOLS for t in allowed_tie_policies(p)])
 def test_script_equals_retrieval_metrics_on_random_cases_with_ties(script, protocol, tie_policy):
-    for seed in range(25):
+    for seed in range(16):
         scores, owner, texts, image_keys = random_case(seed)
         options = {"tie_policy": tie_policy, "protocol": protocol, "texts": texts, "image_keys": image_keys}
-        ranks = script.retrieval_ranks(scores, owner, **options)
-        ours = script.metrics_from_ranks(*ranks, ks=(1, 2, 5)) | {"protocol": protocol, "tie_policy": tie_policy}
+        ours = script.retrieval_metrics(scores, owner, ks=(1, 2, 5), **options)
         assert ours == retrieval_metrics(scores, owner, ks=(1, 2, 5), **options), (seed, protocol, tie_policy)
+
+
+def test_a_tie_policy_the_protocol_does_not_use_is_refused(script):
+    scores, owner, texts, image_keys = random_case(0)
+    for protocol, tie_policy in [("remoteclip", "numpy"), ("skyscript", "torch_topk"), ("amfmn", "stable")]:
+        with pytest.raises(ValueError) as package_error:
+            retrieval_metrics(scores, owner, protocol=protocol, tie_policy=tie_policy, texts=texts, image_keys=image_keys)
+        with pytest.raises(ValueError) as script_error:
+            script.retrieval_metrics(scores, owner, protocol=protocol, tie_policy=tie_policy, texts=texts, image_keys=image_keys)
+        assert str(script_error.value) == str(package_error.value)
+
+
+def gas_adversary(n, run):
+    """Scores that drive `run` (a sort of (score, index) pairs) into its worst case (McIlroy, "A
+    Killer Adversary for Quicksort", 1999): a score is fixed only when the sort first compares it."""
+    gas, key, state = n, [n] * n, {"solid": 0, "candidate": None}
+
+    class Lazy:
+        def __init__(self, i):
+            self.i = i
+
+        def __gt__(self, other):  # "goes before": the lower key
+            x, y = self.i, other.i
+            if key[x] == gas and key[y] == gas:
+                key[x if x == state["candidate"] else y] = state["solid"]
+                state["solid"] += 1
+            if key[x] == gas:
+                state["candidate"] = x
+            elif key[y] == gas:
+                state["candidate"] = y
+            return key[x] < key[y]
+
+    run([(Lazy(i), i) for i in range(n)])
+    return -np.array(key, dtype=np.float64)
+
+
+def assert_torch_order(script, row, ks):
+    scores = torch.from_numpy(row)
+    assert script.torch_sort_order(row) == torch.argsort(scores, descending=True).tolist(), row
+    for k in ks:
+        assert sorted(script.torch_topk_set(row, k)) == sorted(torch.topk(scores, k).indices.tolist()), (row, k)
+
+
+def test_torch_tie_order_without_torch_equals_torch(script):
+    """torch.argsort(descending=True) and torch.topk on rows full of ties: insertion sort (n <= 16),
+    introsort, introselect and topk's heap select (k * 64 <= n)."""
+    rng = np.random.default_rng(0)
+    for n in rng.choice([1, 2, 3, 4, 5, 16, 17, 33, 64, 65, 130, 700], 600):
+        drawn = rng.integers(0, int(rng.integers(1, 6)), int(n)).astype(np.float64)
+        for row in (drawn, np.sort(drawn), np.sort(drawn)[::-1].copy()):
+            assert_torch_order(script, row, {min(k, len(row)) for k in (1, 2, 5, (len(row) + 1) // 2, len(row))})
+
+
+def test_torch_tie_order_at_the_depth_limit_equals_torch(script, monkeypatch):
+    """Adversarial rows, coarsened into ties, that exhaust introsort's / introselect's depth budget:
+    their heapsort / heap-select fallbacks run and still order ties as torch does."""
+    rows = {}
+    for n in (300, 1000):
+        rows[n, "sort"] = gas_adversary(n, script._torch_sort)
+        rows[n, "select"] = gas_adversary(n, lambda q, k=n // 2: script._torch_top(q, k))
+    calls = collections.Counter()
+
+    def counted(name, run):
+        return lambda *args: calls.update([name]) or run(*args)
+
+    for name in ("_heap_select", "_sort_heap"):
+        monkeypatch.setattr(script, name, counted(name, getattr(script, name)))
+    for (n, kind), row in rows.items():
+        for coarse in (1, 2, 3):
+            assert_torch_order(script, np.floor(row / coarse), [n // 2] if kind == "select" else [])
+    # topk's own heap select needs k * 64 <= n, never the case for k = n // 2: these are fallbacks
+    assert calls["_sort_heap"] >= 2 and calls["_heap_select"] >= 2, calls
 
 
 def test_hand_computed_case(metric):
