@@ -50,6 +50,7 @@ def server(tmp_path_factory):
         "--port", str(port), "--cache-dir", str(root / "cache"), "--batch-size", "8",
     ]
     env = {**os.environ, "TMPDIR": str(temp), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("GRADIO_TEMP_DIR", None)  # set in this process by an earlier in-process app test: the server must make its own
     process = subprocess.Popen(command, cwd=images, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         bench._wait_for_http(f"http://127.0.0.1:{port}/", process, timeout=120)

@@ -33,11 +33,11 @@ def test_bundle_is_one_file_holding_the_import_closure_under_unique_flat_names(s
     sources, exports = read_bundle(out / "modeling_tiny.py")
     # tinyhub/layers/utils.py and tinyhub/models/utils.py clash on "utils"; rs_retrieval's base pulls
     # in outputs and the push mixin (top-level imports) and towers (imported inside a method); processing
-    # pulls in imagery and its errors, the model/processor pairing check, and the tokenizer families (the
-    # word tokenizer and the atomic writes it saves its vocabulary with).
+    # pulls in imagery (with its errors and the multispectral scalings), the model/processor pairing check,
+    # and the tokenizer families (the word tokenizer and the atomic writes it saves its vocabulary with).
     assert sorted(sources) == [
         "base", "configuration_tiny", "errors", "fileio", "imagery", "layers_utils", "modeling_tiny", "models_utils",
-        "outputs", "pairing", "processing", "processing_tiny", "push_to_hub", "tokenization_word", "tokenizer_families", "towers",
+        "multispectral", "outputs", "pairing", "processing", "processing_tiny", "push_to_hub", "tokenization_word", "tokenizer_families", "towers",
     ]
     assert exports == {"TinyHubConfig": "configuration_tiny", "TinyHubModel": "modeling_tiny",
                        "TinyHubProcessor": "processing_tiny", "RSImageProcessor": "processing"}

@@ -208,9 +208,13 @@ def replace_parts(folder: str | Path, columns: dict[str, list], vectors: np.ndar
     for leftover in (staging, old):
         shutil.rmtree(leftover, ignore_errors=True)
     staging.mkdir(parents=True)
-    for number, start in enumerate(range(0, max(len(vectors), 1), part_rows)):
-        chunk = {name: values[start : start + part_rows] for name, values in columns.items()}
-        write_embedding_part(staging / f"part-{number:05d}.parquet", chunk, vectors[start : start + part_rows], meta)
+    try:
+        for number, start in enumerate(range(0, max(len(vectors), 1), part_rows)):
+            chunk = {name: values[start : start + part_rows] for name, values in columns.items()}
+            write_embedding_part(staging / f"part-{number:05d}.parquet", chunk, vectors[start : start + part_rows], meta)
+    except BaseException:  # e.g. a full disk: free the space and leave the folder as a rerun expects it
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if target.exists():
         target.rename(old)
     staging.rename(target)
