@@ -5,6 +5,7 @@
                              generation, and the SHA-256 of every file of that generation
       g0001/vectors.npy      L2-normalised first-stage vectors [N, D] float32 (memory-mapped)
       g0001/vectors.faiss    the faiss index over them
+      g0001/vectors.ivfdata  its inverted lists (kind ivf-ondisk only; vectors.npy may be float16)
       g0001/metadata.parquet one row per vector: path or tile id, file hash, window, bounds, CRS
       g0001/shards/<key>-00000.npy  the model's image cache (`image_cache_keys`) in row blocks,
                              what `model.score` re-ranks in the second stage
@@ -109,6 +110,12 @@ def write_generation(folder: Path, generation: int, vectors: np.ndarray, image_c
     for name, array in image_cache.items():
         for shard, start in enumerate(range(0, max(len(array), 1), SHARD_ROWS)):
             save_npy(gen / "shards" / f"{name}-{shard:05d}.npy", array[start : start + SHARD_ROWS])
+    return generation_checksums(folder, generation)
+
+
+def generation_checksums(folder: Path, generation: int) -> dict[str, str]:
+    """{path relative to `folder`: SHA-256} of every file of a written generation, for the manifest."""
+    gen = folder / generation_name(generation)
     return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(gen.rglob("*")) if path.is_file()}
 
 

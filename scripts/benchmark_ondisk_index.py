@@ -1,0 +1,162 @@
+"""Benchmark the out-of-core IVF-PQ index (`ivf-ondisk`) built from embedding parts.
+
+Clustered vectors (the generator of `benchmark_index.py`) are written as parts; a child process
+builds the index with `build_from_parts` (peak RSS: the kernel's VmHWM, which counts the memory-mapped
+file pages too, and the peak anonymous RSS sampled every 50 ms); a fresh process then times single
+k = 10 queries over a grid of nprobe x refine, re-scoring with the index's float16 vectors and with
+float32 ones (the source vectors, same rows), one faiss thread, recall@10 against exact search on
+held-out queries.
+
+    python scripts/benchmark_ondisk_index.py --n 1000000 --dim 512 --out /tmp/ondisk_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_index import exact_neighbours, rss_mb, write_data  # noqa: E402
+from synthetic_parts import write_parts  # noqa: E402
+
+from rs_retrieval.index.vectors import VectorIndexConfig, read_faiss_index, search_faiss_index  # noqa: E402
+
+
+def build_worker(args) -> None:
+    """Build in this (fresh) process and print time and peak memory as JSON."""
+    import faiss
+
+    from rs_retrieval.index.ondisk import build_from_parts
+
+    faiss.omp_set_num_threads(args.threads)
+    peak = {"anon": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak["anon"] = max(peak["anon"], rss_mb().get("RssAnon", 0.0))
+
+    threading.Thread(target=sample, daemon=True).start()
+    config = VectorIndexConfig(**json.loads(args.config))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    build_from_parts(args.parts, args.index, config, overwrite=True)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    done.set()
+    hwm = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+    print(json.dumps({"build_s": seconds, "build_cpu_s": cpu, "peak_rss_mb": hwm, "peak_anon_mb": peak["anon"]}))
+
+
+def query_worker(args) -> None:
+    """Open the index in this fresh process and time single queries for each setting of the grid."""
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    gen = Path(args.index) / "g0001"
+    before = rss_mb()
+    index = read_faiss_index(gen / "vectors.faiss")
+    refine_vectors = {"float16": np.load(gen / "vectors.npy", mmap_mode="r"), "float32": np.load(args.base, mmap_mode="r")}
+    queries, truth = np.load(args.query_file), np.load(args.truth)
+    config = json.loads(args.config)
+    rows = []
+    for nprobe in map(int, args.nprobe.split(",")):
+        for refine in map(int, args.refine.split(",")):
+            for dtype, vectors in refine_vectors.items():
+                setting = VectorIndexConfig(**{**config, "nprobe": nprobe, "refine": refine})
+                search_faiss_index(index, vectors, queries[:5], args.k, setting)  # warm the code paths
+                latencies, cpu_times, found = [], [], []
+                for query in queries:
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    _, hits = search_faiss_index(index, vectors, query[None], args.k, setting)
+                    latencies.append(time.perf_counter() - start)
+                    cpu_times.append(time.process_time() - cpu_start)
+                    found.append(hits[0])
+                recall = np.mean([len(set(f) & set(t)) / args.k for f, t in zip(found, truth[:, : args.k])])
+                rows.append({
+                    "nprobe": nprobe, "refine": refine, "refine_dtype": dtype, "recall@10": float(recall),
+                    **{f"{name}_{q}_ms": 1000 * float(np.percentile(values, q)) for name, values in (("wall", latencies), ("cpu", cpu_times)) for q in (50, 99)},
+                })
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"rss_before_mb": before, "rss_after_mb": rss_mb(), "grid": rows}))
+
+
+def child(mode: str, args, **extra) -> dict:
+    command = [sys.executable, __file__, "--worker", mode, "--threads", str(args.threads), "--k", str(args.k)]
+    for name, value in extra.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"{mode} worker failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rows-per-part", type=int, default=100_000)
+    parser.add_argument("--nlist", type=int, default=2048)
+    parser.add_argument("--pq-m", type=int, default=64)
+    parser.add_argument("--train-size", type=int, default=100_000)
+    parser.add_argument("--block-rows", type=int, default=262_144)
+    parser.add_argument("--nprobe", default="8,16,32", help="comma-separated grid")
+    parser.add_argument("--refine", default="10,20,50", help="comma-separated grid (candidates = refine x k)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="faiss/OpenMP threads of the build and the queries")
+    parser.add_argument("--out", default="/tmp/ondisk_bench")
+    parser.add_argument("--worker", choices=["build", "query"], help=argparse.SUPPRESS)
+    for hidden in ("parts", "index", "config", "base", "truth", "query-file"):
+        parser.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "build":
+        return build_worker(args)
+    if args.worker == "query":
+        return query_worker(args)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    base, query_path = write_data(out, args.n, args.dim, args.clusters, args.queries)
+    truth = out / f"truth_{args.n}x{args.dim}_{args.queries}.npy"
+    exact_neighbours(base, np.load(query_path), args.k, truth)
+    parts = out / f"parts_{args.n}x{args.dim}"
+    if not (parts / "complete").is_file():
+        vectors = np.load(base, mmap_mode="r")
+        write_parts(parts, (np.asarray(vectors[s : s + args.rows_per_part]) for s in range(0, args.n, args.rows_per_part)))
+        (parts / "complete").write_text("")
+    print(f"data, exact neighbours, parts: {time.perf_counter() - started:.0f} s", flush=True)
+    config = VectorIndexConfig(kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows)
+    index = out / f"index_{args.n}x{args.dim}"
+    build = child("build", args, parts=parts, index=index, config=json.dumps(config.to_dict()))
+    print(f"build: {json.dumps(build)}", flush=True)
+    gen = index / "g0001"
+    sizes = {path.name: path.stat().st_size / 2**20 for path in gen.iterdir() if path.is_file()}
+    query = child("query", args, index=index, base=base, truth=truth, query_file=query_path, config=json.dumps(config.to_dict()),
+                  nprobe=args.nprobe, refine=args.refine)
+    results = {"n": args.n, "dim": args.dim, "config": config.to_dict(), "threads": args.threads, **build, "files_mb": sizes, **query}
+    (out / f"results_ondisk_{args.n}.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    sizes = results["files_mb"]
+    print(f"N {results['n']:,} x {results['dim']}: build {results['build_s']:.0f} s wall / {results['build_cpu_s']:.0f} s CPU, "
+          f"peak RSS {results['peak_rss_mb']:.0f} MB (anonymous {results['peak_anon_mb']:.0f} MB); files MB "
+          + ", ".join(f"{name} {size:.0f}" for name, size in sorted(sizes.items())))
+    print("| nprobe | refine (x k) | refine vectors | recall@10 | p50 / p99 ms CPU | p50 / p99 ms wall |")
+    print("|---|---|---|---|---|---|")
+    for row in results["grid"]:
+        print(f"| {row['nprobe']} | {row['refine']} | {row['refine_dtype']} | {row['recall@10']:.3f} | "
+              f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} | {row['wall_50_ms']:.2f} / {row['wall_99_ms']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
