@@ -50,12 +50,13 @@ def part_table(vectors: np.ndarray, first_row: int, rng: np.random.Generator, re
 
 def write_parts(folder: str | Path, blocks, *, model: str = "synthetic", fingerprint: str = "synthetic-0", region=(-10.0, 35.0, 30.0, 60.0),
                 tile_deg: float = 0.025, start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc), days: int = 365,
-                dtype: str = "float32", seed: int = 0) -> list[Path]:
-    """One part per block of vectors in `blocks` (an iterable of [n, D] arrays); returns the paths."""
+                dtype: str = "float32", seed: int = 0, first_part: int = 0, first_row: int = 0) -> list[Path]:
+    """One part per block of vectors in `blocks` (an iterable of [n, D] arrays); returns the paths.
+    `first_part` / `first_row` continue a folder written by an earlier call (e.g. another region)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths, first_row = [], 0
-    for number, vectors in enumerate(blocks):
+    paths = []
+    for number, vectors in enumerate(blocks, start=first_part):
         table = part_table(vectors, first_row, np.random.default_rng([seed, number]), region, tile_deg, start, days, dtype)
         bbox = table.column("bbox").combine_chunks()
         geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {
