@@ -5,9 +5,11 @@ builds the index with `build_from_parts` (peak RSS: the kernel's VmHWM, which co
 file pages too, and the peak anonymous RSS sampled every 50 ms); a fresh process then times single
 k = 10 queries over a grid of nprobe x refine, re-scoring with the index's float16 vectors and with
 float32 ones (the source vectors, same rows), one faiss thread, recall@10 against exact search on
-held-out queries.
+held-out queries. `--filtered` then times place/time filtered queries on the built index (recall@10
+against brute force over the rows each filter allows).
 
     python scripts/benchmark_ondisk_index.py --n 1000000 --dim 512 --out /tmp/ondisk_bench
+    python scripts/benchmark_ondisk_index.py --n 1000000 --dim 512 --out /tmp/ondisk_bench --filtered
 """
 
 from __future__ import annotations
@@ -86,11 +88,58 @@ def query_worker(args) -> None:
     print(json.dumps({"rss_before_mb": before, "rss_after_mb": rss_mb(), "grid": rows}))
 
 
+#: (name, bbox, datetime) of the filtered benchmark; the synthetic parts cover 10 W-30 E, 35-60 N, 2024.
+FILTERS = [
+    ("bbox 0.25% of the area", "0,45,2,47.5", None),
+    ("bbox 1%", "0,45,4,47.5", None),
+    ("one month", None, "2024-03-01/2024-03-31"),
+    ("bbox 4% and half a year", "0,45,8,50", "2024-01-01/2024-06-30"),
+    ("half a year", None, "2024-01-01/2024-06-30"),
+]
+
+
+def filtered_worker(args) -> None:
+    """Time filtered single queries on the built index; recall@10 against brute force over the allowed rows."""
+    import faiss
+
+    from rs_retrieval.index.filters import FilterColumns, SearchFilter, filtered_search
+    from rs_retrieval.index.retrieval import RetrievalIndex
+
+    faiss.omp_set_num_threads(args.threads)
+    index = RetrievalIndex.open(args.index, verify=False)
+    config = VectorIndexConfig(**{**index.manifest["vector_index"], "nprobe": args.filter_nprobe, "refine": args.filter_refine})
+    queries, base = np.load(args.query_file), np.load(args.base, mmap_mode="r")
+    start = time.process_time()
+    columns = FilterColumns.from_table(index.metadata)
+    rows = [{"filter": "reading the filter columns", "cpu_ms": 1000 * (time.process_time() - start)}]
+    for name, bbox, when in FILTERS:
+        allowed = columns.mask(SearchFilter.parse(bbox, when), len(index))
+        start = time.process_time()
+        columns.mask(SearchFilter.parse(bbox, when), len(index))
+        mask_ms = 1000 * (time.process_time() - start)
+        allowed_rows = np.flatnonzero(allowed)
+        scores = np.concatenate([queries @ np.asarray(base[allowed_rows[s : s + 100_000]]).T for s in range(0, len(allowed_rows), 100_000)], axis=1)
+        truth = allowed_rows[np.argsort(-scores, axis=1)[:, : args.k]]
+        del scores
+        cpu_times, found = [], []
+        for query in queries:
+            cpu_start = time.process_time()
+            _, hits = filtered_search(index.faiss_index, index.vectors, query[None], args.k, config, allowed)
+            cpu_times.append(time.process_time() - cpu_start)
+            found.append(hits[0])
+        recall = np.mean([len(set(f) & set(t)) / args.k for f, t in zip(found, truth)])
+        rows.append({"filter": name, "allowed": int(allowed.sum()), "mask_cpu_ms": mask_ms, "recall@10": float(recall),
+                     "all_hits_inside": bool(all(allowed[f].all() and len(f) == args.k for f in found)),
+                     "cpu_50_ms": 1000 * float(np.percentile(cpu_times, 50)), "cpu_99_ms": 1000 * float(np.percentile(cpu_times, 99))})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"filtered": rows, "nprobe": args.filter_nprobe, "refine": args.filter_refine}))
+
+
 def child(mode: str, args, **extra) -> dict:
     command = [sys.executable, __file__, "--worker", mode, "--threads", str(args.threads), "--k", str(args.k)]
     for name, value in extra.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"{mode} worker failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -112,7 +161,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="faiss/OpenMP threads of the build and the queries")
     parser.add_argument("--out", default="/tmp/ondisk_bench")
-    parser.add_argument("--worker", choices=["build", "query"], help=argparse.SUPPRESS)
+    parser.add_argument("--filtered", action="store_true", help="time filtered queries on the index built by an earlier run")
+    parser.add_argument("--filter-nprobe", type=int, default=16)
+    parser.add_argument("--filter-refine", type=int, default=20)
+    parser.add_argument("--worker", choices=["build", "query", "filtered"], help=argparse.SUPPRESS)
     for hidden in ("parts", "index", "config", "base", "truth", "query-file"):
         parser.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,6 +172,8 @@ def main() -> None:
         return build_worker(args)
     if args.worker == "query":
         return query_worker(args)
+    if args.worker == "filtered":
+        return filtered_worker(args)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,9 +186,20 @@ def main() -> None:
         vectors = np.load(base, mmap_mode="r")
         write_parts(parts, (np.asarray(vectors[s : s + args.rows_per_part]) for s in range(0, args.n, args.rows_per_part)))
         (parts / "complete").write_text("")
+        del vectors
     print(f"data, exact neighbours, parts: {time.perf_counter() - started:.0f} s", flush=True)
-    config = VectorIndexConfig(kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows)
     index = out / f"index_{args.n}x{args.dim}"
+    if args.filtered:
+        filtered = child("filtered", args, index=index, base=base, query_file=query_path, filter_nprobe=args.filter_nprobe, filter_refine=args.filter_refine)
+        (out / f"results_filtered_{args.n}.json").write_text(json.dumps(filtered, indent=2))
+        print("| filter | rows allowed | mask ms CPU | recall@10 vs brute force | every hit inside, k hits | p50 / p99 ms CPU |")
+        print("|---|---|---|---|---|---|")
+        for row in filtered["filtered"][1:]:
+            print(f"| {row['filter']} | {row['allowed']:,} | {row['mask_cpu_ms']:.1f} | {row['recall@10']:.3f} | {row['all_hits_inside']} | "
+                  f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} |")
+        print(f"(reading the filter columns once: {filtered['filtered'][0]['cpu_ms']:.0f} ms CPU)")
+        return
+    config = VectorIndexConfig(kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows)
     build = child("build", args, parts=parts, index=index, config=json.dumps(config.to_dict()))
     print(f"build: {json.dumps(build)}", flush=True)
     gen = index / "g0001"

@@ -9,7 +9,7 @@ seeded random place inside `region` (W, S, E, N), and a seeded random date in th
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ def part_table(vectors: np.ndarray, first_row: int, rng: np.random.Generator, re
 
 
 def write_parts(folder: str | Path, blocks, *, model: str = "synthetic", fingerprint: str = "synthetic-0", region=(-10.0, 35.0, 30.0, 60.0),
-                tile_deg: float = 0.025, start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc), days: int = 365,
+                tile_deg: float = 0.025, start: datetime = datetime(2024, 1, 1, tzinfo=UTC), days: int = 365,
                 dtype: str = "float32", seed: int = 0, first_part: int = 0, first_row: int = 0) -> list[Path]:
     """One part per block of vectors in `blocks` (an iterable of [n, D] arrays); returns the paths.
     `first_part` / `first_row` continue a folder written by an earlier call (e.g. another region)."""

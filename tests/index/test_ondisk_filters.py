@@ -3,7 +3,7 @@ exact against brute force over the rows the filter allows, for the flat and the 
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -130,10 +130,10 @@ def test_naive_post_filtering_returns_fewer_than_k_where_filtered_search_returns
 def test_filter_parsing_open_ends_whole_days_antimeridian_and_one_line_errors():
     day = 86_400_000_000
     start, end = parse_datetime("2024-05-01/2024-05-02")
-    assert start == int(datetime(2024, 5, 1, tzinfo=timezone.utc).timestamp() * 1e6) and end == start + 2 * day - 1
+    assert start == int(datetime(2024, 5, 1, tzinfo=UTC).timestamp() * 1e6) and end == start + 2 * day - 1
     assert parse_datetime("../2024-05-01T12:00:00Z")[0] is None
     instant = parse_datetime("2024-05-01T12:00:00+02:00")
-    assert instant[0] == instant[1] == int(datetime(2024, 5, 1, 10, tzinfo=timezone.utc).timestamp() * 1e6)
+    assert instant[0] == instant[1] == int(datetime(2024, 5, 1, 10, tzinfo=UTC).timestamp() * 1e6)
     for bad in ("../..", "2024-05-03/2024-05-01", "May 1st"):
         with pytest.raises(FilterError):
             parse_datetime(bad)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 
@@ -52,8 +52,8 @@ def parse_bbox(text: str | tuple | list) -> tuple[float, float, float, float]:
 
 def _micros(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int((moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) / timedelta(microseconds=1))
+        moment = moment.replace(tzinfo=UTC)
+    return int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
 
 
 def _instant(text: str, end: bool) -> tuple[int, bool]:
@@ -91,7 +91,7 @@ class SearchFilter:
     has_datetime: bool = False
 
     @classmethod
-    def parse(cls, bbox=None, datetime=None) -> "SearchFilter":
+    def parse(cls, bbox=None, datetime=None) -> SearchFilter:
         start, end = parse_datetime(datetime) if datetime else (None, None)
         return cls(parse_bbox(bbox) if bbox is not None else None, start, end, bool(datetime))
 
@@ -109,7 +109,7 @@ class FilterColumns:
         self.boxes, self.micros, self.dated = boxes, micros, dated
 
     @classmethod
-    def from_table(cls, table) -> "FilterColumns":
+    def from_table(cls, table) -> FilterColumns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
