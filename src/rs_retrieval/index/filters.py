@@ -27,8 +27,10 @@ import numpy as np
 from ..errors import RSRetrievalError
 from .vectors import VectorIndexConfig, normalize_rows, search_faiss_index
 
-#: Allowed rows up to this many are scored exactly from the vectors (one gather, ~1 ms at 512-d).
-EXACT_ROWS = 8_192
+#: Allowed rows up to this many are scored exactly from the vectors. Each row is a random read of
+#: the memory-mapped vectors, as are the `refine * k` candidates of an IVF query, so this is about
+#: the count one IVF query re-scores anyway (5,185 rows took 17 ms, 1M x 512 float16; benchmarks page).
+EXACT_ROWS = 1_024
 #: Above this share of the index allowed, an unfiltered search is over-fetched instead.
 OVERFETCH_FROM = 0.25
 _DAY_US = 86_400_000_000
