@@ -25,6 +25,17 @@ N, DIM, K = 6000, 32, 10
 REGION = (0.0, 40.0, 20.0, 50.0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_faiss_thread():
+    """faiss's OpenMP threads spin-wait for each other on a busy machine; one thread trains in a fraction of the time."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def synthetic_parts():
     return load_script("synthetic_parts.py")
@@ -38,7 +49,7 @@ def clustered(n, dim, seed, centres=12):
 
 def exhaustive(kind):
     """Settings under which an IVF index sees every row: the filter is then the only approximation."""
-    return VectorIndexConfig(kind=kind, nlist=16, pq_m=8, train_size=2000, block_rows=2500, nprobe=16, refine=N, refine_dtype="float32")
+    return VectorIndexConfig(kind=kind, nlist=16, pq_m=8, train_size=1000, block_rows=2500, nprobe=16, refine=N, refine_dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +88,7 @@ def test_ondisk_index_holds_every_row_under_its_id_opens_after_a_move_and_is_che
 
 def test_ondisk_defaults_reach_high_recall_with_float16_rescoring(archive, tmp_path):
     root, vectors, queries = archive
-    config = VectorIndexConfig(kind="ivf-ondisk", nlist=32, pq_m=8, train_size=3000, block_rows=4000, nprobe=8, refine=10)
+    config = VectorIndexConfig(kind="ivf-ondisk", nlist=32, pq_m=8, train_size=1500, block_rows=4000, nprobe=8, refine=10)
     build_from_parts(root / "embeddings", tmp_path / "index", config)
     index = read_faiss_index(tmp_path / "index/g0001/vectors.faiss")
     stored = np.load(tmp_path / "index/g0001/vectors.npy", mmap_mode="r")
@@ -111,7 +122,7 @@ def test_naive_post_filtering_returns_fewer_than_k_where_filtered_search_returns
     like, unlike = clustered(3000, DIM, seed=2, centres=1)[0], clustered(3000, DIM, seed=3, centres=1)[0]
     synthetic_parts.write_parts(tmp_path / "parts", [like], region=(0, 40, 10, 50), tile_deg=0.1)
     synthetic_parts.write_parts(tmp_path / "parts", [unlike], region=(10.2, 40, 20, 50), tile_deg=0.1, first_part=1, first_row=3000)
-    config = VectorIndexConfig(kind="ivf-ondisk", nlist=8, pq_m=8, train_size=2000, nprobe=2, refine=5)
+    config = VectorIndexConfig(kind="ivf-ondisk", nlist=8, pq_m=8, train_size=1000, nprobe=2, refine=5)
     build_from_parts(tmp_path / "parts", tmp_path / "index", config)
     index = RetrievalIndex.open(tmp_path / "index")
     allowed = FilterColumns.from_table(index.metadata).mask(SearchFilter.parse(bbox="10.1,40,20,50"), 6000)
@@ -160,7 +171,7 @@ def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geopar
                                 region=REGION, tile_deg=0.5, days=60)
     out = str(tmp_path / "index")
     assert main(["index", "build", "--model", str(tmp_path / "model"), "--parts", str(tmp_path / "embeddings"), "--kind", "ivf-ondisk",
-                 "--nlist", "8", "--nprobe", "8", "--out", out]) == 0
+                 "--nlist", "8", "--nprobe", "8", "--pq-m", "4", "--out", out]) == 0
     assert "3000 rows, ivf-ondisk index, one-stage search" in capsys.readouterr().out
     query, bbox, when = "a port with ships", "4,42,12,47", "2024-01-10/2024-01-31"
     assert main(["index", "search", out, query, "-k", "7", "--bbox", bbox, "--datetime", when,

@@ -12,7 +12,9 @@ many rows the filter allows:
   - a large share (>= `OVERFETCH_FROM` of the index): an unfiltered search asks for enough extra
     hits that k allowed ones are expected among them;
   - otherwise, or when over-fetching came back short: faiss searches with an id selector, so only
-    allowed rows are scored inside the index; an IVF index probes more lists until it has k.
+    allowed rows are scored inside the index. An IVF index probes enough lists to meet about as many
+    allowed rows as an unfiltered query re-scores (`refine * k`; the allowed rows are spread over
+    all lists), and more until it has k.
 Every hit satisfies the filter, and no allowed row is missed beyond the index's own recall.
 """
 
@@ -178,6 +180,8 @@ def filtered_search(index, vectors: np.ndarray, query: np.ndarray, k: int, confi
         if keep.sum() >= k:
             return scores[:, keep][:, :k], found[:, keep][:, :k]
     nprobe, nlist = config.nprobe, getattr(index, "nlist", None)
+    if nlist is not None:  # probe lists enough to scan about as many allowed rows as an unfiltered query re-scores
+        nprobe = max(nprobe, min(nlist, math.ceil(max(1, config.refine) * k * nlist / len(rows))))
     while True:
         scores, found = search_faiss_index(index, vectors, query, k, config, allowed=allowed, nprobe=nprobe)
         if (found[0] >= 0).sum() >= k or nlist is None or nprobe >= nlist:
