@@ -90,7 +90,7 @@ def query_worker(args) -> None:
 
 #: (name, bbox, datetime) of the filtered benchmark; the synthetic parts cover 10 W-30 E, 35-60 N, 2024.
 FILTERS = [
-    ("bbox 0.25% of the area", "0,45,2,47.5", None),
+    ("bbox 0.5% of the area", "0,45,2,47.5", None),
     ("bbox 1%", "0,45,4,47.5", None),
     ("one month", None, "2024-03-01/2024-03-31"),
     ("bbox 4% and half a year", "0,45,8,50", "2024-01-01/2024-06-30"),

@@ -19,7 +19,7 @@ from rs_retrieval.search.commands import load_model
 from rs_retrieval.search.engine import _text_cache, model_fingerprint
 
 from clip_helpers import tiny_clip
-from helpers import load_script
+from helpers import load_script, write_random_images
 
 N, DIM, K = 6000, 32, 10
 REGION = (0.0, 40.0, 20.0, 50.0)
@@ -204,6 +204,9 @@ def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geopar
     assert main(["index", "build", "--model", str(tmp_path / "other"), "--parts", str(tmp_path / "embeddings"), "--out", str(tmp_path / "x")]) == 2
     assert "were encoded by a model with fingerprint" in capsys.readouterr().err
     assert main(["index", "search", out, query, "--bbox", "1,2,3"]) == 2
+    assert main(["index", "build", "--model", str(tmp_path / "model"), "--images", str(write_random_images(tmp_path / "imgs", 2)),
+                 "--kind", "ivf-ondisk", "--out", str(tmp_path / "y")]) == 2
+    assert "give --parts FOLDER" in capsys.readouterr().err
 
 
 def test_parts_that_disagree_or_are_missing_are_refused_by_name(tmp_path, synthetic_parts):
