@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_index import exact_neighbours, rss_mb, write_data  # noqa: E402
+from benchmark_index import add_data_arguments, exact_neighbours, rss_mb, write_data  # noqa: E402
 from synthetic_parts import write_parts  # noqa: E402
 
 from rs_retrieval.index.vectors import VectorIndexConfig, read_faiss_index, search_faiss_index  # noqa: E402
@@ -147,10 +147,7 @@ def child(mode: str, args, **extra) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--clusters", type=int, default=1000)
-    parser.add_argument("--queries", type=int, default=200)
+    add_data_arguments(parser)
     parser.add_argument("--rows-per-part", type=int, default=100_000)
     parser.add_argument("--nlist", type=int, default=2048)
     parser.add_argument("--pq-m", type=int, default=64)
