@@ -98,6 +98,25 @@ def test_ondisk_defaults_reach_high_recall_with_float16_rescoring(archive, tmp_p
     assert np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]) >= 0.9
 
 
+def test_many_lists_get_an_hnsw_coarse_quantizer_that_search_and_filters_use(archive, tmp_path, monkeypatch):
+    import faiss
+
+    from rs_retrieval.index import ondisk
+
+    root, vectors, queries = archive
+    monkeypatch.setattr(ondisk, "HNSW_QUANTIZER_FROM", 16)  # as from 16,384 lists at scale
+    config = VectorIndexConfig(kind="ivf-ondisk", nlist=16, pq_m=8, train_size=1000, nprobe=4, refine=20, ef_search=32)
+    build_from_parts(root / "embeddings", tmp_path / "index", config)
+    index = RetrievalIndex.open(tmp_path / "index")
+    assert isinstance(faiss.downcast_index(index.faiss_index.quantizer), faiss.IndexHNSW)
+    _, found = search_faiss_index(index.faiss_index, index.vectors, queries, K, config)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :K]
+    assert np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]) >= 0.9
+    allowed = index.filter_columns.mask(SearchFilter.parse(datetime="2024-02-01/2024-02-20"), N)
+    _, rows = filtered_search(index.faiss_index, index.vectors, queries[:1], K, config, allowed, exact_rows=0)
+    assert len(rows[0]) == K and allowed[rows[0]].all()
+
+
 @pytest.mark.parametrize("kind", ["flat", "ivf-ondisk"])
 def test_filtered_search_equals_brute_force_over_the_allowed_rows_by_every_route(archive, kind):
     root, vectors, queries = archive

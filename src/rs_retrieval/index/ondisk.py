@@ -237,7 +237,6 @@ def build_from_parts(parts_folder: str | Path, out_folder: str | Path, config: V
         del sample
         vectors = np.load(gen / "vectors.npy", mmap_mode="r")
         write_faiss_index(build_faiss_index(vectors, config, progress=lambda done: progress("add", done)), gen / "vectors.faiss")
-    (gen / "shards").mkdir()
     written = {
         "format": store.FORMAT, "generation": generation, "fingerprint": parts.fingerprint,
         "model": {"class": None, "name_or_path": parts.model}, "two_stage": False,
