@@ -4,11 +4,17 @@
     index = RetrievalIndex.build(model, processor, "port.index", scene="port.tif", tile_size=256)
     hits = index.search("storage tanks", k=20)
     geojson = index.to_geojson(hits)
+
+    # from the embedding parts of a build, out of core, then filtered by place and time
+    index = RetrievalIndex.from_parts(model, processor, "archive/embeddings", "archive", index="ivf-ondisk")
+    hits = index.search("storage tanks", k=50, bbox="4,45,8,48", datetime="2024-05-01/2024-09-30")
 """
 
 from .._lazy import lazy_exports
 
 _EXPORTS = {
+    ".filters": ["FilterError", "SearchFilter"],
+    ".ondisk": ["PartsError", "build_from_parts"],
     ".retrieval": ["IndexBuildError", "IndexQueryError", "RetrievalIndex", "SearchHit"],
     ".sources": ["SceneError", "UnreadableItemError"],
     ".store": ["FingerprintMismatchError", "IndexCorruptError", "IndexFolderError"],
@@ -17,6 +23,7 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "FingerprintMismatchError", "IndexBuildError", "IndexCorruptError", "IndexFolderError", "IndexQueryError",
-    "RetrievalIndex", "SceneError", "SearchHit", "UnreadableItemError", "VectorIndexConfig", "VectorIndexError",
+    "FilterError", "FingerprintMismatchError", "IndexBuildError", "IndexCorruptError", "IndexFolderError", "IndexQueryError",
+    "PartsError", "RetrievalIndex", "SceneError", "SearchFilter", "SearchHit", "UnreadableItemError", "VectorIndexConfig",
+    "VectorIndexError", "build_from_parts",
 ]
