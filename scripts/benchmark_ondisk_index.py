@@ -38,21 +38,30 @@ def build_worker(args) -> None:
     from rs_retrieval.index.ondisk import build_from_parts
 
     faiss.omp_set_num_threads(args.threads)
-    peak = {"anon": 0.0}
+    peak, stage = {"anon": 0.0}, {"now": "copy", "peaks": {}}
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.05):
-            peak["anon"] = max(peak["anon"], rss_mb().get("RssAnon", 0.0))
+            anon = rss_mb().get("RssAnon", 0.0)
+            peak["anon"] = max(peak["anon"], anon)
+            stage["peaks"][stage["now"]] = max(stage["peaks"].get(stage["now"], 0.0), anon)
 
+    def progress(name: str, rows: int) -> None:  # copy -> train (no calls) -> add -> merge and checksums
+        stage["now"] = "train" if name == "copy" and rows == total else ("merge, checksums" if name == "add" and rows == total else name)
+
+    from rs_retrieval.index.ondisk import read_parts
+
+    total = read_parts(args.parts).count
     threading.Thread(target=sample, daemon=True).start()
     config = VectorIndexConfig(**json.loads(args.config))
     start, cpu_start = time.perf_counter(), time.process_time()
-    build_from_parts(args.parts, args.index, config, overwrite=True)
+    build_from_parts(args.parts, args.index, config, overwrite=True, progress=progress)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     done.set()
+    print(json.dumps({"peak_anon_mb_by_stage": stage["peaks"]}), file=sys.stderr)
     hwm = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
-    print(json.dumps({"build_s": seconds, "build_cpu_s": cpu, "peak_rss_mb": hwm, "peak_anon_mb": peak["anon"]}))
+    print(json.dumps({"build_s": seconds, "build_cpu_s": cpu, "peak_rss_mb": hwm, "peak_anon_mb": peak["anon"], "peak_anon_mb_by_stage": stage["peaks"]}))
 
 
 def query_worker(args) -> None:
@@ -159,6 +168,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="faiss/OpenMP threads of the build and the queries")
     parser.add_argument("--out", default="/tmp/ondisk_bench")
     parser.add_argument("--filtered", action="store_true", help="time filtered queries on the index built by an earlier run")
+    parser.add_argument("--build-only", action="store_true", help="build and report memory, no queries")
     parser.add_argument("--filter-nprobe", type=int, default=16)
     parser.add_argument("--filter-refine", type=int, default=20)
     parser.add_argument("--worker", choices=["build", "query", "filtered"], help=argparse.SUPPRESS)
@@ -199,6 +209,8 @@ def main() -> None:
     config = VectorIndexConfig(kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows)
     build = child("build", args, parts=parts, index=index, config=json.dumps(config.to_dict()))
     print(f"build: {json.dumps(build)}", flush=True)
+    if args.build_only:
+        return
     gen = index / "g0001"
     sizes = {path.name: path.stat().st_size / 2**20 for path in gen.iterdir() if path.is_file()}
     query = child("query", args, index=index, base=base, truth=truth, query_file=query_path, config=json.dumps(config.to_dict()),
