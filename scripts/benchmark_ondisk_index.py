@@ -69,7 +69,7 @@ def query_worker(args) -> None:
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
-    gen = Path(args.index) / "g0001"
+    gen = current_generation(Path(args.index))
     before = rss_mb()
     index = read_faiss_index(gen / "vectors.faiss")
     refine_vectors = {"float16": np.load(gen / "vectors.npy", mmap_mode="r"), "float32": np.load(args.base, mmap_mode="r")}
@@ -144,6 +144,12 @@ def filtered_worker(args) -> None:
     print(json.dumps({"filtered": rows, "nprobe": args.filter_nprobe, "refine": args.filter_refine}))
 
 
+def current_generation(index: Path) -> Path:
+    from rs_retrieval.index import store
+
+    return index / store.generation_name(store.read_manifest(index)["generation"])
+
+
 def child(mode: str, args, **extra) -> dict:
     command = [sys.executable, __file__, "--worker", mode, "--threads", str(args.threads), "--k", str(args.k)]
     for name, value in extra.items():
@@ -169,6 +175,7 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/ondisk_bench")
     parser.add_argument("--filtered", action="store_true", help="time filtered queries on the index built by an earlier run")
     parser.add_argument("--build-only", action="store_true", help="build and report memory, no queries")
+    parser.add_argument("--query-only", action="store_true", help="time queries on the index built by an earlier run")
     parser.add_argument("--filter-nprobe", type=int, default=16)
     parser.add_argument("--filter-refine", type=int, default=20)
     parser.add_argument("--worker", choices=["build", "query", "filtered"], help=argparse.SUPPRESS)
@@ -207,16 +214,21 @@ def main() -> None:
         print(f"(reading the filter columns once: {filtered['filtered'][0]['cpu_ms']:.0f} ms CPU)")
         return
     config = VectorIndexConfig(kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows)
-    build = child("build", args, parts=parts, index=index, config=json.dumps(config.to_dict()))
-    print(f"build: {json.dumps(build)}", flush=True)
+    results_path = out / f"results_ondisk_{args.n}.json"
+    if args.query_only:  # the build numbers of the run that built the index
+        build = {key: value for key, value in json.loads(results_path.read_text()).items() if key.startswith(("build", "peak"))}
+        results_path = results_path.with_name(f"results_ondisk_{args.n}_queries_{args.refine.replace(',', '-')}.json")
+    else:
+        build = child("build", args, parts=parts, index=index, config=json.dumps(config.to_dict()))
+        print(f"build: {json.dumps(build)}", flush=True)
     if args.build_only:
         return
-    gen = index / "g0001"
+    gen = current_generation(index)
     sizes = {path.name: path.stat().st_size / 2**20 for path in gen.iterdir() if path.is_file()}
     query = child("query", args, index=index, base=base, truth=truth, query_file=query_path, config=json.dumps(config.to_dict()),
                   nprobe=args.nprobe, refine=args.refine)
     results = {"n": args.n, "dim": args.dim, "config": config.to_dict(), "threads": args.threads, **build, "files_mb": sizes, **query}
-    (out / f"results_ondisk_{args.n}.json").write_text(json.dumps(results, indent=2))
+    results_path.write_text(json.dumps(results, indent=2))
     print_table(results)
 
 
