@@ -24,7 +24,8 @@ def build(args: argparse.Namespace) -> int:
     from .vectors import ONDISK_KIND, VectorIndexConfig
 
     model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
-    config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search, refine_dtype=args.refine_dtype)
+    config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search,
+                               refine_dtype=args.refine_dtype, train_size=args.train_size)
     if args.parts:
         index = RetrievalIndex.from_parts(model, processor, args.parts, args.out, index=config, overwrite=args.overwrite)
         _print_summary(index)
@@ -122,6 +123,8 @@ def register(subparsers) -> None:
     build_parser.add_argument("--pq-m", type=int, default=None, help="PQ bytes per vector (default dim/8)")
     build_parser.add_argument("--nprobe", type=int, default=32, help="IVF lists searched per query")
     build_parser.add_argument("--ef-search", type=int, default=128, help="HNSW search breadth")
+    build_parser.add_argument("--train-size", type=int, default=100_000,
+                              help="IVF training sample (lists are capped at size/39; 2 KB of memory per 512-d row)")
     build_parser.add_argument("--refine-dtype", default="float16", choices=["float16", "float32"], help="ivf-ondisk: re-scoring vectors on disk")
     build_parser.add_argument("--batch-size", type=int, default=32)
     build_parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file instead of skipping it")
