@@ -303,6 +303,8 @@ class RetrievalIndex:
             raise IndexQueryError(f"k must be >= 1, got {k}")
         search_filter = SearchFilter.parse(bbox, datetime)
         allowed = self.filter_columns.mask(search_filter, len(self)) if search_filter.active else None
+        if allowed is not None and not allowed.any():
+            return []
         model, processor = self._require_model()
         if isinstance(query, (Image.Image, np.ndarray)):
             embeds = encode_inputs(model, [processor.image_inputs({"image": [query]}, train=False)])["embeds"]
