@@ -76,6 +76,14 @@ def exact_neighbours(base: Path, queries: np.ndarray, k: int, cache: Path) -> np
     return best_rows
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic data's size (shared with benchmark_ondisk_index.py, which reuses the files)."""
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=200)
+
+
 def rss_mb() -> dict:
     fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -114,10 +122,7 @@ def query_worker(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--clusters", type=int, default=1000)
-    parser.add_argument("--queries", type=int, default=200)
+    add_data_arguments(parser)
     parser.add_argument("--kinds", default="flat,ivfpq,hnsw")
     parser.add_argument("--nlist", type=int, default=1024)
     parser.add_argument("--pq-m", type=int, default=64)

@@ -228,6 +228,13 @@ def test_scene_tiles_have_windows_bounds_and_wgs84_footprints(tmp_path, amfmn, s
     picture = Image.open(index.draw(index.search(QUERY, k=3), tmp_path / "hits.png", query=QUERY))
     assert picture.size[0] == 512 and picture.size[1] > 512  # 256 px scene enlarged x2, title above
 
+    # A place filter on a scene index (the flat kind built from the scene) keeps only the tiles whose
+    # WGS84 box meets it, two-stage re-ranking included: a point inside tile x64_y128 meets 1 tile.
+    inside = ((hit.bounds_wgs84[0] + hit.bounds_wgs84[2]) / 2, (hit.bounds_wgs84[1] + hit.bounds_wgs84[3]) / 2)
+    filtered = index.search(QUERY, k=5, bbox=(*inside, *inside))
+    assert [h.tile_id for h in filtered] == ["x64_y128"]
+    assert index.search(QUERY, k=5, bbox="-60,-10,-50,0") == []  # nowhere near the scene
+
 
 def test_scene_without_crs_works_in_pixel_coordinates_and_overlapping_tiles_cover_the_edge(tmp_path, amfmn, synth_tiles):
     model, processor = amfmn

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from ..search.commands import add_band_argument, add_model_arguments
 
+ROW_NAMES = {"scene": "tiles", "stac": "tiles", "files": "images"}
+
 
 def build(args: argparse.Namespace) -> int:
     from ..multispectral import BandChoice, apply_bands, parse_bands
     from ..search.commands import load_model
-    from .retrieval import RetrievalIndex
-    from .vectors import VectorIndexConfig
+    from .retrieval import IndexBuildError, RetrievalIndex
+    from .vectors import ONDISK_KIND, VectorIndexConfig
 
     choice = parse_bands(args.bands)
     model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
@@ -29,7 +31,15 @@ def build(args: argparse.Namespace) -> int:
         scene_bands = choice.numbers
         choice = BandChoice(tuple(range(len(choice.indices))), choice.rescale_mode, choice.label)
     apply_bands(processor, choice)
-    config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search)
+    config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search,
+                               refine_dtype=args.refine_dtype, train_size=args.train_size)
+    if args.parts:
+        index = RetrievalIndex.from_parts(model, processor, args.parts, args.out, index=config, overwrite=args.overwrite)
+        _print_summary(index)
+        return 0
+    if args.kind == ONDISK_KIND:
+        raise IndexBuildError(f"--kind {ONDISK_KIND} is built from embedding parts: build the embeddings first (every index build writes "
+                              f"OUT/embeddings), then index build --parts OUT/embeddings --kind {ONDISK_KIND} --out NEW")
     index = RetrievalIndex.build(
         model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, stac=args.stac, split=args.split,
         recursive=args.recursive, tile_size=args.tile_size, stride=args.stride, bands=scene_bands, bbox=args.bbox, datetime=args.datetime,
@@ -46,7 +56,7 @@ def _print_summary(index) -> None:
     manifest = index.manifest
     stats = manifest["build"]
     print(
-        f"{index.folder}: {manifest['count']} {'tiles' if index.is_tiled else 'images'}, {manifest['vector_index']['kind']} index, "
+        f"{index.folder}: {manifest['count']} {ROW_NAMES.get(manifest['source']['kind'], 'rows')}, {manifest['vector_index']['kind']} index, "
         f"{'two-stage' if manifest['two_stage'] else 'one-stage'} search; last build encoded {stats['encoded']}, "
         f"reused {stats['reused']}, skipped {stats['skipped']} unreadable"
         f"{', ' + str(stats['nodata']) + ' nodata tiles' if stats.get('nodata') else ''} ({_engine(stats)})"
@@ -69,19 +79,30 @@ def search(args: argparse.Namespace) -> int:
         raise IndexQueryError("give either a text query or --image PATH")
     index = RetrievalIndex.open(args.index, model=args.model, verify=not args.no_verify)
     query = read_image(args.image) if args.image else args.query  # any format the package reads (16-bit TIFF too)
-    hits = index.search(query, k=args.top_k, candidates=args.candidates)
+    hits = index.search(query, k=args.top_k, candidates=args.candidates, bbox=args.bbox, datetime=args.datetime)
     if index.is_scene and not index.manifest["source"]["georeferenced"]:
         print("note: the scene has no CRS; bounds are pixel coordinates (col, row)")
-    print(f"{'rank':>4}  {'score':>9}  {'tile' if index.is_tiled else 'path'}")
+    print(f"{'rank':>4}  {'score':>9}  {'path' if index.manifest['source']['kind'] == 'files' else 'tile'}")
     for hit in hits:
-        where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}" if index.is_tiled else hit.path
+        if hit.path is not None:
+            where = hit.path
+        elif hit.geometry is not None:  # a row of embedding parts
+            where = f"{hit.tile_id}  {hit.datetime or ''}  bbox={hit.bounds_wgs84}"
+        else:
+            where = f"{hit.tile_id}  bounds={hit.bounds}  {hit.crs or ''}"
         print(f"{hit.rank:>4}  {hit.score:9.4f}  {where}")
+    if not hits:
+        print("no hits: nothing in the index satisfies the filter")
     title = args.query or f"image {Path(args.image).name}"
     if args.geojson:
         from ..fileio import write_json_atomic
 
         write_json_atomic(args.geojson, index.to_geojson(hits))
         print(f"geojson: {args.geojson}")
+    if args.geoparquet:
+        from .geo import hits_to_geoparquet
+
+        print(f"geoparquet: {hits_to_geoparquet(hits, args.geoparquet)}")
     if args.picture:
         print(f"picture: {index.draw(hits, args.picture, query=title)}")
     return 0
@@ -106,6 +127,7 @@ def register(subparsers) -> None:
     source.add_argument("--dataset", help="dataset name (e.g. rs_synth) whose split images are indexed")
     source.add_argument("--scene", help="GeoTIFF / COG (any GDAL raster) tiled into windows")
     source.add_argument("--stac", help="STAC catalog / collection / ItemCollection JSON or stac-geoparquet file; its items' COGs are tiled")
+    source.add_argument("--parts", help="folder of embedding parts (part-*.parquet) that --model encoded: indexed without encoding")
     build_parser.add_argument("--out", required=True, help="index folder (an existing index of the same model is updated)")
     add_model_arguments(build_parser)
     build_parser.add_argument("--split", default="test", help="dataset split (default: test)")
@@ -126,11 +148,15 @@ def register(subparsers) -> None:
     engine.add_argument("--num-gpus-per-worker", type=float, default=0.0, help="GPUs per Ray encoder actor (0: CPU actors)")
     engine.add_argument("--ray-workers", type=int, default=None, help="Ray encoder actors (default: from the cluster's GPUs or half its CPUs)")
     build_parser.add_argument("--embedding-dtype", default="float32", choices=["float32", "float16"], help="dtype of the vectors in embeddings/part-*.parquet")
-    build_parser.add_argument("--kind", default="auto", choices=["auto", "flat", "ivfpq", "hnsw"], help="vector index (auto: flat below 1M vectors)")
+    build_parser.add_argument("--kind", default="auto", choices=["auto", "flat", "ivfpq", "hnsw", "ivf-ondisk"],
+                              help="vector index (auto: flat below 1M vectors; ivf-ondisk: IVF-PQ built out of core from --parts)")
     build_parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(N))")
     build_parser.add_argument("--pq-m", type=int, default=None, help="PQ bytes per vector (default dim/8)")
     build_parser.add_argument("--nprobe", type=int, default=32, help="IVF lists searched per query")
     build_parser.add_argument("--ef-search", type=int, default=128, help="HNSW search breadth")
+    build_parser.add_argument("--train-size", type=int, default=100_000,
+                              help="IVF training sample (lists are capped at size/39; 2 KB of memory per 512-d row)")
+    build_parser.add_argument("--refine-dtype", default="float16", choices=["float16", "float32"], help="ivf-ondisk: re-scoring vectors on disk")
     build_parser.add_argument("--batch-size", type=int, default=32)
     build_parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file instead of skipping it")
     build_parser.add_argument("--overwrite", action="store_true", help="rebuild an index that was made with a different model")
@@ -143,7 +169,10 @@ def register(subparsers) -> None:
     search_parser.add_argument("-k", "--top-k", type=int, default=20)
     search_parser.add_argument("--candidates", type=int, default=None, help="K': first-stage candidates re-ranked by two-stage models (default 10 k)")
     search_parser.add_argument("--model", default=None, help="model (default: the one recorded in the index)")
-    search_parser.add_argument("--geojson", help="write the hits' tile footprints as GeoJSON here (scene indexes)")
+    search_parser.add_argument("--bbox", help="only tiles whose footprint intersects W,S,E,N (WGS84 degrees)")
+    search_parser.add_argument("--datetime", help="only tiles dated in START/END (RFC 3339; '..' = open end; a bare date = its whole day)")
+    search_parser.add_argument("--geojson", help="write the hits' tile footprints as GeoJSON (RFC 7946, WGS84) here")
+    search_parser.add_argument("--geoparquet", help="write the hits (score, id, datetime, footprint) as GeoParquet here")
     search_parser.add_argument("--picture", help="write a PNG: the scene with the hits outlined, or a contact sheet")
     search_parser.add_argument("--no-verify", action="store_true", help="skip checking the index files' checksums")
     search_parser.set_defaults(func=search)

@@ -1,7 +1,9 @@
-"""Scene search results as GeoJSON (tile footprints QGIS opens) and as a picture of the scene."""
+"""Search results as GeoJSON and GeoParquet (tile footprints QGIS and geopandas open) and as a
+picture of the scene."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -23,32 +25,72 @@ def _ring(corners) -> list[list[float]]:
     return [[float(x), float(y)] for x, y in [*corners, corners[0]]]
 
 
-def hits_to_geojson(hits) -> dict:
-    """A FeatureCollection with one polygon per hit: the tile footprint in WGS84 (lon, lat) for
-    georeferenced tiles (each from its own CRS), in pixel coordinates otherwise (said in the collection's `coordinates`);
-    file hits (no footprint) have a null geometry."""
-    tiles = [hit for hit in hits if hit.bounds is not None]
-    footprint = {}
-    for crs in {hit.crs for hit in tiles}:  # STAC hits come from items in several CRSs (UTM zones)
+def _footprints(hits) -> tuple[list[dict | None], bool]:
+    """Each hit's footprint as a GeoJSON polygon (None for files), and whether they are in pixel
+    coordinates (a scene without CRS) rather than WGS84 (lon, lat). Rows of embedding parts carry
+    their footprint as WKB; scene and STAC tiles' boxes are transformed from their own CRS (items of
+    one catalog can lie in several UTM zones), one batch per CRS."""
+    tiles = [hit for hit in hits if hit.geometry is None and hit.bounds is not None]
+    corners = {}
+    for crs in {hit.crs for hit in tiles if hit.crs}:
         group = [hit for hit in tiles if hit.crs == crs]
-        corners = wgs84_corners([hit.bounds for hit in group], crs)
-        footprint.update({id(hit): c for hit, c in zip(group, corners)})
-    crs = tiles[0].crs if tiles else None
-    features = []
+        corners.update(zip(map(id, group), wgs84_corners([hit.bounds for hit in group], crs)))
+    shapely = require("shapely", "geo", "footprints of indexed tiles") if any(hit.geometry is not None for hit in hits) else None
+    footprints = []
     for hit in hits:
-        geometry = None
-        if hit.bounds is not None:
+        if hit.geometry is not None:  # RFC 7946: exterior rings counter-clockwise
+            footprints.append(shapely.geometry.mapping(shapely.orient_polygons(shapely.from_wkb(hit.geometry))))
+        elif hit.bounds is not None:
             left, bottom, right, top = hit.bounds
-            ring = footprint[id(hit)] or [(left, bottom), (right, bottom), (right, top), (left, top)]
-            geometry = {"type": "Polygon", "coordinates": [_ring(ring)]}
+            ring = corners.get(id(hit)) or [(left, bottom), (right, bottom), (right, top), (left, top)]
+            footprints.append({"type": "Polygon", "coordinates": [_ring(ring)]})
+        else:
+            footprints.append(None)
+    return footprints, bool(tiles) and tiles[0].crs is None
+
+
+def hits_to_geojson(hits) -> dict:
+    """An RFC 7946 FeatureCollection with one polygon per hit: the tile footprint in WGS84 (lon, lat)
+    for a georeferenced scene or embedding parts, in pixel coordinates for a scene without CRS (said
+    in the collection's `coordinates`); file hits (no footprint) have a null geometry."""
+    footprints, pixels = _footprints(hits)
+    features = []
+    for hit, geometry in zip(hits, footprints):
         properties = {"rank": hit.rank, "score": hit.score}
-        properties.update({name: value for name in ("path", "tile_id", "window", "bounds", "crs", "bounds_wgs84")
+        properties.update({name: value for name in ("path", "tile_id", "item_id", "datetime", "window", "bounds", "crs", "bounds_wgs84")
                            if (value := getattr(hit, name)) is not None})
         features.append({"type": "Feature", "geometry": geometry, "properties": properties})
     collection = {"type": "FeatureCollection", "features": features}
-    if tiles and crs is None:
+    if pixels:
         collection["coordinates"] = PIXEL_NOTE
     return collection
+
+
+def hits_to_geoparquet(hits, path: str | Path) -> Path:
+    """Write the hits as GeoParquet 1.1 (rank, score, id, item_id, datetime, footprint as WKB in
+    WGS84), atomically. Hits without a WGS84 footprint (files, scenes without CRS) get a null one."""
+    import pyarrow as pa
+
+    from .store import write_parquet
+
+    shapely = require("shapely", "geo", "GeoParquet output")
+    footprints, pixels = _footprints(hits)
+    shapes = [None if pixels or g is None else shapely.geometry.shape(g) for g in footprints]
+    present = [shape for shape in shapes if shape is not None]
+    column = {"encoding": "WKB", "geometry_types": ["Polygon"]}
+    if present:
+        column["bbox"] = [float(v) for v in shapely.total_bounds(present)]
+    table = pa.table({
+        "rank": pa.array([hit.rank for hit in hits], pa.int32()),
+        "score": pa.array([hit.score for hit in hits], pa.float32()),
+        "id": pa.array([hit.tile_id or hit.path for hit in hits], pa.string()),
+        "item_id": pa.array([hit.item_id for hit in hits], pa.string()),
+        "datetime": pa.array([hit.datetime for hit in hits], pa.string()).cast(pa.timestamp("us", tz="UTC")),
+        "geometry": pa.array([None if shape is None else shapely.to_wkb(shape) for shape in shapes], pa.binary()),
+    })
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+    write_parquet(Path(path), table.replace_schema_metadata({b"geo": json.dumps(geo).encode()}))
+    return Path(path)
 
 
 def draw_scene_hits(scene: dict, hits, out_path: str | Path, title: str = "", max_size: int = 1024) -> Path:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..search.engine import _scores, _text_cache, model_fingerprint
 from . import store
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
 from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
+from .filters import FilterColumns, SearchFilter, filtered_search
 from .sources import FileSource, SceneSource
 from .vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index
 
@@ -57,7 +59,9 @@ class BuildSettings:
 class SearchHit:
     """One result. Files have `path`; scene tiles have `tile_id`, `window` (col_off, row_off,
     width, height in pixels), `bounds` (left, bottom, right, top in `crs`; in pixels when the
-    scene has no CRS) and `bounds_wgs84` (lon/lat box, georeferenced scenes only)."""
+    scene has no CRS) and `bounds_wgs84` (lon/lat box, georeferenced scenes only). Rows of an
+    index built from embedding parts have `tile_id` (the row id), `item_id`, `datetime` (ISO 8601,
+    UTC), `bounds_wgs84` (the bbox) and `geometry` (the footprint as WKB in EPSG:4326)."""
 
     rank: int
     score: float
@@ -69,6 +73,22 @@ class SearchHit:
     bounds: tuple[float, float, float, float] | None = None
     crs: str | None = None
     bounds_wgs84: tuple[float, float, float, float] | None = None
+    item_id: str | None = None
+    datetime: str | None = None
+    geometry: bytes | None = field(default=None, repr=False)
+
+
+def _window(value):
+    """A window as a list (scene metadata) or a struct (embedding parts) -> (col_off, row_off, width, height)."""
+    return [value[key] for key in ("col_off", "row_off", "width", "height")] if isinstance(value, dict) else value
+
+
+def _box(value):
+    return None if value is None else [value[key] for key in ("xmin", "ymin", "xmax", "ymax")]
+
+
+def _iso(moment):
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def is_two_stage(model) -> bool:
@@ -227,6 +247,34 @@ class RetrievalIndex:
         index.model, index.processor = model, processor  # fingerprint checked above
         return index
 
+    @classmethod
+    def from_parts(cls, model, processor, parts: str | os.PathLike, out: str | os.PathLike, *, index: str | VectorIndexConfig = "ivf-ondisk",
+                   overwrite: bool = False, progress: bool = True) -> "RetrievalIndex":
+        """Index the embedding parts (`part-*.parquet`) that `model` encoded, without encoding
+        anything: kind `ivf-ondisk` (the default) is built out of core (`rs_retrieval.index.ondisk`).
+        Refused when the parts were encoded by another model, or for a two-stage model (the parts
+        hold its embeddings, not the image cache its re-ranking needs)."""
+        from .ondisk import build_from_parts, read_parts
+
+        if is_two_stage(model):
+            raise IndexBuildError(f"{type(model).__name__} re-ranks with its image cache, which embedding parts do not hold; build from the images or the scene instead")
+        fingerprint = model_fingerprint(model.eval(), processor)
+        found = read_parts(parts)
+        if found.fingerprint != fingerprint:
+            raise store.FingerprintMismatchError(f"the parts in {parts} were encoded by a model with fingerprint {found.fingerprint}, not the given model's {fingerprint}")
+        config = index if isinstance(index, VectorIndexConfig) else VectorIndexConfig(kind=index)
+        with tqdm(total=found.count, unit="row", disable=not progress) as bar:
+
+            def report(stage: str, done: int) -> None:
+                bar.set_description(f"{config.kind} index: {stage}", refresh=False)
+                bar.update(done - bar.n)
+
+            build_from_parts(parts, out, config, overwrite=overwrite, progress=report,
+                             manifest={"model": {"class": type(model).__name__, "name_or_path": _model_location(model)}})
+        opened = cls(Path(out), store.read_manifest(Path(out)))
+        opened.model, opened.processor = model, processor  # fingerprint checked above
+        return opened
+
     @staticmethod
     def _previous(folder: Path, fingerprint: str, overwrite: bool):
         """The current manifest of `folder` and (key -> row, shard reader) to reuse, if any."""
@@ -326,22 +374,29 @@ class RetrievalIndex:
         return self.model, self.processor
 
     @torch.no_grad()
-    def search(self, query: "str | Image.Image | np.ndarray", k: int = 20, candidates: int | None = None) -> list[SearchHit]:
+    def search(self, query: "str | Image.Image | np.ndarray", k: int = 20, candidates: int | None = None,
+               bbox: "str | tuple | None" = None, datetime: str | None = None) -> list[SearchHit]:
         """The `k` best items for a text query (or, for an image query, a PIL image or a pixel array
         [H, W, bands], the most similar images by embedding cosine). Two-stage models re-rank
-        `candidates` (K', default 10 k) first-stage hits with `model.score`."""
+        `candidates` (K', default 10 k) first-stage hits with `model.score`. `bbox` (W,S,E,N in
+        degrees) and `datetime` (START/END, RFC 3339) keep only the rows inside; the hits are the
+        best of those (`rs_retrieval.index.filters`)."""
         if k < 1:
             raise IndexQueryError(f"k must be >= 1, got {k}")
+        search_filter = SearchFilter.parse(bbox, datetime)
+        allowed = self.filter_columns.mask(search_filter, len(self)) if search_filter.active else None
+        if allowed is not None and not allowed.any():
+            return []
         model, processor = self._require_model()
         if isinstance(query, (Image.Image, np.ndarray)):
             embeds = encode_inputs(model, [processor.image_inputs({"image": [query]}, train=False)])["embeds"]
-            scores, rows = self._first_stage(embeds, k)
+            scores, rows = self._first_stage(embeds, k, allowed)
         elif isinstance(query, str) and query.strip():
             text_cache = _text_cache(model, processor, [query])
             if not self.manifest["two_stage"]:
-                scores, rows = self._first_stage(text_cache["embeds"], k)
+                scores, rows = self._first_stage(text_cache["embeds"], k, allowed)
             else:
-                _, rows = self._first_stage(text_cache["embeds"], max(k, candidates or CANDIDATES_PER_HIT * k))
+                _, rows = self._first_stage(text_cache["embeds"], max(k, candidates or CANDIDATES_PER_HIT * k), allowed)
                 image_cache = {name: torch.from_numpy(array) for name, array in self.shards.gather(rows).items()}
                 exact = _scores(model, image_cache, text_cache)
                 best = torch.sort(-exact, stable=True).indices[:k]
@@ -350,9 +405,17 @@ class RetrievalIndex:
             raise IndexQueryError(f"query must be a non-empty string or a PIL image, got {query!r:.80}")
         return self._hits(rows, scores)
 
-    def _first_stage(self, embeds: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    @cached_property
+    def filter_columns(self) -> FilterColumns:
+        """Footprint boxes and dates of every row as numpy arrays (read on the first filtered query)."""
+        return FilterColumns.from_table(self.metadata)
+
+    def _first_stage(self, embeds: torch.Tensor, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         query = normalize_rows(embeds.float().cpu().numpy().reshape(1, -1))
-        scores, rows = search_faiss_index(self.faiss_index, self.vectors, query, k, self.vector_config)
+        if allowed is None:
+            scores, rows = search_faiss_index(self.faiss_index, self.vectors, query, k, self.vector_config)
+        else:
+            scores, rows = filtered_search(self.faiss_index, self.vectors, query, k, self.vector_config, allowed)
         valid = rows[0] >= 0
         return scores[0][valid], rows[0][valid]
 
@@ -360,9 +423,11 @@ class RetrievalIndex:
         records = self.metadata.take(np.asarray(rows, dtype=np.int64)).to_pylist()
         return [
             SearchHit(
-                rank=rank, score=float(score), row=record["row"], file_hash=record["file_hash"], path=record.get("path"),
-                tile_id=record.get("tile_id"), window=_tuple(record.get("window")), bounds=_tuple(record.get("bounds")),
-                crs=record.get("crs"), bounds_wgs84=_tuple(record.get("bounds_wgs84")),
+                rank=rank, score=float(score), row=record["row"], file_hash=record.get("file_hash") or record["id"], path=record.get("path"),
+                tile_id=record.get("tile_id") or record.get("id"), window=_tuple(_window(record.get("window"))),
+                bounds=_tuple(record.get("bounds")), crs=record.get("crs") or record.get("source_crs"),
+                bounds_wgs84=_tuple(record.get("bounds_wgs84") or _box(record.get("bbox"))), item_id=record.get("item_id"),
+                datetime=_iso(record.get("datetime")), geometry=record.get("geometry"),
             )
             for rank, (record, score) in enumerate(zip(records, scores), start=1)
         ]
@@ -379,6 +444,8 @@ class RetrievalIndex:
             from .geo import draw_stac_hits
 
             return draw_stac_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
+        if self.manifest["source"]["kind"] == "parts":
+            raise IndexQueryError("an index built from embedding parts holds no pixels to draw; write --geojson or --geoparquet and open it in a GIS")
         if self.is_scene:
             from .geo import draw_scene_hits
 

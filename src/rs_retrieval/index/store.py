@@ -5,6 +5,7 @@
                              generation, and the SHA-256 of every file of that generation
       g0001/vectors.npy      L2-normalised first-stage vectors [N, D] float32 (memory-mapped)
       g0001/vectors.faiss    the faiss index over them
+      g0001/vectors.ivfdata  its inverted lists (kind ivf-ondisk only; vectors.npy may be float16)
       g0001/metadata.parquet one row per vector: path or tile id, file hash, window, bounds, CRS
       g0001/shards/<key>-00000.npy  the model's image cache (`image_cache_keys`) in row blocks,
                              what `model.score` re-ranks in the second stage
@@ -120,6 +121,12 @@ def write_generation(folder: Path, generation: int, vectors: np.ndarray, image_c
     except Exception:  # e.g. a full disk: free the space, and leave the folder as a rerun expects it
         shutil.rmtree(gen, ignore_errors=True)
         raise
+    return generation_checksums(folder, generation)
+
+
+def generation_checksums(folder: Path, generation: int) -> dict[str, str]:
+    """{path relative to `folder`: SHA-256} of every file of a written generation, for the manifest."""
+    gen = folder / generation_name(generation)
     return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(gen.rglob("*")) if path.is_file()}
 
 

@@ -1,9 +1,11 @@
 """First-stage vector search with faiss: L2-normalised vectors, inner product (= cosine).
 
-Three kinds: `flat` (exact, the default below `FLAT_LIMIT` vectors), `ivfpq` (inverted lists of
-product-quantised codes, trained on a sample; the candidates it returns are re-scored exactly
-from the memory-mapped float vectors, so recall stays high while the index itself is small) and
-`hnsw` (a graph over the full vectors). Indexes are written atomically and read memory-mapped.
+Three kinds built in memory: `flat` (exact, the default below `FLAT_LIMIT` vectors), `ivfpq`
+(inverted lists of product-quantised codes, trained on a sample; the candidates it returns are
+re-scored exactly from the memory-mapped float vectors, so recall stays high while the index itself
+is small) and `hnsw` (a graph over the full vectors); and `ivf-ondisk`, IVF-PQ built out of core from
+embedding parts with its inverted lists in a file (`rs_retrieval.index.ondisk`). Indexes are written
+atomically and read memory-mapped. Every kind can be searched under a row filter (`allowed`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from ..errors import RSRetrievalError
 from ..fileio import atomic_file
 from ..optional import require
 
-KINDS = ("flat", "ivfpq", "hnsw")
+ONDISK_KIND = "ivf-ondisk"
+KINDS = ("flat", "ivfpq", "hnsw", ONDISK_KIND)
 #: Above this many vectors `kind="auto"` picks IVF-PQ instead of exact search.
 FLAT_LIMIT = 1_000_000
 #: Vectors added to a faiss index per call (bounds the copy of a memory-mapped array).
@@ -49,6 +52,10 @@ class VectorIndexConfig:
     #: recall@10 0.965 on the 1M clustered benchmark, where 10 gave 0.61; README).
     refine: int = 50
     seed: int = 0
+    #: ivf-ondisk: dtype of the re-scoring vectors on disk (float16 halves them; its recall cost is
+    #: measured in docs/index-benchmarks.md) and rows added per block before the on-disk merge.
+    refine_dtype: str = "float16"
+    block_rows: int = 262_144
 
     def resolved(self, n: int) -> "VectorIndexConfig":
         kind = self.kind
@@ -56,6 +63,8 @@ class VectorIndexConfig:
             kind = "flat" if n < FLAT_LIMIT else "ivfpq"
         if kind not in KINDS:
             raise VectorIndexError(f"unknown index kind {self.kind!r}; choose one of auto, {', '.join(KINDS)}")
+        if self.refine_dtype not in ("float16", "float32"):
+            raise VectorIndexError(f"refine_dtype must be float16 or float32, got {self.refine_dtype!r}")
         return VectorIndexConfig(**{**asdict(self), "kind": kind})
 
     def to_dict(self) -> dict:
@@ -67,10 +76,15 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def _pq_m(dim: int, wanted: int | None) -> int:
+def pq_subquantizers(dim: int, wanted: int | None) -> int:
     """Largest divisor of `dim` not above the wanted number of sub-quantisers."""
     wanted = max(1, min(dim, wanted or max(1, dim // 8)))
     return max(m for m in range(1, wanted + 1) if dim % m == 0)
+
+
+def pq_nbits(train_rows: int) -> int:
+    """Bits per PQ code: 2**nbits centroids per sub-quantiser need a few training vectors each."""
+    return max(1, min(8, int(math.log2(max(2, train_rows // 4)))))
 
 
 def _sample_rows(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -87,6 +101,8 @@ def build_faiss_index(vectors: np.ndarray, config: VectorIndexConfig, progress=N
     faiss = require("faiss", "index", "the vector index")
     n, dim = vectors.shape
     config = config.resolved(n)
+    if config.kind == ONDISK_KIND:
+        raise VectorIndexError(f"kind {ONDISK_KIND} is built from embedding parts (rs_retrieval.index.ondisk.build_from_parts)")
     if config.kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif config.kind == "hnsw":
@@ -95,9 +111,7 @@ def build_faiss_index(vectors: np.ndarray, config: VectorIndexConfig, progress=N
     else:
         sample = _sample_rows(vectors, config.train_size, config.seed)
         nlist = max(1, min(config.nlist or int(4 * math.sqrt(n)), len(sample) // 39))
-        # 2**nbits centroids per sub-quantiser need a few training vectors each.
-        nbits = max(1, min(8, int(math.log2(max(2, len(sample) // 4)))))
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, _pq_m(dim, config.pq_m), nbits, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_subquantizers(dim, config.pq_m), pq_nbits(len(sample)), faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = config.seed
         index.train(sample)
     for start in range(0, n, ADD_CHUNK):
@@ -114,30 +128,61 @@ def write_faiss_index(index, path: str | Path) -> None:
 
 
 def read_faiss_index(path: str | Path, mmap: bool = True):
-    """Read an index; with `mmap` its codes stay on disk and are paged in on use."""
+    """Read an index; with `mmap` its codes stay on disk and are paged in on use. On-disk inverted
+    lists (`<name>.ivfdata`, always memory-mapped) are found beside the index file, wherever the
+    folder was moved; faiss reads such an index only from a plain file, not a memory-mapped one."""
     faiss = require("faiss", "index", "the vector index")
-    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
-    return faiss.read_index(str(path), flags)
+    if Path(path).with_suffix(".ivfdata").is_file():
+        return faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0)
 
 
-def search_faiss_index(index, vectors: np.ndarray, queries: np.ndarray, k: int, config: VectorIndexConfig) -> tuple[np.ndarray, np.ndarray]:
+def _search_parameters(index, config: VectorIndexConfig, k: int, selector=None):
+    """faiss search parameters for `index` (IVF nprobe, HNSW breadth, coarse HNSW breadth) and an
+    optional id selector (which the caller keeps alive during the search)."""
+    faiss = require("faiss", "index", "the vector index")
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(efSearch=max(config.ef_search, k), sel=selector)
+    if isinstance(index, faiss.IndexIVF):
+        nprobe = min(config.nprobe, index.nlist)
+        quantizer = faiss.downcast_index(index.quantizer)
+        coarse = faiss.SearchParametersHNSW(efSearch=max(config.ef_search, nprobe)) if isinstance(quantizer, faiss.IndexHNSW) else None
+        if coarse is None:
+            return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector, quantizer_params=coarse)
+        params.referenced_objects = [coarse]
+        return params
+    return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+
+def row_selector(allowed: np.ndarray):
+    """A faiss id selector for the rows where the bool mask `allowed` is set (ids are rows)."""
+    faiss = require("faiss", "index", "the vector index")
+    bits = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
+    selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+    selector.bits_array = bits  # the selector reads this buffer during the search
+    return selector
+
+
+def search_faiss_index(index, vectors: np.ndarray, queries: np.ndarray, k: int, config: VectorIndexConfig,
+                       allowed: np.ndarray | None = None, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-`k` (scores [Q, k], rows [Q, k]) for L2-normalised `queries`; rows are -1 past the end.
 
-    For IVF-PQ, `refine * k` approximate candidates are re-scored with the exact inner product
-    from `vectors` (a memmap of the indexed float vectors)."""
-    faiss = require("faiss", "index", "the vector index")
+    For IVF kinds, `refine * k` approximate candidates are re-scored with the exact inner product
+    from `vectors` (a memmap of the indexed vectors, float32 or float16). `allowed` (bool per row)
+    restricts the search to those rows inside faiss (id selector); `nprobe` overrides the config's."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if queries.ndim != 2 or queries.shape[1] != index.d:
         raise VectorIndexError(f"queries must be [Q, {index.d}], got {tuple(queries.shape)}")
     k = max(1, min(k, index.ntotal))
-    if isinstance(index, faiss.IndexHNSW):
-        index.hnsw.efSearch = max(config.ef_search, k)
-        return index.search(queries, k)
-    if isinstance(index, faiss.IndexIVF):
-        index.nprobe = min(config.nprobe, index.nlist)
-        _, rows = index.search(queries, min(index.ntotal, k * max(1, config.refine)))
+    if nprobe is not None:
+        config = VectorIndexConfig(**{**asdict(config), "nprobe": nprobe})
+    selector = row_selector(allowed) if allowed is not None else None
+    params = _search_parameters(index, config, k, selector)
+    if getattr(index, "nlist", None) is not None:  # IVF: over-fetch, then re-score exactly
+        _, rows = index.search(queries, min(index.ntotal, k * max(1, config.refine)), params=params)
         return exact_rescore(vectors, queries, rows, k)
-    return index.search(queries, k)
+    return index.search(queries, k, params=params)
 
 
 def exact_rescore(vectors: np.ndarray, queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
