@@ -236,3 +236,18 @@ def test_keep_rows_leaves_each_selected_id_once_and_updates_the_file_bbox(tmp_pa
     geo = json.loads(pq.read_schema(part_paths(tmp_path)[0]).metadata[b"geo"])
     assert geo["columns"]["geometry"]["bbox"] == [1.0, 0.0, 3.0, 1.0]
     assert keep_rows(tmp_path, {"t1"}) == 2 and len(part_paths(tmp_path)) == 1  # a part left empty is removed
+
+
+def test_stac_parts_become_an_out_of_core_index_with_the_same_filtered_hits(tmp_path, demo, dual):
+    """The archive route end to end: a STAC build writes embedding parts; `--parts ... --kind
+    ivf-ondisk` indexes them without encoding; place and time filters give the same tiles on both."""
+    model, processor = dual
+    tiles = build(model, processor, tmp_path / "stac", demo)
+    archive = RetrievalIndex.from_parts(model, processor, tmp_path / "stac" / "embeddings", tmp_path / "archive", progress=False)
+    assert archive.manifest["vector_index"]["kind"] == "ivf-ondisk" and len(archive) == len(tiles) == 14
+    for where in ({}, {"bbox": "6.0,44,7,46"}, {"datetime": "2024-06-01/2024-06-30"}):
+        expected, found = tiles.search(QUERY, k=5, **where), archive.search(QUERY, k=5, **where)
+        assert [hit.tile_id for hit in found] == [hit.tile_id for hit in expected], where
+        assert np.allclose([hit.score for hit in found], [hit.score for hit in expected], atol=1e-3)  # float16 re-scoring vectors
+    east = archive.search(QUERY, k=14, bbox="6.0,44,7,46")
+    assert len(east) == 8 and all(hit.bounds_wgs84[0] >= 6.0 for hit in east)
