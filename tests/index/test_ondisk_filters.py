@@ -225,7 +225,7 @@ def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geopar
     assert main(["index", "search", out, query, "--bbox", "1,2,3"]) == 2
     assert main(["index", "build", "--model", str(tmp_path / "model"), "--images", str(write_random_images(tmp_path / "imgs", 2)),
                  "--kind", "ivf-ondisk", "--out", str(tmp_path / "y")]) == 2
-    assert "give --parts FOLDER" in capsys.readouterr().err
+    assert "then index build --parts OUT/embeddings --kind ivf-ondisk" in capsys.readouterr().err
 
 
 def test_parts_that_disagree_or_are_missing_are_refused_by_name(tmp_path, synthetic_parts):
