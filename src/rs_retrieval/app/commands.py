@@ -29,14 +29,14 @@ def default_captions_file(images_dir: str | Path) -> Path | None:
 
 def build_service(args: argparse.Namespace):
     """Load the model and open the corpus (`service.corpus.start()` begins encoding it)."""
-    from ..search.commands import load_model
+    from ..search.commands import load_model_from_args
     from .service import AppService, FolderCorpus, IndexCorpus, read_caption_file
 
     if args.class_set:
         from ..zeroshot import load_class_set
 
         load_class_set(args.class_set)  # a bad name or file fails here, not in the page
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    model, processor = load_model_from_args(args)
     if args.index:
         corpus = IndexCorpus(args.index, model, processor)
     elif args.images:

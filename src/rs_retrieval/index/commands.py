@@ -17,11 +17,11 @@ from ..search.commands import add_model_arguments
 
 
 def build(args: argparse.Namespace) -> int:
-    from ..search.commands import load_model
+    from ..search.commands import load_model_from_args
     from .retrieval import RetrievalIndex
     from .vectors import VectorIndexConfig
 
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    model, processor = load_model_from_args(args)
     config = VectorIndexConfig(kind=args.kind, nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, ef_search=args.ef_search)
     index = RetrievalIndex.build(
         model, processor, args.out, images=args.images, dataset=args.dataset, scene=args.scene, split=args.split,

@@ -48,8 +48,8 @@ def default_cache_dir() -> Path:
 
 
 def model_fingerprint(model, processor=None) -> str:
-    """Hash of config + weights (+ image-processor settings): cached image encodings are valid
-    only for exactly this model and preprocessing."""
+    """Hash of config + weights (+ image-processor settings, + inference precision other than fp32):
+    cached image encodings are valid only for exactly this model, preprocessing and precision."""
     digest = hashlib.blake2b(digest_size=16)
     config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
@@ -59,6 +59,9 @@ def model_fingerprint(model, processor=None) -> str:
     image_processor = getattr(processor, "image_processor", None)
     if image_processor is not None:
         digest.update(json.dumps(image_processor.to_dict(), sort_keys=True, default=str).encode())
+    precision = getattr(model, "precision", "fp32")  # `rs_retrieval.precision`: bf16/int8 encodings are never mixed with fp32's
+    if precision != "fp32":
+        digest.update(f"precision:{precision}".encode())
     return digest.hexdigest()
 
 
