@@ -73,8 +73,9 @@ def load_model_and_processor(
     or "int8" returns the model encoding at that precision behind the same contract
     (`rs_retrieval.precision`, `docs/precision.md`); "fp32" is the plain model.
     """
-    from .precision import check_precision, with_precision  # imports .models, which registers the package's methods
+    # .models registers the package's methods
     from .models import load_retrieval_model, load_retrieval_processor
+    from .precision import check_precision, with_precision
 
     check_precision(precision)
     name_or_path = os.fspath(name_or_path)
