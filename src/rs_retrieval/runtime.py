@@ -82,3 +82,23 @@ def prepare_process() -> None:
     quota = cgroup_cpu_quota()
     if quota and quota < (os.cpu_count() or quota) and "OMP_NUM_THREADS" not in os.environ and "torch" not in sys.modules:
         os.environ["OMP_NUM_THREADS"] = str(quota)
+
+
+#: /proc/cpuinfo flags of CPUs with bf16 arithmetic (x86 AVX512-BF16 / AMX, Arm's BF16 extension).
+BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def bf16_supported(device: str = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True where bf16 matrix products run in hardware: a CUDA GPU that reports it, or a CPU whose
+    flags name a bf16 instruction set (elsewhere torch emulates bf16, slower than fp32)."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux: no cheap way to ask, so no
+        return False
+    flags = {word for line in text.splitlines() if line.startswith(("flags", "Features")) for word in line.split(":", 1)[-1].split()}
+    return bool(flags & BF16_CPU_FLAGS)
+
