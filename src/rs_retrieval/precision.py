@@ -1,6 +1,7 @@
 """Inference precision of a loaded retrieval model: fp32, bf16 (PyTorch) or int8 (ONNX Runtime).
 
-`with_precision(model, "bf16" | "int8", processor)` returns a `PrecisionModel`: the same retrieval
+`with_precision(model, "bf16" | "int8", processor)` returns a `PrecisionModel`
+(`models/common/low_precision.py`): the same retrieval
 contract (`encode_images`, `encode_texts`, `score`, the model's config and cache keys), taking the
 processor's float32 inputs and returning float32 caches, so evaluators, search, the index and
 zero-shot classification run unchanged. Its `precision` enters `search.engine.model_fingerprint`,
@@ -27,11 +28,7 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from .errors import OutputExistsError, RSRetrievalError
-from .models.common.base import RetrievalPreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +51,8 @@ def check_precision(precision: str) -> str:
 
 def model_precision(model) -> str:
     """The precision a loaded model encodes at ("fp32" for a plain model)."""
+    from .models.common.low_precision import PrecisionModel
+
     return model.precision if isinstance(model, PrecisionModel) else "fp32"
 
 
@@ -63,6 +62,10 @@ def int8_cache_dir() -> Path:
 
 def with_precision(model, precision: str, processor=None, cache_dir: str | Path | None = None):
     """`model` itself for fp32, else a `PrecisionModel` that encodes at `precision` (see module docstring)."""
+    import torch
+
+    from .models.common.low_precision import PrecisionModel
+
     check_precision(precision)
     if precision == "fp32" or model_precision(model) == precision:
         return model
@@ -75,70 +78,10 @@ def with_precision(model, precision: str, processor=None, cache_dir: str | Path 
     return PrecisionModel(model, "int8", _int8_sessions(model, processor, Path(cache_dir) if cache_dir else int8_cache_dir()))
 
 
-class PrecisionModel(nn.Module):
-    """A retrieval model encoding at bf16 or int8 behind the fp32 contract (float32 in and out);
-    every attribute it does not define is the wrapped model's."""
-
-    def __init__(self, model, precision: str, sessions: dict | None = None):
-        super().__init__()
-        self.model, self.precision, self.sessions = model, precision, sessions or {}
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.model, name)
-
-    def encode_images(self, pixel_values: torch.Tensor, **image_inputs) -> dict[str, torch.Tensor]:
-        inputs = {"pixel_values": pixel_values, **image_inputs}
-        if "image_encoder" in self.sessions:
-            return _run_session(self.sessions["image_encoder"], inputs)
-        return self._in_model_dtype(self.model.encode_images, inputs)
-
-    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "text_encoder" not in self.sessions:
-            return self._in_model_dtype(self.model.encode_texts, inputs)
-        if attention_mask is None:
-            inputs["attention_mask"] = torch.ones_like(input_ids)
-        cache = _run_session(self.sessions["text_encoder"], inputs)
-        if "attention_mask" in self.model.text_cache_keys:
-            cache["attention_mask"] = inputs["attention_mask"]
-        return cache
-
-    def get_image_features(self, pixel_values: torch.Tensor, **image_inputs) -> torch.Tensor:
-        return self.encode_images(pixel_values, **image_inputs)["embeds"]
-
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encode_texts(input_ids, attention_mask)["embeds"]
-
-    def score(self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cosine scores in float32 from the float32 caches; a pair-dependent score with weights
-        (AMFMN's gate, CMPAGL's fusion) in the weights' dtype, returned as float32."""
-        if self.precision == "int8" or self.model.score_is_cosine:
-            return self.model.score(image_cache, text_cache)
-        dtype = self.model.dtype
-        cast = lambda cache: {k: v.to(dtype) if v.is_floating_point() else v for k, v in cache.items()}
-        return self.model.score(cast(image_cache), cast(text_cache)).float()
-
-    # The contract's forward, on the encoders above (the feature pipelines' path included).
-    forward = RetrievalPreTrainedModel.forward
-    _single_modality_forward = RetrievalPreTrainedModel._single_modality_forward
-
-    def _in_model_dtype(self, encode, inputs: dict) -> dict[str, torch.Tensor]:
-        dtype = self.model.dtype
-        inputs = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in inputs.items() if v is not None}
-        return {k: v.float() if v.is_floating_point() else v for k, v in encode(**inputs).items()}
-
-
-def _run_session(session, inputs: dict) -> dict[str, torch.Tensor]:
-    feed = {node.name: inputs[node.name].detach().cpu().numpy() for node in session.get_inputs()}
-    names = [node.name for node in session.get_outputs()]
-    return dict(zip(names, (torch.from_numpy(value) for value in session.run(names, feed))))
-
-
 def _int8_sessions(model, processor, cache_root: Path) -> dict:
     """ONNX Runtime sessions of the int8 encoders, quantized once per model fingerprint."""
+    import torch
+
     from .export.onnx import _configured_image_size, export_graph, graph_specs
     from .fileio import atomic_directory
     from .optional import require
