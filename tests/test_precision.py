@@ -110,3 +110,20 @@ def test_bf16_model_keeps_the_contract_float32_in_and_out(trained):
     assert images["embeds"].dtype == texts["embeds"].dtype == scores.dtype == torch.float32 and scores.shape == (3, 3)
     torch.testing.assert_close(output.image_embeds, images["embeds"])
     assert json.loads((models["amfmn"] / "config.json").read_text())["model_type"] == "amfmn"
+
+
+def test_index_built_at_int8_reopens_its_model_at_int8(trained, tmp_path, monkeypatch):
+    from rs_retrieval.index.retrieval import RetrievalIndex
+
+    models, test, zeroshot, root = trained
+    monkeypatch.setenv("RS_RETRIEVAL_CACHE", str(root / "cache"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(Path(zeroshot).glob("*/*"))[:6]:
+        (folder / path.name).write_bytes(path.resolve().read_bytes())
+    model, processor = load_model_and_processor(models["clip"], precision="int8")
+    built = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, index="flat", progress=False)
+    hits = [hit.row for hit in built.search("a harbour with ships", k=3)]
+    reopened = RetrievalIndex.open(tmp_path / "index", model=models["clip"])  # the folder: loaded at the index's precision
+    assert reopened.manifest["model"]["precision"] == "int8"
+    assert [hit.row for hit in reopened.search("a harbour with ships", k=3)] == hits

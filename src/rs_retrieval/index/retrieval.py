@@ -119,7 +119,7 @@ class RetrievalIndex:
         if isinstance(model, (str, os.PathLike)):
             from ..search.commands import load_model
 
-            model, processor = load_model(str(model))
+            model, processor = load_model(str(model), precision=self.manifest["model"].get("precision", "fp32"))  # as the index was built
         if processor is None:
             raise IndexQueryError("a model object needs its processor (RetrievalIndex.open(path, model, processor))")
         store.check_fingerprint(self.manifest, model_fingerprint(model, processor), self.folder)
@@ -216,7 +216,7 @@ class RetrievalIndex:
         skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(results.skipped.items())]
         manifest = {
             "format": store.FORMAT, "generation": generation, "fingerprint": fingerprint,
-            "model": {"class": type(model).__name__, "name_or_path": _model_location(model)},
+            "model": {"class": type(model).__name__, "name_or_path": _model_location(model), "precision": getattr(model, "precision", "fp32")},
             "two_stage": is_two_stage(model), "source": source.description, "count": len(keys), "dim": int(vectors.shape[1]),
             "image_cache_keys": sorted(cache), "vector_index": config.to_dict(),
             "build": {"encoded": results.encoded, "reused": len(set(keys)) - results.encoded, "skipped": len(skipped),
