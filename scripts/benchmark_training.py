@@ -47,7 +47,8 @@ KEEP_FIELDS = {"galr": ("num_nodes", "node_dim", "gcn_dims")}
 
 
 def full_size_recipe(method: str, batch_size: int):
-    recipe = load_recipe(CONFIGS / f"{method}_synth.yaml")
+    # (--mixed-precision sets the autocast; "no" here also lets trees before `auto` read the recipe)
+    recipe = load_recipe(CONFIGS / f"{method}_synth.yaml", ["training.mixed_precision=no"])
     keep = KEEP_FIELDS.get(method, ())
     model = dataclasses.replace(recipe.model, config={k: v for k, v in recipe.model.config.items() if k in keep})
     options = {k: v for k, v in recipe.processor.options.items() if k.startswith("object_")}
