@@ -24,11 +24,11 @@ so encodings cached at one precision are never read at another.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 
 from .errors import OutputExistsError, RSRetrievalError
+from .runtime import bf16_supported
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ def model_precision(model) -> str:
 
 
 def int8_cache_dir() -> Path:
-    return Path(os.environ.get("RS_RETRIEVAL_CACHE", Path.home() / ".cache" / "rs_retrieval")) / "int8"
+    """`$RS_RETRIEVAL_CACHE/int8`, beside the search cache."""
+    from .search.engine import default_cache_dir
+
+    return default_cache_dir().parent / "int8"
 
 
 def with_precision(model, precision: str, processor=None, cache_dir: str | Path | None = None):
@@ -72,6 +75,8 @@ def with_precision(model, precision: str, processor=None, cache_dir: str | Path 
     if isinstance(model, PrecisionModel):
         raise PrecisionError(f"the model already runs at {model.precision}; load it again for {precision}")
     if precision == "bf16":
+        if not bf16_supported(model.device.type):
+            logger.warning("this %s has no bf16 arithmetic: PyTorch emulates bf16, slower than fp32", model.device.type)
         return PrecisionModel(model.to(torch.bfloat16), "bf16")
     if model.device.type != "cpu":
         raise PrecisionError(f"int8 runs on the CPU through ONNX Runtime, the model is on {model.device}; use --device cpu, or bf16 on a GPU")
