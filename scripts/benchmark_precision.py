@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--captions", default="/work/shared/data/rsitmd/test_caps.txt", help="one caption a line (the first captions-per-image x images are used)")
+    parser.add_argument("--captions", help="text file, one caption a line (the first captions-per-image x images are used); default: synthetic captions")
     parser.add_argument("--captions-per-image", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
@@ -96,7 +96,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    captions = Path(args.captions).read_text(encoding="utf-8").splitlines() if Path(args.captions).is_file() else []
+    captions = Path(args.captions).read_text(encoding="utf-8").splitlines() if args.captions else []
     wanted = args.captions_per_image * args.images
     captions = (captions or [f"caption number {i} of a remote sensing image with some buildings" for i in range(wanted)])[:wanted]
     rng = np.random.default_rng(0)
