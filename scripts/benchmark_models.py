@@ -23,6 +23,7 @@ when it needs more than `pixel_values` / `input_ids` + `attention_mask`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -277,9 +278,13 @@ def main(argv=None) -> int:
                         help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)")
     parser.add_argument("--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings (the CLI tunes them)")
+    parser.add_argument("--api", action="store_true",
+                        help="a Python-API user's process: the script does not tune the allocator (the package may, on its first model)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    malloc_tuned = False if args.no_malloc_tuning else tune_malloc()
+    if args.no_malloc_tuning:
+        os.environ["RS_RETRIEVAL_MALLOC_TUNING"] = "0"  # nor the package on its own
+    malloc_tuned = False if args.no_malloc_tuning or args.api else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)

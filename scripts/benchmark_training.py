@@ -19,6 +19,7 @@ CPU autocast that `training.mixed_precision: bf16` uses.
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import json
 import sys
@@ -46,7 +47,8 @@ KEEP_FIELDS = {"galr": ("num_nodes", "node_dim", "gcn_dims")}
 
 
 def full_size_recipe(method: str, batch_size: int):
-    recipe = load_recipe(CONFIGS / f"{method}_synth.yaml")
+    # (--mixed-precision sets the autocast; "no" here also lets trees before `auto` read the recipe)
+    recipe = load_recipe(CONFIGS / f"{method}_synth.yaml", ["training.mixed_precision=no"])
     keep = KEEP_FIELDS.get(method, ())
     model = dataclasses.replace(recipe.model, config={k: v for k, v in recipe.model.config.items() if k in keep})
     options = {k: v for k, v in recipe.processor.options.items() if k.startswith("object_")}
@@ -105,9 +107,13 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="as training.mixed_precision")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings")
+    parser.add_argument("--api", action="store_true",
+                        help="a Python-API user's process: the script does not tune the allocator (the package may, on its first model)")
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
-    malloc_tuned = False if args.no_malloc_tuning else tune_malloc()
+    if args.no_malloc_tuning:
+        os.environ["RS_RETRIEVAL_MALLOC_TUNING"] = "0"  # nor the package on its own
+    malloc_tuned = False if args.no_malloc_tuning or args.api else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     registered = list_methods()

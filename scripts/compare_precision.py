@@ -1,25 +1,22 @@
 #!/usr/bin/env python
-"""Retrieval metrics of a saved model in float32 and in bfloat16, on one dataset split.
+"""The quality gate of the inference precisions: a saved model's retrieval metrics at fp32, bf16
+and int8 on one dataset split (and the zero-shot top-1 on rs_synth's scenes with --zeroshot),
+with the embedding cosine against fp32 and whether mR moved by at most 0.5 points.
 
-bf16 inference is only worth offering where it ranks exactly as float32 does: this prints both
-metric sets, the time of each run and whether every R@K is identical.
-
-    python scripts/compare_precision.py --model runs/amfmn_synth/model --dataset rs_synth --image-size 64
+    python scripts/compare_precision.py --model runs/clip_synth/model --image-size 64 --zeroshot
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import time
+import tempfile
 
-import torch
-from transformers import AutoModel, AutoProcessor
-
-import rs_retrieval  # noqa: F401  (registers the methods)
 from rs_retrieval.data import load_dataset
-from rs_retrieval.evaluation.engine import evaluate_retrieval
+from rs_retrieval.evaluation.precision_gate import compare_precisions
 from rs_retrieval.fileio import write_json_atomic
+from rs_retrieval.precision import PRECISIONS
 
 
 def main(argv=None) -> int:
@@ -28,26 +25,28 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="rs_synth")
     parser.add_argument("--split", default="test")
     parser.add_argument("--image-size", type=int, help="rs_synth image size (the model's)")
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--zeroshot", action="store_true", help="also the zero-shot top-1 on rs_synth's test scenes (CLIP family)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     options = {"image_size": args.image_size} if args.image_size else {}
     dataset = load_dataset(args.dataset, split=args.split, **options)
-    processor = AutoProcessor.from_pretrained(args.model)
-    results = {}
-    for dtype in ("float32", "bfloat16"):
-        model = AutoModel.from_pretrained(args.model).to(getattr(torch, dtype))
-        tic = time.perf_counter()
-        metrics = evaluate_retrieval(model, processor, dataset, batch_size=args.batch_size, progress=False)["none"]
-        results[dtype] = {"seconds": round(time.perf_counter() - tic, 2), **metrics}
-    recalls = [key for key in results["float32"] if "_R@" in key]
-    results["identical_recalls"] = all(results["float32"][k] == results["bfloat16"][k] for k in recalls)
-    for dtype in ("float32", "bfloat16"):
-        row = results[dtype]
-        print(f"{dtype:9s} " + " ".join(f"{k}={row[k]:.2f}" for k in (*recalls, "mR")) + f" ({row['seconds']} s, ties {row['tie_policy']})")
-    print("identical R@K:", results["identical_recalls"])
+    with tempfile.TemporaryDirectory() as scratch:
+        zeroshot = {}
+        if args.zeroshot:
+            from rs_retrieval.zeroshot.evaluate import rs_synth_image_folder
+
+            zeroshot = {"zeroshot_dir": rs_synth_image_folder(f"{scratch}/zeroshot", split=args.split, **options), "class_set": "rs_synth"}
+        rows = compare_precisions(args.model, dataset, args.precisions, batch_size=args.batch_size, **zeroshot)
+    for precision, row in rows.items():
+        recalls = " ".join(f"{k}={v:.2f}" for k, v in row.items() if "_R@" in k)
+        extra = f" mR change {row['mR_change']:+.2f} (gate {'met' if row['gate'] else 'NOT met'}), cosine image {row['image_cosine']['min']:.4f} / text {row['text_cosine']['min']:.4f} (min)" if "gate" in row else ""
+        top1 = f" zero-shot top-1 {row['zeroshot_top1']:.2f}" if "zeroshot_top1" in row else ""
+        print(f"{precision:5s} {recalls} mR={row['mR']:.2f}{top1}{extra} ({row['seconds']} s)")
     if args.json:
-        write_json_atomic(args.json, results)
+        write_json_atomic(args.json, rows)
+    print(json.dumps({"model": args.model, "rows": rows}))
     return 0
 
 

@@ -66,3 +66,47 @@ def test_cgroup_cpu_quota_reads_v2_and_v1_files(tmp_path, files, quota):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert runtime.cgroup_cpu_quota(tmp_path) == quota
+
+
+# The library path: import the package, create a retrieval model (no call to `runtime`), then probe.
+API_FAULT_PROBE = textwrap.dedent(
+    """
+    import resource, sys
+    sys.path.insert(0, sys.argv[1])
+    from tiny_methods import tiny_case
+    tiny_case("amfmn").model()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        data = b"\\1" * (64 << 20)
+        del data
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_python_api_gets_the_allocator_tuning_without_calling_anything():
+    env = {k: v for k, v in os.environ.items() if k != runtime.MALLOC_TUNING_ENV}
+    result = subprocess.run([sys.executable, "-c", API_FAULT_PROBE, os.path.dirname(__file__)], capture_output=True, text=True, check=True, env=env)
+    assert int(result.stdout) < 2 * (64 << 20) // 4096, result.stdout  # (the opt-out: the test above)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni", True), ("flags\t\t: fpu amx_bf16 amx_tile", True),
+     ("Features\t: fp asimd bf16 i8mm", True), ("flags\t\t: fpu avx2 avx512f avx512_vnni", False)],
+)
+def test_bf16_hardware_is_read_from_the_cpu_flags(tmp_path, flags, expected):
+    (tmp_path / "cpuinfo").write_text(f"processor\t: 0\n{flags}\n")
+    assert runtime.bf16_supported("cpu", tmp_path / "cpuinfo") is expected
+    assert runtime.bf16_supported("cpu", tmp_path / "missing") is False
+
+
+@pytest.mark.parametrize(("hardware", "setting", "runs"), [(True, "auto", "bf16"), (False, "auto", "no"), (True, "no", "no"), (False, "bf16", "bf16")])
+def test_mixed_precision_auto_is_bf16_only_on_bf16_hardware(monkeypatch, hardware, setting, runs):
+    from rs_retrieval.training.recipe import load_recipe, resolve_mixed_precision
+
+    monkeypatch.setattr(runtime, "bf16_supported", lambda device="cpu", cpuinfo=None: hardware)
+    assert resolve_mixed_precision(setting) == runs
+    assert load_recipe("amfmn_synth").training.mixed_precision == "auto"  # the packaged recipes
+    assert load_recipe("amfmn_synth", ["training.mixed_precision=no"]).training.mixed_precision == "no"

@@ -48,14 +48,21 @@ def _check_model_path(name_or_path: str) -> None:
         raise ModelNotFoundError(f"model folder {name_or_path} does not exist")
 
 
-def load_model_and_processor(name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False):
+def load_model_and_processor(
+    name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False, precision: str = "fp32",
+):
     """(model in eval mode on `device`, processor) from a folder or Hub id, checked to be a pair.
 
     Weights that do not fit the config (missing or unexpected keys) raise unless
-    `allow_weight_mismatch` (see `RetrievalPreTrainedModel.from_pretrained`).
+    `allow_weight_mismatch` (see `RetrievalPreTrainedModel.from_pretrained`). `precision` "bf16"
+    or "int8" returns the model encoding at that precision behind the same contract
+    (`rs_retrieval.precision`, `docs/precision.md`); "fp32" is the plain model.
     """
-    from .models import load_retrieval_model, load_retrieval_processor  # registers the package's methods
+    # .models registers the package's methods
+    from .models import load_retrieval_model, load_retrieval_processor
+    from .precision import check_precision, with_precision
 
+    check_precision(precision)
     name_or_path = os.fspath(name_or_path)
     _check_model_path(name_or_path)
     device = resolve_device(device)  # a device the machine lacks fails before the model loads
@@ -68,7 +75,7 @@ def load_model_and_processor(name_or_path: str, trust_remote_code: bool = False,
             raise
         raise ModelNotFoundError(f"no model folder {name_or_path}, and no Hub model of that id could be loaded: {err}") from err
     check_processor(model, processor, source=name_or_path)
-    return model.to(device).eval(), processor
+    return with_precision(model.to(device).eval(), precision, processor), processor
 
 
 class DeviceError(RSRetrievalError, ValueError):

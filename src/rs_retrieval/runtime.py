@@ -6,8 +6,11 @@ same activation-sized blocks every time, so with the defaults every step page-fa
 again. Raising the thresholds keeps the blocks in the process, as jemalloc or tcmalloc would:
 AMFMN and MSA training steps 15-23 % faster on 2 cores, peak memory +0-12 % (`README.md`, "Speed").
 
-The command line and `scripts/train.py` call `prepare_process()`; a program that uses the
-package as a library may call it too. Nothing here runs on `import rs_retrieval`.
+The command line and `scripts/train.py` call `prepare_process()`. A program that uses the package
+as a library gets `tune_malloc()` without calling anything, when it creates or loads its first
+retrieval model (`RetrievalPreTrainedModel.__init__`): the encoders and training steps are where
+the faults cost. What that changes in the host process, and the opt-out, are in
+`docs/precision.md`. Nothing here runs on `import rs_retrieval`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ def tune_malloc() -> bool:
     return all(libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in MALLOC_SETTINGS.items())
 
 
+@functools.cache
+def tune_malloc_once() -> bool:
+    """`tune_malloc()`, once per process (every retrieval model's construction calls this)."""
+    return tune_malloc()
+
+
 def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     """ceil(quota / period) of cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us`; None when unlimited."""
     try:
@@ -69,7 +78,27 @@ def prepare_process() -> None:
     cgroup CPU quota is below the machine's CPU count, OMP_NUM_THREADS set to the quota unless
     the user set it (OpenMP sees the affinity mask, not the quota; more threads than CPUs slows
     every op down)."""
-    tune_malloc()
+    tune_malloc_once()
     quota = cgroup_cpu_quota()
     if quota and quota < (os.cpu_count() or quota) and "OMP_NUM_THREADS" not in os.environ and "torch" not in sys.modules:
         os.environ["OMP_NUM_THREADS"] = str(quota)
+
+
+#: /proc/cpuinfo flags of CPUs with bf16 arithmetic (x86 AVX512-BF16 / AMX, Arm's BF16 extension).
+BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def bf16_supported(device: str = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True where bf16 matrix products run in hardware: a CUDA GPU that reports it, or a CPU whose
+    flags name a bf16 instruction set (elsewhere torch emulates bf16, slower than fp32)."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux: no cheap way to ask, so no
+        return False
+    flags = {word for line in text.splitlines() if line.startswith(("flags", "Features")) for word in line.split(":", 1)[-1].split()}
+    return bool(flags & BF16_CPU_FLAGS)
+

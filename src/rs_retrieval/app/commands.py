@@ -36,14 +36,14 @@ def default_captions_file(images_dir: str | Path) -> Path | None:
 
 def build_service(args: argparse.Namespace):
     """Load the model and open the corpus (`service.corpus.start()` begins encoding it)."""
-    from ..search.commands import load_model_with_bands
+    from ..search.commands import load_model_from_args
     from .service import AppService, FolderCorpus, IndexCorpus, read_caption_file
 
     if args.class_set:
         from ..zeroshot import load_class_set
 
         load_class_set(args.class_set)  # a bad name or file fails here, not in the page
-    model, processor = load_model_with_bands(args)
+    model, processor = load_model_from_args(args)
     if args.index:
         corpus = IndexCorpus(args.index, model, processor)
     elif args.images:

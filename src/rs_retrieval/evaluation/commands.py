@@ -37,8 +37,6 @@ def register(subparsers) -> None:
                         help=f"order of tied scores (default: the protocol's own, else {DEFAULT_TIE_POLICY} = the reference code's argsort)")
     parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocols that merge images by key)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                        help="inference precision (bfloat16: faster on CPUs with bf16 instructions; scores are compared in float32)")
     parser.add_argument("--galr-k1", type=int, default=30, help="galr_mr: candidates re-ranked per query (at least 10)")
     parser.add_argument("--galr-wp1", type=float, default=0.3, help="galr_mr: saliency weight")
     parser.add_argument("--galr-wp2", type=float, default=1.1, help="galr_mr: reverse-search weight")
@@ -124,14 +122,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if get_protocol(args.protocol).needs_image_keys and args.image_key_column not in dataset.column_names:
         raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
     metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy, "image_key_column": args.image_key_column}
-    from ..pretrained import load_model_and_processor, resolve_device
+    from ..pretrained import resolve_device
+    from ..search.commands import load_model_from_args
 
     device = resolve_device(args.device)
-    model, processor = load_model_and_processor(args.model, args.trust_remote_code, device, args.allow_weight_mismatch)
-    if args.dtype != "float32":
-        import torch
-
-        model = model.to(getattr(torch, args.dtype))
+    model, processor = load_model_from_args(args, device)
     rerank_params = {
         "galr_mr": {"k1": args.galr_k1, "wp1": args.galr_wp1, "wp2": args.galr_wp2},
         "smr": {"tau": args.smr_tau, "top_k": args.smr_top_k},
@@ -155,6 +150,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "split": args.split,
             "protocol": args.protocol,
             "data": describe_data(dataset, args.dataset, args.split, generated.get("image_size")),
+            "precision": args.precision,
             "rerank_params": {name: rerank_params[name] for name in args.rerank if name in rerank_params},
             "results": results,
         }

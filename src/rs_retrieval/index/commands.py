@@ -25,7 +25,7 @@ def build(args: argparse.Namespace) -> int:
     from .vectors import ONDISK_KIND, VectorIndexConfig
 
     choice = parse_bands(args.bands)
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch, args.precision)
     scene_bands = None
     if choice is not None and args.scene:  # tiles are read with only these bands, in this order
         scene_bands = choice.numbers

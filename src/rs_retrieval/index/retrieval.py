@@ -154,7 +154,7 @@ class RetrievalIndex:
         if isinstance(model, (str, os.PathLike)):
             from ..search.commands import load_model
 
-            model, processor = load_model(str(model))
+            model, processor = load_model(str(model), precision=self.manifest["model"].get("precision", "fp32"))  # as the index was built
         if processor is None:
             raise IndexQueryError("a model object needs its processor (RetrievalIndex.open(path, model, processor))")
         store.check_fingerprint(self.manifest, model_fingerprint(model, processor), self.folder)
@@ -210,6 +210,9 @@ class RetrievalIndex:
         if engine == "ray":
             if world_size > 1:
                 raise IndexBuildError("--engine ray runs its own workers: start it as one process, not under accelerate launch")
+            if getattr(model, "precision", "fp32") == "int8":
+                raise IndexBuildError("--precision int8 encodes with ONNX Runtime sessions, which cannot be shipped to Ray actors: "
+                                      "use --precision fp32 or bf16 with --engine ray, or --engine local")
             if is_two_stage(model):
                 raise IndexBuildError(f"--engine ray writes the first-stage embeddings only; {type(model).__name__} re-ranks with its "
                                       "full image cache (two-stage search): build it with --engine local")
@@ -343,7 +346,7 @@ class RetrievalIndex:
         files = store.write_generation(folder, generation, vectors, cache, metadata, faiss_index)
         manifest = {
             "format": store.FORMAT, "generation": generation, "fingerprint": settings.fingerprint,
-            "model": {"class": type(model).__name__, "name_or_path": _model_location(model)},
+            "model": {"class": type(model).__name__, "name_or_path": _model_location(model), "precision": getattr(model, "precision", "fp32")},
             "two_stage": is_two_stage(model), "source": source.description, "count": len(keys), "dim": int(vectors.shape[1]),
             "image_cache_keys": sorted(cache), "vector_index": config.to_dict(), "embedding_dtype": settings.embedding_dtype,
             "build": stats, "skipped": skipped, "files": files,

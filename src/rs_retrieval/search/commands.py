@@ -8,21 +8,30 @@ from pathlib import Path
 from ..errors import InputNotFoundError, UsageError
 
 
-def load_model(name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False):
+def load_model(
+    name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False, precision: str = "fp32",
+):
     """A retrieval model and its processor from a directory or Hub id, checked to be a pair."""
     from ..pretrained import load_model_and_processor
 
-    return load_model_and_processor(name_or_path, trust_remote_code, device, allow_weight_mismatch)
+    return load_model_and_processor(name_or_path, trust_remote_code, device, allow_weight_mismatch, precision)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --trust-remote-code, --device, --allow-weight-mismatch: shared by every command that loads a model."""
+    """--model, --trust-remote-code, --device, --allow-weight-mismatch, --precision: shared by every
+    command that loads a model (`load_model_from_args` reads them)."""
+    from ..precision import PRECISIONS
+
     parser.add_argument("--model", required=True, help="saved model directory or Hub id")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument(
         "--allow-weight-mismatch", action="store_true",
         help="load weights that lack layers of the config (left random) or hold extra ones, with a warning",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32",
+        help="encoder precision: fp32 (default), bf16 (CPUs with bf16 instructions, GPUs) or int8 (CPU, ONNX Runtime); docs/precision.md",
     )
 
 
@@ -34,17 +43,14 @@ def add_band_argument(parser: argparse.ArgumentParser, help_prefix: str = "bands
                         "see docs/multispectral.md")
 
 
-def load_model_with_bands(args: argparse.Namespace):
-    """`load_model` from the shared model arguments, with `--bands` applied to the processor."""
+def load_model_from_args(args: argparse.Namespace, device: str | None = None):
+    """The model and processor that `add_model_arguments`' options name (`device` overrides --device),
+    with the command's `--bands` (if it has the option) applied to the processor."""
     from ..multispectral import apply_bands, parse_bands
 
     choice = parse_bands(getattr(args, "bands", None))  # a bad band name fails before the model loads
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    model, processor = load_model(args.model, args.trust_remote_code, device or args.device, args.allow_weight_mismatch, args.precision)
     return model, apply_bands(processor, choice)
-
-
-def _load(args: argparse.Namespace):
-    return load_model_with_bands(args)
 
 
 def search(args: argparse.Namespace) -> int:
@@ -53,7 +59,7 @@ def search(args: argparse.Namespace) -> int:
     from .engine import list_images, make_contact_sheet, search_images
 
     list_images(args.images, args.recursive)  # an empty folder fails before the model loads
-    model, processor = _load(args)
+    model, processor = load_model_from_args(args)
     results = search_images(
         args.query, args.images, model, processor, top_k=args.top_k, cache_dir=args.cache_dir,
         batch_size=args.batch_size, recursive=args.recursive, strict=args.strict,
@@ -81,7 +87,7 @@ def rank_captions_command(args: argparse.Namespace) -> int:
         raise InputNotFoundError(f"image file {args.image} does not exist")
     from .engine import rank_captions
 
-    model, processor = _load(args)
+    model, processor = load_model_from_args(args)
     ranked = rank_captions(args.image, captions, model, processor)
     print(f"{'rank':>4}  {'score':>9}  caption")
     for rank, (caption, score) in enumerate(ranked[: args.top_k], start=1):

@@ -47,8 +47,8 @@ def default_cache_dir() -> Path:
 
 
 def model_fingerprint(model, processor=None) -> str:
-    """Hash of config + weights (+ image-processor settings): cached image encodings are valid
-    only for exactly this model and preprocessing."""
+    """Hash of config + weights (+ image-processor settings, + inference precision other than fp32):
+    cached image encodings are valid only for exactly this model, preprocessing and precision."""
     digest = hashlib.blake2b(digest_size=16)
     config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
@@ -61,6 +61,9 @@ def model_fingerprint(model, processor=None) -> str:
     session_bands = {key: vars(processor)[key] for key in ("bands", "rescale_mode") if processor is not None and key in vars(processor)}
     if session_bands:  # CLIP-family processors hold --bands outside their saved image processor
         digest.update(json.dumps(session_bands, sort_keys=True).encode())
+    precision = getattr(model, "precision", "fp32")  # `rs_retrieval.precision`: bf16/int8 encodings are never mixed with fp32's
+    if precision != "fp32":
+        digest.update(f"precision:{precision}".encode())
     return digest.hexdigest()
 
 

@@ -116,6 +116,8 @@ class TrainingSpec:
     gradient_accumulation_steps: int = 1
     #: Gradient-norm clipping after backward; None or 0 disables it.
     max_grad_norm: float | None = None
+    #: "auto" (the packaged recipes): bf16 autocast where the hardware has bf16 arithmetic, else
+    #: fp32 (`resolve_mixed_precision`); "no" keeps fp32 everywhere.
     mixed_precision: str = "no"
     num_workers: int = 0
     optimizer: str = "adam"
@@ -184,9 +186,22 @@ class Recipe:
 _MODEL_RECIPE_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)} - {"config"}
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULERS = ("constant", "multistep", "cosine", "linear")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 #: String fields whose word `no` YAML 1.1 reads as False (`--set training.mixed_precision=no`).
 YAML_FALSE_WORDS = {"mixed_precision": "no"}
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """What accelerate runs for a recipe's `training.mixed_precision`: "auto" is "bf16" on the
+    device training uses (CUDA when available, else the CPU) when it has bf16 arithmetic
+    (`runtime.bf16_supported`), "no" elsewhere; the other settings as given."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    from ..runtime import bf16_supported
+
+    return "bf16" if bf16_supported("cuda" if torch.cuda.is_available() else "cpu") else "no"
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:

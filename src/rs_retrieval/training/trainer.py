@@ -57,7 +57,7 @@ from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
 from ..models import get_method
 from ..models.common.processing import input_image_size
-from .recipe import EvaluationSpec, Recipe, RecipeError, dump_recipe, resolve_model_config
+from .recipe import EvaluationSpec, Recipe, RecipeError, dump_recipe, resolve_mixed_precision, resolve_model_config
 from .trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
 from .tracking import JsonlLog, Throughput, read_log
 from .vocab import TRAIN_CAPTIONS, build_processor, vocabulary_from_captions
@@ -191,7 +191,7 @@ class Trainer:
                 "recipe": self.recipe.to_dict(),
                 "num_processes": accelerator.num_processes,
                 "distributed_type": str(accelerator.distributed_type),
-                "mixed_precision": accelerator.mixed_precision,
+                "mixed_precision": accelerator.mixed_precision,  # what ran; the recipe's setting (e.g. "auto") is in `recipe`
                 "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__, "python": platform.python_version()},
             },
         )
@@ -206,7 +206,7 @@ class Trainer:
             # Without this, ranks started by `accelerate launch --multi_gpu`/torchrun on a machine
             # with no accelerator each train alone (accelerate picks gloo only when told "cpu").
             cpu=world_size > 1 and not torch.accelerator.is_available(),
-            mixed_precision=t.mixed_precision,
+            mixed_precision=resolve_mixed_precision(t.mixed_precision),
             gradient_accumulation_steps=t.gradient_accumulation_steps,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
             project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / LOGGING_DIR)),

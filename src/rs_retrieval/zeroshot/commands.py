@@ -17,9 +17,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from ..search.commands import load_model
+    from ..search.commands import load_model_from_args
 
-    return load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch)
+    return load_model_from_args(args)
 
 
 def classify(args: argparse.Namespace) -> int:

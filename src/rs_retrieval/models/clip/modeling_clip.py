@@ -93,7 +93,7 @@ def _view_as(model, cls):
 def as_retrieval_model(model) -> RetrievalPreTrainedModel:
     """The model itself if it already follows the contract; a plain `CLIPModel`/`SiglipModel` is
     viewed as its retrieval subclass, sharing every parameter and buffer (nothing is copied)."""
-    if isinstance(model, RetrievalPreTrainedModel):
+    if isinstance(model, RetrievalPreTrainedModel) or getattr(model, "precision", None) is not None:  # or `rs_retrieval.precision`'s wrapper of one
         return model
     target = _PLAIN_CLASSES.get(type(model))
     if target is None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from ...errors import RSRetrievalError
+from ...runtime import tune_malloc_once
 from .push_to_hub import RetrievalModelPushMixin
 from .outputs import RetrievalOutput
 
@@ -58,6 +59,12 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
     #: Extra `forward` keyword inputs that go to `compute_loss` (not to the image encoder),
     #: e.g. AMFMN's `prior_similarity`, CMPAGL's `scene_ids`.
     loss_input_names: tuple[str, ...] = ()
+
+    def __init__(self, config, *args, **kwargs):
+        # The allocator lever the command line applies (`rs_retrieval.runtime`), for library users
+        # too: every encoder call and training step re-faults its freed activations without it.
+        tune_malloc_once()
+        super().__init__(config, *args, **kwargs)
 
     @property
     def uses_caption_prior(self) -> bool:
