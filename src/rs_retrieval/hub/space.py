@@ -15,7 +15,6 @@ one needs the wheel on an index the builder can reach). Locally the folder's own
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import re
@@ -28,7 +27,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from ..errors import RSRetrievalError
-from ..fileio import atomic_directory
+from ..fileio import atomic_directory, sha256_file
 from .cards import resolve_run
 from .publish import MODEL_EXCLUDES, _matches, _place, _publish
 
@@ -196,7 +195,7 @@ def stage_space(folder: str | Path, staging: str | Path, repo_id: str, endpoint:
             wheel = folder / WHEEL_DIR / match["name"]
             if not wheel.is_file():
                 raise SpaceError(f"{requirements} names {wheel}, which is missing")
-            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            digest = sha256_file(wheel)
             url = f"{endpoint.rstrip('/')}/spaces/{repo_id}/resolve/{revision or 'main'}/{WHEEL_DIR}/{match['name']}#sha256={digest}"
             line = f"{DIST_NAME}{match['extras'] or ''} @ {url}"
         lines.append(line)

@@ -71,15 +71,13 @@ def hits_to_geoparquet(hits, path: str | Path) -> Path:
     WGS84), atomically. Hits without a WGS84 footprint (files, scenes without CRS) get a null one."""
     import pyarrow as pa
 
+    from .geoparquet import geo_metadata
     from .store import write_parquet
 
     shapely = require("shapely", "geo", "GeoParquet output")
     footprints, pixels = _footprints(hits)
     shapes = [None if pixels or g is None else shapely.geometry.shape(g) for g in footprints]
     present = [shape for shape in shapes if shape is not None]
-    column = {"encoding": "WKB", "geometry_types": ["Polygon"]}
-    if present:
-        column["bbox"] = [float(v) for v in shapely.total_bounds(present)]
     table = pa.table({
         "rank": pa.array([hit.rank for hit in hits], pa.int32()),
         "score": pa.array([hit.score for hit in hits], pa.float32()),
@@ -88,7 +86,7 @@ def hits_to_geoparquet(hits, path: str | Path) -> Path:
         "datetime": pa.array([hit.datetime for hit in hits], pa.string()).cast(pa.timestamp("us", tz="UTC")),
         "geometry": pa.array([None if shape is None else shapely.to_wkb(shape) for shape in shapes], pa.binary()),
     })
-    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+    geo = geo_metadata(shapely.total_bounds(present) if present else None)
     write_parquet(Path(path), table.replace_schema_metadata({b"geo": json.dumps(geo).encode()}))
     return Path(path)
 

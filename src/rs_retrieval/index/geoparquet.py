@@ -99,14 +99,21 @@ def model_metadata(model_name: str, fingerprint: str, dim: int, dtype: str = "fl
     return {"format": FORMAT, "model": model_name, "model_fingerprint": fingerprint, "dim": int(dim), "dtype": dtype, "normalized": True}
 
 
+def geo_metadata(bounds: list[float] | None, **column_options) -> dict:
+    """GeoParquet 1.1 `geo` file metadata for one WKB polygon column `geometry` in WGS84 (no `crs`
+    means OGC:CRS84); `bounds` (W, S, E, N of all rows) when any row has a footprint."""
+    column = {"encoding": "WKB", "geometry_types": ["Polygon"], **column_options}
+    if bounds is not None:
+        column["bbox"] = [float(v) for v in bounds]
+    return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+
+
 def _geo_metadata(bboxes: list[dict | None]) -> dict:
     present = [b for b in bboxes if b is not None]
-    column = {"encoding": "WKB", "geometry_types": ["Polygon"], "orientation": "counterclockwise",
-              "covering": {"bbox": {key: ["bbox", key] for key in ("xmin", "ymin", "xmax", "ymax")}}}
-    if present:
-        column["bbox"] = [min(b["xmin"] for b in present), min(b["ymin"] for b in present),
-                          max(b["xmax"] for b in present), max(b["ymax"] for b in present)]
-    return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+    bounds = [min(b["xmin"] for b in present), min(b["ymin"] for b in present),
+              max(b["xmax"] for b in present), max(b["ymax"] for b in present)] if present else None
+    covering = {"bbox": {key: ["bbox", key] for key in ("xmin", "ymin", "xmax", "ymax")}}
+    return geo_metadata(bounds, orientation="counterclockwise", covering=covering)
 
 
 def write_embedding_part(path: str | Path, columns: dict[str, list], vectors: np.ndarray, meta: dict) -> Path:
