@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoProcessor
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint
 from rs_retrieval.models import UnknownMethodError
-from rs_retrieval.convert.common import save_pretrained_atomic, strip_prefix, torchvision_resnet_key
+from rs_retrieval.convert.common import save_pretrained_atomic, strip_prefix, tensor_shape, torchvision_resnet_key
 from rs_retrieval.models.common.skipthought_weights import load_skipthought_into, skipthought_state_dict
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel
 from rs_retrieval.models.galr import GaLRModel
@@ -207,6 +207,8 @@ def test_conversion_refuses_layout_mismatches(tmp_path, vocab_file):
         attempt(wrong)
     with pytest.raises(CheckpointConversionError, match="vgmf_gate"):
         attempt({**official_state("galr"), "vgmf_gate.gate.weight": torch.zeros(D, 2 * D)}, method="galr")
+    with pytest.raises(CheckpointConversionError, match=r"ckpt.pth: missing key 'mvsa.LF_conv.weight'"):  # read for the config
+        attempt({k: v for k, v in official_state().items() if k != "mvsa.LF_conv.weight"})
     with pytest.raises(CheckpointConversionError, match="exactly one attention type"):
         attempt({k: v for k, v in official_state().items() if not k.startswith("cross_attention_s")})
     other_vocab = save_vocab({"a": 1, "<unk>": 2}, tmp_path / "small.json")
@@ -265,6 +267,9 @@ def test_key_helpers():
         torchvision_resnet_key("avgpool.weight")
     assert strip_prefix({"module.a": 1, "module.b": 2}, "module.") == {"a": 1, "b": 2}
     assert strip_prefix({"module.a": 1, "b": 2}, "module.") == {"module.a": 1, "b": 2}
+    assert tensor_shape({"w": torch.zeros(3, 4)}, "w") == (3, 4)
+    with pytest.raises(CheckpointConversionError, match=r"ckpt.pth: missing key 'v'"):
+        tensor_shape({"w": torch.zeros(3, 4)}, "v", "ckpt.pth")
 
 
 # --- skip-thought uni-skip files ------------------------------------------------------------------

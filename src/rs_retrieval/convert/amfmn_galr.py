@@ -25,6 +25,7 @@ from .common import (
     rename_keys,
     resnet_rule,
     save_pretrained_atomic,
+    tensor_shape,
 )
 
 METHODS = ("amfmn", "galr")
@@ -44,26 +45,20 @@ def conversion_rules(method: str) -> list:
     return rules
 
 
-def _shape(state: dict[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
-    if key not in state:
-        raise CheckpointConversionError(f"{source}: missing key {key!r}")
-    return tuple(state[key].shape)
-
-
 def infer_config_kwargs(state: dict[str, torch.Tensor], method: str, source: str = "checkpoint") -> dict:
     """Architecture fields of the config, read from the official tensor shapes."""
-    vocab_size, word_dim = _shape(state, "text_feature.seq2vec.embedding.weight", source)
-    embed_dim, _ = _shape(state, "extract_feature.linear.weight", source)
-    multiscale_in = _shape(state, "mvsa.LF_conv.weight", source)[0]
-    multiscale_out = _shape(state, "mvsa.conv1x1_1.weight", source)[0]
-    mask_inputs = _shape(state, "mvsa.solo_attention.weight", source)[1]
+    vocab_size, word_dim = tensor_shape(state, "text_feature.seq2vec.embedding.weight", source)
+    embed_dim, _ = tensor_shape(state, "extract_feature.linear.weight", source)
+    multiscale_in = tensor_shape(state, "mvsa.LF_conv.weight", source)[0]
+    multiscale_out = tensor_shape(state, "mvsa.conv1x1_1.weight", source)[0]
+    mask_inputs = tensor_shape(state, "mvsa.solo_attention.weight", source)[1]
     map_side = math.isqrt(mask_inputs // multiscale_out)
     if map_side * map_side * multiscale_out != mask_inputs:
         raise CheckpointConversionError(f"{source}: mvsa.solo_attention takes {mask_inputs} inputs, not O x side^2 with O={multiscale_out}")
     kwargs = dict(
         vocab_size=vocab_size,
         word_embed_dim=word_dim,
-        text_hidden_dim=_shape(state, "text_feature.seq2vec.rnn.gru_cell.weight_ir.weight", source)[0],
+        text_hidden_dim=tensor_shape(state, "text_feature.seq2vec.rnn.gru_cell.weight_ir.weight", source)[0],
         embed_dim=embed_dim,
         multiscale_in=multiscale_in,
         multiscale_out=multiscale_out,
@@ -75,10 +70,10 @@ def infer_config_kwargs(state: dict[str, torch.Tensor], method: str, source: str
             raise CheckpointConversionError(f"{source}: expected the keys of exactly one attention type {sorted(_VGA_KEYS)}, found {found}")
         kwargs["att_type"] = found[0]
     else:
-        d1, node_dim = _shape(state, "local_feature.fc1.weight", source)
-        d2 = _shape(state, "local_feature.fc2.weight", source)[0]
-        d3 = _shape(state, "local_feature.fc3.weight", source)[0]
-        flat = _shape(state, "local_feature.out.weight", source)[1]
+        d1, node_dim = tensor_shape(state, "local_feature.fc1.weight", source)
+        d2 = tensor_shape(state, "local_feature.fc2.weight", source)[0]
+        d3 = tensor_shape(state, "local_feature.fc3.weight", source)[0]
+        flat = tensor_shape(state, "local_feature.out.weight", source)[1]
         if flat % d3:
             raise CheckpointConversionError(f"{source}: local_feature.out takes {flat} inputs, not a multiple of fc3's {d3} outputs")
         kwargs.update(
@@ -86,8 +81,8 @@ def infer_config_kwargs(state: dict[str, torch.Tensor], method: str, source: str
             node_dim=node_dim,
             gcn_dims=[d1, d2, d3],
             mca_hidden=embed_dim,
-            mca_ff=_shape(state, "fusion.g2g_SA.ffn.mlp.fc.linear.weight", source)[0],
-            dynamic_fusion_dim=_shape(state, "fusion.dynamic_weight.0.weight", source)[0],
+            mca_ff=tensor_shape(state, "fusion.g2g_SA.ffn.mlp.fc.linear.weight", source)[0],
+            dynamic_fusion_dim=tensor_shape(state, "fusion.dynamic_weight.0.weight", source)[0],
         )
     return kwargs
 

@@ -52,6 +52,13 @@ def load_state_dict_file(path: str | os.PathLike, allow_pickle: bool = False) ->
     return dict(state), metadata
 
 
+def tensor_shape(state: dict[str, torch.Tensor], key: str, source: str = "checkpoint") -> tuple[int, ...]:
+    """Shape of `state[key]`; converters read the architecture from these, so a missing key is an error."""
+    if key not in state:
+        raise CheckpointConversionError(f"{source}: missing key {key!r}")
+    return tuple(state[key].shape)
+
+
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Remove `prefix` (e.g. "module." of DataParallel) when every key has it; otherwise unchanged."""
     if state and all(k.startswith(prefix) for k in state):

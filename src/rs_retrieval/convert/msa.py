@@ -24,7 +24,7 @@ from ..errors import InputNotFoundError, UsageError
 from ..models.msa import MSAConfig, MSAModel, MSAProcessor
 from ..models.common.towers import resnet_config
 from ..pretrained import stamp_vocabulary
-from .common import CheckpointConversionError, load_converted, load_state_dict_file, rename_keys, resnet_rule, save_pretrained_atomic
+from .common import CheckpointConversionError, load_converted, load_state_dict_file, rename_keys, resnet_rule, save_pretrained_atomic, tensor_shape
 
 #: Part name -> reference file name inside a checkpoint folder.
 PART_FILES = {
@@ -82,26 +82,20 @@ def read_official_parts(path: str | os.PathLike, allow_pickle: bool = False) -> 
     return state
 
 
-def _shape(state: dict[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
-    if key not in state:
-        raise CheckpointConversionError(f"{source}: missing key {key!r}")
-    return tuple(state[key].shape)
-
-
 def infer_config(state: dict[str, torch.Tensor], source: str = "checkpoint", **overrides) -> MSAConfig:
     """The `MSAConfig` whose shapes match the reference tensors. Head counts cannot be read from
     weights: BERT and MSCMAT get hidden/64 (12 for the reference's 768; standard for BERTs);
     `overrides` (MSAConfig fields, e.g. `mscmat_heads`) win."""
-    vocab, hidden = _shape(state, "text_model.bert_model.embeddings.word_embeddings.weight", source)
+    vocab, hidden = tensor_shape(state, "text_model.bert_model.embeddings.word_embeddings.weight", source)
     layer_ids = {int(m.group(1)) for key in state if (m := re.match(r"text_model\.bert_model\.encoder\.layer\.(\d+)\.", key))}
     text_config = BertConfig(
         vocab_size=vocab,
         hidden_size=hidden,
         num_hidden_layers=len(layer_ids),
         num_attention_heads=max(1, hidden // 64),
-        intermediate_size=_shape(state, "text_model.bert_model.encoder.layer.0.intermediate.dense.weight", source)[0],
-        max_position_embeddings=_shape(state, "text_model.bert_model.embeddings.position_embeddings.weight", source)[0],
-        type_vocab_size=_shape(state, "text_model.bert_model.embeddings.token_type_embeddings.weight", source)[0],
+        intermediate_size=tensor_shape(state, "text_model.bert_model.encoder.layer.0.intermediate.dense.weight", source)[0],
+        max_position_embeddings=tensor_shape(state, "text_model.bert_model.embeddings.position_embeddings.weight", source)[0],
+        type_vocab_size=tensor_shape(state, "text_model.bert_model.embeddings.token_type_embeddings.weight", source)[0],
     )
     prefix = "img_model.feature_extractor."
     bottleneck = prefix + "layer1.0.conv3.weight" in state
@@ -112,10 +106,10 @@ def infer_config(state: dict[str, torch.Tensor], source: str = "checkpoint", **o
     vision_config = resnet_config(
         "resnet50" if bottleneck else "resnet18",
         depths=depths,
-        hidden_sizes=[_shape(state, f"{prefix}layer{s}.0.{last_conv}.weight", source)[0] for s in range(1, 5)],
-        embedding_size=_shape(state, prefix + "conv1.weight", source)[0],
+        hidden_sizes=[tensor_shape(state, f"{prefix}layer{s}.0.{last_conv}.weight", source)[0] for s in range(1, 5)],
+        embedding_size=tensor_shape(state, prefix + "conv1.weight", source)[0],
     )
-    fields = dict(hidden_size=_shape(state, "img_map.fc.weight", source)[0], mscmat_heads=text_config.num_attention_heads)
+    fields = dict(hidden_size=tensor_shape(state, "img_map.fc.weight", source)[0], mscmat_heads=text_config.num_attention_heads)
     return MSAConfig(text_config=text_config, vision_config=vision_config, **{**fields, **overrides})
 
 
