@@ -87,8 +87,9 @@ def _int8_sessions(model, processor, cache_root: Path) -> dict:
     """ONNX Runtime sessions of the int8 encoders, quantized once per model fingerprint."""
     import torch
 
-    from .export.onnx import _configured_image_size, export_graph, graph_specs
+    from .export.onnx import export_graph, graph_specs
     from .fileio import atomic_directory
+    from .models.common.processing import input_image_size
     from .optional import require
     from .search.engine import model_fingerprint
 
@@ -102,7 +103,7 @@ def _int8_sessions(model, processor, cache_root: Path) -> dict:
 
     def fill(work: Path) -> None:
         logger.warning("quantizing %s's encoders to int8 (once per model; cached in %s)", type(model).__name__, folder)
-        specs = [s for s in graph_specs(model.eval(), _configured_image_size(model.config), EXPORT_TEXT_LENGTH) if s.name in names]
+        specs = [s for s in graph_specs(model.eval(), input_image_size(model.config), EXPORT_TEXT_LENGTH) if s.name in names]
         for spec in specs:
             float_graph = work / f"{spec.name}.fp32.onnx"
             with warnings.catch_warnings():

@@ -64,10 +64,12 @@ def test_chunked_score_head_is_reported_not_exported(methods, tmp_path):
 
     model, processor, _, _ = methods["amfmn"]
     chunked = AMFMNModel(AMFMNConfig(**{**model.config.to_dict(), "att_type": "fusion_att"}))
-    report = export_onnx(chunked, tmp_path / "onnx", processor, text_length=8)
+    report = export_onnx(chunked, tmp_path / "onnx", text_length=8)  # no processor: the image side comes from the config
     assert [g["name"] for g in report["graphs"]] == ["image_encoder", "text_encoder"]
     assert "'fusion_att' gate is scored in chunks" in report["not_exported"]["score_head"]
-    assert not (tmp_path / "onnx" / "score_head.onnx").exists()
+    assert not (tmp_path / "onnx" / "score_head.onnx").exists() and not (tmp_path / "onnx" / "processor_config.json").exists()
+    pixels = ort.InferenceSession(str(tmp_path / "onnx" / "image_encoder.onnx"), providers=["CPUExecutionProvider"]).get_inputs()[0]
+    assert pixels.shape[1:] == [3, chunked.config.image_size, chunked.config.image_size]
 
 
 def test_export_into_an_existing_folder_needs_overwrite(methods, tmp_path):

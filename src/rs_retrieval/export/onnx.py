@@ -31,6 +31,7 @@ from torch import nn
 
 from ..errors import RSRetrievalError
 from ..fileio import atomic_directory
+from ..models.common.processing import input_image_size
 from ..optional import require
 
 OPSET = 17
@@ -224,7 +225,7 @@ def export_onnx(
     """Write the model's ONNX graphs (and the processor, for preprocessing) into `out_dir`, each
     checked against PyTorch; returns the report also written to `onnx_export.json`."""
     model = model.eval()
-    image_size = processor.image_processor.size if processor is not None else _configured_image_size(model.config)
+    image_size = processor.image_processor.size if processor is not None else input_image_size(model.config)
     specs = graph_specs(model, image_size, text_length)
     report = {"model_type": model.config.model_type, "opset": opset, "text_length": text_length, "tolerance": TOLERANCE, "graphs": [],
               "not_exported": graphs_not_exported(model)}
@@ -238,8 +239,3 @@ def export_onnx(
 
     atomic_directory(out_dir, fill, overwrite)
     return report
-
-
-def _configured_image_size(config) -> int:
-    vision = getattr(config, "vision_config", None)
-    return getattr(config, "image_size", None) or getattr(vision, "image_size")
