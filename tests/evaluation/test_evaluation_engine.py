@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, BertTokenizer, PretrainedConfig
+from toy_model import ToyConfig, ToyModel, ToyProcessor, toy_processor
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
 from rs_retrieval.errors import UsageError
 from rs_retrieval.evaluation import commands
@@ -17,43 +18,30 @@ from rs_retrieval.evaluation.engine import encode_dataset, evaluate_retrieval, s
 from rs_retrieval.evaluation.folds import format_table
 from rs_retrieval.evaluation.metrics import retrieval_metrics
 from rs_retrieval.evaluation.rerank import apply_rerank
-from rs_retrieval.models.common.base import RetrievalPreTrainedModel
-from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
+from rs_retrieval.models.common.processing import RSImageProcessor
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "green", "blue", "field", "river", "a", "the", "near"]
 
 
-class TinyEvalConfig(PretrainedConfig):
+class CountingToyConfig(ToyConfig):
     model_type = "rs_eval_tiny_test"
 
-    def __init__(self, embed_dim=4, vocab_size=len(WORDS), **kwargs):
-        self.embed_dim = embed_dim
-        self.vocab_size = vocab_size
-        super().__init__(**kwargs)
 
+class CountingToyModel(ToyModel):
+    """The toy reading one more image input (the object count its processor adds) and counting the images it encodes."""
 
-class TinyEvalModel(RetrievalPreTrainedModel):
-    """Image: mean colour + object count -> linear. Text: mean of word embeddings."""
-
-    config_class = TinyEvalConfig
+    config_class = CountingToyConfig
 
     def __init__(self, config):
         super().__init__(config)
-        self.image_proj = nn.Linear(4, config.embed_dim)
-        self.word_embed = nn.Embedding(config.vocab_size, config.embed_dim)
         self.images_encoded = 0
-        self.post_init()
 
     def get_image_features(self, pixel_values, object_counts):
         self.images_encoded += len(pixel_values)
-        return self.image_proj(torch.cat([pixel_values.mean(dim=(2, 3)), object_counts], dim=1))
-
-    def get_text_features(self, input_ids, attention_mask=None):
-        mask = attention_mask.unsqueeze(-1).to(self.word_embed.weight.dtype)
-        return (self.word_embed(input_ids) * mask).sum(1) / mask.sum(1)
+        return super().get_image_features(pixel_values) + object_counts
 
 
-class TinyEvalProcessor(RetrievalProcessor):
+class CountingToyProcessor(ToyProcessor):
     """Adds the number of annotated objects (a dataset column) to the image inputs."""
 
     def image_inputs(self, rows, train=False):
@@ -62,10 +50,10 @@ class TinyEvalProcessor(RetrievalProcessor):
         return inputs
 
 
-AutoConfig.register(TinyEvalConfig.model_type, TinyEvalConfig, exist_ok=True)
-AutoModel.register(TinyEvalConfig, TinyEvalModel, exist_ok=True)
-AutoImageProcessor.register(TinyEvalConfig, image_processor_classes={"pil": RSImageProcessor}, exist_ok=True)
-AutoProcessor.register(TinyEvalConfig, TinyEvalProcessor, exist_ok=True)
+AutoConfig.register(CountingToyConfig.model_type, CountingToyConfig, exist_ok=True)
+AutoModel.register(CountingToyConfig, CountingToyModel, exist_ok=True)
+AutoImageProcessor.register(CountingToyConfig, image_processor_classes={"pil": RSImageProcessor}, exist_ok=True)
+AutoProcessor.register(CountingToyConfig, CountingToyProcessor, exist_ok=True)
 
 CAPTIONS = [
     ["red field", "a red field"],
@@ -82,13 +70,12 @@ COLOURS = [(200, 20, 20), (20, 200, 20), (20, 20, 200), (180, 40, 30), (30, 170,
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return TinyEvalModel(TinyEvalConfig())
+    return CountingToyModel(CountingToyConfig(embed_dim=4, vocab_size=len(WORDS), dropout=0.0))
 
 
 @pytest.fixture(scope="module")
 def processor():
-    vocab = {word: index for index, word in enumerate(WORDS)}
-    return TinyEvalProcessor(image_processor=RSImageProcessor(size=16), tokenizer=BertTokenizer(vocab=vocab, model_max_length=16))
+    return toy_processor({word: index for index, word in enumerate(WORDS)}, 16, CountingToyProcessor)
 
 
 @pytest.fixture(scope="module")

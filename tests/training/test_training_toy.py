@@ -3,9 +3,9 @@
 Images are two-colour 16 px squares (top colour from one palette, bottom colour from another);
 captions name both colours. A mean-colour image encoder and a bag-of-words text encoder can learn
 the task in a few hundred steps on CPU, and unseen colour combinations in the validation split
-measure whether retrieval really improved. Importing this module registers the toy method
-`rs_toy_retrieval` (`register_method`; the multi-process test imports it through the recipe's
-`model.import_modules`).
+measure whether retrieval really improved. The model is the suite's toy (`toy_model.py`); importing
+this module registers it as `rs_toy_retrieval` (the multi-process test imports it through the
+recipe's `model.import_modules`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,8 @@ import datasets
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
-from transformers import BertTokenizer, PretrainedConfig
-
-from rs_retrieval.models.common.losses import hinge_triplet_loss
-from rs_retrieval.models.common.base import RetrievalPreTrainedModel
-from rs_retrieval.models import register_method
-from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
-from rs_retrieval.models.common.tokenizer_families import WORDPIECE
+from toy_model import ToyConfig, ToyModel, ToyProcessor  # noqa: F401  (the trainer tests import them from here)
+from toy_model import toy_processor as make_toy_processor
 
 TOP = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30), "purple": (140, 30, 170), "orange": (240, 140, 20)}
 BOTTOM = {"white": (245, 245, 245), "black": (15, 15, 15), "gray": (128, 128, 128), "cyan": (30, 220, 220), "pink": (250, 150, 190), "brown": (120, 70, 20)}
@@ -34,57 +28,8 @@ VOCAB = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]
 IMAGE_SIZE = 16
 
 
-class ToyConfig(PretrainedConfig):
-    model_type = "rs_toy_retrieval"
-
-    def __init__(self, embed_dim=16, vocab_size=len(VOCAB), dropout=0.1, margin=0.2, mask_same_image=True, **kwargs):
-        self.embed_dim = embed_dim
-        self.vocab_size = vocab_size
-        self.dropout = dropout
-        self.margin = margin
-        self.mask_same_image = mask_same_image
-        super().__init__(**kwargs)
-
-
-class ToyModel(RetrievalPreTrainedModel):
-    """Mean colour of a 2x2 grid -> MLP; mean of word embeddings (padding ignored)."""
-
-    config_class = ToyConfig
-    base_model_prefix = "rs_toy_retrieval"
-
-    def __init__(self, config: ToyConfig):
-        super().__init__(config)
-        self.image_encoder = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(32, config.embed_dim))
-        self.text_encoder = nn.EmbeddingBag(config.vocab_size, config.embed_dim, mode="mean", padding_idx=0)
-        self.post_init()
-
-    def _init_weights(self, module):
-        if isinstance(module, nn.Linear):
-            module.reset_parameters()
-        elif isinstance(module, nn.EmbeddingBag):
-            nn.init.normal_(module.weight, std=1.0)
-
-    def get_image_features(self, pixel_values):
-        return self.image_encoder(nn.functional.adaptive_avg_pool2d(pixel_values, 2).flatten(1))
-
-    def get_text_features(self, input_ids, attention_mask=None):
-        return self.text_encoder(input_ids)
-
-    def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None):
-        triplet = hinge_triplet_loss(logits_per_image, self.config.margin, image_ids=image_ids if self.config.mask_same_image else None)
-        return triplet, {"triplet": triplet.detach(), "positive_cosine": logits_per_image.diagonal().mean().detach()}
-
-
-class ToyProcessor(RetrievalProcessor):
-    tokenizer_family = WORDPIECE
-
-
-register_method(ToyConfig, ToyModel, ToyProcessor)
-
-
 def toy_processor() -> ToyProcessor:
-    image_processor = RSImageProcessor(size=IMAGE_SIZE, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, train_hflip=True, train_rotation_degrees=10)
-    return ToyProcessor(image_processor=image_processor, tokenizer=BertTokenizer(vocab=VOCAB, model_max_length=16))
+    return make_toy_processor(VOCAB, IMAGE_SIZE, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, train_hflip=True, train_rotation_degrees=10)
 
 
 def _image(top: str, bottom: str, rng: np.random.Generator) -> Image.Image:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 from PIL import Image
-from torch import nn
-from transformers import BertTokenizer, PretrainedConfig
+from toy_model import ToyConfig, ToyModel
+from transformers import BertTokenizer
 
 from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.base import RetrievalPreTrainedModel
@@ -12,41 +12,26 @@ from rs_retrieval.models.common.processing import RetrievalProcessor, RSImagePro
 TINY = dict(hidden_sizes=[4, 4, 4, 8], embedding_size=4, depths=[1, 1, 1, 1])
 
 
-class TinyConfig(PretrainedConfig):
-    model_type = "tiny_base_test"
-
-    def __init__(self, embed_dim=6, vocab_size=16, **kwargs):
-        self.embed_dim = embed_dim
-        self.vocab_size = vocab_size
-        super().__init__(**kwargs)
+def toy(model_class=ToyModel):
+    return model_class(ToyConfig(embed_dim=6, vocab_size=16))
 
 
-class TinyModel(RetrievalPreTrainedModel):
-    config_class = TinyConfig
+class NoLossToyModel(ToyModel):
+    compute_loss = RetrievalPreTrainedModel.compute_loss
+
+
+class TowerToyModel(ToyModel):
+    """The toy with a ResNet trunk as its vision tower (what `from_pretrained_towers` fills)."""
+
     vision_tower_path = "trunk"
 
     def __init__(self, config):
         super().__init__(config)
         self.trunk = ResNetTrunk(resnet_config("resnet18", **TINY))
-        self.image_proj = nn.Linear(8, config.embed_dim)
-        self.text_embed = nn.EmbeddingBag(config.vocab_size, config.embed_dim)
-        self.post_init()
-
-    def get_image_features(self, pixel_values):
-        return self.image_proj(self.trunk(pixel_values)[-1].mean((2, 3)))
-
-    def get_text_features(self, input_ids, attention_mask=None):
-        return self.text_embed(input_ids)
-
-
-class TinyLossModel(TinyModel):
-    def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None):
-        loss = hinge_triplet_loss(logits_per_image, image_ids=image_ids)
-        return loss, {"triplet": loss.detach()}
 
 
 def test_forward_is_cosine_of_features_and_transposed():
-    model = TinyModel(TinyConfig()).eval()
+    model = toy().eval()
     pixels, ids = torch.randn(3, 3, 32, 32), torch.randint(0, 16, (5, 4))
     out = model(pixels, ids)
     img = torch.nn.functional.normalize(model.get_image_features(pixels), dim=-1)
@@ -59,20 +44,20 @@ def test_forward_is_cosine_of_features_and_transposed():
 
 def test_return_loss_uses_compute_loss_and_requires_one():
     pixels, ids = torch.randn(4, 3, 32, 32), torch.randint(0, 16, (4, 4))
-    out = TinyLossModel(TinyConfig())(pixels, ids, return_loss=True, image_ids=torch.tensor([0, 0, 1, 2]))
-    assert out.loss.ndim == 0 and set(out.loss_terms) == {"triplet"}
-    with pytest.raises(TypeError, match="no training loss"):
-        TinyModel(TinyConfig())(pixels, ids, return_loss=True)
+    out = toy()(pixels, ids, return_loss=True, image_ids=torch.tensor([0, 0, 1, 2]))
+    assert out.loss.ndim == 0 and set(out.loss_terms) == {"triplet", "positive_cosine"}
+    with pytest.raises(TypeError, match="NoLossToyModel defines no training loss"):
+        toy(NoLossToyModel)(pixels, ids, return_loss=True)
 
 
 def test_from_pretrained_towers_loads_the_vision_tower(tmp_path):
     donor = ResNetTrunk(resnet_config("resnet18", **TINY))
     donor.resnet.save_pretrained(tmp_path / "resnet")
-    model = TinyModel.from_pretrained_towers(TinyConfig(), vision_model_name_or_path=str(tmp_path / "resnet"))
+    model = TowerToyModel.from_pretrained_towers(ToyConfig(), vision_model_name_or_path=str(tmp_path / "resnet"))
     for key, value in donor.resnet.state_dict().items():
         assert torch.equal(model.trunk.resnet.state_dict()[key], value)
     with pytest.raises(ValueError, match="no pretrained tower"):
-        TinyModel.from_pretrained_towers(TinyConfig(), text_model_name_or_path=str(tmp_path / "resnet"))
+        TowerToyModel.from_pretrained_towers(ToyConfig(), text_model_name_or_path=str(tmp_path / "resnet"))
 
 
 def test_processor_builds_model_inputs():
@@ -88,7 +73,7 @@ def test_processor_builds_model_inputs():
         processor()
 
 
-class TinySceneLossModel(TinyModel):
+class SceneLossToyModel(ToyModel):
     """Declares a loss-only input: forward must route it to compute_loss, not the image encoder."""
 
     loss_input_names = ("scene_ids",)
@@ -102,12 +87,12 @@ def test_loss_inputs_reach_compute_loss_and_the_collator_adds_only_declared_ones
     from rs_retrieval.training.data import TrainCollator
 
     pixels, ids, scenes = torch.randn(3, 3, 32, 32), torch.randint(0, 16, (3, 4)), torch.tensor([1, 1, 2])
-    out = TinySceneLossModel(TinyConfig())(pixels, ids, return_loss=True, scene_ids=scenes)
+    out = toy(SceneLossToyModel)(pixels, ids, return_loss=True, scene_ids=scenes)
     assert out.loss_terms["scene_ids_seen"].item() == 4
     assert out.loss.item() == pytest.approx(hinge_triplet_loss(out.logits_per_image, image_ids=scenes).item())
     with pytest.raises(TypeError):  # an undeclared input still goes to the image encoder, which refuses it
-        TinyLossModel(TinyConfig())(pixels, ids, return_loss=True, scene_ids=scenes)
+        toy()(pixels, ids, return_loss=True, scene_ids=scenes)
     processor = RetrievalProcessor(RSImageProcessor(size=32), BertTokenizer(vocab={"[PAD]": 0, "[UNK]": 1, "ship": 2}))
     rows = [{"image": Image.new("RGB", (32, 32)), "caption": "ship", "image_index": i, "caption_index": 0, "scene": i % 2} for i in range(2)]
-    assert "scene_ids" in TrainCollator(processor, 0, loss_input_names=TinySceneLossModel.loss_input_names)(rows)
-    assert "scene_ids" not in TrainCollator(processor, 0, loss_input_names=TinyLossModel.loss_input_names)(rows)
+    assert "scene_ids" in TrainCollator(processor, 0, loss_input_names=SceneLossToyModel.loss_input_names)(rows)
+    assert "scene_ids" not in TrainCollator(processor, 0, loss_input_names=ToyModel.loss_input_names)(rows)
