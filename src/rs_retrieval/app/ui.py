@@ -80,17 +80,26 @@ def _examples(paths: list[str], upload, elem_id: str) -> None:
         _gradio().Examples([[path] for path in paths], inputs=[upload], label="Or pick one of the searched images", elem_id=elem_id)
 
 
-def build_app(service: AppService, title: str = "rs_retrieval"):
-    """The `gr.Blocks` of the app (not launched)."""
+def _status_bar(demo, corpus) -> None:
+    """The corpus status line, polled every second until the corpus is ready or failed."""
     gr = _gradio()
-    corpus = service.corpus
-    scene = bool(corpus is not None and corpus.is_scene)
-    examples = [str(path) for path in getattr(corpus, "example_paths", [])]
 
     def poll():
         status = corpus.status() if corpus is not None else None
         done = status is None or status.ready or status.error is not None
         return status_html(status), gr.Timer(active=not done)
+
+    status_box = gr.HTML(status_html(corpus.status() if corpus is not None else None), elem_id="corpus-status")
+    timer = gr.Timer(1.0, active=corpus is not None and not corpus.status().ready)
+    for trigger in (timer.tick, demo.load):  # polls skip the queue: never wait behind a search
+        trigger(poll, outputs=[status_box, timer], queue=False, show_progress="hidden")
+
+
+def _search_tab(service: AppService) -> None:
+    """Text -> images: a gallery of hits, plus footprints, overview and GeoJSON for a scene."""
+    gr = _gradio()
+    corpus = service.corpus
+    scene = bool(corpus is not None and corpus.is_scene)
 
     def search(query, k):
         try:
@@ -105,87 +114,111 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
         )
         return message, result.items, footprints, result.overview, result.geojson_path
 
-    def captions(upload_path, pasted):
+    with gr.Tab("Text → images", id="search"):
+        with gr.Row():
+            query = gr.Textbox(label="Query", placeholder=EXAMPLE_QUERY, elem_id="query", scale=4)
+            k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="k (hits)", elem_id="k", scale=1)
+        search_button = gr.Button("Search", variant="primary", elem_id="search-button")
+        search_message = gr.HTML(elem_id="search-message", elem_classes="rs-message")
+        gallery = gr.Gallery(label="Hits (rank, score, name); click to enlarge", columns=4, height="auto", object_fit="contain", elem_id="gallery")
+        outputs = [search_message, gallery]
+        if scene:
+            with gr.Row():
+                footprints = gr.HTML(label="Hit footprints (WGS84)", elem_id="footprints")
+                overview = gr.Image(label="The scene, hits outlined (red: #1)", type="filepath", interactive=False, elem_id="scene-overview")
+            geojson_file = gr.File(label="Hit footprints (GeoJSON, opens in QGIS)", elem_id="geojson", interactive=False)
+            outputs += [footprints, overview, geojson_file]
+        for trigger in (search_button.click, query.submit):
+            trigger(search, [query, k], outputs)
+
+
+def _upload_handler(service: AppService, run, render):
+    """An image tab's event handler: decode the upload, `run(upload, *options)`, and return
+    (message, the image as the model sees it, `render(result)`); typed errors become the message."""
+
+    def handle(upload_path, *options):
         if upload_path is None:  # the upload was cleared
             return "", None, ""
         try:
             upload = service.read_upload(upload_path)
-            ranked = service.rank_captions(upload, pasted)
+            result = run(upload, *options)
         except RSRetrievalError as err:
             return error_message(err), None, ""
-        return note_message(upload.note), upload.image, _caption_table(ranked)
+        return note_message(upload.note), upload.image, render(result)
 
-    def classify(upload_path, class_set, typed):
-        if upload_path is None:
-            return "", None, ""
-        try:
-            upload = service.read_upload(upload_path)
-            probabilities = service.classify(upload, class_set, typed)
-        except RSRetrievalError as err:
-            return error_message(err), None, ""
-        return note_message(upload.note), upload.image, probability_bars(probabilities)
+    return handle
 
+
+def _preview(prefix: str):
+    """The message line and the image preview of an image tab."""
+    gr = _gradio()
+    message = gr.HTML(elem_id=f"{prefix}-message", elem_classes="rs-message")
+    preview = gr.Image(label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id=f"{prefix}-preview")
+    return message, preview
+
+
+def _captions_tab(service: AppService, examples: list[str]) -> None:
+    """Image -> captions: the app's (or pasted) captions ranked for an uploaded image."""
+    gr = _gradio()
+    captions = _upload_handler(service, service.rank_captions, _caption_table)
+    with gr.Tab("Image → captions", id="captions"):
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Image (PNG, JPEG, TIFF incl. 16-bit)", file_types=["image", ".tif", ".tiff"], elem_id="caption-upload")
+                _examples(examples, upload, "caption-examples")
+                pasted = gr.Textbox(
+                    label=f"Captions, one per line (empty: the app's {len(service.captions)} captions)", lines=4, elem_id="pasted-captions",
+                )
+                button = gr.Button("Rank captions", variant="primary", elem_id="caption-button")
+            with gr.Column():
+                message, preview = _preview("caption")
+        results = gr.HTML(elem_id="caption-results")
+        outputs = [message, preview, results]
+        upload.change(captions, [upload, pasted], outputs)  # upload, example pick or clear
+        button.click(captions, [upload, pasted], outputs)
+
+
+def _zeroshot_tab(service: AppService, examples: list[str]) -> None:
+    """Zero-shot classification of an uploaded image over a class set or typed classes."""
+    gr = _gradio()
+    classify = _upload_handler(service, service.classify, probability_bars)
+    class_sets = service.class_sets()
+    with gr.Tab("Zero-shot classification", id="zeroshot"):
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Image", file_types=["image", ".tif", ".tiff"], elem_id="class-upload")
+                _examples(examples, upload, "class-examples")
+                class_set = gr.Dropdown(class_sets, value=class_sets[0] if class_sets else None, label="Class set", elem_id="class-set")
+                typed = gr.Textbox(label="Or type classes (comma separated; uses the set's prompt templates)", elem_id="typed-classes")
+                button = gr.Button("Classify", variant="primary", elem_id="class-button")
+            with gr.Column():
+                message, preview = _preview("class")
+                gr.Markdown("**Class probabilities**")
+                probabilities = gr.HTML(elem_id="class-probabilities")
+        outputs = [message, preview, probabilities]
+        upload.change(classify, [upload, class_set, typed], outputs)
+        button.click(classify, [upload, class_set, typed], outputs)
+
+
+def _about_tab(service: AppService) -> None:
+    """The model, its processor and the corpus, described (`about.model_summary`)."""
+    gr = _gradio()
+    corpus = service.corpus
+    with gr.Tab("About", id="about"):
+        gr.Markdown(model_summary(service.model, service.processor, service.model_path, corpus.description if corpus else ""), elem_id="about")
+
+
+def build_app(service: AppService, title: str = "rs_retrieval"):
+    """The `gr.Blocks` of the app (not launched): the corpus status line over four tabs."""
+    gr = _gradio()
+    examples = [str(path) for path in getattr(service.corpus, "example_paths", [])]
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"# {title}: remote-sensing image-text retrieval")
-        status_box = gr.HTML(status_html(corpus.status() if corpus is not None else None), elem_id="corpus-status")
-        timer = gr.Timer(1.0, active=corpus is not None and not corpus.status().ready)
-        for trigger in (timer.tick, demo.load):  # polls skip the queue: never wait behind a search
-            trigger(poll, outputs=[status_box, timer], queue=False, show_progress="hidden")
-
-        with gr.Tab("Text → images", id="search"):
-            with gr.Row():
-                query = gr.Textbox(label="Query", placeholder=EXAMPLE_QUERY, elem_id="query", scale=4)
-                k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="k (hits)", elem_id="k", scale=1)
-            search_button = gr.Button("Search", variant="primary", elem_id="search-button")
-            search_message = gr.HTML(elem_id="search-message", elem_classes="rs-message")
-            gallery = gr.Gallery(label="Hits (rank, score, name); click to enlarge", columns=4, height="auto", object_fit="contain", elem_id="gallery")
-            outputs = [search_message, gallery]
-            if scene:
-                with gr.Row():
-                    footprints = gr.HTML(label="Hit footprints (WGS84)", elem_id="footprints")
-                    overview = gr.Image(label="The scene, hits outlined (red: #1)", type="filepath", interactive=False, elem_id="scene-overview")
-                geojson_file = gr.File(label="Hit footprints (GeoJSON, opens in QGIS)", elem_id="geojson", interactive=False)
-                outputs += [footprints, overview, geojson_file]
-            for trigger in (search_button.click, query.submit):
-                trigger(search, [query, k], outputs)
-
-        with gr.Tab("Image → captions", id="captions"):
-            with gr.Row():
-                with gr.Column():
-                    caption_upload = gr.File(label="Image (PNG, JPEG, TIFF incl. 16-bit)", file_types=["image", ".tif", ".tiff"], elem_id="caption-upload")
-                    _examples(examples, caption_upload, "caption-examples")
-                    pasted = gr.Textbox(
-                        label=f"Captions, one per line (empty: the app's {len(service.captions)} captions)", lines=4, elem_id="pasted-captions",
-                    )
-                    caption_button = gr.Button("Rank captions", variant="primary", elem_id="caption-button")
-                with gr.Column():
-                    caption_message = gr.HTML(elem_id="caption-message", elem_classes="rs-message")
-                    caption_preview = gr.Image(label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id="caption-preview")
-            caption_results = gr.HTML(elem_id="caption-results")
-            caption_outputs = [caption_message, caption_preview, caption_results]
-            caption_upload.change(captions, [caption_upload, pasted], caption_outputs)  # upload, example pick or clear
-            caption_button.click(captions, [caption_upload, pasted], caption_outputs)
-
-        with gr.Tab("Zero-shot classification", id="zeroshot"):
-            class_sets = service.class_sets()
-            with gr.Row():
-                with gr.Column():
-                    class_upload = gr.File(label="Image", file_types=["image", ".tif", ".tiff"], elem_id="class-upload")
-                    _examples(examples, class_upload, "class-examples")
-                    class_set = gr.Dropdown(class_sets, value=class_sets[0] if class_sets else None, label="Class set", elem_id="class-set")
-                    typed = gr.Textbox(label="Or type classes (comma separated; uses the set's prompt templates)", elem_id="typed-classes")
-                    class_button = gr.Button("Classify", variant="primary", elem_id="class-button")
-                with gr.Column():
-                    class_message = gr.HTML(elem_id="class-message", elem_classes="rs-message")
-                    class_preview = gr.Image(label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id="class-preview")
-                    gr.Markdown("**Class probabilities**")
-                    probabilities = gr.HTML(elem_id="class-probabilities")
-            class_outputs = [class_message, class_preview, probabilities]
-            class_upload.change(classify, [class_upload, class_set, typed], class_outputs)
-            class_button.click(classify, [class_upload, class_set, typed], class_outputs)
-
-        with gr.Tab("About", id="about"):
-            gr.Markdown(model_summary(service.model, service.processor, service.model_path, corpus.description if corpus else ""), elem_id="about")
+        _status_bar(demo, service.corpus)
+        _search_tab(service)
+        _captions_tab(service, examples)
+        _zeroshot_tab(service, examples)
+        _about_tab(service)
     return demo
 
 
