@@ -6,6 +6,7 @@ process that cannot import rs_retrieval."""
 
 import collections
 import importlib.util
+import inspect
 import json
 import re
 
@@ -14,9 +15,10 @@ import pytest
 import torch
 from hub_server import FakeHub, client_env, run_client
 
-from rs_retrieval.evaluation.choices import DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES
+from rs_retrieval.evaluation.choices import DEFAULT_TIE_POLICY, PROTOCOL_NAMES, TIE_POLICIES
 from rs_retrieval.evaluation.hf_evaluate import METRIC_DIR, METRIC_NAME
 from rs_retrieval.evaluation.metrics import retrieval_metrics
+from rs_retrieval.evaluation.protocols import DEFAULT_PROTOCOL
 from rs_retrieval.evaluation.protocols import PROTOCOLS as PROTOCOL_REGISTRY
 
 evaluate = pytest.importorskip("evaluate")
@@ -68,15 +70,20 @@ def allowed_tie_policies(protocol):
 def test_the_script_is_self_contained_with_the_packages_options(script):
     source = (METRIC_DIR / f"{METRIC_NAME}.py").read_text()
     assert not re.search(r"^\s*(from|import) rs_retrieval", source, flags=re.MULTILINE)
-    assert tuple(script.PROTOCOLS) == PROTOCOLS and set(script.TIE_POLICIES) == set(TIE_POLICIES)
+    assert tuple(script.PROTOCOLS) == PROTOCOL_NAMES and set(script.TIE_POLICIES) == set(TIE_POLICIES)
     assert {name: own for name, (_, own) in script.PROTOCOLS.items()} == {name: p.tie_policy for name, p in PROTOCOL_REGISTRY.items()}
-    assert script.DEFAULT_TIE_POLICY == DEFAULT_TIE_POLICY
-    readme = (METRIC_DIR / "README.md").read_text()
-    assert f"else `{DEFAULT_TIE_POLICY}`" in readme and "pip install rs-retrieval" not in readme
-    assert all(f"`{name}`" in readme for name in (*PROTOCOLS, *TIE_POLICIES))
+    assert script.DEFAULT_TIE_POLICY == DEFAULT_TIE_POLICY and script.DEFAULT_PROTOCOL == DEFAULT_PROTOCOL
+    defaults = {f.__qualname__: inspect.signature(f).parameters["protocol"].default
+                for f in (script.retrieval_ranks, script.retrieval_hits, script.retrieval_metrics, script.RsRetrievalRecall._compute)}
+    assert defaults == dict.fromkeys(defaults, DEFAULT_PROTOCOL)
+    readme = " ".join((METRIC_DIR / "README.md").read_text().split())  # sentences, whatever the line breaks
+    own = ", ".join(f"`{p.tie_policy}` for `{name}`" for name, p in PROTOCOL_REGISTRY.items() if p.tie_policy)
+    assert f"None means the protocol's own order: {own} (their code fixes it, and they accept no other), else `{DEFAULT_TIE_POLICY}`." in readme
+    assert f"`skyscript`, default `{DEFAULT_PROTOCOL}`)" in readme and "pip install rs-retrieval" not in readme
+    assert all(f"`{name}`" in readme for name in (*PROTOCOL_NAMES, *TIE_POLICIES))
 
 
-@pytest.mark.parametrize("protocol, tie_policy", [(p, t) for p in PROTOCOLS for t in allowed_tie_policies(p)])
+@pytest.mark.parametrize("protocol, tie_policy", [(p, t) for p in PROTOCOL_NAMES for t in allowed_tie_policies(p)])
 def test_script_equals_retrieval_metrics_on_random_cases_with_ties(script, protocol, tie_policy):
     for seed in range(16):
         scores, owner, texts, image_keys = random_case(seed)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from rs_retrieval.evaluation.metrics import retrieval_metrics
+from rs_retrieval.evaluation.choices import RERANKER_NAMES
 from rs_retrieval.evaluation.rerank import RERANKERS, apply_rerank, galr_multivariate_rerank, smr_rerank
 
 
@@ -107,6 +108,7 @@ def test_smr_top_k_reorders_only_the_top_candidates():
 def test_registry_and_errors():
     sim = torch.rand(5, 25)
     assert set(RERANKERS) == {"none", "galr_mr", "smr"}
+    assert set(RERANKER_NAMES) == set(RERANKERS)  # the torch-free copy the command line offers
     none = apply_rerank(sim, "none")
     assert none.i2t is none.t2i and none.i2t.data_ptr() == sim.data_ptr()  # no copy
     assert torch.equal(apply_rerank(sim, "smr", tau=0.2).i2t, smr_rerank(sim, tau=0.2).i2t)

@@ -1,4 +1,11 @@
-"""Names of the evaluation options, importable without torch (the command line lists them in --help)."""
+"""Names of the evaluation options, importable without torch.
+
+This module exists so that the command line (`rs-retrieval evaluate --help`) and recipe checks can
+list the choices without importing torch, which `metrics` and `rerank` need. Every name here is
+either defined here (the tie policies, which `metrics` dispatches on), taken from a torch-free
+registry (the protocols), or a copy that tests/evaluation/test_evaluation_rerank.py checks
+against its registry (the re-rankers, whose module imports torch).
+"""
 
 from .protocols import DEFAULT_PROTOCOL, PROTOCOL_NAMES
 
@@ -7,8 +14,7 @@ from .protocols import DEFAULT_PROTOCOL, PROTOCOL_NAMES
 TIE_POLICIES = ("optimistic", "pessimistic", "numpy", "torch_topk", "torch_argsort")
 #: Every method's reference evaluation ranks by `np.argsort`, so that order is the default.
 DEFAULT_TIE_POLICY = "numpy"
-PROTOCOLS = PROTOCOL_NAMES
-#: Keys of `rerank.RERANKERS`.
+#: The keys of `rerank.RERANKERS` (tested equal).
 RERANKER_NAMES = ("galr_mr", "none", "smr")
 
-__all__ = ["DEFAULT_PROTOCOL", "DEFAULT_TIE_POLICY", "PROTOCOLS", "RERANKER_NAMES", "TIE_POLICIES"]
+__all__ = ["DEFAULT_PROTOCOL", "DEFAULT_TIE_POLICY", "PROTOCOL_NAMES", "RERANKER_NAMES", "TIE_POLICIES"]

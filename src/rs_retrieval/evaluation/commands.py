@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..fileio import write_json_atomic
 from ..search.commands import add_model_arguments
-from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
+from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOL_NAMES, RERANKER_NAMES, TIE_POLICIES
 from .folds import format_table
 
 
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                         "generated them, i.e. its recipe's data options and the model's input size)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report")
-    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOLS,
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_NAMES,
                         help="evaluation protocol (docs/protocols.md): amfmn = AMFMN/GaLR/MSA tables, remoteclip and skyscript = those code bases exactly")
     parser.add_argument("--tie-policy", choices=TIE_POLICIES,
                         help=f"order of tied scores (default: the protocol's own, else {DEFAULT_TIE_POLICY} = the reference code's argsort)")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, TIE_POLICIES  # noqa: F401  (PROTOCOLS: names, for the metric module)
+from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, TIE_POLICIES
 from .protocols import Direction, get_protocol, protocol_directions
 
 #: Matrix entries compared per block (rows x candidates); bounds the temporary memory.

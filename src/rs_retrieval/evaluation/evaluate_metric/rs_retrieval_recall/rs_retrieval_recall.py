@@ -149,6 +149,8 @@ PROTOCOLS = {
     "remoteclip": (remoteclip, "torch_topk"),
     "skyscript": (skyscript, "torch_argsort"),
 }
+#: The protocol of the AMFMN/GaLR/MSA tables (rs_retrieval's default too).
+DEFAULT_PROTOCOL = "amfmn"
 
 
 def _need(values, name, protocol):
@@ -382,7 +384,7 @@ def _queries_and_candidates(scores, owner, protocol, texts, image_keys):
     return chosen, positive, np.ascontiguousarray(chosen.T), np.ascontiguousarray(positive.T)
 
 
-def retrieval_ranks(scores, owner, tie_policy=None, protocol="amfmn", texts=None, image_keys=None):
+def retrieval_ranks(scores, owner, tie_policy=None, protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None):
     """(i2t ranks, t2i ranks) of a [N_images, N_texts] score matrix whose column t belongs to image owner[t]."""
     tie_policy = resolve_tie_policy(protocol, tie_policy)
     if tie_policy == "torch_topk":
@@ -392,7 +394,7 @@ def retrieval_ranks(scores, owner, tie_policy=None, protocol="amfmn", texts=None
     return rank(i2t_scores, i2t_positive), rank(t2i_scores, t2i_positive)
 
 
-def retrieval_hits(scores, owner, ks=(1, 5, 10), protocol="amfmn", texts=None, image_keys=None):
+def retrieval_hits(scores, owner, ks=(1, 5, 10), protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None):
     """(i2t hits, t2i hits), each {k: hit of every query}, under the torch_topk tie policy."""
     resolve_tie_policy(protocol, "torch_topk")
     ks = _check_ks(ks)
@@ -400,7 +402,7 @@ def retrieval_hits(scores, owner, ks=(1, 5, 10), protocol="amfmn", texts=None, i
     return torch_topk(i2t_scores, i2t_positive, ks), torch_topk(t2i_scores, t2i_positive, ks)
 
 
-def retrieval_metrics(scores, owner, ks=(1, 5, 10), tie_policy=None, protocol="amfmn", texts=None, image_keys=None):
+def retrieval_metrics(scores, owner, ks=(1, 5, 10), tie_policy=None, protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None):
     """The metrics of `rs_retrieval.evaluation.retrieval_metrics` for a float64 score matrix."""
     tie_policy = resolve_tie_policy(protocol, tie_policy)
     options = {"protocol": protocol, "texts": texts, "image_keys": image_keys}
@@ -457,7 +459,7 @@ class RsRetrievalRecall(evaluate.Metric):
             reference_urls=["https://github.com/xiaoyuan1996/AMFMN"],
         )
 
-    def _compute(self, predictions, references, ks=(1, 5, 10), tie_policy=None, protocol="amfmn", texts=None, image_keys=None):
+    def _compute(self, predictions, references, ks=(1, 5, 10), tie_policy=None, protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None):
         lengths = {len(row) for row in predictions}
         if len(lengths) != 1:
             raise ValueError(f"every prediction row must score the same captions; got row lengths {sorted(lengths)}")
