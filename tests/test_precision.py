@@ -16,18 +16,12 @@ from rs_retrieval.pretrained import load_model_and_processor
 from rs_retrieval.training.recipe import load_recipe
 from rs_retrieval.training.trainer import Trainer
 from rs_retrieval.zeroshot.evaluate import rs_synth_image_folder
+from tiny_methods import TINY_RECIPE_OVERRIDES as TINY
 
 pytest.importorskip("onnxruntime")
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SYNTH = dict(image_size=32, train_size=20, val_size=6, test_size=20)
-TINY = {
-    "clip": ["model.projection_dim=16",
-             "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
-             "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}"],
-    "amfmn": ["model.image_size=32", "processor.options.train_resize=36", "model.backbone_hidden_sizes=[8,8,16,16]", "model.backbone_embedding_size=8",
-              "model.word_embed_dim=16", "model.text_hidden_dim=16", "model.embed_dim=16"],
-}
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,14 @@ TINY_CONFIGS = {
     "cmpagl": dict(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4, drop_path_rate=0.0),
                    fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, rerank_batch_size=3, max_text_len=8),
 }
+#: `--set` overrides that shrink the `<method>_synth` recipes (configs/) to a few seconds of training.
+TINY_RECIPE_OVERRIDES = {
+    "clip": ["model.projection_dim=16",
+             "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
+             "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}"],
+    "amfmn": ["model.image_size=32", "processor.options.train_resize=36", "model.backbone_hidden_sizes=[8,8,16,16]", "model.backbone_embedding_size=8",
+              "model.word_embed_dim=16", "model.text_hidden_dim=16", "model.embed_dim=16"],
+}
 OBJECT = {"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}
 
 
