@@ -15,7 +15,7 @@ import torch
 
 from rs_retrieval.export.onnx import export_graph, graph_specs
 
-METHODS = ("amfmn", "galr", "msa", "cmpagl")
+BENCHMARKED_METHODS = ("amfmn", "galr", "msa", "cmpagl")
 
 
 def full_size_model(method: str):
@@ -32,7 +32,7 @@ def full_size_model(method: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(BENCHMARKED_METHODS), choices=BENCHMARKED_METHODS)
     parser.add_argument("--batch", type=int, default=8, help="images / texts / pairs per timed call")
     parser.add_argument("--text-length", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)

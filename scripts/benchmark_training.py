@@ -38,7 +38,7 @@ from rs_retrieval.training.data import build_train_loader
 from rs_retrieval.training.optim import build_optimizer
 from rs_retrieval.training.trainer import build_model_and_processor
 
-METHODS = ("amfmn", "galr", "msa", "cmpagl")
+BENCHMARKED_METHODS = ("amfmn", "galr", "msa", "cmpagl")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 #: Config fields kept from the synth recipe: GaLR's object graph needs node_dim >= 23 on rs_synth
 #: (10 categories + 8 colours + 5 box numbers; 20 in the official DREA files). Everything else
@@ -101,7 +101,7 @@ def benchmark(method: str, flat, batch_size: int, steps: int, mixed_precision: s
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(BENCHMARKED_METHODS))
     parser.add_argument("--batch-size", type=int, nargs="+", default=[8], help="one run per batch size")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")

@@ -28,7 +28,8 @@ from .common import (
     tensor_shape,
 )
 
-METHODS = ("amfmn", "galr")
+#: The methods whose official checkpoints this module converts (they share the AMFMN code base).
+CONVERTED_METHODS = ("amfmn", "galr")
 _VGA_KEYS = {
     "soft_att": "cross_attention_s.cross_attention.0.weight",
     "fusion_att": "cross_attention_s.cross_attention_fc1.0.weight",
@@ -103,8 +104,8 @@ def convert_amfmn_galr(
     embedding). `config_overrides` sets fields the weights cannot tell (e.g. `mca_heads`, `margin`).
     Returns the output folder.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method not in CONVERTED_METHODS:
+        raise ValueError(f"method must be one of {list(CONVERTED_METHODS)}, got {method!r}")
     if vocab_path is None:
         raise UsageError(f"{method} conversion needs the reference vocab.json the model was trained with (--vocab, vocab_path)")
     source = os.fspath(checkpoint_path)
