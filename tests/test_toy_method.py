@@ -1,7 +1,7 @@
 """Adding a method is one module plus one `register_method` call: a toy dual encoder defined in
 this file goes through train -> evaluate -> save -> Auto load -> search -> convert and the model
-contract, and its record (paper, summary, zero-shot support) reaches its model card and
-transformers' zero-shot pipeline, without any change to package code."""
+contract, and its record (paper, summary, reconstruction, zero-shot support) reaches its model
+card, the app's About tab and transformers' zero-shot pipeline, without any change to package code."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from transformers import AutoModel, AutoProcessor, PretrainedConfig, pipeline
 from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from model_contract import RetrievalModelTesterMixin
 from rs_retrieval import evaluate_retrieval, get_method, list_methods, load_dataset, register_method, search_images
+from rs_retrieval.app.about import model_summary
 from rs_retrieval.cards import render_model_card
 from rs_retrieval.convert import convert_checkpoint
 from rs_retrieval.convert.common import load_converted, save_pretrained_atomic
@@ -92,6 +93,7 @@ TOY_PAPER = Paper(
 register_method(
     ToyDualConfig, ToyDualModel, ToyDualProcessor, converter=convert_toy,
     title="Toy dual encoder", paper=TOY_PAPER, summary="Patch means and word means, compared by cosine.", zero_shot=True,
+    reconstructed=True, reconstruction_note="Only the abstract was read.",
 )
 
 
@@ -143,7 +145,7 @@ def test_toy_method_trains_evaluates_saves_loads_searches_and_converts(tmp_path)
         assert torch.equal(reloaded.encode_images(**processor(images=[test[0]["image"]]))["embeds"], images["embeds"][:1])
 
 
-def test_toy_method_record_reaches_its_model_card_and_the_zero_shot_pipeline(tmp_path):
+def test_toy_method_record_reaches_its_model_card_the_about_tab_and_the_zero_shot_pipeline(tmp_path):
     method = get_method("rs_toy_dual")
     assert method.paper.bibtex.splitlines() == [
         "@inproceedings{author2026toy,", "  author = {Author, A.},", "  title = {A Toy Dual Encoder for Remote Sensing},",
@@ -156,10 +158,15 @@ def test_toy_method_record_reaches_its_model_card_and_the_zero_shot_pipeline(tmp
 
     card = render_model_card(tmp_path)
     metadata = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", card, flags=re.DOTALL).group(1))
-    assert metadata["pipeline_tag"] == "zero-shot-image-classification"
-    assert "\n# Toy dual encoder trained on an unspecified dataset\n" in card
+    assert metadata["pipeline_tag"] == "zero-shot-image-classification" and "reconstruction" in metadata["tags"]
+    assert "\n# Toy dual encoder trained on an unspecified dataset (reconstruction)\n" in card
+    assert "**This model is a reconstruction, not the authors' model.**" in card
     assert f"Patch means and word means, compared by cosine.\n\nMethod paper: {TOY_PAPER.citation}. Official code: nowhere/toy (MIT)." in card
     assert f"- Method: {TOY_PAPER.citation}" in card
+    about = model_summary(model, processor, tmp_path)
+    assert about.startswith("## Toy dual encoder\n\nPatch means and word means, compared by cosine.\n")
+    assert "**A reconstruction, not the authors' model.** Only the abstract was read." in about
+    assert f"Paper: {TOY_PAPER.citation}." in about
 
     labels = ["ship", "green field", "road"]
     picture = Image.new("RGB", (SIDE, SIDE), (40, 160, 30))

@@ -51,6 +51,8 @@ def model_summary(model, processor, model_path: str | Path, corpus_line: str = "
     ]
     if corpus_line:
         lines.append(f"| searching | {corpus_line} |")
+    if method and method.reconstructed:
+        lines += ["", f"**A reconstruction, not the authors' model.** {method.reconstruction_note}"]
     if method and method.paper:
         lines += ["", f"Paper: {method.paper.citation}."]
     metrics = measured_metrics(model_path)

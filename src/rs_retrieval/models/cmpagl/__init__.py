@@ -27,7 +27,7 @@ register_method(
     "encoder for re-ranking.",
     reconstructed=True,
     reconstruction_note="No official code or weights exist: the model is our reading of the paper's abstract and of "
-    "related public designs, with every uncertain choice exposed as a config field (docs/methods/cmpagl.md).",
+    "related public designs, with every uncertain choice exposed as a config field.",
     zero_shot=True,
     reported_note="No per-dataset numbers are known: the CMPAGL abstract (arXiv 2411.14704) claims improvements of up "
     "to 4.65% in R@1 and 2.28% in mR over the state of the art on four datasets including RSICD and RSITMD. "
