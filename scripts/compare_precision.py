@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 from rs_retrieval.data import load_dataset
-from rs_retrieval.evaluation.precision_gate import compare_precisions
+from rs_retrieval.precision_gate import compare_precisions
 from rs_retrieval.fileio import write_json_atomic
 from rs_retrieval.precision import PRECISIONS
 

@@ -1,11 +1,15 @@
-"""The package's layers: no import cycle between its modules (function-level imports included), and
-the models know nothing of the layers above them (conversion, training, evaluation, Hub, search)."""
+"""The package's layers: no import cycle between its modules (function-level imports included) nor
+between its packages, the models know nothing of the layers above them (conversion, training,
+evaluation, Hub, search), the cards nothing above models/data/evaluation, and only the command
+line imports the command line."""
 
 import ast
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "src" / "rs_retrieval"
 ABOVE_MODELS = ("convert", "training", "evaluation", "hub", "search", "data", "quickstart", "cli")
+#: What the cards (written by the Hub, the converters and training runs) must not import.
+ABOVE_CARDS = ("app", "cli", "convert", "hub", "index", "quickstart", "search", "training", "zeroshot")
 
 
 def module_name(path: Path) -> str:
@@ -86,5 +90,65 @@ def test_models_import_no_layer_above_them():
         module: sorted(t for t in targets if t.startswith(above))
         for module, targets in import_graph().items()
         if module.startswith("rs_retrieval.models")
+    }
+    assert {m: t for m, t in offending.items() if t} == {}
+
+
+def package_of(module: str) -> str:
+    """`rs_retrieval.<first component>`: a subpackage or a top-level module (the root is its own node)."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> tuple[dict[str, set[str]], dict[tuple[str, str], list[str]]]:
+    """(package -> packages it imports, (package, package) -> the module edges "a -> b" behind it)."""
+    packages = {package_of(module): set() for module in graph}
+    edges: dict[tuple[str, str], list[str]] = {}
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            source, dest = package_of(module), package_of(target)
+            if source != dest:
+                packages[source].add(dest)
+                edges.setdefault((source, dest), []).append(f"{module} -> {target}")
+    return packages, edges
+
+
+def cycle_report(graph: dict[str, set[str]]) -> list[str]:
+    """One line per package cycle: its packages, then every module edge between two of them."""
+    packages, edges = package_graph(graph)
+    lines = []
+    for cycle in cycles(packages):
+        members = set(cycle)
+        behind = [edge for (a, b), found in sorted(edges.items()) if a in members and b in members for edge in found]
+        lines.append(f"{' <-> '.join(cycle)}: " + "; ".join(behind))
+    return lines
+
+
+def test_package_graph_names_the_module_edges_of_a_cycle():
+    graph = {"rs_retrieval.a.x": {"rs_retrieval.b.y"}, "rs_retrieval.b.y": set(), "rs_retrieval.b.z": {"rs_retrieval.a"},
+             "rs_retrieval.a": set(), "rs_retrieval.top": {"rs_retrieval.a.x"}}
+    assert cycle_report(graph) == ["rs_retrieval.a <-> rs_retrieval.b: rs_retrieval.a.x -> rs_retrieval.b.y; rs_retrieval.b.z -> rs_retrieval.a"]
+    assert cycle_report({"rs_retrieval.top": {"rs_retrieval.a.x"}, "rs_retrieval.a.x": set()}) == []
+
+
+def test_no_package_cycles():
+    report = cycle_report(import_graph())
+    assert not report, "package import cycles:\n" + "\n".join(report)
+
+
+def test_only_the_command_line_imports_the_command_line():
+    offending = {
+        module: sorted(t for t in targets if package_of(t) == "rs_retrieval.cli")
+        for module, targets in import_graph().items()
+        if package_of(module) != "rs_retrieval.cli"
+    }
+    assert {m: t for m, t in offending.items() if t} == {}
+
+
+def test_cards_import_nothing_above_models_data_and_evaluation():
+    above = {f"rs_retrieval.{layer}" for layer in ABOVE_CARDS}
+    offending = {
+        module: sorted(t for t in targets if package_of(t) in above)
+        for module, targets in import_graph().items()
+        if package_of(module) == "rs_retrieval.cards"
     }
     assert {m: t for m, t in offending.items() if t} == {}

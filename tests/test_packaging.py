@@ -10,7 +10,7 @@ import pytest
 
 import rs_retrieval
 from rs_retrieval.cli import main
-from rs_retrieval.hub.cards import _template
+from rs_retrieval.cards.sections import card_template
 from rs_retrieval.packaged import DATA_PACKAGES, packaged_files
 from rs_retrieval.training.recipe import RecipeError, find_recipe, load_recipe, packaged_recipes, recipe_summary
 
@@ -74,9 +74,9 @@ def test_train_command_reports_an_unknown_recipe(capsys):
 
 
 def test_card_templates_come_from_the_package_or_a_given_folder(tmp_path):
-    assert _template("model_card.md", None).template == (ROOT / "hub_cards" / "model_card.md").read_text()
+    assert card_template("model_card.md", None).template == (ROOT / "hub_cards" / "model_card.md").read_text()
     (tmp_path / "model_card.md").write_text("custom $x")
-    assert _template("model_card.md", tmp_path).substitute(x=1) == "custom 1"
+    assert card_template("model_card.md", tmp_path).substitute(x=1) == "custom 1"
 
 
 def test_version_has_one_source():

@@ -10,7 +10,7 @@ import torch
 
 from rs_retrieval.cli import main
 from rs_retrieval.data import load_dataset
-from rs_retrieval.evaluation.precision_gate import compare_precisions
+from rs_retrieval.precision_gate import compare_precisions
 from rs_retrieval.precision import PrecisionError, with_precision
 from rs_retrieval.pretrained import load_model_and_processor
 from rs_retrieval.training.recipe import load_recipe

@@ -1,23 +1,31 @@
 """Adding a method is one module plus one `register_method` call: a toy dual encoder defined in
 this file goes through train -> evaluate -> save -> Auto load -> search -> convert and the model
-contract, without any change to package code."""
+contract, and its record (paper, summary, reconstruction, zero-shot support) reaches its model
+card, the app's About tab and transformers' zero-shot pipeline, without any change to package code."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
+import yaml
+from PIL import Image
 from torch import nn
-from transformers import AutoModel, AutoProcessor, PretrainedConfig
+from transformers import AutoModel, AutoProcessor, PretrainedConfig, pipeline
 
 from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from model_contract import RetrievalModelTesterMixin
 from rs_retrieval import evaluate_retrieval, get_method, list_methods, load_dataset, register_method, search_images
+from rs_retrieval.app.about import model_summary
+from rs_retrieval.cards import render_model_card
 from rs_retrieval.convert import convert_checkpoint
 from rs_retrieval.convert.common import load_converted, save_pretrained_atomic
 from rs_retrieval.models.common.base import RetrievalPreTrainedModel
 from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.processing import RetrievalProcessor
 from rs_retrieval.models.common.tokenizer_families import WORD
+from rs_retrieval.models.records import Paper, bibtex_entry
 from rs_retrieval.training import Trainer, recipe_from_dict
 from rs_retrieval.training.tracking import read_log
 from tiny_methods import WORDS, TinyCase
@@ -76,7 +84,17 @@ def convert_toy(path, method, vocab_path=None, out_dir=None, overwrite=False):
     return save_pretrained_atomic(out_dir, model, ToyDualProcessor.from_config(config, vocab_path), overwrite=overwrite)
 
 
-register_method(ToyDualConfig, ToyDualModel, ToyDualProcessor, converter=convert_toy)
+TOY_PAPER = Paper(
+    'A. Author, "A Toy Dual Encoder for Remote Sensing", Test Proceedings, 2026',
+    bibtex_entry("author2026toy", "inproceedings", author="Author, A.", title="A Toy Dual Encoder for Remote Sensing", booktitle="Test Proceedings", year="2026"),
+    code="nowhere/toy (MIT)",
+)
+
+register_method(
+    ToyDualConfig, ToyDualModel, ToyDualProcessor, converter=convert_toy,
+    title="Toy dual encoder", paper=TOY_PAPER, summary="Patch means and word means, compared by cosine.", zero_shot=True,
+    reconstructed=True, reconstruction_note="Only the abstract was read.",
+)
 
 
 class TestToyDualContract(RetrievalModelTesterMixin):
@@ -125,3 +143,37 @@ def test_toy_method_trains_evaluates_saves_loads_searches_and_converts(tmp_path)
     reloaded = AutoModel.from_pretrained(converted).eval()
     with torch.no_grad():
         assert torch.equal(reloaded.encode_images(**processor(images=[test[0]["image"]]))["embeds"], images["embeds"][:1])
+
+
+def test_toy_method_record_reaches_its_model_card_the_about_tab_and_the_zero_shot_pipeline(tmp_path):
+    method = get_method("rs_toy_dual")
+    assert method.paper.bibtex.splitlines() == [
+        "@inproceedings{author2026toy,", "  author = {Author, A.},", "  title = {A Toy Dual Encoder for Remote Sensing},",
+        "  booktitle = {Test Proceedings},", "  year = {2026},", "}",
+    ]
+    case = TinyCase(ToyDualConfig(), WORDS, ["ship port", "green field road"])
+    model, processor = case.model(), case.processor()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+
+    card = render_model_card(tmp_path)
+    metadata = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", card, flags=re.DOTALL).group(1))
+    assert metadata["pipeline_tag"] == "zero-shot-image-classification" and "reconstruction" in metadata["tags"]
+    assert "\n# Toy dual encoder trained on an unspecified dataset (reconstruction)\n" in card
+    assert "**This model is a reconstruction, not the authors' model.**" in card
+    assert f"Patch means and word means, compared by cosine.\n\nMethod paper: {TOY_PAPER.citation}. Official code: nowhere/toy (MIT)." in card
+    assert f"- Method: {TOY_PAPER.citation}" in card
+    about = model_summary(model, processor, tmp_path)
+    assert about.startswith("## Toy dual encoder\n\nPatch means and word means, compared by cosine.\n")
+    assert "**A reconstruction, not the authors' model.** Only the abstract was read." in about
+    assert f"Paper: {TOY_PAPER.citation}." in about
+
+    labels = ["ship", "green field", "road"]
+    picture = Image.new("RGB", (SIDE, SIDE), (40, 160, 30))
+    with torch.no_grad():
+        text = processor.tokenizer([f"This is a photo of {label}." for label in labels], padding=True, return_tensors="pt")
+        logits = model(**processor(images=[picture]), input_ids=text["input_ids"], attention_mask=text["attention_mask"]).logits_per_image[0]
+    expected = sorted(zip(logits.softmax(-1).tolist(), labels), reverse=True)
+    result = pipeline("zero-shot-image-classification", model=str(tmp_path))(picture, candidate_labels=labels)
+    assert [r["label"] for r in result] == [label for _, label in expected]
+    assert [r["score"] for r in result] == pytest.approx([score for score, _ in expected], abs=1e-6)

@@ -4,8 +4,9 @@
   returns the image or text embeddings (any method; GaLR's image side also needs the object
   graph, which the image pipeline cannot pass, so it raises GaLR's error naming the inputs).
 * `zero-shot-image-classification`: the pipeline scores one image against the candidate label
-  prompts with `logits_per_image` and takes a softmax. Registered for the methods whose image
-  side is pixels only (AMFMN, MSA, CMPAGL). The scores are cosines (CMPAGL: re-ranked), not
+  prompts with `logits_per_image` and takes a softmax. Registered by
+  `register_method(..., zero_shot=True)` for the methods whose image side is pixels only (AMFMN,
+  MSA, CMPAGL). The scores are cosines (CMPAGL: re-ranked), not
   temperature-scaled logits as in CLIP, so the label order is the retrieval order while the
   softmax probabilities stay close to uniform.
 """

@@ -37,7 +37,7 @@ def run_quickstart(
     from .training.data import dataset_options
     from .training.recipe import RecipeError
     from .fileio import write_json_atomic
-    from .hub.cards import write_model_card
+    from .cards import write_model_card
 
     output_dir = Path(output_dir)
     timings = {}

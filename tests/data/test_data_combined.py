@@ -12,7 +12,7 @@ from rs_retrieval.data import load_dataset, save_arrow
 from rs_retrieval.data.combined import LEAKAGE_REPORT, leakage_report
 from rs_retrieval.data.errors import DatasetNotFoundError
 from rs_retrieval.data.export import export_parquet
-from rs_retrieval.hub.cards import render_dataset_card
+from rs_retrieval.cards import render_dataset_card
 
 
 @pytest.fixture(scope="module")

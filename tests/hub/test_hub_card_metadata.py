@@ -11,7 +11,7 @@ import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
 from hub_server import validate_card_yaml
-from rs_retrieval.hub.cards import render_model_card
+from rs_retrieval.cards import render_model_card
 
 
 def recalls(base):

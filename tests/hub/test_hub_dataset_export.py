@@ -15,7 +15,7 @@ from PIL import Image
 
 from hub_server import FakeHub, client_env, run_client, validate_card_yaml
 from rs_retrieval.data.export import export_parquet, read_export_card
-from rs_retrieval.hub.cards import render_dataset_card
+from rs_retrieval.cards import render_dataset_card
 
 LOAD = """
 import hashlib, json

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..hub.cards import METHODS, RECALL_KEYS, SPLIT_LABELS, CardError, metric_splits, resolve_run
+from ..cards.runs import RECALL_KEYS, SPLIT_LABELS, CardError, metric_splits, resolve_run
+from ..models.registry import find_method
 
 _COLUMNS = (*RECALL_KEYS, "mR")
 #: Metric files a run directory may hold, and how each section is labelled.
@@ -34,10 +35,10 @@ def measured_metrics(model_path: str | Path) -> dict[str, dict]:
 def model_summary(model, processor, model_path: str | Path, corpus_line: str = "") -> str:
     """Markdown: method, parameters, input size, source, the corpus being searched and measured metrics."""
     model_type = getattr(model.config, "model_type", type(model).__name__)
-    method = METHODS.get(model_type)
+    method = find_method(model_type)
     image_processor = getattr(processor, "image_processor", None)
     lines = [
-        f"## {method.title if method else type(model).__name__}",
+        f"## {(method.title if method else '') or type(model).__name__}",
         "",
         method.summary if method else "",
         "",
@@ -50,8 +51,10 @@ def model_summary(model, processor, model_path: str | Path, corpus_line: str = "
     ]
     if corpus_line:
         lines.append(f"| searching | {corpus_line} |")
-    if method:
-        lines += ["", f"Paper: {method.paper}."]
+    if method and method.reconstructed:
+        lines += ["", f"**A reconstruction, not the authors' model.** {method.reconstruction_note}"]
+    if method and method.paper:
+        lines += ["", f"Paper: {method.paper.citation}."]
     metrics = measured_metrics(model_path)
     lines += ["", "### Measured metrics", ""]
     if metrics:

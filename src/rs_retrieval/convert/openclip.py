@@ -30,7 +30,7 @@ import torch
 from ..errors import InputNotFoundError, RSRetrievalError
 from ..fileio import sha256_file, write_json_atomic
 from ..pretrained import stamp_vocabulary
-from .clip_zoo import CONVERSION_RECORD
+from ..models.clip.releases import CONVERSION_RECORD
 from .common import CheckpointConversionError, load_converted, rename_keys, save_pretrained_atomic
 
 
@@ -270,7 +270,7 @@ def convert_open_clip(
             the repository's own config.
         hidden_act: "quick_gelu" or "gelu"; default: the release's documented value, else the
             config's `quick_gelu` flag.
-        release: id of a known release (`clip_zoo.RELEASES`, e.g. "remoteclip-vit-b-32"); guessed
+        release: id of a known release (`models.clip.releases.RELEASES`, e.g. "remoteclip-vit-b-32"); guessed
             from the file name when omitted. It names the card's reported numbers and licence.
         vocab_path: CLIP BPE merges file (`bpe_simple_vocab_16e6.txt.gz`) or a tokenizer folder;
             default: the copy packaged with rs_retrieval.
@@ -279,7 +279,7 @@ def convert_open_clip(
 
     from ..models.clip import CLIPRetrievalModel, build_clip_tokenizer
     from ..models.clip.processing_clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, build_clip_image_processor
-    from ..hub.cards import write_model_card
+    from ..cards import write_model_card
     from .clip_zoo import find_release
 
     path = Path(path)

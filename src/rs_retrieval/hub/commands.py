@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 from ..errors import InputNotFoundError
-from .paper_results import canonical_dataset
 
 
 def detect_kind(path: Path) -> str:
@@ -31,6 +30,7 @@ def detect_kind(path: Path) -> str:
 
 
 def push(args: argparse.Namespace) -> int:
+    from ..models.records import canonical_dataset
     from .publish import push_dataset, push_model
 
     for module in args.import_modules:
@@ -43,7 +43,7 @@ def push(args: argparse.Namespace) -> int:
     kind = detect_kind(path) if args.type == "auto" else args.type
     common = dict(private=args.private or None, revision=args.revision, commit_message=args.message, card=not args.no_card)
     if kind == "metric":
-        from ..evaluation.hf_evaluate import push_metric
+        from .metric import push_metric
 
         commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "space":

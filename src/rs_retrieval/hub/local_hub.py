@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from .cards import HUB_LICENSE_IDS
+from ..cards.sections import HUB_LICENSE_IDS
 
 #: Patterns stored with Git LFS by the initial `.gitattributes` of a new repo (subset of the Hub's).
 LFS_PATTERNS = (

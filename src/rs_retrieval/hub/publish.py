@@ -15,8 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..cards.dataset import write_dataset_card
+from ..cards.model import write_model_card
+from ..cards.runs import resolve_run
 from ..errors import RSRetrievalError
-from .cards import resolve_run, write_dataset_card, write_model_card
 from .remote_code import bundle
 
 #: Files of a model directory that are not published: stale remote code (re-bundled), training

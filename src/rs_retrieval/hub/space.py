@@ -26,9 +26,9 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from ..cards.runs import resolve_run
 from ..errors import RSRetrievalError
 from ..fileio import atomic_directory, sha256_file
-from .cards import resolve_run
 from .publish import MODEL_EXCLUDES, _matches, _place, _publish
 
 DIST_NAME = "rs-retrieval"

@@ -6,12 +6,11 @@ the retrieval contract.
 """
 
 from . import amfmn, clip, cmpagl, galr, msa  # noqa: F401  (each registers itself)
-from ..pipelines import register_zero_shot
 from .loading import load_retrieval_model, load_retrieval_processor
-from .registry import Method, UnknownMethodError, get_method, list_methods, register_method
-
-register_zero_shot(amfmn.AMFMNModel, msa.MSAModel, cmpagl.CMPAGLModel)
+from .records import Paper, ReportedResult
+from .registry import Method, UnknownMethodError, find_method, get_method, list_methods, register_method
 
 __all__ = [
-    "Method", "UnknownMethodError", "get_method", "list_methods", "load_retrieval_model", "load_retrieval_processor", "register_method",
+    "Method", "Paper", "ReportedResult", "UnknownMethodError", "find_method", "get_method", "list_methods",
+    "load_retrieval_model", "load_retrieval_processor", "register_method",
 ]

@@ -2,14 +2,17 @@
 
 A method is a config class, a model class and a processor class (whose `tokenizer_family` says
 how vocabularies become tokenizers), plus optionally an official-checkpoint converter and a
-default recipe. `register_method` does every `Auto*` registration the same way, so
+default recipe, and what is known about it: its paper, a summary, whether it is a reconstruction,
+whether transformers' zero-shot pipeline serves it, and the numbers its authors published.
+`register_method` does every `Auto*` registration the same way, so
 `AutoConfig/AutoModel/AutoImageProcessor/AutoTokenizer/AutoProcessor.from_pretrained` load a
-saved folder of the method; the trainer, the converters and the CLI look methods up with
-`get_method` / `list_methods` only.
+saved folder of the method; the trainer, the converters, the CLI, the model cards and the app
+look methods up with `get_method` / `list_methods` only.
 
 Adding a method (in the package or in user code):
 
-    register_method(MyConfig, MyModel, MyProcessor, default_recipe="my_synth")
+    register_method(MyConfig, MyModel, MyProcessor, default_recipe="my_synth",
+                    title="My method", paper=Paper("A. Author, ..."), summary="...", zero_shot=True)
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcesso
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
 from ..errors import RSRetrievalError
+from ..pipelines import register_zero_shot
 from .common.base import RetrievalPreTrainedModel
 from .common.processing import RetrievalProcessor, RSImageProcessor
+from .records import Paper, ReportedResult, canonical_dataset
 
 
 class UnknownMethodError(RSRetrievalError, ValueError):
@@ -46,6 +51,19 @@ class Method:
     default_recipe: str | None = None
     #: False for CLIP/SigLIP: their folders load through `models.loading`, not the Auto classes.
     auto_classes: bool = True
+    #: Long name for cards and the app ("AMFMN (Asymmetric Multimodal Feature Matching Network)").
+    title: str = ""
+    paper: Paper | None = None
+    #: What the method does, in a sentence or two (model cards, the app's About tab).
+    summary: str = ""
+    #: True where no official code exists and the model is our reading of the paper; the note says what is known.
+    reconstructed: bool = False
+    reconstruction_note: str = ""
+    #: True where the image side is pixels only, so `pipeline("zero-shot-image-classification")` serves it.
+    zero_shot: bool = False
+    #: Numbers as published by the authors (never measured here), and what is known where no table exists.
+    reported_results: tuple[ReportedResult, ...] = ()
+    reported_note: str = ""
 
     @property
     def tokenizer_family(self):
@@ -59,6 +77,11 @@ class Method:
             return self.converter
         module, _, name = self.converter.partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def reported(self, dataset: str | None = None) -> list[ReportedResult]:
+        """Published rows, on `dataset` when given (any spelling `canonical_dataset` knows)."""
+        dataset = canonical_dataset(dataset)
+        return [r for r in self.reported_results if dataset is None or r.dataset == dataset]
 
 
 _METHODS: dict[str, Method] = {}
@@ -75,6 +98,15 @@ def register_method(
     legacy_processor_names: tuple[str, ...] = (),
     auto_classes: bool = True,
     aliases: tuple[str, ...] = (),
+    *,
+    title: str = "",
+    paper: Paper | None = None,
+    summary: str = "",
+    reconstructed: bool = False,
+    reconstruction_note: str = "",
+    zero_shot: bool = False,
+    reported_results: tuple[ReportedResult, ...] = (),
+    reported_note: str = "",
 ) -> Method:
     """Register a method under `config_class.model_type` with the registry and every Auto class.
 
@@ -84,6 +116,8 @@ def register_method(
     `auto_classes=False` for methods whose `model_type` is transformers' own (CLIP, SigLIP: their
     folders stay plain transformers checkpoints, `models.loading` loads them with the contract).
     `aliases`: other names `get_method` accepts (e.g. a checkpoint format, "openclip").
+    The keyword-only arguments are the method's record (`Method`); `zero_shot=True` also registers
+    the model with `AutoModelForZeroShotImageClassification` (`rs_retrieval.pipelines`).
     """
     name = config_class.model_type
     if not name:
@@ -98,13 +132,19 @@ def register_method(
         raise TypeError(f"{model_class.__name__}.base_model_prefix must be the model_type {name!r}, got {model_class.base_model_prefix!r}")
     if model_class.config_class is not config_class:
         raise TypeError(f"{model_class.__name__}.config_class is {model_class.config_class.__name__}, not {config_class.__name__}")
-    method = Method(name, config_class, model_class, processor_class, image_processor_class, converter, default_recipe, auto_classes)
+    method = Method(
+        name, config_class, model_class, processor_class, image_processor_class, converter, default_recipe, auto_classes,
+        title=title, paper=paper, summary=summary, reconstructed=reconstructed, reconstruction_note=reconstruction_note,
+        zero_shot=zero_shot, reported_results=tuple(reported_results), reported_note=reported_note,
+    )
     if auto_classes:
         AutoConfig.register(name, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
         AutoImageProcessor.register(config_class, image_processor_classes={"pil": image_processor_class}, exist_ok=True)
         AutoTokenizer.register(config_class, tokenizer_class=processor_class.tokenizer_family.tokenizer_class, exist_ok=True)
         AutoProcessor.register(config_class, processor_class, exist_ok=True)
+    if zero_shot:
+        register_zero_shot(model_class)
     for legacy_name in legacy_processor_names:
         _register_legacy_processor_name(config_class, processor_class, legacy_name)
     _METHODS[name] = method
@@ -136,6 +176,11 @@ def get_method(name: str) -> Method:
     if name not in _METHODS:
         raise UnknownMethodError(f"unknown retrieval method {name!r}; registered methods: {list_methods()}")
     return _METHODS[name]
+
+
+def find_method(name: str) -> Method | None:
+    """The method registered under `name` (or an alias), None when there is none (cards of foreign folders)."""
+    return _METHODS.get(_ALIASES.get(name, name))
 
 
 def methods_with_converters() -> list[str]:

@@ -25,7 +25,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def run_train(args: argparse.Namespace) -> int:
     prepare_process()  # before torch loads (scripts/train.py comes here without the CLI)
-    from ..hub.cards import write_model_card
+    from ..cards import write_model_card
     from .recipe import RecipeError, load_recipe
     from .checkpoints import checkpoint_steps
     from .trainer import Trainer

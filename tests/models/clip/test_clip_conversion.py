@@ -306,7 +306,7 @@ def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference,
     from huggingface_hub import ModelCard
 
     from hub_server import FakeHub, client_env, run_client, validate_card_yaml
-    from rs_retrieval.hub.cards import CardError, render_model_card
+    from rs_retrieval.cards import CardError, render_model_card
 
     source = reference / "tiny_quickgelu"
     release_file = tmp_path / "RemoteCLIP-ViT-B-32.pt"

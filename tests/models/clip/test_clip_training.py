@@ -23,7 +23,7 @@ from rs_retrieval.data import load_dataset
 from rs_retrieval.models.common.losses import MAX_LOGIT_SCALE, clip_contrastive_loss
 from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
 from rs_retrieval.models.clip import CLIPRetrievalModel, as_retrieval_model
-from rs_retrieval.hub.cards import write_model_card
+from rs_retrieval.cards import write_model_card
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval.training.recipe import RecipeError

@@ -1,5 +1,6 @@
 """The quality gate of an inference precision: a saved model evaluated at fp32 and at bf16/int8 on
-the same split, side by side (`docs/precision.md`).
+the same split, side by side (`docs/precision.md`). It sits above `evaluation` and `zeroshot`,
+whose retrieval and zero-shot evaluations it runs.
 
 A precision passes when its test mR is within `MR_TOLERANCE` points of fp32's; the rows also hold
 the cosine between each image's and caption's fp32 embedding and its low-precision one, the
@@ -13,9 +14,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..pretrained import load_model_and_processor
-from .engine import encode_dataset, score_matrix
-from .metrics import retrieval_metrics
+from .evaluation.engine import encode_dataset, score_matrix
+from .evaluation.metrics import retrieval_metrics
+from .pretrained import load_model_and_processor
 
 #: Largest |mR - fp32 mR| (points) of a precision that may be offered as a default.
 MR_TOLERANCE = 0.5
@@ -45,7 +46,7 @@ def compare_precisions(model_path, dataset, precisions=("fp32", "bf16", "int8"),
             row["mR_change"] = row["mR"] - reference[2]
             row["gate"] = abs(row["mR_change"]) <= MR_TOLERANCE
         if zeroshot_dir is not None:
-            from ..zeroshot.evaluate import evaluate_zero_shot
+            from .zeroshot.evaluate import evaluate_zero_shot
 
             with torch.inference_mode():
                 row["zeroshot_top1"] = evaluate_zero_shot(model, processor, zeroshot_dir, class_set, batch_size=batch_size, progress=False)["top1"]
