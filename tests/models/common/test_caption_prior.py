@@ -10,7 +10,7 @@ import torch
 
 from helpers import load_script
 from rs_retrieval.models.common.losses import CaptionPriorSimilarity, PrecomputedCaptionPrior, sentence_bleu4
-from rs_retrieval.models.common.tokenization_word import porter_stem
+from rs_retrieval.models.amfmn_family.tokenization_word import porter_stem
 
 PORTER_CASES = {
     # Porter's paper examples, with NLTK's extensions where they differ (ties -> tie, sky, dying)

@@ -140,7 +140,7 @@ class CaptionPriorSimilarity:
     """
 
     def __init__(self, captions: Sequence[str], captions_per_image: int = 5, stopwords: Iterable[str] | None = None):
-        from .tokenization_word import load_stopwords, porter_stem, word_tokenize
+        from ..amfmn_family.tokenization_word import load_stopwords, porter_stem, word_tokenize
 
         if captions_per_image < 1 or len(captions) % captions_per_image:
             raise ValueError(f"{len(captions)} captions do not split into images of {captions_per_image} captions")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rs_retrieval.models.common.tokenization_word import (
+from rs_retrieval.models.amfmn_family.tokenization_word import (
     RSWordTokenizer,
     build_vocab,
     caption_tokens,

@@ -15,14 +15,14 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers import initialization as init
 
-from .base import RetrievalPreTrainedModel
-from .checks import check_all
-from .losses import dynamic_margin, hinge_triplet_loss
+from ..common.base import RetrievalPreTrainedModel
+from ..common.checks import check_all
+from ..common.losses import dynamic_margin, hinge_triplet_loss
 from .mvsa import MVSA, ExtractFeature, check_image_size, mvsa_map_size
-from .processing import RetrievalProcessor
+from ..common.processing import RetrievalProcessor
 from .skipthought import SkipThoughtTextEncoder
 from .skipthought_weights import load_skipthought_into
-from .tokenizer_families import WORD
+from .word_tokenizer_family import WORD
 
 #: Augmentation fields that configs saved before issue 8 carried; the processor owns them now.
 LEGACY_AUGMENTATION_FIELDS = ("train_resize", "train_rotation_degrees")
