@@ -21,7 +21,7 @@ from transformers import AutoModel, AutoProcessor
 from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.hub.cards import write_model_card
-from rs_retrieval.models.common.losses import PrecomputedCaptionPrior
+from rs_retrieval.training.caption_prior import PrecomputedCaptionPrior
 from rs_retrieval.training import Trainer, load_recipe, recipe_from_dict
 from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, select_splits
 from rs_retrieval.training.optim import build_optimizer, lr_factor
