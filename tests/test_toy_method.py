@@ -19,7 +19,7 @@ from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.processing import RetrievalProcessor
 from rs_retrieval.models.amfmn_family.word_tokenizer_family import WORD
 from rs_retrieval.training import Trainer, recipe_from_dict
-from rs_retrieval.training.tracking import read_log
+from rs_retrieval.training.run_log import read_log
 from tiny_methods import WORDS, TinyCase
 
 SIDE = 32

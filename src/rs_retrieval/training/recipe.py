@@ -26,7 +26,7 @@ from ..errors import RSRetrievalError
 from ..evaluation.choices import DEFAULT_PROTOCOL, TIE_POLICIES
 from ..evaluation.protocols import PROTOCOL_NAMES, PROTOCOLS
 from ..packaged import packaged_files
-from .trackers import parse_report_to
+from .experiment_trackers import parse_report_to
 
 
 class RecipeError(RSRetrievalError, ValueError):
@@ -147,7 +147,7 @@ class TrainingSpec:
     stop_after_steps: int | None = None
     #: Query texts shown in `retrieval_examples.png`.
     num_example_queries: int = 4
-    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`trackers.py`).
+    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`experiment_trackers.py`).
     report_to: str = "auto"
 
 

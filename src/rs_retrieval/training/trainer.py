@@ -58,8 +58,8 @@ from .plots import plot_retrieval_examples, plot_training_curves
 from ..models import get_method
 from ..models.common.processing import input_image_size
 from .recipe import EvaluationSpec, Recipe, RecipeError, dump_recipe, resolve_mixed_precision, resolve_model_config
-from .trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
-from .tracking import JsonlLog, Throughput, read_log
+from .experiment_trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
+from .run_log import JsonlLog, Throughput, read_log
 from .vocab import TRAIN_CAPTIONS, build_processor, vocabulary_from_captions
 
 logger = logging.getLogger(__name__)
