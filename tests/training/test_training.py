@@ -27,7 +27,7 @@ from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, selec
 from rs_retrieval.training.optim import build_optimizer, lr_factor
 from rs_retrieval.training.recipe import ParamGroupRule, RecipeError, TrainingSpec, dump_recipe
 from rs_retrieval.training.run_log import read_log
-from rs_retrieval.training.trainer import build_model_and_processor
+from rs_retrieval.training.model_setup import build_model_and_processor
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
