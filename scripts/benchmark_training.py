@@ -36,7 +36,7 @@ from rs_retrieval.runtime import tune_malloc
 from rs_retrieval.training import load_recipe
 from rs_retrieval.training.data import build_train_loader
 from rs_retrieval.training.optim import build_optimizer
-from rs_retrieval.training.trainer import build_model_and_processor
+from rs_retrieval.training.model_setup import build_model_and_processor
 
 BENCHMARKED_METHODS = ("amfmn", "galr", "msa", "cmpagl")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -6,7 +6,7 @@
 
 Captions are in image order, `--captions-per-image` consecutive lines per image (the precomp
 layout). The matrix (float32 .npy) is loaded in training with
-`rs_retrieval.models.common.losses.PrecomputedCaptionPrior.load(path)`; `CaptionPriorSimilarity` computes the
+`rs_retrieval.training.caption_prior.PrecomputedCaptionPrior.load(path)`; `CaptionPriorSimilarity` computes the
 same values per batch without this step.
 """
 
@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from rs_retrieval.models.common.losses import CaptionPriorSimilarity, save_caption_prior
+from rs_retrieval.training.caption_prior import CaptionPriorSimilarity, save_caption_prior
 
 
 def read_captions(args) -> list[str]:

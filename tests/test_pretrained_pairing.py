@@ -15,7 +15,7 @@ from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.common.base import WeightMismatchError
 from rs_retrieval.pretrained import ModelNotFoundError, VocabularyMismatchError, load_model_and_processor, vocabulary_fingerprint
-from rs_retrieval.training.trainer import save_model_dir
+from rs_retrieval.training.model_setup import save_model_dir
 
 TINY = dict(
     vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],

@@ -24,10 +24,10 @@ from rs_retrieval.convert.common import load_converted, save_pretrained_atomic
 from rs_retrieval.models.common.base import RetrievalPreTrainedModel
 from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.processing import RetrievalProcessor
-from rs_retrieval.models.common.tokenizer_families import WORD
+from rs_retrieval.models.amfmn_family.word_tokenizer_family import WORD
 from rs_retrieval.models.records import Paper, bibtex_entry
 from rs_retrieval.training import Trainer, recipe_from_dict
-from rs_retrieval.training.tracking import read_log
+from rs_retrieval.training.run_log import read_log
 from tiny_methods import WORDS, TinyCase
 
 SIDE = 32

@@ -14,11 +14,11 @@ import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint
 from rs_retrieval.models import UnknownMethodError
 from rs_retrieval.convert.common import save_pretrained_atomic, strip_prefix, tensor_shape, torchvision_resnet_key
-from rs_retrieval.models.common.skipthought_weights import load_skipthought_into, skipthought_state_dict
+from rs_retrieval.models.amfmn_family.skipthought_weights import load_skipthought_into, skipthought_state_dict
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel
 from rs_retrieval.models.galr import GaLRModel
-from rs_retrieval.models.common.skipthought import SkipThoughtEncoder
-from rs_retrieval.models.common.tokenization_word import save_vocab
+from rs_retrieval.models.amfmn_family.skipthought import SkipThoughtEncoder
+from rs_retrieval.models.amfmn_family.tokenization_word import save_vocab
 
 # Tiny but official-shaped: ResNet-18 block layout (2 blocks per stage), small widths.
 WIDTHS, STEM = [4, 6, 8, 10], 4

@@ -35,10 +35,10 @@ def test_bundle_is_one_file_holding_the_import_closure_under_unique_flat_names(s
     # in outputs, the push mixin and the allocator tuning it applies on the first model (top-level
     # imports) and towers (imported inside a method); processing pulls in imagery (with its errors
     # and the multispectral scalings), the model/processor pairing check, and the tokenizer families
-    # (the word tokenizer and the atomic writes it saves its vocabulary with).
+    # (the shared interface and WordPiece; AMFMN/GaLR's word tokenizer lives in models/amfmn_family).
     assert sorted(sources) == [
-        "base", "configuration_tiny", "errors", "fileio", "imagery", "layers_utils", "modeling_tiny", "models_utils",
-        "multispectral", "outputs", "pairing", "processing", "processing_tiny", "push_to_hub", "runtime", "tokenization_word", "tokenizer_families", "towers",
+        "base", "configuration_tiny", "errors", "imagery", "layers_utils", "modeling_tiny", "models_utils",
+        "multispectral", "outputs", "pairing", "processing", "processing_tiny", "push_to_hub", "runtime", "tokenizer_families", "towers",
     ]
     assert exports == {"TinyHubConfig": "configuration_tiny", "TinyHubModel": "modeling_tiny",
                        "TinyHubProcessor": "processing_tiny", "RSImageProcessor": "processing"}

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,8 @@ from rs_retrieval.training.checkpoints import (
     CheckpointNotFoundError,
     CheckpointSaveError,
     checkpoint_steps,
+    save_checkpoint,
+    verify_checkpoint,
 )
 
 
@@ -64,6 +67,39 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, toy_dat
     assert isinstance(caught.value, RSRetrievalError)
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_3"]
     assert checkpoint_steps(tmp_path / "run") == [3]
+
+
+class OneProcess:
+    """The part of `Accelerator` that `save_checkpoint` uses, for one process: `save_state` writes one
+    weights file, or raises `error` (a full disk) after writing it."""
+
+    is_main_process = True
+    error: OSError | None = None
+
+    def wait_for_everyone(self):
+        pass
+
+    def save_state(self, output_dir):
+        (Path(output_dir) / "model.safetensors").parent.mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(output_dir.encode())
+        if self.error is not None:
+            raise self.error
+
+
+def test_save_checkpoint_marks_renames_and_keeps_the_newest_complete_ones(tmp_path):
+    accelerator = OneProcess()
+    (tmp_path / "checkpoints" / "step_1.partial").mkdir(parents=True)  # a kill's leftover, older than any save
+    for step in (2, 4, 6):
+        folder = save_checkpoint(accelerator, tmp_path, {"global_step": step}, step=step, epoch=0, keep=2)
+        assert folder == tmp_path / "checkpoints" / f"step_{step}"
+        verify_checkpoint(folder)
+        assert json.loads((folder / TRAINER_STATE).read_text()) == {"global_step": step}
+        assert json.loads((folder / COMPLETE_MARKER).read_text())["step"] == step
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_4", "step_6"]
+    accelerator.error = OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(CheckpointSaveError, match=r"could not write checkpoint .*step_8 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_6 is intact"):
+        save_checkpoint(accelerator, tmp_path, {"global_step": 8}, step=8, epoch=1, keep=2)
+    assert checkpoint_steps(tmp_path) == [4, 6] and sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_4", "step_6"]
 
 
 class WritesAMarker:

@@ -21,13 +21,13 @@ from transformers import AutoModel, AutoProcessor
 from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.cards import write_model_card
-from rs_retrieval.models.common.losses import PrecomputedCaptionPrior
+from rs_retrieval.training.caption_prior import PrecomputedCaptionPrior
 from rs_retrieval.training import Trainer, load_recipe, recipe_from_dict
 from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, select_splits
 from rs_retrieval.training.optim import build_optimizer, lr_factor
 from rs_retrieval.training.recipe import ParamGroupRule, RecipeError, TrainingSpec, dump_recipe
-from rs_retrieval.training.tracking import read_log
-from rs_retrieval.training.trainer import build_model_and_processor
+from rs_retrieval.training.run_log import read_log
+from rs_retrieval.training.model_setup import build_model_and_processor
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval import get_method, list_methods
 from rs_retrieval.training.recipe import resolve_model_config
-from rs_retrieval.training.tracking import read_log
+from rs_retrieval.training.run_log import read_log
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 METHODS = ("amfmn", "galr", "msa", "cmpagl")

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import UsageError
 from ..models import get_method
-from ..models.common.tokenization_word import load_vocab
+from ..models.amfmn_family.tokenization_word import load_vocab
 from ..pretrained import stamp_vocabulary
 from .common import (
     CheckpointConversionError,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 from ..errors import RSRetrievalError
@@ -67,6 +69,38 @@ def mark_complete(folder: Path, trainer_state: dict, **marker) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE_MARKER)
     records = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in files}
     write_json_atomic(folder / COMPLETE_MARKER, {**marker, "files": records})
+
+
+def save_checkpoint(accelerator, run_dir: Path, trainer_state: dict, step: int, epoch: int, keep: int) -> Path:
+    """`accelerator.save_state` into checkpoints/step_N.partial, mark it complete, rename it to
+    step_N, then keep the newest `keep` complete checkpoints (older incomplete folders go too).
+    A failed write raises `CheckpointSaveError` naming the previous checkpoint, which is intact."""
+    run_dir = Path(run_dir)
+    folder = run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
+    partial = folder.with_name(folder.name + ".partial")
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            mark_complete(partial, trainer_state, step=step, epoch=epoch)
+            shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover of the same step
+            os.replace(partial, folder)
+    except OSError as err:
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        previous = checkpoint_steps(run_dir)
+        intact = f"the previous checkpoint {run_dir / 'checkpoints' / f'{CHECKPOINT_PREFIX}{previous[-1]}'} is intact" if previous else "no earlier checkpoint exists"
+        raise CheckpointSaveError(f"could not write checkpoint {folder} ({err}); {intact}") from err
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        stale = checkpoint_steps(run_dir)[:-keep]
+        for older_step, old in step_folders(run_dir):
+            if older_step < step and (older_step in stale or not is_complete_checkpoint(old)):
+                shutil.rmtree(old)
+    return folder
 
 
 def verify_checkpoint(folder: Path) -> None:

@@ -97,7 +97,7 @@ def caption_prior_for(train_images, path: str | None = None):
     """The caption prior P[image, caption] of the training images (`PrecomputedCaptionPrior`):
     read from `path` (`scripts/compute_caption_prior.py`) or computed from their captions.
     Returns (prior, captions per image)."""
-    from ..models.common.losses import CaptionPriorSimilarity, PrecomputedCaptionPrior
+    from .caption_prior import CaptionPriorSimilarity, PrecomputedCaptionPrior
 
     captions = train_images["captions"]
     per_image = {len(c) for c in captions}

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -26,7 +24,8 @@ from ..errors import RSRetrievalError
 from ..evaluation.choices import DEFAULT_PROTOCOL, TIE_POLICIES
 from ..evaluation.protocols import PROTOCOL_NAMES, PROTOCOLS
 from ..packaged import packaged_files
-from .trackers import parse_report_to
+from .experiment_trackers import parse_report_to
+from .typed_yaml import FieldValueError, build_dataclass
 
 
 class RecipeError(RSRetrievalError, ValueError):
@@ -147,7 +146,7 @@ class TrainingSpec:
     stop_after_steps: int | None = None
     #: Query texts shown in `retrieval_examples.png`.
     num_example_queries: int = 4
-    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`trackers.py`).
+    #: Experiment trackers (comma-separated): tensorboard, wandb, jsonl, all, none, auto (`experiment_trackers.py`).
     report_to: str = "auto"
 
 
@@ -202,65 +201,6 @@ def resolve_mixed_precision(setting: str) -> str:
     from ..runtime import bf16_supported
 
     return "bf16" if bf16_supported("cuda" if torch.cuda.is_available() else "cpu") else "no"
-
-
-def _convert(value: Any, annotation: Any, where: str) -> Any:
-    """Check `value` against a field annotation, converting YAML scalars where unambiguous."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [a for a in options if a is not type(None)]
-        return _convert(value, inner, where)
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, where)
-    if origin is list:
-        (item_type,) = typing.get_args(annotation)
-        if not isinstance(value, (list, tuple)):
-            raise RecipeError(f"{where}: expected a list, got {value!r}")
-        return [_convert(item, item_type, f"{where}[{i}]") for i, item in enumerate(value)]
-    if annotation is dict or origin is dict:
-        if not isinstance(value, Mapping):
-            raise RecipeError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        # YAML 1.1 reads `1e-4` (no dot) as a string; accept any string float() parses.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported recipe annotation {annotation!r} at {where}")
-
-
-def _build(cls, data: Any, where: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise RecipeError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise RecipeError(f"{where}: unknown field(s) {unknown}; expected some of {names}")
-    data = {key: YAML_FALSE_WORDS[key] if value is False and key in YAML_FALSE_WORDS else value for key, value in data.items()}
-    return cls(**{key: _convert(value, hints[key], f"{where}.{key}") for key, value in data.items()})
 
 
 def _choice(value: str, options: Iterable[str], where: str) -> None:
@@ -328,7 +268,10 @@ def recipe_from_dict(raw: Mapping, source: str = "recipe") -> Recipe:
     model_raw = dict(raw.get("model") or {})
     config_overrides = {k: model_raw.pop(k) for k in list(model_raw) if k not in _MODEL_RECIPE_FIELDS}
     raw["model"] = model_raw
-    recipe = _build(Recipe, raw, source)
+    try:
+        recipe = build_dataclass(Recipe, raw, source, false_words=YAML_FALSE_WORDS)
+    except FieldValueError as error:
+        raise RecipeError(str(error)) from None
     recipe.model.config = config_overrides
     _validate(recipe, source)
     return recipe

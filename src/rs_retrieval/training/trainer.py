@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import platform
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,27 +39,16 @@ from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_se
 from tqdm.auto import tqdm
 
 from ..errors import OutputExistsError
-from ..pretrained import stamp_vocabulary
-from ..fileio import atomic_directory, atomic_write_text, reporting_full_disk, write_json_atomic
-from .checkpoints import (
-    CHECKPOINT_PREFIX,
-    CheckpointSaveError,
-    checkpoint_steps,
-    is_complete_checkpoint,
-    load_checkpoint,
-    mark_complete,
-    resolve_resume,
-    step_folders,
-)
+from ..fileio import atomic_write_text, write_json_atomic
+from .checkpoints import load_checkpoint, resolve_resume, save_checkpoint, step_folders
 from .data import GENERATED_DATASETS, build_train_loader, caption_prior_for, load_splits, seeded_rngs, select_splits
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
-from ..models import get_method
 from ..models.common.processing import input_image_size
+from .model_setup import build_model_and_processor, save_model_dir
 from .recipe import EvaluationSpec, Recipe, RecipeError, dump_recipe, resolve_mixed_precision, resolve_model_config
-from .trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
-from .tracking import JsonlLog, Throughput, read_log
-from .vocab import TRAIN_CAPTIONS, build_processor, vocabulary_from_captions
+from .experiment_trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
+from .run_log import JsonlLog, Throughput, read_log
 
 logger = logging.getLogger(__name__)
 SELECTION_METRIC = "mR"
@@ -101,55 +89,6 @@ def default_evaluate(model, processor, dataset, batch_size: int, evaluation: Eva
 
     metric_kwargs = (evaluation or EvaluationSpec()).metric_kwargs()
     return evaluate_retrieval(model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False, **metric_kwargs)["none"]
-
-
-def build_model(recipe: Recipe, config, vocab=None):
-    """A fresh model of the recipe's method (pretrained towers if named, given the processor's
-    vocabulary `vocab`), or `init_from` weights."""
-    model_class = get_method(recipe.model.type).model_class
-    towers = recipe.model.pretrained
-    if recipe.model.init_from is not None:
-        if towers.vision or towers.text:
-            raise RecipeError("model.init_from and model.pretrained exclude each other (init_from already holds every weight)")
-        return model_class.from_pretrained(recipe.model.init_from, config=config)
-    return model_class.from_pretrained_towers(config, towers.vision, towers.text, **{"vocab": vocab, **towers.options})
-
-
-def _merge_derived(overrides: dict, derived: dict, where: str = "model") -> dict:
-    """Recipe config overrides plus values derived from the data; an explicit different value is an error."""
-    merged = dict(overrides)
-    for key, value in derived.items():
-        if isinstance(value, dict):
-            merged[key] = _merge_derived(dict(overrides.get(key) or {}), value, f"{where}.{key}")
-        elif key in overrides and overrides[key] != value:
-            raise RecipeError(f"{where}.{key}={overrides[key]} contradicts the vocabulary built from the training captions ({value})")
-        else:
-            merged[key] = value
-    return merged
-
-
-def build_model_and_processor(recipe: Recipe, train_captions) -> tuple:
-    """(model, processor) for a recipe; `train_captions` feed `processor.vocab: train_captions`."""
-    spec, model_spec, vocab = recipe.processor, recipe.model, None
-    if spec.path is None and spec.vocab == TRAIN_CAPTIONS:
-        vocab, derived = vocabulary_from_captions(model_spec.type, train_captions, spec.vocab_min_count)
-        model_spec = dataclasses.replace(model_spec, config=_merge_derived(model_spec.config, derived))
-    config = resolve_model_config(model_spec)
-    processor = build_processor(spec, config, vocab)
-    return build_model(recipe, config, vocab if vocab is not None else spec.vocab), processor
-
-
-def save_model_dir(model, processor, target: Path) -> None:
-    """`save_pretrained` model + processor into a temporary sibling folder, then swap it in."""
-    stamp_vocabulary(model, processor)
-
-    def fill(folder: Path) -> None:
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-
-    previous = "the previous model there is unchanged" if Path(target).exists() else "no partial model was left"
-    with reporting_full_disk(f"the model {target}", f"{previous}; the run's checkpoints are intact: free space, then --resume latest"):
-        atomic_directory(target, fill, overwrite=True)
 
 
 class Trainer:
@@ -409,35 +348,13 @@ class _Loop:
         self.throughput.restart()
 
     def checkpoint(self) -> None:
-        """`save_state` into checkpoints/step_N.partial, mark it complete, rename it to step_N, then
-        keep the newest `keep_checkpoints` complete ones (older incomplete folders go too)."""
-        accelerator, state, run_dir = self.accelerator, self.state, self.trainer.run_dir
+        """Save a checkpoint of this step (`checkpoints.save_checkpoint`) with the log flushed first."""
         self.flush_log()
-        folder = run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{state.global_step}"
-        partial = folder.with_name(folder.name + ".partial")
-        state.log_records = self.log.count
-        if accelerator.is_main_process:
-            shutil.rmtree(partial, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        try:
-            accelerator.save_state(str(partial))
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                mark_complete(partial, state.state_dict(), step=state.global_step, epoch=state.epoch)
-                shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover of the same step
-                os.replace(partial, folder)
-        except OSError as err:
-            if accelerator.is_main_process:
-                shutil.rmtree(partial, ignore_errors=True)
-            previous = checkpoint_steps(run_dir)
-            intact = f"the previous checkpoint {run_dir / 'checkpoints' / f'{CHECKPOINT_PREFIX}{previous[-1]}'} is intact" if previous else "no earlier checkpoint exists"
-            raise CheckpointSaveError(f"could not write checkpoint {folder} ({err}); {intact}") from err
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            stale = checkpoint_steps(run_dir)[: -self.training.keep_checkpoints]
-            for step, old in step_folders(run_dir):
-                if step < state.global_step and (step in stale or not is_complete_checkpoint(old)):
-                    shutil.rmtree(old)
+        self.state.log_records = self.log.count
+        save_checkpoint(
+            self.accelerator, self.trainer.run_dir, self.state.state_dict(), self.state.global_step, self.state.epoch,
+            keep=self.training.keep_checkpoints,
+        )
         self.throughput.restart()
 
 

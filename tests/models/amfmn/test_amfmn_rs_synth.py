@@ -9,7 +9,7 @@ from helpers import report_vs_chance, train_and_evaluate
 from rs_retrieval.data import load_dataset
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
-from rs_retrieval.models.common.tokenization_word import build_vocab
+from rs_retrieval.models.amfmn_family.tokenization_word import build_vocab
 
 pytestmark = pytest.mark.slow
 

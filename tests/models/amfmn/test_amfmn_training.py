@@ -11,7 +11,7 @@ from PIL import Image
 import rs_retrieval.models  # noqa: F401
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
-from rs_retrieval.models.common.tokenization_word import build_vocab
+from rs_retrieval.models.amfmn_family.tokenization_word import build_vocab
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.amfmn import modeling_amfmn
-from rs_retrieval.models.common.skipthought import SkipThoughtEncoder
+from rs_retrieval.models.amfmn_family.skipthought import SkipThoughtEncoder
 from tiny_methods import WORDS, tiny_config
 
 VOCAB = WORDS

@@ -27,7 +27,7 @@ from rs_retrieval.cards import write_model_card
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval.training.recipe import RecipeError
-from rs_retrieval.training.tracking import read_log
+from rs_retrieval.training.run_log import read_log
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 

@@ -14,7 +14,7 @@ from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from rs_retrieval.models.galr.local_graph import DEFAULT_DETECTOR, DOTA_CLASSES, LocalGraphError, reduce_proposals
 from rs_retrieval.models.common.processing import RSImageProcessor
 from rs_retrieval.search import search_images
-from rs_retrieval.models.common.tokenization_word import RSWordTokenizer
+from rs_retrieval.models.amfmn_family.tokenization_word import RSWordTokenizer
 
 VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
 GALR = dict(

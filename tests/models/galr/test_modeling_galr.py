@@ -16,7 +16,7 @@ from rs_retrieval.models.galr import (
 from rs_retrieval.models.galr.local_graph import LocalGraphError
 from rs_retrieval.models.galr.modeling_galr import GaLRLayerNorm, l2norm
 from rs_retrieval.models.common.processing import RSImageProcessor
-from rs_retrieval.models.common.tokenization_word import RSWordTokenizer
+from rs_retrieval.models.amfmn_family.tokenization_word import RSWordTokenizer
 from tiny_methods import WORDS, tiny_config
 
 VOCAB = WORDS

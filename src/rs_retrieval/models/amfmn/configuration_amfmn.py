@@ -1,7 +1,7 @@
-"""AMFMN configuration: the AMFMN-family fields (`models/common/amfmn_family.py`) plus the
+"""AMFMN configuration: the AMFMN-family fields (`models/amfmn_family/family.py`) plus the
 visual-guided attention type."""
 
-from ..common.amfmn_family import AMFMNFamilyConfig
+from ..amfmn_family.family import AMFMNFamilyConfig
 
 ATT_TYPES = ("soft_att", "fusion_att", "similarity_att")
 

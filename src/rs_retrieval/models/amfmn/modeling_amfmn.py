@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..common.amfmn_family import AMFMNFamilyPreTrainedModel
+from ..amfmn_family.family import AMFMNFamilyPreTrainedModel
 from .configuration_amfmn import AMFMNConfig
 
 #: Elements of the largest [images, texts, dim] intermediate built at once by chunked scoring.

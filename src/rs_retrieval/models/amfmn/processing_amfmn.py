@@ -1,6 +1,6 @@
 """AMFMN processor: the AMFMN-family processor (RS image processor + reference word tokenizer)."""
 
-from ..common.amfmn_family import AMFMNFamilyProcessor
+from ..amfmn_family.family import AMFMNFamilyProcessor
 
 
 class AMFMNProcessor(AMFMNFamilyProcessor):

@@ -1,2 +1,3 @@
 """Model parts shared by several methods: the retrieval contract, towers, image processor,
-tokenizers, losses and strict weight loading. Method folders import only from here."""
+tokenizer families, losses and strict weight loading. Method folders import only from here (AMFMN
+and GaLR also from `models.amfmn_family`, what only they use)."""

@@ -4,7 +4,8 @@ A family owns everything vocabulary-shaped about a method's text side: building 
 from a vocabulary file or dict, building a vocabulary from training captions (models trained
 from scratch), and naming the model-config fields whose size follows the vocabulary. A processor
 class names its family (`RetrievalProcessor.tokenizer_family`); the trainer and the recipe code
-only talk to the family, never to a concrete tokenizer.
+only talk to the family, never to a concrete tokenizer. The word family of AMFMN and GaLR lives with
+them (`models.amfmn_family.word_tokenizer_family`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections import Counter
 from collections.abc import Iterable
 
 from transformers import BertTokenizer
-
-from .tokenization_word import RSWordTokenizer, build_vocab
 
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -42,37 +41,6 @@ class TokenizerFamily(ABC):
     @abstractmethod
     def check_fits(self, tokenizer, config) -> None:
         """Raise `ValueError` if `tokenizer` produces ids outside the model's embedding table."""
-
-
-class WordTokenizerFamily(TokenizerFamily):
-    """The AMFMN/GaLR reference pipeline: `RSWordTokenizer` over a reference `vocab.json`
-    (ids from 1, `<unk>` last, 0 = padding); the config's `vocab_size` counts the padding id."""
-
-    name = "word"
-    tokenizer_class = RSWordTokenizer
-
-    def tokenizer(self, vocab, max_length: int | None = None) -> RSWordTokenizer:
-        if isinstance(vocab, RSWordTokenizer):
-            return vocab
-        if isinstance(vocab, dict):
-            return RSWordTokenizer(vocab=vocab)
-        if isinstance(vocab, (str, os.PathLike)):
-            return RSWordTokenizer(vocab_file=os.fspath(vocab))
-        raise TypeError(f"vocab must be a vocab.json path, a word2idx dict or an RSWordTokenizer, got {type(vocab).__name__}")
-
-    def vocabulary_from_captions(self, captions: Iterable[str], min_count: int = 1) -> dict[str, int]:
-        """The reference layout (`build_vocab`: stop-words dropped, ids from 1, `<unk>` last)."""
-        return build_vocab(captions, min_count=min_count)
-
-    def config_overrides(self, vocab: dict[str, int]) -> dict:
-        return {"vocab_size": len(vocab) + 1}
-
-    def check_fits(self, tokenizer, config) -> None:
-        if tokenizer.vocab_size != config.vocab_size:
-            raise ValueError(
-                f"vocabulary has {tokenizer.vocab_size - 1} words (+ padding = {tokenizer.vocab_size} ids) but "
-                f"config.vocab_size is {config.vocab_size}"
-            )
 
 
 class WordPieceTokenizerFamily(TokenizerFamily):
@@ -118,5 +86,4 @@ class WordPieceTokenizerFamily(TokenizerFamily):
             raise ValueError(f"vocabulary has {len(tokenizer)} tokens but config.text_config.vocab_size is {config.text_config.vocab_size}")
 
 
-WORD = WordTokenizerFamily()
 WORDPIECE = WordPieceTokenizerFamily()

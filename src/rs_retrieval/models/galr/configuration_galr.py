@@ -1,7 +1,7 @@
 """GaLR configuration: the AMFMN-family fields (docs/methods/amfmn.md#configuration) plus the local GCN branch and the
 MIDF fusion (docs/methods/galr.md#configuration)."""
 
-from ..common.amfmn_family import AMFMNFamilyConfig
+from ..amfmn_family.family import AMFMNFamilyConfig
 
 RERANK_KEYS = {"K1", "Wp1", "Wp2"}
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from ..common.amfmn_family import AMFMNFamilyPreTrainedModel
+from ..amfmn_family.family import AMFMNFamilyPreTrainedModel
 from .configuration_galr import GaLRConfig
 
 NORM_EPS = 1e-8

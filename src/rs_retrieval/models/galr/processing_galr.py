@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from ..common.amfmn_family import AMFMNFamilyProcessor
+from ..amfmn_family.family import AMFMNFamilyProcessor
 from ...fileio import atomic_file
 from .local_graph import DetectorGraphExtractor, LocalGraphError, reduce_proposals
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .towers import ResNetTrunk, resnet_config
+from ..common.towers import ResNetTrunk, resnet_config
 
 
 def mvsa_map_size(image_size: int) -> int:

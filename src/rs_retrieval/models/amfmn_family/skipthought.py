@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_all
+from ..common.checks import check_all
 
 
 class BayesianGRUCell(nn.Module):

@@ -4,7 +4,7 @@ outputs and every gradient, with and without variational dropout, captions of mi
 import pytest
 import torch
 
-from rs_retrieval.models.common.skipthought import SkipThoughtEncoder
+from rs_retrieval.models.amfmn_family.skipthought import SkipThoughtEncoder
 
 
 def reference_encoder(encoder: SkipThoughtEncoder, input_ids: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ def test_packed_gru_passes_gradcheck_with_dropout():
 def test_traced_dense_path_matches_reference_outputs_and_gradients(dropout, training, monkeypatch):
     """Under torch.compile / ONNX export the GRU runs every padded step (no packed, data-dependent
     step sizes); that path must give the reference's states and gradients too."""
-    import rs_retrieval.models.common.skipthought as skipthought
+    import rs_retrieval.models.amfmn_family.skipthought as skipthought
 
     monkeypatch.setattr(skipthought, "_is_traced", lambda: True)
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""Run logging: `log.jsonl` (one JSON record per line), optional TensorBoard, throughput.
+"""Run logging: `log.jsonl` (one JSON record per line, also handed to the Accelerate trackers that
+`experiment_trackers` chose) and throughput.
 
 Every process keeps the same record count (values are reduced or broadcast before logging), so
 the count stored in a checkpoint says exactly how many lines to keep when resuming; only the main

@@ -10,8 +10,8 @@ from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.errors import MissingExtraError
 from rs_retrieval.training import recipe_from_dict
 from rs_retrieval.training.recipe import RecipeError
-from rs_retrieval.training.tracking import read_log
-from rs_retrieval.training.trackers import resolve_trackers
+from rs_retrieval.training.run_log import read_log
+from rs_retrieval.training.experiment_trackers import resolve_trackers
 
 
 def tensorboard_scalars(run_dir):

@@ -4,12 +4,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rs_retrieval.models.common.tokenization_word import (
+from rs_retrieval.models.amfmn_family.tokenization_word import (
     RSWordTokenizer,
     build_vocab,
     caption_tokens,
     load_stopwords,
     load_vocab,
+    porter_stem,
     save_vocab,
     split_sentences,
     treebank_tokenize,
@@ -120,3 +121,18 @@ def test_tokenizer_on_real_rsitmd_lines():
     for row, line in zip(ids, lines):
         expected = [vocab.get(t, unk) for t in caption_tokens(line)]
         assert row[: len(expected)].tolist() == expected and torch.all(row[len(expected) :] == 0)
+
+
+PORTER_CASES = {
+    # Porter's paper examples, with NLTK's extensions where they differ (ties -> tie, sky, dying)
+    "caresses": "caress", "ponies": "poni", "ties": "tie", "cats": "cat", "feed": "feed", "agreed": "agre",
+    "plastered": "plaster", "motoring": "motor", "sing": "sing", "conflated": "conflat", "hopping": "hop",
+    "falling": "fall", "filing": "file", "happy": "happi", "relational": "relat", "conditional": "condit",
+    "triplicate": "triplic", "goodness": "good", "revival": "reviv", "adjustment": "adjust", "adoption": "adopt",
+    "controll": "control", "roll": "roll", "skies": "sky", "dying": "die", "is": "is", "planes": "plane",
+    "buildings": "build", "surrounded": "surround", "generously": "gener", "analogi": "analog", "Runways": "runway",
+}
+
+
+def test_porter_stemmer_reference_examples():
+    assert {w: porter_stem(w) for w in PORTER_CASES} == PORTER_CASES

@@ -15,14 +15,14 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers import initialization as init
 
-from .base import RetrievalPreTrainedModel
-from .checks import check_all
-from .losses import dynamic_margin, hinge_triplet_loss
+from ..common.base import RetrievalPreTrainedModel
+from ..common.checks import check_all
+from ..common.losses import dynamic_margin, hinge_triplet_loss
 from .mvsa import MVSA, ExtractFeature, check_image_size, mvsa_map_size
-from .processing import RetrievalProcessor
+from ..common.processing import RetrievalProcessor
 from .skipthought import SkipThoughtTextEncoder
 from .skipthought_weights import load_skipthought_into
-from .tokenizer_families import WORD
+from .word_tokenizer_family import WORD
 
 #: Augmentation fields that configs saved before issue 8 carried; the processor owns them now.
 LEGACY_AUGMENTATION_FIELDS = ("train_resize", "train_rotation_degrees")
@@ -156,13 +156,13 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
 
         With `config.dynamic_margin` = {gamma, beta}, the margin of pair (i, j) is the paper's
         alpha(P[i, j]) for `prior_similarity` P [B, B] (caption j against image i's captions, see
-        `rs_retrieval.models.common.losses.CaptionPriorSimilarity`). `image_ids` masks texts of the same image
+        `rs_retrieval.training.caption_prior.CaptionPriorSimilarity`). `image_ids` masks texts of the same image
         (the reference does not: pass None to reproduce it).
         """
         margin = self.config.margin
         if self.config.dynamic_margin is not None:
             if prior_similarity is None:
-                raise ValueError("config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.models.common.losses.CaptionPriorSimilarity)")
+                raise ValueError("config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.training.caption_prior.CaptionPriorSimilarity)")
             if tuple(prior_similarity.shape) != tuple(logits_per_image.shape):
                 raise ValueError(f"prior_similarity must have the score shape {tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}")
             margin = dynamic_margin(prior_similarity.to(logits_per_image), **self.config.dynamic_margin)

@@ -18,7 +18,7 @@ import torch
 
 from .skipthought import SkipThoughtEncoder
 from .tokenization_word import load_vocab, validate_word2idx
-from .weights import CheckpointConversionError, load_converted
+from ..common.weights import CheckpointConversionError, load_converted
 
 UNISKIP_FILES = ("uni_skip.npz", "utable.npy", "dictionary.txt")
 GRU_PARAMS = ("encoder_W", "encoder_b", "encoder_U", "encoder_Wx", "encoder_bx", "encoder_Ux")
