@@ -29,7 +29,7 @@ import numpy as np
 def two_stage(args) -> None:
     from rs_retrieval.data import flatten_captions, load_dataset
     from rs_retrieval.index import RetrievalIndex
-    from rs_retrieval.search.commands import load_model
+    from rs_retrieval.cli.search import load_model
 
     captions = flatten_captions(load_dataset("rs_synth", split="test", image_size=args.image_size))["caption"][: args.queries]
     print(f"| model | K' | recall@10 vs exact | ms / query | exact ms / query |\n|---|---|---|---|---|")

@@ -92,7 +92,7 @@ def app_screenshots(summary: dict, work: Path, out: Path, max_width: int) -> lis
 
     from playwright.sync_api import expect, sync_playwright
 
-    from rs_retrieval.app.commands import build_service, register
+    from rs_retrieval.cli.serve import build_service, register
     from rs_retrieval.app.ui import launch
 
     parser = argparse.ArgumentParser()

@@ -72,7 +72,7 @@ def build_scene_index(model_dir: Path, images: Path, out: Path, crs: str | None 
     from PIL import Image
 
     from rs_retrieval.index import RetrievalIndex
-    from rs_retrieval.search.commands import load_model
+    from rs_retrieval.cli.search import load_model
 
     tiles = [Image.open(p).convert("RGB") for p in sorted(images.glob("*.png"))[:4]]
     scene = write_scene(out.parent / f"{out.name}_scene.tif", tiles, crs)

@@ -12,13 +12,13 @@ from PIL import Image
 from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
 from rs_retrieval.app.about import measured_metrics, model_summary
 from rs_retrieval.app.files import session_folder
-from rs_retrieval.app.commands import default_captions_file, register, serve_command
+from rs_retrieval.cli.serve import default_captions_file, register, serve_command
 from rs_retrieval.app.footprints import footprint_map_html
 from rs_retrieval.app.service import AppInputError, AppService, FolderCorpus, read_caption_file
 from rs_retrieval.app.uploads import UploadError, read_upload
 from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.search import search_images
-from rs_retrieval.search.commands import load_model
+from rs_retrieval.cli.search import load_model
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ class EncodingGate:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from rs_retrieval.app.commands import build_service, register
+    from rs_retrieval.cli.serve import build_service, register
     from rs_retrieval.app.ui import launch
 
     root = tmp_path_factory.mktemp("app")

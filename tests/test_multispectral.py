@@ -86,7 +86,7 @@ def test_clip_processor_takes_bands_for_the_session(tmp_path):
 
 def test_search_with_bands_ranks_13_band_files_and_rejects_unknown_names(tmp_path, capsys):
     from rs_retrieval.cli import main
-    from rs_retrieval.search.commands import register
+    from rs_retrieval.cli.search import register
 
     import_tiny_package(tmp_path / "pkg")
     model, processor = make_tiny_model(seed=3)

@@ -7,7 +7,6 @@ Every step calls the same library functions as the individual sub-commands.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -30,8 +29,8 @@ def run_quickstart(
     from .evaluation.folds import format_table
     from .evaluation.engine import evaluate_retrieval
     from .search.engine import make_contact_sheet, search_images
-    from .app.commands import serve_command
-    from .search.commands import load_model
+    from .cli.serve import serve_command
+    from .cli.search import load_model
     from .training import load_recipe, train
     from .models.common.processing import input_image_size
     from .training.data import dataset_options
@@ -90,20 +89,3 @@ def run_quickstart(
     print(f"look at it in a browser (text -> images, image -> captions):\n  {summary['serve_command']}")
     return summary
 
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("quickstart", help="build rs_synth, train a small model on CPU, evaluate and search")
-    parser.add_argument("--config", default=DEFAULT_RECIPE, help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})")
-    parser.add_argument("--output-dir", default="runs/quickstart")
-    parser.add_argument("--query", default=DEFAULT_QUERY)
-    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    parser.add_argument(
-        "--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-        help='continue the run in --output-dir from "latest" (the default) or a checkpoints/step_N folder',
-    )
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    run_quickstart(args.config, args.output_dir, args.query, args.overrides, args.resume)
-    return 0

@@ -15,7 +15,7 @@ from rs_retrieval.index import IndexCorruptError, RetrievalIndex, VectorIndexCon
 from rs_retrieval.index.filters import FilterColumns, FilterError, SearchFilter, filtered_search, parse_datetime
 from rs_retrieval.index.ondisk import PartsError, build_from_parts, read_parts
 from rs_retrieval.index.vectors import normalize_rows, read_faiss_index, search_faiss_index
-from rs_retrieval.search.commands import load_model
+from rs_retrieval.cli.search import load_model
 from rs_retrieval.search.engine import _text_cache, model_fingerprint
 
 from clip_helpers import tiny_clip

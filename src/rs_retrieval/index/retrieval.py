@@ -152,7 +152,7 @@ class RetrievalIndex:
     def set_model(self, model, processor=None) -> None:
         """Attach the model queries are encoded with; refused unless its fingerprint matches."""
         if isinstance(model, (str, os.PathLike)):
-            from ..search.commands import load_model
+            from ..cli.search import load_model
 
             model, processor = load_model(str(model), precision=self.manifest["model"].get("precision", "fp32"))  # as the index was built
         if processor is None:

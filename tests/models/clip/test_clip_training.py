@@ -221,7 +221,7 @@ def test_clip_recipe_refuses_train_captions_vocabulary():
 
 def test_search_and_rank_captions_with_a_clip_folder(tmp_path):
     from rs_retrieval.search import rank_captions, search_images
-    from rs_retrieval.search.commands import load_model
+    from rs_retrieval.cli.search import load_model
 
     model, processor = tiny_clip(seed=11)
     model.save_pretrained(tmp_path / "model")

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..search.commands import add_band_argument, add_model_arguments
+from .search import add_band_argument, add_model_arguments
 
 #: What a Space folder serves (written by `rs-retrieval space build`, read by `serve_space`).
 SPACE_CONFIG = "space.json"
@@ -36,8 +36,8 @@ def default_captions_file(images_dir: str | Path) -> Path | None:
 
 def build_service(args: argparse.Namespace):
     """Load the model and open the corpus (`service.corpus.start()` begins encoding it)."""
-    from ..search.commands import load_model_from_args
-    from .service import AppService, FolderCorpus, IndexCorpus, read_caption_file
+    from .search import load_model_from_args
+    from ..app.service import AppService, FolderCorpus, IndexCorpus, read_caption_file
 
     if args.class_set:
         from ..zeroshot import load_class_set
@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     from ..optional import require
 
     require("gradio", "web", "the web app (rs-retrieval serve)")  # fail before loading the model
-    from .ui import launch
+    from ..app.ui import launch
 
     service = build_service(args)
     if service.corpus is not None:

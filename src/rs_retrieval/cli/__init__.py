@@ -11,23 +11,23 @@ import logging
 import os
 import sys
 
-from .errors import RSRetrievalError
-from .runtime import prepare_process
+from ..errors import RSRetrievalError
+from ..runtime import prepare_process
 
 #: Modules that define `register(subparsers)`; each adds its sub-commands with `set_defaults(func=...)`.
 #: They must not import torch/transformers at module level, so that `--help` stays fast.
 COMMAND_MODULES = [
-    "rs_retrieval.data.commands",
-    "rs_retrieval.training.commands",
-    "rs_retrieval.evaluation.commands",
-    "rs_retrieval.hub.commands",
-    "rs_retrieval.search.commands",
-    "rs_retrieval.index.commands",
-    "rs_retrieval.convert.commands",
-    "rs_retrieval.export.commands",
-    "rs_retrieval.zeroshot.commands",
-    "rs_retrieval.quickstart",
-    "rs_retrieval.app.commands",
+    "rs_retrieval.cli.data",
+    "rs_retrieval.cli.train",
+    "rs_retrieval.cli.evaluate",
+    "rs_retrieval.cli.hub",
+    "rs_retrieval.cli.search",
+    "rs_retrieval.cli.index",
+    "rs_retrieval.cli.convert",
+    "rs_retrieval.cli.export",
+    "rs_retrieval.cli.zeroshot",
+    "rs_retrieval.cli.quickstart",
+    "rs_retrieval.cli.serve",
 ]
 DEBUG_ENV = "RS_RETRIEVAL_DEBUG"
 
@@ -56,6 +56,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

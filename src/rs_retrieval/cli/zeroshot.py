@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    from ..search.commands import add_model_arguments
+    from .search import add_model_arguments
 
     add_model_arguments(parser)
     parser.add_argument("--templates", help="prompt template set (e.g. georsclip_105, single_satellite_photo); default: the class set's")
@@ -17,7 +17,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from ..search.commands import load_model_from_args
+    from .search import load_model_from_args
 
     return load_model_from_args(args)
 
@@ -29,8 +29,8 @@ def classify(args: argparse.Namespace) -> int:
     if not target.exists():  # before torch is even imported
         raise InputNotFoundError(f"{target} is neither an image file nor a folder")
     from ..search.engine import list_images
-    from .class_sets import load_class_set
-    from .classifier import ZeroShotClassifier
+    from ..zeroshot.class_sets import load_class_set
+    from ..zeroshot.classifier import ZeroShotClassifier
 
     paths = list_images(target, args.recursive) if target.is_dir() else [target]
     class_set = load_class_set(args.classes, templates=args.templates)
@@ -52,7 +52,7 @@ def classify(args: argparse.Namespace) -> int:
 
 def evaluate_zeroshot(args: argparse.Namespace) -> int:
     from ..fileio import write_json_atomic
-    from .evaluate import evaluate_zero_shot, plot_confusion_matrix, rs_synth_image_folder
+    from ..zeroshot.evaluate import evaluate_zero_shot, plot_confusion_matrix, rs_synth_image_folder
 
     output_dir = Path(args.output_dir)
     dataset_dir, class_set = args.dataset, args.classes

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..fileio import write_json_atomic
-from ..search.commands import add_model_arguments
-from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
-from .folds import format_table
+from .search import add_model_arguments
+from ..evaluation.choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
+from ..evaluation.folds import format_table
 
 
 def register(subparsers) -> None:
@@ -106,14 +106,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         transformers_logging.disable_progress_bar()
 
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
-    from .engine import evaluate_retrieval
+    from ..evaluation.engine import evaluate_retrieval
 
     generated = generated_dataset_options(args)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir, **generated)
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
         raise UsageError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
-    from .metrics import resolve_tie_policy
-    from .protocols import get_protocol
+    from ..evaluation.metrics import resolve_tie_policy
+    from ..evaluation.protocols import get_protocol
 
     try:
         resolve_tie_policy(args.protocol, args.tie_policy)
@@ -123,7 +123,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
     metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy, "image_key_column": args.image_key_column}
     from ..pretrained import resolve_device
-    from ..search.commands import load_model_from_args
+    from .search import load_model_from_args
 
     device = resolve_device(args.device)
     model, processor = load_model_from_args(args, device)

@@ -27,8 +27,8 @@ def register(subparsers) -> None:
 
 
 def run_export_onnx(args: argparse.Namespace) -> int:
-    from ..search.commands import load_model
-    from .onnx import export_onnx
+    from .search import load_model
+    from ..export.onnx import export_onnx
 
     model, processor = load_model(args.model, args.trust_remote_code, "cpu")  # ONNX graphs are traced on CPU
     report = export_onnx(model, args.out, processor, text_length=args.text_length, opset=args.opset,

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from ..errors import InputNotFoundError
-from .paper_results import canonical_dataset
+from ..hub.paper_results import canonical_dataset
 
 
 def detect_kind(path: Path) -> str:
@@ -31,7 +31,7 @@ def detect_kind(path: Path) -> str:
 
 
 def push(args: argparse.Namespace) -> int:
-    from .publish import push_dataset, push_model
+    from ..hub.publish import push_dataset, push_model
 
     for module in args.import_modules:
         importlib.import_module(module)
@@ -47,7 +47,7 @@ def push(args: argparse.Namespace) -> int:
 
         commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "space":
-        from .space import push_space
+        from ..hub.space import push_space
 
         commit = push_space(path, args.repo_id, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "model":
@@ -62,7 +62,7 @@ def push(args: argparse.Namespace) -> int:
 
 
 def build_space_command(args: argparse.Namespace) -> int:
-    from .space import build_space
+    from ..hub.space import build_space
 
     out = build_space(
         args.model, args.out, wheel=args.wheel, images=args.images, index=args.index, captions=args.captions,
@@ -126,7 +126,7 @@ def register_push(subparsers) -> None:
 
 
 def serve_local(args: argparse.Namespace) -> int:
-    from .local_hub import CLIENT_SETTINGS, LocalHub
+    from ..hub.local_hub import CLIENT_SETTINGS, LocalHub
 
     hub = LocalHub(port=args.port, max_lifetime_s=None).start()
     exports = {"HF_ENDPOINT": hub.endpoint, **{k: v for k, v in CLIENT_SETTINGS.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}}

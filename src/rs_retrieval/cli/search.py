@@ -56,7 +56,7 @@ def load_model_from_args(args: argparse.Namespace, device: str | None = None):
 def search(args: argparse.Namespace) -> int:
     if not Path(args.images).is_dir():  # before torch is even imported
         raise InputNotFoundError(f"{args.images} is not a folder")
-    from .engine import list_images, make_contact_sheet, search_images
+    from ..search.engine import list_images, make_contact_sheet, search_images
 
     list_images(args.images, args.recursive)  # an empty folder fails before the model loads
     model, processor = load_model_from_args(args)
@@ -85,7 +85,7 @@ def rank_captions_command(args: argparse.Namespace) -> int:
         raise UsageError(f"caption(s) {blank} are empty; every caption needs words to be scored")
     if not Path(args.image).is_file():
         raise InputNotFoundError(f"image file {args.image} does not exist")
-    from .engine import rank_captions
+    from ..search.engine import rank_captions
 
     model, processor = load_model_from_args(args)
     ranked = rank_captions(args.image, captions, model, processor)
