@@ -29,8 +29,8 @@ def run_quickstart(
     from .evaluation.folds import format_table
     from .evaluation.engine import evaluate_retrieval
     from .search.engine import make_contact_sheet, search_images
-    from .cli.serve import serve_command
-    from .cli.search import load_model
+    from .app.launch import serve_command
+    from .pretrained import load_model_and_processor
     from .training import load_recipe, train
     from .models.common.processing import input_image_size
     from .training.data import dataset_options
@@ -49,7 +49,7 @@ def run_quickstart(
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model, processor = load_model(str(run_dir / "model"))
+    model, processor = load_model_and_processor(str(run_dir / "model"))
     synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, input_image_size(model.config)))
     test_split = load_dataset("rs_synth", split="test", **synth)
     test_metrics = evaluate_retrieval(

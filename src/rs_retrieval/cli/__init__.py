@@ -1,4 +1,7 @@
-"""`rs-retrieval` command line: each area of the package contributes its sub-commands.
+"""`rs-retrieval` command line: one module per command group (`cli/<group>.py`) registers its
+sub-commands; argument helpers that several share are in `cli/arguments.py`. Only argparse wiring
+and thin `run` functions live here: the work is done by the library packages, which never import
+this package.
 
 The package's typed errors (`RSRetrievalError`: bad input, missing files, missing extras) are
 printed as one `error: ...` line with exit status 2; `--debug` or RS_RETRIEVAL_DEBUG=1 shows the

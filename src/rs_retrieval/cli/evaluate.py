@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..fileio import write_json_atomic
-from .search import add_model_arguments
+from .arguments import add_model_arguments, load_model_from_args
 from ..evaluation.choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOLS, RERANKER_NAMES, TIE_POLICIES
 from ..evaluation.folds import format_table
 
@@ -123,7 +123,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
     metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy, "image_key_column": args.image_key_column}
     from ..pretrained import resolve_device
-    from .search import load_model_from_args
 
     device = resolve_device(args.device)
     model, processor = load_model_from_args(args, device)

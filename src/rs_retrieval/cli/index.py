@@ -13,19 +13,19 @@ import os
 import sys
 from pathlib import Path
 
-from .search import add_band_argument, add_model_arguments
+from .arguments import add_band_argument, add_model_arguments
 
 ROW_NAMES = {"scene": "tiles", "stac": "tiles", "files": "images"}
 
 
 def build(args: argparse.Namespace) -> int:
     from ..multispectral import BandChoice, apply_bands, parse_bands
-    from .search import load_model
+    from ..pretrained import load_model_and_processor
     from ..index.retrieval import IndexBuildError, RetrievalIndex
     from ..index.vectors import ONDISK_KIND, VectorIndexConfig
 
     choice = parse_bands(args.bands)
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch, args.precision)
+    model, processor = load_model_and_processor(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch, args.precision)
     scene_bands = None
     if choice is not None and args.scene:  # tiles are read with only these bands, in this order
         scene_bands = choice.numbers

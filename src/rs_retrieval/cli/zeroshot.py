@@ -5,21 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arguments import add_model_arguments, load_model_from_args
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    from .search import add_model_arguments
-
     add_model_arguments(parser)
     parser.add_argument("--templates", help="prompt template set (e.g. georsclip_105, single_satellite_photo); default: the class set's")
     parser.add_argument("--rule", default="normalize_then_mean", choices=("normalize_then_mean", "mean_then_normalize"),
                         help="how template embeddings are combined (mean_then_normalize = GeoRSCLIP's)")
     parser.add_argument("--batch-size", type=int, default=64)
-
-
-def _load(args: argparse.Namespace):
-    from .search import load_model_from_args
-
-    return load_model_from_args(args)
 
 
 def classify(args: argparse.Namespace) -> int:
@@ -34,7 +28,7 @@ def classify(args: argparse.Namespace) -> int:
 
     paths = list_images(target, args.recursive) if target.is_dir() else [target]
     class_set = load_class_set(args.classes, templates=args.templates)
-    model, processor = _load(args)
+    model, processor = load_model_from_args(args)
     classifier = ZeroShotClassifier(model, processor, class_set, rule=args.rule, batch_size=args.batch_size)
     rows = []
     for start in range(0, len(paths), args.batch_size):
@@ -59,7 +53,7 @@ def evaluate_zeroshot(args: argparse.Namespace) -> int:
     if args.dataset == "rs_synth":
         dataset_dir = rs_synth_image_folder(output_dir / "rs_synth_test", split="test", seed=args.synth_seed, image_size=args.synth_image_size)
         class_set = class_set or "rs_synth"
-    model, processor = _load(args)
+    model, processor = load_model_from_args(args)
     metrics = evaluate_zero_shot(model, processor, dataset_dir, class_set, args.templates, args.batch_size, args.rule)
     metrics.update(model=args.model, dataset=str(args.dataset))
     write_json_atomic(output_dir / "zeroshot_metrics.json", metrics)
