@@ -33,6 +33,9 @@ COMMAND_MODULES = [
     "rs_retrieval.cli.serve",
 ]
 DEBUG_ENV = "RS_RETRIEVAL_DEBUG"
+#: Old spellings of commands renamed to follow the nesting rule (docs/contributing.md): still
+#: accepted, with a warning, until the next release; `--help` lists only the new ones.
+DEPRECATED_COMMANDS = {"classify": ["zeroshot", "classify"], "evaluate-zeroshot": ["zeroshot", "evaluate"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def replace_deprecated(argv: list[str]) -> list[str]:
+    """`argv` with an old command spelling replaced by its new one, saying so on stderr."""
+    position = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)  # global options are flags
+    if position is None or argv[position] not in DEPRECATED_COMMANDS:
+        return argv
+    new = DEPRECATED_COMMANDS[argv[position]]
+    print(f"warning: 'rs-retrieval {argv[position]}' is deprecated; use 'rs-retrieval {' '.join(new)}'", file=sys.stderr)
+    return [*argv[:position], *new, *argv[position + 1 :]]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(replace_deprecated(sys.argv[1:] if argv is None else list(argv)))
     prepare_process()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:

@@ -1,4 +1,4 @@
-"""`rs-retrieval classify` (images -> scene classes) and `rs-retrieval evaluate-zeroshot` (ImageFolder dataset)."""
+"""`rs-retrieval zeroshot classify` (images -> scene classes) and `rs-retrieval zeroshot evaluate` (ImageFolder dataset)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def evaluate_zeroshot(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("classify", help="zero-shot scene classification of an image or a folder of images")
+    zeroshot = subparsers.add_parser("zeroshot", help="zero-shot scene classification: classify images, or measure accuracy on a labelled folder")
+    commands = zeroshot.add_subparsers(dest="zeroshot_command", required=True)
+    parser = commands.add_parser("classify", help="zero-shot scene classification of an image or a folder of images")
     parser.add_argument("images", help="image file or folder")
     parser.add_argument("--classes", required=True, help="packaged class set (aid, resisc45, ucm, eurosat, whu_rs19, rsscn7, patternnet, optimal31, rs_synth) or a class file (.txt, one per line; .json)")
     parser.add_argument("--top-k", type=int, default=5)
@@ -76,8 +78,8 @@ def register(subparsers) -> None:
     _add_common(parser)
     parser.set_defaults(func=classify)
 
-    parser = subparsers.add_parser(
-        "evaluate-zeroshot", help="zero-shot accuracy on an ImageFolder-style dataset (one folder per class)",
+    parser = commands.add_parser(
+        "evaluate", help="zero-shot accuracy on an ImageFolder-style dataset (one folder per class)",
         description="Top-1/top-5 accuracy, per-class accuracy and a confusion-matrix picture. --dataset rs_synth "
         "evaluates on the synthetic dataset's test images by scene class.",
     )
