@@ -8,7 +8,7 @@ import pytest
 from app_fixtures import save_tiny_amfmn
 from rs_retrieval.cli import main
 from rs_retrieval.data import load_dataset
-from rs_retrieval.cli.evaluate import describe_data
+from rs_retrieval.data.report import describe_data
 from rs_retrieval.training.recipe import dump_recipe, load_recipe
 
 SIZES = {"train_size": 4, "val_size": 2, "test_size": 6}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -78,25 +76,6 @@ def generated_dataset_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def describe_data(dataset, name: str, split: str, image_size: int | None) -> dict:
-    """What was evaluated: name, split, size and a fingerprint of the images' bytes and the captions."""
-    import datasets
-
-    raw = dataset
-    if isinstance(dataset.features.get("image"), datasets.Image):
-        raw = dataset.cast_column("image", datasets.Image(decode=False))
-    digest = hashlib.sha256()
-    for row in raw:
-        image = row.get("image")
-        if isinstance(image, dict):
-            image = image.get("bytes") or Path(image["path"]).read_bytes()
-        elif isinstance(image, str):
-            image = Path(image).read_bytes()
-        digest.update(image if isinstance(image, bytes) else repr(image).encode("utf-8"))
-        digest.update(json.dumps(row.get("captions", row.get("caption")), ensure_ascii=False).encode("utf-8"))
-    return {"name": name, "split": split, "images": len(dataset), "image_size": image_size, "fingerprint": digest.hexdigest()[:16]}
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.no_progress:  # also the dataset-preparation and weight-loading bars
         import datasets
@@ -106,6 +85,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         transformers_logging.disable_progress_bar()
 
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
+    from ..data.report import describe_data
     from ..evaluation.engine import evaluate_retrieval
 
     generated = generated_dataset_options(args)
