@@ -23,7 +23,7 @@ def _run_cli(*args, **env):
 
 
 def test_help_and_argument_errors_do_not_import_torch():
-    for args, code in ((["--help"], 0), (["search", "--help"], 0), (["evaluate"], 2)):
+    for args, code in ((["--help"], 0), (["search", "--help"], 0), (["zeroshot", "classify", "--help"], 0), (["evaluate"], 2)):
         result = _run_cli(*args)
         imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
         assert result.returncode == code, result.stderr[-2000:]
