@@ -29,12 +29,12 @@ import numpy as np
 def two_stage(args) -> None:
     from rs_retrieval.data import flatten_captions, load_dataset
     from rs_retrieval.index import RetrievalIndex
-    from rs_retrieval.search.commands import load_model
+    from rs_retrieval import load_model_and_processor
 
     captions = flatten_captions(load_dataset("rs_synth", split="test", image_size=args.image_size))["caption"][: args.queries]
     print(f"| model | K' | recall@10 vs exact | ms / query | exact ms / query |\n|---|---|---|---|---|")
     for model_dir in args.model:
-        model, processor = load_model(model_dir)
+        model, processor = load_model_and_processor(model_dir)
         with tempfile.TemporaryDirectory() as tmp:
             index = RetrievalIndex.build(model, processor, Path(tmp) / "index", dataset="rs_synth", dataset_options={"image_size": args.image_size}, progress=False)
             start = time.perf_counter()

@@ -92,7 +92,8 @@ def app_screenshots(summary: dict, work: Path, out: Path, max_width: int) -> lis
 
     from playwright.sync_api import expect, sync_playwright
 
-    from rs_retrieval.app.commands import build_service, register
+    from rs_retrieval.app.launch import build_service
+    from rs_retrieval.cli.serve import register, service_options
     from rs_retrieval.app.ui import launch
 
     parser = argparse.ArgumentParser()
@@ -100,7 +101,7 @@ def app_screenshots(summary: dict, work: Path, out: Path, max_width: int) -> lis
     port = free_port()
     serve_args = shlex.split(summary["serve_command"])[1:]  # drop the program name
     args = parser.parse_args(serve_args + ["--port", str(port), "--cache-dir", str(work / "cache")])
-    service = build_service(args)
+    service = build_service(args.model, **service_options(args))
     service.corpus.start()
     demo = launch(service, port=port, block=False, quiet=True)
     shots = []

@@ -8,7 +8,7 @@
 import argparse
 import sys
 
-from rs_retrieval.hub.commands import register
+from rs_retrieval.cli.hub import register
 
 
 def main(argv=None) -> int:

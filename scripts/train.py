@@ -9,7 +9,7 @@
 import argparse
 import sys
 
-from rs_retrieval.training.commands import add_train_arguments, run_train
+from rs_retrieval.cli.train import add_train_arguments, run_train
 
 
 def main(argv=None) -> int:

@@ -72,10 +72,10 @@ def build_scene_index(model_dir: Path, images: Path, out: Path, crs: str | None 
     from PIL import Image
 
     from rs_retrieval.index import RetrievalIndex
-    from rs_retrieval.search.commands import load_model
+    from rs_retrieval import load_model_and_processor
 
     tiles = [Image.open(p).convert("RGB") for p in sorted(images.glob("*.png"))[:4]]
     scene = write_scene(out.parent / f"{out.name}_scene.tif", tiles, crs)
-    model, processor = load_model(str(model_dir))
+    model, processor = load_model_and_processor(str(model_dir))
     RetrievalIndex.build(model, processor, out, scene=scene, tile_size=64, progress=False)
     return out

@@ -12,13 +12,14 @@ from PIL import Image
 from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
 from rs_retrieval.app.about import measured_metrics, model_summary
 from rs_retrieval.app.files import session_folder
-from rs_retrieval.app.commands import default_captions_file, register, serve_command
 from rs_retrieval.app.footprints import footprint_map_html
+from rs_retrieval.app.launch import default_captions_file, serve_command
 from rs_retrieval.app.service import AppInputError, AppService, FolderCorpus, read_caption_file
 from rs_retrieval.app.uploads import UploadError, read_upload
+from rs_retrieval.cli.serve import register
 from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.search import search_images
-from rs_retrieval.search.commands import load_model
+from rs_retrieval import load_model_and_processor
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def served(tmp_path_factory):
     """The tiny run, 12 rs_synth images and the loaded model."""
     root = tmp_path_factory.mktemp("served")
     model_dir, images = save_tiny_run(root / "run"), synth_images(root / "synth")
-    model, processor = load_model(str(model_dir))
+    model, processor = load_model_and_processor(str(model_dir))
     return argparse.Namespace(root=root, model_dir=model_dir, images=images, model=model, processor=processor)
 
 
@@ -280,7 +281,7 @@ def test_a_clip_family_folder_serves_every_tab(served, tmp_path):
     model, processor = tiny_clip()
     model.save_pretrained(tmp_path / "clip")
     processor.save_pretrained(tmp_path / "clip")
-    clip, clip_processor = load_model(str(tmp_path / "clip"))
+    clip, clip_processor = load_model_and_processor(str(tmp_path / "clip"))
     corpus = FolderCorpus(served.images, clip, clip_processor, cache_dir=tmp_path / "cache")
     assert corpus.start().wait(120).ready
     service = AppService(clip, clip_processor, str(tmp_path / "clip"), corpus, captions=["two white planes", "a beach"])

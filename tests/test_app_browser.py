@@ -46,7 +46,8 @@ class EncodingGate:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from rs_retrieval.app.commands import build_service, register
+    from rs_retrieval.app.launch import build_service
+    from rs_retrieval.cli.serve import register, service_options
     from rs_retrieval.app.ui import launch
 
     root = tmp_path_factory.mktemp("app")
@@ -59,7 +60,7 @@ def app(tmp_path_factory):
         "--batch-size", "4", "--max-upload-megapixels", "1", "--class-set", "rs_synth",
     ])
     start = time.perf_counter()
-    service = build_service(args)
+    service = build_service(args.model, **service_options(args))
     gate = EncodingGate(service.model)
     service.corpus.start()
     demo = launch(service, port=port, block=False, quiet=True)

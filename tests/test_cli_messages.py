@@ -1,6 +1,7 @@
 """The command line answers fast and speaks in one-line messages for user errors."""
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -22,7 +23,7 @@ def _run_cli(*args, **env):
 
 
 def test_help_and_argument_errors_do_not_import_torch():
-    for args, code in ((["--help"], 0), (["search", "--help"], 0), (["evaluate"], 2)):
+    for args, code in ((["--help"], 0), (["search", "--help"], 0), (["zeroshot", "classify", "--help"], 0), (["evaluate"], 2)):
         result = _run_cli(*args)
         imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
         assert result.returncode == code, result.stderr[-2000:]
@@ -60,6 +61,21 @@ def test_every_model_command_uses_one_device_rule():
     parser = build_parser()
     for argv in (["search", "q", "--images", "x", "--model", "m"], ["rank-captions", "i", "--model", "m"], ["evaluate", "--model", "m", "--dataset", "d"]):
         assert parser.parse_args(argv).device is None  # resolved by pretrained.resolve_device: cuda if available, else cpu
+
+
+def test_old_command_spellings_work_with_a_warning_and_are_not_listed(capsys):
+    """`classify` and `evaluate-zeroshot` became `zeroshot classify|evaluate` (one noun, its verbs)."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"zeroshot", "rank-captions", "recipes"} <= set(commands) and not {"classify", "evaluate-zeroshot"} & set(commands)
+    assert set(commands["zeroshot"]._subparsers._group_actions[0].choices) == {"classify", "evaluate"}
+    for old, new in (("classify", "zeroshot classify"), ("evaluate-zeroshot", "zeroshot evaluate")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--debug", old, "--help"])
+        printed = capsys.readouterr()
+        assert exit_info.value.code == 0 and printed.out.startswith(f"usage: rs-retrieval {new} [-h]")
+        assert printed.err == f"warning: 'rs-retrieval {old}' is deprecated; use 'rs-retrieval {new}'\n"
+    listed = re.search(r"\{([a-z,-]+)\}", build_parser().format_help()).group(1).split(",")
+    assert "zeroshot" in listed and "classify" not in listed and "evaluate-zeroshot" not in listed
 
 
 def test_convert_set_values_are_yaml_like_train():

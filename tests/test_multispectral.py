@@ -86,7 +86,7 @@ def test_clip_processor_takes_bands_for_the_session(tmp_path):
 
 def test_search_with_bands_ranks_13_band_files_and_rejects_unknown_names(tmp_path, capsys):
     from rs_retrieval.cli import main
-    from rs_retrieval.search.commands import register
+    from rs_retrieval.cli.search import register
 
     import_tiny_package(tmp_path / "pkg")
     model, processor = make_tiny_model(seed=3)
@@ -108,3 +108,20 @@ def test_search_with_bands_ranks_13_band_files_and_rejects_unknown_names(tmp_pat
     assert main([*argv, "--bands", "B99"]) == 2
     assert "not all names of one sensor" in capsys.readouterr().err
     assert len(SENTINEL2_BANDS) == 13
+
+
+def test_the_public_loader_sets_bands_and_rejects_a_bad_name_before_loading(tmp_path):
+    import rs_retrieval
+    from rs_retrieval.pretrained import load_model_and_processor
+
+    assert rs_retrieval.load_model_and_processor is load_model_and_processor  # the one loader, exported at the top
+    with pytest.raises(UsageError, match="not all names of one sensor"):  # not "no model folder": bands are checked first
+        rs_retrieval.load_model_and_processor(tmp_path / "missing", bands="B99")
+    import_tiny_package(tmp_path / "pkg")
+    model, processor = make_tiny_model(seed=3)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    _, loaded = rs_retrieval.load_model_and_processor(tmp_path / "model", bands="s2-false-color")
+    assert (loaded.image_processor.bands, loaded.image_processor.rescale_mode) == ([7, 3, 2], "s2-l2a")  # B08, B04, B03
+    _, plain = rs_retrieval.load_model_and_processor(tmp_path / "model")
+    assert plain.image_processor.bands != [7, 3, 2]

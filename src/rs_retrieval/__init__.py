@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     ".data": ["dataset_report", "export_parquet", "flatten_captions", "load_dataset", "split_info"],
     ".models": ["get_method", "list_methods", "register_method"],
+    ".pretrained": ["load_model_and_processor"],
     ".evaluation.metrics": ["retrieval_metrics"],
     ".evaluation.engine": ["evaluate_retrieval"],
     ".training.recipe": ["load_recipe"],

@@ -1,7 +1,8 @@
 """Package attributes that live in submodules and are imported on first use (PEP 562).
 
-The command line imports `rs_retrieval.<area>.commands`, which runs `rs_retrieval/<area>/__init__.py`
-first: re-exporting the trainer or the evaluator there eagerly would load torch for `--help`.
+The command line (`rs_retrieval.cli`) imports submodules of the areas, which runs
+`rs_retrieval/<area>/__init__.py` first: re-exporting the trainer or the evaluator there eagerly
+would load torch for `--help`.
 """
 
 import importlib

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import RSRetrievalError
 from .models.common.pairing import ProcessorMismatchError, VocabularyMismatchError, check_model_config, vocabulary_fingerprint
+from .multispectral import apply_bands, parse_bands
 
 __all__ = [
     "ModelNotFoundError", "ProcessorMismatchError", "VocabularyMismatchError", "check_processor", "load_model_and_processor",
@@ -50,18 +51,25 @@ def _check_model_path(name_or_path: str) -> None:
 
 def load_model_and_processor(
     name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False, precision: str = "fp32",
+    bands=None,
 ):
     """(model in eval mode on `device`, processor) from a folder or Hub id, checked to be a pair.
+
+    The one loader of the package (exported as `rs_retrieval.load_model_and_processor`): every
+    command, the quickstart, the index and the web app load through it.
 
     Weights that do not fit the config (missing or unexpected keys) raise unless
     `allow_weight_mismatch` (see `RetrievalPreTrainedModel.from_pretrained`). `precision` "bf16"
     or "int8" returns the model encoding at that precision behind the same contract
-    (`rs_retrieval.precision`, `docs/precision.md`); "fp32" is the plain model.
+    (`rs_retrieval.precision`, `docs/precision.md`); "fp32" is the plain model. `bands` (a
+    composite such as "s2-false-color", band names or 1-based numbers; `rs_retrieval.multispectral`)
+    sets the processor's band selection and scaling.
     """
     # .models registers the package's methods
     from .models import load_retrieval_model, load_retrieval_processor
     from .precision import check_precision, with_precision
 
+    choice = parse_bands(bands)  # a bad band name fails before the model loads
     check_precision(precision)
     name_or_path = os.fspath(name_or_path)
     _check_model_path(name_or_path)
@@ -75,7 +83,7 @@ def load_model_and_processor(
             raise
         raise ModelNotFoundError(f"no model folder {name_or_path}, and no Hub model of that id could be loaded: {err}") from err
     check_processor(model, processor, source=name_or_path)
-    return with_precision(model.to(device).eval(), precision, processor), processor
+    return with_precision(model.to(device).eval(), precision, processor), apply_bands(processor, choice)
 
 
 class DeviceError(RSRetrievalError, ValueError):

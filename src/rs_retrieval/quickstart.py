@@ -7,7 +7,6 @@ Every step calls the same library functions as the individual sub-commands.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -30,8 +29,8 @@ def run_quickstart(
     from .evaluation.folds import format_table
     from .evaluation.engine import evaluate_retrieval
     from .search.engine import make_contact_sheet, search_images
-    from .app.commands import serve_command
-    from .search.commands import load_model
+    from .app.launch import serve_command
+    from .pretrained import load_model_and_processor
     from .training import load_recipe, train
     from .models.common.processing import input_image_size
     from .training.data import dataset_options
@@ -50,7 +49,7 @@ def run_quickstart(
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model, processor = load_model(str(run_dir / "model"))
+    model, processor = load_model_and_processor(str(run_dir / "model"))
     synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, input_image_size(model.config)))
     test_split = load_dataset("rs_synth", split="test", **synth)
     test_metrics = evaluate_retrieval(
@@ -90,20 +89,3 @@ def run_quickstart(
     print(f"look at it in a browser (text -> images, image -> captions):\n  {summary['serve_command']}")
     return summary
 
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("quickstart", help="build rs_synth, train a small model on CPU, evaluate and search")
-    parser.add_argument("--config", default=DEFAULT_RECIPE, help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})")
-    parser.add_argument("--output-dir", default="runs/quickstart")
-    parser.add_argument("--query", default=DEFAULT_QUERY)
-    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    parser.add_argument(
-        "--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-        help='continue the run in --output-dir from "latest" (the default) or a checkpoints/step_N folder',
-    )
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    run_quickstart(args.config, args.output_dir, args.query, args.overrides, args.resume)
-    return 0

@@ -8,7 +8,7 @@ import pytest
 from app_fixtures import save_tiny_amfmn
 from rs_retrieval.cli import main
 from rs_retrieval.data import load_dataset
-from rs_retrieval.evaluation.commands import describe_data
+from rs_retrieval.data.report import describe_data
 from rs_retrieval.training.recipe import dump_recipe, load_recipe
 
 SIZES = {"train_size": 4, "val_size": 2, "test_size": 6}
@@ -48,7 +48,7 @@ def test_a_bare_model_folder_gets_rs_synth_at_its_input_size(run, tmp_path, caps
     import argparse
     import shutil
 
-    from rs_retrieval.evaluation.commands import generated_dataset_options
+    from rs_retrieval.cli.evaluate import generated_dataset_options
 
     shutil.copytree(run / "model", tmp_path / "bare" / "model")
     args = argparse.Namespace(model=str(tmp_path / "bare" / "model"), dataset="rs_synth", data_dir=None, image_size=None, trust_remote_code=False)

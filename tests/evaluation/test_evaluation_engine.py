@@ -13,7 +13,7 @@ from toy_model import ToyConfig, ToyModel, ToyProcessor, toy_processor
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
 from rs_retrieval.errors import UsageError
-from rs_retrieval.evaluation import commands
+from rs_retrieval.cli import evaluate as commands
 from rs_retrieval.evaluation.engine import encode_dataset, evaluate_retrieval, score_matrix
 from rs_retrieval.evaluation.folds import format_table
 from rs_retrieval.evaluation.metrics import retrieval_metrics

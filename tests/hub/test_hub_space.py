@@ -75,7 +75,7 @@ def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists,
     requirements = (space / "requirements.txt").read_text().splitlines()
     assert requirements[0] == f"./wheels/{wheel.name}[web]" and "torch==2.13.0" in requirements
     assert all("==" in line for line in requirements[1:]) and any(line.startswith("gradio==") for line in requirements)
-    assert "rs_retrieval.app.commands import serve_space" in (space / "app.py").read_text()
+    assert "rs_retrieval.app.launch import serve_space" in (space / "app.py").read_text()
     assert sorted(p.name for p in (space / "images").iterdir()) == sorted(p.name for p in images.iterdir() if p.suffix == ".png")
 
     with FakeHub() as hub:

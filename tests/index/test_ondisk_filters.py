@@ -15,7 +15,7 @@ from rs_retrieval.index import IndexCorruptError, RetrievalIndex, VectorIndexCon
 from rs_retrieval.index.filters import FilterColumns, FilterError, SearchFilter, filtered_search, parse_datetime
 from rs_retrieval.index.ondisk import PartsError, build_from_parts, read_parts
 from rs_retrieval.index.vectors import normalize_rows, read_faiss_index, search_faiss_index
-from rs_retrieval.search.commands import load_model
+from rs_retrieval import load_model_and_processor
 from rs_retrieval.search.engine import _text_cache, model_fingerprint
 
 from clip_helpers import tiny_clip
@@ -184,7 +184,7 @@ def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geopar
     model, processor = tiny_clip()
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    model, processor = load_model(str(tmp_path / "model"))  # as the CLI loads it (its fingerprint is of the loaded pair)
+    model, processor = load_model_and_processor(str(tmp_path / "model"))  # as the CLI loads it (its fingerprint is of the loaded pair)
     vectors, _ = clustered(3000, model.config.projection_dim, seed=4)
     synthetic_parts.write_parts(tmp_path / "embeddings", [vectors[:1500], vectors[1500:]], fingerprint=model_fingerprint(model, processor),
                                 region=REGION, tile_deg=0.5, days=60)

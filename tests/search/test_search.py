@@ -144,7 +144,7 @@ def test_bad_inputs_raise_naming_the_problem(tmp_path):
 
 
 def test_search_command_prints_ranked_files_and_writes_a_sheet(tmp_path, capsys):
-    from rs_retrieval.search.commands import register
+    from rs_retrieval.cli.search import register
 
     model, processor = make_tiny_model(seed=7)
     model.save_pretrained(tmp_path / "model")

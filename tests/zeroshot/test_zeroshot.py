@@ -227,7 +227,7 @@ def test_rs_synth_benchmark_folder(tmp_path):
     assert sum(len(list((root / f).iterdir())) for f in folders) == 16
 
 
-def test_cli_classify_and_evaluate_zeroshot(tmp_path, capsys):
+def test_cli_zeroshot_classify_and_evaluate(tmp_path, capsys):
     from rs_retrieval.cli import main
 
     model, processor = tiny_clip(seed=8)
@@ -236,13 +236,18 @@ def test_cli_classify_and_evaluate_zeroshot(tmp_path, capsys):
     root = write_folder_dataset(tmp_path / "data", ["forest", "beach"])
     classes = tmp_path / "classes.txt"
     classes.write_text("beach\nforest\nriver\n")
-    assert main(["classify", str(root / "beach"), "--model", str(tmp_path / "model"), "--classes", str(classes), "--top-k", "2", "--output", str(tmp_path / "pred.json")]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("0.png") == 1 and printed.count("1.png") == 1
+    classify = [str(root / "beach"), "--model", str(tmp_path / "model"), "--classes", str(classes), "--top-k", "2", "--output", str(tmp_path / "pred.json")]
+    assert main(["zeroshot", "classify", *classify]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.count("0.png") == 1 and printed.out.count("1.png") == 1 and "deprecated" not in printed.err
+    assert main(["classify", *classify]) == 0  # the old spelling, for one release
+    old = capsys.readouterr()
+    assert old.out == printed.out
+    assert old.err.splitlines()[0] == "warning: 'rs-retrieval classify' is deprecated; use 'rs-retrieval zeroshot classify'"
     predictions = json.loads((tmp_path / "pred.json").read_text())["predictions"]
     assert len(predictions) == 2 and all(len(best) == 2 for best in predictions.values())
     out = tmp_path / "zs"
-    assert main(["evaluate-zeroshot", "--model", str(tmp_path / "model"), "--dataset", str(root), "--classes", str(classes), "--output-dir", str(out)]) == 0
+    assert main(["zeroshot", "evaluate", "--model", str(tmp_path / "model"), "--dataset", str(root), "--classes", str(classes), "--output-dir", str(out)]) == 0
     metrics = json.loads((out / "zeroshot_metrics.json").read_text())
     assert metrics["num_images"] == 4 and metrics["classes"] == ["beach", "forest", "river"]
     from PIL import Image

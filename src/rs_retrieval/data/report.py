@@ -1,8 +1,12 @@
-"""Data-quality statistics of a per-image dataset: sizes, blank captions, duplicate captions, scenes."""
+"""Data-quality statistics of a per-image dataset (sizes, blank captions, duplicate captions, scenes),
+and the fingerprint an evaluation records of the data it scored (`describe_data`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,3 +73,22 @@ def format_report(report: dict[str, dict[str, Any]], max_listed: int = 10) -> st
         if r["scenes"]:
             lines.append("  scenes: " + ", ".join(f"{name} {n}" for name, n in r["scenes"].items()))
     return "\n".join(lines)
+
+
+def describe_data(dataset, name: str, split: str, image_size: int | None) -> dict:
+    """What was evaluated: name, split, size and a fingerprint of the images' bytes and the captions."""
+    import datasets
+
+    raw = dataset
+    if isinstance(dataset.features.get("image"), datasets.Image):
+        raw = dataset.cast_column("image", datasets.Image(decode=False))
+    digest = hashlib.sha256()
+    for row in raw:
+        image = row.get("image")
+        if isinstance(image, dict):
+            image = image.get("bytes") or Path(image["path"]).read_bytes()
+        elif isinstance(image, str):
+            image = Path(image).read_bytes()
+        digest.update(image if isinstance(image, bytes) else repr(image).encode("utf-8"))
+        digest.update(json.dumps(row.get("captions", row.get("caption")), ensure_ascii=False).encode("utf-8"))
+    return {"name": name, "split": split, "images": len(dataset), "image_size": image_size, "fingerprint": digest.hexdigest()[:16]}

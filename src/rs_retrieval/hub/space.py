@@ -4,7 +4,7 @@
 The Space folder holds the model (a copy, or a Hub id loaded at start), the images or index it
 searches, this package's wheel under `wheels/`, a `requirements.txt` that installs the wheel with
 every dependency pinned to the versions it was built with, `space.json` (what `app.py` serves) and
-an `app.py` that is three lines around `rs_retrieval.app.commands.serve_space`.
+an `app.py` that is three lines around `rs_retrieval.app.launch.serve_space`.
 
 The Hub's Space builder installs `requirements.txt` before it copies the repository, so a
 requirement on a file in the repository cannot work there: `push` rewrites the wheel's line to
@@ -38,7 +38,7 @@ model and images (what it serves is in space.json)."""
 
 from pathlib import Path
 
-from rs_retrieval.app.commands import serve_space
+from rs_retrieval.app.launch import serve_space
 
 serve_space(Path(__file__).resolve().parent)
 '''
@@ -131,7 +131,7 @@ def build_space(
     folder, copied). `captions` defaults to the `dataset.json` beside `images`, if any. `wheel`: this
     package's wheel (`python -m build --wheel`), copied into the Space.
     """
-    from ..app.commands import SPACE_CONFIG, default_captions_file
+    from ..app.launch import SPACE_CONFIG, default_captions_file
     from ..search.engine import list_images
 
     if (images is None) == (index is None):

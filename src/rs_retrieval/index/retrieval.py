@@ -152,9 +152,9 @@ class RetrievalIndex:
     def set_model(self, model, processor=None) -> None:
         """Attach the model queries are encoded with; refused unless its fingerprint matches."""
         if isinstance(model, (str, os.PathLike)):
-            from ..search.commands import load_model
+            from ..pretrained import load_model_and_processor
 
-            model, processor = load_model(str(model), precision=self.manifest["model"].get("precision", "fp32"))  # as the index was built
+            model, processor = load_model_and_processor(str(model), precision=self.manifest["model"].get("precision", "fp32"))  # as the index was built
         if processor is None:
             raise IndexQueryError("a model object needs its processor (RetrievalIndex.open(path, model, processor))")
         store.check_fingerprint(self.manifest, model_fingerprint(model, processor), self.folder)

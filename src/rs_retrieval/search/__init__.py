@@ -1,6 +1,6 @@
 """Folder search (text -> images, image -> captions) with an on-disk embedding cache.
 
-Names are imported on first use: the command line imports `search.commands` without torch.
+Names are imported on first use: the command line imports `search.engine` only when a search runs.
 """
 
 from .._lazy import lazy_exports

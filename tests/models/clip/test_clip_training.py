@@ -221,7 +221,7 @@ def test_clip_recipe_refuses_train_captions_vocabulary():
 
 def test_search_and_rank_captions_with_a_clip_folder(tmp_path):
     from rs_retrieval.search import rank_captions, search_images
-    from rs_retrieval.search.commands import load_model
+    from rs_retrieval import load_model_and_processor
 
     model, processor = tiny_clip(seed=11)
     model.save_pretrained(tmp_path / "model")
@@ -230,7 +230,7 @@ def test_search_and_rank_captions_with_a_clip_folder(tmp_path):
     folder.mkdir()
     for i, image in enumerate(random_images(5, seed=3)):
         image.save(folder / f"{i}.png")
-    loaded, loaded_processor = load_model(str(tmp_path / "model"))
+    loaded, loaded_processor = load_model_and_processor(str(tmp_path / "model"))
     results = search_images("a harbour with ships", folder, loaded, loaded_processor, top_k=None, cache_dir=tmp_path / "cache")
     plain = CLIPModel.from_pretrained(tmp_path / "model").eval()
     paths = sorted(folder.glob("*.png"))

@@ -26,9 +26,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def run_train(args: argparse.Namespace) -> int:
     prepare_process()  # before torch loads (scripts/train.py comes here without the CLI)
     from ..cards import write_model_card
-    from .recipe import RecipeError, load_recipe
-    from .checkpoints import checkpoint_steps
-    from .trainer import Trainer
+    from ..training.recipe import RecipeError, load_recipe
+    from ..training.checkpoints import checkpoint_steps
+    from ..training.trainer import Trainer
 
     try:
         recipe = load_recipe(args.config, args.overrides)
@@ -51,7 +51,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_recipes(args: argparse.Namespace) -> int:
     import yaml
 
-    from .recipe import packaged_recipes, recipe_summary
+    from ..training.recipe import packaged_recipes, recipe_summary
 
     recipes = packaged_recipes()
     width = max(map(len, recipes), default=0)

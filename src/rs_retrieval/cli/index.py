@@ -13,19 +13,19 @@ import os
 import sys
 from pathlib import Path
 
-from ..search.commands import add_band_argument, add_model_arguments
+from .arguments import add_band_argument, add_model_arguments
 
 ROW_NAMES = {"scene": "tiles", "stac": "tiles", "files": "images"}
 
 
 def build(args: argparse.Namespace) -> int:
     from ..multispectral import BandChoice, apply_bands, parse_bands
-    from ..search.commands import load_model
-    from .retrieval import IndexBuildError, RetrievalIndex
-    from .vectors import ONDISK_KIND, VectorIndexConfig
+    from ..pretrained import load_model_and_processor
+    from ..index.retrieval import IndexBuildError, RetrievalIndex
+    from ..index.vectors import ONDISK_KIND, VectorIndexConfig
 
     choice = parse_bands(args.bands)
-    model, processor = load_model(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch, args.precision)
+    model, processor = load_model_and_processor(args.model, args.trust_remote_code, args.device, args.allow_weight_mismatch, args.precision)
     scene_bands = None
     if choice is not None and args.scene:  # tiles are read with only these bands, in this order
         scene_bands = choice.numbers
@@ -73,7 +73,7 @@ def _engine(stats: dict) -> str:
 
 def search(args: argparse.Namespace) -> int:
     from ..imagery import read_image
-    from .retrieval import IndexQueryError, RetrievalIndex
+    from ..index.retrieval import IndexQueryError, RetrievalIndex
 
     if (args.query is None) == (args.image is None):
         raise IndexQueryError("give either a text query or --image PATH")
@@ -100,7 +100,7 @@ def search(args: argparse.Namespace) -> int:
         write_json_atomic(args.geojson, index.to_geojson(hits))
         print(f"geojson: {args.geojson}")
     if args.geoparquet:
-        from .geo import hits_to_geoparquet
+        from ..index.geo import hits_to_geoparquet
 
         print(f"geoparquet: {hits_to_geoparquet(hits, args.geoparquet)}")
     if args.picture:
@@ -109,7 +109,7 @@ def search(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
+    from ..index.retrieval import RetrievalIndex
 
     index = RetrievalIndex.open(args.index, verify=True)
     _print_summary(index)

@@ -1,25 +1,19 @@
-"""`rs-retrieval classify` (images -> scene classes) and `rs-retrieval evaluate-zeroshot` (ImageFolder dataset)."""
+"""`rs-retrieval zeroshot classify` (images -> scene classes) and `rs-retrieval zeroshot evaluate` (ImageFolder dataset)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from .arguments import add_model_arguments, load_model_from_args
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    from ..search.commands import add_model_arguments
-
     add_model_arguments(parser)
     parser.add_argument("--templates", help="prompt template set (e.g. georsclip_105, single_satellite_photo); default: the class set's")
     parser.add_argument("--rule", default="normalize_then_mean", choices=("normalize_then_mean", "mean_then_normalize"),
                         help="how template embeddings are combined (mean_then_normalize = GeoRSCLIP's)")
     parser.add_argument("--batch-size", type=int, default=64)
-
-
-def _load(args: argparse.Namespace):
-    from ..search.commands import load_model_from_args
-
-    return load_model_from_args(args)
 
 
 def classify(args: argparse.Namespace) -> int:
@@ -29,12 +23,12 @@ def classify(args: argparse.Namespace) -> int:
     if not target.exists():  # before torch is even imported
         raise InputNotFoundError(f"{target} is neither an image file nor a folder")
     from ..search.engine import list_images
-    from .class_sets import load_class_set
-    from .classifier import ZeroShotClassifier
+    from ..zeroshot.class_sets import load_class_set
+    from ..zeroshot.classifier import ZeroShotClassifier
 
     paths = list_images(target, args.recursive) if target.is_dir() else [target]
     class_set = load_class_set(args.classes, templates=args.templates)
-    model, processor = _load(args)
+    model, processor = load_model_from_args(args)
     classifier = ZeroShotClassifier(model, processor, class_set, rule=args.rule, batch_size=args.batch_size)
     rows = []
     for start in range(0, len(paths), args.batch_size):
@@ -52,14 +46,14 @@ def classify(args: argparse.Namespace) -> int:
 
 def evaluate_zeroshot(args: argparse.Namespace) -> int:
     from ..fileio import write_json_atomic
-    from .evaluate import evaluate_zero_shot, plot_confusion_matrix, rs_synth_image_folder
+    from ..zeroshot.evaluate import evaluate_zero_shot, plot_confusion_matrix, rs_synth_image_folder
 
     output_dir = Path(args.output_dir)
     dataset_dir, class_set = args.dataset, args.classes
     if args.dataset == "rs_synth":
         dataset_dir = rs_synth_image_folder(output_dir / "rs_synth_test", split="test", seed=args.synth_seed, image_size=args.synth_image_size)
         class_set = class_set or "rs_synth"
-    model, processor = _load(args)
+    model, processor = load_model_from_args(args)
     metrics = evaluate_zero_shot(model, processor, dataset_dir, class_set, args.templates, args.batch_size, args.rule)
     metrics.update(model=args.model, dataset=str(args.dataset))
     write_json_atomic(output_dir / "zeroshot_metrics.json", metrics)
@@ -73,7 +67,9 @@ def evaluate_zeroshot(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("classify", help="zero-shot scene classification of an image or a folder of images")
+    zeroshot = subparsers.add_parser("zeroshot", help="zero-shot scene classification: classify images, or measure accuracy on a labelled folder")
+    commands = zeroshot.add_subparsers(dest="zeroshot_command", required=True)
+    parser = commands.add_parser("classify", help="zero-shot scene classification of an image or a folder of images")
     parser.add_argument("images", help="image file or folder")
     parser.add_argument("--classes", required=True, help="packaged class set (aid, resisc45, ucm, eurosat, whu_rs19, rsscn7, patternnet, optimal31, rs_synth) or a class file (.txt, one per line; .json)")
     parser.add_argument("--top-k", type=int, default=5)
@@ -82,8 +78,8 @@ def register(subparsers) -> None:
     _add_common(parser)
     parser.set_defaults(func=classify)
 
-    parser = subparsers.add_parser(
-        "evaluate-zeroshot", help="zero-shot accuracy on an ImageFolder-style dataset (one folder per class)",
+    parser = commands.add_parser(
+        "evaluate", help="zero-shot accuracy on an ImageFolder-style dataset (one folder per class)",
         description="Top-1/top-5 accuracy, per-class accuracy and a confusion-matrix picture. --dataset rs_synth "
         "evaluates on the synthetic dataset's test images by scene class.",
     )

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from .sources import IMAGE_CHECKS
+from ..data.sources import IMAGE_CHECKS
 
 FORMATS = ("arrow", "parquet")
 
@@ -26,7 +26,7 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from .loading import load_dataset
+    from ..data.loading import load_dataset
 
     extra = {}
     if args.synth_sizes:
@@ -43,7 +43,7 @@ def _reports_errors(command):
     """Print a dataset error as one line (exit status 2) instead of a traceback."""
 
     def run(args: argparse.Namespace) -> int:
-        from .errors import DatasetFormatError
+        from ..data.errors import DatasetFormatError
 
         try:
             return command(args)
@@ -56,8 +56,8 @@ def _reports_errors(command):
 
 @_reports_errors
 def build(args: argparse.Namespace) -> int:
-    from .export import export_parquet, save_arrow
-    from .schema import split_info
+    from ..data.export import export_parquet, save_arrow
+    from ..data.schema import split_info
 
     start = time.perf_counter()
     dsdict = _load(args)
@@ -69,7 +69,7 @@ def build(args: argparse.Namespace) -> int:
     leakage = info.pop("leakage", None)
     print(f"source: {json.dumps(info)}")
     if leakage is not None:
-        from .combined import LEAKAGE_REPORT
+        from ..data.combined import LEAKAGE_REPORT
 
         print(f"leakage removed (distance <= {leakage['threshold']} from a member's test image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}")
     return 0
@@ -77,7 +77,7 @@ def build(args: argparse.Namespace) -> int:
 
 @_reports_errors
 def info(args: argparse.Namespace) -> int:
-    from .report import dataset_report, format_report
+    from ..data.report import dataset_report, format_report
 
     report = dataset_report(_load(args))
     print(json.dumps(report, indent=1) if args.json else format_report(report))
@@ -88,8 +88,8 @@ def _source_images(spec: str):
     """The images of one SOURCE: `NAME=DATA_DIR` (a dataset release, all splits), an image folder, or a dataset name."""
     from pathlib import Path
 
-    from .dedup import dataset_images, folder_images
-    from .loading import LOCAL_NAMES, load_dataset
+    from ..data.dedup import dataset_images, folder_images
+    from ..data.loading import LOCAL_NAMES, load_dataset
 
     name, _, data_dir = spec.partition("=")
     if not data_dir and Path(name).expanduser().is_dir() and name.lower() not in LOCAL_NAMES:
@@ -101,7 +101,7 @@ def dedup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..fileio import save_png_atomic, write_json_atomic
-    from .dedup import find_duplicates, pairs_picture
+    from ..data.dedup import find_duplicates, pairs_picture
 
     start = time.perf_counter()
     images = [image for spec in args.sources for image in _source_images(spec)]
@@ -131,7 +131,7 @@ def register(subparsers) -> None:
     _add_source_arguments(info_parser)
     info_parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     info_parser.set_defaults(func=info)
-    from .dedup import DEFAULT_THRESHOLD
+    from ..data.dedup import DEFAULT_THRESHOLD
 
     dedup_parser = commands.add_parser(
         "dedup", help="exact and near-duplicate images within and across image sets (perceptual hash)",

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from pathlib import Path
 
 from ..errors import UsageError
 from ..fileio import write_json_atomic
-from ..search.commands import add_model_arguments
-from .choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOL_NAMES, RERANKER_NAMES, TIE_POLICIES
-from .folds import format_table
+from .arguments import add_model_arguments, load_model_from_args
+from ..evaluation.choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOL_NAMES, RERANKER_NAMES, TIE_POLICIES
+from ..evaluation.folds import format_table
 
 
 def register(subparsers) -> None:
@@ -78,25 +76,6 @@ def generated_dataset_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def describe_data(dataset, name: str, split: str, image_size: int | None) -> dict:
-    """What was evaluated: name, split, size and a fingerprint of the images' bytes and the captions."""
-    import datasets
-
-    raw = dataset
-    if isinstance(dataset.features.get("image"), datasets.Image):
-        raw = dataset.cast_column("image", datasets.Image(decode=False))
-    digest = hashlib.sha256()
-    for row in raw:
-        image = row.get("image")
-        if isinstance(image, dict):
-            image = image.get("bytes") or Path(image["path"]).read_bytes()
-        elif isinstance(image, str):
-            image = Path(image).read_bytes()
-        digest.update(image if isinstance(image, bytes) else repr(image).encode("utf-8"))
-        digest.update(json.dumps(row.get("captions", row.get("caption")), ensure_ascii=False).encode("utf-8"))
-    return {"name": name, "split": split, "images": len(dataset), "image_size": image_size, "fingerprint": digest.hexdigest()[:16]}
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.no_progress:  # also the dataset-preparation and weight-loading bars
         import datasets
@@ -106,14 +85,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         transformers_logging.disable_progress_bar()
 
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
-    from .engine import evaluate_retrieval
+    from ..data.report import describe_data
+    from ..evaluation.engine import evaluate_retrieval
 
     generated = generated_dataset_options(args)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir, **generated)
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
         raise UsageError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
-    from .metrics import resolve_tie_policy
-    from .protocols import get_protocol
+    from ..evaluation.metrics import resolve_tie_policy
+    from ..evaluation.protocols import get_protocol
 
     try:
         resolve_tie_policy(args.protocol, args.tie_policy)
@@ -123,7 +103,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
     metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy, "image_key_column": args.image_key_column}
     from ..pretrained import resolve_device
-    from ..search.commands import load_model_from_args
 
     device = resolve_device(args.device)
     model, processor = load_model_from_args(args, device)

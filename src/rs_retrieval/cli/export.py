@@ -27,10 +27,10 @@ def register(subparsers) -> None:
 
 
 def run_export_onnx(args: argparse.Namespace) -> int:
-    from ..search.commands import load_model
-    from .onnx import export_onnx
+    from ..pretrained import load_model_and_processor
+    from ..export.onnx import export_onnx
 
-    model, processor = load_model(args.model, args.trust_remote_code, "cpu")  # ONNX graphs are traced on CPU
+    model, processor = load_model_and_processor(args.model, args.trust_remote_code, "cpu")  # ONNX graphs are traced on CPU
     report = export_onnx(model, args.out, processor, text_length=args.text_length, opset=args.opset,
                          repeats=args.benchmark_repeats, overwrite=args.overwrite)
     print(f"{report['model_type']} -> {args.out} (opset {report['opset']}, parity tolerance {report['tolerance']:g})")

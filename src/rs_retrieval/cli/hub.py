@@ -31,7 +31,7 @@ def detect_kind(path: Path) -> str:
 
 def push(args: argparse.Namespace) -> int:
     from ..models.records import canonical_dataset
-    from .publish import push_dataset, push_model
+    from ..hub.publish import push_dataset, push_model
 
     for module in args.import_modules:
         importlib.import_module(module)
@@ -43,11 +43,11 @@ def push(args: argparse.Namespace) -> int:
     kind = detect_kind(path) if args.type == "auto" else args.type
     common = dict(private=args.private or None, revision=args.revision, commit_message=args.message, card=not args.no_card)
     if kind == "metric":
-        from .metric import push_metric
+        from ..hub.metric import push_metric
 
         commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "space":
-        from .space import push_space
+        from ..hub.space import push_space
 
         commit = push_space(path, args.repo_id, private=common["private"], revision=args.revision, commit_message=args.message)
     elif kind == "model":
@@ -62,7 +62,7 @@ def push(args: argparse.Namespace) -> int:
 
 
 def build_space_command(args: argparse.Namespace) -> int:
-    from .space import build_space
+    from ..hub.space import build_space
 
     out = build_space(
         args.model, args.out, wheel=args.wheel, images=args.images, index=args.index, captions=args.captions,
@@ -126,7 +126,7 @@ def register_push(subparsers) -> None:
 
 
 def serve_local(args: argparse.Namespace) -> int:
-    from .local_hub import CLIENT_SETTINGS, LocalHub
+    from ..hub.local_hub import CLIENT_SETTINGS, LocalHub
 
     hub = LocalHub(port=args.port, max_lifetime_s=None).start()
     exports = {"HF_ENDPOINT": hub.endpoint, **{k: v for k, v in CLIENT_SETTINGS.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}}

@@ -34,7 +34,7 @@ def run_convert(args: argparse.Namespace) -> int:
     """User errors (missing checkpoint first, then vocabulary, options, layout) are the package's
     typed errors: the CLI prints them as one `error:` line with exit status 2."""
     from ..errors import UsageError
-    from . import convert_checkpoint
+    from ..convert import convert_checkpoint
 
     options = dict(allow_pickle=args.allow_pickle, overwrite=args.overwrite)
     clip_options = {name: getattr(args, name) for name in ("arch", "hidden_act", "release") if getattr(args, name)}

@@ -6,57 +6,13 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputNotFoundError, UsageError
-
-
-def load_model(
-    name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False, precision: str = "fp32",
-):
-    """A retrieval model and its processor from a directory or Hub id, checked to be a pair."""
-    from ..pretrained import load_model_and_processor
-
-    return load_model_and_processor(name_or_path, trust_remote_code, device, allow_weight_mismatch, precision)
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --trust-remote-code, --device, --allow-weight-mismatch, --precision: shared by every
-    command that loads a model (`load_model_from_args` reads them)."""
-    from ..precision import PRECISIONS
-
-    parser.add_argument("--model", required=True, help="saved model directory or Hub id")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument(
-        "--allow-weight-mismatch", action="store_true",
-        help="load weights that lack layers of the config (left random) or hold extra ones, with a warning",
-    )
-    parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32",
-        help="encoder precision: fp32 (default), bf16 (CPUs with bf16 instructions, GPUs) or int8 (CPU, ONNX Runtime); docs/precision.md",
-    )
-
-
-def add_band_argument(parser: argparse.ArgumentParser, help_prefix: str = "bands of multi-band images drawn as R, G, B") -> None:
-    """--bands: a composite (s2-rgb, s2-false-color, ...), band names (B04,B03,B02) or 1-based numbers (4,3,2)."""
-    parser.add_argument("--bands", nargs="+", default=None, metavar="BANDS",
-                        help=f"{help_prefix}: a composite (s2-rgb, s2-false-color, s2-swir, s2-agriculture, landsat-rgb, "
-                        "landsat-false-color), band names (B04,B03,B02; sensor scaling applied) or 1-based numbers (4,3,2); "
-                        "see docs/multispectral.md")
-
-
-def load_model_from_args(args: argparse.Namespace, device: str | None = None):
-    """The model and processor that `add_model_arguments`' options name (`device` overrides --device),
-    with the command's `--bands` (if it has the option) applied to the processor."""
-    from ..multispectral import apply_bands, parse_bands
-
-    choice = parse_bands(getattr(args, "bands", None))  # a bad band name fails before the model loads
-    model, processor = load_model(args.model, args.trust_remote_code, device or args.device, args.allow_weight_mismatch, args.precision)
-    return model, apply_bands(processor, choice)
+from .arguments import add_band_argument, add_model_arguments, load_model_from_args
 
 
 def search(args: argparse.Namespace) -> int:
     if not Path(args.images).is_dir():  # before torch is even imported
         raise InputNotFoundError(f"{args.images} is not a folder")
-    from .engine import list_images, make_contact_sheet, search_images
+    from ..search.engine import list_images, make_contact_sheet, search_images
 
     list_images(args.images, args.recursive)  # an empty folder fails before the model loads
     model, processor = load_model_from_args(args)
@@ -85,7 +41,7 @@ def rank_captions_command(args: argparse.Namespace) -> int:
         raise UsageError(f"caption(s) {blank} are empty; every caption needs words to be scored")
     if not Path(args.image).is_file():
         raise InputNotFoundError(f"image file {args.image} does not exist")
-    from .engine import rank_captions
+    from ..search.engine import rank_captions
 
     model, processor = load_model_from_args(args)
     ranked = rank_captions(args.image, captions, model, processor)
