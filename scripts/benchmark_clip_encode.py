@@ -16,7 +16,7 @@ from datasets import Dataset, Image as ImageFeature
 from PIL import Image
 
 from rs_retrieval.convert.openclip import clip_config_from_open_clip, resolve_architecture
-from rs_retrieval.evaluation.engine import encode_dataset
+from rs_retrieval.evaluation.evaluator import encode_dataset
 from rs_retrieval.models.clip import CLIPRetrievalModel, DualEncoderProcessor, build_clip_processor
 
 

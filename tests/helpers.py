@@ -11,7 +11,7 @@ from accelerate.state import AcceleratorState, GradientState
 from PIL import Image
 
 from rs_retrieval.data import flatten_captions
-from rs_retrieval.evaluation.engine import evaluate_retrieval
+from rs_retrieval.evaluation.evaluator import evaluate_retrieval
 
 def reset_accelerate_state() -> None:
     """accelerate keeps one global configuration per process; each training run sets its own."""

@@ -71,7 +71,7 @@ def test_search_cache_warns_and_the_results_still_come(model_and_images, tmp_pat
     model, images = model_and_images
     monkeypatch.setattr(os, "fsync", disk_full)  # the cache file's bytes never reach the disk
     cache = tmp_path / "cache"
-    with caplog.at_level(logging.WARNING, logger="rs_retrieval.search.engine"):
+    with caplog.at_level(logging.WARNING, logger="rs_retrieval.search.folder_search"):
         assert main(["search", "planes", "--images", str(images), "--model", str(model), "--cache-dir", str(cache), "--top-k", "2"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) >= 2
     warnings = [r.getMessage() for r in caplog.records if "no space left" in r.getMessage()]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from clip_helpers import tiny_clip
 from rs_retrieval.cli import main
-from rs_retrieval.models.loading import ModelFolderError, check_model_folder
+from rs_retrieval.models.model_loading import ModelFolderError, check_model_folder
 from rs_retrieval.pretrained import DeviceError, resolve_device
 
 SRC = Path(__file__).resolve().parents[1] / "src"

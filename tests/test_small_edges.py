@@ -7,7 +7,7 @@ import pytest
 
 from hub_server import import_tiny_package, make_tiny_model
 from rs_retrieval.data.views import warn_blank_captions
-from rs_retrieval.search.engine import SearchError, rank_captions, warn_unknown_words
+from rs_retrieval.search.folder_search import SearchError, rank_captions, warn_unknown_words
 from rs_retrieval.training.data import select_splits
 from rs_retrieval.training.recipe import DataSpec, RecipeError
 
@@ -49,7 +49,7 @@ def test_a_named_validation_split_that_does_not_exist_is_named():
 def test_evaluate_warns_about_blank_captions(caplog):
     from PIL import Image
 
-    from rs_retrieval.evaluation.engine import evaluate_retrieval
+    from rs_retrieval.evaluation.evaluator import evaluate_retrieval
 
     model, processor = make_tiny_model()
     data = datasets.Dataset.from_dict({"image": [Image.new("RGB", (32, 32), c) for c in ("red", "blue")], "captions": [["a ship", ""], ["a port", "ships"]]})
@@ -62,7 +62,7 @@ def test_evaluation_names_the_image_file_that_fails(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from rs_retrieval.evaluation.engine import evaluate_retrieval
+    from rs_retrieval.evaluation.evaluator import evaluate_retrieval
     from rs_retrieval.imagery import ImageReadError
 
     model, processor = make_tiny_model()

@@ -18,10 +18,10 @@ _EXPORTS = {
     ".models": ["get_method", "list_methods", "register_method"],
     ".pretrained": ["load_model_and_processor"],
     ".evaluation.metrics": ["retrieval_metrics"],
-    ".evaluation.engine": ["evaluate_retrieval"],
+    ".evaluation.evaluator": ["evaluate_retrieval"],
     ".training.recipe": ["load_recipe"],
     ".training.trainer": ["Trainer", "train"],
-    ".search.engine": ["rank_captions", "search_images"],
+    ".search.folder_search": ["rank_captions", "search_images"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)

@@ -4,7 +4,7 @@
 (`models/common/low_precision.py`): the same retrieval
 contract (`encode_images`, `encode_texts`, `score`, the model's config and cache keys), taking the
 processor's float32 inputs and returning float32 caches, so evaluators, search, the index and
-zero-shot classification run unchanged. Its `precision` enters `search.engine.model_fingerprint`,
+zero-shot classification run unchanged. Its `precision` enters `search.folder_search.model_fingerprint`,
 so encodings cached at one precision are never read at another.
 
 * bf16: the weights are cast to bfloat16 (CPUs with AVX512-BF16/AMX, CUDA GPUs). Cosine scores are
@@ -58,7 +58,7 @@ def model_precision(model) -> str:
 
 def int8_cache_dir() -> Path:
     """`$RS_RETRIEVAL_CACHE/int8`, beside the search cache."""
-    from .search.engine import default_cache_dir
+    from .search.folder_search import default_cache_dir
 
     return default_cache_dir().parent / "int8"
 
@@ -91,7 +91,7 @@ def _int8_sessions(model, processor, cache_root: Path) -> dict:
     from .fileio import atomic_directory
     from .models.common.processing import input_image_size
     from .optional import require
-    from .search.engine import model_fingerprint
+    from .search.folder_search import model_fingerprint
 
     ort = require("onnxruntime", "onnx", "int8 inference")
     require("onnx", "onnx", "int8 inference")

@@ -14,7 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .evaluation.engine import encode_dataset, score_matrix
+from .evaluation.evaluator import encode_dataset, score_matrix
 from .evaluation.metrics import retrieval_metrics
 from .pretrained import load_model_and_processor
 

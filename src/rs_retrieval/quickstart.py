@@ -27,8 +27,8 @@ def run_quickstart(
     from .data import load_dataset
     from .data.synth import generate_rs_synth
     from .evaluation.folds import format_table
-    from .evaluation.engine import evaluate_retrieval
-    from .search.engine import make_contact_sheet, search_images
+    from .evaluation.evaluator import evaluate_retrieval
+    from .search.folder_search import make_contact_sheet, search_images
     from .app.launch import serve_command
     from .pretrained import load_model_and_processor
     from .training import load_recipe, train

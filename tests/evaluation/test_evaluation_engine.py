@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcesso
 
 from rs_retrieval.errors import UsageError
 from rs_retrieval.cli import evaluate as commands
-from rs_retrieval.evaluation.engine import encode_dataset, evaluate_retrieval, score_matrix
+from rs_retrieval.evaluation.evaluator import encode_dataset, evaluate_retrieval, score_matrix
 from rs_retrieval.evaluation.folds import format_table
 from rs_retrieval.evaluation.metrics import retrieval_metrics
 from rs_retrieval.evaluation.rerank import apply_rerank

@@ -16,7 +16,7 @@ from rs_retrieval.index.filters import FilterColumns, FilterError, SearchFilter,
 from rs_retrieval.index.ondisk import PartsError, build_from_parts, read_parts
 from rs_retrieval.index.vectors import normalize_rows, read_faiss_index, search_faiss_index
 from rs_retrieval import load_model_and_processor
-from rs_retrieval.search.engine import _text_cache, model_fingerprint
+from rs_retrieval.search.folder_search import _text_cache, model_fingerprint
 
 from clip_helpers import tiny_clip
 from helpers import load_script, write_random_images

@@ -192,7 +192,7 @@ def test_16bit_tiff_search_differs_from_a_white_image(tmp_path):
 
 
 def test_concurrent_searches_over_different_folders_keep_every_row(tmp_path):
-    from rs_retrieval.search.engine import EmbeddingCache, model_fingerprint
+    from rs_retrieval.search.folder_search import EmbeddingCache, model_fingerprint
 
     model, processor = make_tiny_model()
     first, second = write_random_images(tmp_path / "a", 2, seed=1), write_random_images(tmp_path / "b", 3, seed=2)

@@ -21,7 +21,7 @@ from ..errors import RSRetrievalError
 from ..fileio import atomic_write_text
 from ..imagery import to_rgb_uint8
 from ..optional import require
-from ..search.engine import EncodedFolder, encode_folder, list_images, rank_captions, rank_encoded
+from ..search.folder_search import EncodedFolder, encode_folder, list_images, rank_captions, rank_encoded
 from .files import served_copy, session_folder
 from .uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Upload, read_upload
 
@@ -266,7 +266,7 @@ def read_caption_file(path: str | Path) -> list[str]:
     if not path.is_file():
         raise AppInputError(f"caption file {path} not found")
     if path.suffix.lower() == ".json":
-        from ..data.sources import read_release_json
+        from ..data.readers import read_release_json
 
         captions: Sequence[str] = [c for split in read_release_json(path).values() for record in split for c in record.captions]
     else:

@@ -20,7 +20,7 @@ TAGS = ["remote-sensing", "image-text-retrieval", "cross-modal-retrieval", "rs_r
 def dataset_spec(name: str | None):
     if name is None:
         return None
-    from ..data.loading import DATASETS
+    from ..data.dataset_loading import DATASETS
 
     return DATASETS.get(name)
 

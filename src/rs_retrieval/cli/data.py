@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from ..data.sources import IMAGE_CHECKS
+from ..data.readers import IMAGE_CHECKS
 
 FORMATS = ("arrow", "parquet")
 
@@ -26,7 +26,7 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from ..data.loading import load_dataset
+    from ..data.dataset_loading import load_dataset
 
     extra = {}
     if args.synth_sizes:
@@ -89,7 +89,7 @@ def _source_images(spec: str):
     from pathlib import Path
 
     from ..data.dedup import dataset_images, folder_images
-    from ..data.loading import LOCAL_NAMES, load_dataset
+    from ..data.dataset_loading import LOCAL_NAMES, load_dataset
 
     name, _, data_dir = spec.partition("=")
     if not data_dir and Path(name).expanduser().is_dir() and name.lower() not in LOCAL_NAMES:

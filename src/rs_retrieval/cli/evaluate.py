@@ -86,7 +86,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from ..data import load_dataset  # imported here: the data module pulls in the dataset builders
     from ..data.report import describe_data
-    from ..evaluation.engine import evaluate_retrieval
+    from ..evaluation.evaluator import evaluate_retrieval
 
     generated = generated_dataset_options(args)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir, **generated)

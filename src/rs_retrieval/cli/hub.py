@@ -9,29 +9,11 @@ import shlex
 import threading
 from pathlib import Path
 
-from ..errors import InputNotFoundError
-
-
-def detect_kind(path: Path) -> str:
-    """`model` for a run or model directory, `dataset` for a Parquet export or `save_to_disk` folder,
-    `metric` for an evaluate metric folder (`<folder>/<folder>.py`), `space` for a Space folder
-    (`app.py` + `requirements.txt`, as `rs-retrieval space build` writes)."""
-    if (path / f"{path.name}.py").is_file():
-        return "metric"
-    if (path / "app.py").is_file() and (path / "requirements.txt").is_file():
-        return "space"
-    if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
-        return "model"
-    if (path / "data").is_dir() or (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
-        return "dataset"
-    raise InputNotFoundError(
-        f"{path}: no config.json or model/config.json (a model) and no data/*.parquet or save_to_disk files (a dataset)"
-    )
+from ..hub.push import KINDS
 
 
 def push(args: argparse.Namespace) -> int:
-    from ..models.records import canonical_dataset
-    from ..hub.publish import push_dataset, push_model
+    from ..hub.push import push_folder
 
     for module in args.import_modules:
         importlib.import_module(module)
@@ -40,23 +22,11 @@ def push(args: argparse.Namespace) -> int:
         from ..evaluation.hf_evaluate import METRIC_DIR
 
         path = METRIC_DIR
-    kind = detect_kind(path) if args.type == "auto" else args.type
-    common = dict(private=args.private or None, revision=args.revision, commit_message=args.message, card=not args.no_card)
-    if kind == "metric":
-        from ..hub.metric import push_metric
-
-        commit = push_metric(args.repo_id, path, private=common["private"], revision=args.revision, commit_message=args.message)
-    elif kind == "space":
-        from ..hub.space import push_space
-
-        commit = push_space(path, args.repo_id, private=common["private"], revision=args.revision, commit_message=args.message)
-    elif kind == "model":
-        commit = push_model(
-            path, args.repo_id, dataset_name=args.dataset_name, method=args.method,
-            license=args.license, license_name=args.license_name, license_link=args.license_link, **common,
-        )
-    else:
-        commit = push_dataset(path, args.repo_id, args.dataset_name and canonical_dataset(args.dataset_name), **common)
+    kind, commit = push_folder(
+        path, args.repo_id, args.type, private=args.private or None, revision=args.revision, commit_message=args.message,
+        card=not args.no_card, dataset_name=args.dataset_name, method=args.method,
+        license=args.license, license_name=args.license_name, license_link=args.license_link,
+    )
     print(f"pushed {kind} {path} -> {args.repo_id} in commit {commit.oid}\n{commit.commit_url}")
     return 0
 
@@ -110,7 +80,7 @@ def register_push(subparsers) -> None:
     )
     parser.add_argument("path", help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, `metric`, or a Space folder")
     parser.add_argument("repo_id", help="target repository, e.g. my-org/amfmn-rsitmd")
-    parser.add_argument("--type", choices=("auto", "model", "dataset", "metric", "space"), default="auto", help="what PATH holds (default: detect)")
+    parser.add_argument("--type", choices=("auto", *KINDS), default="auto", help="what PATH holds (default: detect)")
     parser.add_argument("--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)")
     parser.add_argument("--method", help="model_type for the card when config.json lacks it")
     parser.add_argument("--license", help="model card licence id (default: apache-2.0 for a trained model, the release's "

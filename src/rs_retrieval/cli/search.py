@@ -12,7 +12,7 @@ from .arguments import add_band_argument, add_model_arguments, load_model_from_a
 def search(args: argparse.Namespace) -> int:
     if not Path(args.images).is_dir():  # before torch is even imported
         raise InputNotFoundError(f"{args.images} is not a folder")
-    from ..search.engine import list_images, make_contact_sheet, search_images
+    from ..search.folder_search import list_images, make_contact_sheet, search_images
 
     list_images(args.images, args.recursive)  # an empty folder fails before the model loads
     model, processor = load_model_from_args(args)
@@ -41,7 +41,7 @@ def rank_captions_command(args: argparse.Namespace) -> int:
         raise UsageError(f"caption(s) {blank} are empty; every caption needs words to be scored")
     if not Path(args.image).is_file():
         raise InputNotFoundError(f"image file {args.image} does not exist")
-    from ..search.engine import rank_captions
+    from ..search.folder_search import rank_captions
 
     model, processor = load_model_from_args(args)
     ranked = rank_captions(args.image, captions, model, processor)

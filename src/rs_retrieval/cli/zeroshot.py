@@ -22,7 +22,7 @@ def classify(args: argparse.Namespace) -> int:
     target = Path(args.images)
     if not target.exists():  # before torch is even imported
         raise InputNotFoundError(f"{target} is neither an image file nor a folder")
-    from ..search.engine import list_images
+    from ..search.folder_search import list_images
     from ..zeroshot.class_sets import load_class_set
     from ..zeroshot.classifier import ZeroShotClassifier
 

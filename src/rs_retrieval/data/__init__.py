@@ -15,7 +15,7 @@ from .errors import (
     UnknownSplitError,
 )
 from .export import export_parquet, save_arrow
-from .loading import DATASETS, LOCAL_NAMES, load_dataset, train_val_split
+from .dataset_loading import DATASETS, LOCAL_NAMES, load_dataset, train_val_split
 from .report import dataset_report, format_report
 from .schema import CAPTIONS_PER_IMAGE, UNKNOWN_SCENE, scene_from_filename, split_info
 from .synth import SYNTH_SCENES, SynthConfig, generate_rs_synth, write_rs_synth

@@ -3,7 +3,7 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    ".engine": ["encode_dataset", "evaluate_retrieval", "score_matrix"],
+    ".evaluator": ["encode_dataset", "evaluate_retrieval", "score_matrix"],
     ".folds": ["aggregate_folds", "format_table"],
     ".metrics": ["TIE_POLICIES", "RetrievalRanks", "metrics_from_hits", "metrics_from_ranks", "retrieval_metrics", "retrieval_ranks"],
     ".protocols": ["DEFAULT_PROTOCOL", "PROTOCOLS", "Protocol", "get_protocol", "normalize_caption"],

@@ -132,7 +132,7 @@ def build_space(
     package's wheel (`python -m build --wheel`), copied into the Space.
     """
     from ..app.launch import SPACE_CONFIG, default_captions_file
-    from ..search.engine import list_images
+    from ..search.folder_search import list_images
 
     if (images is None) == (index is None):
         raise SpaceError("a Space serves one corpus: pass exactly one of --images DIR and --index DIR")

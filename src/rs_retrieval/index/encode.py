@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..fileio import atomic_write_bytes, atomic_write_text, write_json_atomic
 from ..imagery import ImageError
-from ..search.engine import _device, _to
+from ..search.folder_search import _device, _to
 from .sources import UnreadableItemError
 from .store import PARTS_DIR
 

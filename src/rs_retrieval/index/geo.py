@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from ..fileio import save_png_atomic
 from ..optional import require
-from ..search.engine import _font
+from ..search.folder_search import _font
 from ..imagery import to_rgb_uint8
 from .sources import wgs84_corners
 

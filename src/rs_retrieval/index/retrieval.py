@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..errors import RSRetrievalError
 from ..fileio import reporting_full_disk
-from ..search.engine import _scores, _text_cache, model_fingerprint
+from ..search.folder_search import _scores, _text_cache, model_fingerprint
 from . import store
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
 from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
@@ -453,6 +453,6 @@ class RetrievalIndex:
             from .geo import draw_scene_hits
 
             return draw_scene_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
-        from ..search.engine import make_contact_sheet
+        from ..search.folder_search import make_contact_sheet
 
         return make_contact_sheet(query, [(Path(hit.path), hit.score) for hit in hits], out_path)

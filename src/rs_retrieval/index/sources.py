@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import RSRetrievalError
 from ..optional import require
-from ..search.engine import list_images
+from ..search.folder_search import list_images
 from .geoparquet import corners_box, footprint_columns
 
 

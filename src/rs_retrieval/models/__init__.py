@@ -6,7 +6,7 @@ the retrieval contract.
 """
 
 from . import amfmn, clip, cmpagl, galr, msa  # noqa: F401  (each registers itself)
-from .loading import load_retrieval_model, load_retrieval_processor
+from .model_loading import load_retrieval_model, load_retrieval_processor
 from .records import Paper, ReportedResult
 from .registry import Method, UnknownMethodError, find_method, get_method, list_methods, register_method
 

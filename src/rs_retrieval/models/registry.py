@@ -49,7 +49,7 @@ class Method:
     converter: str | Callable | None = None
     #: Packaged recipe a user starts from (`rs-retrieval train --config NAME`).
     default_recipe: str | None = None
-    #: False for CLIP/SigLIP: their folders load through `models.loading`, not the Auto classes.
+    #: False for CLIP/SigLIP: their folders load through `models.model_loading`, not the Auto classes.
     auto_classes: bool = True
     #: Long name for cards and the app ("AMFMN (Asymmetric Multimodal Feature Matching Network)").
     title: str = ""
@@ -114,7 +114,7 @@ def register_method(
     an existing name replaces it. `legacy_processor_names`: earlier names of the processor class,
     which folders saved before a rename still carry (see `_register_legacy_processor_name`).
     `auto_classes=False` for methods whose `model_type` is transformers' own (CLIP, SigLIP: their
-    folders stay plain transformers checkpoints, `models.loading` loads them with the contract).
+    folders stay plain transformers checkpoints, `models.model_loading` loads them with the contract).
     `aliases`: other names `get_method` accepts (e.g. a checkpoint format, "openclip").
     The keyword-only arguments are the method's record (`Method`); `zero_shot=True` also registers
     the model with `AutoModelForZeroShotImageClassification` (`rs_retrieval.pipelines`).

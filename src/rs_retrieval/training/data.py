@@ -202,7 +202,7 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     split) and, when `run_dir` is given, its seed and image ids are written to
     `run_dir/val_split.json`.
     """
-    from ..data.loading import train_val_split
+    from ..data.dataset_loading import train_val_split
 
     where = spec.path or spec.name
     if spec.train_split not in dataset_dict:

@@ -55,7 +55,7 @@ def plot_retrieval_examples(model, processor, dataset, path: Path, num_queries: 
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    from ..evaluation.engine import encode_dataset, score_matrix
+    from ..evaluation.evaluator import encode_dataset, score_matrix
 
     num_queries, top_k = min(num_queries, len(dataset)), min(top_k, len(dataset))
     query_images = np.linspace(0, len(dataset) - 1, num_queries).round().astype(int).tolist()

@@ -85,7 +85,7 @@ class TrainerState:
 def default_evaluate(model, processor, dataset, batch_size: int, evaluation: EvaluationSpec | None = None) -> dict:
     """Validation metrics (i2t/t2i R@K, mR) of the package's evaluator, without re-ranking,
     under the recipe's evaluation protocol."""
-    from ..evaluation.engine import evaluate_retrieval
+    from ..evaluation.evaluator import evaluate_retrieval
 
     metric_kwargs = (evaluation or EvaluationSpec()).metric_kwargs()
     return evaluate_retrieval(model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False, **metric_kwargs)["none"]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..evaluation.engine import _to_model
+from ..evaluation.evaluator import _to_model
 from ..models.common.base import RetrievalPreTrainedModel
 from ..models.clip import as_retrieval_model, as_retrieval_processor
 from .class_sets import ClassSet, ClassSetError, load_class_set

@@ -163,7 +163,7 @@ def test_two_stage_score_equals_pairwise_brute_force(model, k, add_itc):
 
 def test_evaluator_scores_the_whole_matrix_in_one_block(model):
     """Top-k candidates depend on every text, so a text-blocked score would differ from `score`."""
-    from rs_retrieval.evaluation.engine import score_matrix
+    from rs_retrieval.evaluation.evaluator import score_matrix
 
     pixels, ids, mask = batch()
     with torch.no_grad():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import DatasetNotFoundError, UnknownSplitError
 from .schema import ImageRecord, records_to_dataset, split_info
 from .schema import CAPTIONS_PER_IMAGE
-from .sources import (check_images, ordered_splits, precomp_splits, read_nwpu_json, read_precomp, read_release_json, read_rsicap_json,
+from .readers import (check_images, ordered_splits, precomp_splits, read_nwpu_json, read_precomp, read_release_json, read_rsicap_json,
                       resolve_image_dir)
 
 #: Release-JSON readers by layout: `fn(path, with_objects) -> {split: [ImageRecord]}`.
