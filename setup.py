@@ -15,6 +15,7 @@ from setuptools import find_namespace_packages, setup
 DATA_PACKAGES = runpy.run_path("src/rs_retrieval/packaged.py")["DATA_PACKAGES"]
 
 setup(
-    packages=find_namespace_packages("src", include=["rs_retrieval", "rs_retrieval.*"], exclude=["*.__pycache__"]) + list(DATA_PACKAGES),
+    packages=find_namespace_packages("src", include=["rs_retrieval", "rs_retrieval.*"], exclude=["*.__pycache__"])
+    + list(DATA_PACKAGES),
     package_dir={"": "src", **DATA_PACKAGES},
 )

@@ -54,7 +54,9 @@ def main(argv=None) -> int:
     summary = {}
     for name, results in runs.items():
         for key in results[0]:
-            numeric = [k for k, v in results[0][key].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            numeric = [
+                k for k, v in results[0][key].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            ]
             summary.setdefault(key, {})[name] = {k: statistics.median(r[key][k] for r in results) for k in numeric}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

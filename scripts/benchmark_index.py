@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rs_retrieval.index.vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index, write_faiss_index
+from rs_retrieval.index.vectors import (
+    VectorIndexConfig,
+    build_faiss_index,
+    normalize_rows,
+    read_faiss_index,
+    search_faiss_index,
+    write_faiss_index,
+)
 
 
 def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 0.6, chunk: int = 100_000):
@@ -113,11 +120,19 @@ def query_worker(args) -> None:
         found.append(rows[0])
     found = np.stack(found)
     recall = np.mean([len(set(f) & set(t)) / args.k for f, t in zip(found, truth[:, : args.k])])
-    print(json.dumps({
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "cpu_p50_ms": 1000 * float(np.percentile(cpu_times, 50)), "cpu_p95_ms": 1000 * float(np.percentile(cpu_times, 95)),
-        "recall@10": float(recall), "rss_before_mb": before, "rss_after_mb": rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+                "p95_ms": 1000 * float(np.percentile(latencies, 95)),
+                "cpu_p50_ms": 1000 * float(np.percentile(cpu_times, 50)),
+                "cpu_p95_ms": 1000 * float(np.percentile(cpu_times, 95)),
+                "recall@10": float(recall),
+                "rss_before_mb": before,
+                "rss_after_mb": rss_mb(),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -142,7 +157,9 @@ def main() -> None:
     parser.add_argument("--query-file", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1, help="faiss/OpenMP threads (1 avoids spin-waiting on a shared CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="faiss/OpenMP threads (1 avoids spin-waiting on a shared CPU)"
+    )
     args = parser.parse_args()
     if args.worker:
         return query_worker(args)
@@ -166,32 +183,70 @@ def main() -> None:
     vectors = np.load(base, mmap_mode="r")
     for kind in args.kinds.split(","):
         config = VectorIndexConfig(
-            kind=kind, nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, hnsw_m=args.hnsw_m,
-            ef_construction=args.ef_construction, nprobe=args.nprobe, ef_search=args.ef_search, refine=args.refine,
+            kind=kind,
+            nlist=args.nlist,
+            pq_m=args.pq_m,
+            train_size=args.train_size,
+            hnsw_m=args.hnsw_m,
+            ef_construction=args.ef_construction,
+            nprobe=args.nprobe,
+            ef_search=args.ef_search,
+            refine=args.refine,
         )
         index_path = out / f"{kind}_{args.n}.faiss"
         start = time.perf_counter()
-        index = build_faiss_index(vectors, config, progress=lambda done: print(f"  {kind}: {done}/{args.n}", end="\r", flush=True))
+        index = build_faiss_index(
+            vectors, config, progress=lambda done, kind=kind: print(f"  {kind}: {done}/{args.n}", end="\r", flush=True)
+        )
         write_faiss_index(index, index_path)
         build_s = time.perf_counter() - start
         del index
         worker = subprocess.run(
-            [sys.executable, __file__, "--worker", "--index", str(index_path), "--base", str(base), "--truth", str(truth_path),
-             "--config", json.dumps(config.to_dict()), "--k", str(args.k), "--query-file", str(query_path), "--threads", str(args.threads)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--index",
+                str(index_path),
+                "--base",
+                str(base),
+                "--truth",
+                str(truth_path),
+                "--config",
+                json.dumps(config.to_dict()),
+                "--k",
+                str(args.k),
+                "--query-file",
+                str(query_path),
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         measured = json.loads(worker.stdout.strip().splitlines()[-1])
         # IVF-PQ re-scores candidates from the float vectors, so they are part of what a query needs on disk.
         disk = index_path.stat().st_size + (base.stat().st_size if kind == "ivfpq" else 0)
-        results[kind] = {"n": args.n, "dim": args.dim, "threads": args.threads, "build_s": build_s, "index_mb": index_path.stat().st_size / 2**20,
-                         "disk_mb_incl_refine_vectors": disk / 2**20, "config": config.to_dict(), **measured}
+        results[kind] = {
+            "n": args.n,
+            "dim": args.dim,
+            "threads": args.threads,
+            "build_s": build_s,
+            "index_mb": index_path.stat().st_size / 2**20,
+            "disk_mb_incl_refine_vectors": disk / 2**20,
+            "config": config.to_dict(),
+            **measured,
+        }
         results_path.write_text(json.dumps(results, indent=2))
         print(f"\n{kind}: {json.dumps(results[kind])}", flush=True)
     print_table(results)
 
 
 def print_table(results: dict) -> None:
-    print("| kind | N | build s | index MB | RSS anon / file MB (before opening -> after queries) | p50 / p95 ms (wall) | p50 / p95 ms (CPU) | recall@10 |")
+    print(
+        "| kind | N | build s | index MB | RSS anon / file MB (before opening -> after queries) | p50 / p95 ms (wall) | p50 / p95 ms (CPU) | recall@10 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for kind, r in results.items():
         before, after = r["rss_before_mb"], r["rss_after_mb"]

@@ -27,16 +27,25 @@ import numpy as np
 
 
 def two_stage(args) -> None:
+    from rs_retrieval import load_model_and_processor
     from rs_retrieval.data import flatten_captions, load_dataset
     from rs_retrieval.index import RetrievalIndex
-    from rs_retrieval import load_model_and_processor
 
-    captions = flatten_captions(load_dataset("rs_synth", split="test", image_size=args.image_size))["caption"][: args.queries]
-    print(f"| model | K' | recall@10 vs exact | ms / query | exact ms / query |\n|---|---|---|---|---|")
+    captions = flatten_captions(load_dataset("rs_synth", split="test", image_size=args.image_size))["caption"][
+        : args.queries
+    ]
+    print("| model | K' | recall@10 vs exact | ms / query | exact ms / query |\n|---|---|---|---|---|")
     for model_dir in args.model:
         model, processor = load_model_and_processor(model_dir)
         with tempfile.TemporaryDirectory() as tmp:
-            index = RetrievalIndex.build(model, processor, Path(tmp) / "index", dataset="rs_synth", dataset_options={"image_size": args.image_size}, progress=False)
+            index = RetrievalIndex.build(
+                model,
+                processor,
+                Path(tmp) / "index",
+                dataset="rs_synth",
+                dataset_options={"image_size": args.image_size},
+                progress=False,
+            )
             start = time.perf_counter()
             exact = [[h.row for h in index.search(c, k=10, candidates=len(index))] for c in captions]
             exact_ms = 1000 * (time.perf_counter() - start) / len(captions)
@@ -45,23 +54,56 @@ def two_stage(args) -> None:
                 found = [[h.row for h in index.search(c, k=10, candidates=k_prime)] for c in captions]
                 ms = 1000 * (time.perf_counter() - start) / len(captions)
                 recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
-                print(f"| {type(model).__name__} ({len(index)} images, {len(captions)} captions) | {k_prime} | {recall:.3f} | {ms:.1f} | {exact_ms:.1f} |", flush=True)
+                print(
+                    f"| {type(model).__name__} ({len(index)} images, {len(captions)} captions) | {k_prime} | {recall:.3f} | {ms:.1f} | {exact_ms:.1f} |",
+                    flush=True,
+                )
 
 
 def encode(args) -> None:
     from rs_retrieval.data.synth import generate_rs_synth
 
-    root = generate_rs_synth(args.cache_dir, train_size=args.images, val_size=0, test_size=0, image_size=args.image_size)
+    root = generate_rs_synth(
+        args.cache_dir, train_size=args.images, val_size=0, test_size=0, image_size=args.image_size
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    build = ["-m", "rs_retrieval.cli", "index", "build", "--model", args.model, "--images", str(root / "images"), "--batch-size", "64", "--out"]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    print(f"| processes | images | encode s | images/s |\n|---|---|---|---|")
+    build = [
+        "-m",
+        "rs_retrieval.cli",
+        "index",
+        "build",
+        "--model",
+        args.model,
+        "--images",
+        str(root / "images"),
+        "--batch-size",
+        "64",
+        "--out",
+    ]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
+    print("| processes | images | encode s | images/s |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for processes, command in ((1, [sys.executable]), (2, launch)):
             out = Path(tmp) / f"index{processes}"
             subprocess.run([*command, *build, str(out)], check=True, env=env, capture_output=True)
             stats = json.loads((out / "index.json").read_text())["build"]
-            print(f"| {processes} | {stats['encoded']} | {stats['seconds']:.1f} | {stats['encoded'] / stats['seconds']:.0f} |", flush=True)
+            print(
+                f"| {processes} | {stats['encoded']} | {stats['seconds']:.1f} | {stats['encoded'] / stats['seconds']:.0f} |",
+                flush=True,
+            )
 
 
 def main() -> None:

@@ -92,21 +92,38 @@ def main() -> None:
     texts = [f"caption {index % 3331}" for index in range(sim.shape[1])]  # RSICD-like duplicate count
     print(f"\n{tuple(sim.shape)} float32 ({sim.numel() * 4 / 2**20:.0f} MiB)")
     for policy in ("optimistic", "pessimistic", "numpy"):
-        report(f"retrieval_metrics tie_policy={policy}", lambda: retrieval_metrics(sim, text_to_image, tie_policy=policy))
+        report(
+            f"retrieval_metrics tie_policy={policy}",
+            lambda policy=policy: retrieval_metrics(sim, text_to_image, tie_policy=policy),
+        )
     for protocol in ("multi_positive", "dedup_text"):
-        report(f"retrieval_metrics protocol={protocol}", lambda: retrieval_metrics(sim, text_to_image, protocol=protocol, texts=texts))
+        report(
+            f"retrieval_metrics protocol={protocol}",
+            lambda protocol=protocol: retrieval_metrics(sim, text_to_image, protocol=protocol, texts=texts),
+        )
     for name, params in (("galr_mr", {}), ("smr", {}), ("smr", {"top_k": 30})):
-        scores = report(f"apply_rerank {name} {params or ''}".rstrip(), lambda: apply_rerank(sim, name, **params))
-        report(f"  + retrieval_metrics on {name}", lambda: retrieval_metrics(scores.i2t, text_to_image, t2i_sim=scores.t2i))
+        scores = report(
+            f"apply_rerank {name} {params or ''}".rstrip(),
+            lambda name=name, params=params: apply_rerank(sim, name, **params),
+        )
+        report(
+            f"  + retrieval_metrics on {name}",
+            lambda scores=scores: retrieval_metrics(scores.i2t, text_to_image, t2i_sim=scores.t2i),
+        )
         del scores
     del sim
 
     if args.skip_large:
         return
     (sim, text_to_image), seconds, extra_mib = measure(lambda: make_matrix(20000, seed=1))
-    print(f"\n{tuple(sim.shape)} float32 ({sim.numel() * 4 / 2**30:.1f} GiB), generated in {seconds:.1f} s, peak +{extra_mib:.0f} MiB")
+    print(
+        f"\n{tuple(sim.shape)} float32 ({sim.numel() * 4 / 2**30:.1f} GiB), generated in {seconds:.1f} s, peak +{extra_mib:.0f} MiB"
+    )
     report("retrieval_metrics tie_policy=optimistic", lambda: retrieval_metrics(sim, text_to_image))
-    report("retrieval_metrics tie_policy=pessimistic", lambda: retrieval_metrics(sim, text_to_image, tie_policy="pessimistic"))
+    report(
+        "retrieval_metrics tie_policy=pessimistic",
+        lambda: retrieval_metrics(sim, text_to_image, tie_policy="pessimistic"),
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,31 @@ def default_image_inputs(config, count: int, generator: torch.Generator) -> dict
 
 
 #: Word count -> number of captions, over the 2,260 RSITMD test captions.
-RSITMD_CAPTION_LENGTHS = {4: 63, 5: 84, 6: 102, 7: 253, 8: 286, 9: 289, 10: 275, 11: 203, 12: 172, 13: 141, 14: 102, 15: 82,
-                          16: 48, 17: 50, 18: 33, 19: 27, 20: 15, 21: 15, 22: 9, 23: 6, 24: 2, 26: 2, 27: 1}
+RSITMD_CAPTION_LENGTHS = {
+    4: 63,
+    5: 84,
+    6: 102,
+    7: 253,
+    8: 286,
+    9: 289,
+    10: 275,
+    11: 203,
+    12: 172,
+    13: 141,
+    14: 102,
+    15: 82,
+    16: 48,
+    17: 50,
+    18: 33,
+    19: 27,
+    20: 15,
+    21: 15,
+    22: 9,
+    23: 6,
+    24: 2,
+    26: 2,
+    27: 1,
+}
 
 
 def caption_lengths(count: int, generator: torch.Generator, fixed: int | None = None) -> torch.Tensor:
@@ -87,7 +110,10 @@ def padded_text_inputs(config, lengths: torch.Tensor, generator: torch.Generator
     """BERT methods pad every caption to `config.max_text_len`; the words + [CLS]/[SEP] are real."""
     vocab_size = config.text_config.vocab_size
     ids = torch.randint(1, vocab_size, (len(lengths), config.max_text_len), generator=generator)
-    return {"input_ids": ids, "attention_mask": _right_padded((lengths + 2).clamp(max=config.max_text_len), config.max_text_len)}
+    return {
+        "input_ids": ids,
+        "attention_mask": _right_padded((lengths + 2).clamp(max=config.max_text_len), config.max_text_len),
+    }
 
 
 def swin_image_inputs(config, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -194,7 +220,14 @@ def rerank_costs(model, image_cache, text_cache, ks, sample_pairs: int, device) 
         tic = time.perf_counter()
         model.rerank(image_cache, text_cache, candidates[:measured])
         _sync(device)
-        rows.append({"k": k, "pairs": pairs, "measured_pairs": measured, "rerank_s": (time.perf_counter() - tic) * pairs / measured})
+        rows.append(
+            {
+                "k": k,
+                "pairs": pairs,
+                "measured_pairs": measured,
+                "rerank_s": (time.perf_counter() - tic) * pairs / measured,
+            }
+        )
     return rows
 
 
@@ -220,25 +253,33 @@ def benchmark(
     def cast(inputs: dict) -> dict:
         return {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
 
-    images = lambda n: cast(entry.image_inputs(config, n, generator))  # noqa: E731
-    texts = lambda n: cast(entry.text_inputs(config, caption_lengths(n, generator, caption_length), generator))  # noqa: E731
+    images = lambda n: cast(entry.image_inputs(config, n, generator))
+    texts = lambda n: cast(entry.text_inputs(config, caption_lengths(n, generator, caption_length), generator))
     flops_per_image = count_flops(model.encode_images, **{k: v.to(device) for k, v in images(2).items()}) / 2
     # Useful work per caption: two captions of the mean RSITMD length, so padding is not counted as throughput.
-    mean_length = caption_length or round(sum(k * v for k, v in RSITMD_CAPTION_LENGTHS.items()) / sum(RSITMD_CAPTION_LENGTHS.values()))
+    mean_length = caption_length or round(
+        sum(k * v for k, v in RSITMD_CAPTION_LENGTHS.items()) / sum(RSITMD_CAPTION_LENGTHS.values())
+    )
     mean_captions = cast(entry.text_inputs(config, caption_lengths(2, generator, mean_length), generator))
     flops_per_caption = count_flops(model.encode_texts, **{k: v.to(device) for k, v in mean_captions.items()}) / 2
     # warm-up (allocator, kernels, lazy init)
     _encode_all(model.encode_images, images, min(2, num_images), image_batch, device, model.image_cache_keys)
     _encode_all(model.encode_texts, texts, min(2, num_captions), text_batch, device, model.text_cache_keys)
-    image_cache, image_seconds = _encode_all(model.encode_images, images, num_images, image_batch, device, model.image_cache_keys)
-    text_cache, text_seconds = _encode_all(model.encode_texts, texts, num_captions, text_batch, device, model.text_cache_keys)
+    image_cache, image_seconds = _encode_all(
+        model.encode_images, images, num_images, image_batch, device, model.image_cache_keys
+    )
+    text_cache, text_seconds = _encode_all(
+        model.encode_texts, texts, num_captions, text_batch, device, model.text_cache_keys
+    )
     _sync(device)
     tic = time.perf_counter()
     scores = model.score(image_cache, text_cache)
     _sync(device)
     score_seconds = time.perf_counter() - tic
     if tuple(scores.shape) != (num_images, num_captions):
-        raise RuntimeError(f"{method}: score matrix has shape {tuple(scores.shape)}, expected ({num_images}, {num_captions})")
+        raise RuntimeError(
+            f"{method}: score matrix has shape {tuple(scores.shape)}, expected ({num_images}, {num_captions})"
+        )
     rerank = []
     if rerank_ks and hasattr(model, "rerank_pairs"):
         rerank = rerank_costs(model, image_cache, text_cache, rerank_ks, rerank_sample_pairs, device)
@@ -268,18 +309,32 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=sorted(BENCHMARKS), choices=sorted(BENCHMARKS))
     parser.add_argument("--num-images", type=int, default=452)
     parser.add_argument("--num-captions", type=int, default=2260)
-    parser.add_argument("--caption-length", type=int, help="one length for every caption (default: RSITMD test word counts)")
+    parser.add_argument(
+        "--caption-length", type=int, help="one length for every caption (default: RSITMD test word counts)"
+    )
     parser.add_argument("--image-batch", type=int, default=32)
     parser.add_argument("--text-batch", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights and activations")
-    parser.add_argument("--rerank-k", type=int, nargs="*", default=[0, 16, 32, 64, 128],
-                        help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)")
-    parser.add_argument("--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)")
-    parser.add_argument("--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings (the CLI tunes them)")
-    parser.add_argument("--api", action="store_true",
-                        help="a Python-API user's process: the script does not tune the allocator (the package may, on its first model)")
+    parser.add_argument(
+        "--rerank-k",
+        type=int,
+        nargs="*",
+        default=[0, 16, 32, 64, 128],
+        help="for two-stage methods (CMPAGL): fusion re-rank cost at each k (candidates per query)",
+    )
+    parser.add_argument(
+        "--rerank-sample-pairs", type=int, default=1024, help="fused pairs timed per k (then scaled to all candidates)"
+    )
+    parser.add_argument(
+        "--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings (the CLI tunes them)"
+    )
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="a Python-API user's process: the script does not tune the allocator (the package may, on its first model)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.no_malloc_tuning:
@@ -289,29 +344,51 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     gemm = {name: gemm_gflops(getattr(torch, name), device=args.device) for name in ("float32", "bfloat16")}
-    print(f"GEMM 2048^3: float32 {gemm['float32']:.0f} GFLOP/s, bfloat16 {gemm['bfloat16']:.0f} GFLOP/s "
-          f"({torch.get_num_threads()} threads, device {args.device}, malloc tuned: {malloc_tuned})", flush=True)
+    print(
+        f"GEMM 2048^3: float32 {gemm['float32']:.0f} GFLOP/s, bfloat16 {gemm['bfloat16']:.0f} GFLOP/s "
+        f"({torch.get_num_threads()} threads, device {args.device}, malloc tuned: {malloc_tuned})",
+        flush=True,
+    )
     results = []
-    print("| method | params | images/s (GFLOP/s) | captions/s (GFLOP/s) | score matrix (s) | test set end-to-end (s) |")
+    print(
+        "| method | params | images/s (GFLOP/s) | captions/s (GFLOP/s) | score matrix (s) | test set end-to-end (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for method in args.methods:
-        r = benchmark(method, args.num_images, args.num_captions, args.caption_length, args.image_batch, args.text_batch, args.device,
-                      args.rerank_k, args.rerank_sample_pairs, dtype)
+        r = benchmark(
+            method,
+            args.num_images,
+            args.num_captions,
+            args.caption_length,
+            args.image_batch,
+            args.text_batch,
+            args.device,
+            args.rerank_k,
+            args.rerank_sample_pairs,
+            dtype,
+        )
         r["gemm_gflops_per_s"] = gemm
         r["malloc_tuned"] = malloc_tuned
         results.append(r)
-        print(f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} ({r['image_gflops_per_s']:.0f}) | "
-              f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) | {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |", flush=True)
+        print(
+            f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} ({r['image_gflops_per_s']:.0f}) | "
+            f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) | {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |",
+            flush=True,
+        )
     lengths = f"{args.caption_length} tokens" if args.caption_length else "RSITMD test lengths"
-    print(f"({args.num_images} images x {args.num_captions} captions of {lengths}, {args.dtype}, device {args.device}, "
-          f"{torch.get_num_threads()} threads; GFLOP/s against the {args.dtype} GEMM figure {gemm[args.dtype]:.0f})")
+    print(
+        f"({args.num_images} images x {args.num_captions} captions of {lengths}, {args.dtype}, device {args.device}, "
+        f"{torch.get_num_threads()} threads; GFLOP/s against the {args.dtype} GEMM figure {gemm[args.dtype]:.0f})"
+    )
     for r in results:
         if r["rerank"]:
             print(f"\n{r['method']} fusion re-rank on top of the dual-encoder score (whole test set):")
             print("| k | candidate pairs | re-rank (s) | test set end-to-end (s) |")
             print("|---|---|---|---|")
             for row in r["rerank"]:
-                print(f"| {row['k']} | {row['pairs']} | {row['rerank_s']:.1f} | {r['test_set_s'] + row['rerank_s']:.1f} |")
+                print(
+                    f"| {row['k']} | {row['pairs']} | {row['rerank_s']:.1f} | {r['test_set_s'] + row['rerank_s']:.1f} |"
+                )
     if args.json:
         write_json_atomic(args.json, results)
     return 0

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_index import add_data_arguments, exact_neighbours, rss_mb, write_data  # noqa: E402
-from synthetic_parts import write_parts  # noqa: E402
+from benchmark_index import add_data_arguments, exact_neighbours, rss_mb, write_data
+from synthetic_parts import write_parts
 
-from rs_retrieval.index.vectors import VectorIndexConfig, read_faiss_index, search_faiss_index  # noqa: E402
+from rs_retrieval.index.vectors import VectorIndexConfig, read_faiss_index, search_faiss_index
 
 
 def build_worker(args) -> None:
@@ -48,7 +48,11 @@ def build_worker(args) -> None:
             stage["peaks"][stage["now"]] = max(stage["peaks"].get(stage["now"], 0.0), anon)
 
     def progress(name: str, rows: int) -> None:  # copy -> train (no calls) -> add -> merge and checksums
-        stage["now"] = "train" if name == "copy" and rows == total else ("merge, checksums" if name == "add" and rows == total else name)
+        stage["now"] = (
+            "train"
+            if name == "copy" and rows == total
+            else ("merge, checksums" if name == "add" and rows == total else name)
+        )
 
     from rs_retrieval.index.ondisk import read_parts
 
@@ -60,8 +64,22 @@ def build_worker(args) -> None:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     done.set()
     print(json.dumps({"peak_anon_mb_by_stage": stage["peaks"]}), file=sys.stderr)
-    hwm = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
-    print(json.dumps({"build_s": seconds, "build_cpu_s": cpu, "peak_rss_mb": hwm, "peak_anon_mb": peak["anon"], "peak_anon_mb_by_stage": stage["peaks"]}))
+    hwm = next(
+        int(line.split()[1]) / 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmHWM")
+    )
+    print(
+        json.dumps(
+            {
+                "build_s": seconds,
+                "build_cpu_s": cpu,
+                "peak_rss_mb": hwm,
+                "peak_anon_mb": peak["anon"],
+                "peak_anon_mb_by_stage": stage["peaks"],
+            }
+        )
+    )
 
 
 def query_worker(args) -> None:
@@ -72,7 +90,10 @@ def query_worker(args) -> None:
     gen = current_generation(Path(args.index))
     before = rss_mb()
     index = read_faiss_index(gen / "vectors.faiss")
-    refine_vectors = {"float16": np.load(gen / "vectors.npy", mmap_mode="r"), "float32": np.load(args.base, mmap_mode="r")}
+    refine_vectors = {
+        "float16": np.load(gen / "vectors.npy", mmap_mode="r"),
+        "float32": np.load(args.base, mmap_mode="r"),
+    }
     queries, truth = np.load(args.query_file), np.load(args.truth)
     config = json.loads(args.config)
     rows = []
@@ -89,10 +110,19 @@ def query_worker(args) -> None:
                     cpu_times.append(time.process_time() - cpu_start)
                     found.append(hits[0])
                 recall = np.mean([len(set(f) & set(t)) / args.k for f, t in zip(found, truth[:, : args.k])])
-                rows.append({
-                    "nprobe": nprobe, "refine": refine, "refine_dtype": dtype, "recall@10": float(recall),
-                    **{f"{name}_{q}_ms": 1000 * float(np.percentile(values, q)) for name, values in (("wall", latencies), ("cpu", cpu_times)) for q in (50, 99)},
-                })
+                rows.append(
+                    {
+                        "nprobe": nprobe,
+                        "refine": refine,
+                        "refine_dtype": dtype,
+                        "recall@10": float(recall),
+                        **{
+                            f"{name}_{q}_ms": 1000 * float(np.percentile(values, q))
+                            for name, values in (("wall", latencies), ("cpu", cpu_times))
+                            for q in (50, 99)
+                        },
+                    }
+                )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"rss_before_mb": before, "rss_after_mb": rss_mb(), "grid": rows}))
 
@@ -116,7 +146,9 @@ def filtered_worker(args) -> None:
 
     faiss.omp_set_num_threads(args.threads)
     index = RetrievalIndex.open(args.index, verify=False)
-    config = VectorIndexConfig(**{**index.manifest["vector_index"], "nprobe": args.filter_nprobe, "refine": args.filter_refine})
+    config = VectorIndexConfig(
+        **{**index.manifest["vector_index"], "nprobe": args.filter_nprobe, "refine": args.filter_refine}
+    )
     queries, base = np.load(args.query_file), np.load(args.base, mmap_mode="r")
     start = time.process_time()
     columns = FilterColumns.from_table(index.metadata)
@@ -127,7 +159,13 @@ def filtered_worker(args) -> None:
         columns.mask(SearchFilter.parse(bbox, when), len(index))
         mask_ms = 1000 * (time.process_time() - start)
         allowed_rows = np.flatnonzero(allowed)
-        scores = np.concatenate([queries @ np.asarray(base[allowed_rows[s : s + 100_000]]).T for s in range(0, len(allowed_rows), 100_000)], axis=1)
+        scores = np.concatenate(
+            [
+                queries @ np.asarray(base[allowed_rows[s : s + 100_000]]).T
+                for s in range(0, len(allowed_rows), 100_000)
+            ],
+            axis=1,
+        )
         truth = allowed_rows[np.argsort(-scores, axis=1)[:, : args.k]]
         del scores
         cpu_times, found = [], []
@@ -137,9 +175,17 @@ def filtered_worker(args) -> None:
             cpu_times.append(time.process_time() - cpu_start)
             found.append(hits[0])
         recall = np.mean([len(set(f) & set(t)) / args.k for f, t in zip(found, truth)])
-        rows.append({"filter": name, "allowed": int(allowed.sum()), "mask_cpu_ms": mask_ms, "recall@10": float(recall),
-                     "all_hits_inside": bool(all(allowed[f].all() and len(f) == args.k for f in found)),
-                     "cpu_50_ms": 1000 * float(np.percentile(cpu_times, 50)), "cpu_99_ms": 1000 * float(np.percentile(cpu_times, 99))})
+        rows.append(
+            {
+                "filter": name,
+                "allowed": int(allowed.sum()),
+                "mask_cpu_ms": mask_ms,
+                "recall@10": float(recall),
+                "all_hits_inside": bool(all(allowed[f].all() and len(f) == args.k for f in found)),
+                "cpu_50_ms": 1000 * float(np.percentile(cpu_times, 50)),
+                "cpu_99_ms": 1000 * float(np.percentile(cpu_times, 99)),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"filtered": rows, "nprobe": args.filter_nprobe, "refine": args.filter_refine}))
 
@@ -173,7 +219,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="faiss/OpenMP threads of the build and the queries")
     parser.add_argument("--out", default="/tmp/ondisk_bench")
-    parser.add_argument("--filtered", action="store_true", help="time filtered queries on the index built by an earlier run")
+    parser.add_argument(
+        "--filtered", action="store_true", help="time filtered queries on the index built by an earlier run"
+    )
     parser.add_argument("--build-only", action="store_true", help="build and report memory, no queries")
     parser.add_argument("--query-only", action="store_true", help="time queries on the index built by an earlier run")
     parser.add_argument("--filter-nprobe", type=int, default=16)
@@ -198,25 +246,45 @@ def main() -> None:
     parts = out / f"parts_{args.n}x{args.dim}"
     if not (parts / "complete").is_file():
         vectors = np.load(base, mmap_mode="r")
-        write_parts(parts, (np.asarray(vectors[s : s + args.rows_per_part]) for s in range(0, args.n, args.rows_per_part)))
+        write_parts(
+            parts, (np.asarray(vectors[s : s + args.rows_per_part]) for s in range(0, args.n, args.rows_per_part))
+        )
         (parts / "complete").write_text("")
         del vectors
     print(f"data, exact neighbours, parts: {time.perf_counter() - started:.0f} s", flush=True)
     index = out / f"index_{args.n}x{args.dim}"
     if args.filtered:
-        filtered = child("filtered", args, index=index, base=base, query_file=query_path, filter_nprobe=args.filter_nprobe, filter_refine=args.filter_refine)
+        filtered = child(
+            "filtered",
+            args,
+            index=index,
+            base=base,
+            query_file=query_path,
+            filter_nprobe=args.filter_nprobe,
+            filter_refine=args.filter_refine,
+        )
         (out / f"results_filtered_{args.n}.json").write_text(json.dumps(filtered, indent=2))
-        print("| filter | rows allowed | mask ms CPU | recall@10 vs brute force | every hit inside, k hits | p50 / p99 ms CPU |")
+        print(
+            "| filter | rows allowed | mask ms CPU | recall@10 vs brute force | every hit inside, k hits | p50 / p99 ms CPU |"
+        )
         print("|---|---|---|---|---|---|")
         for row in filtered["filtered"][1:]:
-            print(f"| {row['filter']} | {row['allowed']:,} | {row['mask_cpu_ms']:.1f} | {row['recall@10']:.3f} | {row['all_hits_inside']} | "
-                  f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} |")
+            print(
+                f"| {row['filter']} | {row['allowed']:,} | {row['mask_cpu_ms']:.1f} | {row['recall@10']:.3f} | {row['all_hits_inside']} | "
+                f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} |"
+            )
         print(f"(reading the filter columns once: {filtered['filtered'][0]['cpu_ms']:.0f} ms CPU)")
         return
-    config = VectorIndexConfig(kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows)
+    config = VectorIndexConfig(
+        kind="ivf-ondisk", nlist=args.nlist, pq_m=args.pq_m, train_size=args.train_size, block_rows=args.block_rows
+    )
     results_path = out / f"results_ondisk_{args.n}.json"
     if args.query_only:  # the build numbers of the run that built the index
-        build = {key: value for key, value in json.loads(results_path.read_text()).items() if key.startswith(("build", "peak"))}
+        build = {
+            key: value
+            for key, value in json.loads(results_path.read_text()).items()
+            if key.startswith(("build", "peak"))
+        }
         results_path = results_path.with_name(f"results_ondisk_{args.n}_queries_{args.refine.replace(',', '-')}.json")
     else:
         build = child("build", args, parts=parts, index=index, config=json.dumps(config.to_dict()))
@@ -225,23 +293,44 @@ def main() -> None:
         return
     gen = current_generation(index)
     sizes = {path.name: path.stat().st_size / 2**20 for path in gen.iterdir() if path.is_file()}
-    query = child("query", args, index=index, base=base, truth=truth, query_file=query_path, config=json.dumps(config.to_dict()),
-                  nprobe=args.nprobe, refine=args.refine)
-    results = {"n": args.n, "dim": args.dim, "config": config.to_dict(), "threads": args.threads, **build, "files_mb": sizes, **query}
+    query = child(
+        "query",
+        args,
+        index=index,
+        base=base,
+        truth=truth,
+        query_file=query_path,
+        config=json.dumps(config.to_dict()),
+        nprobe=args.nprobe,
+        refine=args.refine,
+    )
+    results = {
+        "n": args.n,
+        "dim": args.dim,
+        "config": config.to_dict(),
+        "threads": args.threads,
+        **build,
+        "files_mb": sizes,
+        **query,
+    }
     results_path.write_text(json.dumps(results, indent=2))
     print_table(results)
 
 
 def print_table(results: dict) -> None:
     sizes = results["files_mb"]
-    print(f"N {results['n']:,} x {results['dim']}: build {results['build_s']:.0f} s wall / {results['build_cpu_s']:.0f} s CPU, "
-          f"peak RSS {results['peak_rss_mb']:.0f} MB (anonymous {results['peak_anon_mb']:.0f} MB); files MB "
-          + ", ".join(f"{name} {size:.0f}" for name, size in sorted(sizes.items())))
+    print(
+        f"N {results['n']:,} x {results['dim']}: build {results['build_s']:.0f} s wall / {results['build_cpu_s']:.0f} s CPU, "
+        f"peak RSS {results['peak_rss_mb']:.0f} MB (anonymous {results['peak_anon_mb']:.0f} MB); files MB "
+        + ", ".join(f"{name} {size:.0f}" for name, size in sorted(sizes.items()))
+    )
     print("| nprobe | refine (x k) | refine vectors | recall@10 | p50 / p99 ms CPU | p50 / p99 ms wall |")
     print("|---|---|---|---|---|---|")
     for row in results["grid"]:
-        print(f"| {row['nprobe']} | {row['refine']} | {row['refine_dtype']} | {row['recall@10']:.3f} | "
-              f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} | {row['wall_50_ms']:.2f} / {row['wall_99_ms']:.2f} |")
+        print(
+            f"| {row['nprobe']} | {row['refine']} | {row['refine_dtype']} | {row['recall@10']:.3f} | "
+            f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} | {row['wall_50_ms']:.2f} / {row['wall_99_ms']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

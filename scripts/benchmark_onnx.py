@@ -24,8 +24,12 @@ def full_size_model(method: str):
     from rs_retrieval.models.galr import GaLRConfig, GaLRModel
     from rs_retrieval.models.msa import MSAConfig, MSAModel
 
-    model_class, config_class = {"amfmn": (AMFMNModel, AMFMNConfig), "galr": (GaLRModel, GaLRConfig),
-                                 "msa": (MSAModel, MSAConfig), "cmpagl": (CMPAGLModel, CMPAGLConfig)}[method]
+    model_class, config_class = {
+        "amfmn": (AMFMNModel, AMFMNConfig),
+        "galr": (GaLRModel, GaLRConfig),
+        "msa": (MSAModel, MSAConfig),
+        "cmpagl": (CMPAGLModel, CMPAGLConfig),
+    }[method]
     torch.manual_seed(0)
     return model_class(config_class()).eval()
 
@@ -44,7 +48,9 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="onnx_bench_"))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"| method | graph | params | max abs diff | PyTorch ms | onnxruntime ms | speed-up |  (batch {args.batch}, {torch.get_num_threads()} threads)")
+    print(
+        f"| method | graph | params | max abs diff | PyTorch ms | onnxruntime ms | speed-up |  (batch {args.batch}, {torch.get_num_threads()} threads)"
+    )
     print("|---|---|---|---|---|---|---|")
     for method in args.methods:
         model = full_size_model(method)
@@ -55,8 +61,11 @@ def main() -> None:
             report = export_graph(spec, out / f"{method}_{spec.name}.onnx", repeats=args.repeats, threads=args.threads)
             row = {"method": method, "params": params, **vars(report)}
             rows.append(row)
-            print(f"| {method} | {spec.name} | {params / 1e6:.1f}M | {report.max_abs_diff:.1e} | {report.torch_ms:.1f} | "
-                  f"{report.onnxruntime_ms:.1f} | {report.torch_ms / report.onnxruntime_ms:.2f}x |", flush=True)
+            print(
+                f"| {method} | {spec.name} | {params / 1e6:.1f}M | {report.max_abs_diff:.1e} | {report.torch_ms:.1f} | "
+                f"{report.onnxruntime_ms:.1f} | {report.torch_ms / report.onnxruntime_ms:.2f}x |",
+                flush=True,
+            )
         del model
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
 

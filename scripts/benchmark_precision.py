@@ -59,9 +59,13 @@ def int8_gemm_gops(threads: int, n: int = 2048, repeats: int = 5) -> float:
     from onnx import TensorProto, helper, numpy_helper
 
     weight = numpy_helper.from_array(np.random.default_rng(0).integers(-127, 127, (n, n), dtype=np.int8), "B")
-    graph = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["C"])], "gemm",
-                              [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
-                              [helper.make_tensor_value_info("C", TensorProto.INT32, [n, n])], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["C"])],
+        "gemm",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("C", TensorProto.INT32, [n, n])],
+        [weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -86,7 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--captions", help="text file, one caption a line (the first captions-per-image x images are used); default: synthetic captions")
+    parser.add_argument(
+        "--captions",
+        help="text file, one caption a line (the first captions-per-image x images are used); default: synthetic captions",
+    )
     parser.add_argument("--captions-per-image", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
@@ -98,7 +105,9 @@ def main() -> None:
     threads = torch.get_num_threads()
     captions = Path(args.captions).read_text(encoding="utf-8").splitlines() if args.captions else []
     wanted = args.captions_per_image * args.images
-    captions = (captions or [f"caption number {i} of a remote sensing image with some buildings" for i in range(wanted)])[:wanted]
+    captions = (
+        captions or [f"caption number {i} of a remote sensing image with some buildings" for i in range(wanted)]
+    )[:wanted]
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(args.images)]
 
@@ -107,7 +116,9 @@ def main() -> None:
     reference.eval()
     tokenizer = open_clip.get_tokenizer(args.arch)
     architecture = resolve_architecture(args.arch)
-    ours = CLIPRetrievalModel(clip_config_from_open_clip(architecture, "quick_gelu" if architecture.get("quick_gelu") else "gelu")).eval()
+    ours = CLIPRetrievalModel(
+        clip_config_from_open_clip(architecture, "quick_gelu" if architecture.get("quick_gelu") else "gelu")
+    ).eval()
     ours.load_state_dict(open_clip_to_transformers(reference.state_dict()), strict=True)
     image_size = ours.config.vision_config.image_size
     processor = DualEncoderProcessor(build_clip_processor(image_size))
@@ -118,7 +129,10 @@ def main() -> None:
         copy.load_state_dict(ours.state_dict())
         tic = time.perf_counter()
         variants[f"ours {precision}"] = with_precision(copy, precision, processor)
-        print(f"ours {precision}: ready in {time.perf_counter() - tic:.1f} s (int8: export + quantization, once per model)", flush=True)
+        print(
+            f"ours {precision}: ready in {time.perf_counter() - tic:.1f} s (int8: export + quantization, once per model)",
+            flush=True,
+        )
 
     def encode_images(name, model, batch):
         if model is None:
@@ -134,7 +148,10 @@ def main() -> None:
     embeddings = {}
     with torch.inference_mode():
         for name, model in variants.items():  # warm-up (and the embeddings compared below)
-            embeddings[name] = (encode_images(name, model, images[: args.batch_size]).float(), encode_texts(name, model, captions[: args.batch_size]).float())
+            embeddings[name] = (
+                encode_images(name, model, images[: args.batch_size]).float(),
+                encode_texts(name, model, captions[: args.batch_size]).float(),
+            )
         for _ in range(args.rounds):
             for name, model in variants.items():
                 for kind, items, encode in (("images", images, encode_images), ("captions", captions, encode_texts)):
@@ -151,24 +168,46 @@ def main() -> None:
         image_ref, text_ref = embeddings["open_clip fp32"]
         image_emb, text_emb = embeddings[name]
         precision = name.split()[-1]
-        rows.append({
-            "variant": name, "images_per_s": round(images_s, 2), "captions_per_s": round(captions_s, 1),
-            "images_vs_open_clip": round(images_s / base["images"], 2), "captions_vs_open_clip": round(captions_s / base["captions"], 2),
-            "image_gflops": round(images_s * flops / 1e9, 1), "gemm_gflops": gemm[precision],
-            "image_cosine_min": round(float(F.cosine_similarity(image_emb, image_ref).min()), 5),
-            "text_cosine_min": round(float(F.cosine_similarity(text_emb, text_ref).min()), 5),
-            "rounds_images_per_s": [round(v, 2) for v in timings[name]["images"]],
-        })
-    result = {"arch": args.arch, "images": len(images), "captions": len(captions), "batch_size": args.batch_size, "threads": threads,
-              "torch": torch.__version__, "image_gflop": round(flops / 1e9, 2), "gemm": gemm, "load_average": os.getloadavg(), "rows": rows}
-    print(f"{args.arch}: {len(images)} images, {len(captions)} captions, batch {args.batch_size}, {threads} threads, torch {torch.__version__}, "
-          f"{flops / 1e9:.2f} GFLOP/image; GEMM fp32 {gemm['fp32']} / bf16 {gemm['bf16']} GFLOP/s, int8 {gemm['int8']} GOP/s; "
-          f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    print("| variant | images/s | x open_clip | captions/s | x open_clip | image GFLOP/s (GEMM) | cosine vs open_clip (image / text, min) |")
+        rows.append(
+            {
+                "variant": name,
+                "images_per_s": round(images_s, 2),
+                "captions_per_s": round(captions_s, 1),
+                "images_vs_open_clip": round(images_s / base["images"], 2),
+                "captions_vs_open_clip": round(captions_s / base["captions"], 2),
+                "image_gflops": round(images_s * flops / 1e9, 1),
+                "gemm_gflops": gemm[precision],
+                "image_cosine_min": round(float(F.cosine_similarity(image_emb, image_ref).min()), 5),
+                "text_cosine_min": round(float(F.cosine_similarity(text_emb, text_ref).min()), 5),
+                "rounds_images_per_s": [round(v, 2) for v in timings[name]["images"]],
+            }
+        )
+    result = {
+        "arch": args.arch,
+        "images": len(images),
+        "captions": len(captions),
+        "batch_size": args.batch_size,
+        "threads": threads,
+        "torch": torch.__version__,
+        "image_gflop": round(flops / 1e9, 2),
+        "gemm": gemm,
+        "load_average": os.getloadavg(),
+        "rows": rows,
+    }
+    print(
+        f"{args.arch}: {len(images)} images, {len(captions)} captions, batch {args.batch_size}, {threads} threads, torch {torch.__version__}, "
+        f"{flops / 1e9:.2f} GFLOP/image; GEMM fp32 {gemm['fp32']} / bf16 {gemm['bf16']} GFLOP/s, int8 {gemm['int8']} GOP/s; "
+        f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
+    print(
+        "| variant | images/s | x open_clip | captions/s | x open_clip | image GFLOP/s (GEMM) | cosine vs open_clip (image / text, min) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['images_per_s']} | {r['images_vs_open_clip']} | {r['captions_per_s']} | {r['captions_vs_open_clip']} | "
-              f"{r['image_gflops']} ({r['gemm_gflops']}) | {r['image_cosine_min']} / {r['text_cosine_min']} |")
+        print(
+            f"| {r['variant']} | {r['images_per_s']} | {r['images_vs_open_clip']} | {r['captions_per_s']} | {r['captions_vs_open_clip']} | "
+            f"{r['image_gflops']} ({r['gemm_gflops']}) | {r['image_cosine_min']} / {r['text_cosine_min']} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -28,13 +28,25 @@ from pathlib import Path
 
 #: Flags for Debian's Chromium in containers and offline machines.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 QUERIES = [
-    "two white planes are parked beside a grey runway", "three red ships are moored in the harbour",
-    "many cars in a parking lot", "green trees around a pond", "a beach with umbrellas",
-    "storage tanks near a road", "buildings in a residential area", "farmland with fields",
+    "two white planes are parked beside a grey runway",
+    "three red ships are moored in the harbour",
+    "many cars in a parking lot",
+    "green trees around a pond",
+    "a beach with umbrellas",
+    "storage tanks near a road",
+    "buildings in a residential area",
+    "farmland with fields",
 ]
 
 
@@ -67,11 +79,26 @@ def _wait_for_http(url: str, server: subprocess.Popen, timeout: float) -> None:
 def time_one_start(browser, args, cache_dir: Path, queries: list[str]) -> dict:
     port = free_port()
     command = [
-        sys.executable, "-m", "rs_retrieval.cli", "serve", "--model", args.model, "--images", args.images,
-        "--port", str(port), "--cache-dir", str(cache_dir),
+        sys.executable,
+        "-m",
+        "rs_retrieval.cli",
+        "serve",
+        "--model",
+        args.model,
+        "--images",
+        args.images,
+        "--port",
+        str(port),
+        "--cache-dir",
+        str(cache_dir),
     ]
     start = time.perf_counter()
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         _wait_for_http(url, server, args.timeout)
@@ -96,8 +123,12 @@ def time_one_start(browser, args, cache_dir: Path, queries: list[str]) -> dict:
         server.terminate()
         server.wait(30)
     return {
-        "first_page_s": round(first_page, 2), "status_on_first_page": first_status, "ready_s": round(ready, 2),
-        "query_median_s": round(statistics.median(seconds), 3), "query_max_s": round(max(seconds), 3), "queries": len(seconds),
+        "first_page_s": round(first_page, 2),
+        "status_on_first_page": first_status,
+        "ready_s": round(ready, 2),
+        "query_median_s": round(statistics.median(seconds), 3),
+        "query_max_s": round(max(seconds), 3),
+        "queries": len(seconds),
     }
 
 

@@ -19,9 +19,9 @@ CPU autocast that `training.mixed_precision: bf16` uses.
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,8 +35,8 @@ from rs_retrieval.fileio import write_json_atomic
 from rs_retrieval.runtime import tune_malloc
 from rs_retrieval.training import load_recipe
 from rs_retrieval.training.data import build_train_loader
-from rs_retrieval.training.optim import build_optimizer
 from rs_retrieval.training.model_setup import build_model_and_processor
+from rs_retrieval.training.optim import build_optimizer
 
 BENCHMARKED_METHODS = ("amfmn", "galr", "msa", "cmpagl")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -107,8 +107,11 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="as training.mixed_precision")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="keep the C library's allocator settings")
-    parser.add_argument("--api", action="store_true",
-                        help="a Python-API user's process: the script does not tune the allocator (the package may, on its first model)")
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="a Python-API user's process: the script does not tune the allocator (the package may, on its first model)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if args.no_malloc_tuning:
@@ -117,13 +120,25 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     registered = list_methods()
-    dataset = load_dataset("rs_synth", train_size=max(4, (args.steps + 1) * max(args.batch_size) // 5 + 1), val_size=0, test_size=0)
+    dataset = load_dataset(
+        "rs_synth", train_size=max(4, (args.steps + 1) * max(args.batch_size) // 5 + 1), val_size=0, test_size=0
+    )
     flat = flatten_captions(dataset["train"])
     gemm = {name: round(gemm_gflops(getattr(torch, name)), 1) for name in ("float32", "bfloat16")}
-    print(f"GEMM 2048^3 GFLOP/s: {gemm} ({torch.get_num_threads()} threads, mixed precision {args.mixed_precision}, "
-          f"malloc tuned: {malloc_tuned})", flush=True)
-    results = {"batch_sizes": args.batch_size, "steps": args.steps, "threads": torch.get_num_threads(), "gemm_gflops_per_s": gemm,
-               "mixed_precision": args.mixed_precision, "malloc_tuned": malloc_tuned, "runs": []}
+    print(
+        f"GEMM 2048^3 GFLOP/s: {gemm} ({torch.get_num_threads()} threads, mixed precision {args.mixed_precision}, "
+        f"malloc tuned: {malloc_tuned})",
+        flush=True,
+    )
+    results = {
+        "batch_sizes": args.batch_size,
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "gemm_gflops_per_s": gemm,
+        "mixed_precision": args.mixed_precision,
+        "malloc_tuned": malloc_tuned,
+        "runs": [],
+    }
     for batch_size in args.batch_size:
         for method in args.methods:
             if method not in registered:

@@ -14,9 +14,9 @@ import sys
 import tempfile
 
 from rs_retrieval.data import load_dataset
-from rs_retrieval.precision_gate import compare_precisions
 from rs_retrieval.fileio import write_json_atomic
 from rs_retrieval.precision import PRECISIONS
+from rs_retrieval.precision_gate import compare_precisions
 
 
 def main(argv=None) -> int:
@@ -26,7 +26,9 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--image-size", type=int, help="rs_synth image size (the model's)")
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
-    parser.add_argument("--zeroshot", action="store_true", help="also the zero-shot top-1 on rs_synth's test scenes (CLIP family)")
+    parser.add_argument(
+        "--zeroshot", action="store_true", help="also the zero-shot top-1 on rs_synth's test scenes (CLIP family)"
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -37,11 +39,18 @@ def main(argv=None) -> int:
         if args.zeroshot:
             from rs_retrieval.zeroshot.evaluate import rs_synth_image_folder
 
-            zeroshot = {"zeroshot_dir": rs_synth_image_folder(f"{scratch}/zeroshot", split=args.split, **options), "class_set": "rs_synth"}
+            zeroshot = {
+                "zeroshot_dir": rs_synth_image_folder(f"{scratch}/zeroshot", split=args.split, **options),
+                "class_set": "rs_synth",
+            }
         rows = compare_precisions(args.model, dataset, args.precisions, batch_size=args.batch_size, **zeroshot)
     for precision, row in rows.items():
         recalls = " ".join(f"{k}={v:.2f}" for k, v in row.items() if "_R@" in k)
-        extra = f" mR change {row['mR_change']:+.2f} (gate {'met' if row['gate'] else 'NOT met'}), cosine image {row['image_cosine']['min']:.4f} / text {row['text_cosine']['min']:.4f} (min)" if "gate" in row else ""
+        extra = (
+            f" mR change {row['mR_change']:+.2f} (gate {'met' if row['gate'] else 'NOT met'}), cosine image {row['image_cosine']['min']:.4f} / text {row['text_cosine']['min']:.4f} (min)"
+            if "gate" in row
+            else ""
+        )
         top1 = f" zero-shot top-1 {row['zeroshot_top1']:.2f}" if "zeroshot_top1" in row else ""
         print(f"{precision:5s} {recalls} mR={row['mR']:.2f}{top1}{extra} ({row['seconds']} s)")
     if args.json:

@@ -34,7 +34,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--captions", help="caption file, one caption per line")
-    source.add_argument("--dataset", help="dataset name for rs_retrieval.data.load_dataset (rows with a `captions` list)")
+    source.add_argument(
+        "--dataset", help="dataset name for rs_retrieval.data.load_dataset (rows with a `captions` list)"
+    )
     parser.add_argument("--data-dir", help="dataset folder (with --dataset)")
     parser.add_argument("--split", default="train", help="dataset split (with --dataset)")
     parser.add_argument("--captions-per-image", type=int, default=5)

@@ -36,8 +36,11 @@ def planted(folder: Path, originals: int, near_misses: int):
             image.convert("RGB").save(path, "JPEG", quality=60)
         else:
             path = folder / f"{name}.png"
-            {"resize": lambda: image.resize((160, 160), Image.Resampling.BILINEAR), "crop": lambda: image.crop((4, 4, 252, 252)),
-             "rot90": lambda: image.transpose(Image.Transpose.ROTATE_90)}[kind]().save(path)
+            {
+                "resize": lambda image=image: image.resize((160, 160), Image.Resampling.BILINEAR),
+                "crop": lambda image=image: image.crop((4, 4, 252, 252)),
+                "rot90": lambda image=image: image.transpose(Image.Transpose.ROTATE_90),
+            }[kind]().save(path)
         images.append(dedup.HashedImage(name, str(path), "train", "train"))
         copies[name] = f"o{k}"
     for k in range(near_misses):
@@ -56,7 +59,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         images, copies = planted(Path(tmp), args.originals, args.near_misses)
         hashes = dedup.hash_images(images, progress=False)
-    print(f"{args.originals} planted copies ({args.originals // 4} of each kind), {args.near_misses} near-misses, {len(images)} images")
+    print(
+        f"{args.originals} planted copies ({args.originals // 4} of each kind), {args.near_misses} near-misses, {len(images)} images"
+    )
     print("| threshold | precision | recall | " + " | ".join(f"{kind} found" for kind in KINDS) + " | false matches |")
     print("|--:|--:|--:|" + "--:|" * len(KINDS) + "--:|")
     for threshold in args.thresholds:
@@ -66,7 +71,9 @@ def main() -> None:
         precision = len(hits) / len(pairs) if pairs else 1.0
         per_kind = " | ".join(f"{sum(h.endswith(kind) for h in hits)}/{args.originals // 4}" for kind in KINDS)
         default = " (default)" if threshold == dedup.DEFAULT_THRESHOLD else ""
-        print(f"| {threshold}{default} | {precision:.3f} | {len(hits) / len(copies):.3f} | {per_kind} | {len(pairs) - len(hits)} |")
+        print(
+            f"| {threshold}{default} | {precision:.3f} | {len(hits) / len(copies):.3f} | {per_kind} | {len(pairs) - len(hits)} |"
+        )
 
 
 if __name__ == "__main__":

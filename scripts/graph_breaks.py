@@ -11,7 +11,7 @@ import torch
 import torch._dynamo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tiny_methods import images, tiny_methods  # noqa: E402  (the tiny configs the tests use)
+from tiny_methods import images, tiny_methods
 
 
 def graph_breaks(model, batch: dict, train: bool):
@@ -30,7 +30,9 @@ def main() -> None:
         batch = dict(processor(images=images(processor.image_processor.size), text=texts, **extra))
         for train in (False, True):
             graphs, breaks, reasons = graph_breaks(model, batch, train)
-            print(f"| {name} | {'train (loss)' if train else 'eval (score)'} | {graphs} | {breaks} | {'; '.join(sorted(set(reasons)))} |")
+            print(
+                f"| {name} | {'train (loss)' if train else 'eval (score)'} | {graphs} | {breaks} | {'; '.join(sorted(set(reasons)))} |"
+            )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_serve import CHROMIUM_ARGS, find_chromium, free_port  # noqa: E402
+from benchmark_serve import CHROMIUM_ARGS, find_chromium, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = "two white planes are parked beside a grey runway"
@@ -61,8 +61,15 @@ def write_scene_mosaic(images: list[Path], path: Path) -> Path:
     tiles = [np.asarray(Image.open(p).convert("RGB")) for p in images[: SCENE_GRID**2]]
     rows = [np.concatenate(tiles[r * SCENE_GRID : (r + 1) * SCENE_GRID], axis=1) for r in range(SCENE_GRID)]
     pixels = np.concatenate(rows, axis=0)
-    profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0], count=3, dtype="uint8",
-                   crs="EPSG:32633", transform=from_origin(500_000.0, 4_000_000.0, 10.0, 10.0))
+    profile = dict(
+        driver="GTiff",
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500_000.0, 4_000_000.0, 10.0, 10.0),
+    )
     with rasterio.open(path, "w", **profile) as out:
         out.write(np.moveaxis(pixels, -1, 0))
     return path
@@ -93,8 +100,8 @@ def app_screenshots(summary: dict, work: Path, out: Path, max_width: int) -> lis
     from playwright.sync_api import expect, sync_playwright
 
     from rs_retrieval.app.launch import build_service
-    from rs_retrieval.cli.serve import register, service_options
     from rs_retrieval.app.ui import launch
+    from rs_retrieval.cli.serve import register, service_options
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -136,7 +143,9 @@ def app_screenshots(summary: dict, work: Path, out: Path, max_width: int) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=120, help="training steps of the figure run (default 120: three rs_synth epochs)")
+    parser.add_argument(
+        "--steps", type=int, default=120, help="training steps of the figure run (default 120: three rs_synth epochs)"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder of the pictures")
     parser.add_argument("--max-width", type=int, default=900, help="width limit of every picture, in pixels")
     parser.add_argument("--work-dir", help="keep the run here instead of a temporary folder")
@@ -157,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         save_small(run_dir / "search_example.png", out / "contact_sheet.png", args.max_width)
         scene_map(run_dir / "model", run_dir / "test_images", work, out, args.max_width)
         app_screenshots(summary, work, out, args.max_width)
-        record = {"steps": args.steps, "seconds": round(time.perf_counter() - start, 1), "query": QUERY, "scene_query": SCENE_QUERY}
+        record = {
+            "steps": args.steps,
+            "seconds": round(time.perf_counter() - start, 1),
+            "query": QUERY,
+            "scene_query": SCENE_QUERY,
+        }
         print(json.dumps(record))
     return 0
 

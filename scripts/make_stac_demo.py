@@ -48,8 +48,18 @@ def mosaic(tiles: list[Image.Image], seed: int) -> np.ndarray:
 
 
 def write_cog(path: Path, bands: np.ndarray, crs: str, origin: tuple[float, float], nodata=None) -> None:
-    profile = dict(driver="COG", width=SIZE, height=SIZE, count=len(bands), dtype=bands.dtype.name, crs=crs,
-                   transform=from_origin(*origin, PIXEL, PIXEL), blocksize=TILE, compress="deflate", overview_resampling="average")
+    profile = dict(
+        driver="COG",
+        width=SIZE,
+        height=SIZE,
+        count=len(bands),
+        dtype=bands.dtype.name,
+        crs=crs,
+        transform=from_origin(*origin, PIXEL, PIXEL),
+        blocksize=TILE,
+        compress="deflate",
+        overview_resampling="average",
+    )
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as out:
@@ -73,20 +83,52 @@ def make_item(folder: Path, spec, tiles, seed: int) -> pystac.Item:
     for number, name in enumerate(("B04", "B03", "B02")):
         write_cog(item_dir / f"{name}.tif", dn[None, :, :, number], crs, (east, north), nodata=0)
     write_cog(item_dir / "visual.tif", np.moveaxis(rgb, -1, 0), crs, (east, north), nodata=0)  # as Sentinel-2's TCI
-    west, south, east_lon, north_lat = transform_bounds(crs, "EPSG:4326", east, north - SIZE * PIXEL, east + SIZE * PIXEL, north)
-    xs, ys = [east, east + SIZE * PIXEL, east + SIZE * PIXEL, east], [north - SIZE * PIXEL, north - SIZE * PIXEL, north, north]
+    west, south, east_lon, north_lat = transform_bounds(
+        crs, "EPSG:4326", east, north - SIZE * PIXEL, east + SIZE * PIXEL, north
+    )
+    xs, ys = (
+        [east, east + SIZE * PIXEL, east + SIZE * PIXEL, east],
+        [north - SIZE * PIXEL, north - SIZE * PIXEL, north, north],
+    )
     lons, lats = transform(crs, "EPSG:4326", xs, ys)
-    geometry = {"type": "Polygon", "coordinates": [[[lon, lat] for lon, lat in zip([*lons, lons[0]], [*lats, lats[0]])]]}
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[lon, lat] for lon, lat in zip([*lons, lons[0]], [*lats, lats[0]])]],
+    }
     properties = {"eo:cloud_cover": cloud, "proj:code": crs, "proj:shape": [SIZE, SIZE], "platform": "demo"}
-    item = pystac.Item(item_id, geometry, [west, south, east_lon, north_lat], datetime.fromisoformat(f"{day}T10:30:00+00:00"), properties,
-                       stac_extensions=["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-                                        "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
-                                        "https://stac-extensions.github.io/raster/v1.1.0/schema.json"])
+    item = pystac.Item(
+        item_id,
+        geometry,
+        [west, south, east_lon, north_lat],
+        datetime.fromisoformat(f"{day}T10:30:00+00:00"),
+        properties,
+        stac_extensions=[
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+        ],
+    )
     band = {"data_type": "uint16", "scale": L2A_SCALE, "offset": L2A_OFFSET, "nodata": 0, "spatial_resolution": PIXEL}
     for name, colour in (("B04", "red"), ("B03", "green"), ("B02", "blue")):
-        item.add_asset(name, pystac.Asset(str((item_dir / f"{name}.tif").resolve()), title=f"{colour} reflectance",
-                                          media_type=pystac.MediaType.COG, roles=["data"], extra_fields={"raster:bands": [band]}))
-    item.add_asset("visual", pystac.Asset(str((item_dir / "visual.tif").resolve()), title="true colour", media_type=pystac.MediaType.COG, roles=["visual"]))
+        item.add_asset(
+            name,
+            pystac.Asset(
+                str((item_dir / f"{name}.tif").resolve()),
+                title=f"{colour} reflectance",
+                media_type=pystac.MediaType.COG,
+                roles=["data"],
+                extra_fields={"raster:bands": [band]},
+            ),
+        )
+    item.add_asset(
+        "visual",
+        pystac.Asset(
+            str((item_dir / "visual.tif").resolve()),
+            title="true colour",
+            media_type=pystac.MediaType.COG,
+            roles=["visual"],
+        ),
+    )
     return item
 
 
@@ -100,14 +142,30 @@ def write_stac_geoparquet(items: list[pystac.Item], path: Path) -> None:
     for item in items:
         data = item.to_dict(include_self_link=False)
         properties = data.pop("properties")
-        rows.append({
-            "type": "Feature", "stac_version": data["stac_version"], "stac_extensions": data["stac_extensions"], "id": data["id"],
-            "geometry": shapely.to_wkb(shapely.geometry.shape(data["geometry"])), "bbox": dict(zip(("xmin", "ymin", "xmax", "ymax"), data["bbox"])),
-            "assets": {k: {"href": Path(a["href"]).relative_to(path.parent).as_posix() if Path(a["href"]).is_absolute() else a["href"],
-                           "type": a.get("type"), "roles": a.get("roles"), "raster:bands": a.get("raster:bands")}
-                       for k, a in data["assets"].items()},
-            "datetime": item.datetime, "eo:cloud_cover": properties["eo:cloud_cover"], "proj:code": properties["proj:code"],
-        })
+        rows.append(
+            {
+                "type": "Feature",
+                "stac_version": data["stac_version"],
+                "stac_extensions": data["stac_extensions"],
+                "id": data["id"],
+                "geometry": shapely.to_wkb(shapely.geometry.shape(data["geometry"])),
+                "bbox": dict(zip(("xmin", "ymin", "xmax", "ymax"), data["bbox"])),
+                "assets": {
+                    k: {
+                        "href": Path(a["href"]).relative_to(path.parent).as_posix()
+                        if Path(a["href"]).is_absolute()
+                        else a["href"],
+                        "type": a.get("type"),
+                        "roles": a.get("roles"),
+                        "raster:bands": a.get("raster:bands"),
+                    }
+                    for k, a in data["assets"].items()
+                },
+                "datetime": item.datetime,
+                "eo:cloud_cover": properties["eo:cloud_cover"],
+                "proj:code": properties["proj:code"],
+            }
+        )
     table = pa.Table.from_pylist(rows)
     pq.write_table(table, path)
 
@@ -119,7 +177,9 @@ def make_stac_demo(out: str | Path, cache_dir: str | Path | None = None) -> Path
     synth = generate_rs_synth(cache_dir or out / "rs_synth", train_size=0, val_size=0, test_size=16, image_size=TILE)
     tiles = [Image.open(p).convert("RGB") for p in sorted((synth / "images").glob("*.png"))]
     items = [make_item(out / "items", spec, tiles, seed) for seed, spec in enumerate(ITEMS)]
-    catalog = pystac.Catalog("rs-retrieval-demo", "rs_synth tiles as Sentinel-2-like COGs around the UTM 31/32 border at 6°E")
+    catalog = pystac.Catalog(
+        "rs-retrieval-demo", "rs_synth tiles as Sentinel-2-like COGs around the UTM 31/32 border at 6°E"
+    )
     catalog.add_items([item.clone() for item in items])
     catalog.normalize_hrefs(str(out))
     catalog.make_all_asset_hrefs_relative()

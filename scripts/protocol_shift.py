@@ -22,7 +22,9 @@ from rs_retrieval.evaluation.metrics import retrieval_metrics
 from rs_retrieval.evaluation.protocols import PROTOCOLS
 
 
-def simulated_scores(captions: list[list[str]], noise: float, dim: int = 256, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+def simulated_scores(
+    captions: list[list[str]], noise: float, dim: int = 256, seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     rng = np.random.default_rng(seed)
     words: dict[str, np.ndarray] = {}
     texts = [text for row in captions for text in row]
@@ -45,7 +47,9 @@ def simulated_scores(captions: list[list[str]], noise: float, dim: int = 256, se
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="folder of the precomp caption files (test_caps.txt, test_filename.txt)")
+    parser.add_argument(
+        "--data-dir", required=True, help="folder of the precomp caption files (test_caps.txt, test_filename.txt)"
+    )
     parser.add_argument("--dataset", required=True, choices=["rsicd", "rsitmd", "ucm_captions", "sydney_captions"])
     parser.add_argument("--noise", type=float, default=1.6)
     parser.add_argument("--seed", type=int, default=0)
@@ -53,13 +57,19 @@ def main() -> None:
     test = load_dataset(args.dataset, data_dir=args.data_dir, source="precomp", split="test", image_check="none")
     sim, text_to_image, texts = simulated_scores(test["captions"], args.noise, seed=args.seed)
     keys = list(test["filename"])
-    print(f"{args.dataset} test: {sim.shape[0]} images, {sim.shape[1]} captions, {len(set(texts))} distinct; noise {args.noise}, seed {args.seed}")
-    print("| protocol | tie order | i2t queries | t2i queries | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | mR |")
+    print(
+        f"{args.dataset} test: {sim.shape[0]} images, {sim.shape[1]} captions, {len(set(texts))} distinct; noise {args.noise}, seed {args.seed}"
+    )
+    print(
+        "| protocol | tie order | i2t queries | t2i queries | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | mR |"
+    )
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for name in PROTOCOLS:
         m = retrieval_metrics(sim, text_to_image, protocol=name, texts=texts, image_keys=keys)
         recalls = " | ".join(f"{m[f'{d}_R@{k}']:.2f}" for d in ("i2t", "t2i") for k in (1, 5, 10))
-        print(f"| `{name}` | {m['tie_policy']} | {m['i2t_queries']} | {m['t2i_queries']} | {recalls} | {m['mR']:.2f} |")
+        print(
+            f"| `{name}` | {m['tie_policy']} | {m['i2t_queries']} | {m['t2i_queries']} | {recalls} | {m['mR']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

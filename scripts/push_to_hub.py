@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Publish a training run, model directory or dataset to the Hugging Face Hub (same as `rs-retrieval push`).
 
-    python scripts/push_to_hub.py runs/amfmn-rsitmd my-org/amfmn-rsitmd
-    python scripts/push_to_hub.py exports/rsitmd my-org/rsitmd --dataset-name rsitmd
+python scripts/push_to_hub.py runs/amfmn-rsitmd my-org/amfmn-rsitmd
+python scripts/push_to_hub.py exports/rsitmd my-org/rsitmd --dataset-name rsitmd
 """
 
 import argparse

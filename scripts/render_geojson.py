@@ -27,7 +27,9 @@ def main() -> None:
     features = json.loads(open(args.geojson, encoding="utf-8").read())["features"]
     with rasterio.open(args.scene) as scene:
         pixels = np.moveaxis(scene.read([1, 2, 3] if scene.count >= 3 else [1]), 0, -1)
-        picture = Image.fromarray(to_rgb_uint8(pixels)).resize((round(scene.width * args.scale), round(scene.height * args.scale)), Image.NEAREST)
+        picture = Image.fromarray(to_rgb_uint8(pixels)).resize(
+            (round(scene.width * args.scale), round(scene.height * args.scale)), Image.NEAREST
+        )
         draw = ImageDraw.Draw(picture)
         for feature in features:
             lons, lats = zip(*feature["geometry"]["coordinates"][0])
@@ -36,7 +38,13 @@ def main() -> None:
             ring = [(col * args.scale, row * args.scale) for col, row in ring]
             rank = feature["properties"]["rank"]
             draw.line(ring, fill="red" if rank == 1 else "cyan", width=3)
-            draw.text((ring[3][0] + 5, ring[3][1] + 4), f"{rank}: {feature['properties']['score']:.2f}", fill="white", stroke_width=2, stroke_fill="black")
+            draw.text(
+                (ring[3][0] + 5, ring[3][1] + 4),
+                f"{rank}: {feature['properties']['score']:.2f}",
+                fill="white",
+                stroke_width=2,
+                stroke_fill="black",
+            )
     picture.save(args.out)
     print(args.out)
 

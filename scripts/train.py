@@ -13,7 +13,9 @@ from rs_retrieval.cli.train import add_train_arguments, run_train
 
 
 def main(argv=None) -> int:
-    parser = add_train_arguments(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_train_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     return run_train(parser.parse_args(argv))
 
 

@@ -11,8 +11,14 @@ from rs_retrieval.data.synth import generate_rs_synth
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 
 TINY_AMFMN = dict(
-    word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70,
+    word_embed_dim=8,
+    text_hidden_dim=10,
+    embed_dim=6,
+    backbone_hidden_sizes=[4, 4, 8, 8],
+    backbone_depths=[1, 1, 1, 1],
+    backbone_embedding_size=4,
+    image_size=64,
+    train_resize=70,
 )
 WORDS = "two three white grey red planes ships parked moored runway harbour beside the a are in of cars trees".split()
 
@@ -34,7 +40,15 @@ def synth_images(cache_dir: Path, num_images: int = 12) -> Path:
 
 
 #: A metrics.json "validation" section as the trainer writes it (values made up for display tests).
-VALIDATION_METRICS = {"i2t_R@1": 10.0, "i2t_R@5": 30.0, "i2t_R@10": 50.0, "t2i_R@1": 12.5, "t2i_R@5": 37.5, "t2i_R@10": 62.5, "mR": 33.75}
+VALIDATION_METRICS = {
+    "i2t_R@1": 10.0,
+    "i2t_R@5": 30.0,
+    "i2t_R@10": 50.0,
+    "t2i_R@1": 12.5,
+    "t2i_R@5": 37.5,
+    "t2i_R@10": 62.5,
+    "mR": 33.75,
+}
 
 
 def save_tiny_run(run_dir: Path) -> Path:
@@ -42,7 +56,9 @@ def save_tiny_run(run_dir: Path) -> Path:
     import json
 
     model_dir = save_tiny_amfmn(run_dir / "model")
-    (run_dir / "metrics.json").write_text(json.dumps({"selection": "best validation mR", "validation": VALIDATION_METRICS}))
+    (run_dir / "metrics.json").write_text(
+        json.dumps({"selection": "best validation mR", "validation": VALIDATION_METRICS})
+    )
     return model_dir
 
 
@@ -58,7 +74,9 @@ def write_scene(path: Path, tiles: list, crs: str | None = "EPSG:32633") -> Path
     import rasterio
     from rasterio.transform import from_origin
 
-    pixels = np.concatenate([np.concatenate([np.asarray(t) for t in tiles[r * 2 : r * 2 + 2]], axis=1) for r in range(2)], axis=0)
+    pixels = np.concatenate(
+        [np.concatenate([np.asarray(t) for t in tiles[r * 2 : r * 2 + 2]], axis=1) for r in range(2)], axis=0
+    )
     profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0], count=3, dtype="uint8")
     if crs:
         profile.update(crs=crs, transform=from_origin(500_000.0, 4_000_000.0, 10.0, 10.0))
@@ -71,8 +89,8 @@ def build_scene_index(model_dir: Path, images: Path, out: Path, crs: str | None 
     """An index of the 64-px tiles of a 2 x 2 mosaic of rs_synth images."""
     from PIL import Image
 
-    from rs_retrieval.index import RetrievalIndex
     from rs_retrieval import load_model_and_processor
+    from rs_retrieval.index import RetrievalIndex
 
     tiles = [Image.open(p).convert("RGB") for p in sorted(images.glob("*.png"))[:4]]
     scene = write_scene(out.parent / f"{out.name}_scene.tif", tiles, crs)

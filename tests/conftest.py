@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="rs_retrieval_hf_home_"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

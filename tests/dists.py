@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_checked(command: list[str], cwd: Path, env: dict | None = None, timeout: float = 900) -> str:
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    print(f"{time.perf_counter() - start:6.1f} s  {Path(command[0]).name} {' '.join(map(str, command[1:4]))[:100]}")  # pytest -rP shows these
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    print(
+        f"{time.perf_counter() - start:6.1f} s  {Path(command[0]).name} {' '.join(map(str, command[1:4]))[:100]}"
+    )  # pytest -rP shows these
     return result.stdout
 
 

@@ -13,9 +13,22 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 #: Per dataset: JSON name and file names in the style of the real release (split -> names).
 STYLES = {
-    "rsitmd": ("dataset_RSITMD.json", {"train": ["boat_0.tif", "boat_1.tif", "plane_2.tif"], "test": ["airport_3.tif", "boat_4.tif"]}),
-    "rsicd": ("dataset_rsicd.json", {"train": ["airport_1.jpg", "00001.jpg", "beach_7.jpg"], "val": ["00002.jpg"], "test": ["airport_348.jpg", "port_9.jpg"]}),
-    "ucm_captions": ("dataset.json", {"train": ["1.tif", "2.tif", "3.tif"], "val": ["4.tif"], "test": ["5.tif", "6.tif"]}),
+    "rsitmd": (
+        "dataset_RSITMD.json",
+        {"train": ["boat_0.tif", "boat_1.tif", "plane_2.tif"], "test": ["airport_3.tif", "boat_4.tif"]},
+    ),
+    "rsicd": (
+        "dataset_rsicd.json",
+        {
+            "train": ["airport_1.jpg", "00001.jpg", "beach_7.jpg"],
+            "val": ["00002.jpg"],
+            "test": ["airport_348.jpg", "port_9.jpg"],
+        },
+    ),
+    "ucm_captions": (
+        "dataset.json",
+        {"train": ["1.tif", "2.tif", "3.tif"], "val": ["4.tif"], "test": ["5.tif", "6.tif"]},
+    ),
     "sydney_captions": ("dataset.json", {"train": ["1.tif", "2.tif"], "val": ["3.tif"], "test": ["4.tif", "5.tif"]}),
 }
 
@@ -44,7 +57,10 @@ def release_document(splits: dict[str, list[str]], keywords: bool = False) -> di
                 "filename": name,
                 "imgid": len(images),
                 "split": split,
-                "sentences": [{"raw": c, "tokens": c.split(), "imgid": len(images), "sentid": sentid + k} for k, c in enumerate(captions_for(name))],
+                "sentences": [
+                    {"raw": c, "tokens": c.split(), "imgid": len(images), "sentid": sentid + k}
+                    for k, c in enumerate(captions_for(name))
+                ],
             }
             if keywords:
                 entry["keywords"] = [name.split("_")[0], "water"]
@@ -81,7 +97,9 @@ def make_precomp(root: Path, dataset: str, per_caption: tuple[str, ...] = ("test
     root.mkdir(parents=True, exist_ok=True)
     for split, names in splits.items():
         write_lines(root / f"{split}_caps.txt", [c for n in names for c in captions_for(n)])
-        write_lines(root / f"{split}_filename.txt", [n for n in names for _ in range(5 if split in per_caption else 1)])
+        write_lines(
+            root / f"{split}_filename.txt", [n for n in names for _ in range(5 if split in per_caption else 1)]
+        )
     if with_images:
         write_images(root / "images", [n for names in splits.values() for n in names])
     return root
@@ -89,8 +107,14 @@ def make_precomp(root: Path, dataset: str, per_caption: tuple[str, ...] = ("test
 
 #: (member, split, file) -> (member, file) of the test image it copies, and how.
 PLANTED = {
-    ("rsitmd", "train", "boat_1.tif"): (("rsicd", "airport_348.jpg"), "jpeg"),  # RSITMD train holds an RSICD test image
-    ("rsicd", "train", "beach_7.jpg"): (("rsitmd", "airport_3.tif"), "rot90"),  # RSICD train holds an RSITMD test image
+    ("rsitmd", "train", "boat_1.tif"): (
+        ("rsicd", "airport_348.jpg"),
+        "jpeg",
+    ),  # RSITMD train holds an RSICD test image
+    ("rsicd", "train", "beach_7.jpg"): (
+        ("rsitmd", "airport_3.tif"),
+        "rot90",
+    ),  # RSICD train holds an RSITMD test image
     ("rsicd", "val", "00002.jpg"): (("ucm_captions", "5.tif"), "resize"),  # RSICD val holds a UCM test image
     ("ucm_captions", "train", "2.tif"): (("ucm_captions", "6.tif"), "same"),  # a set leaking into its own test split
 }
@@ -113,8 +137,17 @@ def make_combined_members(root: Path, size: int = 128) -> Path:
             image.save(folder / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF")
     for (member, _, name), (target, how) in PLANTED.items():
         image = originals[target]
-        copy = {"jpeg": image, "rot90": image.transpose(Image.Transpose.ROTATE_90), "resize": image.resize((size * 3 // 4,) * 2), "same": image}[how]
-        copy.save(root / member / "images" / name, format="JPEG" if name.endswith(".jpg") else "TIFF", **({"quality": 70} if how == "jpeg" else {}))
+        copy = {
+            "jpeg": image,
+            "rot90": image.transpose(Image.Transpose.ROTATE_90),
+            "resize": image.resize((size * 3 // 4,) * 2),
+            "same": image,
+        }[how]
+        copy.save(
+            root / member / "images" / name,
+            format="JPEG" if name.endswith(".jpg") else "TIFF",
+            **({"quality": 70} if how == "jpeg" else {}),
+        )
     return root
 
 
@@ -142,7 +175,12 @@ def make_nwpu(root: Path) -> Path:
 def make_rsicap(root: Path, names: tuple[str, ...] = ("P0378_0001.png", "P1077_0002.png", "P1140_0085.png")) -> Path:
     """RSICap's layout: `captions.json` ({"annotations": [{image_id, filename, text_input, text_output}]}) + `images/`."""
     annotations = [
-        {"image_id": str(k), "filename": name, "text_input": "Describe this image in detail.", "text_output": f"This is an aerial image {name}. A long description."}
+        {
+            "image_id": str(k),
+            "filename": name,
+            "text_input": "Describe this image in detail.",
+            "text_output": f"This is an aerial image {name}. A long description.",
+        }
         for k, name in enumerate(names)
     ]
     (root / "images").mkdir(parents=True, exist_ok=True)

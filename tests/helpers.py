@@ -13,6 +13,7 @@ from PIL import Image
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.evaluation.evaluator import evaluate_retrieval
 
+
 def reset_accelerate_state() -> None:
     """accelerate keeps one global configuration per process; each training run sets its own."""
     AcceleratorState._reset_state(True)
@@ -40,7 +41,9 @@ def load_script(filename: str, monkeypatch=None):
     return module
 
 
-def train_and_evaluate(model, processor, train_split, test_split, optimizer, steps: int, batch_size: int, seed: int = 0) -> dict:
+def train_and_evaluate(
+    model, processor, train_split, test_split, optimizer, steps: int, batch_size: int, seed: int = 0
+) -> dict:
     """Train on random caption batches of `train_split` (inputs encoded once), then return the
     package evaluator's un-reranked metrics on `test_split`."""
     rows = flatten_captions(train_split)[:]
@@ -67,7 +70,11 @@ def report_vs_chance(name: str, metrics: dict, n_img: int, captions_per_image: i
         "i2t_R@10": 100 * min(1, 10 * captions_per_image / n_txt),
         "t2i_R@10": 100 * 10 / n_img,
     }
-    print(f"\n{name} on rs_synth test ({n_img} images): " + ", ".join(f"{k} {metrics[k]:.1f} (chance {v:.1f})" for k, v in chance.items()) + f", mR {metrics['mR']:.1f}")
+    print(
+        f"\n{name} on rs_synth test ({n_img} images): "
+        + ", ".join(f"{k} {metrics[k]:.1f} (chance {v:.1f})" for k, v in chance.items())
+        + f", mR {metrics['mR']:.1f}"
+    )
     return chance
 
 

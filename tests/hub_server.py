@@ -25,10 +25,14 @@ sys.meta_path.insert(0, _BlockPackages())
 """
 
 
-def run_client(script: str, env: dict[str, str], block: tuple[str, ...] = (), cwd: str | Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+def run_client(
+    script: str, env: dict[str, str], block: tuple[str, ...] = (), cwd: str | Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess:
     """Run `script` in a fresh Python; with `block`, those packages cannot be imported there."""
     code = (BLOCK_IMPORTS.format(blocked=set(block)) if block else "") + textwrap.dedent(script)
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # -- a tiny model package with parent-relative imports, for remote-code tests -------------------
@@ -50,7 +54,7 @@ TINY_PACKAGE = {
         AutoProcessor.register(TinyHubConfig, TinyHubProcessor)
     ''',
     "tinyhub/layers/__init__.py": "",
-    "tinyhub/layers/utils.py": '''
+    "tinyhub/layers/utils.py": """
         import torch
 
 
@@ -59,14 +63,14 @@ TINY_PACKAGE = {
                 return tokens.mean(1)
             mask = mask.unsqueeze(-1).to(tokens.dtype)
             return (tokens * mask).sum(1) / mask.sum(1).clamp(min=1)
-    ''',
+    """,
     "tinyhub/models/__init__.py": "",
-    "tinyhub/models/utils.py": '''
+    "tinyhub/models/utils.py": """
         def flatten_patches(maps):
             return maps.flatten(2).transpose(1, 2)
-    ''',
+    """,
     "tinyhub/models/tiny/__init__.py": "",
-    "tinyhub/models/tiny/configuration_tiny.py": '''
+    "tinyhub/models/tiny/configuration_tiny.py": """
         from transformers import PretrainedConfig
 
 
@@ -78,7 +82,7 @@ TINY_PACKAGE = {
                 self.vocab_size = vocab_size
                 self.patch = patch
                 super().__init__(**kwargs)
-    ''',
+    """,
     "tinyhub/models/tiny/modeling_tiny.py": '''
         import torch
         import torch.nn.functional as F
@@ -119,15 +123,29 @@ TINY_PACKAGE = {
                 patch_match = torch.einsum("ipd,td->itp", patches, text).amax(-1)
                 return self.similarity(image_cache["embeds"], text_cache["embeds"]) + 0.5 * patch_match
     ''',
-    "tinyhub/models/tiny/processing_tiny.py": '''
+    "tinyhub/models/tiny/processing_tiny.py": """
         from rs_retrieval.models.common.processing import RetrievalProcessor
 
 
         class TinyHubProcessor(RetrievalProcessor):
             max_text_length = 8
-    ''',
+    """,
 }
-TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "two", "ships", "in", "a", "harbour", "green", "field", "road"]
+TINY_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "two",
+    "ships",
+    "in",
+    "a",
+    "harbour",
+    "green",
+    "field",
+    "road",
+]
 
 
 def write_tiny_package(root: str | Path) -> Path:
@@ -152,10 +170,10 @@ def import_tiny_package(root: str | Path):
 def make_tiny_model(seed: int = 0, image_size: int = 32):
     """A seeded `TinyHubModel` in eval mode and its processor (requires `import_tiny_package` first)."""
     import torch
+    from tinyhub import TinyHubConfig, TinyHubModel, TinyHubProcessor
     from transformers import BertTokenizer
 
     from rs_retrieval.models.common.processing import RSImageProcessor
-    from tinyhub import TinyHubConfig, TinyHubModel, TinyHubProcessor
 
     torch.manual_seed(seed)
     model = TinyHubModel(TinyHubConfig(vocab_size=len(TINY_VOCAB))).eval()

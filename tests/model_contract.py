@@ -47,7 +47,9 @@ class RetrievalModelTesterMixin:
         inputs = case.inputs(processor, self.num_images)
         with torch.no_grad():
             out = model(**inputs)
-            image_cache = model.encode_images(**{k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")})
+            image_cache = model.encode_images(
+                **{k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+            )
             text_cache = model.encode_texts(inputs["input_ids"], inputs["attention_mask"])
         num_texts = len(case.texts)
         assert out.logits_per_image.shape == (self.num_images, num_texts)
@@ -94,10 +96,14 @@ class RetrievalModelTesterMixin:
             pytest.skip(f"{type(model).__name__} scores the whole set at once (score_is_blockwise=False)")
         inputs = case.inputs(processor, self.num_images)
         with torch.no_grad():
-            images = model.encode_images(**{k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")})
+            images = model.encode_images(
+                **{k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+            )
             texts = model.encode_texts(inputs["input_ids"], inputs["attention_mask"])
             full = model.score(images, texts)
-            blocks = torch.cat([model.score({k: v[i : i + 1] for k, v in images.items()}, texts) for i in range(self.num_images)])
+            blocks = torch.cat(
+                [model.score({k: v[i : i + 1] for k, v in images.items()}, texts) for i in range(self.num_images)]
+            )
         torch.testing.assert_close(blocks, full)
 
     def test_loss_decreases_on_a_toy_batch(self, case):

@@ -60,15 +60,27 @@ def main(spec_path: str, out_dir: str) -> None:
         state = model.state_dict()
         kind = spec.get("checkpoint_format", {}).get(name, "bare")
         if kind == "training":  # SkyCLIP: open_clip training checkpoint of a DDP model
-            torch.save({"epoch": 20, "name": name, "state_dict": {f"module.{k}": v for k, v in state.items()}, "optimizer": {"state": {}, "param_groups": []}}, folder / "epoch_20.pt")
+            torch.save(
+                {
+                    "epoch": 20,
+                    "name": name,
+                    "state_dict": {f"module.{k}": v for k, v in state.items()},
+                    "optimizer": {"state": {}, "param_groups": []},
+                },
+                folder / "epoch_20.pt",
+            )
         elif kind == "safetensors":
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in state.items()}, folder / "open_clip_model.safetensors")
-            (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}}))
+            (folder / "open_clip_config.json").write_text(
+                json.dumps({"model_cfg": config, "preprocess_cfg": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}})
+            )
         else:
             torch.save(state, folder / "checkpoint.pt")
-        image_size = model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
+        image_size = (
+            model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
+        )
         mean, std = ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3)) if kind == "safetensors" else (None, None)
         preprocess = open_clip.image_transform(image_size, is_train=False, mean=mean, std=std)
         pixels = torch.stack([preprocess(image) for image in images])

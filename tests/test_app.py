@@ -7,9 +7,10 @@ import shlex
 from pathlib import Path
 
 import pytest
+from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
 from PIL import Image
 
-from app_fixtures import VALIDATION_METRICS, save_tiny_run, synth_images, write_uint16_tiff
+from rs_retrieval import load_model_and_processor
 from rs_retrieval.app.about import measured_metrics, model_summary
 from rs_retrieval.app.files import session_folder
 from rs_retrieval.app.footprints import footprint_map_html
@@ -19,7 +20,6 @@ from rs_retrieval.app.uploads import UploadError, read_upload
 from rs_retrieval.cli.serve import register
 from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.search import search_images
-from rs_retrieval import load_model_and_processor
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,9 @@ def test_uploads_render_to_rgb_or_fail_with_the_reason(tmp_path):
     Image.new("RGBA", (20, 10), (10, 200, 30, 128)).save(rgba)
     upload = read_upload(rgba)
     # half-transparent: composited on black, the package's nodata colour (docs/inputs.md)
-    assert upload.image.mode == "RGB" and upload.image.size == (20, 10) and upload.image.getpixel((0, 0)) == (5, 100, 15)
+    assert (
+        upload.image.mode == "RGB" and upload.image.size == (20, 10) and upload.image.getpixel((0, 0)) == (5, 100, 15)
+    )
     assert upload.note == ""
 
     broken = tmp_path / "broken.jpg"
@@ -62,7 +64,9 @@ def test_an_image_past_pils_bomb_limit_gets_the_apps_size_message(tmp_path, monk
     Image.new("RGB", (30, 20)).save(large)  # 600 px: past 2 x 100
     with pytest.raises(UploadError) as caught:
         read_upload(large, max_pixels=500)
-    assert str(caught.value) == "large.png is 30 x 20 pixels (0.0 MP), over the 0 MP limit: crop or downsample it first"
+    assert (
+        str(caught.value) == "large.png is 30 x 20 pixels (0.0 MP), over the 0 MP limit: crop or downsample it first"
+    )
     assert read_upload(large, max_pixels=600).image.size == (30, 20)
 
 
@@ -73,7 +77,9 @@ def test_16_bit_tiff_is_rendered_by_the_processor_rule_and_the_model_sees_the_sa
     from rs_retrieval.search import rank_captions
 
     pixels = write_uint16_tiff(tmp_path / "scene.tif")
-    service = AppService(served.model, served.processor, "m", captions=["two white planes", "three red ships", "a beach"])
+    service = AppService(
+        served.model, served.processor, "m", captions=["two white planes", "three red ships", "a beach"]
+    )
     upload = service.read_upload(tmp_path / "scene.tif")
     assert upload.pixels.dtype == np.uint16 and np.array_equal(upload.pixels, pixels)
     assert np.array_equal(np.asarray(upload.image), to_rgb_uint8(pixels, "auto"))
@@ -91,13 +97,18 @@ def test_folder_corpus_encodes_in_the_background_and_ranks_like_search(served, t
     with pytest.raises(AppInputError, match="Searches work when this finishes"):
         corpus.search("planes", 3)
     progress = []
-    corpus._progress = lambda done, total, record=corpus._progress: (progress.append((done, total)), record(done, total))
+    corpus._progress = lambda done, total, record=corpus._progress: (
+        progress.append((done, total)),
+        record(done, total),
+    )
     status = corpus.start().wait(120)
     assert status.ready and status.error is None and progress == [(5, 12), (10, 12), (12, 12)]
 
     service = AppService(served.model, served.processor, str(served.model_dir), corpus)
     query = "two white planes are parked beside a grey runway"
-    expected = search_images(query, served.images, served.model, served.processor, top_k=4, cache_dir=tmp_path / "cache")
+    expected = search_images(
+        query, served.images, served.model, served.processor, top_k=4, cache_dir=tmp_path / "cache"
+    )
     result = service.search(f"  {query} ", 4)
     # The gallery gets copies, file by file, in the server's own folder (what Gradio may serve).
     assert [Path(path).read_bytes() for path, _ in result.items] == [path.read_bytes() for path, _ in expected]
@@ -116,7 +127,9 @@ def test_a_folder_that_fails_to_encode_reports_the_error(served, tmp_path):
     folder.mkdir()
     (folder / "bad.png").write_bytes(b"not a png")
     status = FolderCorpus(folder, served.model, served.processor, cache_dir=tmp_path / "cache").start().wait(60)
-    assert not status.ready and "none of the 1 images" in status.error and status.message().startswith("Encoding failed")
+    assert (
+        not status.ready and "none of the 1 images" in status.error and status.message().startswith("Encoding failed")
+    )
 
 
 def test_captions_come_from_the_release_json_or_the_pasted_list(served):
@@ -183,11 +196,22 @@ def test_about_summary_shows_method_size_and_measured_metrics(served):
 def test_footprint_map_draws_each_hit_scaled_to_the_extent():
     square = [[10.0, 50.0], [10.01, 50.0], [10.01, 50.01], [10.0, 50.01], [10.0, 50.0]]
     shifted = [[x + 0.02, y] for x, y in square]
-    geojson = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [square]}, "properties": {"rank": 1, "score": 0.9}},
-        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [shifted]}, "properties": {"rank": 2, "score": 0.5}},
-        {"type": "Feature", "geometry": None, "properties": {"rank": 3}},
-    ]}
+    geojson = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [square]},
+                "properties": {"rank": 1, "score": 0.9},
+            },
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [shifted]},
+                "properties": {"rank": 2, "score": 0.5},
+            },
+            {"type": "Feature", "geometry": None, "properties": {"rank": 3}},
+        ],
+    }
     svg = footprint_map_html(geojson)
     polygons = re.findall(r'<polygon class="footprint" points="([^"]+)"><title>([^<]+)</title>', svg)
     assert [title for _, title in polygons] == ["#2  score 0.500", "#1  score 0.900"]  # best drawn last, on top
@@ -205,10 +229,19 @@ def test_serve_is_a_registered_command_with_exclusive_sources():
     assert (args.model, args.images, args.index, args.port, args.max_upload_mb) == ("m", "d", None, 7861, 64.0)
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--model", "m", "--images", "d", "--index", "i"])
-    line = serve_command("runs/quickstart/model", images="runs/quickstart/test_images", captions="my data/dataset.json")
-    assert line == "rs-retrieval serve --model runs/quickstart/model --images runs/quickstart/test_images --captions 'my data/dataset.json'"
+    line = serve_command(
+        "runs/quickstart/model", images="runs/quickstart/test_images", captions="my data/dataset.json"
+    )
+    assert (
+        line
+        == "rs-retrieval serve --model runs/quickstart/model --images runs/quickstart/test_images --captions 'my data/dataset.json'"
+    )
     args = parser.parse_args(shlex.split(line)[1:])
-    assert (args.model, args.images, args.captions) == ("runs/quickstart/model", "runs/quickstart/test_images", "my data/dataset.json")
+    assert (args.model, args.images, args.captions) == (
+        "runs/quickstart/model",
+        "runs/quickstart/test_images",
+        "my data/dataset.json",
+    )
 
 
 def test_probability_bars_are_sorted_with_widths_equal_to_the_probabilities():
@@ -222,8 +255,8 @@ def test_probability_bars_are_sorted_with_widths_equal_to_the_probabilities():
 @pytest.mark.parametrize("crs", ["EPSG:32633", None])
 def test_scene_index_hits_come_with_tiles_footprints_and_a_scene_picture(served, tmp_path, crs):
     import numpy as np
-
     from app_fixtures import build_scene_index
+
     from rs_retrieval.app.service import IndexCorpus
 
     index_dir = build_scene_index(served.model_dir, served.images, tmp_path / "index", crs)
@@ -238,9 +271,13 @@ def test_scene_index_hits_come_with_tiles_footprints_and_a_scene_picture(served,
         col, row = hit.window[:2]
         assert np.array_equal(np.asarray(image), np.asarray(tiles[(row // 64) * 2 + col // 64]))  # the hit's own tile
     assert [f["properties"]["rank"] for f in result.geojson["features"]] == [1, 2, 3]
-    assert json.loads(Path(result.geojson_path).read_text()) == json.loads(json.dumps(result.geojson))  # tuples become lists
+    assert json.loads(Path(result.geojson_path).read_text()) == json.loads(
+        json.dumps(result.geojson)
+    )  # tuples become lists
     expected = np.asarray(Image.open(corpus.index.draw(hits, tmp_path / "expected.png")).convert("RGB"))
-    assert np.array_equal(np.asarray(Image.open(result.overview).convert("RGB")), expected)  # the index's scene picture
+    assert np.array_equal(
+        np.asarray(Image.open(result.overview).convert("RGB")), expected
+    )  # the index's scene picture
     if crs:
         assert footprint_map_html(result.geojson).count('class="footprint"') == 3
 
@@ -260,8 +297,12 @@ def test_folder_index_hits_and_tiff_files_are_rendered_for_the_gallery(served, t
     corpus = FolderCorpus(folder, served.model, served.processor, cache_dir=tmp_path / "cache")
     corpus.start().wait(120)
     items = dict((label.split()[-1], image) for image, label in corpus.search("planes", 50).items)
-    assert isinstance(items["scene.tif"], Image.Image) and np.array_equal(np.asarray(items["scene.tif"]), to_rgb_uint8(pixels))
-    assert all(isinstance(image, str) and image.endswith(".png") for name, image in items.items() if name != "scene.tif")
+    assert isinstance(items["scene.tif"], Image.Image) and np.array_equal(
+        np.asarray(items["scene.tif"]), to_rgb_uint8(pixels)
+    )
+    assert all(
+        isinstance(image, str) and image.endswith(".png") for name, image in items.items() if name != "scene.tif"
+    )
 
     RetrievalIndex.build(served.model, served.processor, tmp_path / "index", images=folder, progress=False)
     index_corpus = IndexCorpus(tmp_path / "index", served.model, served.processor)
@@ -284,7 +325,9 @@ def test_a_clip_family_folder_serves_every_tab(served, tmp_path):
     clip, clip_processor = load_model_and_processor(str(tmp_path / "clip"))
     corpus = FolderCorpus(served.images, clip, clip_processor, cache_dir=tmp_path / "cache")
     assert corpus.start().wait(120).ready
-    service = AppService(clip, clip_processor, str(tmp_path / "clip"), corpus, captions=["two white planes", "a beach"])
+    service = AppService(
+        clip, clip_processor, str(tmp_path / "clip"), corpus, captions=["two white planes", "a beach"]
+    )
     assert len(service.search("two white planes", 3).items) == 3
     upload = service.read_upload(sorted(served.images.glob("*.png"))[0])
     assert [c for c, _ in service.rank_captions(upload)] and len(service.classify(upload, "rs_synth")) == 8

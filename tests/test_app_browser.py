@@ -16,15 +16,20 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from app_fixtures import VALIDATION_METRICS, build_scene_index, save_tiny_run, synth_images, write_uint16_tiff
 from helpers import load_script
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 60_000
-QUERIES = ["two white planes are parked beside a grey runway", "three red ships are moored in the harbour", "grey cars", "trees", "a beach"]
+QUERIES = [
+    "two white planes are parked beside a grey runway",
+    "three red ships are moored in the harbour",
+    "grey cars",
+    "trees",
+    "a beach",
+]
 #: find_chromium, CHROMIUM_ARGS and free_port are shared with the benchmark script.
 bench = load_script("benchmark_serve.py")
 
@@ -47,18 +52,33 @@ class EncodingGate:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     from rs_retrieval.app.launch import build_service
-    from rs_retrieval.cli.serve import register, service_options
     from rs_retrieval.app.ui import launch
+    from rs_retrieval.cli.serve import register, service_options
 
     root = tmp_path_factory.mktemp("app")
     model_dir, images = save_tiny_run(root / "run"), synth_images(root / "synth")
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     port = bench.free_port()
-    args = parser.parse_args([
-        "serve", "--model", str(model_dir), "--images", str(images), "--port", str(port), "--cache-dir", str(root / "cache"),
-        "--batch-size", "4", "--max-upload-megapixels", "1", "--class-set", "rs_synth",
-    ])
+    args = parser.parse_args(
+        [
+            "serve",
+            "--model",
+            str(model_dir),
+            "--images",
+            str(images),
+            "--port",
+            str(port),
+            "--cache-dir",
+            str(root / "cache"),
+            "--batch-size",
+            "4",
+            "--max-upload-megapixels",
+            "1",
+            "--class-set",
+            "rs_synth",
+        ]
+    )
     start = time.perf_counter()
     service = build_service(args.model, **service_options(args))
     gate = EncodingGate(service.model)
@@ -67,7 +87,15 @@ def app(tmp_path_factory):
     shots = root / "screenshots"
     shots.mkdir()
     timings = {"model_load_and_launch_s": time.perf_counter() - start}
-    yield argparse.Namespace(url=f"http://127.0.0.1:{port}/", service=service, gate=gate, start=start, shots=shots, timings=timings, root=root)
+    yield argparse.Namespace(
+        url=f"http://127.0.0.1:{port}/",
+        service=service,
+        gate=gate,
+        start=start,
+        shots=shots,
+        timings=timings,
+        root=root,
+    )
     demo.close()
     (root / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"\nweb app timings: {json.dumps(timings)}\nscreenshots: {shots}")
@@ -81,7 +109,9 @@ def scene_app(app):
 
     service = app.service
     index_dir = build_scene_index(Path(service.model_path), Path(service.corpus.images_dir), app.root / "scene_index")
-    scene_service = AppService(service.model, service.processor, service.model_path, IndexCorpus(index_dir, service.model, service.processor))
+    scene_service = AppService(
+        service.model, service.processor, service.model_path, IndexCorpus(index_dir, service.model, service.processor)
+    )
     port = bench.free_port()
     demo = launch(scene_service, port=port, block=False, quiet=True)
     yield argparse.Namespace(url=f"http://127.0.0.1:{port}/", service=scene_service)
@@ -178,7 +208,9 @@ def test_text_query_shows_k_hits_in_rank_order_and_enlarges(ready_page, app):
     app.timings["query_s_median"], app.timings["query_s_max"] = statistics.median(seconds), max(seconds)
     labels = page.locator("#gallery .caption-label").all_inner_texts()
     scores = [float(label.split()[1]) for label in labels]
-    assert [label.split()[0] for label in labels] == ["#1", "#2", "#3", "#4", "#5"] and scores == sorted(scores, reverse=True)
+    assert [label.split()[0] for label in labels] == ["#1", "#2", "#3", "#4", "#5"] and scores == sorted(
+        scores, reverse=True
+    )
     page.screenshot(path=app.shots / "02_text_to_images.png", full_page=True)
 
     thumbs.first.click()  # enlarge: the preview shows the hit with its caption
@@ -259,7 +291,9 @@ def test_16_bit_tiff_upload_is_rendered_with_a_note(ready_page, app):
     write_uint16_tiff(tiff)
     open_tab(ready_page, "Image → captions")
     upload(ready_page, "caption-upload", tiff)
-    expect(ready_page.locator("#caption-message .rs-note")).to_contain_text("uint16 image with 3 band(s), rendered to 8-bit RGB")
+    expect(ready_page.locator("#caption-message .rs-note")).to_contain_text(
+        "uint16 image with 3 band(s), rendered to 8-bit RGB"
+    )
     expect(ready_page.locator("#caption-results tbody tr")).to_have_count(10)
     expect(ready_page.locator("#caption-preview img")).to_be_visible()
     ready_page.screenshot(path=app.shots / "07_uint16_tiff.png", full_page=True)
@@ -272,7 +306,9 @@ def test_oversize_upload_shows_a_message(ready_page, app):
     Image.new("RGB", (1200, 1000), (90, 120, 60)).save(large)  # 1.2 MP; the app was started with a 1 MP limit
     open_tab(ready_page, "Image → captions")
     upload(ready_page, "caption-upload", large)
-    expect(ready_page.locator("#caption-message .rs-error")).to_contain_text("1200 x 1000 pixels (1.2 MP), over the 1 MP limit")
+    expect(ready_page.locator("#caption-message .rs-error")).to_contain_text(
+        "1200 x 1000 pixels (1.2 MP), over the 1 MP limit"
+    )
 
 
 def test_zero_shot_tab_shows_class_probabilities(ready_page, app):
@@ -322,7 +358,9 @@ def test_scene_index_shows_tiles_footprint_map_scene_picture_and_geojson(browser
     page.locator("#k input[type=number]").press("Enter")
     page.locator("#query textarea").fill("two white planes")
     page.locator("#search-button").click()
-    expected = [f"#{h.rank} {h.score:.3f} {h.tile_id}" for h in scene_app.service.corpus.index.search("two white planes", 3)]
+    expected = [
+        f"#{h.rank} {h.score:.3f} {h.tile_id}" for h in scene_app.service.corpus.index.search("two white planes", 3)
+    ]
     expect(page.locator("#gallery .caption-label")).to_have_count(3)
     assert page.locator("#gallery .caption-label").all_inner_texts() == expected
     expect(page.locator("#footprints svg polygon.footprint")).to_have_count(3)

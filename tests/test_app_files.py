@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from app_fixtures import save_tiny_amfmn, synth_images
 from helpers import load_script
 
@@ -46,15 +45,40 @@ def server(tmp_path_factory):
     temp.mkdir()
     port = bench.free_port()
     command = [
-        sys.executable, "-m", "rs_retrieval.cli", "serve", "--model", str(model_dir), "--images", str(images),
-        "--port", str(port), "--cache-dir", str(root / "cache"), "--batch-size", "8",
+        sys.executable,
+        "-m",
+        "rs_retrieval.cli",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--images",
+        str(images),
+        "--port",
+        str(port),
+        "--cache-dir",
+        str(root / "cache"),
+        "--batch-size",
+        "8",
     ]
-    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("GRADIO_TEMP_DIR", None)  # set in this process by an earlier in-process app test: the server must make its own
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    env.pop(
+        "GRADIO_TEMP_DIR", None
+    )  # set in this process by an earlier in-process app test: the server must make its own
     process = subprocess.Popen(command, cwd=images, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         bench._wait_for_http(f"http://127.0.0.1:{port}/", process, timeout=120)
-        yield type("Server", (), dict(url=f"http://127.0.0.1:{port}", root=root, images=images, outside=outside, temp=temp, process=process))
+        yield type(
+            "Server",
+            (),
+            dict(
+                url=f"http://127.0.0.1:{port}", root=root, images=images, outside=outside, temp=temp, process=process
+            ),
+        )
     finally:
         if process.poll() is None:
             process.kill()
@@ -83,9 +107,12 @@ def forms_of(path: Path, cwd: Path) -> list[str]:
 @pytest.mark.parametrize("name", [".env", "notes/todo.txt", "id_rsa", "target.png", "linked.png", "images"])
 def test_nothing_from_disk_is_served(server, name):
     path = {
-        ".env": server.images / ".env", "notes/todo.txt": server.images / "notes" / "todo.txt",
-        "id_rsa": server.outside / "id_rsa", "target.png": server.outside / "target.png",
-        "linked.png": server.images / "linked.png", "images": server.images,
+        ".env": server.images / ".env",
+        "notes/todo.txt": server.images / "notes" / "todo.txt",
+        "id_rsa": server.outside / "id_rsa",
+        "target.png": server.outside / "target.png",
+        "linked.png": server.images / "linked.png",
+        "images": server.images,
     }[name]
     for prefix in PREFIXES:
         for form in forms_of(path, server.images):

@@ -19,13 +19,26 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def _run_cli(*args, **env):
     environment = {**os.environ, "PYTHONPATH": str(SRC), **env}
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "rs_retrieval.cli", *args], capture_output=True, text=True, env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "rs_retrieval.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
 
 
 def test_help_and_argument_errors_do_not_import_torch():
-    for args, code in ((["--help"], 0), (["search", "--help"], 0), (["zeroshot", "classify", "--help"], 0), (["evaluate"], 2)):
+    for args, code in (
+        (["--help"], 0),
+        (["search", "--help"], 0),
+        (["zeroshot", "classify", "--help"], 0),
+        (["evaluate"], 2),
+    ):
         result = _run_cli(*args)
-        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+        imported = {
+            line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+        }
         assert result.returncode == code, result.stderr[-2000:]
         assert not {"torch", "transformers", "datasets"} & imported, args
 
@@ -35,17 +48,40 @@ def test_user_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nowhere is not a folder" in err and "Traceback" not in err
     (tmp_path / "img.png").write_bytes(b"")
-    assert main(["rank-captions", str(tmp_path / "img.png"), "--captions", "a ship", " ", "--model", str(tmp_path / "typo")]) == 2
+    assert (
+        main(
+            [
+                "rank-captions",
+                str(tmp_path / "img.png"),
+                "--captions",
+                "a ship",
+                " ",
+                "--model",
+                str(tmp_path / "typo"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == "error: caption(s) [2] are empty; every caption needs words to be scored\n"
-    assert main(["rank-captions", str(tmp_path / "img.png"), "--captions", "a ship", "--model", str(tmp_path / "typo")]) == 2
+    assert (
+        main(["rank-captions", str(tmp_path / "img.png"), "--captions", "a ship", "--model", str(tmp_path / "typo")])
+        == 2
+    )
     assert capsys.readouterr().err == f"error: model folder {tmp_path / 'typo'} does not exist\n"
 
 
 def test_input_errors_come_before_torch_is_imported(tmp_path):
-    for args in (["search", "ships", "--images", str(tmp_path / "nowhere"), "--model", "m"], ["rank-captions", str(tmp_path / "no.png"), "--captions", "a", "--model", "m"]):
+    for args in (
+        ["search", "ships", "--images", str(tmp_path / "nowhere"), "--model", "m"],
+        ["rank-captions", str(tmp_path / "no.png"), "--captions", "a", "--model", "m"],
+    ):
         result = _run_cli(*args)
-        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-        assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: ") and "torch" not in imported
+        imported = {
+            line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+        }
+        assert (
+            result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: ") and "torch" not in imported
+        )
 
 
 def test_debug_flag_and_environment_show_the_traceback(tmp_path, monkeypatch):
@@ -59,14 +95,22 @@ def test_debug_flag_and_environment_show_the_traceback(tmp_path, monkeypatch):
 
 def test_every_model_command_uses_one_device_rule():
     parser = build_parser()
-    for argv in (["search", "q", "--images", "x", "--model", "m"], ["rank-captions", "i", "--model", "m"], ["evaluate", "--model", "m", "--dataset", "d"]):
-        assert parser.parse_args(argv).device is None  # resolved by pretrained.resolve_device: cuda if available, else cpu
+    for argv in (
+        ["search", "q", "--images", "x", "--model", "m"],
+        ["rank-captions", "i", "--model", "m"],
+        ["evaluate", "--model", "m", "--dataset", "d"],
+    ):
+        assert (
+            parser.parse_args(argv).device is None
+        )  # resolved by pretrained.resolve_device: cuda if available, else cpu
 
 
 def test_old_command_spellings_work_with_a_warning_and_are_not_listed(capsys):
     """`classify` and `evaluate-zeroshot` became `zeroshot classify|evaluate` (one noun, its verbs)."""
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert {"zeroshot", "rank-captions", "recipes"} <= set(commands) and not {"classify", "evaluate-zeroshot"} & set(commands)
+    assert {"zeroshot", "rank-captions", "recipes"} <= set(commands) and not {"classify", "evaluate-zeroshot"} & set(
+        commands
+    )
     assert set(commands["zeroshot"]._subparsers._group_actions[0].choices) == {"classify", "evaluate"}
     for old, new in (("classify", "zeroshot classify"), ("evaluate-zeroshot", "zeroshot evaluate")):
         with pytest.raises(SystemExit) as exit_info:
@@ -80,7 +124,23 @@ def test_old_command_spellings_work_with_a_warning_and_are_not_listed(capsys):
 
 def test_convert_set_values_are_yaml_like_train():
     parser = build_parser()
-    args = parser.parse_args(["convert", "--method", "galr", "--checkpoint", "c", "--out", "o", "--set", "mca_heads=8", "--set", "gcn_dims=[6, 3]", "--set", "flag=yes"])
+    args = parser.parse_args(
+        [
+            "convert",
+            "--method",
+            "galr",
+            "--checkpoint",
+            "c",
+            "--out",
+            "o",
+            "--set",
+            "mca_heads=8",
+            "--set",
+            "gcn_dims=[6, 3]",
+            "--set",
+            "flag=yes",
+        ]
+    )
     assert dict(args.overrides) == {"mca_heads": 8, "gcn_dims": [6, 3], "flag": True}
 
 
@@ -109,7 +169,14 @@ def test_contact_sheet_title_is_truncated(tmp_path):
 def test_output_into_a_closed_pipe_ends_quietly():
     """`rs-retrieval recipes | head -1`: the reader is gone before the listing is written."""
     environment = {**os.environ, "PYTHONPATH": str(SRC)}
-    process = subprocess.Popen([sys.executable, "-m", "rs_retrieval.cli", "recipes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rs_retrieval.cli", "recipes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
     process.stdout.close()  # no reader: every write of the child fails with EPIPE
     _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 1 and b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr.decode()[-2000:]
+    assert process.returncode == 1 and b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, (
+        stderr.decode()[-2000:]
+    )

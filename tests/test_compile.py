@@ -3,7 +3,6 @@ input checks still fire inside the compiled graph."""
 
 import pytest
 import torch
-
 from helpers import load_script
 from tiny_methods import images, tiny_methods
 

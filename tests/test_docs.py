@@ -54,13 +54,21 @@ def test_slug_matches_the_toc_extension():
 
 def test_the_source_cites_no_file_outside_the_repository():
     found = {
-        str(path.relative_to(ROOT)): hits for path in checked_files() if (hits := outside_citations(path.read_text(encoding="utf-8", errors="ignore")))
+        str(path.relative_to(ROOT)): hits
+        for path in checked_files()
+        if (hits := outside_citations(path.read_text(encoding="utf-8", errors="ignore")))
     }
     assert not found, f"cite the paper or a page of docs/ instead: {found}"
 
 
 def test_outside_citations_are_recognised():
-    for old in ("(`amfmn.md` §10)", "see ../shared/specs/msa.md", "(clip-family.md 2.3)", "`specs/datasets.md`", "/work/shared/data"):
+    for old in (
+        "(`amfmn.md` §10)",
+        "see ../shared/specs/msa.md",
+        "(clip-family.md 2.3)",
+        "`specs/datasets.md`",
+        "/work/shared/data",
+    ):
         assert outside_citations(old), old
     for fine in ("docs/methods/amfmn.md#dynamic-margin", "(AMFMN paper Eq. 29-30)", "docs/evaluation.md", "README.md"):
         assert not outside_citations(fine), fine
@@ -83,7 +91,11 @@ def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocstrings", reason="the docs extra (pip install -e '.[docs]') is not installed")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     api = (tmp_path / "site" / "api" / "evaluation" / "index.html").read_text(encoding="utf-8")

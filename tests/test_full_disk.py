@@ -11,8 +11,8 @@ import os
 import shutil
 
 import pytest
-
 from app_fixtures import save_tiny_amfmn, synth_images
+
 from rs_retrieval.cli import main
 
 
@@ -46,7 +46,10 @@ def test_export_onnx(model_and_images, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.onnx, "export", partial_then_full)
     out = tmp_path / "onnx"
     assert main(["export", "onnx", "--model", str(model), "--out", str(out)]) == 2
-    assert error_line(capsys) == f"error: no space left on the device to write {out.resolve()}; no partial folder was left"
+    assert (
+        error_line(capsys)
+        == f"error: no space left on the device to write {out.resolve()}; no partial folder was left"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -72,7 +75,23 @@ def test_search_cache_warns_and_the_results_still_come(model_and_images, tmp_pat
     monkeypatch.setattr(os, "fsync", disk_full)  # the cache file's bytes never reach the disk
     cache = tmp_path / "cache"
     with caplog.at_level(logging.WARNING, logger="rs_retrieval.search.folder_search"):
-        assert main(["search", "planes", "--images", str(images), "--model", str(model), "--cache-dir", str(cache), "--top-k", "2"]) == 0
+        assert (
+            main(
+                [
+                    "search",
+                    "planes",
+                    "--images",
+                    str(images),
+                    "--model",
+                    str(model),
+                    "--cache-dir",
+                    str(cache),
+                    "--top-k",
+                    "2",
+                ]
+            )
+            == 0
+        )
     assert len(capsys.readouterr().out.strip().splitlines()) >= 2
     warnings = [r.getMessage() for r in caplog.records if "no space left" in r.getMessage()]
     assert len(warnings) == 1 and str(cache) in warnings[0]
@@ -85,9 +104,26 @@ def test_data_build(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(datasets.Dataset, "to_parquet", disk_full)
     out = tmp_path / "out"
-    argv = ["data", "build", "rs_synth", "--synth-sizes", "4", "2", "2", "--image-size", "32", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    argv = [
+        "data",
+        "build",
+        "rs_synth",
+        "--synth-sizes",
+        "4",
+        "2",
+        "2",
+        "--image-size",
+        "32",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 2
-    assert error_line(capsys) == f"error: no space left on the device to write {out.resolve()}; no partial folder was left"
+    assert (
+        error_line(capsys)
+        == f"error: no space left on the device to write {out.resolve()}; no partial folder was left"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
@@ -95,8 +131,24 @@ def test_rs_synth_generation(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
-    argv = ["data", "build", "rs_synth", "--synth-sizes", "4", "2", "2", "--image-size", "32", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    argv = [
+        "data",
+        "build",
+        "rs_synth",
+        "--synth-sizes",
+        "4",
+        "2",
+        "2",
+        "--image-size",
+        "32",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 2
     line = error_line(capsys)
-    assert line.startswith(f"error: no space left on the device to write {(tmp_path / 'cache').resolve()}") and line.endswith("; no partial folder was left")
+    assert line.startswith(
+        f"error: no space left on the device to write {(tmp_path / 'cache').resolve()}"
+    ) and line.endswith("; no partial folder was left")
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)

@@ -7,10 +7,10 @@ import logging
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from clip_helpers import tiny_clip
 from fixtures_data import make_release
+from PIL import Image
+
 from rs_retrieval.cli import main
 from rs_retrieval.imagery import IMAGE_EXTENSIONS, image_to_array, read_image
 from rs_retrieval.models.clip import as_retrieval_processor
@@ -43,7 +43,23 @@ def clip_folder(tmp_path_factory):
 
 
 def search_scores(capsys, folder, model, tmp_path) -> dict[str, float]:
-    assert main(["search", QUERY, "--images", str(folder), "--model", str(model), "--top-k", "50", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "search",
+                QUERY,
+                "--images",
+                str(folder),
+                "--model",
+                str(model),
+                "--top-k",
+                "50",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()[1:]
     return {line.split()[2].rsplit("/", 1)[-1]: float(line.split()[1]) for line in lines}
 
@@ -111,7 +127,12 @@ def test_every_readable_kind_is_searched_and_other_files_are_named(tmp_path, cap
         scores = search_scores(capsys, folder, clip_folder, tmp_path)
     assert sorted(scores) == sorted(f"a{suffix}" for suffix in IMAGE_EXTENSIONS) and "a.gif" in scores
     left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
-    assert len(left_out) == 1 and "left out 1 file(s)" in left_out[0] and "notes.txt" in left_out[0] and ".hidden" not in left_out[0]
+    assert (
+        len(left_out) == 1
+        and "left out 1 file(s)" in left_out[0]
+        and "notes.txt" in left_out[0]
+        and ".hidden" not in left_out[0]
+    )
     assert sorted(p.name for p in FileSource.from_folder(folder).paths) == sorted(scores)  # `index build --images`
 
 
@@ -140,7 +161,18 @@ def test_scene_stride_zero_is_refused_like_tile_size_zero(tmp_path, capsys, clip
     with rasterio.open(scene, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8") as dataset:
         dataset.write(np.zeros((3, 64, 64), np.uint8))
     for option, value in (("--stride", "0"), ("--tile-size", "0")):
-        args = ["index", "build", "--scene", str(scene), option, value, "--model", str(clip_folder), "--out", str(tmp_path / "index")]
+        args = [
+            "index",
+            "build",
+            "--scene",
+            str(scene),
+            option,
+            value,
+            "--model",
+            str(clip_folder),
+            "--out",
+            str(tmp_path / "index"),
+        ]
         assert main(args) == 2
         last = capsys.readouterr().err.splitlines()[-1]  # after the weight-loading progress bar
         assert last.startswith("error: tile size and stride must be >= 1, got") and last.endswith(" 0")

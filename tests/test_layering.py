@@ -30,7 +30,9 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
                 # `from x import y`: y is a module when x/y.py exists, else a name of module x.
                 for alias in node.names:
                     target = f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
@@ -74,8 +76,12 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_import_graph_sees_relative_and_function_level_imports():
     graph = import_graph()
-    assert {f"rs_retrieval.models.{m}" for m in ("amfmn", "cmpagl", "galr", "msa")} <= graph["rs_retrieval.models"]  # from . import a, b
-    assert "rs_retrieval.models.amfmn_family.family" in graph["rs_retrieval.models.amfmn.modeling_amfmn"]  # from ..amfmn_family.x import y
+    assert {f"rs_retrieval.models.{m}" for m in ("amfmn", "cmpagl", "galr", "msa")} <= graph[
+        "rs_retrieval.models"
+    ]  # from . import a, b
+    assert (
+        "rs_retrieval.models.amfmn_family.family" in graph["rs_retrieval.models.amfmn.modeling_amfmn"]
+    )  # from ..amfmn_family.x import y
     assert "rs_retrieval.evaluation.evaluator" in graph["rs_retrieval.training.trainer"]  # imported inside a function
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -124,9 +130,16 @@ def cycle_report(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_package_graph_names_the_module_edges_of_a_cycle():
-    graph = {"rs_retrieval.a.x": {"rs_retrieval.b.y"}, "rs_retrieval.b.y": set(), "rs_retrieval.b.z": {"rs_retrieval.a"},
-             "rs_retrieval.a": set(), "rs_retrieval.top": {"rs_retrieval.a.x"}}
-    assert cycle_report(graph) == ["rs_retrieval.a <-> rs_retrieval.b: rs_retrieval.a.x -> rs_retrieval.b.y; rs_retrieval.b.z -> rs_retrieval.a"]
+    graph = {
+        "rs_retrieval.a.x": {"rs_retrieval.b.y"},
+        "rs_retrieval.b.y": set(),
+        "rs_retrieval.b.z": {"rs_retrieval.a"},
+        "rs_retrieval.a": set(),
+        "rs_retrieval.top": {"rs_retrieval.a.x"},
+    }
+    assert cycle_report(graph) == [
+        "rs_retrieval.a <-> rs_retrieval.b: rs_retrieval.a.x -> rs_retrieval.b.y; rs_retrieval.b.z -> rs_retrieval.a"
+    ]
     assert cycle_report({"rs_retrieval.top": {"rs_retrieval.a.x"}, "rs_retrieval.a.x": set()}) == []
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clip_helpers import tiny_clip
 from PIL import Image
 
-from clip_helpers import tiny_clip
 from rs_retrieval.cli import main
 from rs_retrieval.models.model_loading import ModelFolderError, check_model_folder
 from rs_retrieval.pretrained import DeviceError, resolve_device
@@ -32,7 +32,21 @@ def workspace(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / "images" / f"{i}.png")
-    assert main(["index", "build", "--images", str(root / "images"), "--model", str(root / "good"), "--out", str(root / "index")]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--images",
+                str(root / "images"),
+                "--model",
+                str(root / "good"),
+                "--out",
+                str(root / "index"),
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -65,7 +79,9 @@ def damaged_copies(root: Path) -> dict[str, tuple[Path, str]]:
 
 def run_cli(*args, **env):
     environment = {**os.environ, "PYTHONPATH": str(SRC), **env}
-    return subprocess.run([sys.executable, "-m", "rs_retrieval.cli", *args], capture_output=True, text=True, env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rs_retrieval.cli", *args], capture_output=True, text=True, env=environment, timeout=300
+    )
 
 
 def last_line(stderr: str) -> str:
@@ -95,7 +111,10 @@ def test_a_fresh_process_shows_no_traceback(workspace):
     shutil.copytree(workspace / "good", damaged_copies_root / "model")
     result = run_cli("search", "ships", "--images", str(workspace / "images"), "--model", str(damaged_copies_root))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert last_line(result.stderr) == f"error: {damaged_copies_root} is a training run folder, not a model folder: did you mean {damaged_copies_root / 'model'}?"
+    assert (
+        last_line(result.stderr)
+        == f"error: {damaged_copies_root} is a training run folder, not a model folder: did you mean {damaged_copies_root / 'model'}?"
+    )
 
 
 def test_devices_the_machine_lacks_are_refused_before_loading(workspace, capsys, monkeypatch):
@@ -110,7 +129,21 @@ def test_devices_the_machine_lacks_are_refused_before_loading(workspace, capsys,
     ):
         with pytest.raises(DeviceError):
             resolve_device(device)
-        assert main(["rank-captions", image, "--captions", "a ship", "--model", str(workspace / "good"), "--device", device]) == 2
+        assert (
+            main(
+                [
+                    "rank-captions",
+                    image,
+                    "--captions",
+                    "a ship",
+                    "--model",
+                    str(workspace / "good"),
+                    "--device",
+                    device,
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert err.startswith(expected) and len(err.splitlines()) == 1  # one line, before any weight loading
     assert resolve_device("cpu") == "cpu" and resolve_device(None) == "cpu"
@@ -118,10 +151,41 @@ def test_devices_the_machine_lacks_are_refused_before_loading(workspace, capsys,
 
 def test_a_non_numeric_pixel_limit_is_one_line(workspace, capsys, monkeypatch):
     monkeypatch.setenv("RS_RETRIEVAL_MAX_PIXELS", "lots")
-    assert main(["search", "ships", "--images", str(workspace / "images"), "--model", str(workspace / "good"), "--cache-dir", str(workspace / "cache")]) == 2
-    assert last_line(capsys.readouterr().err) == "error: RS_RETRIEVAL_MAX_PIXELS='lots' is not a whole number of pixels (e.g. RS_RETRIEVAL_MAX_PIXELS=200000000; 0 = no limit)"
+    assert (
+        main(
+            [
+                "search",
+                "ships",
+                "--images",
+                str(workspace / "images"),
+                "--model",
+                str(workspace / "good"),
+                "--cache-dir",
+                str(workspace / "cache"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        last_line(capsys.readouterr().err)
+        == "error: RS_RETRIEVAL_MAX_PIXELS='lots' is not a whole number of pixels (e.g. RS_RETRIEVAL_MAX_PIXELS=200000000; 0 = no limit)"
+    )
     monkeypatch.setenv("RS_RETRIEVAL_MAX_PIXELS", "200_000_000")
-    assert main(["search", "ships", "--images", str(workspace / "images"), "--model", str(workspace / "good"), "--cache-dir", str(workspace / "cache")]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "ships",
+                "--images",
+                str(workspace / "images"),
+                "--model",
+                str(workspace / "good"),
+                "--cache-dir",
+                str(workspace / "cache"),
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("damaged", ["vectors.faiss", "vectors.npy", "metadata.parquet"])
@@ -132,8 +196,12 @@ def test_index_search_no_verify_names_the_damaged_file(workspace, tmp_path, caps
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     assert main(["index", "search", str(index), "a ship", "--no-verify", "--model", str(workspace / "good")]) == 2
     line = last_line(capsys.readouterr().err)
-    assert line.startswith(f"error: index file {path} cannot be read (") and line.endswith("rebuild the index to repair it")
-    assert main(["index", "search", str(index), "a ship", "--model", str(workspace / "good")]) == 2  # verified: the checksum names it
+    assert line.startswith(f"error: index file {path} cannot be read (") and line.endswith(
+        "rebuild the index to repair it"
+    )
+    assert (
+        main(["index", "search", str(index), "a ship", "--model", str(workspace / "good")]) == 2
+    )  # verified: the checksum names it
     assert f"index file {path} is corrupt" in capsys.readouterr().err
 
 
@@ -142,8 +210,38 @@ def test_convert_names_the_missing_checkpoint_first(tmp_path, capsys):
     assert main(["convert", "--method", "galr", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"error: checkpoint {checkpoint} does not exist\n"  # before the missing --vocab
     checkpoint.write_bytes(b"x")
-    assert main(["convert", "--method", "galr", "--checkpoint", str(checkpoint), "--vocab", str(vocab), "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "convert",
+                "--method",
+                "galr",
+                "--checkpoint",
+                str(checkpoint),
+                "--vocab",
+                str(vocab),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == f"error: vocabulary {vocab} does not exist\n"
     release = tmp_path / "RemoteCLIP-ViT-B-32.pt"
-    assert main(["convert", "--method", "openclip", "--checkpoint", str(release), "--arch", "ViT-B-32", "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "convert",
+                "--method",
+                "openclip",
+                "--checkpoint",
+                str(release),
+                "--arch",
+                "ViT-B-32",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == f"error: checkpoint {release} does not exist\n"

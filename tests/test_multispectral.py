@@ -30,11 +30,18 @@ def test_composites_names_and_numbers_resolve_to_band_indices():
     assert parse_bands("s2-rgb").indices == (3, 2, 1) and parse_bands("s2-rgb").rescale_mode == "s2-l2a"
     assert parse_bands("s2-false-color").indices == (7, 3, 2)
     assert parse_bands("s2-swir").indices == (12, 8, 3)  # B12, B8A, B04 in the 13-band order
-    assert parse_bands(["b4", "b3", "b2"]).indices == (3, 2, 1) and parse_bands("B4 B3 B2").rescale_mode == "landsat-c2l2"
+    assert (
+        parse_bands(["b4", "b3", "b2"]).indices == (3, 2, 1) and parse_bands("B4 B3 B2").rescale_mode == "landsat-c2l2"
+    )
     assert parse_bands(["4", "3", "2"]).indices == (3, 2, 1) and parse_bands("4,3,2").rescale_mode is None
     assert parse_bands("B8A").indices == (8,) and parse_bands("s2-rgb").numbers == [4, 3, 2]
     assert parse_bands("B04,B03,B02", scaling="s2-l2a-offset").rescale_mode == "s2-l2a-offset"
-    for bad, message in (("B04,B3,B02", "not all names of one sensor"), ("B99", "not all names"), ("B04,B03", "1 or 3"), ("0,1,2", "1-based")):
+    for bad, message in (
+        ("B04,B3,B02", "not all names of one sensor"),
+        ("B99", "not all names"),
+        ("B04,B03", "1 or 3"),
+        ("0,1,2", "1-based"),
+    ):
         with pytest.raises(UsageError, match=message):
             parse_bands(bad)
 
@@ -52,12 +59,16 @@ def test_s2_scaling_is_fixed_reflectance_not_a_per_image_stretch(tmp_path):
     brighter = to_rgb_uint8(pixels * 2, "s2-l2a", (3, 2, 1))
     assert brighter[5, 5].tolist() == [136, 102, 68]
     assert to_rgb_uint8(pixels, "percentile", (3, 2, 1))[5, 5].tolist() != rgb[5, 5].tolist()
-    assert to_rgb_uint8(np.full((2, 2, 3), 10000, np.uint16), "landsat-c2l2")[0, 0].tolist() == [64] * 3  # 0.075 -> 63.75
+    assert (
+        to_rgb_uint8(np.full((2, 2, 3), 10000, np.uint16), "landsat-c2l2")[0, 0].tolist() == [64] * 3
+    )  # 0.075 -> 63.75
 
 
 def test_processor_bands_are_saved_and_drive_the_model_input(tmp_path):
     write_s2(tmp_path / "s2.tif")
-    processor = types.SimpleNamespace(image_processor=RSImageProcessor(size=12, image_mean=[0, 0, 0], image_std=[1, 1, 1]))
+    processor = types.SimpleNamespace(
+        image_processor=RSImageProcessor(size=12, image_mean=[0, 0, 0], image_std=[1, 1, 1])
+    )
     apply_bands(processor, "s2-false-color")
     image_processor = processor.image_processor
     assert image_processor.bands == [7, 3, 2] and image_processor.rescale_mode == "s2-l2a"
@@ -98,7 +109,16 @@ def test_search_with_bands_ranks_13_band_files_and_rejects_unknown_names(tmp_pat
         write_s2(folder / f"tile_{k}.tif", scale=150 + 100 * k)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    argv = ["search", "a field", "--images", str(folder), "--model", str(tmp_path / "model"), "--cache-dir", str(tmp_path / "cache")]
+    argv = [
+        "search",
+        "a field",
+        "--images",
+        str(folder),
+        "--model",
+        str(tmp_path / "model"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     outputs = {}
     for bands in ("s2-rgb", "s2-false-color"):
         args = parser.parse_args([*argv, "--bands", bands])
@@ -115,13 +135,18 @@ def test_the_public_loader_sets_bands_and_rejects_a_bad_name_before_loading(tmp_
     from rs_retrieval.pretrained import load_model_and_processor
 
     assert rs_retrieval.load_model_and_processor is load_model_and_processor  # the one loader, exported at the top
-    with pytest.raises(UsageError, match="not all names of one sensor"):  # not "no model folder": bands are checked first
+    with pytest.raises(
+        UsageError, match="not all names of one sensor"
+    ):  # not "no model folder": bands are checked first
         rs_retrieval.load_model_and_processor(tmp_path / "missing", bands="B99")
     import_tiny_package(tmp_path / "pkg")
     model, processor = make_tiny_model(seed=3)
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     _, loaded = rs_retrieval.load_model_and_processor(tmp_path / "model", bands="s2-false-color")
-    assert (loaded.image_processor.bands, loaded.image_processor.rescale_mode) == ([7, 3, 2], "s2-l2a")  # B08, B04, B03
+    assert (loaded.image_processor.bands, loaded.image_processor.rescale_mode) == (
+        [7, 3, 2],
+        "s2-l2a",
+    )  # B08, B04, B03
     _, plain = rs_retrieval.load_model_and_processor(tmp_path / "model")
     assert plain.image_processor.bands != [7, 3, 2]

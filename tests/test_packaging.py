@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import rs_retrieval
-from rs_retrieval.cli import main
 from rs_retrieval.cards.sections import card_template
+from rs_retrieval.cli import main
 from rs_retrieval.packaged import DATA_PACKAGES, packaged_files
 from rs_retrieval.training.recipe import RecipeError, find_recipe, load_recipe, packaged_recipes, recipe_summary
 
@@ -65,7 +65,9 @@ def test_recipes_command_lists_one_line_per_recipe(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(packaged_recipes())
     amfmn = next(line for line in lines if line.startswith("amfmn_synth "))
-    assert re.fullmatch(r"amfmn_synth +amfmn +rs_synth +AMFMN, small configuration on the synthetic rs_synth dataset: .+", amfmn)
+    assert re.fullmatch(
+        r"amfmn_synth +amfmn +rs_synth +AMFMN, small configuration on the synthetic rs_synth dataset: .+", amfmn
+    )
 
 
 def test_train_command_reports_an_unknown_recipe(capsys):

@@ -3,9 +3,8 @@ method, zero-shot image classification for the pixel-only methods."""
 
 import pytest
 import torch
-from transformers import pipeline
-
 from tiny_methods import images, tiny_methods
+from transformers import pipeline
 
 LABELS = ["ship", "green field", "road"]
 
@@ -27,7 +26,9 @@ def test_feature_extraction_pipelines_return_the_model_embeddings(saved, name):
     pictures = images(processor.image_processor.size)
     with torch.no_grad():
         image_embeds = model.get_image_features(**processor(images=pictures))
-        text_embeds = model.get_text_features(**processor.tokenizer(texts, padding=True, return_tensors="pt", return_token_type_ids=False))
+        text_embeds = model.get_text_features(
+            **processor.tokenizer(texts, padding=True, return_tensors="pt", return_token_type_ids=False)
+        )
     extracted = pipeline("image-feature-extraction", model=str(root / name))(pictures)
     assert torch.allclose(torch.tensor(extracted).squeeze(1), image_embeds, atol=1e-6)
     extracted = pipeline("feature-extraction", model=str(root / name))(texts)

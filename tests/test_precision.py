@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_methods import TINY_RECIPE_OVERRIDES as TINY
 
 from rs_retrieval.cli import main
 from rs_retrieval.data import load_dataset
-from rs_retrieval.precision_gate import compare_precisions
 from rs_retrieval.precision import PrecisionError, with_precision
+from rs_retrieval.precision_gate import compare_precisions
 from rs_retrieval.pretrained import load_model_and_processor
 from rs_retrieval.training.recipe import load_recipe
 from rs_retrieval.training.trainer import Trainer
 from rs_retrieval.zeroshot.evaluate import rs_synth_image_folder
-from tiny_methods import TINY_RECIPE_OVERRIDES as TINY
 
 pytest.importorskip("onnxruntime")
 
@@ -30,7 +30,12 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("precision")
     cache = root / "synth"
     data = [f"data.cache_dir={cache}", "data.options={" + ", ".join(f"{k}: {v}" for k, v in SYNTH.items()) + "}"]
-    training = ["training.batch_size=10", "training.max_steps=6", "training.eval_batch_size=20", "training.eval_every_epochs=0"]
+    training = [
+        "training.batch_size=10",
+        "training.max_steps=6",
+        "training.eval_batch_size=20",
+        "training.eval_every_epochs=0",
+    ]
     models = {}
     for method in TINY:
         recipe = load_recipe(CONFIGS / f"{method}_synth.yaml", TINY[method] + data + training)
@@ -44,7 +49,9 @@ def trained(tmp_path_factory):
 def test_quality_gate_of_bf16_and_int8_against_fp32(trained, method, monkeypatch):
     models, test, zeroshot, root = trained
     monkeypatch.setenv("RS_RETRIEVAL_CACHE", str(root / "cache"))
-    rows = compare_precisions(models[method], test, zeroshot_dir=zeroshot if method == "clip" else None, class_set="rs_synth", batch_size=20)
+    rows = compare_precisions(
+        models[method], test, zeroshot_dir=zeroshot if method == "clip" else None, class_set="rs_synth", batch_size=20
+    )
     assert list(rows) == ["fp32", "bf16", "int8"]
     for precision in ("bf16", "int8"):
         row = rows[precision]
@@ -68,8 +75,20 @@ def test_search_caches_each_precision_apart_and_int8_ranks_like_fp32(trained, tm
         (folder / path.name).write_bytes(path.resolve().read_bytes())
     ranked = {}
     for precision in ("fp32", "int8", "int8"):
-        argv = ["search", "a harbour with ships", "--images", str(folder), "--model", str(models["clip"]), "--cache-dir", str(tmp_path / "cache"),
-                "--precision", precision, "--top-k", "8"]
+        argv = [
+            "search",
+            "a harbour with ships",
+            "--images",
+            str(folder),
+            "--model",
+            str(models["clip"]),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--precision",
+            precision,
+            "--top-k",
+            "8",
+        ]
         assert main(argv) == 0
         lines = capsys.readouterr().out.splitlines()[1:]
         ranked.setdefault(precision, []).append([(line.split()[2], float(line.split()[1])) for line in lines])
@@ -118,6 +137,8 @@ def test_index_built_at_int8_reopens_its_model_at_int8(trained, tmp_path, monkey
     model, processor = load_model_and_processor(models["clip"], precision="int8")
     built = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, index="flat", progress=False)
     hits = [hit.row for hit in built.search("a harbour with ships", k=3)]
-    reopened = RetrievalIndex.open(tmp_path / "index", model=models["clip"])  # the folder: loaded at the index's precision
+    reopened = RetrievalIndex.open(
+        tmp_path / "index", model=models["clip"]
+    )  # the folder: loaded at the index's precision
     assert reopened.manifest["model"]["precision"] == "int8"
     assert [hit.row for hit in reopened.search("a harbour with ships", k=3)] == hits

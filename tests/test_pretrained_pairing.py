@@ -14,12 +14,24 @@ import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 from rs_retrieval.models.common.base import WeightMismatchError
-from rs_retrieval.pretrained import ModelNotFoundError, VocabularyMismatchError, load_model_and_processor, vocabulary_fingerprint
+from rs_retrieval.pretrained import (
+    ModelNotFoundError,
+    VocabularyMismatchError,
+    load_model_and_processor,
+    vocabulary_fingerprint,
+)
 from rs_retrieval.training.model_setup import save_model_dir
 
 TINY = dict(
-    vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64, train_resize=70,
+    vocab_size=12,
+    word_embed_dim=8,
+    text_hidden_dim=10,
+    embed_dim=6,
+    backbone_hidden_sizes=[4, 4, 8, 8],
+    backbone_depths=[1, 1, 1, 1],
+    backbone_embedding_size=4,
+    image_size=64,
+    train_resize=70,
 )
 WORDS = "ship port green tree field road river building car plane".split()
 
@@ -46,7 +58,10 @@ def test_missing_weights_are_an_error_unless_allowed(tmp_path, caplog):
     config = json.loads(config_path.read_text())
     config["backbone_depths"] = [2, 1, 1, 1]  # a layer the weights do not have
     config_path.write_text(json.dumps(config))
-    with pytest.raises(WeightMismatchError, match=r"do not fit its config \(AMFMNModel\): \d+ missing keys \(e\.g\. .*layers\.1.*allow_weight_mismatch=True") as caught:
+    with pytest.raises(
+        WeightMismatchError,
+        match=r"do not fit its config \(AMFMNModel\): \d+ missing keys \(e\.g\. .*layers\.1.*allow_weight_mismatch=True",
+    ) as caught:
         AutoModel.from_pretrained(tmp_path / "model")
     assert isinstance(caught.value, RSRetrievalError)
     with caplog.at_level(logging.WARNING, logger="rs_retrieval.models.common.base"):
@@ -95,8 +110,13 @@ def with_processor_of(root, model_method, processor_method):
     return folder
 
 
-@pytest.mark.parametrize("model_method, processor_method, needed", [("galr", "amfmn", "GaLRProcessor"), ("amfmn", "galr", "AMFMNProcessor"), ("cmpagl", "msa", "CMPAGLProcessor")])
-def test_a_processor_of_another_method_is_refused_everywhere(method_folders, model_method, processor_method, needed, capsys):
+@pytest.mark.parametrize(
+    "model_method, processor_method, needed",
+    [("galr", "amfmn", "GaLRProcessor"), ("amfmn", "galr", "AMFMNProcessor"), ("cmpagl", "msa", "CMPAGLProcessor")],
+)
+def test_a_processor_of_another_method_is_refused_everywhere(
+    method_folders, model_method, processor_method, needed, capsys
+):
     from transformers import AutoProcessor
 
     from rs_retrieval.cli import main
@@ -143,7 +163,10 @@ def test_a_processor_of_another_input_size_is_refused(tmp_path):
     saved = json.loads(path.read_text())
     saved["image_processor"]["size"] = 32
     path.write_text(json.dumps(saved))
-    with pytest.raises(ProcessorMismatchError, match=r"the processor makes 32 px images but the model in .* reads 64 px: load the processor saved with the model"):
+    with pytest.raises(
+        ProcessorMismatchError,
+        match=r"the processor makes 32 px images but the model in .* reads 64 px: load the processor saved with the model",
+    ):
         load_model_and_processor(tmp_path / "model", device="cpu")
 
 
@@ -157,7 +180,13 @@ def test_a_recipes_saved_processor_must_fit_the_recipes_model(tmp_path):
     (tmp_path / "model" / "config.json").unlink()  # a processor folder on its own
     spec = ProcessorSpec(path=str(tmp_path / "model"))
     assert build_processor(spec, AMFMNConfig(**TINY)).image_processor.size == 64
-    with pytest.raises(ProcessorMismatchError, match=r"the processor makes 64 px images but the recipe's model \(processor.path .*\) reads 128 px"):
+    with pytest.raises(
+        ProcessorMismatchError,
+        match=r"the processor makes 64 px images but the recipe's model \(processor.path .*\) reads 128 px",
+    ):
         build_processor(spec, AMFMNConfig(**{**TINY, "image_size": 128, "train_resize": 140}))
-    with pytest.raises(ProcessorMismatchError, match=r"is a model of method 'galr', which needs a GaLRProcessor, but the processor is a AMFMNProcessor"):
+    with pytest.raises(
+        ProcessorMismatchError,
+        match=r"is a model of method 'galr', which needs a GaLRProcessor, but the processor is a AMFMNProcessor",
+    ):
         build_processor(spec, GaLRConfig(**TINY, mca_hidden=6, mca_heads=2))

@@ -39,7 +39,9 @@ def test_the_setup_commands_are_the_ones_ci_runs():
 
 def test_the_cli_table_lists_every_command():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    usage = subprocess.run([sys.executable, "-m", "rs_retrieval.cli", "--help"], env=env, capture_output=True, text=True, timeout=120).stdout
+    usage = subprocess.run(
+        [sys.executable, "-m", "rs_retrieval.cli", "--help"], env=env, capture_output=True, text=True, timeout=120
+    ).stdout
     commands = set(re.search(r"\{([a-z,-]+)\}", usage).group(1).split(","))
     listed = set(re.findall(r"^\| `([a-z-]+)[ `]", README, flags=re.M))
     assert commands == listed, (commands - listed, listed - commands)
@@ -49,7 +51,12 @@ def test_the_cli_table_lists_every_command():
 def quickstart_folder(tmp_path_factory):
     """A folder holding `runs/quickstart/` as `rs-retrieval quickstart` writes it (2 training steps)."""
     folder = tmp_path_factory.mktemp("readme")
-    env = {**os.environ, "RS_RETRIEVAL_CACHE": str(folder / "cache"), "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "RS_RETRIEVAL_CACHE": str(folder / "cache"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
     command = [sys.executable, "-m", "rs_retrieval.cli", "quickstart", "--set", "training.max_steps=2"]
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -60,7 +67,9 @@ def quickstart_folder(tmp_path_factory):
 def test_python_snippet_runs_as_pasted(quickstart_folder, number):
     folder, env = quickstart_folder
     snippet = code_blocks(README, "python")[number]
-    result = subprocess.run([sys.executable, "-c", snippet], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     if "search_images" in snippet:
         lines = result.stdout.splitlines()
@@ -79,4 +88,6 @@ def test_the_serve_line_serves_captions(quickstart_folder):
     arguments = shlex.split(line)
     captions = Path(arguments[arguments.index("--captions") + 1])
     assert captions.is_file() and json.loads(captions.read_text())["images"]
-    assert all(os.path.islink(p) for p in (folder / "runs" / "quickstart" / "test_images").iterdir())  # as the README says
+    assert all(
+        os.path.islink(p) for p in (folder / "runs" / "quickstart" / "test_images").iterdir()
+    )  # as the README says

@@ -30,8 +30,13 @@ FAULT_PROBE = textwrap.dedent(
 
 
 def _probe(**env) -> tuple[str, int]:
-    result = subprocess.run([sys.executable, "-c", FAULT_PROBE, runtime.__file__], capture_output=True, text=True, check=True,
-                            env={**os.environ, **env})
+    result = subprocess.run(
+        [sys.executable, "-c", FAULT_PROBE, runtime.__file__],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
     applied, faults = result.stdout.split()
     return applied, int(faults)
 
@@ -87,14 +92,24 @@ API_FAULT_PROBE = textwrap.dedent(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_python_api_gets_the_allocator_tuning_without_calling_anything():
     env = {k: v for k, v in os.environ.items() if k != runtime.MALLOC_TUNING_ENV}
-    result = subprocess.run([sys.executable, "-c", API_FAULT_PROBE, os.path.dirname(__file__)], capture_output=True, text=True, check=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", API_FAULT_PROBE, os.path.dirname(__file__)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     assert int(result.stdout) < 2 * (64 << 20) // 4096, result.stdout  # (the opt-out: the test above)
 
 
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni", True), ("flags\t\t: fpu amx_bf16 amx_tile", True),
-     ("Features\t: fp asimd bf16 i8mm", True), ("flags\t\t: fpu avx2 avx512f avx512_vnni", False)],
+    [
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
+        ("flags\t\t: fpu amx_bf16 amx_tile", True),
+        ("Features\t: fp asimd bf16 i8mm", True),
+        ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),
+    ],
 )
 def test_bf16_hardware_is_read_from_the_cpu_flags(tmp_path, flags, expected):
     (tmp_path / "cpuinfo").write_text(f"processor\t: 0\n{flags}\n")
@@ -102,7 +117,10 @@ def test_bf16_hardware_is_read_from_the_cpu_flags(tmp_path, flags, expected):
     assert runtime.bf16_supported("cpu", tmp_path / "missing") is False
 
 
-@pytest.mark.parametrize(("hardware", "setting", "runs"), [(True, "auto", "bf16"), (False, "auto", "no"), (True, "no", "no"), (False, "bf16", "bf16")])
+@pytest.mark.parametrize(
+    ("hardware", "setting", "runs"),
+    [(True, "auto", "bf16"), (False, "auto", "no"), (True, "no", "no"), (False, "bf16", "bf16")],
+)
 def test_mixed_precision_auto_is_bf16_only_on_bf16_hardware(monkeypatch, hardware, setting, runs):
     from rs_retrieval.training.recipe import load_recipe, resolve_mixed_precision
 

@@ -18,9 +18,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from dists import ROOT
+from dists import run_checked as _run
 
 import rs_retrieval
-from dists import ROOT, run_checked as _run
 
 pytestmark = pytest.mark.wheel
 
@@ -43,7 +44,9 @@ def test_dists_carry_recipes_templates_and_data(dists):
     data_files = {name.removeprefix("src/") for name in tracked if not name.endswith(".py")}
     modules = {name.removeprefix("src/") for name in tracked if name.endswith(".py")}
     assert recipes and templates and "rs_retrieval/resources/english_stopwords.txt" in names
-    assert recipes | templates | data_files | modules <= names, sorted((recipes | templates | data_files | modules) - names)
+    assert recipes | templates | data_files | modules <= names, sorted(
+        (recipes | templates | data_files | modules) - names
+    )
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert f"rs_retrieval-{version}.dist-info/licenses/LICENSE" in names
     assert f"Version: {version}\n" in metadata and "License-Expression: Apache-2.0\n" in metadata
@@ -52,7 +55,15 @@ def test_dists_carry_recipes_templates_and_data(dists):
         assert f"Provides-Extra: {extra}\n" in metadata
     with tarfile.open(dists["sdist"]) as sdist:
         members = {Path(*Path(m).parts[1:]).as_posix() for m in sdist.getnames()}
-    assert {"setup.py", "pyproject.toml", "README.md", "LICENSE", "configs/amfmn_synth.yaml", "hub_cards/model_card.md", "src/rs_retrieval/packaged.py"} <= members
+    assert {
+        "setup.py",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "configs/amfmn_synth.yaml",
+        "hub_cards/model_card.md",
+        "src/rs_retrieval/packaged.py",
+    } <= members
 
 
 def test_installed_wheel_trains_and_loads_outside_the_checkout(dists, tmp_path):
@@ -62,12 +73,22 @@ def test_installed_wheel_trains_and_loads_outside_the_checkout(dists, tmp_path):
     pip_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     # torch pinned in the same resolve, so pip takes the CPU build; --no-compile skips byte-compiling
     # torch's thousands of modules (most of the install time)
-    _run([str(python), "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0", str(dists["wheel"])], cwd=tmp_path, env=pip_env)
+    _run(
+        [str(python), "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0", str(dists["wheel"])],
+        cwd=tmp_path,
+        env=pip_env,
+    )
 
     work = tmp_path / "empty"
     work.mkdir()
     # the package's own caches (rs_synth images) start empty too; pip above kept its cache
-    env = {"OMP_NUM_THREADS": "1", **pip_env, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env = {
+        "OMP_NUM_THREADS": "1",
+        **pip_env,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
     _run([str(cli), "quickstart", "--set", *QUICKSTART_SET], cwd=work, env=env)
     summary = json.loads((work / "runs" / "quickstart" / "summary.json").read_text())
     assert summary["test_metrics"] and len(summary["top5"]) == 5

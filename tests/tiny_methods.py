@@ -11,27 +11,89 @@ from PIL import Image
 
 from rs_retrieval import get_method, list_methods
 
-WORDPIECE = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])}
-WORDS = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
-BERT = dict(vocab_size=len(WORDPIECE), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
-GRU = dict(vocab_size=12, word_embed_dim=8, text_hidden_dim=10, backbone_hidden_sizes=[4, 4, 8, 8], backbone_depths=[1, 1, 1, 1],
-           backbone_embedding_size=4, image_size=64)
+WORDPIECE = {
+    w: i
+    for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "ship", "port", "##s", "green", "field"])
+}
+WORDS = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {
+    "<unk>": 11
+}
+BERT = dict(
+    vocab_size=len(WORDPIECE),
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=16,
+)
+GRU = dict(
+    vocab_size=12,
+    word_embed_dim=8,
+    text_hidden_dim=10,
+    backbone_hidden_sizes=[4, 4, 8, 8],
+    backbone_depths=[1, 1, 1, 1],
+    backbone_embedding_size=4,
+    image_size=64,
+)
 #: Config arguments of each method at toy size.
 TINY_CONFIGS = {
     "amfmn": dict(embed_dim=6, **GRU),
-    "galr": dict(embed_dim=8, num_nodes=4, node_dim=12, gcn_dims=[6, 3, 5], mca_hidden=8, mca_heads=2, mca_ff=12, dynamic_fusion_dim=6, **GRU),
-    "msa": dict(text_config=BERT, vision_config=dict(layer_type="bottleneck", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8),
-                hidden_size=16, mscmat_heads=2, image_size=32, max_text_len=8),
-    "cmpagl": dict(text_config=BERT, vision_config=dict(image_size=32, patch_size=2, embed_dim=8, depths=[2, 2], num_heads=[2, 2], window_size=4, drop_path_rate=0.0),
-                   fusion_layers=1, embed_dim=8, gswin_stages=(0, 1), itm_k_test=2, rerank_batch_size=3, max_text_len=8),
+    "galr": dict(
+        embed_dim=8,
+        num_nodes=4,
+        node_dim=12,
+        gcn_dims=[6, 3, 5],
+        mca_hidden=8,
+        mca_heads=2,
+        mca_ff=12,
+        dynamic_fusion_dim=6,
+        **GRU,
+    ),
+    "msa": dict(
+        text_config=BERT,
+        vision_config=dict(
+            layer_type="bottleneck", hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], embedding_size=8
+        ),
+        hidden_size=16,
+        mscmat_heads=2,
+        image_size=32,
+        max_text_len=8,
+    ),
+    "cmpagl": dict(
+        text_config=BERT,
+        vision_config=dict(
+            image_size=32,
+            patch_size=2,
+            embed_dim=8,
+            depths=[2, 2],
+            num_heads=[2, 2],
+            window_size=4,
+            drop_path_rate=0.0,
+        ),
+        fusion_layers=1,
+        embed_dim=8,
+        gswin_stages=(0, 1),
+        itm_k_test=2,
+        rerank_batch_size=3,
+        max_text_len=8,
+    ),
 }
 #: `--set` overrides that shrink the `<method>_synth` recipes (configs/) to a few seconds of training.
 TINY_RECIPE_OVERRIDES = {
-    "clip": ["model.projection_dim=16",
-             "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
-             "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}"],
-    "amfmn": ["model.image_size=32", "processor.options.train_resize=36", "model.backbone_hidden_sizes=[8,8,16,16]", "model.backbone_embedding_size=8",
-              "model.word_embed_dim=16", "model.text_hidden_dim=16", "model.embed_dim=16"],
+    "clip": [
+        "model.projection_dim=16",
+        "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
+        "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}",
+    ],
+    "amfmn": [
+        "model.image_size=32",
+        "processor.options.train_resize=36",
+        "model.backbone_hidden_sizes=[8,8,16,16]",
+        "model.backbone_embedding_size=8",
+        "model.word_embed_dim=16",
+        "model.text_hidden_dim=16",
+        "model.embed_dim=16",
+    ],
 }
 OBJECT = {"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}
 
@@ -70,14 +132,19 @@ class TinyCase:
         return get_method(self.config.model_type).model_class(self.config).eval()
 
     def processor(self):
-        return get_method(self.config.model_type).processor_class.from_config(self.config, self.vocab, **self.processor_options)
+        return get_method(self.config.model_type).processor_class.from_config(
+            self.config, self.vocab, **self.processor_options
+        )
 
     def image_columns(self, num_images: int) -> dict:
         return {"objects": [[OBJECT] if i % 2 == 0 else [] for i in range(num_images)]} if self.objects else {}
 
     def images(self, num_images: int, seed: int = 0) -> list[Image.Image]:
         side = self.config.image_size + 8
-        return [Image.fromarray(np.random.default_rng(seed + i).integers(0, 255, (side, side, 3), dtype=np.uint8)) for i in range(num_images)]
+        return [
+            Image.fromarray(np.random.default_rng(seed + i).integers(0, 255, (side, side, 3), dtype=np.uint8))
+            for i in range(num_images)
+        ]
 
     def inputs(self, processor, num_images: int = 2) -> dict:
         """Processor outputs for `num_images` random images and the case's texts."""
@@ -89,14 +156,17 @@ def tiny_case(method: str) -> TinyCase:
     if method in ("amfmn", "galr"):
         options = {"object_categories": ["ship", "car"], "object_colors": ["red"]} if method == "galr" else {}
         return TinyCase(config, WORDS, ["ship port", "green field road"], options, objects=method == "galr")
-    return TinyCase(config, WORDPIECE, ["a ship", "green field port"] if method == "msa" else ["a ship", "green field"])
+    return TinyCase(
+        config, WORDPIECE, ["a ship", "green field port"] if method == "msa" else ["a ship", "green field"]
+    )
 
 
 def package_methods() -> list[str]:
     """The registered methods that the package itself defines with Auto classes (tests may register
     toy methods; the CLIP family keeps plain transformers folders and has its own tests)."""
     return [
-        name for name in list_methods()
+        name
+        for name in list_methods()
         if get_method(name).model_class.__module__.startswith("rs_retrieval.") and get_method(name).auto_classes
     ]
 

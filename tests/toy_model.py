@@ -26,7 +26,9 @@ TOY_VOCAB_SIZE = 34
 class ToyConfig(PretrainedConfig):
     model_type = "rs_toy_retrieval"
 
-    def __init__(self, embed_dim=16, vocab_size=TOY_VOCAB_SIZE, dropout=0.1, margin=0.2, mask_same_image=True, **kwargs):
+    def __init__(
+        self, embed_dim=16, vocab_size=TOY_VOCAB_SIZE, dropout=0.1, margin=0.2, mask_same_image=True, **kwargs
+    ):
         self.embed_dim = embed_dim
         self.vocab_size = vocab_size
         self.dropout = dropout
@@ -43,7 +45,9 @@ class ToyModel(RetrievalPreTrainedModel):
 
     def __init__(self, config: ToyConfig):
         super().__init__(config)
-        self.image_encoder = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(32, config.embed_dim))
+        self.image_encoder = nn.Sequential(
+            nn.Linear(12, 32), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(32, config.embed_dim)
+        )
         self.text_encoder = nn.EmbeddingBag(config.vocab_size, config.embed_dim, mode="mean", padding_idx=0)
         self.post_init()
 
@@ -60,7 +64,9 @@ class ToyModel(RetrievalPreTrainedModel):
         return self.text_encoder(input_ids)
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None):
-        triplet = hinge_triplet_loss(logits_per_image, self.config.margin, image_ids=image_ids if self.config.mask_same_image else None)
+        triplet = hinge_triplet_loss(
+            logits_per_image, self.config.margin, image_ids=image_ids if self.config.mask_same_image else None
+        )
         return triplet, {"triplet": triplet.detach(), "positive_cosine": logits_per_image.diagonal().mean().detach()}
 
 
@@ -71,6 +77,11 @@ class ToyProcessor(RetrievalProcessor):
 register_method(ToyConfig, ToyModel, ToyProcessor)
 
 
-def toy_processor(vocab: dict, image_size: int, processor_class: type = ToyProcessor, **image_options) -> RetrievalProcessor:
+def toy_processor(
+    vocab: dict, image_size: int, processor_class: type = ToyProcessor, **image_options
+) -> RetrievalProcessor:
     """A processor of `image_size` px images and a WordPiece tokenizer over `vocab` (word -> id, id 0 = padding)."""
-    return processor_class(image_processor=RSImageProcessor(size=image_size, **image_options), tokenizer=BertTokenizer(vocab=vocab, model_max_length=16))
+    return processor_class(
+        image_processor=RSImageProcessor(size=image_size, **image_options),
+        tokenizer=BertTokenizer(vocab=vocab, model_max_length=16),
+    )

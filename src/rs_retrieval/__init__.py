@@ -35,4 +35,4 @@ def _started_as_cli() -> bool:
 
 
 if not _started_as_cli():
-    from . import models  # noqa: E402, F401  (registers AMFMN, GaLR, MSA, CMPAGL)
+    from . import models  # noqa: F401  (registers AMFMN, GaLR, MSA, CMPAGL)

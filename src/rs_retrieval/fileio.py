@@ -28,7 +28,9 @@ def is_full_disk(error: BaseException) -> bool:
     """ENOSPC/EDQUOT, also as libraries wrap it (pyarrow's OSError or faiss's RuntimeError carry only the text)."""
     if isinstance(error, DiskFullError) or getattr(error, "errno", None) in _FULL_DISK_ERRNOS:
         return True
-    return isinstance(error, (OSError, RuntimeError)) and any(os.strerror(code) in str(error) for code in _FULL_DISK_ERRNOS)
+    return isinstance(error, (OSError, RuntimeError)) and any(
+        os.strerror(code) in str(error) for code in _FULL_DISK_ERRNOS
+    )
 
 
 @contextlib.contextmanager

@@ -100,7 +100,9 @@ def max_pixels_limit() -> int | None:
         try:
             limit = int(value.replace("_", ""))
         except ValueError:
-            raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)") from None
+            raise UsageError(
+                f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)"
+            ) from None
         return limit if limit > 0 else None
     return Image.MAX_IMAGE_PIXELS
 
@@ -114,7 +116,9 @@ def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list
     others = [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS and not p.name.startswith(".")]
     if others:
         shown = ", ".join(str(p.relative_to(folder)) for p in others[:5]) + (", ..." if len(others) > 5 else "")
-        message = f"left out {len(others)} file(s) in {folder} that are not images ({' '.join(IMAGE_EXTENSIONS)}): {shown}"
+        message = (
+            f"left out {len(others)} file(s) in {folder} that are not images ({' '.join(IMAGE_EXTENSIONS)}): {shown}"
+        )
         _warn_once(f"left out {folder.resolve()} {recursive}", message)
     return images
 
@@ -209,7 +213,9 @@ def _read_tiff(path: Path, limit: int | None) -> np.ndarray:
     try:
         return _read_with_pil(path, limit)
     except ImageReadError as err:
-        raise ImageReadError(f"cannot read TIFF {path}: {reason}; pip install 'rs-retrieval[geo]' (rasterio) reads it") from err
+        raise ImageReadError(
+            f"cannot read TIFF {path}: {reason}; pip install 'rs-retrieval[geo]' (rasterio) reads it"
+        ) from err
 
 
 def _read_with_rasterio(rasterio, path: Path, limit: int | None) -> np.ndarray:
@@ -220,7 +226,9 @@ def _read_with_rasterio(rasterio, path: Path, limit: int | None) -> np.ndarray:
             if limit is not None and width * height > limit:
                 factor = math.sqrt(width * height / limit)
                 shape = (dataset.count, max(1, int(height / factor)), max(1, int(width / factor)))
-                logger.warning("%s: %d x %d pixels, read downsampled to %d x %d", path, width, height, shape[2], shape[1])
+                logger.warning(
+                    "%s: %d x %d pixels, read downsampled to %d x %d", path, width, height, shape[2], shape[1]
+                )
             return np.moveaxis(dataset.read(out_shape=shape), 0, -1)
     except rasterio.errors.RasterioError as err:
         raise ImageReadError(f"cannot read image {path}: {err}") from err
@@ -263,7 +271,10 @@ def _composite_on_black(array: np.ndarray, source: str) -> np.ndarray:
     colour, alpha = array[..., :-1], array[..., -1:]
     if alpha.min() == 255:
         return colour
-    _warn_once("alpha", f"{source} has transparent pixels: composited on black, the nodata colour (further images with alpha are not reported)")
+    _warn_once(
+        "alpha",
+        f"{source} has transparent pixels: composited on black, the nodata colour (further images with alpha are not reported)",
+    )
     return ((colour.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
 
 
@@ -274,7 +285,13 @@ def _warn_once(kind: str, message: str) -> None:
         logger.warning(message)
 
 
-def rgb_image(image, rescale_mode: str = "auto", bands: Sequence[int] | None = None, source: str | None = None, input_size: int | None = None):
+def rgb_image(
+    image,
+    rescale_mode: str = "auto",
+    bands: Sequence[int] | None = None,
+    source: str | None = None,
+    input_size: int | None = None,
+):
     """An RGB PIL image of any input, by the module's rule and upright: what processors resize.
 
     An 8-bit RGB PIL image is kept as is (decoded here, so a truncated file is named). With
@@ -295,7 +312,10 @@ def rgb_image(image, rescale_mode: str = "auto", bands: Sequence[int] | None = N
     if input_size and min(image.size) * MAX_UPSCALE < input_size:
         logger.warning(
             "%s is only %d x %d pixels: upscaled to the model's %d px input it carries almost no detail",
-            source or "an image", image.width, image.height, input_size,
+            source or "an image",
+            image.width,
+            image.height,
+            input_size,
         )
     return image
 
@@ -329,7 +349,9 @@ def _hwc(array: np.ndarray, source: str) -> np.ndarray:
         return np.moveaxis(array, 0, -1)  # [bands, H, W]
     if array.ndim == 3 and array.size:
         return array
-    raise ImageValueError(f"{source}: expected an image [H, W], [H, W, bands] or [bands, H, W], got shape {array.shape}")
+    raise ImageValueError(
+        f"{source}: expected an image [H, W], [H, W, bands] or [bands, H, W], got shape {array.shape}"
+    )
 
 
 def select_bands(array: np.ndarray, bands: Sequence[int] | None, source: str = "array") -> np.ndarray:
@@ -345,7 +367,9 @@ def select_bands(array: np.ndarray, bands: Sequence[int] | None, source: str = "
     return array[..., list(bands)]
 
 
-def to_rgb_uint8(array, rescale_mode: str = "auto", bands: Sequence[int] | None = None, source: str | None = None) -> np.ndarray:
+def to_rgb_uint8(
+    array, rescale_mode: str = "auto", bands: Sequence[int] | None = None, source: str | None = None
+) -> np.ndarray:
     """[H, W, 3] uint8 RGB of an array or tensor (or a PIL image or file path), by the module's rule;
     `source` names it in errors."""
     if rescale_mode not in RESCALE_MODES:
@@ -370,7 +394,11 @@ def _rescale(array: np.ndarray, mode: str, source: str) -> np.ndarray:
     if not finite.any():
         raise ImageValueError(f"{source}: no finite pixel value (all NaN / inf)")
     all_finite = bool(finite.all())
-    low, high = (float(values.min()), float(values.max())) if all_finite else (float(values[finite].min()), float(values[finite].max()))
+    low, high = (
+        (float(values.min()), float(values.max()))
+        if all_finite
+        else (float(values[finite].min()), float(values[finite].max()))
+    )
     if mode == "auto":
         mode = "unit" if array.dtype.kind == "f" and low >= 0.0 and high <= 1.0 else "percentile"
     if mode in SCALINGS:  # fixed: the same reflectance is the same grey level in every image

@@ -93,7 +93,11 @@ def parse_bands(spec: str | Sequence[str | int] | None, scaling: str | None = No
     (`4,3,2`), one or three of them; `scaling` overrides the preset that goes with names."""
     if spec is None:
         return None
-    items = [part for item in ([spec] if isinstance(spec, (str, int)) else spec) for part in str(item).replace(",", " ").split()]
+    items = [
+        part
+        for item in ([spec] if isinstance(spec, (str, int)) else spec)
+        for part in str(item).replace(",", " ").split()
+    ]
     if scaling is not None and scaling not in SCALINGS:
         raise UsageError(f"scaling must be one of {sorted(SCALINGS)}, got {scaling!r}")
     if len(items) == 1 and items[0].lower() in COMPOSITES:
@@ -102,7 +106,9 @@ def parse_bands(spec: str | Sequence[str | int] | None, scaling: str | None = No
         indices = tuple(order.index(name) for name in composite.bands)
         return BandChoice(indices, scaling or DEFAULT_SCALING[composite.sensor], items[0].lower())
     if len(items) not in (1, 3):
-        raise UsageError(f"--bands takes a composite ({', '.join(COMPOSITES)}) or 1 or 3 band names or numbers, got {items}")
+        raise UsageError(
+            f"--bands takes a composite ({', '.join(COMPOSITES)}) or 1 or 3 band names or numbers, got {items}"
+        )
     if all(item.isdigit() for item in items):
         numbers = [int(item) for item in items]
         if min(numbers) < 1:
@@ -110,7 +116,9 @@ def parse_bands(spec: str | Sequence[str | int] | None, scaling: str | None = No
         return BandChoice(tuple(n - 1 for n in numbers), scaling, ",".join(items))
     names = [item.upper() for item in items]
     sensor = _sensor_of(names)
-    return BandChoice(tuple(SENSORS[sensor].index(name) for name in names), scaling or DEFAULT_SCALING[sensor], ",".join(names))
+    return BandChoice(
+        tuple(SENSORS[sensor].index(name) for name in names), scaling or DEFAULT_SCALING[sensor], ",".join(names)
+    )
 
 
 def apply_bands(processor, choice: BandChoice | str | None):
@@ -124,7 +132,9 @@ def apply_bands(processor, choice: BandChoice | str | None):
     if not hasattr(target, "bands"):  # CLIP-family: the wrapper converts images to RGB itself
         target = processor
     if not hasattr(target, "bands"):
-        raise UsageError(f"{type(processor).__name__} does not select bands; use the package's processor (load_retrieval_processor)")
+        raise UsageError(
+            f"{type(processor).__name__} does not select bands; use the package's processor (load_retrieval_processor)"
+        )
     target.bands = list(choice.indices)
     if choice.rescale_mode is not None:
         target.rescale_mode = choice.rescale_mode

@@ -76,11 +76,17 @@ def with_precision(model, precision: str, processor=None, cache_dir: str | Path 
         raise PrecisionError(f"the model already runs at {model.precision}; load it again for {precision}")
     if precision == "bf16":
         if not bf16_supported(model.device.type):
-            logger.warning("this %s has no bf16 arithmetic: PyTorch emulates bf16, slower than fp32", model.device.type)
+            logger.warning(
+                "this %s has no bf16 arithmetic: PyTorch emulates bf16, slower than fp32", model.device.type
+            )
         return PrecisionModel(model.to(torch.bfloat16), "bf16")
     if model.device.type != "cpu":
-        raise PrecisionError(f"int8 runs on the CPU through ONNX Runtime, the model is on {model.device}; use --device cpu, or bf16 on a GPU")
-    return PrecisionModel(model, "int8", _int8_sessions(model, processor, Path(cache_dir) if cache_dir else int8_cache_dir()))
+        raise PrecisionError(
+            f"int8 runs on the CPU through ONNX Runtime, the model is on {model.device}; use --device cpu, or bf16 on a GPU"
+        )
+    return PrecisionModel(
+        model, "int8", _int8_sessions(model, processor, Path(cache_dir) if cache_dir else int8_cache_dir())
+    )
 
 
 def _int8_sessions(model, processor, cache_root: Path) -> dict:
@@ -103,13 +109,22 @@ def _int8_sessions(model, processor, cache_root: Path) -> dict:
 
     def fill(work: Path) -> None:
         logger.warning("quantizing %s's encoders to int8 (once per model; cached in %s)", type(model).__name__, folder)
-        specs = [s for s in graph_specs(model.eval(), input_image_size(model.config), EXPORT_TEXT_LENGTH) if s.name in names]
+        specs = [
+            s for s in graph_specs(model.eval(), input_image_size(model.config), EXPORT_TEXT_LENGTH) if s.name in names
+        ]
         for spec in specs:
             float_graph = work / f"{spec.name}.fp32.onnx"
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # the exporter's notes on traced indexing; parity is checked there
+                warnings.simplefilter(
+                    "ignore", UserWarning
+                )  # the exporter's notes on traced indexing; parity is checked there
                 export_graph(spec, float_graph)
-            quantize_dynamic(float_graph, work / f"{spec.name}.onnx", weight_type=QuantType.QInt8, op_types_to_quantize=list(INT8_OPS))
+            quantize_dynamic(
+                float_graph,
+                work / f"{spec.name}.onnx",
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(INT8_OPS),
+            )
             float_graph.unlink()
 
     if not all((folder / f"{name}.onnx").is_file() for name in names):
@@ -118,8 +133,13 @@ def _int8_sessions(model, processor, cache_root: Path) -> dict:
         except OutputExistsError:  # another process finished it first
             pass
         except (RuntimeError, ValueError, TypeError, AttributeError) as err:
-            raise PrecisionError(f"int8 is not available for {type(model).__name__}: its encoders do not export to ONNX ({err}); use fp32 or bf16") from err
+            raise PrecisionError(
+                f"int8 is not available for {type(model).__name__}: its encoders do not export to ONNX ({err}); use fp32 or bf16"
+            ) from err
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.log_severity_level = 3
-    return {name: ort.InferenceSession(str(folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"]) for name in names}
+    return {
+        name: ort.InferenceSession(str(folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+        for name in names
+    }

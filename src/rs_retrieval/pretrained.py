@@ -12,12 +12,22 @@ import re
 from pathlib import Path
 
 from .errors import RSRetrievalError
-from .models.common.pairing import ProcessorMismatchError, VocabularyMismatchError, check_model_config, vocabulary_fingerprint
+from .models.common.pairing import (
+    ProcessorMismatchError,
+    VocabularyMismatchError,
+    check_model_config,
+    vocabulary_fingerprint,
+)
 from .multispectral import apply_bands, parse_bands
 
 __all__ = [
-    "ModelNotFoundError", "ProcessorMismatchError", "VocabularyMismatchError", "check_processor", "load_model_and_processor",
-    "stamp_vocabulary", "vocabulary_fingerprint",
+    "ModelNotFoundError",
+    "ProcessorMismatchError",
+    "VocabularyMismatchError",
+    "check_processor",
+    "load_model_and_processor",
+    "stamp_vocabulary",
+    "vocabulary_fingerprint",
 ]
 
 
@@ -50,7 +60,11 @@ def _check_model_path(name_or_path: str) -> None:
 
 
 def load_model_and_processor(
-    name_or_path: str, trust_remote_code: bool = False, device: str | None = None, allow_weight_mismatch: bool = False, precision: str = "fp32",
+    name_or_path: str,
+    trust_remote_code: bool = False,
+    device: str | None = None,
+    allow_weight_mismatch: bool = False,
+    precision: str = "fp32",
     bands=None,
 ):
     """(model in eval mode on `device`, processor) from a folder or Hub id, checked to be a pair.
@@ -81,7 +95,9 @@ def load_model_and_processor(
     except OSError as err:  # transformers' "not a local folder and not a valid model identifier"
         if Path(name_or_path).is_dir():
             raise
-        raise ModelNotFoundError(f"no model folder {name_or_path}, and no Hub model of that id could be loaded: {err}") from err
+        raise ModelNotFoundError(
+            f"no model folder {name_or_path}, and no Hub model of that id could be loaded: {err}"
+        ) from err
     check_processor(model, processor, source=name_or_path)
     return with_precision(model.to(device).eval(), precision, processor), apply_bands(processor, choice)
 
@@ -102,9 +118,13 @@ def resolve_device(device: str | None) -> str:
     except (RuntimeError, ValueError):
         raise DeviceError(f"device {device!r} is not a torch device name (cpu, cuda, cuda:1, mps, ...)") from None
     if kind.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {device!r}: this machine has no usable CUDA GPU (or torch {torch.__version__} was built without CUDA); use --device cpu")
+        raise DeviceError(
+            f"device {device!r}: this machine has no usable CUDA GPU (or torch {torch.__version__} was built without CUDA); use --device cpu"
+        )
     if kind.type == "cuda" and kind.index is not None and kind.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        raise DeviceError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0"
+        )
     if kind.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"device {device!r}: MPS (Apple GPU) is not available here; use --device cpu")
     return device

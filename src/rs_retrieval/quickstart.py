@@ -24,19 +24,19 @@ def run_quickstart(
     resume: str | None = None,
 ) -> dict:
     """Train, evaluate and search; returns a summary (also written to `output_dir/summary.json`)."""
+    from .app.launch import serve_command
+    from .cards import write_model_card
     from .data import load_dataset
     from .data.synth import generate_rs_synth
-    from .evaluation.folds import format_table
     from .evaluation.evaluator import evaluate_retrieval
-    from .search.folder_search import make_contact_sheet, search_images
-    from .app.launch import serve_command
-    from .pretrained import load_model_and_processor
-    from .training import load_recipe, train
+    from .evaluation.folds import format_table
+    from .fileio import write_json_atomic
     from .models.common.processing import input_image_size
+    from .pretrained import load_model_and_processor
+    from .search.folder_search import make_contact_sheet, search_images
+    from .training import load_recipe, train
     from .training.data import dataset_options
     from .training.recipe import RecipeError
-    from .fileio import write_json_atomic
-    from .cards import write_model_card
 
     output_dir = Path(output_dir)
     timings = {}
@@ -44,16 +44,27 @@ def run_quickstart(
     start = time.perf_counter()
     recipe = load_recipe(config, list(overrides))
     if recipe.data.name != "rs_synth":
-        raise RecipeError(f"the quickstart runs on rs_synth; {config} trains on {recipe.data.name or recipe.data.path!r}")
+        raise RecipeError(
+            f"the quickstart runs on rs_synth; {config} trains on {recipe.data.name or recipe.data.path!r}"
+        )
     run_dir = train(recipe, run_dir=output_dir, resume=resume, on_finish=[write_model_card])
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(str(run_dir / "model"))
-    synth = dict(cache_dir=recipe.data.cache_dir, seed=recipe.data.seed, **dataset_options(recipe.data, input_image_size(model.config)))
+    synth = dict(
+        cache_dir=recipe.data.cache_dir,
+        seed=recipe.data.seed,
+        **dataset_options(recipe.data, input_image_size(model.config)),
+    )
     test_split = load_dataset("rs_synth", split="test", **synth)
     test_metrics = evaluate_retrieval(
-        model, processor, test_split, rerank=("none", "galr_mr"), batch_size=recipe.training.eval_batch_size, **recipe.evaluation.metric_kwargs()
+        model,
+        processor,
+        test_split,
+        rerank=("none", "galr_mr"),
+        batch_size=recipe.training.eval_batch_size,
+        **recipe.evaluation.metric_kwargs(),
     )
     write_json_atomic(run_dir / "test_metrics.json", test_metrics)
     timings["evaluate_s"] = time.perf_counter() - start
@@ -83,9 +94,10 @@ def run_quickstart(
         "contact_sheet": str(sheet),
         "timings_s": timings,
     }
-    summary["serve_command"] = serve_command(run_dir / "model", images=test_images, captions=synth_root / "dataset.json")
+    summary["serve_command"] = serve_command(
+        run_dir / "model", images=test_images, captions=synth_root / "dataset.json"
+    )
     write_json_atomic(run_dir / "summary.json", summary)
     print(f"\nmodel, metrics and pictures: {run_dir}")
     print(f"look at it in a browser (text -> images, image -> captions):\n  {summary['serve_command']}")
     return summary
-

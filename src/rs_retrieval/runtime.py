@@ -46,7 +46,9 @@ def tune_malloc() -> bool:
         return False
     if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: mallopt is a no-op or absent
         return False
-    return all(libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in MALLOC_SETTINGS.items())
+    return all(
+        libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in MALLOC_SETTINGS.items()
+    )
 
 
 @functools.cache
@@ -80,7 +82,12 @@ def prepare_process() -> None:
     every op down)."""
     tune_malloc_once()
     quota = cgroup_cpu_quota()
-    if quota and quota < (os.cpu_count() or quota) and "OMP_NUM_THREADS" not in os.environ and "torch" not in sys.modules:
+    if (
+        quota
+        and quota < (os.cpu_count() or quota)
+        and "OMP_NUM_THREADS" not in os.environ
+        and "torch" not in sys.modules
+    ):
         os.environ["OMP_NUM_THREADS"] = str(quota)
 
 
@@ -99,6 +106,10 @@ def bf16_supported(device: str = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -
         text = cpuinfo.read_text()
     except OSError:  # not Linux: no cheap way to ask, so no
         return False
-    flags = {word for line in text.splitlines() if line.startswith(("flags", "Features")) for word in line.split(":", 1)[-1].split()}
+    flags = {
+        word
+        for line in text.splitlines()
+        if line.startswith(("flags", "Features"))
+        for word in line.split(":", 1)[-1].split()
+    }
     return bool(flags & BF16_CPU_FLAGS)
-

@@ -12,13 +12,13 @@ from transformers import AutoModel, AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint
-from rs_retrieval.models import UnknownMethodError
 from rs_retrieval.convert.common import save_pretrained_atomic, strip_prefix, tensor_shape, torchvision_resnet_key
-from rs_retrieval.models.amfmn_family.skipthought_weights import load_skipthought_into, skipthought_state_dict
+from rs_retrieval.models import UnknownMethodError
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel
-from rs_retrieval.models.galr import GaLRModel
 from rs_retrieval.models.amfmn_family.skipthought import SkipThoughtEncoder
+from rs_retrieval.models.amfmn_family.skipthought_weights import load_skipthought_into, skipthought_state_dict
 from rs_retrieval.models.amfmn_family.tokenization_word import save_vocab
+from rs_retrieval.models.galr import GaLRModel
 
 # Tiny but official-shaped: ResNet-18 block layout (2 blocks per stage), small widths.
 WIDTHS, STEM = [4, 6, 8, 10], 4
@@ -33,13 +33,15 @@ def resnet18_state(prefix, generator):
         state[f"{prefix}{name}.weight"] = torch.randn(out_ch, in_ch, k, k, generator=generator)
 
     def bn(name, ch):
-        state.update({
-            f"{prefix}{name}.weight": torch.rand(ch, generator=generator) + 0.5,
-            f"{prefix}{name}.bias": torch.randn(ch, generator=generator),
-            f"{prefix}{name}.running_mean": torch.randn(ch, generator=generator),
-            f"{prefix}{name}.running_var": torch.rand(ch, generator=generator) + 0.5,
-            f"{prefix}{name}.num_batches_tracked": torch.tensor(7),
-        })
+        state.update(
+            {
+                f"{prefix}{name}.weight": torch.rand(ch, generator=generator) + 0.5,
+                f"{prefix}{name}.bias": torch.randn(ch, generator=generator),
+                f"{prefix}{name}.running_mean": torch.randn(ch, generator=generator),
+                f"{prefix}{name}.running_var": torch.rand(ch, generator=generator) + 0.5,
+                f"{prefix}{name}.num_batches_tracked": torch.tensor(7),
+            }
+        )
 
     conv("conv1", STEM, 3, 7)
     bn("bn1", STEM)
@@ -61,45 +63,77 @@ def resnet18_state(prefix, generator):
 
 def official_state(method="amfmn", att_type="soft_att", image_size=64, seed=0):
     g = torch.Generator().manual_seed(seed)
-    r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+    r = lambda *shape: torch.randn(*shape, generator=g)
     side = image_size // 16
     state = resnet18_state("extract_feature.resnet.", g)
-    state.update({
-        "extract_feature.linear.weight": r(D, WIDTHS[-1]), "extract_feature.linear.bias": r(D),
-        "mvsa.LF_conv.weight": r(3, WIDTHS[0] + WIDTHS[1], 3, 3), "mvsa.LF_conv.bias": r(3),
-        "mvsa.HF_conv.weight": r(3, WIDTHS[2] + WIDTHS[3], 1, 1), "mvsa.HF_conv.bias": r(3),
-        "mvsa.conv1x1_1.weight": r(1, 6, 1, 1), "mvsa.conv1x1_1.bias": r(1),
-        "mvsa.conv1x1_2.weight": r(1, 6, 1, 1), "mvsa.conv1x1_2.bias": r(1),
-        "mvsa.solo_attention.weight": r(D, side * side), "mvsa.solo_attention.bias": r(D),
-        "text_feature.seq2vec.embedding.weight": r(V + 1, E),
-        "text_feature.to_out.weight": r(D, H), "text_feature.to_out.bias": r(D),
-    })
+    state.update(
+        {
+            "extract_feature.linear.weight": r(D, WIDTHS[-1]),
+            "extract_feature.linear.bias": r(D),
+            "mvsa.LF_conv.weight": r(3, WIDTHS[0] + WIDTHS[1], 3, 3),
+            "mvsa.LF_conv.bias": r(3),
+            "mvsa.HF_conv.weight": r(3, WIDTHS[2] + WIDTHS[3], 1, 1),
+            "mvsa.HF_conv.bias": r(3),
+            "mvsa.conv1x1_1.weight": r(1, 6, 1, 1),
+            "mvsa.conv1x1_1.bias": r(1),
+            "mvsa.conv1x1_2.weight": r(1, 6, 1, 1),
+            "mvsa.conv1x1_2.bias": r(1),
+            "mvsa.solo_attention.weight": r(D, side * side),
+            "mvsa.solo_attention.bias": r(D),
+            "text_feature.seq2vec.embedding.weight": r(V + 1, E),
+            "text_feature.to_out.weight": r(D, H),
+            "text_feature.to_out.bias": r(D),
+        }
+    )
     for gate in "rin":
         state[f"text_feature.seq2vec.rnn.gru_cell.weight_i{gate}.weight"] = r(H, E)
         state[f"text_feature.seq2vec.rnn.gru_cell.weight_i{gate}.bias"] = r(H)
         state[f"text_feature.seq2vec.rnn.gru_cell.weight_h{gate}.weight"] = r(H, H)
     if method == "amfmn":
-        heads = {"soft_att": [("cross_attention.0", D)], "fusion_att": [("cross_attention_fc1.0", 2 * D), ("cross_attention_fc2.0", 2 * D)],
-                 "similarity_att": [("fc_visual.0", D), ("fc_text.0", D)]}[att_type]
+        heads = {
+            "soft_att": [("cross_attention.0", D)],
+            "fusion_att": [("cross_attention_fc1.0", 2 * D), ("cross_attention_fc2.0", 2 * D)],
+            "similarity_att": [("fc_visual.0", D), ("fc_text.0", D)],
+        }[att_type]
         for name, fan_in in heads:
             state[f"cross_attention_s.{name}.weight"], state[f"cross_attention_s.{name}.bias"] = r(D, fan_in), r(D)
         state["vgmf_gate.gate.weight"], state["vgmf_gate.gate.bias"] = r(D, 2 * D), r(D)
         return state
     nodes, node_dim, gcn = 5, 11, (6, 3, 4)
-    state.update({
-        "local_feature.fc1.weight": r(gcn[0], node_dim), "local_feature.fc2.weight": r(gcn[1], gcn[0]),
-        "local_feature.fc3.weight": r(gcn[2], gcn[1]), "local_feature.out.weight": r(D, nodes * gcn[2]), "local_feature.out.bias": r(D),
-        "fusion.dynamic_weight.0.weight": r(8, D), "fusion.dynamic_weight.0.bias": r(8),
-        "fusion.dynamic_weight.3.weight": r(2, 8), "fusion.dynamic_weight.3.bias": r(2),
-    })
-    attention = lambda p: {f"{p}.linear_{n}.{t}": r(D, D) if t == "weight" else r(D) for n in "vkqm" for t in ("weight", "bias")}  # noqa: E731
-    for block, attns, norms in (("g2g_SA", ["mhatt"], 2), ("l2l_SA", ["mhatt"], 2), ("g2l_SGA", ["mhatt1", "mhatt2"], 3), ("l2g_SGA", ["mhatt1", "mhatt2"], 3)):
+    state.update(
+        {
+            "local_feature.fc1.weight": r(gcn[0], node_dim),
+            "local_feature.fc2.weight": r(gcn[1], gcn[0]),
+            "local_feature.fc3.weight": r(gcn[2], gcn[1]),
+            "local_feature.out.weight": r(D, nodes * gcn[2]),
+            "local_feature.out.bias": r(D),
+            "fusion.dynamic_weight.0.weight": r(8, D),
+            "fusion.dynamic_weight.0.bias": r(8),
+            "fusion.dynamic_weight.3.weight": r(2, 8),
+            "fusion.dynamic_weight.3.bias": r(2),
+        }
+    )
+    attention = lambda p: {
+        f"{p}.linear_{n}.{t}": r(D, D) if t == "weight" else r(D) for n in "vkqm" for t in ("weight", "bias")
+    }
+    for block, attns, norms in (
+        ("g2g_SA", ["mhatt"], 2),
+        ("l2l_SA", ["mhatt"], 2),
+        ("g2l_SGA", ["mhatt1", "mhatt2"], 3),
+        ("l2g_SGA", ["mhatt1", "mhatt2"], 3),
+    ):
         for a in attns:
-            state.update({k.replace("linear_m.", "linear_merge."): v for k, v in attention(f"fusion.{block}.{a}").items()})
-        state.update({
-            f"fusion.{block}.ffn.mlp.fc.linear.weight": r(2 * D, D), f"fusion.{block}.ffn.mlp.fc.linear.bias": r(2 * D),
-            f"fusion.{block}.ffn.mlp.linear.weight": r(D, 2 * D), f"fusion.{block}.ffn.mlp.linear.bias": r(D),
-        })
+            state.update(
+                {k.replace("linear_m.", "linear_merge."): v for k, v in attention(f"fusion.{block}.{a}").items()}
+            )
+        state.update(
+            {
+                f"fusion.{block}.ffn.mlp.fc.linear.weight": r(2 * D, D),
+                f"fusion.{block}.ffn.mlp.fc.linear.bias": r(2 * D),
+                f"fusion.{block}.ffn.mlp.linear.weight": r(D, 2 * D),
+                f"fusion.{block}.ffn.mlp.linear.bias": r(D),
+            }
+        )
         for n in range(1, norms + 1):
             state[f"fusion.{block}.norm{n}.a_2"], state[f"fusion.{block}.norm{n}.b_2"] = r(D), r(D)
     return state
@@ -111,12 +145,12 @@ def spec_key(official):
     if not m:
         return None if official.startswith("vgmf_gate.") else official
     key, to = m.group(1), "extract_feature.backbone.resnet."
-    kind = lambda c: "convolution" if c.startswith("conv") or c == "0" else "normalization"  # noqa: E731
+    kind = lambda c: "convolution" if c.startswith("conv") or c == "0" else "normalization"
     if key.startswith("fc."):
         return None
-    if (s := re.fullmatch(r"(conv1|bn1)\.(.+)", key)):
+    if s := re.fullmatch(r"(conv1|bn1)\.(.+)", key):
         return f"{to}embedder.embedder.{kind(s[1])}.{s[2]}"
-    if (s := re.fullmatch(r"layer(\d)\.(\d)\.(conv|bn)(\d)\.(.+)", key)):
+    if s := re.fullmatch(r"layer(\d)\.(\d)\.(conv|bn)(\d)\.(.+)", key):
         return f"{to}encoder.stages.{int(s[1]) - 1}.layers.{s[2]}.layer.{int(s[4]) - 1}.{kind(s[3])}.{s[5]}"
     s = re.fullmatch(r"layer(\d)\.(\d)\.downsample\.([01])\.(.+)", key)
     return f"{to}encoder.stages.{int(s[1]) - 1}.layers.{s[2]}.shortcut.{kind(s[3])}.{s[4]}"
@@ -124,15 +158,21 @@ def spec_key(official):
 
 def reference_resnet18(state, x, prefix="extract_feature.resnet."):
     """torchvision ResNet-18 forward (eval mode) on official weights, written with F.* (test only)."""
-    w = lambda name: state[prefix + name]  # noqa: E731
-    bn = lambda t, n: F.batch_norm(t, w(f"{n}.running_mean"), w(f"{n}.running_var"), w(f"{n}.weight"), w(f"{n}.bias"), eps=1e-5)  # noqa: E731
+    w = lambda name: state[prefix + name]
+    bn = lambda t, n: F.batch_norm(
+        t, w(f"{n}.running_mean"), w(f"{n}.running_var"), w(f"{n}.weight"), w(f"{n}.bias"), eps=1e-5
+    )
     x = F.max_pool2d(F.relu(bn(F.conv2d(x, w("conv1.weight"), stride=2, padding=3), "bn1")), 3, 2, 1)
     for s in range(1, 5):
         for b in range(2):
             p, stride = f"layer{s}.{b}", 2 if (b == 0 and s > 1) else 1
             out = F.relu(bn(F.conv2d(x, w(f"{p}.conv1.weight"), stride=stride, padding=1), f"{p}.bn1"))
             out = bn(F.conv2d(out, w(f"{p}.conv2.weight"), padding=1), f"{p}.bn2")
-            shortcut = bn(F.conv2d(x, w(f"{p}.downsample.0.weight"), stride=stride), f"{p}.downsample.1") if f"{prefix}{p}.downsample.0.weight" in state else x
+            shortcut = (
+                bn(F.conv2d(x, w(f"{p}.downsample.0.weight"), stride=stride), f"{p}.downsample.1")
+                if f"{prefix}{p}.downsample.0.weight" in state
+                else x
+            )
             x = F.relu(out + shortcut)
     return x
 
@@ -161,16 +201,32 @@ def check_landed(state, model):
 @pytest.mark.parametrize("att_type", ["soft_att", "fusion_att", "similarity_att"])
 def test_amfmn_wrapper_checkpoint_converts_every_tensor(tmp_path, vocab_file, att_type):
     state = official_state("amfmn", att_type)
-    wrapper = {"epoch": 3, "arch": "baseline", "model": state, "best_rsum": 12.5, "options": {"model": {"name": "AMFMN"}}, "Eiters": 10}
+    wrapper = {
+        "epoch": 3,
+        "arch": "baseline",
+        "model": state,
+        "best_rsum": 12.5,
+        "options": {"model": {"name": "AMFMN"}},
+        "Eiters": 10,
+    }
     path = _save(wrapper, tmp_path / "AMFMN_best.pth.tar")
-    out = convert_checkpoint(path, "amfmn", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides=OVERRIDES)
+    out = convert_checkpoint(
+        path, "amfmn", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides=OVERRIDES
+    )
     model = AutoModel.from_pretrained(out).eval()
     assert isinstance(model, AMFMNModel) and model.config.att_type == att_type and model.config.image_size == 64
-    assert (model.config.vocab_size, model.config.word_embed_dim, model.config.text_hidden_dim, model.config.embed_dim) == (V + 1, E, H, D)
+    assert (
+        model.config.vocab_size,
+        model.config.word_embed_dim,
+        model.config.text_hidden_dim,
+        model.config.embed_dim,
+    ) == (V + 1, E, H, D)
     check_landed(state, model)
     pixels = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(model.extract_feature.backbone(pixels)[-1], reference_resnet18(state, pixels), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            model.extract_feature.backbone(pixels)[-1], reference_resnet18(state, pixels), rtol=1e-4, atol=1e-4
+        )
     processor = AutoProcessor.from_pretrained(out)
     assert processor.tokenizer.vocab_size == V + 1 and processor.image_processor.size == 64
     assert processor(text=["w3 w1 unknown"])["input_ids"].tolist() == [[3, 1, V]]
@@ -179,11 +235,21 @@ def test_amfmn_wrapper_checkpoint_converts_every_tensor(tmp_path, vocab_file, at
 def test_galr_bare_state_dict_converts_every_tensor(tmp_path, vocab_file):
     state = official_state("galr")
     path = _save(state, tmp_path / "GaLR_best.pth")
-    out = convert_checkpoint(path, "galr", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides={**OVERRIDES, "mca_heads": 3})
+    out = convert_checkpoint(
+        path, "galr", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides={**OVERRIDES, "mca_heads": 3}
+    )
     model = AutoModel.from_pretrained(out).eval()
     assert isinstance(model, GaLRModel)
     c = model.config
-    assert (c.num_nodes, c.node_dim, c.gcn_dims, c.mca_hidden, c.mca_ff, c.dynamic_fusion_dim, c.mca_heads) == (5, 11, [6, 3, 4], D, 2 * D, 8, 3)
+    assert (c.num_nodes, c.node_dim, c.gcn_dims, c.mca_hidden, c.mca_ff, c.dynamic_fusion_dim, c.mca_heads) == (
+        5,
+        11,
+        [6, 3, 4],
+        D,
+        2 * D,
+        8,
+        3,
+    )
     check_landed(state, model)
 
 
@@ -191,7 +257,14 @@ def test_conversion_refuses_layout_mismatches(tmp_path, vocab_file):
     def attempt(state, method="amfmn", **kwargs):
         path = _save(state, tmp_path / "ckpt.pth")
         overrides = {**OVERRIDES, "mca_heads": 3} if method == "galr" else OVERRIDES
-        return convert_checkpoint(path, method, vocab_path=kwargs.pop("vocab", vocab_file), out_dir=tmp_path / "out", config_overrides=overrides, **kwargs)
+        return convert_checkpoint(
+            path,
+            method,
+            vocab_path=kwargs.pop("vocab", vocab_file),
+            out_dir=tmp_path / "out",
+            config_overrides=overrides,
+            **kwargs,
+        )
 
     with pytest.raises(CheckpointConversionError, match="unexpected.*mvsa.extra"):
         attempt({**official_state(), "mvsa.extra.weight": torch.zeros(1)})
@@ -199,7 +272,9 @@ def test_conversion_refuses_layout_mismatches(tmp_path, vocab_file):
         attempt({**official_state(), "classifier.weight": torch.zeros(1)})
     missing = official_state()
     del missing["extract_feature.resnet.layer3.1.bn2.running_var"]
-    with pytest.raises(CheckpointConversionError, match=r"missing.*stages\.2\.layers\.1\.layer\.1\.normalization\.running_var"):
+    with pytest.raises(
+        CheckpointConversionError, match=r"missing.*stages\.2\.layers\.1\.layer\.1\.normalization\.running_var"
+    ):
         attempt(missing)
     wrong = official_state()
     wrong["mvsa.HF_conv.bias"] = torch.zeros(4)
@@ -207,7 +282,9 @@ def test_conversion_refuses_layout_mismatches(tmp_path, vocab_file):
         attempt(wrong)
     with pytest.raises(CheckpointConversionError, match="vgmf_gate"):
         attempt({**official_state("galr"), "vgmf_gate.gate.weight": torch.zeros(D, 2 * D)}, method="galr")
-    with pytest.raises(CheckpointConversionError, match=r"ckpt.pth: missing key 'mvsa.LF_conv.weight'"):  # read for the config
+    with pytest.raises(
+        CheckpointConversionError, match=r"ckpt.pth: missing key 'mvsa.LF_conv.weight'"
+    ):  # read for the config
         attempt({k: v for k, v in official_state().items() if k != "mvsa.LF_conv.weight"})
     with pytest.raises(CheckpointConversionError, match="exactly one attention type"):
         attempt({k: v for k, v in official_state().items() if not k.startswith("cross_attention_s")})
@@ -224,11 +301,23 @@ def test_pickled_wrappers_need_allow_pickle_and_outputs_are_atomic(tmp_path, voc
     path = _save(wrapper, tmp_path / "ckpt.pth.tar")
     with pytest.raises(CheckpointConversionError, match="allow_pickle"):
         convert_checkpoint(path, "amfmn", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides=OVERRIDES)
-    out = convert_checkpoint(path, "amfmn", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides=OVERRIDES, allow_pickle=True)
+    out = convert_checkpoint(
+        path, "amfmn", vocab_path=vocab_file, out_dir=tmp_path / "out", config_overrides=OVERRIDES, allow_pickle=True
+    )
     with pytest.raises(FileExistsError, match="overwrite"):
-        convert_checkpoint(path, "amfmn", vocab_path=vocab_file, out_dir=out, config_overrides=OVERRIDES, allow_pickle=True)
+        convert_checkpoint(
+            path, "amfmn", vocab_path=vocab_file, out_dir=out, config_overrides=OVERRIDES, allow_pickle=True
+        )
     (tmp_path / "out" / "stale.txt").write_text("old")
-    convert_checkpoint(path, "amfmn", vocab_path=vocab_file, out_dir=out, config_overrides=OVERRIDES, allow_pickle=True, overwrite=True)
+    convert_checkpoint(
+        path,
+        "amfmn",
+        vocab_path=vocab_file,
+        out_dir=out,
+        config_overrides=OVERRIDES,
+        allow_pickle=True,
+        overwrite=True,
+    )
     assert not (tmp_path / "out" / "stale.txt").exists() and (tmp_path / "out" / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging leftovers
 
@@ -247,21 +336,36 @@ def test_script_dispatches_on_method_and_registry_is_extensible(tmp_path, vocab_
     script = load_script("convert_official_checkpoint.py")
     path = _save(official_state(), tmp_path / "ckpt.pth")
     args = ["--method", "amfmn", "--checkpoint", str(path), "--vocab", str(vocab_file), "--out", str(tmp_path / "out")]
-    overrides = ["--set", f"backbone_hidden_sizes={json.dumps(WIDTHS)}", "--set", f"backbone_embedding_size={STEM}", "--set", "margin=0.3"]
+    overrides = [
+        "--set",
+        f"backbone_hidden_sizes={json.dumps(WIDTHS)}",
+        "--set",
+        f"backbone_embedding_size={STEM}",
+        "--set",
+        "margin=0.3",
+    ]
     assert script.main(args + overrides) == 0
     assert json.loads((tmp_path / "out" / "config.json").read_text())["margin"] == 0.3
     assert script.main(args + overrides) == 2  # exists, no --overwrite: one-line error, exit status 2 (user error)
 
     # converters come from the method registry (a toy method's converter: tests/test_toy_method.py)
-    with pytest.raises(UnknownMethodError, match=r"no checkpoint converter for method 'cmpagl'; methods with one: \['amfmn', .*'galr', 'msa'"):
+    with pytest.raises(
+        UnknownMethodError,
+        match=r"no checkpoint converter for method 'cmpagl'; methods with one: \['amfmn', .*'galr', 'msa'",
+    ):
         convert_checkpoint("p", "cmpagl", out_dir="o")
     with pytest.raises(UnknownMethodError, match="unknown retrieval method 'nope'"):
         convert_checkpoint("p", "nope", out_dir="o")
 
 
 def test_key_helpers():
-    assert torchvision_resnet_key("layer4.1.bn2.num_batches_tracked") == "encoder.stages.3.layers.1.layer.1.normalization.num_batches_tracked"
-    assert torchvision_resnet_key("layer2.0.conv3.weight") == "encoder.stages.1.layers.0.layer.2.convolution.weight"  # bottleneck
+    assert (
+        torchvision_resnet_key("layer4.1.bn2.num_batches_tracked")
+        == "encoder.stages.3.layers.1.layer.1.normalization.num_batches_tracked"
+    )
+    assert (
+        torchvision_resnet_key("layer2.0.conv3.weight") == "encoder.stages.1.layers.0.layer.2.convolution.weight"
+    )  # bottleneck
     assert torchvision_resnet_key("fc.bias") is None
     with pytest.raises(CheckpointConversionError, match="avgpool"):
         torchvision_resnet_key("avgpool.weight")
@@ -279,9 +383,13 @@ def write_uniskip(folder, embed=5, hidden=4, words=("UNK", "plane", "ship", "Roo
     rng = np.random.default_rng(seed)
     folder.mkdir(exist_ok=True)
     params = {
-        "encoder_W": rng.normal(size=(embed, 2 * hidden)), "encoder_b": rng.normal(size=2 * hidden),
-        "encoder_U": rng.normal(size=(hidden, 2 * hidden)), "encoder_Wx": rng.normal(size=(embed, hidden)),
-        "encoder_bx": rng.normal(size=hidden), "encoder_Ux": rng.normal(size=(hidden, hidden)), "Wemb": rng.normal(size=(3, embed)),
+        "encoder_W": rng.normal(size=(embed, 2 * hidden)),
+        "encoder_b": rng.normal(size=2 * hidden),
+        "encoder_U": rng.normal(size=(hidden, 2 * hidden)),
+        "encoder_Wx": rng.normal(size=(embed, hidden)),
+        "encoder_bx": rng.normal(size=hidden),
+        "encoder_Ux": rng.normal(size=(hidden, hidden)),
+        "Wemb": rng.normal(size=(3, embed)),
     }
     np.savez(folder / "uni_skip.npz", **{k: v.astype(np.float32) for k, v in params.items()})
     table = rng.normal(size=(len(words), embed)).astype(np.float32)
@@ -340,12 +448,25 @@ def test_skipthought_loader_checks_files_and_pickles(tmp_path):
 
 def test_from_pretrained_towers_loads_resnet_and_skipthought(tmp_path):
     write_uniskip(tmp_path / "st", embed=8, hidden=10)
-    config = AMFMNConfig(vocab_size=5, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-                         backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64)
+    config = AMFMNConfig(
+        vocab_size=5,
+        word_embed_dim=8,
+        text_hidden_dim=10,
+        embed_dim=6,
+        backbone_hidden_sizes=[4, 4, 8, 8],
+        backbone_depths=[1, 1, 1, 1],
+        backbone_embedding_size=4,
+        image_size=64,
+    )
     donor = AMFMNModel(config)
     donor.extract_feature.backbone.resnet.save_pretrained(tmp_path / "resnet")
     vocab = {"plane": 1, "ship": 2, "tank": 3, "<unk>": 4}
-    model = AMFMNModel.from_pretrained_towers(config, vision_model_name_or_path=str(tmp_path / "resnet"), text_model_name_or_path=tmp_path / "st", vocab=vocab)
+    model = AMFMNModel.from_pretrained_towers(
+        config,
+        vision_model_name_or_path=str(tmp_path / "resnet"),
+        text_model_name_or_path=tmp_path / "st",
+        vocab=vocab,
+    )
     for key, value in donor.extract_feature.backbone.resnet.state_dict().items():
         assert torch.equal(model.extract_feature.backbone.resnet.state_dict()[key], value)
     expected = skipthought_state_dict(tmp_path / "st", vocab)

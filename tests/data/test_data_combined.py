@@ -8,11 +8,11 @@ import datasets
 import pytest
 from fixtures_data import PLANTED, STYLES, make_combined_members
 
+from rs_retrieval.cards import render_dataset_card
 from rs_retrieval.data import load_dataset, save_arrow
 from rs_retrieval.data.combined import LEAKAGE_REPORT, leakage_report
 from rs_retrieval.data.errors import DatasetNotFoundError
 from rs_retrieval.data.export import export_parquet
-from rs_retrieval.cards import render_dataset_card
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,12 @@ def _names(ds) -> set[tuple[str, str, str]]:
 def test_ret3_drops_every_planted_test_duplicate_and_keeps_the_rest(members):
     combined = load_dataset("ret-3", data_dir=members)
     assert list(combined) == ["train", "val", "test_rsicd", "test_rsitmd", "test_ucm_captions"]
-    expected = {(m, split, n) for m in ("rsicd", "rsitmd", "ucm_captions") for split in ("train", "val") for n in STYLES[m][1].get(split, [])}
+    expected = {
+        (m, split, n)
+        for m in ("rsicd", "rsitmd", "ucm_captions")
+        for split in ("train", "val")
+        for n in STYLES[m][1].get(split, [])
+    }
     kept = _names(combined["train"]) | _names(combined["val"])
     assert kept == expected - set(PLANTED)
     for member in ("rsicd", "rsitmd", "ucm_captions"):  # test splits untouched
@@ -45,7 +50,11 @@ def test_ret2_from_name_equals_dir_pairs_and_reaches_exports_and_cards(members, 
     spec = f"rsicd={members / 'rsicd'},rsitmd={members / 'rsitmd'}"
     combined = load_dataset("rsicd+rsitmd", data_dir=spec)
     assert list(combined) == ["train", "val", "test_rsicd", "test_rsitmd"]
-    assert ("rsitmd", "train", "boat_1.tif") not in _names(combined["train"]) and ("rsicd", "train", "beach_7.jpg") not in _names(combined["train"])
+    assert ("rsitmd", "train", "boat_1.tif") not in _names(combined["train"]) and (
+        "rsicd",
+        "train",
+        "beach_7.jpg",
+    ) not in _names(combined["train"])
     assert ("rsicd", "val", "00002.jpg") in _names(combined["val"])  # its UCM original is not a member of RET-2
     out = export_parquet(combined, tmp_path / "ret2")
     report = json.loads((out / LEAKAGE_REPORT).read_text())

@@ -43,7 +43,11 @@ def planted_set(folder, originals: int = 16, near_misses: int = 16):
         image.save(path)
         images.append(dedup.HashedImage(f"o{k}", str(path), "originals", "test"))
         kind = KINDS[k % len(KINDS)]
-        images.append(dedup.HashedImage(f"c{k}_{kind}", _variant(image, kind, folder / "train", f"c{k}_{kind}"), "copies", "train"))
+        images.append(
+            dedup.HashedImage(
+                f"c{k}_{kind}", _variant(image, kind, folder / "train", f"c{k}_{kind}"), "copies", "train"
+            )
+        )
         planted[f"c{k}_{kind}"] = f"o{k}"
     for k in range(near_misses):
         image, _ = render_image(SYNTH_SCENES[k % len(SYNTH_SCENES)], random.Random(1000 + k), 256)
@@ -84,7 +88,9 @@ def test_default_threshold_finds_every_planted_copy_and_no_near_miss(hashed):
 def test_rotations_off_misses_the_rotated_copies(hashed):
     hashes, planted = hashed
     upright = dedup.ImageHashes(hashes.images, hashes.upright, hashes.upright[None], hashes.digests)
-    _, _, per_kind = precision_recall(dedup.duplicate_report(upright, dedup.DEFAULT_THRESHOLD, rotations=False), planted)
+    _, _, per_kind = precision_recall(
+        dedup.duplicate_report(upright, dedup.DEFAULT_THRESHOLD, rotations=False), planted
+    )
     assert per_kind["rot90"] == 0 and per_kind["resize"] == 4
 
 
@@ -117,11 +123,27 @@ def test_dedup_command_writes_report_and_picture(hashed, tmp_path, capsys):
     hashes, _ = hashed
     root = tmp_path.parent / hashes.images[0].path.split("/")[-3]
     out = tmp_path / "report.json"
-    assert main(["data", "dedup", str(root / "test"), str(root / "train"), "--out", str(out), "--across-only", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "dedup",
+                str(root / "test"),
+                str(root / "train"),
+                "--out",
+                str(out),
+                "--across-only",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["threshold"] == dedup.DEFAULT_THRESHOLD and report["images"] == 48
     assert len(report["pairs"]) == 15 and {p["kind"] for p in report["pairs"]} == {"across"}
-    assert {p["a_source"] for p in report["pairs"]} == {"test"} and all(p["b"].startswith("train/") for p in report["pairs"])
+    assert {p["a_source"] for p in report["pairs"]} == {"test"} and all(
+        p["b"].startswith("train/") for p in report["pairs"]
+    )
     with Image.open(tmp_path / "report.png") as picture:
         assert picture.size[1] > 12 * 128
     assert main(["data", "dedup", str(root / "test"), "--out", str(out), "--threshold", "65"]) == 2

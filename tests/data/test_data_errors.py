@@ -46,7 +46,9 @@ def test_missing_image_folder(tmp_path):
 def test_undecodable_image(tmp_path):
     root = make_release(tmp_path, "ucm_captions")
     (root / "images" / "4.tif").write_bytes(b"not an image at all")
-    with pytest.raises(CorruptImageError, match=r"1 image file\(s\) cannot be read: .*4\.tif \(UnidentifiedImageError"):
+    with pytest.raises(
+        CorruptImageError, match=r"1 image file\(s\) cannot be read: .*4\.tif \(UnidentifiedImageError"
+    ):
         load_dataset("ucm_captions", data_dir=root)
     assert len(load_dataset("ucm_captions", data_dir=root, image_check="exists")["val"]) == 1
 
@@ -121,7 +123,10 @@ def test_unknown_split_lists_valid_ones(tmp_path):
 def test_precomp_counts_disagree(tmp_path):
     root = make_precomp(tmp_path, "rsitmd")
     write_lines(root / "test_filename.txt", ["airport_3.tif", "boat_4.tif", "boat_4.tif"])
-    with pytest.raises(CaptionCountError, match=r"test_filename\.txt: 3 file names for 10 captions; expected 2 \(one per image\) or 10"):
+    with pytest.raises(
+        CaptionCountError,
+        match=r"test_filename\.txt: 3 file names for 10 captions; expected 2 \(one per image\) or 10",
+    ):
         load_dataset("rsitmd", data_dir=root)
 
 
@@ -129,7 +134,9 @@ def test_precomp_captions_not_a_multiple_of_five(tmp_path):
     root = make_precomp(tmp_path, "rsitmd")
     lines = (root / "train_caps.txt").read_text().split("\n")[:-2]
     write_lines(root / "train_caps.txt", lines)
-    with pytest.raises(CaptionCountError, match=r"train_caps\.txt: 14 caption lines, expected a positive multiple of 5"):
+    with pytest.raises(
+        CaptionCountError, match=r"train_caps\.txt: 14 caption lines, expected a positive multiple of 5"
+    ):
         load_dataset("rsitmd", data_dir=root)
 
 
@@ -151,12 +158,16 @@ def test_precomp_blank_file_name(tmp_path):
 def test_precomp_without_file_names(tmp_path):
     root = make_precomp(tmp_path, "rsitmd")
     os.remove(root / "test_filename.txt")
-    with pytest.raises(DatasetNotFoundError, match=r"test_caps\.txt has no matching file-name list test_filename\.txt"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"test_caps\.txt has no matching file-name list test_filename\.txt"
+    ):
         load_dataset("rsitmd", data_dir=root)
 
 
 def test_empty_and_missing_folders(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match=r"RSITMD: no source in .*; looked for a release JSON \(dataset_RSITMD\.json"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"RSITMD: no source in .*; looked for a release JSON \(dataset_RSITMD\.json"
+    ):
         load_dataset("rsitmd", data_dir=tmp_path)
     with pytest.raises(DatasetNotFoundError, match="is not a folder"):
         load_dataset("rsicd", data_dir=tmp_path / "absent")

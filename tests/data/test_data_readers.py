@@ -18,7 +18,9 @@ DATASET_NAMES = list(STYLES)
 
 
 def _expected_scene(name: str, filename: str) -> str:
-    return {"rsitmd": filename.split("_")[0], "rsicd": filename.split("_")[0] if "_" in filename else "unknown"}.get(name, "unknown")
+    return {"rsitmd": filename.split("_")[0], "rsicd": filename.split("_")[0] if "_" in filename else "unknown"}.get(
+        name, "unknown"
+    )
 
 
 @pytest.mark.parametrize("name", DATASET_NAMES)
@@ -34,7 +36,9 @@ def test_release_layout(tmp_path, name):
         assert ds["image_id"][:] == [all_names.index(n) for n in names]
         assert ds["captions"][:] == [captions_for(n) for n in names]
         assert [ds.features["scene"].int2str(i) for i in ds["scene"][:]] == [_expected_scene(name, n) for n in names]
-        assert ds["keywords"][:] == ([[n.split("_")[0], "water"] for n in names] if name == "rsitmd" else [[] for _ in names])
+        assert ds["keywords"][:] == (
+            [[n.split("_")[0], "water"] for n in names] if name == "rsitmd" else [[] for _ in names]
+        )
         assert ds.features["image_id"].dtype == "int32" and "objects" not in ds.column_names
     first = dsdict[next(iter(splits))][0]
     assert first["image"].size == (16, 16)
@@ -100,7 +104,9 @@ def test_val_fraction_resplit_is_seeded_and_recorded(tmp_path):
     record = split_info(a["val"])["resplit"]
     assert record == {"from": "train", "val_fraction": 0.5, "seed": 3, "train_images": 2, "val_images": 2}
     assert split_info(a["test"])["resplit"] == record and split_info(a["val"])["split"] == "val"
-    seeds = {tuple(load_dataset("rsicd", data_dir=root, val_fraction=0.5, seed=s)["val"]["image_id"][:]) for s in range(8)}
+    seeds = {
+        tuple(load_dataset("rsicd", data_dir=root, val_fraction=0.5, seed=s)["val"]["image_id"][:]) for s in range(8)
+    }
     assert len(seeds) > 1
 
 
@@ -120,7 +126,9 @@ def test_hub_path_loads_a_parquet_folder(tmp_path):
     out = export_parquet(original, tmp_path / "parquet")
     loaded = load_dataset(str(out), cache_dir=tmp_path / "cache", val_fraction=0.5, seed=1)
     assert list(loaded) == ["train", "val", "test"]
-    assert sorted(loaded["train"]["filename"][:] + loaded["val"]["filename"][:]) == sorted(original["train"]["filename"][:])
+    assert sorted(loaded["train"]["filename"][:] + loaded["val"]["filename"][:]) == sorted(
+        original["train"]["filename"][:]
+    )
     with pytest.raises(ValueError, match="apply to the local datasets"):
         load_dataset(str(out), source="precomp")
 

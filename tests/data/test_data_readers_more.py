@@ -34,7 +34,9 @@ def test_nwpu_record_without_a_sentence_is_named(tmp_path):
 def test_rsicap_reads_one_long_caption_per_image_without_splits(tmp_path):
     train = load_dataset("rsicap", data_dir=make_rsicap(tmp_path), split="train")
     assert train["filename"] == ["P0378_0001.png", "P1077_0002.png", "P1140_0085.png"]
-    assert train[0]["captions"] == ["This is an aerial image P0378_0001.png. A long description."]  # text_input dropped
+    assert train[0]["captions"] == [
+        "This is an aerial image P0378_0001.png. A long description."
+    ]  # text_input dropped
     assert train.features["scene"].names == ["unknown"]  # DOTA tile ids are not classes
     assert load_dataset("rsicap", data_dir=tmp_path).keys() == {"train"}
 

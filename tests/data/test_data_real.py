@@ -22,8 +22,11 @@ def test_rsitmd_precomp_sizes_and_blank_captions():
     assert len({b["filename"] for b in report["train"]["blank_caption_files"]}) == 4  # five blank lines each
     assert report["train"]["blank_caption_files"][0] == {"filename": "mountain_2378.tif", "caption_index": 0}
     assert report["test"]["duplicates"] == {
-        "distinct_captions": 2119, "captions_shared_across_images": 6, "texts_shared_across_images": 3,
-        "images_with_shared_text": 2, "max_images_sharing_one_text": 2,
+        "distinct_captions": 2119,
+        "captions_shared_across_images": 6,
+        "texts_shared_across_images": 3,
+        "images_with_shared_text": 2,
+        "max_images_sharing_one_text": 2,
     }
     scenes = report["train"]["scenes"]
     assert len(set(scenes) | set(report["test"]["scenes"])) == 33 and scenes["plane"] == 6
@@ -42,7 +45,10 @@ def test_rsicd_precomp_sizes_unicode_and_duplicates():
     report = dataset_report(dsdict)
     assert report["train"]["duplicates"]["distinct_captions"] == 15097
     assert report["test"]["duplicates"] == {
-        "distinct_captions": 3331, "captions_shared_across_images": 641, "texts_shared_across_images": 150,
-        "images_with_shared_text": 410, "max_images_sharing_one_text": 17,
+        "distinct_captions": 3331,
+        "captions_shared_across_images": 641,
+        "texts_shared_across_images": 150,
+        "images_with_shared_text": 410,
+        "max_images_sharing_one_text": 17,
     }
     assert report["train"]["scenes"]["unknown"] + report["test"]["scenes"]["unknown"] == 921

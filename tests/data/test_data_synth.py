@@ -64,7 +64,9 @@ def test_captions_are_distinct_and_true(tmp_path):
     dsdict = load_dataset("rs_synth", cache_dir=tmp_path, seed=3, image_check="none", **SMALL)
     all_captions = []
     for ds in dsdict.values():
-        for captions, objects, keywords, filename in zip(ds["captions"][:], ds["objects"][:], ds["keywords"][:], ds["filename"][:]):
+        for captions, objects, keywords, filename in zip(
+            ds["captions"][:], ds["objects"][:], ds["keywords"][:], ds["filename"][:]
+        ):
             assert len(set(captions)) == 5, captions
             all_captions += captions
             for obj in objects:
@@ -75,12 +77,18 @@ def test_captions_are_distinct_and_true(tmp_path):
             # caption 0: "<count> <colour> <noun> <verb> <position> of the <scene>."
             words = captions[0].rstrip(".").lower().split()
             count, color = _NUMBERS.index(words[0]), words[1]
-            category = next(c for c in CATEGORIES.values() if " ".join(words[2:]).startswith((c.plural + " ", c.name + " ")))
+            category = next(
+                c for c in CATEGORIES.values() if " ".join(words[2:]).startswith((c.plural + " ", c.name + " "))
+            )
             group = [o for o in counted if o["category"] == category.name and o["color"] == color]
             assert len(group) == count, (filename, captions[0], objects)
             cx = sum(o["bbox"][0] + o["bbox"][2] for o in group) / (2 * count)
             cy = sum(o["bbox"][1] + o["bbox"][3] for o in group) / (2 * count)
-            near = {_POSITIONS[min(int(y * 3), 2)][min(int(x * 3), 2)] for x in (cx - 1e-4, cx + 1e-4) for y in (cy - 1e-4, cy + 1e-4)}
+            near = {
+                _POSITIONS[min(int(y * 3), 2)][min(int(x * 3), 2)]
+                for x in (cx - 1e-4, cx + 1e-4)
+                for y in (cy - 1e-4, cy + 1e-4)
+            }
             assert any(position in captions[0] for position in near), (captions[0], cx, cy)
             # caption 3 states the total per category
             for name in {o["category"] for o in counted}:

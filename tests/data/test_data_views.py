@@ -65,11 +65,17 @@ def test_dataset_report_by_hand(tmp_path):
     report = dataset_report(datasets.DatasetDict({"test": ds}))["test"]
     assert report["images"] == 3 and report["captions"] == 15
     assert report["blank_captions"] == 2
-    assert report["blank_caption_files"] == [{"filename": "boat_0.tif", "caption_index": 3}, {"filename": "port_2.tif", "caption_index": 2}]
+    assert report["blank_caption_files"] == [
+        {"filename": "boat_0.tif", "caption_index": 3},
+        {"filename": "port_2.tif", "caption_index": 2},
+    ]
     # 11 distinct texts; "a" x4 over three images, "b" x2 over two images; the blanks "" and " " differ
     assert report["duplicates"] == {
-        "distinct_captions": 11, "captions_shared_across_images": 6, "texts_shared_across_images": 2,
-        "images_with_shared_text": 3, "max_images_sharing_one_text": 3,
+        "distinct_captions": 11,
+        "captions_shared_across_images": 6,
+        "texts_shared_across_images": 2,
+        "images_with_shared_text": 3,
+        "max_images_sharing_one_text": 3,
     }
     assert report["scenes"] == {"boat": 2, "port": 1}
     # a Hub-style table with only captions (no file names, no scene labels) is reported too
@@ -80,7 +86,10 @@ def test_dataset_report_by_hand(tmp_path):
 
 def test_export_parquet_round_trip(rsitmd, tmp_path):
     out = export_parquet(rsitmd, tmp_path / "parquet")
-    assert sorted(p.name for p in (out / "data").iterdir()) == ["test-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+    ]
     (tmp_path / "rsitmd" / "images" / "boat_0.tif").unlink()  # the export must not depend on the source images
     loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert list(loaded) == ["train", "test"]
@@ -90,12 +99,18 @@ def test_export_parquet_round_trip(rsitmd, tmp_path):
         for column in ("filename", "image_id", "captions", "scene", "keywords"):
             assert b[column][:] == a[column][:]
     image = loaded["train"][0]["image"]
-    original = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)  # fixtures_data.write_image seed 0
+    original = np.random.default_rng(0).integers(
+        0, 256, (16, 16, 3), dtype=np.uint8
+    )  # fixtures_data.write_image seed 0
     assert np.array_equal(np.asarray(image), original)
     readme = (out / "README.md").read_text()
     assert "- split: test\n    path: data/test-*" in readme and "Licence: none stated by the authors" in readme
     # provenance paths are relative to the data dir: nothing of this machine's folders is published
-    assert str(tmp_path) not in readme and '"image_dir": "images"' in readme and '"annotations": "dataset_RSITMD.json"' in readme
+    assert (
+        str(tmp_path) not in readme
+        and '"image_dir": "images"' in readme
+        and '"annotations": "dataset_RSITMD.json"' in readme
+    )
 
 
 def test_save_arrow_round_trip(rsitmd, tmp_path):
@@ -108,7 +123,19 @@ def test_save_arrow_round_trip(rsitmd, tmp_path):
 
 def test_cli_build_and_info(tmp_path, capsys):
     out = tmp_path / "synth-parquet"
-    args = ["data", "build", "rs_synth", "--cache-dir", str(tmp_path / "cache"), "--synth-sizes", "6", "2", "3", "--image-size", "32"]
+    args = [
+        "data",
+        "build",
+        "rs_synth",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--synth-sizes",
+        "6",
+        "2",
+        "3",
+        "--image-size",
+        "32",
+    ]
     assert main([*args, "--out", str(out)]) == 0
     loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))
     assert {s: len(ds) for s, ds in loaded.items()} == {"train": 6, "val": 2, "test": 3}

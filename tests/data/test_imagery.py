@@ -87,7 +87,11 @@ def test_gray_alpha_arrays_drop_alpha_and_transparent_pil_pixels_become_black():
     rgba[..., :3] = (100, 200, 30)
     rgba[:, :4, 3], rgba[:, 4:6, 3], rgba[:, 6:, 3] = 255, 128, 0
     rgb = to_rgb_uint8(Image.fromarray(rgba, "RGBA"))  # a PIL image knows its alpha: composited on black
-    assert rgb[0, 0].tolist() == [100, 200, 30] and rgb[0, 4].tolist() == [50, 100, 15] and rgb[0, 7].tolist() == [0, 0, 0]
+    assert (
+        rgb[0, 0].tolist() == [100, 200, 30]
+        and rgb[0, 4].tolist() == [50, 100, 15]
+        and rgb[0, 7].tolist() == [0, 0, 0]
+    )
     opaque = Image.new("RGBA", (8, 8), (10, 20, 30, 255))
     assert to_rgb_uint8(opaque)[0, 0].tolist() == [10, 20, 30]
 
@@ -125,7 +129,9 @@ def test_images_above_the_pixel_limit_are_downsampled_or_refused(tmp_path, monke
     Image.fromarray(pixels).save(tmp_path / "big.jpg")
     Image.fromarray(pixels).save(tmp_path / "big.png")
     small = read_image(tmp_path / "big.jpg")
-    assert small.shape[0] * small.shape[1] <= 1000 and small.shape[0] / small.shape[1] == pytest.approx(200 / 160, rel=0.1)
+    assert small.shape[0] * small.shape[1] <= 1000 and small.shape[0] / small.shape[1] == pytest.approx(
+        200 / 160, rel=0.1
+    )
     assert Image.MAX_IMAGE_PIXELS == 1000  # restored after the read
     with pytest.raises(ImageTooLargeError, match="big.png is 160 x 200 = 32,000 pixels.*RS_RETRIEVAL_MAX_PIXELS"):
         read_image(tmp_path / "big.png")
@@ -137,7 +143,9 @@ def test_images_above_the_pixel_limit_are_downsampled_or_refused(tmp_path, monke
 def test_lzw_geotiff_is_read_with_rasterio(tmp_path, monkeypatch):
     rasterio = pytest.importorskip("rasterio")
     bands = _ramp(height=16, width=16)[None].repeat(3, axis=0)
-    with rasterio.open(tmp_path / "lzw.tif", "w", driver="GTiff", width=16, height=16, count=3, dtype="uint16", compress="lzw") as out:
+    with rasterio.open(
+        tmp_path / "lzw.tif", "w", driver="GTiff", width=16, height=16, count=3, dtype="uint16", compress="lzw"
+    ) as out:
         out.write(bands)
     np.testing.assert_array_equal(read_image(tmp_path / "lzw.tif"), np.moveaxis(bands, 0, -1))
     monkeypatch.setitem(__import__("sys").modules, "rasterio", None)  # as if the [geo] extra were missing

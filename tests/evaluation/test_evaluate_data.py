@@ -4,8 +4,8 @@ file names the data (name, split, size, fingerprint)."""
 import json
 
 import pytest
-
 from app_fixtures import save_tiny_amfmn
+
 from rs_retrieval.cli import main
 from rs_retrieval.data import load_dataset
 from rs_retrieval.data.report import describe_data
@@ -26,8 +26,23 @@ def run(tmp_path_factory):
 
 def evaluate(run, tmp_path, capsys, *extra) -> tuple[dict, str]:
     out = tmp_path / "metrics.json"
-    argv = ["evaluate", "--model", str(run / "model"), "--dataset", "rs_synth", "--cache-dir", str(tmp_path / "cache"),
-            "--rerank", "none", "--no-progress", "--device", "cpu", "--output", str(out), *extra]
+    argv = [
+        "evaluate",
+        "--model",
+        str(run / "model"),
+        "--dataset",
+        "rs_synth",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--rerank",
+        "none",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--output",
+        str(out),
+        *extra,
+    ]
     assert main(argv) == 0
     return json.loads(out.read_text()), capsys.readouterr().err
 
@@ -51,8 +66,17 @@ def test_a_bare_model_folder_gets_rs_synth_at_its_input_size(run, tmp_path, caps
     from rs_retrieval.cli.evaluate import generated_dataset_options
 
     shutil.copytree(run / "model", tmp_path / "bare" / "model")
-    args = argparse.Namespace(model=str(tmp_path / "bare" / "model"), dataset="rs_synth", data_dir=None, image_size=None, trust_remote_code=False)
+    args = argparse.Namespace(
+        model=str(tmp_path / "bare" / "model"),
+        dataset="rs_synth",
+        data_dir=None,
+        image_size=None,
+        trust_remote_code=False,
+    )
     assert generated_dataset_options(args) == {"seed": 0, "image_size": 64}
-    assert "rs_synth: images generated at 64 px at the model's input size, as training generates it" in capsys.readouterr().err
+    assert (
+        "rs_synth: images generated at 64 px at the model's input size, as training generates it"
+        in capsys.readouterr().err
+    )
     assert main(["evaluate", "--model", str(run / "model"), "--dataset", "rsitmd", "--image-size", "64"]) == 2
     assert "--image-size applies to generated datasets (rs_synth), not to rsitmd" in capsys.readouterr().err

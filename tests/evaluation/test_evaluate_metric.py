@@ -56,7 +56,10 @@ def random_case(seed):
     owner = np.repeat(np.arange(n_img), counts)
     rng.shuffle(owner)
     scores = rng.integers(0, 4, (n_img, len(owner))).astype(np.float64) / 4
-    texts = [f"  A caption {t}" if t % 2 else f"a CAPTION   {t}" for t in rng.integers(0, max(5, len(owner) // 3), len(owner))]
+    texts = [
+        f"  A caption {t}" if t % 2 else f"a CAPTION   {t}"
+        for t in rng.integers(0, max(5, len(owner) // 3), len(owner))
+    ]
     image_keys = [f"img{k}.tif" for k in rng.integers(0, max(2, n_img - 2), n_img)]
     return scores, owner, texts, image_keys
 
@@ -71,14 +74,26 @@ def test_the_script_is_self_contained_with_the_packages_options(script):
     source = (METRIC_DIR / f"{METRIC_NAME}.py").read_text()
     assert not re.search(r"^\s*(from|import) rs_retrieval", source, flags=re.MULTILINE)
     assert tuple(script.PROTOCOLS) == PROTOCOL_NAMES and set(script.TIE_POLICIES) == set(TIE_POLICIES)
-    assert {name: own for name, (_, own) in script.PROTOCOLS.items()} == {name: p.tie_policy for name, p in PROTOCOL_REGISTRY.items()}
+    assert {name: own for name, (_, own) in script.PROTOCOLS.items()} == {
+        name: p.tie_policy for name, p in PROTOCOL_REGISTRY.items()
+    }
     assert script.DEFAULT_TIE_POLICY == DEFAULT_TIE_POLICY and script.DEFAULT_PROTOCOL == DEFAULT_PROTOCOL
-    defaults = {f.__qualname__: inspect.signature(f).parameters["protocol"].default
-                for f in (script.retrieval_ranks, script.retrieval_hits, script.retrieval_metrics, script.RsRetrievalRecall._compute)}
+    defaults = {
+        f.__qualname__: inspect.signature(f).parameters["protocol"].default
+        for f in (
+            script.retrieval_ranks,
+            script.retrieval_hits,
+            script.retrieval_metrics,
+            script.RsRetrievalRecall._compute,
+        )
+    }
     assert defaults == dict.fromkeys(defaults, DEFAULT_PROTOCOL)
     readme = " ".join((METRIC_DIR / "README.md").read_text().split())  # sentences, whatever the line breaks
     own = ", ".join(f"`{p.tie_policy}` for `{name}`" for name, p in PROTOCOL_REGISTRY.items() if p.tie_policy)
-    assert f"None means the protocol's own order: {own} (their code fixes it, and they accept no other), else `{DEFAULT_TIE_POLICY}`." in readme
+    assert (
+        f"None means the protocol's own order: {own} (their code fixes it, and they accept no other), else `{DEFAULT_TIE_POLICY}`."
+        in readme
+    )
     assert f"`skyscript`, default `{DEFAULT_PROTOCOL}`)" in readme and "pip install rs-retrieval" not in readme
     assert all(f"`{name}`" in readme for name in (*PROTOCOL_NAMES, *TIE_POLICIES))
 
@@ -96,9 +111,13 @@ def test_a_tie_policy_the_protocol_does_not_use_is_refused(script):
     scores, owner, texts, image_keys = random_case(0)
     for protocol, tie_policy in [("remoteclip", "numpy"), ("skyscript", "torch_topk"), ("amfmn", "stable")]:
         with pytest.raises(ValueError) as package_error:
-            retrieval_metrics(scores, owner, protocol=protocol, tie_policy=tie_policy, texts=texts, image_keys=image_keys)
+            retrieval_metrics(
+                scores, owner, protocol=protocol, tie_policy=tie_policy, texts=texts, image_keys=image_keys
+            )
         with pytest.raises(ValueError) as script_error:
-            script.retrieval_metrics(scores, owner, protocol=protocol, tie_policy=tie_policy, texts=texts, image_keys=image_keys)
+            script.retrieval_metrics(
+                scores, owner, protocol=protocol, tie_policy=tie_policy, texts=texts, image_keys=image_keys
+            )
         assert str(script_error.value) == str(package_error.value)
 
 
@@ -172,14 +191,17 @@ def test_hand_computed_case(metric):
     assert result["t2i_R@1"] == 0.0 and result["t2i_R@2"] == 100.0 and result["mR"] == 62.5
 
 
-@pytest.mark.parametrize("options", [
-    {},
-    {"tie_policy": "pessimistic"},
-    {"tie_policy": "numpy"},
-    {"protocol": "multi_positive", "texts": True},
-    {"protocol": "dedup_text", "texts": True},
-    {"protocol": "dedup_image", "image_keys": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"tie_policy": "pessimistic"},
+        {"tie_policy": "numpy"},
+        {"protocol": "multi_positive", "texts": True},
+        {"protocol": "dedup_text", "texts": True},
+        {"protocol": "dedup_image", "image_keys": True},
+    ],
+)
 def test_same_numbers_as_retrieval_metrics(metric, options):
     scores, references, text_to_image = scores_with_ties()
     options = dict(options)
@@ -188,7 +210,7 @@ def test_same_numbers_as_retrieval_metrics(metric, options):
     if options.pop("image_keys", False):
         options["image_keys"] = [f"img{i % 5}.tif" for i in range(scores.shape[0])]  # images 5, 6 repeat 0, 1
     for start in range(0, len(scores), 3):  # streamed in batches, as evaluation loops do
-        metric.add_batch(predictions=scores[start:start + 3].tolist(), references=references[start:start + 3])
+        metric.add_batch(predictions=scores[start : start + 3].tolist(), references=references[start : start + 3])
     assert metric.compute(**options) == retrieval_metrics(scores, text_to_image, **options)
 
 

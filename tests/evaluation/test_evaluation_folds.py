@@ -36,10 +36,15 @@ def test_aggregate_folds_mean_and_sample_std():
 
 
 def test_aggregate_folds_per_reranker():
-    folds = [{"none": _fold(10.0, 17.0, 12.0), "galr_mr": _fold(11.0, 18.0, 12.0)}, {"none": _fold(12.0, 19.0, 12.0), "galr_mr": _fold(13.0, 20.0, 12.0)}]
+    folds = [
+        {"none": _fold(10.0, 17.0, 12.0), "galr_mr": _fold(11.0, 18.0, 12.0)},
+        {"none": _fold(12.0, 19.0, 12.0), "galr_mr": _fold(13.0, 20.0, 12.0)},
+    ]
     result = aggregate_folds(folds)
     assert set(result) == {"none", "galr_mr"}
-    assert result["none"]["mean"]["mR"] == pytest.approx(18.0) and result["galr_mr"]["mean"]["mR"] == pytest.approx(19.0)
+    assert result["none"]["mean"]["mR"] == pytest.approx(18.0) and result["galr_mr"]["mean"]["mR"] == pytest.approx(
+        19.0
+    )
     assert result["galr_mr"]["std"]["i2t_R@1"] == pytest.approx(2**0.5)
 
 
@@ -58,8 +63,24 @@ def test_format_table_single_result():
     table = format_table(_fold(10.634, 17.0, 12.0), title="RSITMD test")
     lines = table.splitlines()
     assert lines[0] == "RSITMD test"
-    assert [cell.strip() for cell in lines[1].strip("|").split("|")] == ["i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10", "mR"]
-    assert [cell.strip() for cell in lines[3].strip("|").split("|")] == ["10.63", "20.00", "30.00", "5.00", "15.00", "25.00", "17.00"]
+    assert [cell.strip() for cell in lines[1].strip("|").split("|")] == [
+        "i2t R@1",
+        "i2t R@5",
+        "i2t R@10",
+        "t2i R@1",
+        "t2i R@5",
+        "t2i R@10",
+        "mR",
+    ]
+    assert [cell.strip() for cell in lines[3].strip("|").split("|")] == [
+        "10.63",
+        "20.00",
+        "30.00",
+        "5.00",
+        "15.00",
+        "25.00",
+        "17.00",
+    ]
     assert lines[-1] == "protocol: amfmn, tie_policy: optimistic, queries: 452 images, 2260 texts"
     assert len({len(line) for line in lines[1:4]}) == 1  # aligned columns
 

@@ -14,7 +14,10 @@ def reference_ranks(sim, text_to_image):
     for image in range(sim.shape[0]):
         order = np.argsort(-sim[image], kind="stable")
         i2t.append(np.flatnonzero(np.isin(order, np.flatnonzero(text_to_image == image))).min())
-    t2i = [np.flatnonzero(np.argsort(-sim[:, text], kind="stable") == text_to_image[text])[0] for text in range(sim.shape[1])]
+    t2i = [
+        np.flatnonzero(np.argsort(-sim[:, text], kind="stable") == text_to_image[text])[0]
+        for text in range(sim.shape[1])
+    ]
     return np.array(i2t), np.array(t2i)
 
 
@@ -185,10 +188,18 @@ def test_duplicate_caption_protocols(protocol, tie_policy, i2t, t2i):
 
 def test_dedup_image_merges_images_with_the_same_key():
     # Images 0 and 2 are the same file: one query holding captions 0, 1, 4, 5.
-    ranks = retrieval_ranks(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol="dedup_image", tie_policy="optimistic", image_keys=["x.jpg", "y.jpg", "x.jpg"])
+    ranks = retrieval_ranks(
+        DUP_SIM,
+        DUP_TEXT_TO_IMAGE,
+        protocol="dedup_image",
+        tie_policy="optimistic",
+        image_keys=["x.jpg", "y.jpg", "x.jpg"],
+    )
     assert ranks.i2t.tolist() == [0, 2]
     assert ranks.t2i.tolist() == [0, 1, 0, 1, 1, 0]  # ranked among images 0 and 1 only
-    metrics = retrieval_metrics(DUP_SIM, DUP_TEXT_TO_IMAGE, protocol="dedup_image", image_keys=["x.jpg", "y.jpg", "x.jpg"])
+    metrics = retrieval_metrics(
+        DUP_SIM, DUP_TEXT_TO_IMAGE, protocol="dedup_image", image_keys=["x.jpg", "y.jpg", "x.jpg"]
+    )
     assert metrics["i2t_queries"] == 2 and metrics["t2i_queries"] == 6 and metrics["protocol"] == "dedup_image"
 
 
@@ -197,7 +208,16 @@ def test_text_protocols_on_random_matrix_with_duplicates_match_brute_force():
     text_to_image = np.repeat(np.arange(25), 5)
     texts = [f"caption {rng.integers(0, 60)}" for _ in text_to_image]
     sim = rng.standard_normal((25, 125))
-    positive = np.array([[normalize_caption(texts[j]) in {normalize_caption(texts[t]) for t in np.flatnonzero(text_to_image == i)} for j in range(125)] for i in range(25)])
+    positive = np.array(
+        [
+            [
+                normalize_caption(texts[j])
+                in {normalize_caption(texts[t]) for t in np.flatnonzero(text_to_image == i)}
+                for j in range(125)
+            ]
+            for i in range(25)
+        ]
+    )
     i2t = [np.count_nonzero(sim[i][~positive[i]] > sim[i][positive[i]].max()) for i in range(25)]
     t2i = [np.count_nonzero(sim[:, j][~positive[:, j]] > sim[:, j][positive[:, j]].max()) for j in range(125)]
     ranks = retrieval_ranks(sim, text_to_image, protocol="multi_positive", texts=texts, chunk_size=4)
@@ -205,7 +225,10 @@ def test_text_protocols_on_random_matrix_with_duplicates_match_brute_force():
     unique = sorted({normalize_caption(t): j for j, t in reversed(list(enumerate(texts)))}.values())
     dedup = retrieval_ranks(sim, text_to_image, protocol="dedup_text", texts=texts)
     assert dedup.t2i.tolist() == [t2i[j] for j in unique]
-    assert dedup.i2t.tolist() == [np.count_nonzero(sim[i, unique][~positive[i, unique]] > sim[i, unique][positive[i, unique]].max()) for i in range(25)]
+    assert dedup.i2t.tolist() == [
+        np.count_nonzero(sim[i, unique][~positive[i, unique]] > sim[i, unique][positive[i, unique]].max())
+        for i in range(25)
+    ]
 
 
 def test_separate_t2i_matrix_ranks_images():
@@ -213,8 +236,12 @@ def test_separate_t2i_matrix_ranks_images():
     other, _ = _random_case([5] * 20, seed=9)
     got = retrieval_metrics(sim, text_to_image, t2i_sim=other, chunk_size=3)
     on_sim, on_other = reference_metrics(sim, text_to_image), reference_metrics(other, text_to_image)
-    assert got["i2t_R@5"] == pytest.approx(on_sim["i2t_R@5"]) and got["i2t_meanr"] == pytest.approx(on_sim["i2t_meanr"])
-    assert got["t2i_R@5"] == pytest.approx(on_other["t2i_R@5"]) and got["t2i_meanr"] == pytest.approx(on_other["t2i_meanr"])
+    assert got["i2t_R@5"] == pytest.approx(on_sim["i2t_R@5"]) and got["i2t_meanr"] == pytest.approx(
+        on_sim["i2t_meanr"]
+    )
+    assert got["t2i_R@5"] == pytest.approx(on_other["t2i_R@5"]) and got["t2i_meanr"] == pytest.approx(
+        on_other["t2i_meanr"]
+    )
 
 
 def test_memmap_and_transposed_inputs_are_read_in_place(tmp_path):
@@ -270,7 +297,9 @@ def test_default_is_the_reference_argsort_order_and_mr_sums_in_its_order():
     text_to_image = np.arange(60) // 5
     ranks = retrieval_ranks(sim, text_to_image, chunk_size=5)
     expected_i2t = [min(np.flatnonzero(np.argsort(sim[i].astype(np.float64))[::-1] // 5 == i)) for i in range(12)]
-    expected_t2i = [int(np.flatnonzero(np.argsort(sim[:, j].astype(np.float64))[::-1] == j // 5)[0]) for j in range(60)]
+    expected_t2i = [
+        int(np.flatnonzero(np.argsort(sim[:, j].astype(np.float64))[::-1] == j // 5)[0]) for j in range(60)
+    ]
     assert ranks.i2t.tolist() == expected_i2t and ranks.t2i.tolist() == expected_t2i
     assert retrieval_metrics(sim, text_to_image)["tie_policy"] == "numpy"
     # Recalls whose sum depends on the order: the reference adds t2i then i2t, (r1t + r5t + r10t + r1i + r5i + r10i) / 6.

@@ -48,13 +48,19 @@ def remoteclip_reference(sim: torch.Tensor, text_to_image, keys, batch_size: int
         return nb_true_positive / nb_positive
 
     def batchify(func, X, Y, batch_size, *args, **kwargs):
-        return torch.cat([func(X[s : s + batch_size], Y[s : s + batch_size], *args, **kwargs) for s in range(0, len(X), batch_size)])
+        return torch.cat(
+            [func(X[s : s + batch_size], Y[s : s + batch_size], *args, **kwargs) for s in range(0, len(X), batch_size)]
+        )
 
     metrics = {}
     for k in ks:
-        metrics[f"i2t_R@{k}"] = (batchify(recall_at_k, scores.T, positive_pairs.T, batch_size, k=k) > 0).float().mean().item() * 100
+        metrics[f"i2t_R@{k}"] = (
+            batchify(recall_at_k, scores.T, positive_pairs.T, batch_size, k=k) > 0
+        ).float().mean().item() * 100
     for k in ks:
-        metrics[f"t2i_R@{k}"] = (batchify(recall_at_k, scores, positive_pairs, batch_size, k=k) > 0).float().mean().item() * 100
+        metrics[f"t2i_R@{k}"] = (
+            batchify(recall_at_k, scores, positive_pairs, batch_size, k=k) > 0
+        ).float().mean().item() * 100
     metrics["mR"] = np.mean(list(metrics.values()))
     return metrics
 
@@ -84,7 +90,10 @@ def skyscript_reference(sim: torch.Tensor, text_to_image, keys, texts, ks=(1, 5,
         ranking = torch.argsort(logits, descending=True).cpu().numpy()
         for k in ks:
             res[f"i2t_R@{k}"] = res.get(f"i2t_R@{k}", 0) + bool(set(ranking[:k]) & img_path2text[all_image_paths[i]])
-    return {key: 100 * value / (len(all_texts) if key.startswith("t2i") else len(all_image_paths)) for key, value in res.items()}
+    return {
+        key: 100 * value / (len(all_texts) if key.startswith("t2i") else len(all_image_paths))
+        for key, value in res.items()
+    }
 
 
 def tie_heavy_case(seed: int, n_img: int = 12, per_image: int = 3):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from rs_retrieval.evaluation.metrics import retrieval_metrics
 from rs_retrieval.evaluation.choices import RERANKER_NAMES
+from rs_retrieval.evaluation.metrics import retrieval_metrics
 from rs_retrieval.evaluation.rerank import RERANKERS, apply_rerank, galr_multivariate_rerank, smr_rerank
 
 
@@ -54,7 +54,9 @@ def test_galr_mr_keeps_top_k_structure_and_defaults():
     assert all(set(np.flatnonzero(scores.i2t[i].numpy())) == set(top10[i]) for i in range(12))
     small = galr_multivariate_rerank(_tie_free((4, 20), seed=2))  # fewer images than K: all re-ranked
     assert (small.t2i > 0).all()
-    np.testing.assert_allclose(small.t2i.numpy(), galr_reference_i2t(_tie_free((4, 20), seed=2).T, 4, 0.3, 1.1).T, atol=2e-7)
+    np.testing.assert_allclose(
+        small.t2i.numpy(), galr_reference_i2t(_tie_free((4, 20), seed=2).T, 4, 0.3, 1.1).T, atol=2e-7
+    )
 
 
 def test_galr_mr_rejects_zero_saliency_denominator():
@@ -98,9 +100,14 @@ def test_smr_top_k_reorders_only_the_top_candidates():
     got = smr_rerank(sim, tau=0.1, top_k=7)
     full_i2t, full_t2i = smr_reference(sim, 0.1)
     for i in range(20):
-        assert np.argsort(-got.i2t[i].numpy(), kind="stable").tolist() == reference_order(sim[i], full_i2t[i], 7).tolist()
+        assert (
+            np.argsort(-got.i2t[i].numpy(), kind="stable").tolist() == reference_order(sim[i], full_i2t[i], 7).tolist()
+        )
     for j in range(100):
-        assert np.argsort(-got.t2i[:, j].numpy(), kind="stable").tolist() == reference_order(sim[:, j], full_t2i[:, j], 7).tolist()
+        assert (
+            np.argsort(-got.t2i[:, j].numpy(), kind="stable").tolist()
+            == reference_order(sim[:, j], full_t2i[:, j], 7).tolist()
+        )
     unrestricted = smr_rerank(sim, tau=0.1, top_k=1000)  # k beyond the candidates = plain SMR order
     assert (np.argsort(-unrestricted.i2t.numpy(), axis=1) == np.argsort(-full_i2t, axis=1)).all()
 
@@ -124,7 +131,9 @@ def test_registry_and_errors():
 
 
 def test_smr_top_k_breaks_boundary_ties_by_index():
-    sim = torch.tensor([[0.5, 0.9, 0.5, 0.5, 0.1], [0.2, 0.3, 0.4, 0.6, 0.7], [0.1, 0.1, 0.1, 0.9, 0.8]], dtype=torch.float64)
+    sim = torch.tensor(
+        [[0.5, 0.9, 0.5, 0.5, 0.1], [0.2, 0.3, 0.4, 0.6, 0.7], [0.1, 0.1, 0.1, 0.9, 0.8]], dtype=torch.float64
+    )
     i2t = smr_rerank(sim, tau=0.1, top_k=2).i2t
     # Image 0: 0.9 and the first of the three tied 0.5 are the candidates; the rest keep their scores.
     assert i2t[0, :2].min() > i2t[0, 2:].max()

@@ -8,14 +8,16 @@ import json
 
 import pytest
 import yaml
+from hub_server import validate_card_yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from hub_server import validate_card_yaml
 from rs_retrieval.cards import render_model_card
 
 
 def recalls(base):
-    values = {key: base + i for i, key in enumerate(("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"))}
+    values = {
+        key: base + i for i, key in enumerate(("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"))
+    }
     return {**values, "mR": sum(values.values()) / 6, "i2t_queries": 4, "t2i_queries": 20}
 
 
@@ -40,10 +42,15 @@ def check_card(text):
     return meta
 
 
-@pytest.mark.parametrize("method, pipeline_tag", [
-    ("amfmn", "zero-shot-image-classification"), ("galr", "feature-extraction"),
-    ("msa", "zero-shot-image-classification"), ("cmpagl", "zero-shot-image-classification"),
-])
+@pytest.mark.parametrize(
+    "method, pipeline_tag",
+    [
+        ("amfmn", "zero-shot-image-classification"),
+        ("galr", "feature-extraction"),
+        ("msa", "zero-shot-image-classification"),
+        ("cmpagl", "zero-shot-image-classification"),
+    ],
+)
 def test_method_cards_carry_pipeline_tag_datasets_and_metrics(tmp_path, method, pipeline_tag):
     meta = check_card(render_model_card(run_folder(tmp_path, method), repo_id=f"org/{method}-rsitmd"))
     assert meta["pipeline_tag"] == pipeline_tag and meta["datasets"] == ["rsitmd"] and meta["metrics"] == ["recall"]
@@ -55,7 +62,11 @@ def test_method_cards_carry_pipeline_tag_datasets_and_metrics(tmp_path, method, 
 
 def test_clip_run_card_indexes_the_published_test_metrics(tmp_path):
     meta = check_card(render_model_card(run_folder(tmp_path, "clip"), repo_id="org/clip-rsitmd", license="mit"))
-    assert meta["pipeline_tag"] == "zero-shot-image-classification" and meta["datasets"] == ["rsitmd"] and meta["metrics"] == ["recall"]
+    assert (
+        meta["pipeline_tag"] == "zero-shot-image-classification"
+        and meta["datasets"] == ["rsitmd"]
+        and meta["metrics"] == ["recall"]
+    )
     assert meta["license"] == "mit"
     test = next(r for r in meta["model-index"][0]["results"] if r["dataset"]["split"] == "test")
     assert {m["type"]: m["value"] for m in test["metrics"]}["t2i_R@10"] == 35.0

@@ -10,12 +10,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from hub_server import FakeHub, client_env, run_client, validate_card_yaml
 from huggingface_hub import DatasetCard
 from PIL import Image
 
-from hub_server import FakeHub, client_env, run_client, validate_card_yaml
-from rs_retrieval.data.export import export_parquet, read_export_card
 from rs_retrieval.cards import render_dataset_card
+from rs_retrieval.data.export import export_parquet, read_export_card
 
 LOAD = """
 import hashlib, json
@@ -38,7 +38,26 @@ def export(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("export")
     out = root / "rs_synth_parquet"
-    assert main(["data", "build", "rs_synth", "--synth-sizes", "6", "2", "3", "--image-size", "32", "--cache-dir", str(root / "cache"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "build",
+                "rs_synth",
+                "--synth-sizes",
+                "6",
+                "2",
+                "3",
+                "--image-size",
+                "32",
+                "--cache-dir",
+                str(root / "cache"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -47,7 +66,13 @@ def local_rows(folder):
     for file in sorted((folder / "data").glob("*.parquet")):
         table = pq.read_table(file, columns=["filename", "captions", "image"]).to_pylist()
         rows[file.name.split("-")[0]] = [
-            [r["filename"], r["captions"], hashlib.sha1(np.asarray(Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB")).tobytes()).hexdigest()]
+            [
+                r["filename"],
+                r["captions"],
+                hashlib.sha1(
+                    np.asarray(Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB")).tobytes()
+                ).hexdigest(),
+            ]
             for r in table
         ]
     return rows
@@ -66,29 +91,49 @@ def test_card_of_an_export_keeps_its_name_licence_and_citation(export):
 
 def test_a_users_export_licence_and_citation_reach_the_card(tmp_path):
     def dataset(license):
-        info = datasets.DatasetInfo(description=json.dumps({"dataset": "harbours", "title": "Harbour scenes"}), license=license, citation="A. Doe et al., 2025")
-        return datasets.DatasetDict(test=datasets.Dataset.from_dict({"filename": ["a.png"], "captions": [["a harbour"]]}, info=info))
+        info = datasets.DatasetInfo(
+            description=json.dumps({"dataset": "harbours", "title": "Harbour scenes"}),
+            license=license,
+            citation="A. Doe et al., 2025",
+        )
+        return datasets.DatasetDict(
+            test=datasets.Dataset.from_dict({"filename": ["a.png"], "captions": [["a harbour"]]}, info=info)
+        )
 
     named = export_parquet(dataset("CC-BY-4.0 (as released by the authors)"), tmp_path / "a")
     assert read_export_card(named).license == "CC-BY-4.0 (as released by the authors)"
     text = render_dataset_card(named)
     meta = front_matter(text)
     assert (meta["license"], meta["pretty_name"]) == ("cc-by-4.0", "Harbour scenes") and "license_name" not in meta
-    assert "As recorded by the export: CC-BY-4.0 (as released by the authors)." in text and "## Citation\n\nA. Doe et al., 2025\n" in text
+    assert (
+        "As recorded by the export: CC-BY-4.0 (as released by the authors)." in text
+        and "## Citation\n\nA. Doe et al., 2025\n" in text
+    )
     worded = render_dataset_card(export_parquet(dataset("research use only, ask the authors"), tmp_path / "b"))
-    assert (front_matter(worded)["license"], front_matter(worded)["license_name"]) == ("other", "research-use-only-ask-the-authors")
+    assert (front_matter(worded)["license"], front_matter(worded)["license_name"]) == (
+        "other",
+        "research-use-only-ask-the-authors",
+    )
     assert validate_card_yaml(worded) == [] and validate_card_yaml(text) == []
     unstated = render_dataset_card(export_parquet(dataset(""), tmp_path / "c"))
-    assert front_matter(unstated)["license"] == "unknown" and "Not recorded: check with the data's authors." in unstated
+    assert (
+        front_matter(unstated)["license"] == "unknown" and "Not recorded: check with the data's authors." in unstated
+    )
 
 
 def test_export_pushed_without_a_name_loads_without_rs_retrieval(export, tmp_path):
     with FakeHub() as hub:
         env = client_env(hub.endpoint, tmp_path / "hf")
-        pushed = run_client(f"from rs_retrieval.cli import main\nraise SystemExit(main(['push', {str(export)!r}, 'org/rs-synth']))", env)
+        pushed = run_client(
+            f"from rs_retrieval.cli import main\nraise SystemExit(main(['push', {str(export)!r}, 'org/rs-synth']))",
+            env,
+        )
         assert pushed.returncode == 0, pushed.stderr[-3000:]
         card = hub.file_bytes("org/rs-synth", "README.md", repo_type="dataset").decode()
-        assert front_matter(card)["license"] == "apache-2.0" and front_matter(card)["pretty_name"] == "rs_synth (synthetic aerial scenes)"
+        assert (
+            front_matter(card)["license"] == "apache-2.0"
+            and front_matter(card)["pretty_name"] == "rs_synth (synthetic aerial scenes)"
+        )
         assert 'load_dataset("org/rs-synth")' in card and "generated by rs_retrieval" in card
         loaded = run_client(LOAD, {k: v for k, v in env.items() if k != "PYTHONPATH"}, block=("rs_retrieval",))
     assert loaded.returncode == 0, loaded.stderr[-3000:]

@@ -43,7 +43,9 @@ with torch.no_grad():
 def test_model_push_to_hub_equals_cli_push_and_processor_push_keeps_the_model(tmp_path):
     with FakeHub() as hub:
         env = client_env(hub.endpoint, tmp_path / "hf")
-        result = run_client(PUSH_BOTH_WAYS.format(tests=str(Path(__file__).parents[1]), folder=str(tmp_path / "saved")), env)
+        result = run_client(
+            PUSH_BOTH_WAYS.format(tests=str(Path(__file__).parents[1]), folder=str(tmp_path / "saved")), env
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         method, cli = hub.repo("via-method/amfmn-tiny").resolve("main"), hub.repo("via-cli/amfmn-tiny").resolve("main")
         assert len(hub.requests_to("POST", "/api/models/via-method/amfmn-tiny/commit/")) == 1
@@ -60,12 +62,22 @@ def test_model_push_to_hub_equals_cli_push_and_processor_push_keeps_the_model(tm
         assert len(hub.requests_to("POST", "/api/models/split/amfmn-tiny/commit/")) == 2
         # the processor commit added its files (code: its own one-file bundle) and kept the model's
         assert set(split.files) == set(method.files) | {"processing_amfmn.py"}
-        assert hub.file_bytes("split/amfmn-tiny", "model.safetensors") == hub.file_bytes("via-method/amfmn-tiny", "model.safetensors")
+        assert hub.file_bytes("split/amfmn-tiny", "model.safetensors") == hub.file_bytes(
+            "via-method/amfmn-tiny", "model.safetensors"
+        )
         auto_map = json.loads(hub.file_bytes("via-method/amfmn-tiny", "config.json"))["auto_map"]
-        assert auto_map["AutoModelForZeroShotImageClassification"] == auto_map["AutoModel"] == "modeling_amfmn.AMFMNModel"
+        assert (
+            auto_map["AutoModelForZeroShotImageClassification"] == auto_map["AutoModel"] == "modeling_amfmn.AMFMNModel"
+        )
         assert b'"AutoProcessor"' in hub.file_bytes("split/amfmn-tiny", "processor_config.json")
-        loaded = run_client(LOAD_REMOTE.format(out=str(tmp_path / "resaved")), client_env(hub.endpoint, tmp_path / "hf_load"), block=("rs_retrieval",))
+        loaded = run_client(
+            LOAD_REMOTE.format(out=str(tmp_path / "resaved")),
+            client_env(hub.endpoint, tmp_path / "hf_load"),
+            block=("rs_retrieval",),
+        )
     assert loaded.returncode == 0, loaded.stderr[-4000:]
-    assert loaded.stderr.count("A new version of the following files was downloaded") == 1  # one file to review, not one per module
+    assert (
+        loaded.stderr.count("A new version of the following files was downloaded") == 1
+    )  # one file to review, not one per module
     assert "- modeling_amfmn.py\n." in loaded.stderr
     assert loaded.stdout.split() == ["True", "True"]

@@ -5,12 +5,11 @@ import json
 import os
 
 import torch
-
 from hub_server import run_client
-from rs_retrieval.hub.publish import stage_model
-from rs_retrieval.hub.remote_code import bundle
 from tiny_methods import images, tiny_methods
 
+from rs_retrieval.hub.publish import stage_model
+from rs_retrieval.hub.remote_code import bundle
 
 LOAD_ALL = """
 import json, torch
@@ -38,18 +37,27 @@ def test_real_methods_load_without_the_package_with_identical_outputs(tmp_path):
         model.save_pretrained(tmp_path / name)
         processor.save_pretrained(tmp_path / name)
         auto_map = bundle(tmp_path / name, model, processor)
-        assert auto_map["AutoModel"].startswith("modeling_") and ("AutoTokenizer" in auto_map) == (name in ("amfmn", "galr"))
+        assert auto_map["AutoModel"].startswith("modeling_") and ("AutoTokenizer" in auto_map) == (
+            name in ("amfmn", "galr")
+        )
         (tmp_path / name / "case.json").write_text(json.dumps({"texts": texts, "extra": extra}))
         batch = processor(images=images(processor.image_processor.size), text=texts, **extra)
         with torch.no_grad():
             references[name] = (dict(batch), model(**batch).logits_per_image)
-    result = run_client(LOAD_ALL.format(root=str(tmp_path), names=list(references)), {**os.environ, "HF_HOME": str(tmp_path / "hf")},
-                        block=("rs_retrieval",))
+    result = run_client(
+        LOAD_ALL.format(root=str(tmp_path), names=list(references)),
+        {**os.environ, "HF_HOME": str(tmp_path / "hf")},
+        block=("rs_retrieval",),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     for name, (batch, logits) in references.items():
         loaded = torch.load(tmp_path / name / "loaded.pt", weights_only=True)
-        assert loaded["modules"][0].startswith("transformers_modules.") and loaded["modules"][1].startswith("transformers_modules.")
-        assert loaded["modules"][2].startswith("transformers_modules." if name in ("amfmn", "galr") else "transformers.models.bert")
+        assert loaded["modules"][0].startswith("transformers_modules.") and loaded["modules"][1].startswith(
+            "transformers_modules."
+        )
+        assert loaded["modules"][2].startswith(
+            "transformers_modules." if name in ("amfmn", "galr") else "transformers.models.bert"
+        )
         for key, value in batch.items():
             assert torch.equal(loaded["batch"][key], value), (name, key)
         assert torch.equal(loaded["logits"], logits), name
@@ -62,15 +70,36 @@ def test_stage_model_collects_run_files_regenerates_code_and_card(tmp_path):
     processor.save_pretrained(run / "model")
     (run / "model" / "stale_code.py").write_text("raise RuntimeError('old bundle')\n")
     (run / "model" / "README.md").write_text("old card")
-    (run / "metrics.json").write_text(json.dumps({"validation": {"i2t_R@1": 1.0, "i2t_R@5": 2.0, "i2t_R@10": 3.0, "t2i_R@1": 1.0,
-                                                                 "t2i_R@5": 2.0, "t2i_R@10": 3.0, "mR": 2.0}}))
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "validation": {
+                    "i2t_R@1": 1.0,
+                    "i2t_R@5": 2.0,
+                    "i2t_R@10": 3.0,
+                    "t2i_R@1": 1.0,
+                    "t2i_R@5": 2.0,
+                    "t2i_R@10": 3.0,
+                    "mR": 2.0,
+                }
+            }
+        )
+    )
     (run / "training_curves.png").write_bytes(b"png")
     (run / "checkpoints" / "step_10").mkdir(parents=True)
     (run / "checkpoints" / "step_10" / "optimizer.bin").write_bytes(b"state")
     staging = stage_model(run, tmp_path / "staging", dataset_name="rsicd", repo_id="org/amfmn-rsicd")
     files = {p.name for p in staging.iterdir()}
-    assert {"config.json", "model.safetensors", "processor_config.json", "vocab.json", "metrics.json", "training_curves.png",
-            "README.md", "modeling_amfmn.py"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "vocab.json",
+        "metrics.json",
+        "training_curves.png",
+        "README.md",
+        "modeling_amfmn.py",
+    } <= files
     assert [name for name in files if name.endswith(".py")] == ["modeling_amfmn.py"]  # one remote-code file
     assert "stale_code.py" not in files and "checkpoints" not in files and "optimizer.bin" not in files
     card = (staging / "README.md").read_text()

@@ -8,9 +8,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from hub_server import import_tiny_package, make_tiny_model
-from rs_retrieval.hub.remote_code import BundleError, SourceModule, _Collector, _flat_names, _locate, bundle, read_bundle
+
+from rs_retrieval.hub.remote_code import (
+    BundleError,
+    SourceModule,
+    _Collector,
+    _flat_names,
+    _locate,
+    bundle,
+    read_bundle,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +45,29 @@ def test_bundle_is_one_file_holding_the_import_closure_under_unique_flat_names(s
     # and the multispectral scalings), the model/processor pairing check, and the tokenizer families
     # (the shared interface and WordPiece; AMFMN/GaLR's word tokenizer lives in models/amfmn_family).
     assert sorted(sources) == [
-        "base", "configuration_tiny", "errors", "imagery", "layers_utils", "modeling_tiny", "models_utils",
-        "multispectral", "outputs", "pairing", "processing", "processing_tiny", "push_to_hub", "runtime", "tokenizer_families", "towers",
+        "base",
+        "configuration_tiny",
+        "errors",
+        "imagery",
+        "layers_utils",
+        "modeling_tiny",
+        "models_utils",
+        "multispectral",
+        "outputs",
+        "pairing",
+        "processing",
+        "processing_tiny",
+        "push_to_hub",
+        "runtime",
+        "tokenizer_families",
+        "towers",
     ]
-    assert exports == {"TinyHubConfig": "configuration_tiny", "TinyHubModel": "modeling_tiny",
-                       "TinyHubProcessor": "processing_tiny", "RSImageProcessor": "processing"}
+    assert exports == {
+        "TinyHubConfig": "configuration_tiny",
+        "TinyHubModel": "modeling_tiny",
+        "TinyHubProcessor": "processing_tiny",
+        "RSImageProcessor": "processing",
+    }
     assert auto_map == {
         "AutoConfig": "modeling_tiny.TinyHubConfig",
         "AutoModel": "modeling_tiny.TinyHubModel",
@@ -102,9 +128,11 @@ def test_bundle_imports_in_a_fresh_package_and_rehomes_the_exported_classes(save
         assert model_class.__module__ == "remote_pkg.modeling_tiny"  # save_pretrained copies this one file
         assert sys.modules["remote_pkg.modeling_tiny_modules.base"].RetrievalPreTrainedModel in model_class.__mro__
         with pytest.raises(AttributeError, match="no attribute 'Missing'"):
-            module.Missing
+            module.Missing  # noqa: B018  (the attribute access is what raises)
     finally:
-        sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "package", None) != "remote_pkg.modeling_tiny_modules"]
+        sys.meta_path[:] = [
+            f for f in sys.meta_path if getattr(f, "package", None) != "remote_pkg.modeling_tiny_modules"
+        ]
         for name in [n for n in sys.modules if n.startswith("remote_pkg")]:
             del sys.modules[name]
 
@@ -146,7 +174,9 @@ def _write(root, files):
     ],
 )
 def test_unbundlable_imports_raise_with_file_and_line(tmp_path, monkeypatch, source, message):
-    _write(tmp_path, {"badpkg/__init__.py": "", "badpkg/helpers.py": "x = 1\n", "badpkg/mod.py": "import os\n" + source})
+    _write(
+        tmp_path, {"badpkg/__init__.py": "", "badpkg/helpers.py": "x = 1\n", "badpkg/mod.py": "import os\n" + source}
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(BundleError, match=message) as info:
         _Collector({"badpkg"}).add(_locate("badpkg.mod"))
@@ -155,6 +185,11 @@ def test_unbundlable_imports_raise_with_file_and_line(tmp_path, monkeypatch, sou
 
 def test_flat_names_grow_only_for_clashing_modules():
     modules = [SourceModule(n, Path("/x.py")) for n in ("a.x.utils", "b.x.utils", "a.y.utils", "a.core")]
-    assert _flat_names(modules) == {"a.x.utils": "a_x_utils", "b.x.utils": "b_x_utils", "a.y.utils": "y_utils", "a.core": "core"}
+    assert _flat_names(modules) == {
+        "a.x.utils": "a_x_utils",
+        "b.x.utils": "b_x_utils",
+        "a.y.utils": "y_utils",
+        "a.core": "core",
+    }
     with pytest.raises(BundleError, match="distinct flat module names"):
         _flat_names([SourceModule(n, Path("/x.py")) for n in ("a_b.c", "a.b.c", "q.b.c")])

@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from hub_server import FakeHub, git_blob_oid, validate_card_yaml
 
 WEIGHTS = bytes(range(256)) * 40  # binary: goes through LFS
@@ -37,7 +36,12 @@ def hub():
 
 def upload_lfs(hub, data):
     oid = hashlib.sha256(data).hexdigest()
-    status, _, body = call(hub, "POST", "/org/x.git/info/lfs/objects/batch", {"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]})
+    status, _, body = call(
+        hub,
+        "POST",
+        "/org/x.git/info/lfs/objects/batch",
+        {"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]},
+    )
     assert status == 200
     action = json.loads(body)["objects"][0]["actions"]["upload"]
     assert call(hub, "PUT", action["href"].removeprefix(hub.endpoint), data)[0] == 200
@@ -46,7 +50,13 @@ def upload_lfs(hub, data):
 
 def commit(hub, *ops, parent=None):
     header = {"summary": "test", "description": ""} | ({"parentCommit": parent} if parent else {})
-    return call(hub, "POST", "/api/models/org/x/commit/main", ndjson({"key": "header", "value": header}, *ops), {"Content-Type": "application/x-ndjson"})
+    return call(
+        hub,
+        "POST",
+        "/api/models/org/x/commit/main",
+        ndjson({"key": "header", "value": header}, *ops),
+        {"Content-Type": "application/x-ndjson"},
+    )
 
 
 def test_create_twice_conflicts_and_unknown_repo_is_repo_not_found(hub):
@@ -70,35 +80,57 @@ def test_commit_then_resolve_tree_and_paths_info(hub):
     oid = upload_lfs(hub, WEIGHTS)
     status, _, body = commit(
         hub,
-        {"key": "file", "value": {"path": "config.json", "content": base64.b64encode(b'{"a": 1}').decode(), "encoding": "base64"}},
-        {"key": "lfsFile", "value": {"path": "sub/model.safetensors", "algo": "sha256", "oid": oid, "size": len(WEIGHTS)}},
+        {
+            "key": "file",
+            "value": {"path": "config.json", "content": base64.b64encode(b'{"a": 1}').decode(), "encoding": "base64"},
+        },
+        {
+            "key": "lfsFile",
+            "value": {"path": "sub/model.safetensors", "algo": "sha256", "oid": oid, "size": len(WEIGHTS)},
+        },
     )
     assert status == 200
     head = json.loads(body)["commitOid"]
     assert hub.branch_head("org/x") == head
 
-    status, headers, data = call(hub, "GET", "/org/x/resolve/main/sub/model.safetensors", headers={"Range": "bytes=10-19"})
+    status, headers, data = call(
+        hub, "GET", "/org/x/resolve/main/sub/model.safetensors", headers={"Range": "bytes=10-19"}
+    )
     assert (status, data) == (206, WEIGHTS[10:20])
     assert headers["Content-Range"] == f"bytes 10-19/{len(WEIGHTS)}" and headers["X-Repo-Commit"] == head
     assert headers["ETag"] == f'"{oid}"'
     status, headers, data = call(hub, "HEAD", f"/org/x/resolve/{head}/config.json")
     assert status == 200 and data == b"" and headers["Content-Length"] == "8"
-    assert headers["ETag"] == '"%s"' % git_blob_oid(b'{"a": 1}')
+    etag = git_blob_oid(b'{"a": 1}')
+    assert headers["ETag"] == f'"{etag}"'
 
     status, _, body = call(hub, "GET", "/api/models/org/x/tree/main")
-    assert [(e["type"], e["path"]) for e in json.loads(body)] == [("file", ".gitattributes"), ("file", "config.json"), ("directory", "sub")]
+    assert [(e["type"], e["path"]) for e in json.loads(body)] == [
+        ("file", ".gitattributes"),
+        ("file", "config.json"),
+        ("directory", "sub"),
+    ]
     status, _, body = call(hub, "GET", "/api/models/org/x/tree/main/sub?recursive=true")
     (entry,) = json.loads(body)
     assert entry["lfs"] == {"oid": oid, "size": len(WEIGHTS), "pointerSize": entry["lfs"]["pointerSize"]}
-    status, _, body = call(hub, "POST", "/api/models/org/x/paths-info/main", b"paths=sub&paths=nope&paths=config.json&expand=True",
-                           {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, body = call(
+        hub,
+        "POST",
+        "/api/models/org/x/paths-info/main",
+        b"paths=sub&paths=nope&paths=config.json&expand=True",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
     infos = json.loads(body)
     assert [(e["type"], e["path"]) for e in infos] == [("directory", "sub"), ("file", "config.json")]
     assert infos[1]["lastCommit"]["id"] == head
 
     status, _, body = call(hub, "GET", "/api/models/org/x/revision/main?blobs=true")
     info = json.loads(body)
-    assert info["sha"] == head and {s["rfilename"] for s in info["siblings"]} == {".gitattributes", "config.json", "sub/model.safetensors"}
+    assert info["sha"] == head and {s["rfilename"] for s in info["siblings"]} == {
+        ".gitattributes",
+        "config.json",
+        "sub/model.safetensors",
+    }
 
 
 def test_errors_carry_hub_error_codes(hub):
@@ -113,7 +145,10 @@ def test_commit_naming_a_missing_lfs_object_changes_nothing(hub):
     before = hub.branch_head("org/x")
     status, _, body = commit(
         hub,
-        {"key": "file", "value": {"path": "config.json", "content": base64.b64encode(b"{}").decode(), "encoding": "base64"}},
+        {
+            "key": "file",
+            "value": {"path": "config.json", "content": base64.b64encode(b"{}").decode(), "encoding": "base64"},
+        },
         {"key": "lfsFile", "value": {"path": "model.safetensors", "algo": "sha256", "oid": "0" * 64, "size": 10}},
     )
     assert status == 422 and "never uploaded" in json.loads(body)["error"]
@@ -139,7 +174,9 @@ def test_card_yaml_validation():
     good = "---\nlicense: apache-2.0\nmodel-index:\n- name: m\n  results:\n  - task: {type: t}\n    dataset: {type: d, name: D}\n    metrics: [{type: mR, value: 1.5}]\n---\n# card"
     assert validate_card_yaml(good) == []
     assert validate_card_yaml("---\nlicense: other\n---\n") == ['"license_name" is required when "license" is "other"']
-    assert validate_card_yaml("---\nlicense: made-up\n---\n") == ["\"license\" must be a known licence id, got 'made-up'"]
+    assert validate_card_yaml("---\nlicense: made-up\n---\n") == [
+        "\"license\" must be a known licence id, got 'made-up'"
+    ]
     assert "needs a type and a numeric value" in validate_card_yaml(good.replace("value: 1.5", "value: high"))[0]
 
 
@@ -162,7 +199,11 @@ def test_serve_local_command_prints_the_exports_a_client_needs(tmp_path):
 
     from hub_server import run_client
 
-    command = [sys.executable, "-c", "from rs_retrieval.cli import main; raise SystemExit(main(['hub', 'serve-local', '--port', '0']))"]
+    command = [
+        sys.executable,
+        "-c",
+        "from rs_retrieval.cli import main; raise SystemExit(main(['hub', 'serve-local', '--port', '0']))",
+    ]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -171,8 +212,14 @@ def test_serve_local_command_prints_the_exports_a_client_needs(tmp_path):
             assert line, "serve-local exited early:\n" + "".join(lines)
             lines.append(line)
         assert "not for hosting" in lines[0] and re.match(r"Local test Hub on http://127\.0\.0\.1:\d+:", lines[0])
-        exports = dict(re.fullmatch(r"export (\w+)=(.*)\n", line).groups() for line in lines if line.startswith("export "))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"} | exports | {"HF_HOME": str(tmp_path)}
+        exports = dict(
+            re.fullmatch(r"export (\w+)=(.*)\n", line).groups() for line in lines if line.startswith("export ")
+        )
+        env = (
+            {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"}
+            | exports
+            | {"HF_HOME": str(tmp_path)}
+        )
         result = run_client(SERVE_LOCAL_CLIENT, env, block=("rs_retrieval",))
         assert result.returncode == 0 and result.stdout.strip() == "weights", result.stderr[-3000:]
     finally:

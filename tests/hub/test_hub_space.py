@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from app_fixtures import save_tiny_run, synth_images
 from helpers import load_script
 from hub_server import FakeHub, client_env, run_client
@@ -68,7 +67,23 @@ def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists,
     wheel = dists["wheel"]
     model_dir, images = save_tiny_run(tmp_path / "run"), synth_images(tmp_path / "synth", num_images=6)
     space = tmp_path / "space"
-    assert main(["space", "build", "--model", str(model_dir), "--images", str(images), "--out", str(space), "--wheel", str(wheel)]) == 0
+    assert (
+        main(
+            [
+                "space",
+                "build",
+                "--model",
+                str(model_dir),
+                "--images",
+                str(images),
+                "--out",
+                str(space),
+                "--wheel",
+                str(wheel),
+            ]
+        )
+        == 0
+    )
     card = (space / "README.md").read_text()
     meta = yaml.safe_load(card.split("---\n")[1])
     assert (meta["sdk"], meta["app_file"], meta["title"]) == ("gradio", "app.py", "rs_retrieval demo: run")
@@ -76,11 +91,15 @@ def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists,
     assert requirements[0] == f"./wheels/{wheel.name}[web]" and "torch==2.13.0" in requirements
     assert all("==" in line for line in requirements[1:]) and any(line.startswith("gradio==") for line in requirements)
     assert "rs_retrieval.app.launch import serve_space" in (space / "app.py").read_text()
-    assert sorted(p.name for p in (space / "images").iterdir()) == sorted(p.name for p in images.iterdir() if p.suffix == ".png")
+    assert sorted(p.name for p in (space / "images").iterdir()) == sorted(
+        p.name for p in images.iterdir() if p.suffix == ".png"
+    )
 
     with FakeHub() as hub:
         env = client_env(hub.endpoint, tmp_path / "hf")
-        pushed = run_client(f"from rs_retrieval.cli import main\nraise SystemExit(main(['push', {str(space)!r}, {REPO!r}]))", env)
+        pushed = run_client(
+            f"from rs_retrieval.cli import main\nraise SystemExit(main(['push', {str(space)!r}, {REPO!r}]))", env
+        )
         assert pushed.returncode == 0 and "pushed space" in pushed.stdout, pushed.stderr[-3000:]
         plain_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
         cloned = tmp_path / "cloned"
@@ -92,18 +111,38 @@ def test_space_goes_to_the_hub_installs_from_its_wheel_and_serves_a_query(dists,
         assert pushed_requirements == [f"rs-retrieval[web] @ {url}", *requirements[1:]]
         assert (cloned / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
         python = fresh_venv(tmp_path / "venv")
-        install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "-r", "requirements.txt"],
-                                 cwd=cloned, env=plain_env, capture_output=True, text=True, timeout=300)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-index", "-r", "requirements.txt"],
+            cwd=cloned,
+            env=plain_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
-    where = subprocess.run([str(python), "-c", "import rs_retrieval; print(rs_retrieval.__file__)"], env=plain_env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [str(python), "-c", "import rs_retrieval; print(rs_retrieval.__file__)"],
+        env=plain_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(where.stdout.strip()).is_relative_to(tmp_path / "venv")  # the wheel from the Hub, not the checkout
 
     port = bench.free_port()
-    app_env = {**plain_env, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
-               "GRADIO_ANALYTICS_ENABLED": "False"}
+    app_env = {
+        **plain_env,
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     log = tmp_path / "app.log"
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
-        server = subprocess.Popen([str(python), "app.py"], cwd=cloned, env=app_env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(python), "app.py"], cwd=cloned, env=app_env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         url = f"http://127.0.0.1:{port}/"
         try:

@@ -5,13 +5,15 @@ import json
 
 import pytest
 import yaml
+from tiny_methods import tiny_methods
 
 from rs_retrieval.hub.publish import stage_model
-from tiny_methods import tiny_methods
 
 
 def recalls(base: float) -> dict:
-    values = {key: base + i for i, key in enumerate(("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"))}
+    values = {
+        key: base + i for i, key in enumerate(("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"))
+    }
     return {**values, "mR": sum(values.values()) / 6, "i2t_queries": 4, "t2i_queries": 20}
 
 
@@ -27,7 +29,9 @@ def run(tmp_path_factory):
 
 def model_index(staging) -> dict:
     meta = yaml.safe_load((staging / "README.md").read_text().split("---\n")[1])
-    return {r["dataset"]["split"]: {m["type"]: m["value"] for m in r["metrics"]} for r in meta["model-index"][0]["results"]}
+    return {
+        r["dataset"]["split"]: {m["type"]: m["value"] for m in r["metrics"]} for r in meta["model-index"][0]["results"]
+    }
 
 
 @pytest.mark.parametrize("layout", ["evaluate_retrieval", "cli_output", "flat"])
@@ -35,7 +39,12 @@ def test_test_metrics_are_published_and_indexed(tmp_path, run, layout):
     test, reranked = recalls(30.0), recalls(40.0)
     payload = {
         "evaluate_retrieval": {"none": test, "galr_mr": reranked},  # what the quickstart writes
-        "cli_output": {"model": "m", "dataset": "rsitmd", "split": "test", "results": {"none": test, "galr_mr": reranked}},
+        "cli_output": {
+            "model": "m",
+            "dataset": "rsitmd",
+            "split": "test",
+            "results": {"none": test, "galr_mr": reranked},
+        },
         "flat": test,
     }[layout]
     (run / "test_metrics.json").write_text(json.dumps(payload))

@@ -16,25 +16,38 @@ from PIL import Image
 
 from rs_retrieval.cli import main
 from rs_retrieval.data.synth import generate_rs_synth
+from rs_retrieval.imagery import ImageReadError, to_rgb_uint8
 from rs_retrieval.index import (
-    FingerprintMismatchError, IndexBuildError, IndexCorruptError, IndexQueryError, RetrievalIndex,
+    FingerprintMismatchError,
+    IndexBuildError,
+    IndexCorruptError,
+    IndexQueryError,
+    RetrievalIndex,
     VectorIndexConfig,
 )
 from rs_retrieval.index import encode as encode_module
-from rs_retrieval.imagery import ImageReadError, to_rgb_uint8
 from rs_retrieval.index.vectors import build_faiss_index, normalize_rows, search_faiss_index
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 
 rasterio = pytest.importorskip("rasterio")
-from rasterio.transform import from_origin  # noqa: E402
-from rasterio.warp import transform as warp_transform  # noqa: E402
 from helpers import write_random_images
+from rasterio.transform import from_origin
+from rasterio.warp import transform as warp_transform
 
 TINY = dict(
-    vocab_size=12, word_embed_dim=8, text_hidden_dim=10, embed_dim=6, backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=32, train_resize=36,
+    vocab_size=12,
+    word_embed_dim=8,
+    text_hidden_dim=10,
+    embed_dim=6,
+    backbone_hidden_sizes=[4, 4, 8, 8],
+    backbone_depths=[1, 1, 1, 1],
+    backbone_embedding_size=4,
+    image_size=32,
+    train_resize=36,
 )
-VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {"<unk>": 11}
+VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {
+    "<unk>": 11
+}
 QUERY = "ship port river"
 UTM_33N, ORIGIN, PIXEL = "EPSG:32633", (500_000.0, 4_000_000.0), 10.0
 
@@ -112,7 +125,9 @@ def test_update_encodes_only_new_or_changed_files_and_drops_removed_ones(tmp_pat
     names = {h.path.rsplit("/", 1)[-1] for h in index.search(QUERY, k=20, candidates=20)}
     assert names == {"img_00.png", "img_01.png", "img_02.png", "img_03.png", "img_04.png", "copy_of_00.png", "new.png"}
     fresh = RetrievalIndex.build(model, processor, tmp_path / "fresh", images=folder, progress=False)
-    assert [(h.path, round(h.score, 5)) for h in index.search(QUERY, k=7)] == [(h.path, round(h.score, 5)) for h in fresh.search(QUERY, k=7)]
+    assert [(h.path, round(h.score, 5)) for h in index.search(QUERY, k=7)] == [
+        (h.path, round(h.score, 5)) for h in fresh.search(QUERY, k=7)
+    ]
 
 
 def test_killed_build_resumes_and_encodes_only_what_is_missing(tmp_path, amfmn, monkeypatch):
@@ -148,7 +163,9 @@ def test_unreadable_files_are_skipped_with_warnings_or_fail_when_strict(tmp_path
     index = RetrievalIndex.build(model, processor, tmp_path / "index", images=folder, progress=False)
     assert len(index) == 3 and index.manifest["build"]["skipped"] == 1
     assert "broken.png" in index.manifest["skipped"][0]
-    assert any("broken.png" in r.message for r in caplog.records) and any("skipped 1 unreadable" in r.message for r in caplog.records)
+    assert any("broken.png" in r.message for r in caplog.records) and any(
+        "skipped 1 unreadable" in r.message for r in caplog.records
+    )
     with pytest.raises(ImageReadError, match="broken.png"):
         RetrievalIndex.build(model, processor, tmp_path / "strict", images=folder, strict=True, progress=False)
 
@@ -180,7 +197,9 @@ def test_corrupt_files_and_other_models_are_refused_by_name(tmp_path, amfmn):
 def test_approximate_indexes_reach_high_recall_on_clustered_vectors(kind):
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((20, 32)).astype(np.float32)
-    vectors = normalize_rows(centres[rng.integers(0, 20, 3000)] + 0.5 * rng.standard_normal((3000, 32)).astype(np.float32))
+    vectors = normalize_rows(
+        centres[rng.integers(0, 20, 3000)] + 0.5 * rng.standard_normal((3000, 32)).astype(np.float32)
+    )
     queries = normalize_rows(centres[rng.integers(0, 20, 50)] + 0.5 * rng.standard_normal((50, 32)).astype(np.float32))
     config = VectorIndexConfig(kind=kind, nlist=16, pq_m=8, nprobe=8, train_size=2000)
     _, found = search_faiss_index(build_faiss_index(vectors, config), vectors, queries, 10, config)
@@ -192,9 +211,20 @@ def test_approximate_indexes_reach_high_recall_on_clustered_vectors(kind):
 # ----------------------------------------------------------------------------- scenes
 def write_mosaic(path, tiles, crs=UTM_33N, dtype="uint8"):
     """A 4 x 4 mosaic GeoTIFF of 64 px tiles, 10 m pixels, upper-left corner at ORIGIN."""
-    pixels = np.concatenate([np.concatenate([np.asarray(t) for t in tiles[r * 4 : r * 4 + 4]], axis=1) for r in range(4)], axis=0)
+    pixels = np.concatenate(
+        [np.concatenate([np.asarray(t) for t in tiles[r * 4 : r * 4 + 4]], axis=1) for r in range(4)], axis=0
+    )
     pixels = pixels.astype(dtype) * (257 if dtype == "uint16" else 1)
-    profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0], count=3, dtype=dtype, tiled=True, blockxsize=64, blockysize=64)
+    profile = dict(
+        driver="GTiff",
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        count=3,
+        dtype=dtype,
+        tiled=True,
+        blockxsize=64,
+        blockysize=64,
+    )
     if crs:
         profile.update(crs=crs, transform=from_origin(*ORIGIN, PIXEL, PIXEL))
     with rasterio.open(path, "w", **profile) as out:
@@ -217,14 +247,22 @@ def test_scene_tiles_have_windows_bounds_and_wgs84_footprints(tmp_path, amfmn, s
     assert hit.tile_id == "x64_y128" and hit.window == (64, 128, 64, 64) and hit.crs == UTM_33N
     left, top = ORIGIN[0] + 64 * PIXEL, ORIGIN[1] - 128 * PIXEL
     assert hit.bounds == pytest.approx((left, top - 640, left + 640, top))
-    lons, lats = warp_transform(UTM_33N, "EPSG:4326", [left, left + 640, left + 640, left], [top - 640, top - 640, top, top])
+    lons, lats = warp_transform(
+        UTM_33N, "EPSG:4326", [left, left + 640, left + 640, left], [top - 640, top - 640, top, top]
+    )
     assert hit.bounds_wgs84 == pytest.approx((min(lons), min(lats), max(lons), max(lats)))
     assert 14.99 < hit.bounds_wgs84[0] < 15.02 and 36.1 < hit.bounds_wgs84[1] < 36.2  # UTM 33N, 4000 km north
 
     geojson = index.to_geojson(index.search(QUERY, k=3))
-    assert geojson["type"] == "FeatureCollection" and [f["properties"]["rank"] for f in geojson["features"]] == [1, 2, 3]
+    assert geojson["type"] == "FeatureCollection" and [f["properties"]["rank"] for f in geojson["features"]] == [
+        1,
+        2,
+        3,
+    ]
     image_hit = index.to_geojson([hit])["features"][0]
-    assert np.allclose(image_hit["geometry"]["coordinates"][0], [[x, y] for x, y in zip([*lons, lons[0]], [*lats, lats[0]])])
+    assert np.allclose(
+        image_hit["geometry"]["coordinates"][0], [[x, y] for x, y in zip([*lons, lons[0]], [*lats, lats[0]])]
+    )
     picture = Image.open(index.draw(index.search(QUERY, k=3), tmp_path / "hits.png", query=QUERY))
     assert picture.size[0] == 512 and picture.size[1] > 512  # 256 px scene enlarged x2, title above
 
@@ -236,10 +274,14 @@ def test_scene_tiles_have_windows_bounds_and_wgs84_footprints(tmp_path, amfmn, s
     assert index.search(QUERY, k=5, bbox="-60,-10,-50,0") == []  # nowhere near the scene
 
 
-def test_scene_without_crs_works_in_pixel_coordinates_and_overlapping_tiles_cover_the_edge(tmp_path, amfmn, synth_tiles):
+def test_scene_without_crs_works_in_pixel_coordinates_and_overlapping_tiles_cover_the_edge(
+    tmp_path, amfmn, synth_tiles
+):
     model, processor = amfmn
     scene = write_mosaic(tmp_path / "plain.tif", synth_tiles, crs=None)
-    index = RetrievalIndex.build(model, processor, tmp_path / "index", scene=scene, tile_size=96, stride=80, progress=False)
+    index = RetrievalIndex.build(
+        model, processor, tmp_path / "index", scene=scene, tile_size=96, stride=80, progress=False
+    )
     windows = sorted(index.metadata.column("window").to_pylist())
     assert {w[0] for w in windows} == {0, 80, 160} and len(windows) == 9  # last tile moved back to the edge
     hit = index.search(QUERY, k=1)[0]
@@ -267,10 +309,33 @@ def test_two_processes_build_the_same_index_as_one(tmp_path, amfmn):
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     folder = write_random_images(tmp_path / "imgs", 11)
-    build = ["-m", "rs_retrieval.cli", "index", "build", "--model", str(tmp_path / "model"), "--images", str(folder), "--out"]
+    build = [
+        "-m",
+        "rs_retrieval.cli",
+        "index",
+        "build",
+        "--model",
+        str(tmp_path / "model"),
+        "--images",
+        str(folder),
+        "--out",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, *build, str(tmp_path / "one")], check=True, env=env, capture_output=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     run = subprocess.run([*launch, *build, str(tmp_path / "two")], check=True, env=env, capture_output=True, text=True)
     assert "encode rank 1/2" in run.stderr and run.stdout.count("11 images") == 1  # rank 0 prints the summary
     one, two = RetrievalIndex.open(tmp_path / "one"), RetrievalIndex.open(tmp_path / "two")
@@ -279,15 +344,41 @@ def test_two_processes_build_the_same_index_as_one(tmp_path, amfmn):
     assert not (tmp_path / "two" / "parts").exists()
 
 
-
 def test_cli_build_search_text_and_image_geojson_and_picture(tmp_path, amfmn, synth_tiles, capsys):
     model, processor = amfmn
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     scene = write_mosaic(tmp_path / "mosaic.tif", synth_tiles)
-    assert main(["index", "build", "--model", str(tmp_path / "model"), "--scene", str(scene), "--tile-size", "64", "--out", str(tmp_path / "index")]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(tmp_path / "model"),
+                "--scene",
+                str(scene),
+                "--tile-size",
+                "64",
+                "--out",
+                str(tmp_path / "index"),
+            ]
+        )
+        == 0
+    )
     assert "16 tiles, flat index, two-stage search" in capsys.readouterr().out
-    args = ["index", "search", str(tmp_path / "index"), QUERY, "-k", "2", "--geojson", str(tmp_path / "hits.geojson"), "--picture", str(tmp_path / "hits.png")]
+    args = [
+        "index",
+        "search",
+        str(tmp_path / "index"),
+        QUERY,
+        "-k",
+        "2",
+        "--geojson",
+        str(tmp_path / "hits.geojson"),
+        "--picture",
+        str(tmp_path / "hits.png"),
+    ]
     assert main(args) == 0  # the model recorded at build time answers the query
     geojson = json.loads((tmp_path / "hits.geojson").read_text())
     assert len(geojson["features"]) == 2 and geojson["features"][0]["geometry"]["type"] == "Polygon"

@@ -9,17 +9,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from clip_helpers import tiny_clip
+from helpers import load_script, write_random_images
 
+from rs_retrieval import load_model_and_processor
 from rs_retrieval.cli import main
 from rs_retrieval.index import IndexCorruptError, RetrievalIndex, VectorIndexConfig
 from rs_retrieval.index.filters import FilterColumns, FilterError, SearchFilter, filtered_search, parse_datetime
 from rs_retrieval.index.ondisk import PartsError, build_from_parts, read_parts
 from rs_retrieval.index.vectors import normalize_rows, read_faiss_index, search_faiss_index
-from rs_retrieval import load_model_and_processor
 from rs_retrieval.search.folder_search import _text_cache, model_fingerprint
-
-from clip_helpers import tiny_clip
-from helpers import load_script, write_random_images
 
 N, DIM, K = 6000, 32, 10
 REGION = (0.0, 40.0, 20.0, 50.0)
@@ -44,19 +43,25 @@ def synthetic_parts():
 def clustered(n, dim, seed, centres=12):
     rng = np.random.default_rng(seed)
     middle = rng.standard_normal((centres, dim)).astype(np.float32)
-    return normalize_rows(middle[rng.integers(0, centres, n)] + 0.4 * rng.standard_normal((n, dim)).astype(np.float32)), middle
+    return normalize_rows(
+        middle[rng.integers(0, centres, n)] + 0.4 * rng.standard_normal((n, dim)).astype(np.float32)
+    ), middle
 
 
 def exhaustive(kind):
     """Settings under which an IVF index sees every row: the filter is then the only approximation."""
-    return VectorIndexConfig(kind=kind, nlist=16, pq_m=8, train_size=1000, block_rows=2500, nprobe=16, refine=N, refine_dtype="float32")
+    return VectorIndexConfig(
+        kind=kind, nlist=16, pq_m=8, train_size=1000, block_rows=2500, nprobe=16, refine=N, refine_dtype="float32"
+    )
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, synthetic_parts):
     root = tmp_path_factory.mktemp("archive")
     vectors, centres = clustered(N, DIM, seed=0)
-    synthetic_parts.write_parts(root / "embeddings", [vectors[s : s + 1500] for s in range(0, N, 1500)], region=REGION, tile_deg=0.5, days=100)
+    synthetic_parts.write_parts(
+        root / "embeddings", [vectors[s : s + 1500] for s in range(0, N, 1500)], region=REGION, tile_deg=0.5, days=100
+    )
     for kind in ("flat", "ivf-ondisk"):
         build_from_parts(root / "embeddings", root / kind, exhaustive(kind))
     queries = normalize_rows(centres[:4] + 0.3 * np.random.default_rng(1).standard_normal((4, DIM)).astype(np.float32))
@@ -88,7 +93,9 @@ def test_ondisk_index_holds_every_row_under_its_id_opens_after_a_move_and_is_che
 
 def test_ondisk_defaults_reach_high_recall_with_float16_rescoring(archive, tmp_path):
     root, vectors, queries = archive
-    config = VectorIndexConfig(kind="ivf-ondisk", nlist=32, pq_m=8, train_size=1500, block_rows=4000, nprobe=8, refine=10)
+    config = VectorIndexConfig(
+        kind="ivf-ondisk", nlist=32, pq_m=8, train_size=1500, block_rows=4000, nprobe=8, refine=10
+    )
     build_from_parts(root / "embeddings", tmp_path / "index", config)
     index = read_faiss_index(tmp_path / "index/g0001/vectors.faiss")
     stored = np.load(tmp_path / "index/g0001/vectors.npy", mmap_mode="r")
@@ -130,9 +137,15 @@ def test_filtered_search_equals_brute_force_over_the_allowed_rows_by_every_route
     for search_filter in filters:
         allowed = columns.mask(search_filter, N)
         assert 0 < allowed.sum() < N
-        for route in ({}, {"exact_rows": 0}, {"exact_rows": 0, "overfetch_from": 2.0}):  # subset, over-fetch, id selector
+        for route in (
+            {},
+            {"exact_rows": 0},
+            {"exact_rows": 0, "overfetch_from": 2.0},
+        ):  # subset, over-fetch, id selector
             for query in queries:
-                _, rows = filtered_search(index.faiss_index, index.vectors, query[None], K, index.vector_config, allowed, **route)
+                _, rows = filtered_search(
+                    index.faiss_index, index.vectors, query[None], K, index.vector_config, allowed, **route
+                )
                 assert rows[0].tolist() == brute_force(vectors, query, allowed, K).tolist(), (search_filter, route)
 
 
@@ -140,7 +153,9 @@ def test_naive_post_filtering_returns_fewer_than_k_where_filtered_search_returns
     # West of 10 E every tile looks like the query; east of it none does.
     like, unlike = clustered(3000, DIM, seed=2, centres=1)[0], clustered(3000, DIM, seed=3, centres=1)[0]
     synthetic_parts.write_parts(tmp_path / "parts", [like], region=(0, 40, 10, 50), tile_deg=0.1)
-    synthetic_parts.write_parts(tmp_path / "parts", [unlike], region=(10.2, 40, 20, 50), tile_deg=0.1, first_part=1, first_row=3000)
+    synthetic_parts.write_parts(
+        tmp_path / "parts", [unlike], region=(10.2, 40, 20, 50), tile_deg=0.1, first_part=1, first_row=3000
+    )
     config = VectorIndexConfig(kind="ivf-ondisk", nlist=8, pq_m=8, train_size=1000, nprobe=2, refine=5)
     build_from_parts(tmp_path / "parts", tmp_path / "index", config)
     index = RetrievalIndex.open(tmp_path / "index")
@@ -172,29 +187,89 @@ def test_filter_parsing_open_ends_whole_days_antimeridian_and_one_line_errors():
             SearchFilter.parse(bbox=bad)
     import pyarrow as pa
 
-    table = pa.table({"bbox": pa.array([{"xmin": 170.0, "ymin": 0.0, "xmax": 171.0, "ymax": 1.0}, {"xmin": -175.0, "ymin": 0.0, "xmax": -174.0, "ymax": 1.0},
-                                        {"xmin": 0.0, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0}, None])})
+    table = pa.table(
+        {
+            "bbox": pa.array(
+                [
+                    {"xmin": 170.0, "ymin": 0.0, "xmax": 171.0, "ymax": 1.0},
+                    {"xmin": -175.0, "ymin": 0.0, "xmax": -174.0, "ymax": 1.0},
+                    {"xmin": 0.0, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0},
+                    None,
+                ]
+            )
+        }
+    )
     columns = FilterColumns.from_table(table)
     assert columns.mask(SearchFilter.parse(bbox="165,-5,-170,5"), 4).tolist() == [True, True, False, False]
     with pytest.raises(FilterError, match="no datetime"):
         columns.mask(SearchFilter.parse(datetime="2024-01-01"), 4)
 
 
-def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geoparquet(tmp_path, synthetic_parts, capsys):
+def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geoparquet(
+    tmp_path, synthetic_parts, capsys
+):
     model, processor = tiny_clip()
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    model, processor = load_model_and_processor(str(tmp_path / "model"))  # as the CLI loads it (its fingerprint is of the loaded pair)
+    model, processor = load_model_and_processor(
+        str(tmp_path / "model")
+    )  # as the CLI loads it (its fingerprint is of the loaded pair)
     vectors, _ = clustered(3000, model.config.projection_dim, seed=4)
-    synthetic_parts.write_parts(tmp_path / "embeddings", [vectors[:1500], vectors[1500:]], fingerprint=model_fingerprint(model, processor),
-                                region=REGION, tile_deg=0.5, days=60)
+    synthetic_parts.write_parts(
+        tmp_path / "embeddings",
+        [vectors[:1500], vectors[1500:]],
+        fingerprint=model_fingerprint(model, processor),
+        region=REGION,
+        tile_deg=0.5,
+        days=60,
+    )
     out = str(tmp_path / "index")
-    assert main(["index", "build", "--model", str(tmp_path / "model"), "--parts", str(tmp_path / "embeddings"), "--kind", "ivf-ondisk",
-                 "--nlist", "8", "--nprobe", "8", "--pq-m", "4", "--out", out]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(tmp_path / "model"),
+                "--parts",
+                str(tmp_path / "embeddings"),
+                "--kind",
+                "ivf-ondisk",
+                "--nlist",
+                "8",
+                "--nprobe",
+                "8",
+                "--pq-m",
+                "4",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     assert "3000 rows, ivf-ondisk index, one-stage search" in capsys.readouterr().out
     query, bbox, when = "a port with ships", "4,42,12,47", "2024-01-10/2024-01-31"
-    assert main(["index", "search", out, query, "-k", "7", "--bbox", bbox, "--datetime", when,
-                 "--geojson", str(tmp_path / "hits.geojson"), "--geoparquet", str(tmp_path / "hits.parquet")]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "search",
+                out,
+                query,
+                "-k",
+                "7",
+                "--bbox",
+                bbox,
+                "--datetime",
+                when,
+                "--geojson",
+                str(tmp_path / "hits.geojson"),
+                "--geoparquet",
+                str(tmp_path / "hits.parquet"),
+            ]
+        )
+        == 0
+    )
 
     text = normalize_rows(_text_cache(model, processor, [query])["embeds"].numpy())[0]
     index = RetrievalIndex.open(out)
@@ -213,18 +288,50 @@ def test_cli_builds_from_parts_and_searches_with_filters_into_geojson_and_geopar
     assert json.loads(table.schema.metadata[b"geo"])["primary_column"] == "geometry"
     parts = pq.read_table(tmp_path / "embeddings", columns=["id", "geometry"]).to_pydict()
     where = dict(zip(parts["id"], parts["geometry"]))
-    assert all(shapely.from_wkb(g).equals(shapely.from_wkb(where[i])) for i, g in zip(truth, table.column("geometry").to_pylist()))
+    assert all(
+        shapely.from_wkb(g).equals(shapely.from_wkb(where[i]))
+        for i, g in zip(truth, table.column("geometry").to_pylist())
+    )
 
     assert main(["index", "search", out, query, "--datetime", "2030-01-01/.."]) == 0
     assert "no hits" in capsys.readouterr().out
     other, other_processor = tiny_clip(seed=1)
     other.save_pretrained(tmp_path / "other")
     other_processor.save_pretrained(tmp_path / "other")
-    assert main(["index", "build", "--model", str(tmp_path / "other"), "--parts", str(tmp_path / "embeddings"), "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(tmp_path / "other"),
+                "--parts",
+                str(tmp_path / "embeddings"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "were encoded by a model with fingerprint" in capsys.readouterr().err
     assert main(["index", "search", out, query, "--bbox", "1,2,3"]) == 2
-    assert main(["index", "build", "--model", str(tmp_path / "model"), "--images", str(write_random_images(tmp_path / "imgs", 2)),
-                 "--kind", "ivf-ondisk", "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(tmp_path / "model"),
+                "--images",
+                str(write_random_images(tmp_path / "imgs", 2)),
+                "--kind",
+                "ivf-ondisk",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
     assert "then index build --parts OUT/embeddings --kind ivf-ondisk" in capsys.readouterr().err
 
 

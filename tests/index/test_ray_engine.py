@@ -12,8 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from rs_retrieval.index import IndexBuildError, RetrievalIndex
-from rs_retrieval.index import ray_engine
+from rs_retrieval.index import IndexBuildError, RetrievalIndex, ray_engine
 from rs_retrieval.index.geoparquet import embedding_matrix, part_paths, read_embedding_parts
 from rs_retrieval.index.ray_engine import RayEngineError, plan_workers
 from rs_retrieval.models.amfmn import AMFMNModel
@@ -22,8 +21,8 @@ ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 pytest.importorskip("pystac")
 
-from helpers import load_script  # noqa: E402
-from test_index import QUERY, tiny_amfmn  # noqa: E402
+from helpers import load_script
+from test_index import QUERY, tiny_amfmn
 
 L2A = ["B04", "B03", "B02"]
 OPTIONS = dict(tile_size=256, max_cloud=50, assets=L2A, progress=False, batch_size=2)
@@ -80,7 +79,9 @@ def rows(folder) -> pa.Table:
 
 def test_pool_leaves_cpus_for_the_read_tasks():
     assert plan_workers({"CPU": 2.0}) == ray_engine.WorkerPlan(1, 1.0, 0.0, 2)
-    assert plan_workers({"CPU": 2.0}, workers=2) == ray_engine.WorkerPlan(2, 0.5, 0.0, 1)  # fractional: never the whole cluster
+    assert plan_workers({"CPU": 2.0}, workers=2) == ray_engine.WorkerPlan(
+        2, 0.5, 0.0, 1
+    )  # fractional: never the whole cluster
     assert plan_workers({"CPU": 64.0, "GPU": 8.0}, num_gpus_per_worker=0.5) == ray_engine.WorkerPlan(16, 1.0, 0.5, 4)
     with pytest.raises(RayEngineError, match="has 0 GPU"):
         plan_workers({"CPU": 8.0}, num_gpus_per_worker=1)
@@ -89,10 +90,22 @@ def test_pool_leaves_cpus_for_the_read_tasks():
 def test_ray_engine_writes_the_rows_of_the_local_engine(tmp_path, demo, cluster, deadline):
     model, processor = dual()
     local = RetrievalIndex.build(model, processor, tmp_path / "local", stac=demo, **OPTIONS)
-    remote = RetrievalIndex.build(model, processor, tmp_path / "ray", stac=demo, engine="ray", ray_workers=2, **OPTIONS)
-    assert remote.manifest["build"] | {"seconds": 0} == {"encoded": TILES, "reused": 0, "nodata": 2, "skipped": 0, "workers": 2, "engine": "ray", "seconds": 0}
+    remote = RetrievalIndex.build(
+        model, processor, tmp_path / "ray", stac=demo, engine="ray", ray_workers=2, **OPTIONS
+    )
+    assert remote.manifest["build"] | {"seconds": 0} == {
+        "encoded": TILES,
+        "reused": 0,
+        "nodata": 2,
+        "skipped": 0,
+        "workers": 2,
+        "engine": "ray",
+        "seconds": 0,
+    }
     a, b = rows(tmp_path / "local"), rows(tmp_path / "ray")
-    assert a.num_rows == TILES and a.drop(["embedding"]).equals(b.drop(["embedding"]))  # ids, footprints, windows, times
+    assert a.num_rows == TILES and a.drop(["embedding"]).equals(
+        b.drop(["embedding"])
+    )  # ids, footprints, windows, times
     assert np.abs(embedding_matrix(a) - embedding_matrix(b)).max() < 1e-5
     assert [h.tile_id for h in remote.search(QUERY, k=5)] == [h.tile_id for h in local.search(QUERY, k=5)]
     with pytest.raises(IndexBuildError, match="two-stage"):

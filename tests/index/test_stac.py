@@ -19,12 +19,11 @@ from rs_retrieval.index.geoparquet import COLUMNS, embedding_matrix, part_paths,
 
 pytest.importorskip("pystac")
 rasterio = pytest.importorskip("rasterio")
-from rasterio.warp import transform as warp_transform  # noqa: E402
-from rasterio.windows import Window, bounds as window_bounds  # noqa: E402
-
-from helpers import load_script  # noqa: E402
-from helpers import write_random_images  # noqa: E402
-from test_index import QUERY, tiny_amfmn  # noqa: E402
+from helpers import load_script, write_random_images
+from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from test_index import QUERY, tiny_amfmn
 
 L2A = ["B04", "B03", "B02"]
 
@@ -54,7 +53,10 @@ def test_items_are_filtered_by_cloud_bbox_and_datetime_before_any_pixel_is_read(
     every = StacSource(demo, 256, assets=L2A)
     assert every.description["items"] == 5 and len(every) == 5 * 4
     clear = StacSource(demo, 256, max_cloud=50, assets=L2A)
-    assert "S2_DEMO_32TLR_20240701" not in {item.id for item in clear.items} and clear.description["items_removed"]["cloud"] == 1
+    assert (
+        "S2_DEMO_32TLR_20240701" not in {item.id for item in clear.items}
+        and clear.description["items_removed"]["cloud"] == 1
+    )
     east = StacSource(demo, 256, bbox="6.0,44,7,46", assets=L2A)  # the zone border at 6°E: only zone-32 items
     assert {item.crs for item in east.items} == {"EPSG:32632"} and east.description["items_removed"]["bbox"] == 2
     june = StacSource(demo, 256, datetime_range="2024-06-01/2024-06-30", assets=L2A)
@@ -80,7 +82,10 @@ def test_item_collection_and_stac_geoparquet_list_the_same_tiles_as_the_catalog(
         assert sorted(source.ids(range(len(source)))) == sorted(catalog.ids(range(len(catalog))))
         assert {item.id: item.datetime for item in source.items} == {item.id: item.datetime for item in catalog.items}
         row = source.ids(range(len(source))).index("S2_DEMO_32TLQ_20240701/256_0_256_256")
-        assert np.array_equal(source.load(row), catalog.load(catalog.ids(range(len(catalog))).index("S2_DEMO_32TLQ_20240701/256_0_256_256")))
+        assert np.array_equal(
+            source.load(row),
+            catalog.load(catalog.ids(range(len(catalog))).index("S2_DEMO_32TLQ_20240701/256_0_256_256")),
+        )
 
 
 def test_l2a_reflectance_gets_one_fixed_stretch_and_nodata_tiles_are_skipped(demo):
@@ -90,7 +95,9 @@ def test_l2a_reflectance_gets_one_fixed_stretch_and_nodata_tiles_are_skipped(dem
     visual = StacSource(demo, 256, asset="visual")
     for row in (0, 5, 13):  # DN = (pixel / 255 x 0.3 + 0.1) x 10000: the stretch gives back pixel / 255
         assert np.allclose(bands.load(row) * 255, visual.load(row), atol=0.05)
-    half = [i for i, tile_id in enumerate(bands.ids(range(len(bands)))) if tile_id.startswith("S2_DEMO_31TGL_20240701/")]
+    half = [
+        i for i, tile_id in enumerate(bands.ids(range(len(bands)))) if tile_id.startswith("S2_DEMO_31TGL_20240701/")
+    ]
     assert [bands.load(i) is None for i in half] == [True, False, True, False]  # west half outside the swath
 
 
@@ -105,7 +112,14 @@ def test_stac_build_writes_geoparquet_rows_reused_by_a_rerun(tmp_path, demo, dua
     assert np.allclose(embedding_matrix(table), np.asarray(index.vectors), atol=1e-6)
     assert set(table.column("source_crs").to_pylist()) == {"EPSG:32631", "EPSG:32632"}
     meta = json.loads(pq.read_schema(part_paths(tmp_path / "index")[0]).metadata[b"rs_retrieval"])
-    assert meta == {"format": 1, "model": "", "model_fingerprint": index.manifest["fingerprint"], "dim": 6, "dtype": "float32", "normalized": True}
+    assert meta == {
+        "format": 1,
+        "model": "",
+        "model_fingerprint": index.manifest["fingerprint"],
+        "dim": 6,
+        "dtype": "float32",
+        "normalized": True,
+    }
 
     hit = index.search(QUERY, k=1)[0]
     assert hit.tile_id in table.column("id").to_pylist() and hit.crs in ("EPSG:32631", "EPSG:32632")
@@ -167,8 +181,14 @@ def test_geopandas_and_duckdb_read_the_parts_without_the_package(tmp_path, demo,
     script.write_text(READER)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     # -I: isolated mode (no cwd, no PYTHONPATH, no user site): this checkout's src is not importable
-    run = subprocess.run([sys.executable, "-I", str(script), str(tmp_path / "index" / "embeddings"), json.dumps(rasters)],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-I", str(script), str(tmp_path / "index" / "embeddings"), json.dumps(rasters)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout) == {"rows": 14, "east": 8, "dim": 6, "zones": ["EPSG:32631", "EPSG:32632"]}
 
@@ -187,24 +207,61 @@ def test_folder_and_scene_builds_write_the_same_format(tmp_path, demo, dual):
 
     folder = write_random_images(tmp_path / "imgs" / "sub", 3)
     write_random_images(tmp_path / "imgs", 2)
-    RetrievalIndex.build(model, processor, tmp_path / "files", images=tmp_path / "imgs", recursive=True, progress=False)
+    RetrievalIndex.build(
+        model, processor, tmp_path / "files", images=tmp_path / "imgs", recursive=True, progress=False
+    )
     table = pq.read_table(part_paths(tmp_path / "files")[0])
-    assert sorted(table.column("id").to_pylist()) == sorted(["img_00.png", "img_01.png", *(f"sub/{p.name}" for p in folder.glob("*.png"))])
-    assert table.column("geometry").null_count == 5 and json.loads(table.schema.metadata[b"geo"])["primary_column"] == "geometry"
+    assert sorted(table.column("id").to_pylist()) == sorted(
+        ["img_00.png", "img_01.png", *(f"sub/{p.name}" for p in folder.glob("*.png"))]
+    )
+    assert (
+        table.column("geometry").null_count == 5
+        and json.loads(table.schema.metadata[b"geo"])["primary_column"] == "geometry"
+    )
 
 
 def test_cli_builds_a_stac_index_and_names_bad_filters(tmp_path, demo, dual, capsys):
     model, processor = dual
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    args = ["index", "build", "--model", str(tmp_path / "model"), "--stac", str(demo), "--out", str(tmp_path / "index"),
-            "--tile-size", "256", "--assets", "B04,B03,B02", "--max-cloud", "50", "--datetime", "2024-07-01/.."]
+    args = [
+        "index",
+        "build",
+        "--model",
+        str(tmp_path / "model"),
+        "--stac",
+        str(demo),
+        "--out",
+        str(tmp_path / "index"),
+        "--tile-size",
+        "256",
+        "--assets",
+        "B04,B03,B02",
+        "--max-cloud",
+        "50",
+        "--datetime",
+        "2024-07-01/..",
+    ]
     assert main(args) == 0
-    assert "6 tiles, flat index, two-stage search; last build encoded 6, reused 0, skipped 0 unreadable, 2 nodata tiles (1 process" in capsys.readouterr().out
-    search = ["index", "search", str(tmp_path / "index"), QUERY, "-k", "2", "--geojson", str(tmp_path / "hits.geojson")]
+    assert (
+        "6 tiles, flat index, two-stage search; last build encoded 6, reused 0, skipped 0 unreadable, 2 nodata tiles (1 process"
+        in capsys.readouterr().out
+    )
+    search = [
+        "index",
+        "search",
+        str(tmp_path / "index"),
+        QUERY,
+        "-k",
+        "2",
+        "--geojson",
+        str(tmp_path / "hits.geojson"),
+    ]
     assert main([*search, "--picture", str(tmp_path / "hits.png")]) == 0
     picture = np.asarray(Image.open(tmp_path / "hits.png").convert("RGB"))
-    assert max(picture.shape[:2]) >= 1024 and ((picture == (255, 0, 0)).all(axis=-1)).sum() > 100  # the map, rank 1 in red
+    assert (
+        max(picture.shape[:2]) >= 1024 and ((picture == (255, 0, 0)).all(axis=-1)).sum() > 100
+    )  # the map, rank 1 in red
     assert main([*search[:5], "6", *search[6:]]) == 0  # every tile: hits from both UTM zones in one collection
     features = json.loads((tmp_path / "hits.geojson").read_text())["features"]
     assert {f["properties"]["crs"] for f in features} == {"EPSG:32631", "EPSG:32632"}
@@ -230,7 +287,9 @@ def test_keep_rows_leaves_each_selected_id_once_and_updates_the_file_bbox(tmp_pa
 
     for name, ids in (("part-a", ["t0", "t1", "t2"]), ("part-b", ["t2", "t3"])):  # t2 written twice (a retried batch)
         columns = {"id": ids, **footprint_columns([square(float(i[1])) for i in ids])}
-        write_embedding_part(tmp_path / "embeddings" / f"{name}.parquet", columns, np.eye(len(ids), 2, dtype=np.float32), meta)
+        write_embedding_part(
+            tmp_path / "embeddings" / f"{name}.parquet", columns, np.eye(len(ids), 2, dtype=np.float32), meta
+        )
     assert keep_rows(tmp_path, {"t1", "t2", "t3"}) == 2  # t0 deselected, the second t2 a copy
     assert [t.column("id").to_pylist() for t in map(pq.read_table, part_paths(tmp_path))] == [["t1", "t2"], ["t3"]]
     geo = json.loads(pq.read_schema(part_paths(tmp_path)[0]).metadata[b"geo"])
@@ -243,11 +302,15 @@ def test_stac_parts_become_an_out_of_core_index_with_the_same_filtered_hits(tmp_
     ivf-ondisk` indexes them without encoding; place and time filters give the same tiles on both."""
     model, processor = dual
     tiles = build(model, processor, tmp_path / "stac", demo)
-    archive = RetrievalIndex.from_parts(model, processor, tmp_path / "stac" / "embeddings", tmp_path / "archive", progress=False)
+    archive = RetrievalIndex.from_parts(
+        model, processor, tmp_path / "stac" / "embeddings", tmp_path / "archive", progress=False
+    )
     assert archive.manifest["vector_index"]["kind"] == "ivf-ondisk" and len(archive) == len(tiles) == 14
     for where in ({}, {"bbox": "6.0,44,7,46"}, {"datetime": "2024-06-01/2024-06-30"}):
         expected, found = tiles.search(QUERY, k=5, **where), archive.search(QUERY, k=5, **where)
         assert [hit.tile_id for hit in found] == [hit.tile_id for hit in expected], where
-        assert np.allclose([hit.score for hit in found], [hit.score for hit in expected], atol=1e-3)  # float16 re-scoring vectors
+        assert np.allclose(
+            [hit.score for hit in found], [hit.score for hit in expected], atol=1e-3
+        )  # float16 re-scoring vectors
     east = archive.search(QUERY, k=14, bbox="6.0,44,7,46")
     assert len(east) == 8 and all(hit.bounds_wgs84[0] >= 6.0 for hit in east)

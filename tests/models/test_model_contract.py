@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from model_contract import RetrievalModelTesterMixin
 from tiny_methods import package_methods, tiny_case
 

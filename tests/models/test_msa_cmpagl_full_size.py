@@ -29,11 +29,24 @@ def one_training_batch(model, pixels_size: int, text_length: int):
 def test_full_size_msa_parameters_and_one_batch():
     model = MSAModel(MSAConfig())
     # ResNet-50 trunk + BERT-base without pooler + fc1..4 + gated head + MSCMAT (docs/methods/msa.md#architecture)
-    parts = {name: count(getattr(model, name)) for name in ("vision_model", "text_model", "scale_proj", "image_head", "mscmat")}
-    assert parts == {"vision_model": 23_508_032, "text_model": 108_891_648, "scale_proj": 2_952_192, "image_head": 1_771_776, "mscmat": 12_407_812}
+    parts = {
+        name: count(getattr(model, name))
+        for name in ("vision_model", "text_model", "scale_proj", "image_head", "mscmat")
+    }
+    assert parts == {
+        "vision_model": 23_508_032,
+        "text_model": 108_891_648,
+        "scale_proj": 2_952_192,
+        "image_head": 1_771_776,
+        "mscmat": 12_407_812,
+    }
     assert count(model) == 149_531_460
     out = one_training_batch(model, 224, 31)
-    assert out.logits_per_image.shape == (2, 2) and torch.isfinite(out.loss) and set(out.loss_terms) == {"triplet", "mscma", "csmmc"}
+    assert (
+        out.logits_per_image.shape == (2, 2)
+        and torch.isfinite(out.loss)
+        and set(out.loss_terms) == {"triplet", "mscma", "csmmc"}
+    )
 
 
 def test_full_size_cmpagl_parameters_and_one_batch():
@@ -41,8 +54,13 @@ def test_full_size_cmpagl_parameters_and_one_batch():
     assert count(model.vision_model.swin) == count(SwinModel(SwinConfig(), add_pooling_layer=False))
     assert count(model.text_model) == count(BertModel(BertConfig(num_hidden_layers=6), add_pooling_layer=False))
     # Gswin extras: per block of stages 1-3, LayerNorm + global projection + q/k/v/o = 5 C^2 + 7 C
-    assert count(model.vision_model.global_attention) == sum(n * (5 * c * c + 7 * c) for n, c in ((2, 96), (2, 192), (6, 384)))
-    print(f"CMPAGL parameters: total {count(model):,}; " + ", ".join(f"{n} {count(getattr(model, n)):,}" for n in ("vision_model", "text_model", "fusion")))
+    assert count(model.vision_model.global_attention) == sum(
+        n * (5 * c * c + 7 * c) for n, c in ((2, 96), (2, 192), (6, 384))
+    )
+    print(
+        f"CMPAGL parameters: total {count(model):,}; "
+        + ", ".join(f"{n} {count(getattr(model, n)):,}" for n in ("vision_model", "text_model", "fusion"))
+    )
     out = one_training_batch(model, 224, 40)
     assert out.logits_per_image.shape == (2, 2) and torch.isfinite(out.loss)
     model.eval()
@@ -61,14 +79,19 @@ def test_real_pretrained_bert_text_tower_and_vocab():
     directory = Path(MINILM.submodule_search_locations[0]) / "model"
     captions = ["Several white planes are parked near the terminal.", "A storage-tank farm beside a river"]
     processor = MSAProcessor.from_config(MSAConfig(), directory / "vocab.txt")
-    reference = AutoTokenizer.from_pretrained(directory)(captions, padding="max_length", max_length=31, truncation=True, return_tensors="pt")
+    reference = AutoTokenizer.from_pretrained(directory)(
+        captions, padding="max_length", max_length=31, truncation=True, return_tensors="pt"
+    )
     inputs = processor(text=captions)
-    assert torch.equal(inputs["input_ids"], reference["input_ids"]) and torch.equal(inputs["attention_mask"], reference["attention_mask"])
+    assert torch.equal(inputs["input_ids"], reference["input_ids"]) and torch.equal(
+        inputs["attention_mask"], reference["attention_mask"]
+    )
 
     bert_config = BertConfig.from_pretrained(directory)
     pretrained = BertModel.from_pretrained(directory, add_pooling_layer=False).eval()
     msa = MSAModel.from_pretrained_towers(
-        MSAConfig(text_config=bert_config, hidden_size=bert_config.hidden_size, image_size=64), text_model_name_or_path=directory
+        MSAConfig(text_config=bert_config, hidden_size=bert_config.hidden_size, image_size=64),
+        text_model_name_or_path=directory,
     ).eval()
     with torch.no_grad():
         torch.testing.assert_close(msa.get_text_features(**inputs), pretrained(**inputs).last_hidden_state[:, 0])
@@ -76,9 +99,17 @@ def test_real_pretrained_bert_text_tower_and_vocab():
     split = BertConfig.from_pretrained(directory, num_hidden_layers=3)
     vision = dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4)
     cmpagl = CMPAGLModel.from_pretrained_towers(
-        CMPAGLConfig(text_config=split, vision_config=vision, fusion_layers=3, gswin_stages=(0,)), text_model_name_or_path=directory
+        CMPAGLConfig(text_config=split, vision_config=vision, fusion_layers=3, gswin_stages=(0,)),
+        text_model_name_or_path=directory,
     )
     state = pretrained.state_dict()
-    assert torch.equal(cmpagl.text_model.encoder.layer[2].output.dense.weight, state["encoder.layer.2.output.dense.weight"])
-    assert torch.equal(cmpagl.fusion.layers[0].attention.self.query.weight, state["encoder.layer.3.attention.self.query.weight"])
-    assert CMPAGLProcessor.from_config(CMPAGLConfig(), directory / "vocab.txt")(text=captions)["input_ids"].shape == (2, 40)
+    assert torch.equal(
+        cmpagl.text_model.encoder.layer[2].output.dense.weight, state["encoder.layer.2.output.dense.weight"]
+    )
+    assert torch.equal(
+        cmpagl.fusion.layers[0].attention.self.query.weight, state["encoder.layer.3.attention.self.query.weight"]
+    )
+    assert CMPAGLProcessor.from_config(CMPAGLConfig(), directory / "vocab.txt")(text=captions)["input_ids"].shape == (
+        2,
+        40,
+    )

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_methods import images
 from transformers import AutoModel, AutoProcessor
 
 from rs_retrieval import get_method
-from tiny_methods import images
 
 SAVED = Path(__file__).parents[1] / "fixtures" / "saved_main"
 

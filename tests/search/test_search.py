@@ -7,12 +7,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import write_random_images
+from hub_server import import_tiny_package, make_tiny_model
 from PIL import Image
 
-from hub_server import import_tiny_package, make_tiny_model
 from rs_retrieval.imagery import ImageReadError
 from rs_retrieval.search import SearchError, make_contact_sheet, rank_captions, search_images
-from helpers import write_random_images
 
 QUERY = "two ships in a harbour"
 
@@ -100,7 +100,10 @@ def test_rank_captions_matches_brute_force(tmp_path):
     captions = ["green field", "two ships in a harbour", "a road", "ships"]
     ranked = rank_captions(image, captions, model, processor)
     with torch.no_grad():
-        scores = model.score(model.encode_images(**processor.image_inputs({"image": [image]})), model.encode_texts(**processor.text_inputs(captions)))[0]
+        scores = model.score(
+            model.encode_images(**processor.image_inputs({"image": [image]})),
+            model.encode_texts(**processor.text_inputs(captions)),
+        )[0]
     assert [c for c, _ in ranked] == [captions[i] for i in torch.argsort(-scores).tolist()]
     assert [s for _, s in ranked] == pytest.approx(sorted(scores.tolist(), reverse=True), abs=1e-6)
 
@@ -152,15 +155,39 @@ def test_search_command_prints_ranked_files_and_writes_a_sheet(tmp_path, capsys)
     folder = write_random_images(tmp_path / "imgs", 4)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["search", QUERY, "--images", str(folder), "--model", str(tmp_path / "model"), "--top-k", "3",
-                              "--cache-dir", str(tmp_path / "cache"), "--contact-sheet", str(tmp_path / "sheet.png")])
+    args = parser.parse_args(
+        [
+            "search",
+            QUERY,
+            "--images",
+            str(folder),
+            "--model",
+            str(tmp_path / "model"),
+            "--top-k",
+            "3",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--contact-sheet",
+            str(tmp_path / "sheet.png"),
+        ]
+    )
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     expected = search_images(QUERY, folder, model, processor, top_k=3, cache_dir=tmp_path / "cache")
     assert lines[1:4] == [f"{r:>4}  {s:9.4f}  {p}" for r, (p, s) in enumerate(expected, start=1)]
     assert lines[4] == f"contact sheet: {tmp_path / 'sheet.png'}" and (tmp_path / "sheet.png").is_file()
 
-    args = parser.parse_args(["rank-captions", str(folder / "img_00.png"), "--model", str(tmp_path / "model"), "--captions", "a road", "green field"])
+    args = parser.parse_args(
+        [
+            "rank-captions",
+            str(folder / "img_00.png"),
+            "--model",
+            str(tmp_path / "model"),
+            "--captions",
+            "a road",
+            "green field",
+        ]
+    )
     assert args.func(args) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 

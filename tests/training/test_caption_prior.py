@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from helpers import load_script
+
 from rs_retrieval.training.caption_prior import CaptionPriorSimilarity, PrecomputedCaptionPrior, sentence_bleu4
 
 
@@ -24,7 +24,12 @@ def test_sentence_bleu4_hand_cases():
 def test_prior_follows_the_released_recipe_by_hand():
     prior = CaptionPriorSimilarity(["There are two red planes on the runway.", "Green trees."], captions_per_image=1)
     candidates = CaptionPriorSimilarity(
-        ["There are two red planes on the runway.", "two red planes on the runway.", "Red planes near two tanks", "green trees"],
+        [
+            "There are two red planes on the runway.",
+            "two red planes on the runway.",
+            "Red planes near two tanks",
+            "green trees",
+        ],
         captions_per_image=1,
     )
     prior.captions += candidates.captions  # score the candidates against the two images
@@ -46,9 +51,15 @@ def test_prior_follows_the_released_recipe_by_hand():
 
 def test_full_matrix_equals_per_pair_scores_and_round_trips_through_the_script(tmp_path):
     captions = [
-        "Two white planes are parked at the airport.", "Planes are parked near the runway.", "An airport with two white planes.",
-        "Many green trees surround a pond.", "A pond in the forest.", "Green trees and a blue pond.",
-        "two white planes are parked at the airport.", "A big parking lot with cars.", "",
+        "Two white planes are parked at the airport.",
+        "Planes are parked near the runway.",
+        "An airport with two white planes.",
+        "Many green trees surround a pond.",
+        "A pond in the forest.",
+        "Green trees and a blue pond.",
+        "two white planes are parked at the airport.",
+        "A big parking lot with cars.",
+        "",
     ]
     prior = CaptionPriorSimilarity(captions, captions_per_image=3)
     full = prior.full_matrix()
@@ -58,10 +69,17 @@ def test_full_matrix_equals_per_pair_scores_and_round_trips_through_the_script(t
 
     (tmp_path / "caps.txt").write_text("\n".join(captions) + "\n")
     script = load_script("compute_caption_prior.py")
-    assert script.main(["--captions", str(tmp_path / "caps.txt"), "--captions-per-image", "3", "--out", str(tmp_path / "p.npy")]) == 0
+    assert (
+        script.main(
+            ["--captions", str(tmp_path / "caps.txt"), "--captions-per-image", "3", "--out", str(tmp_path / "p.npy")]
+        )
+        == 0
+    )
     loaded = PrecomputedCaptionPrior.load(tmp_path / "p.npy")
     assert loaded.shape == (3, 9)
     torch.testing.assert_close(loaded([2, 0], [6, 1, 8]), torch.from_numpy(full)[[2, 0]][:, [6, 1, 8]])
-    assert script.main(["--captions", str(tmp_path / "caps.txt"), "--out", str(tmp_path / "q.npy")]) == 1  # 9 captions, not 5 per image
+    assert (
+        script.main(["--captions", str(tmp_path / "caps.txt"), "--out", str(tmp_path / "q.npy")]) == 1
+    )  # 9 captions, not 5 per image
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         PrecomputedCaptionPrior(np.full((2, 2), 1.5))

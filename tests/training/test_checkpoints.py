@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 from accelerate import Accelerator
+from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from test_training import run_toy, toy_recipe
 
-from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.errors import DiskFullError, RSRetrievalError
 from rs_retrieval.training.checkpoints import (
     COMPLETE_MARKER,
@@ -42,9 +42,14 @@ def test_resume_latest_skips_a_half_written_checkpoint(tmp_path, toy_data, proce
     reset_accelerate_state()
     with caplog.at_level(logging.WARNING, logger="rs_retrieval.training.checkpoints"):
         run_toy(raw, run, toy_data, resume="latest")
-    assert any("skipping" in r.getMessage() and "step_9" in r.getMessage() and "incomplete" in r.getMessage() for r in caplog.records)
+    assert any(
+        "skipping" in r.getMessage() and "step_9" in r.getMessage() and "incomplete" in r.getMessage()
+        for r in caplog.records
+    )
     assert (run / "model").is_dir() and checkpoint_steps(run)[-1] == 10
-    assert all((folder / COMPLETE_MARKER).is_file() for folder in checkpoints.iterdir())  # the stale half folder is gone
+    assert all(
+        (folder / COMPLETE_MARKER).is_file() for folder in checkpoints.iterdir()
+    )  # the stale half folder is gone
     shutil.copytree(checkpoints / "step_10", tmp_path / "copy")
     (tmp_path / "copy" / COMPLETE_MARKER).unlink()
     with pytest.raises(CheckpointNotFoundError, match="incomplete checkpoint"):
@@ -62,7 +67,10 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, toy_dat
 
     monkeypatch.setattr(Accelerator, "save_state", full_disk_at_step_6)
     raw = toy_recipe(processor_dir, epochs=1, checkpoint_every_steps=3)
-    with pytest.raises(CheckpointSaveError, match=r"could not write checkpoint .*step_6 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_3 is intact") as caught:
+    with pytest.raises(
+        CheckpointSaveError,
+        match=r"could not write checkpoint .*step_6 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_3 is intact",
+    ) as caught:
         run_toy(raw, tmp_path / "run", toy_data)
     assert isinstance(caught.value, RSRetrievalError)
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_3"]
@@ -97,9 +105,15 @@ def test_save_checkpoint_marks_renames_and_keeps_the_newest_complete_ones(tmp_pa
         assert json.loads((folder / COMPLETE_MARKER).read_text())["step"] == step
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_4", "step_6"]
     accelerator.error = OSError(errno.ENOSPC, "No space left on device")
-    with pytest.raises(CheckpointSaveError, match=r"could not write checkpoint .*step_8 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_6 is intact"):
+    with pytest.raises(
+        CheckpointSaveError,
+        match=r"could not write checkpoint .*step_8 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_6 is intact",
+    ):
         save_checkpoint(accelerator, tmp_path, {"global_step": 8}, step=8, epoch=1, keep=2)
-    assert checkpoint_steps(tmp_path) == [4, 6] and sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_4", "step_6"]
+    assert checkpoint_steps(tmp_path) == [4, 6] and sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "step_4",
+        "step_6",
+    ]
 
 
 class WritesAMarker:
@@ -117,7 +131,8 @@ def reseal(folder):
     marker = json.loads((folder / COMPLETE_MARKER).read_text())
     marker["files"] = {
         p.name: {"size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-        for p in folder.iterdir() if p.name != COMPLETE_MARKER
+        for p in folder.iterdir()
+        if p.name != COMPLETE_MARKER
     }
     (folder / COMPLETE_MARKER).write_text(json.dumps(marker))
 
@@ -127,7 +142,11 @@ def stopped_run(tmp_path_factory, processor_dir, toy_data):
     """A toy run stopped after step 7, with checkpoints at steps 3 and 6."""
     raw = toy_recipe(processor_dir, epochs=1, checkpoint_every_steps=3)
     reset_accelerate_state()
-    run = run_toy({**raw, "training": {**raw["training"], "stop_after_steps": 7}}, tmp_path_factory.mktemp("stopped") / "run", toy_data)
+    run = run_toy(
+        {**raw, "training": {**raw["training"], "stop_after_steps": 7}},
+        tmp_path_factory.mktemp("stopped") / "run",
+        toy_data,
+    )
     reset_accelerate_state()
     return raw, run
 
@@ -151,7 +170,9 @@ def test_a_tampered_pickle_in_a_checkpoint_is_refused_and_never_runs(stopped_run
     assert "\n" not in message
 
 
-def test_a_damaged_newest_checkpoint_falls_back_with_a_warning_or_is_refused_by_name(stopped_run, toy_data, tmp_path, caplog):
+def test_a_damaged_newest_checkpoint_falls_back_with_a_warning_or_is_refused_by_name(
+    stopped_run, toy_data, tmp_path, caplog
+):
     raw, stopped = stopped_run
     run = tmp_path / "run"
     shutil.copytree(stopped, run)
@@ -196,7 +217,9 @@ def test_ctrl_c_during_train_says_how_to_resume_and_exits_130(tmp_path, toy_data
     assert main([*argv, "--resume", "latest"]) == 0
 
 
-def test_a_full_disk_at_the_final_model_save_keeps_the_checkpoints_and_resume_finishes(tmp_path, toy_data, processor_dir, monkeypatch):
+def test_a_full_disk_at_the_final_model_save_keeps_the_checkpoints_and_resume_finishes(
+    tmp_path, toy_data, processor_dir, monkeypatch
+):
     from test_training_toy import ToyModel
 
     def disk_full(*args, **kwargs):

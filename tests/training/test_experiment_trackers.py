@@ -4,14 +4,14 @@ missing trackers named with the install line, bad names rejected when the recipe
 import importlib.util
 
 import pytest
+from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from test_training import run_toy, toy_recipe
 
-from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from rs_retrieval.errors import MissingExtraError
 from rs_retrieval.training import recipe_from_dict
+from rs_retrieval.training.experiment_trackers import resolve_trackers
 from rs_retrieval.training.recipe import RecipeError
 from rs_retrieval.training.run_log import read_log
-from rs_retrieval.training.experiment_trackers import resolve_trackers
 
 
 def tensorboard_scalars(run_dir):
@@ -19,7 +19,9 @@ def tensorboard_scalars(run_dir):
 
     accumulator = EventAccumulator(str(run_dir / "tensorboard" / "rs_retrieval"))  # the hparams sub-run is a subfolder
     accumulator.Reload()
-    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+    return {
+        tag: [(event.step, event.value) for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]
+    }
 
 
 def test_tensorboard_receives_the_logged_records(tmp_path, toy_data, processor_dir):
@@ -44,11 +46,21 @@ def test_tracker_names_resolve_and_missing_ones_name_the_install():
     installed = [name for name in ("tensorboard", "wandb") if importlib.util.find_spec(name) is not None]
     assert resolve_trackers("all") == installed
     if "wandb" not in installed:
-        with pytest.raises(MissingExtraError, match=r"'wandb' is needed for training.report_to=wandb .*pip install 'rs-retrieval\[wandb\]'"):
+        with pytest.raises(
+            MissingExtraError,
+            match=r"'wandb' is needed for training.report_to=wandb .*pip install 'rs-retrieval\[wandb\]'",
+        ):
             resolve_trackers("wandb,jsonl")
 
 
-@pytest.mark.parametrize("value, message", [("tensorbord", "unknown tracker"), ("none,wandb", "'none', 'all' and 'auto' stand alone"), ("", "unknown tracker")])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("tensorbord", "unknown tracker"),
+        ("none,wandb", "'none', 'all' and 'auto' stand alone"),
+        ("", "unknown tracker"),
+    ],
+)
 def test_bad_report_to_is_a_recipe_error(processor_dir, value, message):
     with pytest.raises(RecipeError, match=f"training.report_to: {message}"):
         recipe_from_dict(toy_recipe(processor_dir, report_to=value))

@@ -13,21 +13,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from PIL import Image
 from safetensors.torch import load_file
 from test_training_toy import ToyConfig, ToyModel, brute_force_metrics, toy_dataset_dict, toy_evaluate, toy_processor
 from transformers import AutoModel, AutoProcessor
 
-from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
-from rs_retrieval.data import flatten_captions
 from rs_retrieval.cards import write_model_card
-from rs_retrieval.training.caption_prior import PrecomputedCaptionPrior
+from rs_retrieval.data import flatten_captions
 from rs_retrieval.training import Trainer, load_recipe, recipe_from_dict
+from rs_retrieval.training.caption_prior import PrecomputedCaptionPrior
 from rs_retrieval.training.data import EpochShuffleSampler, TrainCollator, select_splits
+from rs_retrieval.training.model_setup import build_model_and_processor
 from rs_retrieval.training.optim import build_optimizer, lr_factor
 from rs_retrieval.training.recipe import ParamGroupRule, RecipeError, TrainingSpec, dump_recipe
 from rs_retrieval.training.run_log import read_log
-from rs_retrieval.training.model_setup import build_model_and_processor
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
@@ -38,12 +38,21 @@ def toy_recipe(processor_dir, **training) -> dict:
         "model": {"type": "rs_toy_retrieval", "import_modules": ["test_training_toy"]},
         "processor": {"path": str(processor_dir)},
         "data": {"name": "toy"},
-        "training": {"epochs": 2, "batch_size": 14, "lr": 1e-2, "log_every_steps": 1, "eval_batch_size": 64, **training},
+        "training": {
+            "epochs": 2,
+            "batch_size": 14,
+            "lr": 1e-2,
+            "log_every_steps": 1,
+            "eval_batch_size": 64,
+            **training,
+        },
     }
 
 
 def run_toy(raw: dict, run_dir: Path, data, resume=None) -> Path:
-    return Trainer(recipe_from_dict(raw), run_dir=run_dir, datasets=data, evaluate_fn=toy_evaluate, on_finish=[write_model_card]).train(resume=resume)
+    return Trainer(
+        recipe_from_dict(raw), run_dir=run_dir, datasets=data, evaluate_fn=toy_evaluate, on_finish=[write_model_card]
+    ).train(resume=resume)
 
 
 def losses(run_dir: Path) -> list[dict]:
@@ -55,15 +64,30 @@ def losses(run_dir: Path) -> list[dict]:
 def test_recipe_yaml_with_typed_dotted_overrides(tmp_path, processor_dir):
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(toy_recipe(processor_dir)))
-    recipe = load_recipe(path, ["training.lr=1e-3", "model.embed_dim=8", "training.lr_milestones=[2, 4]", "data.options={train_size: 3}", "training.max_grad_norm=null",
-                                "training.mixed_precision=no"])
-    assert recipe.training.lr == pytest.approx(1e-3) and isinstance(recipe.training.lr, float)  # YAML reads "1e-3" as a string
+    recipe = load_recipe(
+        path,
+        [
+            "training.lr=1e-3",
+            "model.embed_dim=8",
+            "training.lr_milestones=[2, 4]",
+            "data.options={train_size: 3}",
+            "training.max_grad_norm=null",
+            "training.mixed_precision=no",
+        ],
+    )
+    assert recipe.training.lr == pytest.approx(1e-3) and isinstance(
+        recipe.training.lr, float
+    )  # YAML reads "1e-3" as a string
     assert recipe.training.mixed_precision == "no"  # and `no` as False
     assert recipe.training.lr_milestones == [2, 4] and recipe.data.options == {"train_size": 3}
     assert recipe.training.max_grad_norm is None and recipe.training.epochs == 2
     assert recipe.model.config == {"embed_dim": 8}
     model, _ = build_model_and_processor(recipe, [])
-    assert isinstance(model, ToyModel) and model.config.embed_dim == 8 and model.text_encoder.weight.shape == (ToyConfig().vocab_size, 8)
+    assert (
+        isinstance(model, ToyModel)
+        and model.config.embed_dim == 8
+        and model.text_encoder.weight.shape == (ToyConfig().vocab_size, 8)
+    )
     # The resolved recipe written into a run directory loads back to the same recipe.
     path.write_text(dump_recipe(recipe))
     assert load_recipe(path) == recipe
@@ -74,7 +98,10 @@ def test_recipe_yaml_with_typed_dotted_overrides(tmp_path, processor_dir):
     [
         (["training.lrr=1"], r"training: unknown field\(s\) \['lrr'\]"),
         (["model.embedd_dim=8"], r"unknown config field 'embedd_dim'"),
-        (["model.type=no_such_method"], r"unknown retrieval method 'no_such_method'; registered methods: \[.*'rs_toy_retrieval'"),
+        (
+            ["model.type=no_such_method"],
+            r"unknown retrieval method 'no_such_method'; registered methods: \[.*'rs_toy_retrieval'",
+        ),
         (["model.type=bert"], r"unknown retrieval method 'bert'"),
         (["training.epochs=two"], r"training.epochs: expected an integer, got 'two'"),
         (["training.optimizer=adagrad"], r"training.optimizer: expected one of \['adam', 'adamw', 'sgd'\]"),
@@ -105,7 +132,11 @@ def test_recipe_file_errors(tmp_path):
 # ----------------------------------------------------------------------------- optimizer and schedule
 def test_param_groups_by_prefix_and_errors():
     model = ToyModel(ToyConfig())
-    spec = TrainingSpec(lr=1e-3, weight_decay=0.1, param_groups=[ParamGroupRule(name="image", prefixes=["image_encoder."], lr=5e-4, weight_decay=0.0)])
+    spec = TrainingSpec(
+        lr=1e-3,
+        weight_decay=0.1,
+        param_groups=[ParamGroupRule(name="image", prefixes=["image_encoder."], lr=5e-4, weight_decay=0.0)],
+    )
     optimizer = build_optimizer(model, spec)
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert set(groups) == {"image", "default"}
@@ -114,7 +145,10 @@ def test_param_groups_by_prefix_and_errors():
     assert (groups["image"]["lr"], groups["image"]["weight_decay"]) == (5e-4, 0.0)
     assert (groups["default"]["lr"], groups["default"]["weight_decay"]) == (1e-3, 0.1)
     spec.param_groups[0].prefixes = ["vision_model."]
-    with pytest.raises(RecipeError, match=r"no trainable parameter name starts with \['vision_model.'\]; top-level modules are \['image_encoder', 'text_encoder'\]"):
+    with pytest.raises(
+        RecipeError,
+        match=r"no trainable parameter name starts with \['vision_model.'\]; top-level modules are \['image_encoder', 'text_encoder'\]",
+    ):
         build_optimizer(model, spec)
 
 
@@ -127,7 +161,9 @@ def test_adam_is_fused_and_steps_like_the_reference_loop(name):
     assert optimizer.defaults["fused"] is True
     params = [p.detach().clone().requires_grad_() for p in model.parameters()]
     initial = [p.detach().clone() for p in params]
-    reference = (torch.optim.Adam if name == "adam" else torch.optim.AdamW)(params, lr=1e-2, weight_decay=0.1, betas=tuple(spec.betas), eps=spec.eps, foreach=False)
+    reference = (torch.optim.Adam if name == "adam" else torch.optim.AdamW)(
+        params, lr=1e-2, weight_decay=0.1, betas=tuple(spec.betas), eps=spec.eps, foreach=False
+    )
     for _ in range(3):
         for p, q in zip(model.parameters(), params):
             p.grad = torch.randn_like(p)
@@ -141,9 +177,15 @@ def test_adam_is_fused_and_steps_like_the_reference_loop(name):
 
 def test_lr_schedules_by_hand():
     # AMFMN/GaLR: x0.7 at the start of epochs 19, 39, 59 (docs/methods/amfmn.md#loss-and-optimiser); 3 optimizer steps per epoch.
-    amfmn = lr_factor(TrainingSpec(lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7), steps_per_epoch=3, total_steps=210)
+    amfmn = lr_factor(
+        TrainingSpec(lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7),
+        steps_per_epoch=3,
+        total_steps=210,
+    )
     assert [amfmn(s) for s in (0, 56, 57, 116, 117, 177, 209)] == pytest.approx([1, 1, 0.7, 0.7, 0.49, 0.343, 0.343])
-    cosine = lr_factor(TrainingSpec(lr_scheduler="cosine", warmup_ratio=0.1, min_lr_ratio=0.1), steps_per_epoch=10, total_steps=100)
+    cosine = lr_factor(
+        TrainingSpec(lr_scheduler="cosine", warmup_ratio=0.1, min_lr_ratio=0.1), steps_per_epoch=10, total_steps=100
+    )
     assert [cosine(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
     assert cosine(10) == pytest.approx(1.0) and cosine(55) == pytest.approx(0.55) and cosine(100) == pytest.approx(0.1)
     linear = lr_factor(TrainingSpec(lr_scheduler="linear"), steps_per_epoch=10, total_steps=100)
@@ -169,11 +211,22 @@ def test_data_order_and_augmentation_depend_only_on_seed_and_epoch(toy_data):
     state = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state())
     b = collator(rows)
     assert torch.equal(a["pixel_values"], b["pixel_values"])
-    assert random.getstate() == state[0] and np.array_equal(np.random.get_state()[1], state[1]) and torch.equal(torch.get_rng_state(), state[2])
+    assert (
+        random.getstate() == state[0]
+        and np.array_equal(np.random.get_state()[1], state[1])
+        and torch.equal(torch.get_rng_state(), state[2])
+    )
     assert a["image_ids"].tolist() == [r["image_index"] for r in rows] == [0, 1, 2, 6]
-    assert a["input_ids"].shape[0] == 4 and set(a) == {"pixel_values", "input_ids", "attention_mask", "image_ids"}  # the toy declares no loss inputs
+    assert a["input_ids"].shape[0] == 4 and set(a) == {
+        "pixel_values",
+        "input_ids",
+        "attention_mask",
+        "image_ids",
+    }  # the toy declares no loss inputs
     with_scenes = TrainCollator(toy_processor(), seed=0, loss_input_names=("scene_ids",))(rows)
-    assert with_scenes["scene_ids"].tolist() == [r["scene"] for r in rows] and torch.equal(with_scenes["pixel_values"], a["pixel_values"])
+    assert with_scenes["scene_ids"].tolist() == [r["scene"] for r in rows] and torch.equal(
+        with_scenes["pixel_values"], a["pixel_values"]
+    )
     collator.epoch = 1
     assert not torch.equal(collator(rows)["pixel_values"], a["pixel_values"])  # a new random view per epoch
     eval_view = toy_processor().image_inputs({"image": [r["image"] for r in rows]}, train=False)["pixel_values"]
@@ -185,23 +238,35 @@ def test_collator_adds_the_caption_prior_of_every_image_caption_pair(toy_data):
     rows = [flat[i] for i in (0, 7, 12, 30)]
     num_images = len(toy_data["train"])
     matrix = np.random.default_rng(0).random((num_images, 5 * num_images), dtype=np.float32)
-    collator = TrainCollator(toy_processor(), seed=0, loss_input_names=("prior_similarity",), caption_prior=PrecomputedCaptionPrior(matrix))
+    collator = TrainCollator(
+        toy_processor(), seed=0, loss_input_names=("prior_similarity",), caption_prior=PrecomputedCaptionPrior(matrix)
+    )
     prior = collator(rows)["prior_similarity"]
     expected = [[matrix[r["image_index"], 5 * c["image_index"] + c["caption_index"]] for c in rows] for r in rows]
     assert prior.shape == (4, 4) and prior.tolist() == expected
-    assert "prior_similarity" not in TrainCollator(toy_processor(), seed=0, caption_prior=PrecomputedCaptionPrior(matrix))(rows)
+    assert "prior_similarity" not in TrainCollator(
+        toy_processor(), seed=0, caption_prior=PrecomputedCaptionPrior(matrix)
+    )(rows)
 
 
 def test_validation_resplit_is_seeded_and_recorded(tmp_path):
     data = toy_dataset_dict(with_val=False)
-    spec = recipe_from_dict({"model": {"type": "rs_toy_retrieval"}, "processor": {"path": "p"}, "data": {"name": "toy", "val_fraction": 0.25, "seed": 5}}).data
+    spec = recipe_from_dict(
+        {
+            "model": {"type": "rs_toy_retrieval"},
+            "processor": {"path": "p"},
+            "data": {"name": "toy", "val_fraction": 0.25, "seed": 5},
+        }
+    ).data
     train, val = select_splits(data, spec, tmp_path)
     record = json.loads((tmp_path / "val_split.json").read_text())
     assert (len(train), len(val)) == (27, 9) and record["seed"] == 5 and record["validation_images"] == 9
     assert record["validation_image_ids"] == list(val["image_id"])
     assert not set(train["image_id"]) & set(val["image_id"])
     again_train, again_val = select_splits(data, spec)
-    assert list(again_val["image_id"]) == record["validation_image_ids"] and list(again_train["image_id"]) == list(train["image_id"])
+    assert list(again_val["image_id"]) == record["validation_image_ids"] and list(again_train["image_id"]) == list(
+        train["image_id"]
+    )
     spec.seed = 6
     assert list(select_splits(data, spec)[1]["image_id"]) != record["validation_image_ids"]
 
@@ -217,7 +282,9 @@ def test_training_learns_selects_on_validation_and_writes_the_run(tmp_path, toy_
     train_records = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["step"] for r in train_records] == list(range(2, 61, 2))
-    assert {"loss", "loss/triplet", "loss/positive_cosine", "lr/default", "pairs_per_s", "epoch"} <= set(train_records[0])
+    assert {"loss", "loss/triplet", "loss/positive_cosine", "lr/default", "pairs_per_s", "epoch"} <= set(
+        train_records[0]
+    )
     assert train_records[-1]["loss"] < 0.5 * train_records[0]["loss"]
     assert [r["epoch"] for r in evals] == list(range(6)) and [r["step"] for r in evals] == list(range(10, 61, 10))
     assert evals[-1]["mR"] > untrained["mR"] + 10  # unseen colour pairs are retrieved much better
@@ -242,8 +309,17 @@ def test_training_learns_selects_on_validation_and_writes_the_run(tmp_path, toy_
 
 
 @pytest.mark.parametrize("accumulation, precision", [(1, "no"), (2, "bf16")])
-def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, toy_data, processor_dir, accumulation, precision):
-    raw = toy_recipe(processor_dir, epochs=3, checkpoint_every_steps=3, gradient_accumulation_steps=accumulation, mixed_precision=precision, max_grad_norm=1.0)
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(
+    tmp_path, toy_data, processor_dir, accumulation, precision
+):
+    raw = toy_recipe(
+        processor_dir,
+        epochs=3,
+        checkpoint_every_steps=3,
+        gradient_accumulation_steps=accumulation,
+        mixed_precision=precision,
+        max_grad_norm=1.0,
+    )
     whole = run_toy(raw, tmp_path / "whole", toy_data)
     killed = {**raw, "training": {**raw["training"], "stop_after_steps": 5}}
     reset_accelerate_state()
@@ -257,7 +333,10 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, toy_data
         assert expected.keys() == got.keys()
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-7), expected["step"]
     timing = ("train_pairs_per_s", "train_seconds")
-    final = [{k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k not in timing} for run in (whole, interrupted)]
+    final = [
+        {k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k not in timing}
+        for run in (whole, interrupted)
+    ]
     assert final[0] == final[1]
 
 
@@ -278,15 +357,24 @@ def test_without_validation_the_last_weights_are_the_model(tmp_path, toy_data, p
     run = run_toy(toy_recipe(processor_dir, eval_every_epochs=0), tmp_path / "run", toy_data)
     assert not [r for r in read_log(run / "log.jsonl") if r["kind"] == "eval"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["selection"] == "last step (no validation)" and metrics["validation"] is None and metrics["global_step"] == 20
-    saved, checkpoint = load_file(run / "model" / "model.safetensors"), load_file(run / "checkpoints" / "step_20" / "model.safetensors")
+    assert (
+        metrics["selection"] == "last step (no validation)"
+        and metrics["validation"] is None
+        and metrics["global_step"] == 20
+    )
+    saved, checkpoint = (
+        load_file(run / "model" / "model.safetensors"),
+        load_file(run / "checkpoints" / "step_20" / "model.safetensors"),
+    )
     assert saved.keys() == checkpoint.keys() and all(torch.equal(saved[k], checkpoint[k]) for k in saved)
 
 
 def test_non_finite_loss_stops_training(tmp_path, toy_data, processor_dir):
     raw = toy_recipe(processor_dir)
     raw["model"]["margin"] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"training loss is nan around step 1 \(loss terms \{'positive_cosine'"):
+    with pytest.raises(
+        FloatingPointError, match=r"training loss is nan around step 1 \(loss terms \{'positive_cosine'"
+    ):
         run_toy(raw, tmp_path / "run", toy_data)
 
 
@@ -307,7 +395,16 @@ def test_cli_trains_from_a_saved_dataset(tmp_path, toy_data, processor_dir, caps
     raw = toy_recipe(processor_dir, epochs=1)
     raw["data"] = {"path": str(tmp_path / "data")}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
-    argv = ["train", "--config", str(tmp_path / "recipe.yaml"), "--output-dir", str(tmp_path / "run"), "--set", "training.epochs=2", "training.log_every_steps=5"]
+    argv = [
+        "train",
+        "--config",
+        str(tmp_path / "recipe.yaml"),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--set",
+        "training.epochs=2",
+        "training.log_every_steps=5",
+    ]
     assert main(argv) == 0
     assert [r["step"] for r in read_log(tmp_path / "run" / "log.jsonl") if r["kind"] == "train"] == [5, 10, 15, 20]
     assert (tmp_path / "run" / "model" / "config.json").is_file()
@@ -326,7 +423,20 @@ def test_two_processes_agree_with_one(tmp_path, toy_data, processor_dir):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     script = [str(REPO / "scripts" / "train.py"), "--config", str(tmp_path / "recipe.yaml"), "--output-dir"]
     subprocess.run([sys.executable, *script, str(tmp_path / "one")], check=True, env=env, capture_output=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     subprocess.run([*launch, *script, str(tmp_path / "two")], check=True, env=env, capture_output=True)
     one, two = read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "two" / "log.jsonl")
     assert json.loads((tmp_path / "two" / "training_args.json").read_text())["num_processes"] == 2

@@ -28,23 +28,43 @@ def stand_ins(tmp_path_factory):
     return make_combined_members(root / "data", size=48), root / "start"
 
 
-@pytest.mark.parametrize(("recipe", "members"), [("georsclip_ft_ret2", ("rsicd", "rsitmd")), ("remoteclip_ret3", ("rsicd", "rsitmd", "ucm_captions"))])
+@pytest.mark.parametrize(
+    ("recipe", "members"),
+    [("georsclip_ft_ret2", ("rsicd", "rsitmd")), ("remoteclip_ret3", ("rsicd", "rsitmd", "ucm_captions"))],
+)
 def test_leader_recipe_smoke_runs_on_stand_ins(recipe, members, stand_ins, tmp_path):
     data, start = stand_ins
     overrides = [
-        f"model.pretrained.vision={start}", f"model.pretrained.text={start}", f"processor.path={start}", f"data.data_dir={data}",
+        f"model.pretrained.vision={start}",
+        f"model.pretrained.text={start}",
+        f"processor.path={start}",
+        f"data.data_dir={data}",
         f"model.projection_dim={TINY_CLIP['projection_dim']}",
-        f"model.text_config={_yaml_mapping(TINY_CLIP['text_config'])}", f"model.vision_config={_yaml_mapping(TINY_CLIP['vision_config'])}",
-        "training.max_steps=2", "training.batch_size=8", "training.eval_batch_size=8", "training.mixed_precision=no",
-        "training.checkpoint_every_steps=null", "training.report_to=none", f"output_dir={tmp_path / 'run'}",
+        f"model.text_config={_yaml_mapping(TINY_CLIP['text_config'])}",
+        f"model.vision_config={_yaml_mapping(TINY_CLIP['vision_config'])}",
+        "training.max_steps=2",
+        "training.batch_size=8",
+        "training.eval_batch_size=8",
+        "training.mixed_precision=no",
+        "training.checkpoint_every_steps=null",
+        "training.report_to=none",
+        f"output_dir={tmp_path / 'run'}",
     ]
     loaded = load_recipe(recipe, overrides)
     assert loaded.evaluation.protocol == "remoteclip"
     train, _ = load_splits(loaded.data)
-    removed = {(m, split, name) for (m, split, name), ((source, _), _) in PLANTED.items() if m in members and source in members}
+    removed = {
+        (m, split, name)
+        for (m, split, name), ((source, _), _) in PLANTED.items()
+        if m in members and source in members
+    }
     assert not removed & set(zip(train["dataset"], train["source_split"], train["filename"]))
     assert {entry["id"] for entry in leakage_report(train)["removed"]} == {f"{m}/{s}/{n}" for m, s, n in removed}
     run_dir = Trainer(loaded).train()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["protocol"] == "remoteclip" and metrics["validation"]["tie_policy"] == "torch_topk" and metrics["global_step"] == 2
+    assert (
+        metrics["protocol"] == "remoteclip"
+        and metrics["validation"]["tie_policy"] == "torch_topk"
+        and metrics["global_step"] == 2
+    )
     assert (run_dir / "model" / "model.safetensors").is_file()

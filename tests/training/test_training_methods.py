@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from transformers import AutoModel, AutoProcessor
 
-from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
+from rs_retrieval import get_method, list_methods
 from rs_retrieval.data import load_dataset
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
-from rs_retrieval import get_method, list_methods
 from rs_retrieval.training.recipe import resolve_model_config
 from rs_retrieval.training.run_log import read_log
 
@@ -23,12 +23,70 @@ METHODS = ("amfmn", "galr", "msa", "cmpagl")
 
 #: Reference hyperparameters of the released code (docs/methods/*.md: AMFMN, GaLR, MSA; CMPAGL: our reconstruction).
 REFERENCE = {
-    "amfmn_rsitmd": dict(optimizer="adam", lr=2e-4, weight_decay=0.0, epochs=70, batch_size=100, eval_batch_size=70, lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7, max_grad_norm=None),
-    "amfmn_rsicd": dict(optimizer="adam", lr=1e-4, weight_decay=0.0, epochs=70, batch_size=100, eval_batch_size=70, lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7),
-    "galr_rsitmd": dict(optimizer="adam", lr=2e-4, epochs=20, batch_size=100, eval_batch_size=70, lr_scheduler="multistep", lr_milestones=[19], lr_gamma=0.7),
-    "galr_rsicd": dict(optimizer="adam", lr=2e-4, epochs=70, batch_size=100, eval_batch_size=70, lr_scheduler="multistep", lr_milestones=[19, 39, 59], lr_gamma=0.7),
-    "msa_rsitmd": dict(optimizer="adamw", lr=1e-5, weight_decay=0.1, betas=[0.9, 0.999], eps=1e-8, epochs=60, batch_size=32, lr_scheduler="constant", seed=1, max_grad_norm=None),
-    "cmpagl_rsitmd": dict(optimizer="adamw", lr=6e-5, weight_decay=0.01, epochs=50, batch_size=128, lr_scheduler="cosine", warmup_ratio=0.1),
+    "amfmn_rsitmd": dict(
+        optimizer="adam",
+        lr=2e-4,
+        weight_decay=0.0,
+        epochs=70,
+        batch_size=100,
+        eval_batch_size=70,
+        lr_scheduler="multistep",
+        lr_milestones=[19, 39, 59],
+        lr_gamma=0.7,
+        max_grad_norm=None,
+    ),
+    "amfmn_rsicd": dict(
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=0.0,
+        epochs=70,
+        batch_size=100,
+        eval_batch_size=70,
+        lr_scheduler="multistep",
+        lr_milestones=[19, 39, 59],
+        lr_gamma=0.7,
+    ),
+    "galr_rsitmd": dict(
+        optimizer="adam",
+        lr=2e-4,
+        epochs=20,
+        batch_size=100,
+        eval_batch_size=70,
+        lr_scheduler="multistep",
+        lr_milestones=[19],
+        lr_gamma=0.7,
+    ),
+    "galr_rsicd": dict(
+        optimizer="adam",
+        lr=2e-4,
+        epochs=70,
+        batch_size=100,
+        eval_batch_size=70,
+        lr_scheduler="multistep",
+        lr_milestones=[19, 39, 59],
+        lr_gamma=0.7,
+    ),
+    "msa_rsitmd": dict(
+        optimizer="adamw",
+        lr=1e-5,
+        weight_decay=0.1,
+        betas=[0.9, 0.999],
+        eps=1e-8,
+        epochs=60,
+        batch_size=32,
+        lr_scheduler="constant",
+        seed=1,
+        max_grad_norm=None,
+    ),
+    "cmpagl_rsitmd": dict(
+        optimizer="adamw",
+        lr=6e-5,
+        weight_decay=0.01,
+        epochs=50,
+        batch_size=128,
+        lr_scheduler="cosine",
+        warmup_ratio=0.1,
+    ),
 }
 #: Vocabulary sizes of the reference vocab.json files (words + padding id 0).
 REFERENCE_VOCAB = {"rsitmd": 1350, "rsicd": 1226}
@@ -56,17 +114,36 @@ def test_shipped_recipe_is_valid(path):
 
 #: Overrides that shrink each synth recipe to a seconds-long smoke run on 32 px images.
 TINY = {
-    "amfmn": ["model.image_size=32", "processor.options.train_resize=36", "model.backbone_hidden_sizes=[8,8,16,16]", "model.backbone_embedding_size=8",
-              "model.word_embed_dim=16", "model.text_hidden_dim=16", "model.embed_dim=16"],
-    "msa": ["model.image_size=32", "model.hidden_size=16", "model.mscmat_heads=2",
-            "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
-            "model.vision_config={hidden_sizes: [8, 8, 16, 16], depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}"],
+    "amfmn": [
+        "model.image_size=32",
+        "processor.options.train_resize=36",
+        "model.backbone_hidden_sizes=[8,8,16,16]",
+        "model.backbone_embedding_size=8",
+        "model.word_embed_dim=16",
+        "model.text_hidden_dim=16",
+        "model.embed_dim=16",
+    ],
+    "msa": [
+        "model.image_size=32",
+        "model.hidden_size=16",
+        "model.mscmat_heads=2",
+        "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
+        "model.vision_config={hidden_sizes: [8, 8, 16, 16], depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}",
+    ],
     # intra_class_mode=scene needs the scene ids the trainer passes to models that take them.
-    "cmpagl": ["model.embed_dim=8", "model.intra_class_mode=scene",
-               "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
-               "model.vision_config={image_size: 32, patch_size: 2, embed_dim: 8, depths: [1, 1], num_heads: [2, 2], window_size: 4}"],
+    "cmpagl": [
+        "model.embed_dim=8",
+        "model.intra_class_mode=scene",
+        "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
+        "model.vision_config={image_size: 32, patch_size: 2, embed_dim: 8, depths: [1, 1], num_heads: [2, 2], window_size: 4}",
+    ],
 }
-TINY["galr"] = TINY["amfmn"] + ["model.mca_hidden=16", "model.mca_heads=2", "model.mca_ff=32", "model.dynamic_fusion_dim=16"]
+TINY["galr"] = TINY["amfmn"] + [
+    "model.mca_hidden=16",
+    "model.mca_heads=2",
+    "model.mca_ff=32",
+    "model.dynamic_fusion_dim=16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +160,12 @@ def test_method_trains_from_its_synth_recipe(name, synth_cache, tmp_path):
     if method not in list_methods():
         pytest.skip(f"{method} is not registered yet")
     data = [f"data.cache_dir={synth_cache}", "data.options={train_size: 8, val_size: 6, test_size: 0}"]
-    training = ["training.batch_size=10", "training.max_steps=2", "training.eval_batch_size=6", "training.log_every_steps=1"]
+    training = [
+        "training.batch_size=10",
+        "training.max_steps=2",
+        "training.eval_batch_size=6",
+        "training.log_every_steps=1",
+    ]
     recipe = load_recipe(CONFIGS / f"{name}.yaml", TINY[method] + data + training)
     run = Trainer(recipe, run_dir=tmp_path / "run").train()
     records = read_log(run / "log.jsonl")

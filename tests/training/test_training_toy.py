@@ -20,16 +20,38 @@ from PIL import Image
 from toy_model import ToyConfig, ToyModel, ToyProcessor  # noqa: F401  (the trainer tests import them from here)
 from toy_model import toy_processor as make_toy_processor
 
-TOP = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30), "purple": (140, 30, 170), "orange": (240, 140, 20)}
-BOTTOM = {"white": (245, 245, 245), "black": (15, 15, 15), "gray": (128, 128, 128), "cyan": (30, 220, 220), "pink": (250, 150, 190), "brown": (120, 70, 20)}
-TEMPLATES = ("a {} roof above {} ground", "{} buildings over a {} field", "the {} area and the {} area", "{} on top with {} below", "some {} next to some {}")
+TOP = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (230, 220, 30),
+    "purple": (140, 30, 170),
+    "orange": (240, 140, 20),
+}
+BOTTOM = {
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+    "gray": (128, 128, 128),
+    "cyan": (30, 220, 220),
+    "pink": (250, 150, 190),
+    "brown": (120, 70, 20),
+}
+TEMPLATES = (
+    "a {} roof above {} ground",
+    "{} buildings over a {} field",
+    "the {} area and the {} area",
+    "{} on top with {} below",
+    "some {} next to some {}",
+)
 FILLERS = sorted({w for t in TEMPLATES for w in t.replace("{}", "").split()})
 VOCAB = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TOP, *BOTTOM, *FILLERS])}
 IMAGE_SIZE = 16
 
 
 def toy_processor() -> ToyProcessor:
-    return make_toy_processor(VOCAB, IMAGE_SIZE, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, train_hflip=True, train_rotation_degrees=10)
+    return make_toy_processor(
+        VOCAB, IMAGE_SIZE, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, train_hflip=True, train_rotation_degrees=10
+    )
 
 
 def _image(top: str, bottom: str, rng: np.random.Generator) -> Image.Image:
@@ -53,11 +75,19 @@ def toy_dataset_dict(num_val: int = 8, seed: int = 0, with_val: bool = True) -> 
         rows["captions"].append([t.format(top, bottom) for t in TEMPLATES])
         rows["scene"].append(list(TOP).index(top))
         rows["keywords"].append([top, bottom])
-    full = datasets.Dataset.from_dict(rows, features=datasets.Features({
-        "image": datasets.Image(), "filename": datasets.Value("string"), "image_id": datasets.Value("int32"),
-        "captions": datasets.List(datasets.Value("string"), length=5), "scene": datasets.ClassLabel(names=list(TOP)),
-        "keywords": datasets.List(datasets.Value("string")),
-    }))
+    full = datasets.Dataset.from_dict(
+        rows,
+        features=datasets.Features(
+            {
+                "image": datasets.Image(),
+                "filename": datasets.Value("string"),
+                "image_id": datasets.Value("int32"),
+                "captions": datasets.List(datasets.Value("string"), length=5),
+                "scene": datasets.ClassLabel(names=list(TOP)),
+                "keywords": datasets.List(datasets.Value("string")),
+            }
+        ),
+    )
     if not with_val:
         return datasets.DatasetDict({"train": full})
     return datasets.DatasetDict({"train": full.select(range(num_val, len(full))), "val": full.select(range(num_val))})

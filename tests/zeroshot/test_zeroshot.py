@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from clip_helpers import random_images, tiny_clip
 from transformers import CLIPModel
 
-from clip_helpers import random_images, tiny_clip
 from rs_retrieval.errors import RSRetrievalError
 from rs_retrieval.models.clip import CLIPRetrievalModel
 from rs_retrieval.zeroshot import (
@@ -22,7 +22,17 @@ from rs_retrieval.zeroshot import (
     top_k_from_proba,
 )
 
-EXPECTED_SIZES = {"aid": 30, "resisc45": 45, "ucm": 21, "eurosat": 10, "whu_rs19": 19, "rsscn7": 7, "patternnet": 38, "optimal31": 31, "rs_synth": 8}
+EXPECTED_SIZES = {
+    "aid": 30,
+    "resisc45": 45,
+    "ucm": 21,
+    "eurosat": 10,
+    "whu_rs19": 19,
+    "rsscn7": 7,
+    "patternnet": 38,
+    "optimal31": 31,
+    "rs_synth": 8,
+}
 
 
 def test_packaged_class_sets_have_the_published_sizes_and_label_order():
@@ -46,9 +56,19 @@ def test_packaged_class_sets_have_the_published_sizes_and_label_order():
 def test_template_sets():
     georsclip = load_templates("georsclip_105")
     assert len(georsclip) == len(set(georsclip)) == 105
-    assert georsclip[0] == "a remote sensing image of many {}." and georsclip[35] == "an aerial image of many {}." and georsclip[70] == "a satellite image of many {}."
+    assert (
+        georsclip[0] == "a remote sensing image of many {}."
+        and georsclip[35] == "an aerial image of many {}."
+        and georsclip[70] == "a satellite image of many {}."
+    )
     assert load_templates("rs_transclip_106")[-1] == "a satellite photo of a {}."
-    assert {"skyscript_2", "clip_benchmark_eurosat", "clip_benchmark_resisc45", "sclip_1", "single_satellite_photo"} <= set(list_template_sets())
+    assert {
+        "skyscript_2",
+        "clip_benchmark_eurosat",
+        "clip_benchmark_resisc45",
+        "sclip_1",
+        "single_satellite_photo",
+    } <= set(list_template_sets())
     aid = load_class_set("aid", templates="sclip_1")
     assert aid.prompts()[0] == ["an aerial photograph of airport."]
     assert load_class_set("aid", templates=["{} from above"]).prompts()[3] == ["beach from above"]
@@ -58,7 +78,11 @@ def test_user_class_files(tmp_path):
     text = tmp_path / "mine.txt"
     text.write_text("# my classes\nsolar farm\n\nwind farm\n", encoding="utf-8")
     class_set = load_class_set(text)
-    assert (class_set.name, class_set.classes, class_set.folders) == ("mine", ("solar farm", "wind farm"), ("solar farm", "wind farm"))
+    assert (class_set.name, class_set.classes, class_set.folders) == (
+        "mine",
+        ("solar farm", "wind farm"),
+        ("solar farm", "wind farm"),
+    )
     assert class_set.templates == load_templates("single_satellite_photo")
     spec = tmp_path / "mine.json"
     spec.write_text(json.dumps({"classes": ["a", "b"], "templates": ["{} seen from above"]}), encoding="utf-8")
@@ -69,7 +93,12 @@ def test_user_class_files(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("", "no class names"), ("a\na\n", "repeats"), ('{"classes": ["a"], "templates": ["no slot"]}', "exactly one"), ("{not json", "not valid JSON")],
+    [
+        ("", "no class names"),
+        ("a\na\n", "repeats"),
+        ('{"classes": ["a"], "templates": ["no slot"]}', "exactly one"),
+        ("{not json", "not valid JSON"),
+    ],
 )
 def test_bad_class_files_raise_typed_errors(tmp_path, content, message):
     path = tmp_path / ("bad.json" if content.startswith(("{", "[")) else "bad.txt")
@@ -102,8 +131,12 @@ def manual_clip_proba(model, processor, class_set, images):
     inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
     with torch.no_grad():
         image = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output, dim=-1)
-        text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).pooler_output
-    text = F.normalize(F.normalize(text, dim=-1).view(len(class_set.classes), len(class_set.templates), -1).mean(1), dim=-1)
+        text = model.get_text_features(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+        ).pooler_output
+    text = F.normalize(
+        F.normalize(text, dim=-1).view(len(class_set.classes), len(class_set.templates), -1).mean(1), dim=-1
+    )
     return (model.logit_scale.exp() * image @ text.t()).softmax(-1)
 
 
@@ -125,13 +158,19 @@ def test_classifier_matches_hand_built_clip_classifier_and_caches_text():
     assert sum(calls) == 8 * len(class_set.templates)  # prompts encoded once, on first use
     best = classifier.top_k(images, k=3)
     assert [len(row) for row in best] == [3] * 4
-    assert [row[0][0] for row in best] == classifier.predict(images) == [class_set.classes[i] for i in proba.argmax(-1).tolist()]
+    assert (
+        [row[0][0] for row in best]
+        == classifier.predict(images)
+        == [class_set.classes[i] for i in proba.argmax(-1).tolist()]
+    )
 
 
 def test_georsclip_rule_changes_the_class_embeddings():
     model, processor = tiny_clip(seed=4)
     standard = ZeroShotClassifier(model, processor, "rs_synth").text_classifier()["embeds"]
-    georsclip = ZeroShotClassifier(model, processor, "rs_synth", rule="mean_then_normalize").text_classifier()["embeds"]
+    georsclip = ZeroShotClassifier(model, processor, "rs_synth", rule="mean_then_normalize").text_classifier()[
+        "embeds"
+    ]
     assert standard.shape == georsclip.shape == (8, 16)
     assert torch.allclose(standard.norm(dim=-1), torch.ones(8)) and not torch.allclose(standard, georsclip)
 
@@ -151,7 +190,10 @@ def test_pair_dependent_scorer_averages_scores_over_templates():
     assert set(classifier.text_classifier()) == {"embeds"} and len(classifier.text_classifier()["embeds"]) == 8 * 3
     texts = [t.format(c) for c in class_set.classes for t in class_set.templates]
     with torch.no_grad():
-        scores = model.score(model.encode_images(**processor_images(processor, images)), model.encode_texts(**processor_texts(processor, texts)))
+        scores = model.score(
+            model.encode_images(**processor_images(processor, images)),
+            model.encode_texts(**processor_texts(processor, texts)),
+        )
     expected = (model.logit_scale.exp() * scores.view(3, 8, 3).mean(-1)).softmax(-1)
     assert torch.allclose(classifier.predict_proba(images), expected, atol=1e-6)
 
@@ -167,7 +209,9 @@ def processor_texts(processor, texts):
 
 def test_top_k_from_proba_and_bad_inputs():
     proba = torch.tensor([[0.1, 0.7, 0.2]])
-    assert top_k_from_proba(proba, ["a", "b", "c"], k=5) == [[("b", pytest.approx(0.7)), ("c", pytest.approx(0.2)), ("a", pytest.approx(0.1))]]
+    assert top_k_from_proba(proba, ["a", "b", "c"], k=5) == [
+        [("b", pytest.approx(0.7)), ("c", pytest.approx(0.2)), ("a", pytest.approx(0.1))]
+    ]
     with pytest.raises(ValueError, match="k must be"):
         top_k_from_proba(proba, ["a", "b", "c"], k=0)
     model, processor = tiny_clip()
@@ -179,11 +223,13 @@ def test_top_k_from_proba_and_bad_inputs():
 
 # ------------------------------------------------------------------ ImageFolder evaluation and CLI
 
-from rs_retrieval.zeroshot.evaluate import evaluate_zero_shot, readable_name, rs_synth_image_folder, zero_shot_metrics  # noqa: E402
+from rs_retrieval.zeroshot.evaluate import evaluate_zero_shot, readable_name, rs_synth_image_folder, zero_shot_metrics
 
 
 def test_readable_names_of_dataset_folders():
-    assert [readable_name(f) for f in ("BaseballField", "baseball_field", "storage-tanks", "footballField")] == ["baseball field"] * 2 + ["storage tanks", "football field"]
+    assert [readable_name(f) for f in ("BaseballField", "baseball_field", "storage-tanks", "footballField")] == [
+        "baseball field"
+    ] * 2 + ["storage tanks", "football field"]
 
 
 def test_zero_shot_metrics_by_hand():
@@ -211,17 +257,25 @@ def test_evaluate_on_image_folder_with_a_packaged_class_set(tmp_path):
     paths = sorted((root / "Airport").glob("*.png")) + sorted((root / "BareLand").glob("*.png"))
     predicted = classifier.predict_proba(paths).argmax(-1)
     labels = torch.tensor([0, 0, 1, 1])  # AID label order: Airport 0, BareLand 1
-    assert metrics["num_images"] == 4 and len(metrics["classes"]) == 30 and metrics["templates"] == ["an aerial photograph of {}."]
+    assert (
+        metrics["num_images"] == 4
+        and len(metrics["classes"]) == 30
+        and metrics["templates"] == ["an aerial photograph of {}."]
+    )
     assert metrics["top1"] == 100.0 * (predicted == labels).float().mean().item()
     assert sum(map(sum, metrics["confusion_matrix"])) == 4
     with pytest.raises(ClassSetError, match="not classes of"):
-        evaluate_zero_shot(model, processor, write_folder_dataset(tmp_path / "odd", ["Volcano"]), "aid", progress=False)
+        evaluate_zero_shot(
+            model, processor, write_folder_dataset(tmp_path / "odd", ["Volcano"]), "aid", progress=False
+        )
     with pytest.raises(ClassSetError, match="no class sub-folders"):
         evaluate_zero_shot(model, processor, tmp_path / "odd" / "Volcano", progress=False)
 
 
 def test_rs_synth_benchmark_folder(tmp_path):
-    root = rs_synth_image_folder(tmp_path / "bench", cache_dir=tmp_path / "cache", image_size=32, train_size=8, val_size=8, test_size=16)
+    root = rs_synth_image_folder(
+        tmp_path / "bench", cache_dir=tmp_path / "cache", image_size=32, train_size=8, val_size=8, test_size=16
+    )
     folders = sorted(p.name for p in root.iterdir())
     assert set(folders) <= set(load_class_set("rs_synth").folders)
     assert sum(len(list((root / f).iterdir())) for f in folders) == 16
@@ -236,18 +290,47 @@ def test_cli_zeroshot_classify_and_evaluate(tmp_path, capsys):
     root = write_folder_dataset(tmp_path / "data", ["forest", "beach"])
     classes = tmp_path / "classes.txt"
     classes.write_text("beach\nforest\nriver\n")
-    classify = [str(root / "beach"), "--model", str(tmp_path / "model"), "--classes", str(classes), "--top-k", "2", "--output", str(tmp_path / "pred.json")]
+    classify = [
+        str(root / "beach"),
+        "--model",
+        str(tmp_path / "model"),
+        "--classes",
+        str(classes),
+        "--top-k",
+        "2",
+        "--output",
+        str(tmp_path / "pred.json"),
+    ]
     assert main(["zeroshot", "classify", *classify]) == 0
     printed = capsys.readouterr()
     assert printed.out.count("0.png") == 1 and printed.out.count("1.png") == 1 and "deprecated" not in printed.err
     assert main(["classify", *classify]) == 0  # the old spelling, for one release
     old = capsys.readouterr()
     assert old.out == printed.out
-    assert old.err.splitlines()[0] == "warning: 'rs-retrieval classify' is deprecated; use 'rs-retrieval zeroshot classify'"
+    assert (
+        old.err.splitlines()[0]
+        == "warning: 'rs-retrieval classify' is deprecated; use 'rs-retrieval zeroshot classify'"
+    )
     predictions = json.loads((tmp_path / "pred.json").read_text())["predictions"]
     assert len(predictions) == 2 and all(len(best) == 2 for best in predictions.values())
     out = tmp_path / "zs"
-    assert main(["zeroshot", "evaluate", "--model", str(tmp_path / "model"), "--dataset", str(root), "--classes", str(classes), "--output-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "zeroshot",
+                "evaluate",
+                "--model",
+                str(tmp_path / "model"),
+                "--dataset",
+                str(root),
+                "--classes",
+                str(classes),
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "zeroshot_metrics.json").read_text())
     assert metrics["num_images"] == 4 and metrics["classes"] == ["beach", "forest", "river"]
     from PIL import Image

@@ -28,7 +28,9 @@ def measured_metrics(model_path: str | Path) -> dict[str, dict]:
             sections = metric_splits(json.loads(path.read_text(encoding="utf-8")))
         except (CardError, json.JSONDecodeError):
             continue  # a damaged metrics file is left out of the summary, not fatal to the app
-        found.update({label.format(split=SPLIT_LABELS.get(split, split)): values for split, values in sections.items()})
+        found.update(
+            {label.format(split=SPLIT_LABELS.get(split, split)): values for split, values in sections.items()}
+        )
     return found
 
 

@@ -30,7 +30,9 @@ def session_folder() -> Path:
     Must run before any Gradio component is built: each one reads `GRADIO_TEMP_DIR` when created.
     A folder the user chose with `GRADIO_TEMP_DIR` holds ours, so only ours is removed.
     """
-    folder = Path(tempfile.mkdtemp(prefix="rs_retrieval_serve_", dir=os.environ.get(GRADIO_TEMP_ENV) or None)).resolve()
+    folder = Path(
+        tempfile.mkdtemp(prefix="rs_retrieval_serve_", dir=os.environ.get(GRADIO_TEMP_ENV) or None)
+    ).resolve()
     os.environ[GRADIO_TEMP_ENV] = str(folder)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder

@@ -64,8 +64,13 @@ def build_service(
         corpus = None
     captions_file = captions or (default_captions_file(images) if images else None)
     return AppService(
-        loaded, processor, model, corpus, read_caption_file(captions_file) if captions_file else [],
-        max_upload_bytes=int(max_upload_mb * 1024**2), max_upload_pixels=int(max_upload_megapixels * 1e6),
+        loaded,
+        processor,
+        model,
+        corpus,
+        read_caption_file(captions_file) if captions_file else [],
+        max_upload_bytes=int(max_upload_mb * 1024**2),
+        max_upload_pixels=int(max_upload_megapixels * 1e6),
         extra_class_sets=[class_set] if class_set else [],
     )
 
@@ -80,7 +85,9 @@ def serve(model: str, host: str = "127.0.0.1", port: int | None = None, **servic
     service = build_service(model, **service_options)
     if service.corpus is not None:
         service.corpus.start()  # encodes while the server starts and the first page renders
-    print(f"model {model}; {service.corpus.description if service.corpus else 'no images'}; {len(service.captions)} captions")
+    print(
+        f"model {model}; {service.corpus.description if service.corpus else 'no images'}; {len(service.captions)} captions"
+    )
     # SIGTERM (docker stop, systemd) ends like Ctrl-C: through exit handlers, which remove the uploads.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     launch(service, host=host, port=port)

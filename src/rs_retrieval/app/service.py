@@ -76,7 +76,9 @@ class FolderCorpus:
 
     is_scene = False
 
-    def __init__(self, images_dir: str | Path, model, processor, cache_dir: str | Path | None = None, batch_size: int = 32):
+    def __init__(
+        self, images_dir: str | Path, model, processor, cache_dir: str | Path | None = None, batch_size: int = 32
+    ):
         self.images_dir = Path(images_dir)
         self.model, self.processor = model, processor
         self.cache_dir, self.batch_size = cache_dir, batch_size
@@ -93,7 +95,7 @@ class FolderCorpus:
     def description(self) -> str:
         return f"{self.num_images} images in `{self.images_dir}`"
 
-    def start(self) -> "FolderCorpus":
+    def start(self) -> FolderCorpus:
         """Encode in the background; `status()` reports progress."""
         self._thread = threading.Thread(target=self._encode, name="rs-retrieval-encode", daemon=True)
         self._thread.start()
@@ -110,7 +112,9 @@ class FolderCorpus:
 
     def _encode(self) -> None:
         try:
-            encoded = encode_folder(self.images_dir, self.model, self.processor, self.cache_dir, self.batch_size, progress=self._progress)
+            encoded = encode_folder(
+                self.images_dir, self.model, self.processor, self.cache_dir, self.batch_size, progress=self._progress
+            )
         except Exception as err:  # shown in the page; the server keeps running for the other tabs
             with self._lock:
                 self._status = CorpusStatus(ready=False, error=f"{type(err).__name__}: {err}")
@@ -128,7 +132,12 @@ class FolderCorpus:
         if not status.ready:
             raise AppInputError(status.message())
         ranked = rank_encoded(query, self._encoded, self.model, self.processor, top_k=k)
-        return SearchResult([(self._gallery_image(path), f"#{rank} {score:.3f} {path.name}") for rank, (path, score) in enumerate(ranked, 1)])
+        return SearchResult(
+            [
+                (self._gallery_image(path), f"#{rank} {score:.3f} {path.name}")
+                for rank, (path, score) in enumerate(ranked, 1)
+            ]
+        )
 
     def _gallery_image(self, path: Path):
         """A served copy of the file where browsers can show it; otherwise (TIFF, 16-bit ...) its rendering by the processor's rule."""
@@ -144,32 +153,43 @@ class IndexCorpus:
         self.index_path = Path(index_path)
         self.index = RetrievalIndex.open(index_path, model=model, processor=processor)
         if self.index.manifest["source"]["kind"] == "stac":
-            raise AppInputError(f"{index_path} indexes a STAC catalog; the app serves folder and scene indexes: "
-                                "search it with `rs-retrieval index search` (--geojson, --picture)")
+            raise AppInputError(
+                f"{index_path} indexes a STAC catalog; the app serves folder and scene indexes: "
+                "search it with `rs-retrieval index search` (--geojson, --picture)"
+            )
         self.processor = processor
         self.is_scene = bool(self.index.is_scene)
         self.source = self.index.manifest["source"]
         self.georeferenced = bool(self.is_scene and self.source.get("georeferenced"))
-        self._outputs = Path(tempfile.mkdtemp(prefix="scene_", dir=session_folder()))  # the latest scene picture and GeoJSON
+        self._outputs = Path(
+            tempfile.mkdtemp(prefix="scene_", dir=session_folder())
+        )  # the latest scene picture and GeoJSON
 
     @property
     def description(self) -> str:
         what = f"tiles of the scene `{self.source['scene']}`" if self.is_scene else "images"
         return f"index `{self.index_path}`: {len(self.index)} {what}"
 
-    def start(self) -> "IndexCorpus":
+    def start(self) -> IndexCorpus:
         return self
 
     def wait(self, timeout: float | None = None) -> CorpusStatus:
         return self.status()
 
     def status(self) -> CorpusStatus:
-        return CorpusStatus(ready=True, done=len(self.index), total=len(self.index), unit="tiles" if self.is_scene else "images")
+        return CorpusStatus(
+            ready=True, done=len(self.index), total=len(self.index), unit="tiles" if self.is_scene else "images"
+        )
 
     def search(self, query: str, k: int) -> SearchResult:
         hits = self.index.search(query, k)
-        images = self._tile_images(hits) if self.is_scene else [_render(Path(hit.path), self.processor) for hit in hits]
-        items = [(image, f"#{hit.rank} {hit.score:.3f} {hit.tile_id or Path(hit.path).name}") for image, hit in zip(images, hits)]
+        images = (
+            self._tile_images(hits) if self.is_scene else [_render(Path(hit.path), self.processor) for hit in hits]
+        )
+        items = [
+            (image, f"#{hit.rank} {hit.score:.3f} {hit.tile_id or Path(hit.path).name}")
+            for image, hit in zip(images, hits)
+        ]
         if not self.is_scene:
             return SearchResult(items)
         geojson = self.index.to_geojson(hits)
@@ -184,7 +204,9 @@ class IndexCorpus:
         from rasterio.windows import Window
 
         with rasterio.open(self.source["scene"]) as scene:
-            windows = [np.moveaxis(scene.read(self.source["bands"], window=Window(*hit.window)), 0, -1) for hit in hits]
+            windows = [
+                np.moveaxis(scene.read(self.source["bands"], window=Window(*hit.window)), 0, -1) for hit in hits
+            ]
         mode, _ = rendering_rule(self.processor)  # the index already picked the bands
         return [Image.fromarray(to_rgb_uint8(pixels, mode), "RGB") for pixels in windows]
 
@@ -228,12 +250,16 @@ class AppService:
         """Top captions for the image: the pasted list (one per line) if any, else the app's caption set."""
         captions = [line.strip() for line in (pasted or "").splitlines() if line.strip()] or self.captions
         if not captions:
-            raise AppInputError("No captions to rank: paste some (one per line) or start the app with --captions FILE.")
+            raise AppInputError(
+                "No captions to rank: paste some (one per line) or start the app with --captions FILE."
+            )
         return rank_captions(upload.pixels, captions, self.model, self.processor)[:CAPTIONS_SHOWN]
 
     def classify(self, upload: Upload, class_set: str | None, typed: str = "") -> dict[str, float]:
         """Class probabilities for the chosen class set, or for typed classes (comma or line separated) with its templates."""
-        typed_classes = tuple(dict.fromkeys(c.strip() for c in (typed or "").replace("\n", ",").split(",") if c.strip()))
+        typed_classes = tuple(
+            dict.fromkeys(c.strip() for c in (typed or "").replace("\n", ",").split(",") if c.strip())
+        )
         if not class_set:
             raise AppInputError("Pick a class set (typed classes use its prompt templates).")
         if len(typed_classes) == 1:
@@ -268,7 +294,9 @@ def read_caption_file(path: str | Path) -> list[str]:
     if path.suffix.lower() == ".json":
         from ..data.readers import read_release_json
 
-        captions: Sequence[str] = [c for split in read_release_json(path).values() for record in split for c in record.captions]
+        captions: Sequence[str] = [
+            c for split in read_release_json(path).values() for record in split for c in record.captions
+        ]
     else:
         captions = path.read_text(encoding="utf-8").splitlines()
     return list(dict.fromkeys(c.strip() for c in captions if c.strip()))

@@ -59,7 +59,10 @@ def status_html(status: CorpusStatus | None) -> str:
 
 
 def _caption_table(ranked: list[tuple[str, float]]) -> str:
-    rows = "".join(f"<tr><td>{rank}</td><td>{score:.3f}</td><td>{html.escape(text)}</td></tr>" for rank, (text, score) in enumerate(ranked, 1))
+    rows = "".join(
+        f"<tr><td>{rank}</td><td>{score:.3f}</td><td>{html.escape(text)}</td></tr>"
+        for rank, (text, score) in enumerate(ranked, 1)
+    )
     return f'<table class="caption-table"><thead><tr><th>rank</th><th>score</th><th>caption</th></tr></thead><tbody>{rows}</tbody></table>'
 
 
@@ -77,7 +80,9 @@ def probability_bars(probabilities: dict[str, float]) -> str:
 def _examples(paths: list[str], upload, elem_id: str) -> None:
     """A row of the corpus's images that fill `upload` when clicked (its change event runs the tab)."""
     if paths:
-        _gradio().Examples([[path] for path in paths], inputs=[upload], label="Or pick one of the searched images", elem_id=elem_id)
+        _gradio().Examples(
+            [[path] for path in paths], inputs=[upload], label="Or pick one of the searched images", elem_id=elem_id
+        )
 
 
 def _status_bar(demo, corpus) -> None:
@@ -109,8 +114,12 @@ def _search_tab(service: AppService) -> None:
         message = note_message(f"{len(result.items)} hits for “{query.strip()}”.")
         if not scene:
             return message, result.items
-        footprints = footprint_map_html(result.geojson) if corpus.georeferenced else (
-            "<p>The scene has no CRS: footprints are in pixel coordinates (see the scene picture and the GeoJSON).</p>"
+        footprints = (
+            footprint_map_html(result.geojson)
+            if corpus.georeferenced
+            else (
+                "<p>The scene has no CRS: footprints are in pixel coordinates (see the scene picture and the GeoJSON).</p>"
+            )
         )
         return message, result.items, footprints, result.overview, result.geojson_path
 
@@ -120,13 +129,26 @@ def _search_tab(service: AppService) -> None:
             k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="k (hits)", elem_id="k", scale=1)
         search_button = gr.Button("Search", variant="primary", elem_id="search-button")
         search_message = gr.HTML(elem_id="search-message", elem_classes="rs-message")
-        gallery = gr.Gallery(label="Hits (rank, score, name); click to enlarge", columns=4, height="auto", object_fit="contain", elem_id="gallery")
+        gallery = gr.Gallery(
+            label="Hits (rank, score, name); click to enlarge",
+            columns=4,
+            height="auto",
+            object_fit="contain",
+            elem_id="gallery",
+        )
         outputs = [search_message, gallery]
         if scene:
             with gr.Row():
                 footprints = gr.HTML(label="Hit footprints (WGS84)", elem_id="footprints")
-                overview = gr.Image(label="The scene, hits outlined (red: #1)", type="filepath", interactive=False, elem_id="scene-overview")
-            geojson_file = gr.File(label="Hit footprints (GeoJSON, opens in QGIS)", elem_id="geojson", interactive=False)
+                overview = gr.Image(
+                    label="The scene, hits outlined (red: #1)",
+                    type="filepath",
+                    interactive=False,
+                    elem_id="scene-overview",
+                )
+            geojson_file = gr.File(
+                label="Hit footprints (GeoJSON, opens in QGIS)", elem_id="geojson", interactive=False
+            )
             outputs += [footprints, overview, geojson_file]
         for trigger in (search_button.click, query.submit):
             trigger(search, [query, k], outputs)
@@ -153,7 +175,9 @@ def _preview(prefix: str):
     """The message line and the image preview of an image tab."""
     gr = _gradio()
     message = gr.HTML(elem_id=f"{prefix}-message", elem_classes="rs-message")
-    preview = gr.Image(label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id=f"{prefix}-preview")
+    preview = gr.Image(
+        label="The image as the model sees it", type="pil", interactive=False, height=256, elem_id=f"{prefix}-preview"
+    )
     return message, preview
 
 
@@ -164,10 +188,16 @@ def _captions_tab(service: AppService, examples: list[str]) -> None:
     with gr.Tab("Image → captions", id="captions"):
         with gr.Row():
             with gr.Column():
-                upload = gr.File(label="Image (PNG, JPEG, TIFF incl. 16-bit)", file_types=["image", ".tif", ".tiff"], elem_id="caption-upload")
+                upload = gr.File(
+                    label="Image (PNG, JPEG, TIFF incl. 16-bit)",
+                    file_types=["image", ".tif", ".tiff"],
+                    elem_id="caption-upload",
+                )
                 _examples(examples, upload, "caption-examples")
                 pasted = gr.Textbox(
-                    label=f"Captions, one per line (empty: the app's {len(service.captions)} captions)", lines=4, elem_id="pasted-captions",
+                    label=f"Captions, one per line (empty: the app's {len(service.captions)} captions)",
+                    lines=4,
+                    elem_id="pasted-captions",
                 )
                 button = gr.Button("Rank captions", variant="primary", elem_id="caption-button")
             with gr.Column():
@@ -188,8 +218,12 @@ def _zeroshot_tab(service: AppService, examples: list[str]) -> None:
             with gr.Column():
                 upload = gr.File(label="Image", file_types=["image", ".tif", ".tiff"], elem_id="class-upload")
                 _examples(examples, upload, "class-examples")
-                class_set = gr.Dropdown(class_sets, value=class_sets[0] if class_sets else None, label="Class set", elem_id="class-set")
-                typed = gr.Textbox(label="Or type classes (comma separated; uses the set's prompt templates)", elem_id="typed-classes")
+                class_set = gr.Dropdown(
+                    class_sets, value=class_sets[0] if class_sets else None, label="Class set", elem_id="class-set"
+                )
+                typed = gr.Textbox(
+                    label="Or type classes (comma separated; uses the set's prompt templates)", elem_id="typed-classes"
+                )
                 button = gr.Button("Classify", variant="primary", elem_id="class-button")
             with gr.Column():
                 message, preview = _preview("class")
@@ -205,7 +239,10 @@ def _about_tab(service: AppService) -> None:
     gr = _gradio()
     corpus = service.corpus
     with gr.Tab("About", id="about"):
-        gr.Markdown(model_summary(service.model, service.processor, service.model_path, corpus.description if corpus else ""), elem_id="about")
+        gr.Markdown(
+            model_summary(service.model, service.processor, service.model_path, corpus.description if corpus else ""),
+            elem_id="about",
+        )
 
 
 def build_app(service: AppService, title: str = "rs_retrieval"):
@@ -222,7 +259,9 @@ def build_app(service: AppService, title: str = "rs_retrieval"):
     return demo
 
 
-def launch(service: AppService, host: str = "127.0.0.1", port: int | None = None, block: bool = True, quiet: bool = False):
+def launch(
+    service: AppService, host: str = "127.0.0.1", port: int | None = None, block: bool = True, quiet: bool = False
+):
     """Serve the app; with `block=False` return the running `gr.Blocks` (its `local_url`) at once.
 
     No `allowed_paths`: the server hands out only its own folder (uploads and copies of the hits
@@ -230,10 +269,19 @@ def launch(service: AppService, host: str = "127.0.0.1", port: int | None = None
     gr = _gradio()
     session_folder()  # Gradio's upload folder: set before any component exists
     demo = build_app(service)
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
     demo.queue(default_concurrency_limit=1)  # one model, one request at a time
     demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet, allowed_paths=[],
-        max_file_size=4 * service.max_upload_bytes, theme=theme, css=CSS, show_error=False,
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        allowed_paths=[],
+        max_file_size=4 * service.max_upload_bytes,
+        theme=theme,
+        css=CSS,
+        show_error=False,
     )
     return demo

@@ -70,7 +70,9 @@ def read_upload(
         raise UploadError(f"{path.name}: the upload did not arrive, try again")
     size_bytes = path.stat().st_size
     if size_bytes > max_bytes:
-        raise UploadError(f"{path.name} is {size_bytes / 1024**2:.1f} MB, over the {max_bytes / 1024**2:.0f} MB upload limit")
+        raise UploadError(
+            f"{path.name} is {size_bytes / 1024**2:.1f} MB, over the {max_bytes / 1024**2:.0f} MB upload limit"
+        )
     width, height = _header_size(path)
     if width * height > max_pixels:
         raise UploadError(

@@ -53,24 +53,45 @@ def _provenance(record: dict | None, release) -> str:
 def _reported(release) -> str:
     if release is None or not (release.retrieval or release.zero_shot):
         return "No published numbers are recorded for this checkpoint."
-    lines = ["Numbers as published (copied, not reproduced by rs_retrieval, not part of the `model-index`). Protocols differ between papers.", ""]
+    lines = [
+        "Numbers as published (copied, not reproduced by rs_retrieval, not part of the `model-index`). Protocols differ between papers.",
+        "",
+    ]
     if release.retrieval:
-        rows = [[r.variant, dataset_title(r.dataset), *(f"{v:.2f}" for v in r.i2t + r.t2i), f"{r.printed_mr:.2f}"] for r in release.retrieval]
-        lines += [markdown_table(["variant", "dataset", "i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10", "mR"], rows), ""]
+        rows = [
+            [r.variant, dataset_title(r.dataset), *(f"{v:.2f}" for v in r.i2t + r.t2i), f"{r.printed_mr:.2f}"]
+            for r in release.retrieval
+        ]
+        lines += [
+            markdown_table(
+                ["variant", "dataset", "i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10", "mR"], rows
+            ),
+            "",
+        ]
         lines += [f"Source: {source}." for source in dict.fromkeys(r.source for r in release.retrieval)] + [""]
     if release.zero_shot:
-        lines += ["Zero-shot scene classification (top-1 %):", "", markdown_table(["dataset", "top-1", "source"], [[z.dataset, f"{z.top1:.2f}", z.source] for z in release.zero_shot])]
+        lines += [
+            "Zero-shot scene classification (top-1 %):",
+            "",
+            markdown_table(
+                ["dataset", "top-1", "source"], [[z.dataset, f"{z.top1:.2f}", z.source] for z in release.zero_shot]
+            ),
+        ]
     return "\n".join(lines)
 
 
 def _release_licence(release) -> str:
     licence = release.licence
     link = f" ({licence.link})" if licence.link else ""
-    return (f"Card licence: `{licence.id}`{f' ({licence.name})' if licence.name else ''}{link}. {licence.statement} "
-            "Check the terms before re-hosting or using the weights; the conversion code (rs_retrieval) is Apache-2.0.")
+    return (
+        f"Card licence: `{licence.id}`{f' ({licence.name})' if licence.name else ''}{link}. {licence.statement} "
+        "Check the terms before re-hosting or using the weights; the conversion code (rs_retrieval) is Apache-2.0."
+    )
 
 
-def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metrics, dataset_name, repo_id, licence: tuple, template_dir) -> str:
+def render_clip_card(
+    model_dir: Path, run_dir: Path | None, config: dict, metrics, dataset_name, repo_id, licence: tuple, template_dir
+) -> str:
     record = read_json(model_dir / CONVERSION_RECORD) if (model_dir / CONVERSION_RECORD).is_file() else None
     release = RELEASES.get(record.get("release")) if record and record.get("release") else None
     run_metrics, metrics, dataset_name = run_records(run_dir, metrics, dataset_name)
@@ -98,7 +119,9 @@ def render_clip_card(model_dir: Path, run_dir: Path | None, config: dict, metric
         "metrics": ["recall"] if model_index else None,
         "model-index": model_index,
     }
-    citation = "\n".join(([f"- Model: {release.paper}"] if release else []) + ["- Conversion and tooling: rs_retrieval (Apache-2.0)"])
+    citation = "\n".join(
+        ([f"- Model: {release.paper}"] if release else []) + ["- Conversion and tooling: rs_retrieval (Apache-2.0)"]
+    )
     text = card_template("clip_model_card.md", template_dir).substitute(
         metadata=front_matter(metadata),
         title=title,

@@ -86,19 +86,31 @@ def _stated_licence(text: str | None) -> dict:
     first = text.split()[0].strip(",.;()").lower()
     if first in HUB_LICENSE_IDS:
         return {"license": first}
-    return {"license": "other", "license_name": re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "stated-in-card"}
+    return {
+        "license": "other",
+        "license_name": re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "stated-in-card",
+    }
 
 
 def _provenance_lines(export) -> list[str]:
     """One line per exported split: what `rs_retrieval.data` read it from."""
     lines = []
     for split, record in export.provenance.items():
-        facts = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("title", "split") and v not in (None, "")) if isinstance(record, dict) else record
+        facts = (
+            ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("title", "split") and v not in (None, ""))
+            if isinstance(record, dict)
+            else record
+        )
         lines.append(f"- {split}: {facts}")
     return lines
 
 
-def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, repo_id: str | None = None, template_dir: str | Path | None = None) -> str:
+def render_dataset_card(
+    data_root: str | Path,
+    dataset_name: str | None = None,
+    repo_id: str | None = None,
+    template_dir: str | Path | None = None,
+) -> str:
     """The dataset card for a Parquet export (`data/<split>-*.parquet`) of `dataset_name`.
 
     What the export's own README records (`rs_retrieval.data.export.read_export_card`: dataset
@@ -126,7 +138,9 @@ def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, 
         "task_categories": ["image-to-text", "text-to-image"],
         "tags": TAGS[:-1] + ["rs_retrieval"],
         "size_categories": [_size_category(total)],
-        "configs": [{"config_name": "default", "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}],
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}
+        ],
     }
     split_rows = [[name, str(s["rows"]), str(s["captions"]) if s["captions"] else "-"] for name, s in stats.items()]
     split_text = markdown_table(["split", "images (rows)", "captions"], split_rows)
@@ -144,7 +158,8 @@ def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, 
     if notes is not None:
         licence = notes.license_statement + (
             "\n\nThe authors state no licence, so this card's `license` field is `unknown`; none is attached here."
-            if notes.license_id == "unknown" else ""
+            if notes.license_id == "unknown"
+            else ""
         )
     elif spec is not None:
         licence = f"As published by the authors: {spec.license}."
@@ -153,14 +168,18 @@ def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, 
     else:
         licence = "Not recorded: check with the data's authors."
     caveats = "\n".join(f"- {c}" for c in notes.caveats) if notes is not None else "None recorded."
-    citation = spec.citation if spec is not None else (export.citation if export and export.citation else "Not recorded.")
+    citation = (
+        spec.citation if spec is not None else (export.citation if export and export.citation else "Not recorded.")
+    )
     leakage = data_root / LEAKAGE_REPORT
     if leakage.is_file():
         report = json.loads(leakage.read_text(encoding="utf-8"))
         counts = ", ".join(f"{where}: {n}" for where, n in report.get("removed_count", {}).items()) or "none"
-        caveats = (f"- Combined set ({', '.join(report.get('members', []))}): training and validation images within perceptual-hash "
-                   f"distance {report.get('threshold')} of any member's test image were removed ({counts}); the list is `{LEAKAGE_REPORT}`.\n"
-                   + ("" if caveats == "None recorded." else caveats))
+        caveats = (
+            f"- Combined set ({', '.join(report.get('members', []))}): training and validation images within perceptual-hash "
+            f"distance {report.get('threshold')} of any member's test image were removed ({counts}); the list is `{LEAKAGE_REPORT}`.\n"
+            + ("" if caveats == "None recorded." else caveats)
+        )
     return card_template("dataset_card.md", template_dir).substitute(
         metadata=front_matter(metadata),
         title=title,
@@ -175,10 +194,14 @@ def render_dataset_card(data_root: str | Path, dataset_name: str | None = None, 
     )
 
 
-def write_dataset_card(data_root: str | Path, dataset_name: str | None = None, repo_id: str | None = None, template_dir: str | Path | None = None) -> Path:
+def write_dataset_card(
+    data_root: str | Path,
+    dataset_name: str | None = None,
+    repo_id: str | None = None,
+    template_dir: str | Path | None = None,
+) -> Path:
     """Write README.md (with the `configs` YAML that maps files to splits) into a Parquet export
     folder, keeping what the export's own README recorded (`render_dataset_card`)."""
     readme = Path(data_root) / "README.md"
     atomic_write_text(readme, render_dataset_card(data_root, dataset_name, repo_id=repo_id, template_dir=template_dir))
     return readme
-

@@ -46,7 +46,10 @@ def _reported_section(info: Method | None, dataset: str | None) -> str:
     lines = []
     if not rows and info and info.reported_results:
         rows = info.reported()
-        lines += [f"No published numbers exist for {dataset_title(dataset)}; these are all published rows for the method.", ""]
+        lines += [
+            f"No published numbers exist for {dataset_title(dataset)}; these are all published rows for the method.",
+            "",
+        ]
     if not rows:
         return note or "rs_retrieval records no published results for this method."
     lines += [
@@ -55,7 +58,10 @@ def _reported_section(info: Method | None, dataset: str | None) -> str:
         "",
         markdown_table(
             ["variant", "dataset", "i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10", "mR (printed)"],
-            [[r.variant, dataset_title(r.dataset), *(f"{v:.2f}" for v in r.i2t + r.t2i), f"{r.printed_mr:.2f}"] for r in rows],
+            [
+                [r.variant, dataset_title(r.dataset), *(f"{v:.2f}" for v in r.i2t + r.t2i), f"{r.printed_mr:.2f}"]
+                for r in rows
+            ],
         ),
         "",
     ]
@@ -69,7 +75,8 @@ def _reported_section(info: Method | None, dataset: str | None) -> str:
     if mismatched:
         lines += [""] + [
             f"Note: the printed mR of {r.variant} on {dataset_title(r.dataset)} ({r.printed_mr:.2f}) is not the mean of its "
-            f"six recalls ({r.mean_recall:.2f})." for r in mismatched
+            f"six recalls ({r.mean_recall:.2f})."
+            for r in mismatched
         ]
     if note:
         lines += ["", note]
@@ -111,7 +118,16 @@ def render_model_card(
     if not method:
         raise CardError(f"{model_dir / 'config.json'} has no model_type; pass method=")
     if method in ("clip", "siglip"):
-        return render_clip_card(model_dir, run_dir, config, metrics, dataset_name, repo_id, (license, license_name, license_link), template_dir)
+        return render_clip_card(
+            model_dir,
+            run_dir,
+            config,
+            metrics,
+            dataset_name,
+            repo_id,
+            (license, license_name, license_link),
+            template_dir,
+        )
     run_metrics, metrics, dataset_name = run_records(run_dir, metrics, dataset_name)
     dataset = canonical_dataset(dataset_name)
     splits = measured_splits(run_dir, metrics)
@@ -135,7 +151,9 @@ def render_model_card(
     if info is not None and info.summary:
         summary += f" {info.summary}"
     if info is not None and info.paper is not None:
-        summary += f"\n\nMethod paper: {info.paper.citation}." + (f" Official code: {info.paper.code}." if info.paper.code else "")
+        summary += f"\n\nMethod paper: {info.paper.citation}." + (
+            f" Official code: {info.paper.code}." if info.paper.code else ""
+        )
     text = card_template("model_card.md", template_dir).substitute(
         metadata=front_matter(metadata),
         title=title,
@@ -151,7 +169,9 @@ def render_model_card(
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-def write_model_card(path: str | Path, metrics: dict | None = None, dataset_name: str | None = None, method: str | None = None, **kwargs) -> Path:
+def write_model_card(
+    path: str | Path, metrics: dict | None = None, dataset_name: str | None = None, method: str | None = None, **kwargs
+) -> Path:
     """Write README.md into the model directory of a training run (`run/model/`) or into a model directory.
 
     `metrics` defaults to the run's metrics.json, `dataset_name` to the recipe's dataset and

@@ -16,7 +16,11 @@ from ..errors import RSRetrievalError
 
 RECALL_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")
 #: metrics.json sections, in the order a card shows them; only the first two enter `model-index`.
-SPLIT_LABELS = {"test": "test", "validation": "validation (selected checkpoint)", "last_validation": "validation (last evaluation)"}
+SPLIT_LABELS = {
+    "test": "test",
+    "validation": "validation (selected checkpoint)",
+    "last_validation": "validation (last evaluation)",
+}
 #: The run's test-split evaluation; the card shows it and puts it into `model-index`.
 TEST_METRICS_FILE = "test_metrics.json"
 
@@ -47,7 +51,9 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
     elif (path / "model" / "config.json").is_file():
         model_dir = path / "model"
     else:
-        raise CardError(f"{path} holds no saved model: expected {path / 'config.json'} or {path / 'model' / 'config.json'}")
+        raise CardError(
+            f"{path} holds no saved model: expected {path / 'config.json'} or {path / 'model' / 'config.json'}"
+        )
     for candidate in (model_dir, model_dir.parent):
         if any((candidate / name).is_file() for name in ("metrics.json", TEST_METRICS_FILE, "training_args.json")):
             return model_dir, candidate

@@ -53,7 +53,9 @@ def replace_deprecated(argv: list[str]) -> list[str]:
     if position is None or argv[position] not in DEPRECATED_COMMANDS:
         return argv
     new = DEPRECATED_COMMANDS[argv[position]]
-    print(f"warning: 'rs-retrieval {argv[position]}' is deprecated; use 'rs-retrieval {' '.join(new)}'", file=sys.stderr)
+    print(
+        f"warning: 'rs-retrieval {argv[position]}' is deprecated; use 'rs-retrieval {' '.join(new)}'", file=sys.stderr
+    )
     return [*argv[:position], *new, *argv[position + 1 :]]
 
 
@@ -71,4 +73,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
-

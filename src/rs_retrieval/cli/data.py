@@ -13,15 +13,21 @@ FORMATS = ("arrow", "parquet")
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="rsitmd, rsicd, ucm_captions, sydney_captions, rs_synth, or a Hub id / Parquet folder")
+    parser.add_argument(
+        "name", help="rsitmd, rsicd, ucm_captions, sydney_captions, rs_synth, or a Hub id / Parquet folder"
+    )
     parser.add_argument("--data-dir", help="folder of the release (images/ + JSON) or of the precomp caption files")
     parser.add_argument("--source", default="auto", choices=("auto", "release", "precomp"))
     parser.add_argument("--image-dir", help="image folder (default: images/, imgs/ or the data dir)")
-    parser.add_argument("--image-check", default="verify", choices=IMAGE_CHECKS, help="how thoroughly images are checked")
+    parser.add_argument(
+        "--image-check", default="verify", choices=IMAGE_CHECKS, help="how thoroughly images are checked"
+    )
     parser.add_argument("--cache-dir", help="rs_synth: where it is generated; others: the datasets cache")
     parser.add_argument("--seed", type=int, default=0, help="rs_synth generation seed and --val-fraction seed")
     parser.add_argument("--val-fraction", type=float, help="seeded re-split of train into train + val")
-    parser.add_argument("--synth-sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="rs_synth split sizes")
+    parser.add_argument(
+        "--synth-sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="rs_synth split sizes"
+    )
     parser.add_argument("--image-size", type=int, help="rs_synth image side in pixels")
 
 
@@ -34,8 +40,15 @@ def _load(args: argparse.Namespace):
     if args.image_size:
         extra["image_size"] = args.image_size
     return load_dataset(
-        args.name, data_dir=args.data_dir, source=args.source, cache_dir=args.cache_dir, val_fraction=args.val_fraction,
-        seed=args.seed, image_dir=args.image_dir, image_check=args.image_check, **extra,
+        args.name,
+        data_dir=args.data_dir,
+        source=args.source,
+        cache_dir=args.cache_dir,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        image_dir=args.image_dir,
+        image_check=args.image_check,
+        **extra,
     )
 
 
@@ -71,7 +84,9 @@ def build(args: argparse.Namespace) -> int:
     if leakage is not None:
         from ..data.combined import LEAKAGE_REPORT
 
-        print(f"leakage removed (distance <= {leakage['threshold']} from a member's test image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}")
+        print(
+            f"leakage removed (distance <= {leakage['threshold']} from a member's test image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}"
+        )
     return 0
 
 
@@ -88,8 +103,8 @@ def _source_images(spec: str):
     """The images of one SOURCE: `NAME=DATA_DIR` (a dataset release, all splits), an image folder, or a dataset name."""
     from pathlib import Path
 
-    from ..data.dedup import dataset_images, folder_images
     from ..data.dataset_loading import LOCAL_NAMES, load_dataset
+    from ..data.dedup import dataset_images, folder_images
 
     name, _, data_dir = spec.partition("=")
     if not data_dir and Path(name).expanduser().is_dir() and name.lower() not in LOCAL_NAMES:
@@ -100,31 +115,43 @@ def _source_images(spec: str):
 def dedup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..fileio import save_png_atomic, write_json_atomic
     from ..data.dedup import find_duplicates, pairs_picture
+    from ..fileio import save_png_atomic, write_json_atomic
 
     start = time.perf_counter()
     images = [image for spec in args.sources for image in _source_images(spec)]
-    report = find_duplicates(images, args.threshold, rotations=not args.no_rotations, across_only=args.across_only,
-                             workers=args.workers, progress=not args.no_progress)
+    report = find_duplicates(
+        images,
+        args.threshold,
+        rotations=not args.no_rotations,
+        across_only=args.across_only,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     picture = Path(args.picture) if args.picture else Path(args.out).with_suffix(".png")
     report["picture"] = picture.name
     write_json_atomic(args.out, report)
     save_png_atomic(pairs_picture(report["pairs"], args.show), picture)
     exact = sum(pair["exact"] for pair in report["pairs"])
     across = sum(pair["kind"] == "across" for pair in report["pairs"])
-    print(f"{report['images']} images, {len(report['pairs'])} pairs at distance <= {args.threshold} "
-          f"({exact} exact, {across} across sources) in {time.perf_counter() - start:.1f} s -> {args.out}, {picture}")
+    print(
+        f"{report['images']} images, {len(report['pairs'])} pairs at distance <= {args.threshold} "
+        f"({exact} exact, {across} across sources) in {time.perf_counter() - start:.1f} s -> {args.out}, {picture}"
+    )
     return 0
 
 
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="build or inspect datasets")
     commands = data.add_subparsers(dest="data_command", required=True)
-    build_parser = commands.add_parser("build", help="read (or, for rs_synth, generate) a dataset and write it to --out")
+    build_parser = commands.add_parser(
+        "build", help="read (or, for rs_synth, generate) a dataset and write it to --out"
+    )
     _add_source_arguments(build_parser)
     build_parser.add_argument("--out", required=True, help="output folder (created atomically)")
-    build_parser.add_argument("--format", default="parquet", choices=FORMATS, help="parquet: Hub layout; arrow: save_to_disk")
+    build_parser.add_argument(
+        "--format", default="parquet", choices=FORMATS, help="parquet: Hub layout; arrow: save_to_disk"
+    )
     build_parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     build_parser.set_defaults(func=build)
     info_parser = commands.add_parser("info", help="print split sizes, blank and duplicate captions, scene counts")
@@ -134,15 +161,26 @@ def register(subparsers) -> None:
     from ..data.dedup import DEFAULT_THRESHOLD
 
     dedup_parser = commands.add_parser(
-        "dedup", help="exact and near-duplicate images within and across image sets (perceptual hash)",
+        "dedup",
+        help="exact and near-duplicate images within and across image sets (perceptual hash)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    dedup_parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                              help="NAME=DATA_DIR (a dataset release, all splits), an image folder, or a dataset name (rs_synth, Hub id)")
+    dedup_parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="NAME=DATA_DIR (a dataset release, all splits), an image folder, or a dataset name (rs_synth, Hub id)",
+    )
     dedup_parser.add_argument("--out", required=True, help="JSON report (pairs closest first)")
-    dedup_parser.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="largest Hamming distance (of 64 pHash bits) reported")
-    dedup_parser.add_argument("--across-only", action="store_true", help="only pairs whose images come from different sources")
-    dedup_parser.add_argument("--no-rotations", action="store_true", help="do not match copies rotated by 90, 180 or 270 degrees")
+    dedup_parser.add_argument(
+        "--threshold", type=int, default=DEFAULT_THRESHOLD, help="largest Hamming distance (of 64 pHash bits) reported"
+    )
+    dedup_parser.add_argument(
+        "--across-only", action="store_true", help="only pairs whose images come from different sources"
+    )
+    dedup_parser.add_argument(
+        "--no-rotations", action="store_true", help="do not match copies rotated by 90, 180 or 270 degrees"
+    )
     dedup_parser.add_argument("--picture", help="PNG of the closest pairs side by side (default: --out with .png)")
     dedup_parser.add_argument("--show", type=int, default=12, help="pairs drawn in the picture")
     dedup_parser.add_argument("--workers", type=int, default=4, help="hashing threads")

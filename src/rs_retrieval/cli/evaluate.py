@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from ..fileio import write_json_atomic
-from .arguments import add_model_arguments, load_model_from_args
 from ..evaluation.choices import DEFAULT_PROTOCOL, DEFAULT_TIE_POLICY, PROTOCOL_NAMES, RERANKER_NAMES, TIE_POLICIES
 from ..evaluation.folds import format_table
+from ..fileio import write_json_atomic
+from .arguments import add_model_arguments, load_model_from_args
 
 
 def register(subparsers) -> None:
@@ -25,17 +25,36 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", help="local folder with the dataset release")
     parser.add_argument("--source", default="auto", help="dataset source, passed to load_dataset")
     parser.add_argument("--cache-dir", help="datasets cache folder")
-    parser.add_argument("--image-size", type=int, help="rs_synth: side of the generated images (default: as the model's run "
-                        "generated them, i.e. its recipe's data options and the model's input size)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="rs_synth: side of the generated images (default: as the model's run "
+        "generated them, i.e. its recipe's data options and the model's input size)",
+    )
     parser.add_argument("--split", default="test")
-    parser.add_argument("--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report")
-    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_NAMES,
-                        help="evaluation protocol (docs/protocols.md): amfmn = AMFMN/GaLR/MSA tables, remoteclip and skyscript = those code bases exactly")
-    parser.add_argument("--tie-policy", choices=TIE_POLICIES,
-                        help=f"order of tied scores (default: the protocol's own, else {DEFAULT_TIE_POLICY} = the reference code's argsort)")
-    parser.add_argument("--image-key-column", default="filename", help="column that identifies an image (protocols that merge images by key)")
+    parser.add_argument(
+        "--rerank", nargs="+", default=["none", "galr_mr"], choices=RERANKER_NAMES, help="re-rankers to report"
+    )
+    parser.add_argument(
+        "--protocol",
+        default=DEFAULT_PROTOCOL,
+        choices=PROTOCOL_NAMES,
+        help="evaluation protocol (docs/protocols.md): amfmn = AMFMN/GaLR/MSA tables, remoteclip and skyscript = those code bases exactly",
+    )
+    parser.add_argument(
+        "--tie-policy",
+        choices=TIE_POLICIES,
+        help=f"order of tied scores (default: the protocol's own, else {DEFAULT_TIE_POLICY} = the reference code's argsort)",
+    )
+    parser.add_argument(
+        "--image-key-column",
+        default="filename",
+        help="column that identifies an image (protocols that merge images by key)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--galr-k1", type=int, default=30, help="galr_mr: candidates re-ranked per query (at least 10)")
+    parser.add_argument(
+        "--galr-k1", type=int, default=30, help="galr_mr: candidates re-ranked per query (at least 10)"
+    )
     parser.add_argument("--galr-wp1", type=float, default=0.3, help="galr_mr: saliency weight")
     parser.add_argument("--galr-wp2", type=float, default=1.1, help="galr_mr: reverse-search weight")
     parser.add_argument("--smr-tau", type=float, default=0.05, help="smr: softmax temperature")
@@ -53,7 +72,9 @@ def generated_dataset_options(args: argparse.Namespace) -> dict:
 
     if args.dataset not in GENERATED_DATASETS or args.data_dir is not None:
         if args.image_size is not None:
-            raise UsageError(f"--image-size applies to generated datasets ({', '.join(GENERATED_DATASETS)}), not to {args.dataset}")
+            raise UsageError(
+                f"--image-size applies to generated datasets ({', '.join(GENERATED_DATASETS)}), not to {args.dataset}"
+            )
         return {}
     from transformers import AutoConfig
 
@@ -64,7 +85,9 @@ def generated_dataset_options(args: argparse.Namespace) -> dict:
     try:
         model_size = input_image_size(AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code))
     except OSError as err:
-        raise UsageError(f"--model {args.model}: cannot read its config.json ({str(err).strip().splitlines()[0]})") from None
+        raise UsageError(
+            f"--model {args.model}: cannot read its config.json ({str(err).strip().splitlines()[0]})"
+        ) from None
     recipe_file = Path(args.model).parent / "recipe.yaml"
     spec, origin = DataSpec(name=args.dataset), "at the model's input size, as training generates it"
     if recipe_file.is_file() and load_recipe(recipe_file).data.name == args.dataset:
@@ -72,7 +95,10 @@ def generated_dataset_options(args: argparse.Namespace) -> dict:
     options = {"seed": spec.seed, **dataset_options(spec, model_size)}
     if args.image_size is not None:
         options["image_size"], origin = args.image_size, "(--image-size)"
-    print(f"{args.dataset}: images generated at {options['image_size']} px {origin}; --image-size picks another size", file=sys.stderr)
+    print(
+        f"{args.dataset}: images generated at {options['image_size']} px {origin}; --image-size picks another size",
+        file=sys.stderr,
+    )
     return options
 
 
@@ -89,9 +115,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.evaluator import evaluate_retrieval
 
     generated = generated_dataset_options(args)
-    dataset = load_dataset(args.dataset, data_dir=args.data_dir, source=args.source, split=args.split, cache_dir=args.cache_dir, **generated)
+    dataset = load_dataset(
+        args.dataset,
+        data_dir=args.data_dir,
+        source=args.source,
+        split=args.split,
+        cache_dir=args.cache_dir,
+        **generated,
+    )
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
-        raise UsageError(f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)")
+        raise UsageError(
+            f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)"
+        )
     from ..evaluation.metrics import resolve_tie_policy
     from ..evaluation.protocols import get_protocol
 
@@ -100,8 +135,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"--tie-policy: {err}") from None
     if get_protocol(args.protocol).needs_image_keys and args.image_key_column not in dataset.column_names:
-        raise UsageError(f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})")
-    metric_kwargs = {"protocol": args.protocol, "tie_policy": args.tie_policy, "image_key_column": args.image_key_column}
+        raise UsageError(
+            f"--image-key-column {args.image_key_column!r} is not a column of the dataset ({dataset.column_names})"
+        )
+    metric_kwargs = {
+        "protocol": args.protocol,
+        "tie_policy": args.tie_policy,
+        "image_key_column": args.image_key_column,
+    }
     from ..pretrained import resolve_device
 
     device = resolve_device(args.device)

@@ -23,9 +23,18 @@ def push(args: argparse.Namespace) -> int:
 
         path = METRIC_DIR
     kind, commit = push_folder(
-        path, args.repo_id, args.type, private=args.private or None, revision=args.revision, commit_message=args.message,
-        card=not args.no_card, dataset_name=args.dataset_name, method=args.method,
-        license=args.license, license_name=args.license_name, license_link=args.license_link,
+        path,
+        args.repo_id,
+        args.type,
+        private=args.private or None,
+        revision=args.revision,
+        commit_message=args.message,
+        card=not args.no_card,
+        dataset_name=args.dataset_name,
+        method=args.method,
+        license=args.license,
+        license_name=args.license_name,
+        license_link=args.license_link,
     )
     print(f"pushed {kind} {path} -> {args.repo_id} in commit {commit.oid}\n{commit.commit_url}")
     return 0
@@ -35,11 +44,20 @@ def build_space_command(args: argparse.Namespace) -> int:
     from ..hub.space import build_space
 
     out = build_space(
-        args.model, args.out, wheel=args.wheel, images=args.images, index=args.index, captions=args.captions,
-        class_set=args.class_set, title=args.title, overwrite=args.overwrite,
+        args.model,
+        args.out,
+        wheel=args.wheel,
+        images=args.images,
+        index=args.index,
+        captions=args.captions,
+        class_set=args.class_set,
+        title=args.title,
+        overwrite=args.overwrite,
     )
-    print(f"Space folder {out}; try it with `pip install -r requirements.txt && python app.py` there, "
-          f"publish it with `rs-retrieval push {out} ORG/NAME --type space`")
+    print(
+        f"Space folder {out}; try it with `pip install -r requirements.txt && python app.py` there, "
+        f"publish it with `rs-retrieval push {out} ORG/NAME --type space`"
+    )
     return 0
 
 
@@ -47,16 +65,21 @@ def register_space(subparsers) -> None:
     parser = subparsers.add_parser("space", help="build a Gradio Space that serves the web app")
     commands = parser.add_subparsers(dest="space_command", required=True)
     build = commands.add_parser(
-        "build", help="write a Gradio Space folder: app, model, images or index, this package's wheel, pinned requirements",
+        "build",
+        help="write a Gradio Space folder: app, model, images or index, this package's wheel, pinned requirements",
         description="Write a Gradio Space folder that serves `rs-retrieval serve` over one model and an image folder or "
         "index; publish it with `rs-retrieval push SPACE_DIR ORG/NAME --type space`.",
     )
-    build.add_argument("--model", required=True, help="saved model or run directory (copied) or Hub id (loaded at start)")
+    build.add_argument(
+        "--model", required=True, help="saved model or run directory (copied) or Hub id (loaded at start)"
+    )
     corpus = build.add_mutually_exclusive_group(required=True)
     corpus.add_argument("--images", help="folder of images to search (copied)")
     corpus.add_argument("--index", help="index built by `rs-retrieval index build` (copied)")
     build.add_argument("--out", required=True, help="Space folder to write (created atomically)")
-    build.add_argument("--wheel", required=True, help="rs_retrieval wheel to install in the Space (`python -m build --wheel`)")
+    build.add_argument(
+        "--wheel", required=True, help="rs_retrieval wheel to install in the Space (`python -m build --wheel`)"
+    )
     build.add_argument("--captions", help="caption set for image -> captions (default: dataset.json beside --images)")
     build.add_argument("--class-set", help="zero-shot class set offered first (packaged name)")
     build.add_argument("--title", help="Space title (default: from the model)")
@@ -78,20 +101,35 @@ def register_push(subparsers) -> None:
         "dataset (Parquet + dataset card) or an evaluate metric folder (a metric Space: script, card, app) to the Hub in a "
         "single commit (PATH `metric` = the package's rs_retrieval_recall). Uses HF_TOKEN / HF_ENDPOINT.",
     )
-    parser.add_argument("path", help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, `metric`, or a Space folder")
+    parser.add_argument(
+        "path",
+        help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, `metric`, or a Space folder",
+    )
     parser.add_argument("repo_id", help="target repository, e.g. my-org/amfmn-rsitmd")
     parser.add_argument("--type", choices=("auto", *KINDS), default="auto", help="what PATH holds (default: detect)")
-    parser.add_argument("--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)")
+    parser.add_argument(
+        "--dataset-name", help="dataset the model was trained on / the dataset being pushed (rsitmd, rsicd, ...)"
+    )
     parser.add_argument("--method", help="model_type for the card when config.json lacks it")
-    parser.add_argument("--license", help="model card licence id (default: apache-2.0 for a trained model, the release's "
-                        "own licence for a converted CLIP release)")
+    parser.add_argument(
+        "--license",
+        help="model card licence id (default: apache-2.0 for a trained model, the release's "
+        "own licence for a converted CLIP release)",
+    )
     parser.add_argument("--license-name", help="short licence name, required with --license other")
     parser.add_argument("--license-link", help="URL of the licence text, for --license other")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", help="branch to commit to (default: main)")
     parser.add_argument("--message", help="commit message")
     parser.add_argument("--no-card", action="store_true", help="keep the directory's own README.md")
-    parser.add_argument("--import", dest="import_modules", action="append", default=[], metavar="MODULE", help="import MODULE first (registers a custom model)")
+    parser.add_argument(
+        "--import",
+        dest="import_modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (registers a custom model)",
+    )
     parser.set_defaults(func=push)
 
 
@@ -99,11 +137,15 @@ def serve_local(args: argparse.Namespace) -> int:
     from ..hub.local_hub import CLIENT_SETTINGS, LocalHub
 
     hub = LocalHub(port=args.port, max_lifetime_s=None).start()
-    exports = {"HF_ENDPOINT": hub.endpoint, **{k: v for k, v in CLIENT_SETTINGS.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}}
+    exports = {
+        "HF_ENDPOINT": hub.endpoint,
+        **{k: v for k, v in CLIENT_SETTINGS.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"},
+    }
     print(
         f"Local test Hub on {hub.endpoint}: repositories live in memory and are gone when it stops; one user, no "
         "access control. For trying `rs-retrieval push` and loading without the real Hub, not for hosting.\n"
-        "In the shells that push and load, set:\n" + "\n".join(f"export {k}={shlex.quote(v)}" for k, v in exports.items())
+        "In the shells that push and load, set:\n"
+        + "\n".join(f"export {k}={shlex.quote(v)}" for k, v in exports.items())
         + "\nStop with Ctrl-C.",
         flush=True,
     )
@@ -120,7 +162,8 @@ def register_hub(subparsers) -> None:
     parser = subparsers.add_parser("hub", help="a local stand-in Hugging Face Hub for trying push and load offline")
     commands = parser.add_subparsers(dest="hub_command", required=True)
     serve = commands.add_parser(
-        "serve-local", help="serve an in-memory test Hub on 127.0.0.1 (for trying, not for hosting)",
+        "serve-local",
+        help="serve an in-memory test Hub on 127.0.0.1 (for trying, not for hosting)",
         description="Serve the package's test Hub on 127.0.0.1 and print the HF_ENDPOINT/HF_TOKEN exports that point "
         "huggingface_hub, transformers, datasets and evaluate at it. Repositories live in memory only.",
     )

@@ -8,13 +8,22 @@ from ..quickstart import DEFAULT_QUERY, DEFAULT_RECIPE, run_quickstart
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("quickstart", help="build rs_synth, train a small model on CPU, evaluate and search")
-    parser.add_argument("--config", default=DEFAULT_RECIPE, help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})")
+    parser = subparsers.add_parser(
+        "quickstart", help="build rs_synth, train a small model on CPU, evaluate and search"
+    )
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_RECIPE,
+        help=f"packaged recipe name or recipe YAML path (default: {DEFAULT_RECIPE})",
+    )
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CHECKPOINT",
         help='continue the run in --output-dir from "latest" (the default) or a checkpoints/step_N folder',
     )
     parser.set_defaults(func=run)

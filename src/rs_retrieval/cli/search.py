@@ -17,8 +17,15 @@ def search(args: argparse.Namespace) -> int:
     list_images(args.images, args.recursive)  # an empty folder fails before the model loads
     model, processor = load_model_from_args(args)
     results = search_images(
-        args.query, args.images, model, processor, top_k=args.top_k, cache_dir=args.cache_dir,
-        batch_size=args.batch_size, recursive=args.recursive, strict=args.strict,
+        args.query,
+        args.images,
+        model,
+        processor,
+        top_k=args.top_k,
+        cache_dir=args.cache_dir,
+        batch_size=args.batch_size,
+        recursive=args.recursive,
+        strict=args.strict,
     )
     print(f"{'rank':>4}  {'score':>9}  path")
     for rank, (path, score) in enumerate(results, start=1):
@@ -33,7 +40,9 @@ def rank_captions_command(args: argparse.Namespace) -> int:
     if args.captions_file and not Path(args.captions_file).is_file():
         raise InputNotFoundError(f"captions file {args.captions_file} does not exist")
     if args.captions_file:
-        captions += [line.strip() for line in Path(args.captions_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        captions += [
+            line.strip() for line in Path(args.captions_file).read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     if not captions:
         raise UsageError("give captions with --captions or --captions-file")
     blank = [index for index, caption in enumerate(captions, start=1) if not caption.strip()]
@@ -53,7 +62,8 @@ def rank_captions_command(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "search", help="rank the images of a folder for a text query",
+        "search",
+        help="rank the images of a folder for a text query",
         description="Text-to-image search. Image encodings are cached per model and image content, so repeated "
         "queries over the same folder only encode new or changed images.",
     )
@@ -62,10 +72,14 @@ def register(subparsers) -> None:
     add_model_arguments(parser)
     parser.add_argument("--top-k", type=int, default=10, help="number of results (default: 10)")
     parser.add_argument("--contact-sheet", help="also write a PNG grid of the results here")
-    parser.add_argument("--cache-dir", help="embedding cache (default: $RS_RETRIEVAL_CACHE/search or ~/.cache/rs_retrieval/search)")
+    parser.add_argument(
+        "--cache-dir", help="embedding cache (default: $RS_RETRIEVAL_CACHE/search or ~/.cache/rs_retrieval/search)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="images encoded per batch")
     parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")
-    parser.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    parser.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable image instead of skipping it"
+    )
     add_band_argument(parser)
     parser.set_defaults(func=search)
 

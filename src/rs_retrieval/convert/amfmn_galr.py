@@ -55,7 +55,9 @@ def infer_config_kwargs(state: dict[str, torch.Tensor], method: str, source: str
     mask_inputs = tensor_shape(state, "mvsa.solo_attention.weight", source)[1]
     map_side = math.isqrt(mask_inputs // multiscale_out)
     if map_side * map_side * multiscale_out != mask_inputs:
-        raise CheckpointConversionError(f"{source}: mvsa.solo_attention takes {mask_inputs} inputs, not O x side^2 with O={multiscale_out}")
+        raise CheckpointConversionError(
+            f"{source}: mvsa.solo_attention takes {mask_inputs} inputs, not O x side^2 with O={multiscale_out}"
+        )
     kwargs = dict(
         vocab_size=vocab_size,
         word_embed_dim=word_dim,
@@ -68,7 +70,9 @@ def infer_config_kwargs(state: dict[str, torch.Tensor], method: str, source: str
     if method == "amfmn":
         found = [att for att, key in _VGA_KEYS.items() if key in state]
         if len(found) != 1:
-            raise CheckpointConversionError(f"{source}: expected the keys of exactly one attention type {sorted(_VGA_KEYS)}, found {found}")
+            raise CheckpointConversionError(
+                f"{source}: expected the keys of exactly one attention type {sorted(_VGA_KEYS)}, found {found}"
+            )
         kwargs["att_type"] = found[0]
     else:
         d1, node_dim = tensor_shape(state, "local_feature.fc1.weight", source)
@@ -76,7 +80,9 @@ def infer_config_kwargs(state: dict[str, torch.Tensor], method: str, source: str
         d3 = tensor_shape(state, "local_feature.fc3.weight", source)[0]
         flat = tensor_shape(state, "local_feature.out.weight", source)[1]
         if flat % d3:
-            raise CheckpointConversionError(f"{source}: local_feature.out takes {flat} inputs, not a multiple of fc3's {d3} outputs")
+            raise CheckpointConversionError(
+                f"{source}: local_feature.out takes {flat} inputs, not a multiple of fc3's {d3} outputs"
+            )
         kwargs.update(
             num_nodes=flat // d3,
             node_dim=node_dim,
@@ -107,7 +113,9 @@ def convert_amfmn_galr(
     if method not in CONVERTED_METHODS:
         raise ValueError(f"method must be one of {list(CONVERTED_METHODS)}, got {method!r}")
     if vocab_path is None:
-        raise UsageError(f"{method} conversion needs the reference vocab.json the model was trained with (--vocab, vocab_path)")
+        raise UsageError(
+            f"{method} conversion needs the reference vocab.json the model was trained with (--vocab, vocab_path)"
+        )
     source = os.fspath(checkpoint_path)
     spec = get_method(method)
     state, _ = load_state_dict_file(checkpoint_path, allow_pickle=allow_pickle)

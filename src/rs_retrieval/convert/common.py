@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Sequence
 
 import torch
+
 from ..errors import InputNotFoundError, OutputExistsError
 from ..fileio import atomic_directory
 from ..models.common.weights import CheckpointConversionError, check_state_dict, load_converted, preview_keys  # noqa: F401  (converters' API)
-
 
 #: (pattern, replacement): `re.fullmatch(pattern, key)`; replacement is a template for `Match.expand`,
 #: a callable(match) -> new key (or None to drop it), or None to drop the key.
@@ -48,7 +48,9 @@ def load_state_dict_file(path: str | os.PathLike, allow_pickle: bool = False) ->
     else:
         state, metadata = data, {}
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointConversionError(f"{path}: expected a state_dict (name -> tensor) or a dict with one under 'model'")
+        raise CheckpointConversionError(
+            f"{path}: expected a state_dict (name -> tensor) or a dict with one under 'model'"
+        )
     return dict(state), metadata
 
 
@@ -66,7 +68,9 @@ def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
     return state
 
 
-def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[RenameRule], source: str = "checkpoint") -> dict[str, torch.Tensor]:
+def rename_keys(
+    state: dict[str, torch.Tensor], rules: Sequence[RenameRule], source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
     """Apply the first rule whose pattern fully matches each key; unmatched keys are an error."""
     compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
     renamed, unmatched = {}, []
@@ -75,7 +79,13 @@ def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[RenameRule], sou
             match = pattern.fullmatch(key)
             if match is None:
                 continue
-            new_key = replacement(match) if callable(replacement) else None if replacement is None else match.expand(replacement)
+            new_key = (
+                replacement(match)
+                if callable(replacement)
+                else None
+                if replacement is None
+                else match.expand(replacement)
+            )
             if new_key is not None:
                 if new_key in renamed:
                     raise CheckpointConversionError(f"{source}: two keys map to {new_key!r} (second: {key!r})")
@@ -84,7 +94,9 @@ def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[RenameRule], sou
         else:
             unmatched.append(key)
     if unmatched:
-        raise CheckpointConversionError(f"{source}: {len(unmatched)} unexpected key(s) no conversion rule covers: {preview_keys(unmatched)}")
+        raise CheckpointConversionError(
+            f"{source}: {len(unmatched)} unexpected key(s) no conversion rule covers: {preview_keys(unmatched)}"
+        )
     return renamed
 
 
@@ -129,7 +141,9 @@ def save_pretrained_atomic(out_dir: str | os.PathLike, *savables, overwrite: boo
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)) and not overwrite:
-        raise OutputExistsError(f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)")
+        raise OutputExistsError(
+            f"output folder exists and is not empty: {out_dir} (pass overwrite=True / --overwrite)"
+        )
 
     def fill(folder) -> None:
         for obj in savables:

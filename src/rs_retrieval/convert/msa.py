@@ -21,10 +21,18 @@ import torch
 from transformers import BertConfig
 
 from ..errors import InputNotFoundError, UsageError
-from ..models.msa import MSAConfig, MSAModel, MSAProcessor
 from ..models.common.towers import resnet_config
+from ..models.msa import MSAConfig, MSAModel, MSAProcessor
 from ..pretrained import stamp_vocabulary
-from .common import CheckpointConversionError, load_converted, load_state_dict_file, rename_keys, resnet_rule, save_pretrained_atomic, tensor_shape
+from .common import (
+    CheckpointConversionError,
+    load_converted,
+    load_state_dict_file,
+    rename_keys,
+    resnet_rule,
+    save_pretrained_atomic,
+    tensor_shape,
+)
 
 #: Part name -> reference file name inside a checkpoint folder.
 PART_FILES = {
@@ -51,7 +59,10 @@ CONVERSION_RULES = [
     (r"text_model\.bert_model\.(pooler\..+|embeddings\.position_ids)", None),  # pooler unused; buffer
     (r"text_model\.bert_model\.(.+)", r"text_model.\1"),
     (r"crossatt\.fc([1-4])\.(weight|bias)", _indexed("mscmat.query_proj.{}.{}")),
-    (r"crossatt\.cross_attn([1-4])\.(in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias)", _indexed("mscmat.attention.{}.{}")),
+    (
+        r"crossatt\.cross_attn([1-4])\.(in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias)",
+        _indexed("mscmat.attention.{}.{}"),
+    ),
     (r"crossatt\.ln_pre_t\.(weight|bias)", r"mscmat.query_norm.\1"),
     (r"crossatt\.ln_pre_i\.(weight|bias)", r"mscmat.token_norm.\1"),
     (r"crossatt\.ln_post\..+", None),  # defined, never used
@@ -68,7 +79,9 @@ def read_official_parts(path: str | os.PathLike, allow_pickle: bool = False) -> 
             file = os.path.join(path, name)
             if not os.path.isfile(file):
                 if part in REQUIRED_PARTS:
-                    raise InputNotFoundError(f"MSA checkpoint folder {path} lacks {name} (needs {', '.join(PART_FILES[p] for p in REQUIRED_PARTS)})")
+                    raise InputNotFoundError(
+                        f"MSA checkpoint folder {path} lacks {name} (needs {', '.join(PART_FILES[p] for p in REQUIRED_PARTS)})"
+                    )
                 continue
             part_state, _ = load_state_dict_file(file, allow_pickle=allow_pickle)
             state.update({f"{part}.{key}": value for key, value in part_state.items()})
@@ -87,33 +100,56 @@ def infer_config(state: dict[str, torch.Tensor], source: str = "checkpoint", **o
     weights: BERT and MSCMAT get hidden/64 (12 for the reference's 768; standard for BERTs);
     `overrides` (MSAConfig fields, e.g. `mscmat_heads`) win."""
     vocab, hidden = tensor_shape(state, "text_model.bert_model.embeddings.word_embeddings.weight", source)
-    layer_ids = {int(m.group(1)) for key in state if (m := re.match(r"text_model\.bert_model\.encoder\.layer\.(\d+)\.", key))}
+    layer_ids = {
+        int(m.group(1)) for key in state if (m := re.match(r"text_model\.bert_model\.encoder\.layer\.(\d+)\.", key))
+    }
     text_config = BertConfig(
         vocab_size=vocab,
         hidden_size=hidden,
         num_hidden_layers=len(layer_ids),
         num_attention_heads=max(1, hidden // 64),
-        intermediate_size=tensor_shape(state, "text_model.bert_model.encoder.layer.0.intermediate.dense.weight", source)[0],
-        max_position_embeddings=tensor_shape(state, "text_model.bert_model.embeddings.position_embeddings.weight", source)[0],
-        type_vocab_size=tensor_shape(state, "text_model.bert_model.embeddings.token_type_embeddings.weight", source)[0],
+        intermediate_size=tensor_shape(
+            state, "text_model.bert_model.encoder.layer.0.intermediate.dense.weight", source
+        )[0],
+        max_position_embeddings=tensor_shape(
+            state, "text_model.bert_model.embeddings.position_embeddings.weight", source
+        )[0],
+        type_vocab_size=tensor_shape(state, "text_model.bert_model.embeddings.token_type_embeddings.weight", source)[
+            0
+        ],
     )
     prefix = "img_model.feature_extractor."
     bottleneck = prefix + "layer1.0.conv3.weight" in state
     last_conv = "conv3" if bottleneck else "conv2"
-    depths = [len({m.group(1) for key in state if (m := re.match(re.escape(prefix) + rf"layer{s}\.(\d+)\.", key))}) for s in range(1, 5)]
+    depths = [
+        len({m.group(1) for key in state if (m := re.match(re.escape(prefix) + rf"layer{s}\.(\d+)\.", key))})
+        for s in range(1, 5)
+    ]
     if 0 in depths:
-        raise CheckpointConversionError(f"{source}: the ResNet under {prefix!r} lacks a stage (blocks per stage: {depths})")
+        raise CheckpointConversionError(
+            f"{source}: the ResNet under {prefix!r} lacks a stage (blocks per stage: {depths})"
+        )
     vision_config = resnet_config(
         "resnet50" if bottleneck else "resnet18",
         depths=depths,
         hidden_sizes=[tensor_shape(state, f"{prefix}layer{s}.0.{last_conv}.weight", source)[0] for s in range(1, 5)],
         embedding_size=tensor_shape(state, prefix + "conv1.weight", source)[0],
     )
-    fields = dict(hidden_size=tensor_shape(state, "img_map.fc.weight", source)[0], mscmat_heads=text_config.num_attention_heads)
+    fields = dict(
+        hidden_size=tensor_shape(state, "img_map.fc.weight", source)[0], mscmat_heads=text_config.num_attention_heads
+    )
     return MSAConfig(text_config=text_config, vision_config=vision_config, **{**fields, **overrides})
 
 
-def convert_msa(checkpoint_path, method: str = "msa", vocab_path=None, out_dir=None, allow_pickle: bool = False, overwrite: bool = False, config_overrides: dict | None = None) -> str:
+def convert_msa(
+    checkpoint_path,
+    method: str = "msa",
+    vocab_path=None,
+    out_dir=None,
+    allow_pickle: bool = False,
+    overwrite: bool = False,
+    config_overrides: dict | None = None,
+) -> str:
     """Convert reference MSA weights and write model + processor (`vocab_path` = the
     bert-base-uncased `vocab.txt` the model was trained with) atomically into `out_dir`.
 
@@ -130,7 +166,10 @@ def convert_msa(checkpoint_path, method: str = "msa", vocab_path=None, out_dir=N
     model = MSAModel(config)
     converted = rename_keys(state, CONVERSION_RULES, source)
     if not any(key.startswith("crossatt.") for key in state):
-        warnings.warn(f"{source}: no MSCMAT weights (best_crossatt.pth); the training-only head keeps its initialisation", stacklevel=2)
+        warnings.warn(
+            f"{source}: no MSCMAT weights (best_crossatt.pth); the training-only head keeps its initialisation",
+            stacklevel=2,
+        )
         converted.update({k: v for k, v in model.state_dict().items() if k.startswith("mscmat.")})
     load_converted(model, converted, source)
     processor = MSAProcessor.from_config(config, vocab_path)

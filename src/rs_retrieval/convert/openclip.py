@@ -29,8 +29,8 @@ import torch
 
 from ..errors import InputNotFoundError, RSRetrievalError
 from ..fileio import sha256_file, write_json_atomic
-from ..pretrained import stamp_vocabulary
 from ..models.clip.releases import CONVERSION_RECORD
+from ..pretrained import stamp_vocabulary
 from .common import CheckpointConversionError, load_converted, rename_keys, save_pretrained_atomic
 
 
@@ -41,8 +41,20 @@ class UnsupportedArchitectureError(RSRetrievalError, ValueError):
 def _vit(embed, width, layers, patch, text_width, text_heads, text_layers, image_size=224, head_width=64):
     return {
         "embed_dim": embed,
-        "vision_cfg": {"image_size": image_size, "layers": layers, "width": width, "head_width": head_width, "patch_size": patch},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": text_width, "heads": text_heads, "layers": text_layers},
+        "vision_cfg": {
+            "image_size": image_size,
+            "layers": layers,
+            "width": width,
+            "head_width": head_width,
+            "patch_size": patch,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": text_width,
+            "heads": text_heads,
+            "layers": text_layers,
+        },
     }
 
 
@@ -57,7 +69,14 @@ ARCHITECTURES = {
 RESNET_ARCHITECTURES = ("RN50", "RN101", "RN50x4", "RN50x16", "RN50x64")
 ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu"}
 
-_VISION_DEFAULTS = {"image_size": 224, "layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16}
+_VISION_DEFAULTS = {
+    "image_size": 224,
+    "layers": 12,
+    "width": 768,
+    "head_width": 64,
+    "mlp_ratio": 4.0,
+    "patch_size": 16,
+}
 _TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "mlp_ratio": 4.0}
 #: open_clip options that do not change inference; any other option with a truthy value is refused.
 _IGNORABLE = {"patch_dropout", "output_tokens", "timm_model_pretrained"}
@@ -80,7 +99,9 @@ def resolve_architecture(arch: str | os.PathLike | dict) -> dict:
         except json.JSONDecodeError as error:
             raise CheckpointConversionError(f"{arch}: not a JSON open_clip model config ({error})") from error
     else:
-        raise CheckpointConversionError(f"unknown architecture {arch!r}: give one of {sorted(ARCHITECTURES)} or an open_clip model-config JSON file")
+        raise CheckpointConversionError(
+            f"unknown architecture {arch!r}: give one of {sorted(ARCHITECTURES)} or an open_clip model-config JSON file"
+        )
     if isinstance(cfg, dict) and isinstance(cfg.get("model_cfg"), dict):  # an open_clip_config.json
         cfg = cfg["model_cfg"]
     _check_supported(cfg)
@@ -95,15 +116,25 @@ def _resnet_message(what: str) -> str:
 
 
 def _check_supported(cfg: dict) -> None:
-    if not isinstance(cfg.get("vision_cfg"), dict) or not isinstance(cfg.get("text_cfg"), dict) or "embed_dim" not in cfg:
+    if (
+        not isinstance(cfg.get("vision_cfg"), dict)
+        or not isinstance(cfg.get("text_cfg"), dict)
+        or "embed_dim" not in cfg
+    ):
         raise CheckpointConversionError("an open_clip model config needs embed_dim, vision_cfg and text_cfg")
     if isinstance(cfg["vision_cfg"].get("layers"), (list, tuple)):
         raise UnsupportedArchitectureError(_resnet_message("this architecture"))
     problems = [f"{key}" for key in cfg if key not in _TOP_LEVEL and cfg[key]]
     for part, defaults in (("vision_cfg", _VISION_DEFAULTS), ("text_cfg", _TEXT_DEFAULTS)):
-        problems += [f"{part}.{key}={value!r}" for key, value in cfg[part].items() if key not in defaults and key not in _IGNORABLE and value]
+        problems += [
+            f"{part}.{key}={value!r}"
+            for key, value in cfg[part].items()
+            if key not in defaults and key not in _IGNORABLE and value
+        ]
     if problems:
-        raise UnsupportedArchitectureError(f"open_clip options without a CLIPModel equivalent: {', '.join(problems)} (only OpenAI-style ViT CLIP converts)")
+        raise UnsupportedArchitectureError(
+            f"open_clip options without a CLIPModel equivalent: {', '.join(problems)} (only OpenAI-style ViT CLIP converts)"
+        )
 
 
 def clip_config_from_open_clip(cfg: dict, hidden_act: str):
@@ -115,22 +146,37 @@ def clip_config_from_open_clip(cfg: dict, hidden_act: str):
     vision = {**_VISION_DEFAULTS, **{k: v for k, v in cfg["vision_cfg"].items() if k in _VISION_DEFAULTS}}
     text = {**_TEXT_DEFAULTS, **{k: v for k, v in cfg["text_cfg"].items() if k in _TEXT_DEFAULTS}}
     if vision["width"] % vision["head_width"]:
-        raise CheckpointConversionError(f"vision width {vision['width']} is not a multiple of head_width {vision['head_width']}")
-    common = {"hidden_act": hidden_act, "layer_norm_eps": 1e-5, "attention_dropout": 0.0, "projection_dim": cfg["embed_dim"]}
+        raise CheckpointConversionError(
+            f"vision width {vision['width']} is not a multiple of head_width {vision['head_width']}"
+        )
+    common = {
+        "hidden_act": hidden_act,
+        "layer_norm_eps": 1e-5,
+        "attention_dropout": 0.0,
+        "projection_dim": cfg["embed_dim"],
+    }
     return CLIPConfig(
         projection_dim=cfg["embed_dim"],
         text_config={
             **common,
-            "hidden_size": text["width"], "intermediate_size": int(text["width"] * text["mlp_ratio"]),
-            "num_hidden_layers": text["layers"], "num_attention_heads": text["heads"],
-            "max_position_embeddings": text["context_length"], "vocab_size": text["vocab_size"],
-            "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407,
+            "hidden_size": text["width"],
+            "intermediate_size": int(text["width"] * text["mlp_ratio"]),
+            "num_hidden_layers": text["layers"],
+            "num_attention_heads": text["heads"],
+            "max_position_embeddings": text["context_length"],
+            "vocab_size": text["vocab_size"],
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 49407,
         },
         vision_config={
             **common,
-            "hidden_size": vision["width"], "intermediate_size": int(vision["width"] * vision["mlp_ratio"]),
-            "num_hidden_layers": vision["layers"], "num_attention_heads": vision["width"] // vision["head_width"],
-            "patch_size": vision["patch_size"], "image_size": vision["image_size"],
+            "hidden_size": vision["width"],
+            "intermediate_size": int(vision["width"] * vision["mlp_ratio"]),
+            "num_hidden_layers": vision["layers"],
+            "num_attention_heads": vision["width"] // vision["head_width"],
+            "patch_size": vision["patch_size"],
+            "image_size": vision["image_size"],
         },
     )
 
@@ -139,10 +185,17 @@ def clip_config_from_open_clip(cfg: dict, hidden_act: str):
 
 
 def _find_weights(folder: Path) -> Path:
-    for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin"):
+    for name in (
+        "open_clip_model.safetensors",
+        "open_clip_pytorch_model.bin",
+        "model.safetensors",
+        "pytorch_model.bin",
+    ):
         if (folder / name).is_file():
             return folder / name
-    raise InputNotFoundError(f"{folder} holds no open_clip weights (open_clip_model.safetensors / open_clip_pytorch_model.bin)")
+    raise InputNotFoundError(
+        f"{folder} holds no open_clip weights (open_clip_model.safetensors / open_clip_pytorch_model.bin)"
+    )
 
 
 def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -169,12 +222,18 @@ def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointConversionError(f"{path}: expected an open_clip state dict (name -> tensor), or a training checkpoint with one under 'state_dict'")
+        raise CheckpointConversionError(
+            f"{path}: expected an open_clip state dict (name -> tensor), or a training checkpoint with one under 'state_dict'"
+        )
     state = {key.removeprefix("module."): value for key, value in data.items()}
     if all(key.startswith("model.") for key in state):
         state = {key.removeprefix("model."): value for key, value in state.items()}
     # Non-persistent in open_clip; present in some exports.
-    state = {key: value for key, value in state.items() if key not in ("attn_mask", "input_resolution", "context_length", "vocab_size")}
+    state = {
+        key: value
+        for key, value in state.items()
+        if key not in ("attn_mask", "input_resolution", "context_length", "vocab_size")
+    }
     if any(key.startswith("visual.attnpool.") or key.startswith("visual.layer1.") for key in state):
         raise UnsupportedArchitectureError(_resnet_message(str(path)))
     return state
@@ -230,7 +289,9 @@ def open_clip_to_transformers(state: dict[str, torch.Tensor], source: str = "che
     for key, value in renamed.items():
         if ".qkv_proj." in key:
             if value.shape[0] % 3:
-                raise CheckpointConversionError(f"{source}: fused attention projection {key} has {value.shape[0]} rows, not a multiple of 3")
+                raise CheckpointConversionError(
+                    f"{source}: fused attention projection {key} has {value.shape[0]} rows, not a multiple of 3"
+                )
             for name, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
                 converted[key.replace("qkv_proj", name)] = chunk.clone()
         elif key in _TRANSPOSED:
@@ -277,9 +338,9 @@ def convert_open_clip(
     """
     from transformers import AutoTokenizer, CLIPProcessor
 
+    from ..cards import write_model_card
     from ..models.clip import CLIPRetrievalModel, build_clip_tokenizer
     from ..models.clip.processing_clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, build_clip_image_processor
-    from ..cards import write_model_card
     from .clip_zoo import find_release
 
     path = Path(path)
@@ -287,10 +348,14 @@ def convert_open_clip(
     repository = _repository_config(path) if path.exists() else None
     arch = arch if arch is not None else (info.arch if info else repository)
     if arch is None:
-        raise CheckpointConversionError(f"{path}: pass arch (e.g. ViT-B-32): the file does not name its architecture and there is no open_clip_config.json")
+        raise CheckpointConversionError(
+            f"{path}: pass arch (e.g. ViT-B-32): the file does not name its architecture and there is no open_clip_config.json"
+        )
     cfg = resolve_architecture(arch)
     act = hidden_act or (info.hidden_act if info else ("quick_gelu" if cfg.get("quick_gelu") else "gelu"))
-    act_source = "given" if hidden_act else (f"documented for {info.id}" if info else "architecture config (open_clip default)")
+    act_source = (
+        "given" if hidden_act else (f"documented for {info.id}" if info else "architecture config (open_clip default)")
+    )
     config = clip_config_from_open_clip(cfg, act)
 
     source_state = read_open_clip_checkpoint(path)
@@ -300,10 +365,17 @@ def convert_open_clip(
     model = model.eval()
 
     preprocess = (repository or {}).get("preprocess_cfg", {})
-    if preprocess.get("resize_mode", "shortest") != "shortest" or preprocess.get("interpolation", "bicubic") != "bicubic":
-        raise UnsupportedArchitectureError(f"preprocessing {preprocess} differs from CLIP's (shortest-side bicubic resize + centre crop)")
+    if (
+        preprocess.get("resize_mode", "shortest") != "shortest"
+        or preprocess.get("interpolation", "bicubic") != "bicubic"
+    ):
+        raise UnsupportedArchitectureError(
+            f"preprocessing {preprocess} differs from CLIP's (shortest-side bicubic resize + centre crop)"
+        )
     image_processor = build_clip_image_processor(
-        config.vision_config.image_size, preprocess.get("mean", OPENAI_CLIP_MEAN), preprocess.get("std", OPENAI_CLIP_STD)
+        config.vision_config.image_size,
+        preprocess.get("mean", OPENAI_CLIP_MEAN),
+        preprocess.get("std", OPENAI_CLIP_STD),
     )
     context_length = config.text_config.max_position_embeddings
     if vocab_path is not None and Path(vocab_path).is_dir():

@@ -5,6 +5,7 @@
 statistics; `export_parquet` the Hub layout. `datasets` itself is imported only when used.
 """
 
+from .dataset_loading import DATASETS, LOCAL_NAMES, load_dataset, train_val_split
 from .errors import (
     CaptionCountError,
     CorruptImageError,
@@ -15,16 +16,34 @@ from .errors import (
     UnknownSplitError,
 )
 from .export import export_parquet, save_arrow
-from .dataset_loading import DATASETS, LOCAL_NAMES, load_dataset, train_val_split
 from .report import dataset_report, format_report
 from .schema import CAPTIONS_PER_IMAGE, UNKNOWN_SCENE, scene_from_filename, split_info
 from .synth import SYNTH_SCENES, SynthConfig, generate_rs_synth, write_rs_synth
 from .views import flatten_captions
 
 __all__ = [
-    "CAPTIONS_PER_IMAGE", "DATASETS", "LOCAL_NAMES", "SYNTH_SCENES", "UNKNOWN_SCENE",
-    "CaptionCountError", "CorruptImageError", "DatasetFormatError", "DatasetNotFoundError", "MissingFieldError",
-    "MissingImageError", "UnknownSplitError", "SynthConfig",
-    "dataset_report", "export_parquet", "flatten_captions", "format_report", "generate_rs_synth", "load_dataset",
-    "save_arrow", "scene_from_filename", "split_info", "train_val_split", "write_rs_synth",
+    "CAPTIONS_PER_IMAGE",
+    "DATASETS",
+    "LOCAL_NAMES",
+    "SYNTH_SCENES",
+    "UNKNOWN_SCENE",
+    "CaptionCountError",
+    "CorruptImageError",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "MissingFieldError",
+    "MissingImageError",
+    "UnknownSplitError",
+    "SynthConfig",
+    "dataset_report",
+    "export_parquet",
+    "flatten_captions",
+    "format_report",
+    "generate_rs_synth",
+    "load_dataset",
+    "save_arrow",
+    "scene_from_filename",
+    "split_info",
+    "train_val_split",
+    "write_rs_synth",
 ]

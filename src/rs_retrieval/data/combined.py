@@ -41,14 +41,18 @@ def combination_members(name: str, known: Collection[str]) -> tuple[str, ...] | 
     members = tuple(part.strip() for part in key.split("+"))
     unknown = [m for m in members if m not in known]
     if unknown or len(set(members)) != len(members) or len(members) < 2:
-        raise DatasetNotFoundError(f"{name!r}: a combination joins two or more different datasets of {sorted(known)} with '+'; got {list(members)}")
+        raise DatasetNotFoundError(
+            f"{name!r}: a combination joins two or more different datasets of {sorted(known)} with '+'; got {list(members)}"
+        )
     return members
 
 
 def member_dirs(members: tuple[str, ...], data_dir: str | os.PathLike | Mapping[str, str] | None) -> dict[str, Path]:
     """Folder of each member: a mapping, `rsicd=DIR,rsitmd=DIR`, or one folder holding a sub-folder per member."""
     if data_dir is None:
-        raise DatasetNotFoundError(f"a combined dataset needs data_dir: {{member: folder}}, 'name=DIR,name=DIR' or a folder with sub-folders {list(members)}")
+        raise DatasetNotFoundError(
+            f"a combined dataset needs data_dir: {{member: folder}}, 'name=DIR,name=DIR' or a folder with sub-folders {list(members)}"
+        )
     if isinstance(data_dir, Mapping):
         dirs = {str(k).lower(): Path(v) for k, v in data_dir.items()}
     elif "=" in str(data_dir):
@@ -58,11 +62,15 @@ def member_dirs(members: tuple[str, ...], data_dir: str | os.PathLike | Mapping[
         dirs = {member: Path(data_dir) / member for member in members}
     missing = [m for m in members if m not in dirs or not dirs[m].is_dir()]
     if missing:
-        raise DatasetNotFoundError(f"no folder for member(s) {missing} of the combination (got {({k: str(v) for k, v in dirs.items()})})")
+        raise DatasetNotFoundError(
+            f"no folder for member(s) {missing} of the combination (got { ({k: str(v) for k, v in dirs.items()}) })"
+        )
     return {m: dirs[m] for m in members}
 
 
-def _unified(ds: "datasets.Dataset", member: str, split: str, scene_names: list[str], keep: list[int], captions: int) -> "datasets.Dataset":
+def _unified(
+    ds: datasets.Dataset, member: str, split: str, scene_names: list[str], keep: list[int], captions: int
+) -> datasets.Dataset:
     """Rows `keep` of a member split with the union scene labels and provenance columns."""
     import datasets
 
@@ -76,7 +84,7 @@ def _unified(ds: "datasets.Dataset", member: str, split: str, scene_names: list[
     return datasets.Dataset.from_dict(columns, features=combined_features(scene_names, captions))
 
 
-def combined_features(scene_names: list[str], captions_per_image: int) -> "datasets.Features":
+def combined_features(scene_names: list[str], captions_per_image: int) -> datasets.Features:
     import datasets
 
     from .schema import image_features
@@ -108,7 +116,9 @@ def load_combined(
         raise DatasetNotFoundError(f"{name!r} is not a combination (ret-2, ret-3 or names joined with '+')")
     captions = {specs[m].captions_per_image for m in members}
     if len(captions) > 1:
-        raise DatasetNotFoundError(f"{name!r}: members have different numbers of captions per image ({sorted(captions)}); combine sets of one kind")
+        raise DatasetNotFoundError(
+            f"{name!r}: members have different numbers of captions per image ({sorted(captions)}); combine sets of one kind"
+        )
     loaded = {m: read_member(m, folder) for m, folder in member_dirs(members, data_dir).items()}
     for member, dsdict in loaded.items():
         if "test" not in dsdict:
@@ -118,7 +128,13 @@ def load_combined(
     test_rows = [k for k, image in enumerate(images) if image.split == "test"]
     duplicates = duplicates_of(hashes, test_rows, threshold)
     removed = [
-        {"id": images[k].id, "dataset": images[k].source, "split": images[k].split, "duplicate_of": images[target].id, "distance": distance}
+        {
+            "id": images[k].id,
+            "dataset": images[k].source,
+            "split": images[k].split,
+            "duplicate_of": images[target].id,
+            "distance": distance,
+        }
         for k, (target, distance) in sorted(duplicates.items())
     ]
     dropped = {entry["id"] for entry in removed}
@@ -131,7 +147,9 @@ def load_combined(
         "removed_count": dict(Counter(f"{entry['dataset']}/{entry['split']}" for entry in removed)),
         "removed": removed,
     }
-    scene_names = sorted({label for dsdict in loaded.values() for ds in dsdict.values() for label in ds.features["scene"].names})
+    scene_names = sorted(
+        {label for dsdict in loaded.values() for ds in dsdict.values() for label in ds.features["scene"].names}
+    )
     members_info = {m: split_info(dsdict["test"]) for m, dsdict in loaded.items()}
 
     def part(member: str, split: str) -> datasets.Dataset:
@@ -148,7 +166,9 @@ def load_combined(
         splits[f"test_{member}"] = part(member, "test")
     title = " + ".join(specs[m].title for m in members)
     for split, ds in splits.items():
-        ds.info.description = json.dumps({"dataset": name.lower(), "title": title, "split": split, "members": members_info, "leakage": report})
+        ds.info.description = json.dumps(
+            {"dataset": name.lower(), "title": title, "split": split, "members": members_info, "leakage": report}
+        )
         ds.info.citation = "\n".join(specs[m].citation for m in members)
         ds.info.license = "; ".join(f"{specs[m].title}: {specs[m].license}" for m in members)
     return datasets.DatasetDict(splits)

@@ -76,11 +76,16 @@ def hash_image(path: str | os.PathLike, rotations: bool = True) -> tuple[list[in
         # The same thumbnail imagehash.phash makes; rotating it equals hashing a rotated image.
         thumb = image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
     turns = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
-    hashes = [_pack(imagehash.phash(thumb if turn is None else thumb.transpose(turn)).hash) for turn in turns[: 4 if rotations else 1]]
+    hashes = [
+        _pack(imagehash.phash(thumb if turn is None else thumb.transpose(turn)).hash)
+        for turn in turns[: 4 if rotations else 1]
+    ]
     return hashes, hashlib.sha256(data).hexdigest()
 
 
-def hash_images(images: Sequence[HashedImage], rotations: bool = True, workers: int = 4, progress: bool = True) -> ImageHashes:
+def hash_images(
+    images: Sequence[HashedImage], rotations: bool = True, workers: int = 4, progress: bool = True
+) -> ImageHashes:
     """Hash every image once (threads: decoding and resizing release the GIL)."""
     from tqdm.auto import tqdm
 
@@ -91,7 +96,9 @@ def hash_images(images: Sequence[HashedImage], rotations: bool = True, workers: 
             raise UsageError(f"cannot read image {image.path} ({image.source}/{image.split}): {err}") from err
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(tqdm(pool.map(one, images), total=len(images), desc="hashing", unit="image", disable=not progress))
+        results = list(
+            tqdm(pool.map(one, images), total=len(images), desc="hashing", unit="image", disable=not progress)
+        )
     hashes = np.array([h for h, _ in results], dtype=np.uint64).reshape(len(images), 4 if rotations else 1)
     return ImageHashes(list(images), hashes[:, 0].copy(), hashes.T.copy(), [d for _, d in results])
 
@@ -115,7 +122,9 @@ def near_pairs(
         columns = np.arange(start + 1, n)  # j > i for every i in the block, masked below
         if not columns.size:
             continue
-        distances = np.stack([np.bitwise_count(rot[start:stop, None] ^ hashes.upright[None, columns]) for rot in hashes.rotated])
+        distances = np.stack(
+            [np.bitwise_count(rot[start:stop, None] ^ hashes.upright[None, columns]) for rot in hashes.rotated]
+        )
         best_turn = distances.argmin(axis=0)
         best = np.take_along_axis(distances, best_turn[None], axis=0)[0]
         rows = np.arange(start, stop)[:, None]
@@ -158,7 +167,9 @@ def dataset_images(dsdict, source: str) -> list[HashedImage]:
         names = ds["filename"] if "filename" in ds.column_names else [Path(p["path"] or "").name for p in paths]
         for name, entry in zip(names, paths):
             if not entry.get("path"):
-                raise UsageError(f"{source}/{split}/{name}: the image is stored as bytes, not a file; export it to a folder first")
+                raise UsageError(
+                    f"{source}/{split}/{name}: the image is stored as bytes, not a file; export it to a folder first"
+                )
             images.append(HashedImage(f"{source}/{split}/{name}", entry["path"], source, split))
     return images
 
@@ -167,14 +178,22 @@ def _side(image: HashedImage) -> dict:
     return {"id": image.id, "path": image.path, "source": image.source, "split": image.split}
 
 
-def find_duplicates(images: Sequence[HashedImage], threshold: int = DEFAULT_THRESHOLD, rotations: bool = True,
-                    across_only: bool = False, workers: int = 4, progress: bool = True) -> dict:
+def find_duplicates(
+    images: Sequence[HashedImage],
+    threshold: int = DEFAULT_THRESHOLD,
+    rotations: bool = True,
+    across_only: bool = False,
+    workers: int = 4,
+    progress: bool = True,
+) -> dict:
     """Hash `images` and report every duplicate pair (JSON-ready; see `duplicate_report`)."""
     hashes = hash_images(images, rotations, workers, progress)
     return duplicate_report(hashes, threshold, across_only, rotations)
 
 
-def duplicate_report(hashes: ImageHashes, threshold: int = DEFAULT_THRESHOLD, across_only: bool = False, rotations: bool = True) -> dict:
+def duplicate_report(
+    hashes: ImageHashes, threshold: int = DEFAULT_THRESHOLD, across_only: bool = False, rotations: bool = True
+) -> dict:
     """`{"threshold", "hash", "images", "sources", "pairs": [...]}`; pairs closest first.
 
     Each pair: `a`, `b` (ids), `distance` (bits), `quarter_turns` (rotation of `a` that matched),
@@ -188,8 +207,14 @@ def duplicate_report(hashes: ImageHashes, threshold: int = DEFAULT_THRESHOLD, ac
     pairs = []
     for a, b, d, t in zip(i.tolist(), j.tolist(), distance.tolist(), turns.tolist()):
         left, right = hashes.images[a], hashes.images[b]
-        pair = {"a": left.id, "b": right.id, "distance": d, "quarter_turns": t, "exact": hashes.digests[a] == hashes.digests[b],
-                "kind": "within" if left.source == right.source else "across"}
+        pair = {
+            "a": left.id,
+            "b": right.id,
+            "distance": d,
+            "quarter_turns": t,
+            "exact": hashes.digests[a] == hashes.digests[b],
+            "kind": "within" if left.source == right.source else "across",
+        }
         pair.update({f"a_{key}": value for key, value in _side(left).items() if key != "id"})
         pair.update({f"b_{key}": value for key, value in _side(right).items() if key != "id"})
         pairs.append(pair)
@@ -217,7 +242,7 @@ def pairs_picture(pairs: Sequence[dict], limit: int = 12, thumb: int = 128):
     fits = width // 6 - 2  # characters of the default bitmap font per line
 
     def tail(text: str, room: int) -> str:
-        return text if len(text) <= room else "..." + text[-(room - 3):]
+        return text if len(text) <= room else "..." + text[-(room - 3) :]
 
     for row, pair in enumerate(shown):
         top = 4 + row * (thumb + label + 6)
@@ -231,7 +256,9 @@ def pairs_picture(pairs: Sequence[dict], limit: int = 12, thumb: int = 128):
     return canvas
 
 
-def duplicates_of(hashes: ImageHashes, targets: Iterable[int], threshold: int = DEFAULT_THRESHOLD) -> dict[int, tuple[int, int]]:
+def duplicates_of(
+    hashes: ImageHashes, targets: Iterable[int], threshold: int = DEFAULT_THRESHOLD
+) -> dict[int, tuple[int, int]]:
     """For every image that duplicates one of `targets` (indices), its closest target and distance.
 
     Targets themselves are not listed. Used to drop training images that duplicate a test image.

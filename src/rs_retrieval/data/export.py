@@ -26,8 +26,6 @@ def _as_dict(dataset: datasets.Dataset | datasets.DatasetDict) -> dict[str, data
     return dict(dataset) if hasattr(dataset, "keys") else {str(dataset.split or "train"): dataset}
 
 
-
-
 #: What `_card` writes for a missing licence or citation.
 NOT_STATED = "not stated"
 
@@ -46,9 +44,16 @@ def _card(splits: dict[str, datasets.Dataset]) -> str:
     report = leakage_report(splits)
     if report is not None:
         counts = ", ".join(f"{where}: {n}" for where, n in report["removed_count"].items()) or "none"
-        body += [(f"Leakage removed: training and validation images within perceptual-hash distance {report['threshold']} of any "
-                  f"member's test image were dropped ({counts}); the full list is `{LEAKAGE_REPORT}`."), ""]
-    provenance = {name: {key: value for key, value in split_info(ds).items() if key != "leakage"} for name, ds in splits.items()}
+        body += [
+            (
+                f"Leakage removed: training and validation images within perceptual-hash distance {report['threshold']} of any "
+                f"member's test image were dropped ({counts}); the full list is `{LEAKAGE_REPORT}`."
+            ),
+            "",
+        ]
+    provenance = {
+        name: {key: value for key, value in split_info(ds).items() if key != "leakage"} for name, ds in splits.items()
+    }
     body += ["Provenance (rs_retrieval `split_info`):", "", "```json", json.dumps(provenance, indent=1), "```", ""]
     return "\n".join(yaml + body)
 
@@ -69,7 +74,9 @@ def read_export_card(folder: str | os.PathLike) -> ExportCard | None:
     was not written by it (no provenance block)."""
     readme = Path(folder) / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    block = re.search(r"^Provenance \(rs_retrieval `split_info`\):\n\n```json\n(.*?)\n```", text, flags=re.MULTILINE | re.DOTALL)
+    block = re.search(
+        r"^Provenance \(rs_retrieval `split_info`\):\n\n```json\n(.*?)\n```", text, flags=re.MULTILINE | re.DOTALL
+    )
     if block is None:
         return None
     try:
@@ -83,7 +90,13 @@ def read_export_card(folder: str | os.PathLike) -> ExportCard | None:
         stated[key] = match.group(1).strip() if match and match.group(1).strip() != NOT_STATED else None
     title = re.search(r"^# (.+)$", text, flags=re.MULTILINE)
     first = first if isinstance(first, dict) else {}
-    return ExportCard(first.get("dataset"), title.group(1).strip() if title else first.get("title"), stated["Licence"], stated["Citation"], provenance)
+    return ExportCard(
+        first.get("dataset"),
+        title.group(1).strip() if title else first.get("title"),
+        stated["Licence"],
+        stated["Citation"],
+        provenance,
+    )
 
 
 def _write_leakage_report(splits: dict[str, datasets.Dataset], folder: Path) -> None:
@@ -116,7 +129,9 @@ def export_parquet(
     return atomic_directory(out_dir, fill, overwrite)
 
 
-def save_arrow(dataset: datasets.Dataset | datasets.DatasetDict, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_arrow(
+    dataset: datasets.Dataset | datasets.DatasetDict, out_dir: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """`save_to_disk` (images embedded by `datasets`), written atomically; reload with `load_from_disk`."""
 
     def fill(work: Path) -> None:

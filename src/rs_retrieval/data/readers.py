@@ -132,13 +132,19 @@ def read_nwpu_json(path: Path, with_objects: bool = False) -> dict[str, list[Ima
     index = 0
     for category, rows in document.items():
         if not isinstance(rows, list):
-            raise DatasetFormatError(f"{path}: class {category!r} must map to a list of images, got {type(rows).__name__}")
+            raise DatasetFormatError(
+                f"{path}: class {category!r} must map to a list of images, got {type(rows).__name__}"
+            )
         for k, entry in enumerate(rows):
             where = f"{category}[{k}]"
             filename = _filename(_require(entry, "filename", where, path), where, path)
             split = _require(entry, "split", where, path)
-            captions = _string_list([_require(entry, key, where, path) for key in NWPU_CAPTION_FIELDS], f"{where}.raw*", path)
-            splits.setdefault(split, []).append(ImageRecord(f"{category}/{filename}", captions, index, category=category))
+            captions = _string_list(
+                [_require(entry, key, where, path) for key in NWPU_CAPTION_FIELDS], f"{where}.raw*", path
+            )
+            splits.setdefault(split, []).append(
+                ImageRecord(f"{category}/{filename}", captions, index, category=category)
+            )
             index += 1
     return {name: splits[name] for name in ordered_splits(splits)}
 
@@ -271,7 +277,10 @@ def _looks_truncated(image, path: Path) -> bool:
         tags = image.tag_v2
         for offsets, counts in ((273, 279), (324, 325)):  # StripOffsets/ByteCounts, TileOffsets/ByteCounts
             if offsets in tags and counts in tags:
-                ends = [o + c for o, c in zip(*(t if isinstance(t, tuple) else (t,) for t in (tags[offsets], tags[counts])))]
+                ends = [
+                    o + c
+                    for o, c in zip(*(t if isinstance(t, tuple) else (t,) for t in (tags[offsets], tags[counts])))
+                ]
                 return max(ends, default=0) > size
     return False
 

@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     import datasets
 
 
-def split_report(dataset: "datasets.Dataset") -> dict[str, Any]:
+def split_report(dataset: datasets.Dataset) -> dict[str, Any]:
     """Statistics of one split (exact string comparison, as the benchmark scores captions)."""
     if "captions" not in dataset.column_names:
         raise ValueError(f"dataset_report needs a 'captions' column; got {dataset.column_names}")
     captions = dataset["captions"][:]
-    filenames = dataset["filename"][:] if "filename" in dataset.column_names else [f"row {i}" for i in range(len(captions))]
+    filenames = (
+        dataset["filename"][:] if "filename" in dataset.column_names else [f"row {i}" for i in range(len(captions))]
+    )
     flat = [c for per_image in captions for c in per_image]
     blanks = [
         {"filename": name, "caption_index": k}
@@ -32,7 +34,9 @@ def split_report(dataset: "datasets.Dataset") -> dict[str, Any]:
             images_of[caption].add(row)
     shared = {text: rows for text, rows in images_of.items() if len(rows) > 1}
     scene_feature = dataset.features.get("scene")
-    scene_counts = Counter(scene_feature.int2str(i) for i in dataset["scene"][:]) if hasattr(scene_feature, "int2str") else {}
+    scene_counts = (
+        Counter(scene_feature.int2str(i) for i in dataset["scene"][:]) if hasattr(scene_feature, "int2str") else {}
+    )
     return {
         "images": len(dataset),
         "captions": len(flat),
@@ -49,7 +53,7 @@ def split_report(dataset: "datasets.Dataset") -> dict[str, Any]:
     }
 
 
-def dataset_report(dsdict: "datasets.DatasetDict | datasets.Dataset") -> dict[str, dict[str, Any]]:
+def dataset_report(dsdict: datasets.DatasetDict | datasets.Dataset) -> dict[str, dict[str, Any]]:
     """`{split: split_report(...)}` for every split (a single `Dataset` is reported under its split name)."""
     if not hasattr(dsdict, "keys"):
         dsdict = {str(dsdict.split or "data"): dsdict}
@@ -67,7 +71,9 @@ def format_report(report: dict[str, dict[str, Any]], max_listed: int = 10) -> st
             f"({d['texts_shared_across_images']} texts, {d['images_with_shared_text']} images) shared across images; "
             f"at most {d['max_images_sharing_one_text']} images share one text",
         ]
-        lines += [f"  blank: {b['filename']} caption {b['caption_index']}" for b in r["blank_caption_files"][:max_listed]]
+        lines += [
+            f"  blank: {b['filename']} caption {b['caption_index']}" for b in r["blank_caption_files"][:max_listed]
+        ]
         if r["blank_captions"] > max_listed:
             lines.append(f"  ... {r['blank_captions'] - max_listed} more blank captions")
         if r["scenes"]:
@@ -91,4 +97,10 @@ def describe_data(dataset, name: str, split: str, image_size: int | None) -> dic
             image = Path(image).read_bytes()
         digest.update(image if isinstance(image, bytes) else repr(image).encode("utf-8"))
         digest.update(json.dumps(row.get("captions", row.get("caption")), ensure_ascii=False).encode("utf-8"))
-    return {"name": name, "split": split, "images": len(dataset), "image_size": image_size, "fingerprint": digest.hexdigest()[:16]}
+    return {
+        "name": name,
+        "split": split,
+        "images": len(dataset),
+        "image_size": image_size,
+        "fingerprint": digest.hexdigest()[:16],
+    }

@@ -50,7 +50,9 @@ class ImageRecord:
         return self.category or scene_from_filename(self.filename)
 
 
-def image_features(scene_names: list[str], with_objects: bool = False, captions_per_image: int = CAPTIONS_PER_IMAGE) -> "datasets.Features":
+def image_features(
+    scene_names: list[str], with_objects: bool = False, captions_per_image: int = CAPTIONS_PER_IMAGE
+) -> datasets.Features:
     import datasets
 
     features = {
@@ -81,7 +83,7 @@ def records_to_dataset(
     card: dict[str, str],
     with_objects: bool = False,
     captions_per_image: int = CAPTIONS_PER_IMAGE,
-) -> "datasets.Dataset":
+) -> datasets.Dataset:
     """Build the in-memory Arrow table of one split (paths only; images stay on disk)."""
     import datasets
 
@@ -104,12 +106,10 @@ def records_to_dataset(
         homepage=card.get("homepage", ""),
         license=card.get("license", ""),
     )
-    return datasets.Dataset.from_dict(
-        columns, features=features, info=info, split=datasets.NamedSplit(split)
-    )
+    return datasets.Dataset.from_dict(columns, features=features, info=info, split=datasets.NamedSplit(split))
 
 
-def split_info(dataset: "datasets.Dataset | datasets.DatasetDict") -> dict[str, Any]:
+def split_info(dataset: datasets.Dataset | datasets.DatasetDict) -> dict[str, Any]:
     """Where a split came from: dataset, source layout, folder, and any seeded train/val re-split.
 
     The record lives in `Dataset.info.description` (JSON) so it travels with `save_to_disk`.

@@ -34,12 +34,36 @@ DEFAULT_IMAGE_SIZE = 256
 _MARKER = ".complete"
 
 COLORS = {
-    "white": (236, 236, 230), "grey": (140, 140, 138), "red": (196, 52, 44), "blue": (52, 90, 196),
-    "yellow": (228, 198, 56), "black": (38, 38, 42), "green": (58, 138, 58), "orange": (226, 130, 42),
+    "white": (236, 236, 230),
+    "grey": (140, 140, 138),
+    "red": (196, 52, 44),
+    "blue": (52, 90, 196),
+    "yellow": (228, 198, 56),
+    "black": (38, 38, 42),
+    "green": (58, 138, 58),
+    "orange": (226, 130, 42),
 }
 _UNITS = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 )
 #: Number words 0..39 (3 groups of at most 8 objects stay below that).
 _NUMBERS = _UNITS + tuple(f"{tens}{'-' + _UNITS[u] if u else ''}" for tens in ("twenty", "thirty") for u in range(10))
@@ -68,14 +92,30 @@ class Category:
 CATEGORIES = {
     c.name: c
     for c in (
-        Category("plane", "planes", ("is parked", "are parked"), "plane", (0.11, 0.15), ("white", "grey", "red", "blue"), 5),
-        Category("ship", "ships", ("is moored", "are moored"), "ship", (0.12, 0.17), ("white", "red", "black", "orange"), 5),
+        Category(
+            "plane", "planes", ("is parked", "are parked"), "plane", (0.11, 0.15), ("white", "grey", "red", "blue"), 5
+        ),
+        Category(
+            "ship", "ships", ("is moored", "are moored"), "ship", (0.12, 0.17), ("white", "red", "black", "orange"), 5
+        ),
         Category("storage tank", "storage tanks", ("stands", "stand"), "tank", (0.07, 0.1), ("white", "grey"), 6),
-        Category("building", "buildings", ("stands", "stand"), "building", (0.07, 0.12), ("red", "grey", "white", "blue"), 5),
+        Category(
+            "building", "buildings", ("stands", "stand"), "building", (0.07, 0.12), ("red", "grey", "white", "blue"), 5
+        ),
         Category("tree", "trees", ("grows", "grow"), "round", (0.04, 0.06), ("green", "yellow", "orange"), 6),
-        Category("car", "cars", ("is parked", "are parked"), "car", (0.045, 0.055), ("red", "white", "blue", "black", "yellow"), 8),
+        Category(
+            "car",
+            "cars",
+            ("is parked", "are parked"),
+            "car",
+            (0.045, 0.055),
+            ("red", "white", "blue", "black", "yellow"),
+            8,
+        ),
         Category("pond", "ponds", ("lies", "lie"), "pond", (0.12, 0.18), ("blue", "green"), 2),
-        Category("umbrella", "umbrellas", ("stands", "stand"), "round", (0.03, 0.04), ("red", "blue", "yellow", "orange"), 6),
+        Category(
+            "umbrella", "umbrellas", ("stands", "stand"), "round", (0.03, 0.04), ("red", "blue", "yellow", "orange"), 6
+        ),
     )
 }
 
@@ -119,7 +159,7 @@ class Group:
         return _POSITIONS[min(int(cy * 3), 2)][min(int(cx * 3), 2)]
 
     def phrase(self, count: bool = True) -> str:
-        """"three white planes", or with `count=False` "the white planes"."""
+        """ "three white planes", or with `count=False` "the white planes"."""
         noun = self.category.name if self.count == 1 else self.category.plural
         return f"{_NUMBERS[self.count] if count else 'the'} {self.color} {noun}"
 
@@ -215,7 +255,9 @@ def _draw_object(canvas: Canvas, category: Category, polys, box: Box, color: str
             canvas.polygon(poly, fill=rgb)
         if category.shape == "building":  # roof ridge
             horizontal = box[2] - box[0] >= box[3] - box[1]
-            ridge = (box[0], cy - 0.003, box[2], cy + 0.003) if horizontal else (cx - 0.003, box[1], cx + 0.003, box[3])
+            ridge = (
+                (box[0], cy - 0.003, box[2], cy + 0.003) if horizontal else (cx - 0.003, box[1], cx + 0.003, box[3])
+            )
             canvas.rect(ridge, _shade(rgb, 0.75))
         elif category.shape == "ship":
             canvas.rect((cx - 0.012, cy - 0.012, cx + 0.012, cy + 0.012), _shade(rgb, 0.7))
@@ -262,7 +304,11 @@ def _dashes(canvas: Canvas, box: Box, color):
     horizontal = box[2] - box[0] > box[3] - box[1]
     mid = ((box[1] + box[3]) / 2) if horizontal else ((box[0] + box[2]) / 2)
     for start in np.arange(0.02, 1.0, 0.1):
-        dash = (start, mid - 0.004, start + 0.05, mid + 0.004) if horizontal else (mid - 0.004, start, mid + 0.004, start + 0.05)
+        dash = (
+            (start, mid - 0.004, start + 0.05, mid + 0.004)
+            if horizontal
+            else (mid - 0.004, start, mid + 0.004, start + 0.05)
+        )
         canvas.rect(dash, color)
 
 
@@ -271,9 +317,12 @@ def _airport(canvas: Canvas, rng: random.Random) -> Layout:
     runway, beside = _band(canvas, rng, rng.uniform(0.12, 0.16), (118, 118, 116), "runway", "grey")
     _dashes(canvas, tuple(runway["bbox"]), COLORS["white"])
     return Layout(
-        "airport", "in the airport", "a grey runway",
+        "airport",
+        "in the airport",
+        "a grey runway",
         [Slot("plane", beside, "beside the grey runway"), Slot("building", beside, "near the runway")],
-        [runway], ["runway"],
+        [runway],
+        ["runway"],
     )
 
 
@@ -283,9 +332,16 @@ def _harbour(canvas: Canvas, rng: random.Random) -> Layout:
     canvas.rect(land, (162, 160, 152))
     canvas.rect(water, (46, 84, 140))
     return Layout(
-        "harbour", "in the harbour", "blue water",
-        [Slot("ship", [water], "in the blue water"), Slot("storage tank", [land], "on the shore"), Slot("building", [land], "on the quay")],
-        [], ["water", "quay"],
+        "harbour",
+        "in the harbour",
+        "blue water",
+        [
+            Slot("ship", [water], "in the blue water"),
+            Slot("storage tank", [land], "on the shore"),
+            Slot("building", [land], "on the quay"),
+        ],
+        [],
+        ["water", "quay"],
     )
 
 
@@ -295,14 +351,23 @@ def _beach(canvas: Canvas, rng: random.Random) -> Layout:
     canvas.rect(sand, (224, 206, 162))
     canvas.rect(sea, (52, 110, 160))
     foam = {  # a white line where the waves meet the sand
-        "left": (cut - 0.015, 0, cut, 1), "right": (1 - cut, 0, 1 - cut + 0.015, 1),
-        "top": (0, cut - 0.015, 1, cut), "bottom": (0, 1 - cut, 1, 1 - cut + 0.015),
+        "left": (cut - 0.015, 0, cut, 1),
+        "right": (1 - cut, 0, 1 - cut + 0.015, 1),
+        "top": (0, cut - 0.015, 1, cut),
+        "bottom": (0, 1 - cut, 1, 1 - cut + 0.015),
     }[side]
     canvas.rect(foam, COLORS["white"])
     return Layout(
-        "beach", "on the beach", "yellow sand",
-        [Slot("umbrella", [sand], "on the sand"), Slot("ship", [sea], "in the sea"), Slot("tree", [sand], "along the beach")],
-        [], ["sand", "sea"],
+        "beach",
+        "on the beach",
+        "yellow sand",
+        [
+            Slot("umbrella", [sand], "on the sand"),
+            Slot("ship", [sea], "in the sea"),
+            Slot("tree", [sand], "along the beach"),
+        ],
+        [],
+        ["sand", "sea"],
     )
 
 
@@ -310,9 +375,16 @@ def _residential(canvas: Canvas, rng: random.Random) -> Layout:
     canvas.rect((0, 0, 1, 1), (92, 134, 72))
     road, beside = _band(canvas, rng, 0.07, (88, 88, 92), "road", "grey")
     return Layout(
-        "residential area", "in the residential area", "a grey road",
-        [Slot("building", beside, "along the road"), Slot("tree", beside, "near the houses"), Slot("car", beside, "beside the road")],
-        [road], ["road", "grass"],
+        "residential area",
+        "in the residential area",
+        "a grey road",
+        [
+            Slot("building", beside, "along the road"),
+            Slot("tree", beside, "near the houses"),
+            Slot("car", beside, "beside the road"),
+        ],
+        [road],
+        ["road", "grass"],
     )
 
 
@@ -320,9 +392,12 @@ def _industrial(canvas: Canvas, rng: random.Random) -> Layout:
     canvas.rect((0, 0, 1, 1), (152, 150, 142))
     road, beside = _band(canvas, rng, 0.06, (90, 90, 94), "road", "grey")
     return Layout(
-        "industrial area", "in the industrial area", "a grey road",
+        "industrial area",
+        "in the industrial area",
+        "a grey road",
         [Slot("storage tank", beside, "near the road"), Slot("building", beside, "beside the road")],
-        [road], ["road", "concrete"],
+        [road],
+        ["road", "concrete"],
     )
 
 
@@ -331,9 +406,12 @@ def _parking(canvas: Canvas, rng: random.Random) -> Layout:
     for y in np.arange(0.1, 1.0, 0.2):  # white lane markings
         canvas.rect((0.03, y - 0.003, 0.97, y + 0.003), (210, 210, 206))
     return Layout(
-        "parking lot", "in the parking lot", "dark asphalt",
+        "parking lot",
+        "in the parking lot",
+        "dark asphalt",
         [Slot("car", [(0, 0, 1, 1)], "in the parking lot"), Slot("tree", [(0, 0, 1, 1)], "in the parking lot")],
-        [], ["asphalt"],
+        [],
+        ["asphalt"],
     )
 
 
@@ -353,9 +431,16 @@ def _farmland(canvas: Canvas, rng: random.Random) -> Layout:
     colors = sorted(set(names), key=names.index)
     fields = " and ".join(colors) + " fields"
     return Layout(
-        "farmland", "on the farmland", fields,
-        [Slot("building", [(0, 0, 1, 1)], "among the fields"), Slot("tree", [(0, 0, 1, 1)], "between the fields"), Slot("pond", [(0, 0, 1, 1)], "next to the fields")],
-        [], ["field"],
+        "farmland",
+        "on the farmland",
+        fields,
+        [
+            Slot("building", [(0, 0, 1, 1)], "among the fields"),
+            Slot("tree", [(0, 0, 1, 1)], "between the fields"),
+            Slot("pond", [(0, 0, 1, 1)], "next to the fields"),
+        ],
+        [],
+        ["field"],
     )
 
 
@@ -365,15 +450,24 @@ def _forest(canvas: Canvas, rng: random.Random) -> Layout:
         x, y, r = rng.random(), rng.random(), rng.uniform(0.02, 0.05)
         canvas.ellipse((x - r, y - r, x + r, y + r), fill=_jitter((44, 96, 46), rng, 14))
     return Layout(
-        "forest", "in the forest", "dense trees",
+        "forest",
+        "in the forest",
+        "dense trees",
         [Slot("pond", [(0, 0, 1, 1)], "surrounded by trees"), Slot("building", [(0, 0, 1, 1)], "in a clearing")],
-        [], ["tree"],
+        [],
+        ["tree"],
     )
 
 
 _SCENE_BUILDERS = {
-    "airport": _airport, "beach": _beach, "farmland": _farmland, "forest": _forest, "harbour": _harbour,
-    "industrial": _industrial, "parking": _parking, "residential": _residential,
+    "airport": _airport,
+    "beach": _beach,
+    "farmland": _farmland,
+    "forest": _forest,
+    "harbour": _harbour,
+    "industrial": _industrial,
+    "parking": _parking,
+    "residential": _residential,
 }
 
 
@@ -390,7 +484,12 @@ def _place_group(canvas: Canvas, slot: Slot, color: str, count: int, taken: list
     region = max(slot.regions, key=lambda r: (r[2] - r[0]) * (r[3] - r[1]) * rng.uniform(0.5, 1.0))
     half = 0.14 + 0.02 * count
     cx, cy = rng.uniform(region[0], region[2]), rng.uniform(region[1], region[3])
-    patch = (max(region[0], cx - half), max(region[1], cy - half), min(region[2], cx + half), min(region[3], cy + half))
+    patch = (
+        max(region[0], cx - half),
+        max(region[1], cy - half),
+        min(region[2], cx + half),
+        min(region[3], cy + half),
+    )
     boxes: list[Box] = []
     for _ in range(count):
         for _ in range(30):
@@ -415,9 +514,7 @@ def _captions(layout: Layout, groups: list[Group]) -> list[str]:
     totals: dict[str, int] = {}
     for g in groups:
         totals[g.category.name] = totals.get(g.category.name, 0) + g.count
-    total_words = [
-        f"{_NUMBERS[n]} {name if n == 1 else CATEGORIES[name].plural}" for name, n in totals.items()
-    ]
+    total_words = [f"{_NUMBERS[n]} {name if n == 1 else CATEGORIES[name].plural}" for name, n in totals.items()]
     first_total = next(iter(totals.values()))
     contrast = (
         f"{main.phrase(count=False)} {main.verb} {main.position} and {last.phrase(count=False)} {last.verb} {last.position}"
@@ -453,7 +550,9 @@ def render_image(scene: str, rng: random.Random, image_size: int) -> tuple[Image
             groups.append(group)
     if not groups:  # the main slot always fits one object on an empty region; guard against layout bugs
         raise RuntimeError(f"rs_synth: no object could be placed in a {scene} scene")
-    noise = np.random.default_rng(rng.getrandbits(63)).integers(-9, 10, size=(image_size, image_size, 1), dtype=np.int16)
+    noise = np.random.default_rng(rng.getrandbits(63)).integers(
+        -9, 10, size=(image_size, image_size, 1), dtype=np.int16
+    )
     pixels = np.clip(np.asarray(canvas.image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
     objects = [
         {"category": name, "color": color, "bbox": [round(min(max(v, 0.0), 1.0), 4) for v in box]}
@@ -502,7 +601,9 @@ def _scene_plan(config: SynthConfig) -> list[tuple[str, str, random.Random]]:
         split_rng = random.Random(f"rs_synth:{config.seed}:{split}")
         scenes = [SYNTH_SCENES[i % len(SYNTH_SCENES)] for i in range(size)]
         split_rng.shuffle(scenes)
-        plan += [(split, scene, random.Random(f"rs_synth:{config.seed}:{split}:{i}")) for i, scene in enumerate(scenes)]
+        plan += [
+            (split, scene, random.Random(f"rs_synth:{config.seed}:{split}:{i}")) for i, scene in enumerate(scenes)
+        ]
     return plan
 
 
@@ -523,7 +624,12 @@ def write_rs_synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig
                     "split": split,
                     "sentids": list(range(5 * image_id, 5 * image_id + 5)),
                     "sentences": [
-                        {"raw": raw, "tokens": raw.lower().rstrip(".").replace(",", "").split(), "imgid": image_id, "sentid": 5 * image_id + k}
+                        {
+                            "raw": raw,
+                            "tokens": raw.lower().rstrip(".").replace(",", "").split(),
+                            "imgid": image_id,
+                            "sentid": 5 * image_id + k,
+                        }
                         for k, raw in enumerate(annotation["captions"])
                     ],
                     "scene": scene,

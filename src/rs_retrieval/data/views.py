@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import datasets
 
 
-def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None = None) -> "datasets.Dataset":
+def flatten_captions(dataset: datasets.Dataset, columns: Sequence[str] | None = None) -> datasets.Dataset:
     """One row per caption: `caption`, `image_index` (row of `dataset`), `caption_index` (0..4), plus
     the per-image `columns` repeated (default: every column but `captions`, e.g. `image`, `scene`,
     `objects`). Rows keep image order and each image's captions stay contiguous, in release order.
@@ -28,7 +28,9 @@ def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None 
     keep = [c for c in dataset.column_names if c != "captions"] if columns is None else list(columns)
     unknown = sorted(set(keep) - set(dataset.column_names))
     if unknown or "captions" in keep:
-        raise ValueError(f"columns must be per-image columns of the dataset other than 'captions'; bad: {unknown or ['captions']}")
+        raise ValueError(
+            f"columns must be per-image columns of the dataset other than 'captions'; bad: {unknown or ['captions']}"
+        )
     features = datasets.Features(
         {
             **{c: dataset.features[c] for c in keep},
@@ -51,15 +53,19 @@ def flatten_captions(dataset: "datasets.Dataset", columns: Sequence[str] | None 
         table["caption_index"] = pa.array((np.arange(len(parents)) - starts).astype(np.int32))
         return pa.table(table)
 
-    return dataset.with_format("arrow").map(
-        explode,
-        batched=True,
-        batch_size=1000,
-        with_indices=True,
-        remove_columns=dataset.column_names,
-        features=features,
-        desc="flatten captions",
-    ).with_format(dataset.format["type"], **dataset.format["format_kwargs"])
+    return (
+        dataset.with_format("arrow")
+        .map(
+            explode,
+            batched=True,
+            batch_size=1000,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            features=features,
+            desc="flatten captions",
+        )
+        .with_format(dataset.format["type"], **dataset.format["format_kwargs"])
+    )
 
 
 def warn_blank_captions(captions: Sequence[str], where: str) -> int:
@@ -67,11 +73,16 @@ def warn_blank_captions(captions: Sequence[str], where: str) -> int:
     splits contain some); returns the count. `rs-retrieval data info` lists them by file."""
     blank = sum(1 for caption in captions if not caption.strip())
     if blank:
-        logger.warning("%d of %d captions in %s are blank (kept as they are; `rs-retrieval data info` lists them)", blank, len(captions), where)
+        logger.warning(
+            "%d of %d captions in %s are blank (kept as they are; `rs-retrieval data info` lists them)",
+            blank,
+            len(captions),
+            where,
+        )
     return blank
 
 
-def rows_naming_bad_images(dataset: "datasets.Dataset", indices) -> dict[str, list]:
+def rows_naming_bad_images(dataset: datasets.Dataset, indices) -> dict[str, list]:
     """`dataset[indices]` (column -> list; `indices` a slice or list); an image that `datasets` cannot
     decode raises `ImageReadError` naming its file instead of a bare PIL error."""
     from PIL import Image
@@ -85,7 +96,7 @@ def rows_naming_bad_images(dataset: "datasets.Dataset", indices) -> dict[str, li
         raise ImageReadError(f"cannot read image {_first_bad_image(dataset, rows)}: {err}") from err
 
 
-def _first_bad_image(dataset: "datasets.Dataset", rows) -> str:
+def _first_bad_image(dataset: datasets.Dataset, rows) -> str:
     import datasets
 
     for row in rows:
@@ -94,6 +105,8 @@ def _first_bad_image(dataset: "datasets.Dataset", rows) -> str:
         except Exception:  # the row whose image fails to decode
             if "filename" in dataset.column_names:
                 return f"{dataset.select_columns(['filename'])[int(row)]['filename']} (row {row})"
-            raw = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))[int(row)]["image"]
+            raw = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))[int(row)][
+                "image"
+            ]
             return f"{raw.get('path') or 'with embedded bytes'} (row {row})"
     return f"in rows {rows}"

@@ -34,7 +34,9 @@ def _to_model(inputs: Mapping, device: torch.device, dtype: torch.dtype) -> dict
 def _cache_parts(outputs: Mapping, keys: Sequence[str], parts: dict[str, list], side: str) -> None:
     missing = [key for key in keys if key not in outputs]
     if missing:
-        raise KeyError(f"encode_{side}s returned {sorted(outputs)}, but the model's {side}_cache_keys also need {missing}")
+        raise KeyError(
+            f"encode_{side}s returned {sorted(outputs)}, but the model's {side}_cache_keys also need {missing}"
+        )
     for key in keys:
         parts[key].append(outputs[key])
 
@@ -54,10 +56,14 @@ def _concatenate(parts: dict[str, list], side: str) -> dict[str, torch.Tensor]:
 def _check_captions(captions, first_row: int) -> None:
     for offset, row in enumerate(captions):
         if not isinstance(row, (list, tuple)) or not row or not all(isinstance(text, str) for text in row):
-            raise ValueError(f"dataset row {first_row + offset}: 'captions' must be a non-empty list of strings, got {row!r}")
+            raise ValueError(
+                f"dataset row {first_row + offset}: 'captions' must be a non-empty list of strings, got {row!r}"
+            )
 
 
-def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None, progress: bool = True, prepare_caption=None):
+def encode_dataset(
+    model, processor, dataset, batch_size: int = 64, device=None, progress: bool = True, prepare_caption=None
+):
     """Encode every image and caption of a per-image dataset once.
 
     Args:
@@ -96,14 +102,26 @@ def encode_dataset(model, processor, dataset, batch_size: int = 64, device=None,
                 texts.extend(captions if prepare_caption is None else map(prepare_caption, captions))
                 text_to_image.extend([start + offset] * len(captions))
         for start in tqdm(range(0, len(texts), batch_size), desc="texts", unit="batch", disable=not progress):
-            outputs = model.encode_texts(**_to_model(processor.text_inputs(texts[start : start + batch_size]), device, dtype))
+            outputs = model.encode_texts(
+                **_to_model(processor.text_inputs(texts[start : start + batch_size]), device, dtype)
+            )
             _cache_parts(outputs, model.text_cache_keys, text_parts, "text")
     if not texts:
         raise ValueError("dataset has no rows")
-    return _concatenate(image_parts, "image"), _concatenate(text_parts, "text"), torch.tensor(text_to_image, dtype=torch.long), texts
+    return (
+        _concatenate(image_parts, "image"),
+        _concatenate(text_parts, "text"),
+        torch.tensor(text_to_image, dtype=torch.long),
+        texts,
+    )
 
 
-def score_matrix(model, image_cache: Mapping[str, torch.Tensor], text_cache: Mapping[str, torch.Tensor], chunk_size: int = SCORE_CHUNK_SIZE) -> torch.Tensor:
+def score_matrix(
+    model,
+    image_cache: Mapping[str, torch.Tensor],
+    text_cache: Mapping[str, torch.Tensor],
+    chunk_size: int = SCORE_CHUNK_SIZE,
+) -> torch.Tensor:
     """`model.score` over all cached images x texts, in blocks of `chunk_size` text columns
     (one block for models whose score is not blockwise, e.g. CMPAGL's top-k re-rank).
 
@@ -119,9 +137,13 @@ def score_matrix(model, image_cache: Mapping[str, torch.Tensor], text_cache: Map
             stop = min(start + chunk_size, n_txt)
             block = model.score(image_cache, {key: value[start:stop] for key, value in text_cache.items()})
             if tuple(block.shape) != (n_img, stop - start):
-                raise ValueError(f"{type(model).__name__}.score returned shape {tuple(block.shape)} for {n_img} images x {stop - start} texts")
+                raise ValueError(
+                    f"{type(model).__name__}.score returned shape {tuple(block.shape)} for {n_img} images x {stop - start} texts"
+                )
             if sim is None:
-                sim = torch.empty(n_img, n_txt, dtype=torch.promote_types(block.dtype, torch.float32), device=block.device)
+                sim = torch.empty(
+                    n_img, n_txt, dtype=torch.promote_types(block.dtype, torch.float32), device=block.device
+                )
             sim[:, start:stop] = block
     return sim
 
@@ -154,13 +176,19 @@ def evaluate_retrieval(
     spec = get_protocol(protocol)
     if spec.needs_image_keys and "image_keys" not in metric_kwargs:
         if image_key_column not in dataset.column_names:
-            raise ValueError(f"protocol {protocol!r} merges images by key: column {image_key_column!r} is not in the dataset ({dataset.column_names})")
+            raise ValueError(
+                f"protocol {protocol!r} merges images by key: column {image_key_column!r} is not in the dataset ({dataset.column_names})"
+            )
         metric_kwargs["image_keys"] = list(dataset[image_key_column])
-    image_cache, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, batch_size, device, progress, spec.prepare_caption)
+    image_cache, text_cache, text_to_image, texts = encode_dataset(
+        model, processor, dataset, batch_size, device, progress, spec.prepare_caption
+    )
     warn_blank_captions(texts, "the evaluated split")
     sim = score_matrix(model, image_cache, text_cache, score_chunk_size)
     results = {}
     for name in rerank:
         scores = apply_rerank(sim, name, **rerank_params.get(name, {}))
-        results[name] = retrieval_metrics(scores.i2t, text_to_image, t2i_sim=scores.t2i, texts=texts, protocol=protocol, **metric_kwargs)
+        results[name] = retrieval_metrics(
+            scores.i2t, text_to_image, t2i_sim=scores.t2i, texts=texts, protocol=protocol, **metric_kwargs
+        )
     return results

@@ -74,7 +74,9 @@ def format_table(results, title: str | None = None) -> str:
     """
     rows = _rows(results)
     ks = sorted(int(match.group(1)) for key in rows[0][1] if (match := _RECALL.match(key)))
-    header = ([] if rows[0][0] is None else ["rerank"]) + [f"i2t R@{k}" for k in ks] + [f"t2i R@{k}" for k in ks] + ["mR"]
+    header = (
+        ([] if rows[0][0] is None else ["rerank"]) + [f"i2t R@{k}" for k in ks] + [f"t2i R@{k}" for k in ks] + ["mR"]
+    )
     keys = [f"i2t_R@{k}" for k in ks] + [f"t2i_R@{k}" for k in ks] + ["mR"]
     body = []
     for label, mean, std, _ in rows:
@@ -87,9 +89,19 @@ def format_table(results, title: str | None = None) -> str:
     first_numeric = 0 if rows[0][0] is None else 1
 
     def render(line):
-        return "| " + " | ".join(cell.ljust(w) if c < first_numeric else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(
+                cell.ljust(w) if c < first_numeric else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths))
+            )
+            + " |"
+        )
 
-    rule = "|" + "|".join("-" * (w + 1) + ":" if c >= first_numeric else "-" * (w + 2) for c, w in enumerate(widths)) + "|"
+    rule = (
+        "|"
+        + "|".join("-" * (w + 1) + ":" if c >= first_numeric else "-" * (w + 2) for c, w in enumerate(widths))
+        + "|"
+    )
     lines = ([title] if title else []) + [render(header), rule] + [render(line) for line in body]
     _, mean, _, settings = rows[0]
     notes = [f"{key}: {settings[key]}" for key in ("protocol", "tie_policy") if key in settings]
@@ -104,4 +116,3 @@ def format_table(results, title: str | None = None) -> str:
 
 def _count(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
-

@@ -67,18 +67,27 @@ def _check_every_query_has_a_positive(direction: Direction, name: str) -> None:
     if empty.size:
         axis = "images" if name == "i2t" else "texts"
         queries = empty if direction.query_index is None else direction.query_index[empty]
-        raise ValueError(f"{empty.size} {name} queries have no positive ({axis} {queries[:5].tolist()}...): every image needs at least one caption")
+        raise ValueError(
+            f"{empty.size} {name} queries have no positive ({axis} {queries[:5].tolist()}...): every image needs at least one caption"
+        )
 
 
 def _pair_indices(direction: Direction, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(query number, query-axis index, candidate-axis index) of every positive pair."""
     query_of_pair = np.repeat(np.arange(direction.n_queries), np.diff(direction.indptr))
     query_axis = query_of_pair if direction.query_index is None else direction.query_index[query_of_pair]
-    candidate_axis = direction.positives if direction.candidate_index is None else direction.candidate_index[direction.positives]
-    return tuple(torch.as_tensor(index, dtype=torch.long, device=device) for index in (query_of_pair, query_axis, candidate_axis))
+    candidate_axis = (
+        direction.positives if direction.candidate_index is None else direction.candidate_index[direction.positives]
+    )
+    return tuple(
+        torch.as_tensor(index, dtype=torch.long, device=device)
+        for index in (query_of_pair, query_axis, candidate_axis)
+    )
 
 
-def _best_positive(sim: torch.Tensor, direction: Direction, queries_on_rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _best_positive(
+    sim: torch.Tensor, direction: Direction, queries_on_rows: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Best positive score of each query and how many of its positives reach it."""
     query_of_pair, query_axis, candidate_axis = _pair_indices(direction, sim.device)
     scores = sim[query_axis, candidate_axis] if queries_on_rows else sim[candidate_axis, query_axis]
@@ -181,7 +190,9 @@ def _descending_order(block: torch.Tensor, tie_policy: str) -> np.ndarray:
     return np.argsort(block.to(torch.float64).numpy(), axis=1)[:, ::-1]
 
 
-def _argsort_ranks(sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str, tie_policy: str) -> np.ndarray:
+def _argsort_ranks(
+    sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str, tie_policy: str
+) -> np.ndarray:
     """Ranks in the order of the reference code: `np.argsort(scores)[::-1]` on float64 (AMFMN,
     GaLR, MSA) or `torch.argsort(scores, descending=True)` (SkyScript), per query."""
     ranks = np.empty(direction.n_queries, dtype=np.int64)
@@ -196,7 +207,9 @@ def _argsort_ranks(sim: torch.Tensor, direction: Direction, queries_on_rows: boo
     return ranks
 
 
-def _topk_hits(sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str, ks: Sequence[int]) -> dict[int, np.ndarray]:
+def _topk_hits(
+    sim: torch.Tensor, direction: Direction, queries_on_rows: bool, block_queries: int, name: str, ks: Sequence[int]
+) -> dict[int, np.ndarray]:
     """Per k: whether `torch.topk(scores, k)` of each query holds a positive (clip_benchmark's
     `recall_at_k(...) > 0`; k is capped at the number of candidates)."""
     hits = {k: np.empty(direction.n_queries, dtype=bool) for k in ks}
@@ -230,7 +243,9 @@ def resolve_tie_policy(protocol: str, tie_policy: str | None) -> str:
     if tie_policy is not None and tie_policy not in TIE_POLICIES:
         raise ValueError(f"tie_policy must be one of {TIE_POLICIES}, got {tie_policy!r}")
     if fixed is not None and tie_policy not in (None, fixed):
-        raise ValueError(f"protocol {protocol!r} orders ties as its source code does ({fixed!r}); got tie_policy={tie_policy!r}")
+        raise ValueError(
+            f"protocol {protocol!r} orders ties as its source code does ({fixed!r}); got tie_policy={tie_policy!r}"
+        )
     return fixed or tie_policy or DEFAULT_TIE_POLICY
 
 
@@ -240,7 +255,9 @@ def _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_siz
     sim = as_score_matrix(sim)
     t2i_sim = sim if same_matrix else as_score_matrix(t2i_sim, "t2i_sim")
     if t2i_sim.shape != sim.shape or t2i_sim.device != sim.device:
-        raise ValueError(f"t2i_sim must match sim: got {tuple(t2i_sim.shape)} on {t2i_sim.device}, sim is {tuple(sim.shape)} on {sim.device}")
+        raise ValueError(
+            f"t2i_sim must match sim: got {tuple(t2i_sim.shape)} on {t2i_sim.device}, sim is {tuple(sim.shape)} on {sim.device}"
+        )
     n_img, n_txt = sim.shape
     if n_img == 0 or n_txt == 0:
         raise ValueError(f"sim is empty: shape {tuple(sim.shape)}")
@@ -252,7 +269,14 @@ def _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_siz
     _check_every_query_has_a_positive(t2i, "t2i")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
-    return sim, t2i_sim, i2t, t2i, chunk_size or max(1, BLOCK_ELEMENTS // n_txt), chunk_size or max(1, BLOCK_ELEMENTS // n_img)
+    return (
+        sim,
+        t2i_sim,
+        i2t,
+        t2i,
+        chunk_size or max(1, BLOCK_ELEMENTS // n_txt),
+        chunk_size or max(1, BLOCK_ELEMENTS // n_img),
+    )
 
 
 def retrieval_ranks(
@@ -269,11 +293,16 @@ def retrieval_ranks(
     """0-based ranks of every query; the arguments are those of `retrieval_metrics`."""
     tie_policy = resolve_tie_policy(protocol, tie_policy)
     if tie_policy == "torch_topk":
-        raise ValueError(f"tie policy 'torch_topk' (protocol {protocol!r}) gives hits at each k, not ranks: use retrieval_metrics")
-    sim, t2i_sim, i2t, t2i, i2t_block, t2i_block = _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size)
+        raise ValueError(
+            f"tie policy 'torch_topk' (protocol {protocol!r}) gives hits at each k, not ranks: use retrieval_metrics"
+        )
+    sim, t2i_sim, i2t, t2i, i2t_block, t2i_block = _prepare(
+        sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size
+    )
     if tie_policy in ("numpy", "torch_argsort"):
         return RetrievalRanks(
-            _argsort_ranks(sim, i2t, True, i2t_block, "sim", tie_policy), _argsort_ranks(t2i_sim, t2i, False, t2i_block, "t2i_sim", tie_policy)
+            _argsort_ranks(sim, i2t, True, i2t_block, "sim", tie_policy),
+            _argsort_ranks(t2i_sim, t2i, False, t2i_block, "t2i_sim", tie_policy),
         )
     return _counted_ranks(sim, t2i_sim, i2t, t2i, tie_policy == "optimistic", i2t_block)
 
@@ -304,12 +333,18 @@ def metrics_from_ranks(ranks: RetrievalRanks, ks: Sequence[int] = (1, 5, 10)) ->
     return metrics
 
 
-def metrics_from_hits(i2t: dict[int, np.ndarray], t2i: dict[int, np.ndarray], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float | int]:
+def metrics_from_hits(
+    i2t: dict[int, np.ndarray], t2i: dict[int, np.ndarray], ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float | int]:
     """R@K from hits per k, with RemoteCLIP's arithmetic: `hits.float().mean().item() * 100` and
     mR = `np.mean` of the recalls in the order i2t R@K..., t2i R@K... (its `retrieval.py` then
     rounds to 2 decimals for printing; these are the unrounded values)."""
     ks = _check_ks(ks)
-    metrics = {f"{name}_R@{k}": torch.from_numpy(hits[k]).float().mean().item() * 100 for name, hits in (("i2t", i2t), ("t2i", t2i)) for k in ks}
+    metrics = {
+        f"{name}_R@{k}": torch.from_numpy(hits[k]).float().mean().item() * 100
+        for name, hits in (("i2t", i2t), ("t2i", t2i))
+        for k in ks
+    }
     metrics["mR"] = float(np.mean(list(metrics.values())))
     metrics["rsum"] = float(sum(metrics[f"{name}_R@{k}"] for name in ("i2t", "t2i") for k in ks))
     metrics["i2t_queries"], metrics["t2i_queries"] = len(i2t[ks[0]]), len(t2i[ks[0]])
@@ -354,11 +389,24 @@ def retrieval_metrics(
     tie_policy = resolve_tie_policy(protocol, tie_policy)
     if tie_policy == "torch_topk":
         ks = _check_ks(ks)
-        sim, t2i_sim, i2t, t2i, i2t_block, t2i_block = _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size)
-        metrics = metrics_from_hits(_topk_hits(sim, i2t, True, i2t_block, "sim", ks), _topk_hits(t2i_sim, t2i, False, t2i_block, "t2i_sim", ks), ks)
+        sim, t2i_sim, i2t, t2i, i2t_block, t2i_block = _prepare(
+            sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_size
+        )
+        metrics = metrics_from_hits(
+            _topk_hits(sim, i2t, True, i2t_block, "sim", ks),
+            _topk_hits(t2i_sim, t2i, False, t2i_block, "t2i_sim", ks),
+            ks,
+        )
     else:
         ranks = retrieval_ranks(
-            sim, text_to_image, t2i_sim=t2i_sim, tie_policy=tie_policy, protocol=protocol, texts=texts, image_keys=image_keys, chunk_size=chunk_size
+            sim,
+            text_to_image,
+            t2i_sim=t2i_sim,
+            tie_policy=tie_policy,
+            protocol=protocol,
+            texts=texts,
+            image_keys=image_keys,
+            chunk_size=chunk_size,
         )
         metrics = metrics_from_ranks(ranks, ks)
     return metrics | {"protocol": protocol, "tie_policy": tie_policy}

@@ -41,7 +41,9 @@ def _group(owners: np.ndarray, items: np.ndarray, n_owners: int) -> tuple[np.nda
     return indptr, items[order]
 
 
-def _expand(owners: np.ndarray, groups: np.ndarray, indptr: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _expand(
+    owners: np.ndarray, groups: np.ndarray, indptr: np.ndarray, members: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (owner, member) for every member of `groups[k]` (CSR `indptr`/`members`), per k."""
     lengths = indptr[groups + 1] - indptr[groups]
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -132,7 +134,9 @@ def _skyscript(n_img, n_txt, text_to_image, texts, image_keys):
     text_class, first_text = _sorted_ids(texts)
     links = _text_links(image_class[np.asarray(text_to_image, dtype=np.int64)], text_class)
     i2t = _direction(len(first_image), links[:, 0], links[:, 1], query_index=first_image, candidate_index=first_text)
-    return i2t, _direction(len(first_text), links[:, 1], links[:, 0], query_index=first_text, candidate_index=first_image)
+    return i2t, _direction(
+        len(first_text), links[:, 1], links[:, 0], query_index=first_text, candidate_index=first_image
+    )
 
 
 def _capitalize(text: str) -> str:
@@ -232,11 +236,15 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def protocol_directions(protocol: Protocol, n_img: int, n_txt: int, text_to_image: np.ndarray, texts, image_keys) -> tuple[Direction, Direction]:
+def protocol_directions(
+    protocol: Protocol, n_img: int, n_txt: int, text_to_image: np.ndarray, texts, image_keys
+) -> tuple[Direction, Direction]:
     """(i2t, t2i) of `protocol`, after checking it got the texts / image keys it needs."""
     if protocol.needs_texts and texts is None:
         raise ValueError(f"protocol {protocol.name!r} compares caption strings: pass texts=")
     if protocol.needs_image_keys and (image_keys is None or len(image_keys) != n_img):
         got = "none" if image_keys is None else len(image_keys)
-        raise ValueError(f"protocol {protocol.name!r} needs image_keys with one key per row of sim ({n_img}), got {got}")
+        raise ValueError(
+            f"protocol {protocol.name!r} needs image_keys with one key per row of sim ({n_img}), got {got}"
+        )
     return protocol.structure(n_img, n_txt, text_to_image, texts, image_keys)

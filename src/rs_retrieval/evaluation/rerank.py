@@ -45,7 +45,14 @@ def no_rerank(sim) -> DirectionalScores:
     return DirectionalScores(sim, sim)
 
 
-def _galr_direction(scores: torch.Tensor, candidates: torch.Tensor, reverse_positions: torch.Tensor, wp1: float, wp2: float, decay: float) -> torch.Tensor:
+def _galr_direction(
+    scores: torch.Tensor,
+    candidates: torch.Tensor,
+    reverse_positions: torch.Tensor,
+    wp1: float,
+    wp2: float,
+    decay: float,
+) -> torch.Tensor:
     """GaLR's `i2t_rerank_optim` for queries on the rows of `scores` [Q, C].
 
     `candidates` [Q, K] holds each query's top-K in descending order; `reverse_positions` [Q, K]
@@ -59,17 +66,23 @@ def _galr_direction(scores: torch.Tensor, candidates: torch.Tensor, reverse_posi
     rank_term = torch.exp(-decay * steps)
     # Position of each candidate after sorting the K candidates by reverse-search position.
     by_reverse = torch.argsort(reverse_positions, dim=1, stable=True)
-    reverse_rank = torch.empty_like(by_reverse).scatter_(1, by_reverse, torch.arange(k, device=scores.device).expand_as(by_reverse))
+    reverse_rank = torch.empty_like(by_reverse).scatter_(
+        1, by_reverse, torch.arange(k, device=scores.device).expand_as(by_reverse)
+    )
     reverse_term = wp2 * torch.exp(-decay * (reverse_rank.double() + 1))
     values = (wp1 * saliency).float()
     values = (values.double() + rank_term).float()
     values = (values.double() + reverse_term).float()
     if not torch.isfinite(values).all():
-        raise ValueError("galr_mr produced non-finite scores: a candidate's scores sum to 0 over all queries (the saliency denominator)")
+        raise ValueError(
+            "galr_mr produced non-finite scores: a candidate's scores sum to 0 over all queries (the saliency denominator)"
+        )
     return torch.zeros(scores.shape, dtype=torch.float32, device=scores.device).scatter_(1, candidates, values)
 
 
-def galr_multivariate_rerank(sim, k1: int = 30, wp1: float = 0.3, wp2: float = 1.1, decay: float = 0.05) -> DirectionalScores:
+def galr_multivariate_rerank(
+    sim, k1: int = 30, wp1: float = 0.3, wp2: float = 1.1, decay: float = 0.05
+) -> DirectionalScores:
     """GaLR's multivariate re-rank (MR), `i2t_rerank_optim` / `t2i_rerank_optim` (docs/evaluation.md#re-ranking).
 
     For query i and its candidate t at original rank r among the top K = max(10, k1) (capped at the

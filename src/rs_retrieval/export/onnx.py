@@ -71,7 +71,13 @@ class _ModelMethod(nn.Module):
     """`model.<method>` as a module whose parameters are the model's (the tracer exports them as
     weights): positional inputs in; a tuple of the named cache entries, or the tensor, out."""
 
-    def __init__(self, model: nn.Module, method: str, input_names: list[str] | None = None, output_names: list[str] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str,
+        input_names: list[str] | None = None,
+        output_names: list[str] | None = None,
+    ):
         super().__init__()
         self.model, self.method, self.input_names, self.output_names = model, method, input_names, output_names
         # Eval mode for good: the exporter restores the wrapper's mode afterwards, to every submodule.
@@ -117,39 +123,83 @@ def graph_specs(model, image_size: int, text_length: int, check_batch: int = 3) 
     text_axes = {0: "batch"} if uses_gru else {0: "batch", 1: "text_length"}
     image_out, text_out = list(model.image_cache_keys), [k for k in model.text_cache_keys if k != "attention_mask"]
     specs = [
-        GraphSpec("image_encoder", _ModelMethod(model, "encode_images", list(images), image_out), images, check_images,
-                  image_out, {name: {0: "batch"} for name in [*images, *image_out]}),
-        GraphSpec("text_encoder", _ModelMethod(model, "encode_texts", list(texts), text_out), texts, check_texts,
-                  text_out, {**{name: text_axes for name in texts}, **{name: text_axes if name == "tokens" else {0: "batch"} for name in text_out}}),
+        GraphSpec(
+            "image_encoder",
+            _ModelMethod(model, "encode_images", list(images), image_out),
+            images,
+            check_images,
+            image_out,
+            {name: {0: "batch"} for name in [*images, *image_out]},
+        ),
+        GraphSpec(
+            "text_encoder",
+            _ModelMethod(model, "encode_texts", list(texts), text_out),
+            texts,
+            check_texts,
+            text_out,
+            {
+                **{name: text_axes for name in texts},
+                **{name: text_axes if name == "tokens" else {0: "batch"} for name in text_out},
+            },
+        ),
     ]
     model_type = model.config.model_type
     if model_type == "amfmn" and model.config.att_type == "soft_att":
         dim = model.config.embed_dim
         generator = torch.Generator().manual_seed(0)
-        embeds = lambda n, m: {"image_embeds": torch.randn(n, dim, generator=generator), "text_embeds": torch.rand(m, dim, generator=generator)}
-        specs.append(GraphSpec("score_head", _ModelMethod(model, "similarity"), embeds(2, 3), embeds(3, 5), ["scores"],
-                               {"image_embeds": {0: "images"}, "text_embeds": {0: "texts"}, "scores": {0: "images", 1: "texts"}}))
+        embeds = lambda n, m: {
+            "image_embeds": torch.randn(n, dim, generator=generator),
+            "text_embeds": torch.rand(m, dim, generator=generator),
+        }
+        specs.append(
+            GraphSpec(
+                "score_head",
+                _ModelMethod(model, "similarity"),
+                embeds(2, 3),
+                embeds(3, 5),
+                ["scores"],
+                {"image_embeds": {0: "images"}, "text_embeds": {0: "texts"}, "scores": {0: "images", 1: "texts"}},
+            )
+        )
     elif model_type == "cmpagl":
         with torch.no_grad():
             pairs = lambda n, seed: {
                 "image_tokens": model.encode_images(**_example_images(model, n, image_size))["tokens"],
-                **dict(zip(("text_tokens", "text_attention_mask"), _text_tokens(model, _example_texts(vocab, n, text_length - seed)))),
+                **dict(
+                    zip(
+                        ("text_tokens", "text_attention_mask"),
+                        _text_tokens(model, _example_texts(vocab, n, text_length - seed)),
+                    )
+                ),
             }
             example, check = pairs(2, 0), pairs(check_batch, 3)
-        specs.append(GraphSpec("score_head", _ModelMethod(model, "itm_logits"), example, check, ["itm_logits"], {
-            "image_tokens": {0: "pairs"}, "text_tokens": {0: "pairs", 1: "text_length"},
-            "text_attention_mask": {0: "pairs", 1: "text_length"}, "itm_logits": {0: "pairs"},
-        }))
+        specs.append(
+            GraphSpec(
+                "score_head",
+                _ModelMethod(model, "itm_logits"),
+                example,
+                check,
+                ["itm_logits"],
+                {
+                    "image_tokens": {0: "pairs"},
+                    "text_tokens": {0: "pairs", 1: "text_length"},
+                    "text_attention_mask": {0: "pairs", 1: "text_length"},
+                    "itm_logits": {0: "pairs"},
+                },
+            )
+        )
     return specs
 
 
 def graphs_not_exported(model) -> dict[str, str]:
     """Graph name -> why it is not exported, for the parts of `model` that cannot be."""
     if model.config.model_type == "amfmn" and model.config.att_type != "soft_att":
-        return {"score_head": (
-            f"AMFMN's {model.config.att_type!r} gate is scored in chunks whose number depends on the input sizes, so a "
-            "traced graph would be fixed to the export shapes (only 'soft_att' has a closed form); score in PyTorch"
-        )}
+        return {
+            "score_head": (
+                f"AMFMN's {model.config.att_type!r} gate is scored in chunks whose number depends on the input sizes, so a "
+                "traced graph would be fixed to the export shapes (only 'soft_att' has a closed form); score in PyTorch"
+            )
+        }
     return {}
 
 
@@ -178,7 +228,12 @@ def _alternating_median_ms(first, second, repeats: int) -> tuple[float, float]:
 
 
 def export_graph(
-    spec: GraphSpec, path: Path, opset: int = OPSET, tolerance: float = TOLERANCE, repeats: int = 0, threads: int | None = None
+    spec: GraphSpec,
+    path: Path,
+    opset: int = OPSET,
+    tolerance: float = TOLERANCE,
+    repeats: int = 0,
+    threads: int | None = None,
 ) -> GraphReport:
     """Export one graph, then check it with onnxruntime on the (larger) check inputs; with
     `repeats`, also time PyTorch and onnxruntime on them (median ms, alternating; onnxruntime
@@ -186,11 +241,19 @@ def export_graph(
     require("onnx", "onnx", "ONNX export")
     ort = require("onnxruntime", "onnx", "checking the exported graphs")
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape reads; the batch-3 check catches any baked-in size
+        warnings.simplefilter(
+            "ignore", torch.jit.TracerWarning
+        )  # shape reads; the batch-3 check catches any baked-in size
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter (see module docstring)
         torch.onnx.export(
-            spec.module, tuple(spec.inputs.values()), str(path), dynamo=False, opset_version=opset,
-            input_names=list(spec.inputs), output_names=spec.outputs, dynamic_axes=spec.dynamic_axes,
+            spec.module,
+            tuple(spec.inputs.values()),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(spec.inputs),
+            output_names=spec.outputs,
+            dynamic_axes=spec.dynamic_axes,
         )
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -202,8 +265,12 @@ def export_graph(
     produced = session.run(spec.outputs, feed)
     diff = max(float((torch.from_numpy(got) - want).abs().max()) for got, want in zip(produced, expected))
     if not diff <= tolerance:
-        raise OnnxExportError(f"{spec.name}: onnxruntime differs from PyTorch by {diff:.3g} (> {tolerance:g}) on the check batch")
-    axes = {name: {str(axis): label for axis, label in named.items()} for name, named in spec.dynamic_axes.items()}  # JSON keys
+        raise OnnxExportError(
+            f"{spec.name}: onnxruntime differs from PyTorch by {diff:.3g} (> {tolerance:g}) on the check batch"
+        )
+    axes = {
+        name: {str(axis): label for axis, label in named.items()} for name, named in spec.dynamic_axes.items()
+    }  # JSON keys
     report = GraphReport(spec.name, path.name, list(spec.inputs), spec.outputs, axes, diff)
     if repeats:
         report.torch_ms, report.onnxruntime_ms = _alternating_median_ms(
@@ -227,8 +294,14 @@ def export_onnx(
     model = model.eval()
     image_size = processor.image_processor.size if processor is not None else input_image_size(model.config)
     specs = graph_specs(model, image_size, text_length)
-    report = {"model_type": model.config.model_type, "opset": opset, "text_length": text_length, "tolerance": TOLERANCE, "graphs": [],
-              "not_exported": graphs_not_exported(model)}
+    report = {
+        "model_type": model.config.model_type,
+        "opset": opset,
+        "text_length": text_length,
+        "tolerance": TOLERANCE,
+        "graphs": [],
+        "not_exported": graphs_not_exported(model),
+    }
 
     def fill(folder: Path) -> None:
         for spec in specs:

@@ -36,7 +36,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -47,9 +47,36 @@ from ..cards.sections import HUB_LICENSE_IDS
 
 #: Patterns stored with Git LFS by the initial `.gitattributes` of a new repo (subset of the Hub's).
 LFS_PATTERNS = (
-    "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.gz", "*.h5", "*.joblib", "*.model", "*.msgpack", "*.npy",
-    "*.npz", "*.onnx", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.safetensors", "*.tar",
-    "*.tflite", "*.zip", "*.zst", "*tfevents*", "*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff",
+    "*.7z",
+    "*.arrow",
+    "*.bin",
+    "*.bz2",
+    "*.ckpt",
+    "*.gz",
+    "*.h5",
+    "*.joblib",
+    "*.model",
+    "*.msgpack",
+    "*.npy",
+    "*.npz",
+    "*.onnx",
+    "*.parquet",
+    "*.pb",
+    "*.pickle",
+    "*.pkl",
+    "*.pt",
+    "*.pth",
+    "*.safetensors",
+    "*.tar",
+    "*.tflite",
+    "*.zip",
+    "*.zst",
+    "*tfevents*",
+    "*.png",
+    "*.jpg",
+    "*.jpeg",
+    "*.tif",
+    "*.tiff",
 )
 GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS).encode()
 REGULAR_MAX_BYTES = 10 * 1024 * 1024
@@ -70,7 +97,7 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 @dataclass(frozen=True)
@@ -88,7 +115,11 @@ class Blob:
     def entry(self, path: str) -> dict:
         entry = {"type": "file", "oid": self.oid, "size": self.size, "path": path}
         if self.sha256 is not None:
-            entry["lfs"] = {"oid": self.sha256, "size": self.size, "pointerSize": len(lfs_pointer(self.sha256, self.size))}
+            entry["lfs"] = {
+                "oid": self.sha256,
+                "size": self.size,
+                "pointerSize": len(lfs_pointer(self.sha256, self.size)),
+            }
         return entry
 
 
@@ -124,7 +155,9 @@ class HubError(Exception):
 class LocalHub:
     """Server state plus the HTTP server thread; use as a context manager (`with LocalHub() as hub`)."""
 
-    def __init__(self, fail_during_lfs_upload: bool = False, port: int = 0, max_lifetime_s: float | None = MAX_LIFETIME_S):
+    def __init__(
+        self, fail_during_lfs_upload: bool = False, port: int = 0, max_lifetime_s: float | None = MAX_LIFETIME_S
+    ):
         """`port` 0 picks a free one; `max_lifetime_s` None serves until `stop` (the command's mode)."""
         self.lock = threading.RLock()
         self.repos: dict[tuple[str, str], Repo] = {}
@@ -139,7 +172,7 @@ class LocalHub:
         self._deadline = threading.Timer(0, lambda: None)  # replaced by `start`
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         if self._server is not None:
             raise RuntimeError("LocalHub is already running")
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
@@ -198,7 +231,7 @@ class LocalHub:
             except OSError:
                 pass
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -228,7 +261,12 @@ class LocalHub:
             if (repo_type, repo_id) in self.repos:
                 raise HubError(409, f"You already created this {repo_type} repo")
             repo = Repo(repo_type, repo_id, private)
-            first = Commit(self._new_oid(repo_id, "initial"), None, "initial commit", {".gitattributes": Blob(len(GITATTRIBUTES), GITATTRIBUTES)})
+            first = Commit(
+                self._new_oid(repo_id, "initial"),
+                None,
+                "initial commit",
+                {".gitattributes": Blob(len(GITATTRIBUTES), GITATTRIBUTES)},
+            )
             repo.commits[first.oid] = first
             repo.branches["main"] = first.oid
             self.repos[(repo_type, repo_id)] = repo
@@ -269,7 +307,12 @@ class LocalHub:
                         del files[name]
                 else:
                     raise HubError(400, f"unsupported commit operation {key!r}")
-            new = Commit(self._new_oid(repo.repo_id, parent.oid, header.get("summary", "")), parent.oid, header.get("summary", ""), files)
+            new = Commit(
+                self._new_oid(repo.repo_id, parent.oid, header.get("summary", "")),
+                parent.oid,
+                header.get("summary", ""),
+                files,
+            )
             repo.commits[new.oid] = new
             repo.branches[branch] = new.oid
             return new
@@ -350,7 +393,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json") -> None:
+    def _send(
+        self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -412,7 +457,9 @@ class _Handler(BaseHTTPRequestHandler):
         repo_id = f"{payload.get('organization') or 'tester'}/{payload['name']}"
         url = f"{self.hub.endpoint}/{URL_PREFIX[repo_type]}{repo_id}"
         try:
-            self.hub.create_repo(repo_type, repo_id, payload.get("visibility") == "private" or bool(payload.get("private")))
+            self.hub.create_repo(
+                repo_type, repo_id, payload.get("visibility") == "private" or bool(payload.get("private"))
+            )
         except HubError as err:
             return self._json({"error": err.message, "url": url}, err.status)
         self._json({"url": url, "name": repo_id, "id": repo_id})
@@ -422,7 +469,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"errors": [{"message": e} for e in errors], "warnings": []}, 400 if errors else 200)
 
     def whoami(self):
-        self._json({"type": "user", "name": "tester", "fullname": "Tester", "orgs": [], "auth": {"type": "access_token"}})
+        self._json(
+            {"type": "user", "name": "tester", "fullname": "Tester", "orgs": [], "auth": {"type": "access_token"}}
+        )
 
     def repo_info(self, kind, namespace, name, revision=None):
         repo = self._repo(kind, namespace, name)
@@ -434,14 +483,29 @@ class _Handler(BaseHTTPRequestHandler):
             if blobs:
                 sibling.update(size=blob.size, blobId=blob.oid)
                 if blob.sha256:
-                    sibling["lfs"] = {"size": blob.size, "sha256": blob.sha256, "pointerSize": len(lfs_pointer(blob.sha256, blob.size))}
+                    sibling["lfs"] = {
+                        "size": blob.size,
+                        "sha256": blob.sha256,
+                        "pointerSize": len(lfs_pointer(blob.sha256, blob.size)),
+                    }
             siblings.append(sibling)
         card = _card_data(commit, self.hub)
         info = {
-            "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id, "author": namespace,
-            "sha": commit.oid, "lastModified": commit.date, "createdAt": repo.created_at, "private": repo.private,
-            "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": (card or {}).get("tags", []),
-            "cardData": card, "siblings": siblings, "usedStorage": sum(b.size for b in commit.files.values()),
+            "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id,
+            "author": namespace,
+            "sha": commit.oid,
+            "lastModified": commit.date,
+            "createdAt": repo.created_at,
+            "private": repo.private,
+            "disabled": False,
+            "gated": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": (card or {}).get("tags", []),
+            "cardData": card,
+            "siblings": siblings,
+            "usedStorage": sum(b.size for b in commit.files.values()),
         }
         if kind == "models":
             info["modelId"] = repo.repo_id
@@ -456,7 +520,15 @@ class _Handler(BaseHTTPRequestHandler):
         repo = self._repo(kind, namespace, name)
         commit, history = self._commit(repo, revision), []
         while commit is not None:
-            history.append({"id": commit.oid, "title": commit.title, "message": "", "authors": [{"user": "tester"}], "date": commit.date})
+            history.append(
+                {
+                    "id": commit.oid,
+                    "title": commit.title,
+                    "message": "",
+                    "authors": [{"user": "tester"}],
+                    "date": commit.date,
+                }
+            )
             commit = repo.commits.get(commit.parent) if commit.parent else None
         self._json(history)
 
@@ -467,7 +539,15 @@ class _Handler(BaseHTTPRequestHandler):
             parts = path.split("/")[:-1]
             for depth in range(1, len(parts) + 1):
                 folder = "/".join(parts[:depth])
-                entries.setdefault(folder, {"type": "directory", "oid": hashlib.sha1(f"{commit.oid}:{folder}".encode()).hexdigest(), "size": 0, "path": folder})
+                entries.setdefault(
+                    folder,
+                    {
+                        "type": "directory",
+                        "oid": hashlib.sha1(f"{commit.oid}:{folder}".encode()).hexdigest(),
+                        "size": 0,
+                        "path": folder,
+                    },
+                )
         if expand:
             for entry in entries.values():
                 entry["lastCommit"] = {"id": commit.oid, "title": commit.title, "date": commit.date}
@@ -483,8 +563,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(404, f"{path} does not exist on {revision}", "EntryNotFound", commit.oid)
         prefix = f"{path}/" if path else ""
         listed = [
-            e for p, e in sorted(entries.items())
-            if p.startswith(prefix) and (recursive or "/" not in p[len(prefix):])
+            e
+            for p, e in sorted(entries.items())
+            if p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :])
         ]
         self._json(listed)
 
@@ -492,7 +573,9 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._commit(self._repo(kind, namespace, name), revision)
         body = self._body().decode()
         form = parse_qs(body) if "json" not in self.headers.get("Content-Type", "") else json.loads(body)
-        expand = str(form.get("expand", ["false"])[0] if isinstance(form.get("expand"), list) else form.get("expand")).lower() in ("1", "true")
+        expand = str(
+            form.get("expand", ["false"])[0] if isinstance(form.get("expand"), list) else form.get("expand")
+        ).lower() in ("1", "true")
         entries = self._entries(commit, expand)
         self._json([entries[p.strip("/")] for p in form.get("paths", []) if p.strip("/") in entries])
 
@@ -501,7 +584,11 @@ class _Handler(BaseHTTPRequestHandler):
         files = []
         for item in json.loads(self._body())["files"]:
             path, sample = item["path"], base64.b64decode(item["sample"])
-            lfs = item["size"] > REGULAR_MAX_BYTES or b"\0" in sample or any(fnmatch.fnmatch(path.rsplit("/", 1)[-1], p) for p in LFS_PATTERNS)
+            lfs = (
+                item["size"] > REGULAR_MAX_BYTES
+                or b"\0" in sample
+                or any(fnmatch.fnmatch(path.rsplit("/", 1)[-1], p) for p in LFS_PATTERNS)
+            )
             existing = commit.files.get(path)
             oid = None if existing is None else (existing.sha256 or existing.oid)
             files.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
@@ -525,9 +612,15 @@ class _Handler(BaseHTTPRequestHandler):
         for obj in payload["objects"]:
             entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
             if obj["oid"] not in self.hub.lfs_objects:
-                entry["actions"] = {"upload": {"href": f"{self.hub.endpoint}/__lfs/{obj['oid']}?size={obj['size']}", "header": {}}}
+                entry["actions"] = {
+                    "upload": {"href": f"{self.hub.endpoint}/__lfs/{obj['oid']}?size={obj['size']}", "header": {}}
+                }
             objects.append(entry)
-        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(), content_type="application/vnd.git-lfs+json")
+        self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+            content_type="application/vnd.git-lfs+json",
+        )
 
     def lfs_put(self, oid):
         size = int(self.query["size"][0])
@@ -578,7 +671,11 @@ ROUTES = [
     ("POST", rf"{API}/preupload/(?P<revision>[^/]+)", _Handler.preupload),
     ("POST", rf"{API}/commit/(?P<revision>[^/]+)", _Handler.create_commit),
     ("GET", rf"{API}(?:/revision/(?P<revision>[^/]+))?", _Handler.repo_info),
-    ("POST", rf"/(?P<datasets>datasets/|spaces/)?(?P<namespace>{ASCII_NAME})/(?P<name>{ASCII_NAME}?)\.git/info/lfs/objects/batch", _Handler.lfs_batch),
+    (
+        "POST",
+        rf"/(?P<datasets>datasets/|spaces/)?(?P<namespace>{ASCII_NAME})/(?P<name>{ASCII_NAME}?)\.git/info/lfs/objects/batch",
+        _Handler.lfs_batch,
+    ),
     ("PUT", r"/__lfs/(?P<oid>[0-9a-f]{64})", _Handler.lfs_put),
     ("GET", rf"/(?P<datasets>datasets/|spaces/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", _Handler.resolve),
     ("HEAD", rf"/(?P<datasets>datasets/|spaces/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", _Handler.resolve),
@@ -587,8 +684,13 @@ ROUTES = [
 
 #: Client settings besides HF_ENDPOINT/HF_HOME; `rs-retrieval hub serve-local` prints them as exports.
 CLIENT_SETTINGS = {
-    "HF_TOKEN": "hf_local_token", "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false", "NO_PROXY": "127.0.0.1,localhost",
+    "HF_TOKEN": "hf_local_token",
+    "HF_HUB_DISABLE_XET": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_OFFLINE": "0",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
 }
 

@@ -56,4 +56,13 @@ def push_metric(
     """Publish the metric folder as a Hub metric (a Gradio Space) in one commit; returns the `CommitInfo`."""
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = stage_metric(repo_id.rsplit("/", 1)[-1], Path(tmp) / "repo", source)
-        return _publish(staging, repo_id, "space", private, token, revision, commit_message or "Upload evaluate metric", space_sdk="gradio")
+        return _publish(
+            staging,
+            repo_id,
+            "space",
+            private,
+            token,
+            revision,
+            commit_message or "Upload evaluate metric",
+            space_sdk="gradio",
+        )

@@ -69,10 +69,14 @@ def is_plain_transformers(model_dir: str | Path) -> bool:
     from ..models.clip.modeling_clip import DUAL_ENCODER_CLASSES
 
     config = Path(model_dir) / "config.json"
-    return config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") in DUAL_ENCODER_CLASSES
+    return (
+        config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") in DUAL_ENCODER_CLASSES
+    )
 
 
-def stage_model(path: str | Path, staging: str | Path, model=None, processor=None, card: bool = True, **card_kwargs) -> Path:
+def stage_model(
+    path: str | Path, staging: str | Path, model=None, processor=None, card: bool = True, **card_kwargs
+) -> Path:
     """Fill `staging` with what a model repository holds: model + processor files, run artefacts,
     flat remote code (`bundle`; not for CLIP-family folders, which plain transformers loads) and,
     with `card`, a README model card (`write_model_card` kwargs)."""
@@ -116,20 +120,33 @@ def _stage_dataset(source, staging: Path) -> Path:
 
 
 def _publish(
-    folder: Path, repo_id: str, repo_type: str, private: bool | None, token: str | None, revision: str | None, commit_message: str,
-    replace: bool = True, space_sdk: str | None = None,
+    folder: Path,
+    repo_id: str,
+    repo_type: str,
+    private: bool | None,
+    token: str | None,
+    revision: str | None,
+    commit_message: str,
+    replace: bool = True,
+    space_sdk: str | None = None,
 ):
     """Upload `folder` as one commit; `replace` deletes the repository's other files in that commit
     (`space_sdk` for a new Space repository)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    staged = {str(p.relative_to(folder)).replace(os.sep, "/"): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    staged = {
+        str(p.relative_to(folder)).replace(os.sep, "/"): p.stat().st_size for p in folder.rglob("*") if p.is_file()
+    }
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
         commit = api.upload_folder(
-            repo_id=repo_id, folder_path=folder, repo_type=repo_type, revision=revision,
-            commit_message=commit_message, delete_patterns="*" if replace else None,
+            repo_id=repo_id,
+            folder_path=folder,
+            repo_type=repo_type,
+            revision=revision,
+            commit_message=commit_message,
+            delete_patterns="*" if replace else None,
         )
         published = {
             entry.path: entry.size
@@ -144,7 +161,9 @@ def _publish(
             "push again to retry."
         ) from err
     if (published if replace else {path: published.get(path) for path in staged}) != staged:
-        raise HubPushError(f"{repo_type} repo {repo_id!r} at {commit.oid} does not hold the staged files: published {published}, staged {staged}")
+        raise HubPushError(
+            f"{repo_type} repo {repo_id!r} at {commit.oid} does not hold the staged files: published {published}, staged {staged}"
+        )
     return commit
 
 
@@ -176,10 +195,27 @@ def push_model(
     """
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = stage_model(
-            path, Path(tmp) / "repo", model=model, processor=processor, card=card, dataset_name=dataset_name,
-            method=method, repo_id=repo_id, license=license, license_name=license_name, license_link=license_link,
+            path,
+            Path(tmp) / "repo",
+            model=model,
+            processor=processor,
+            card=card,
+            dataset_name=dataset_name,
+            method=method,
+            repo_id=repo_id,
+            license=license,
+            license_name=license_name,
+            license_link=license_link,
         )
-        return _publish(staging, repo_id, "model", private, token, revision, commit_message or f"Upload model from {Path(path).name}")
+        return _publish(
+            staging,
+            repo_id,
+            "model",
+            private,
+            token,
+            revision,
+            commit_message or f"Upload model from {Path(path).name}",
+        )
 
 
 def push_dataset(
@@ -206,7 +242,15 @@ def push_dataset(
             write_dataset_card(staging, dataset_name, repo_id=repo_id)
         elif not (staging / "README.md").is_file():
             raise HubPushError(f"{source} has no README.md with the split `configs`; push it with card=True")
-        return _publish(staging, repo_id, "dataset", private, token, revision, commit_message or f"Upload {dataset_name or 'dataset'} as Parquet")
+        return _publish(
+            staging,
+            repo_id,
+            "dataset",
+            private,
+            token,
+            revision,
+            commit_message or f"Upload {dataset_name or 'dataset'} as Parquet",
+        )
 
 
 def push_processor(
@@ -224,4 +268,13 @@ def push_processor(
         staging = Path(tmp) / "repo"
         processor.save_pretrained(staging)
         bundle(staging, processor=processor)
-        return _publish(staging, repo_id, "model", private, token, revision, commit_message or f"Upload {type(processor).__name__}", replace=False)
+        return _publish(
+            staging,
+            repo_id,
+            "model",
+            private,
+            token,
+            revision,
+            commit_message or f"Upload {type(processor).__name__}",
+            replace=False,
+        )

@@ -61,8 +61,15 @@ def push_folder(
 
     if kind == "model":
         return kind, push_model(
-            path, repo_id, card=card, dataset_name=dataset_name, method=method,
-            license=license, license_name=license_name, license_link=license_link, **common,
+            path,
+            repo_id,
+            card=card,
+            dataset_name=dataset_name,
+            method=method,
+            license=license,
+            license_name=license_name,
+            license_link=license_link,
+            **common,
         )
     from ..models.records import canonical_dataset
 

@@ -30,7 +30,6 @@ from ..fileio import atomic_write_text
 PACKAGE = "rs_retrieval"
 
 
-
 class BundleError(RSRetrievalError, ValueError):
     """A module cannot be turned into flat remote code (the message names file and line)."""
 
@@ -127,7 +126,9 @@ class _Collector:
                 targets = []
                 for alias in node.names:
                     if alias.name == "*":
-                        raise BundleError(f"{where}: `from {base} import *` cannot be bundled; import names explicitly")
+                        raise BundleError(
+                            f"{where}: `from {base} import *` cannot be bundled; import names explicitly"
+                        )
                     submodule = f"{base}.{alias.name}"
                     if _locate(submodule) is not None:
                         targets.append(_ImportTarget(submodule, None, alias.asname or alias.name, True))
@@ -155,7 +156,7 @@ def _flat_names(modules: Iterable[SourceModule]) -> dict[str, str]:
     parts = {m.name: m.name.split(".") for m in modules}
     depth = dict.fromkeys(parts, 1)
     while True:
-        chosen = {name: "_".join(p[-depth[name]:]) for name, p in parts.items()}
+        chosen = {name: "_".join(p[-depth[name] :]) for name, p in parts.items()}
         clashes: dict[str, list[str]] = {}
         for name, flat in chosen.items():
             clashes.setdefault(flat, []).append(name)
@@ -283,7 +284,11 @@ def read_bundle(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
     """(sources, exports) of a bundle file written by `bundle`, without importing it."""
     values = {}
     for node in ast.parse(Path(path).read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and getattr(node.targets[0], "id", None) in ("_SOURCES", "_EXPORTS"):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and getattr(node.targets[0], "id", None) in ("_SOURCES", "_EXPORTS")
+        ):
             values[node.targets[0].id] = ast.literal_eval(node.value)
     if set(values) != {"_SOURCES", "_EXPORTS"}:
         raise BundleError(f"{path} is not an rs_retrieval remote-code bundle")
@@ -311,7 +316,9 @@ def zero_shot_class(config_class: type):
         return None
 
 
-def _write_auto_map(path: Path, auto_map: dict, keys: Iterable[str], nested: dict[str, list[str]] | None = None) -> None:
+def _write_auto_map(
+    path: Path, auto_map: dict, keys: Iterable[str], nested: dict[str, list[str]] | None = None
+) -> None:
     """Merge the `keys` entries of `auto_map` into the JSON file's `auto_map` (and into nested sub-dicts)."""
     data = json.loads(path.read_text(encoding="utf-8"))
 
@@ -364,10 +371,15 @@ def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable
     flat = _flat_names(collector.modules.values())
     exports = {cls.__name__: flat[root_modules[key].name] for key, cls in roots.items()}
     if len(exports) != len(set(roots.values())):
-        raise BundleError(f"the bundled classes need distinct names: {sorted(cls.__qualname__ for cls in roots.values())}")
+        raise BundleError(
+            f"the bundled classes need distinct names: {sorted(cls.__qualname__ for cls in roots.values())}"
+        )
     # The file is named after the model's module (the processor's when bundling a processor alone).
     bundle_name = flat[root_modules["AutoModel" if model is not None else "AutoProcessor"].name]
-    sources = {flat[name]: _rewrite(module, collector.imports[name], flat) for name, module in sorted(collector.modules.items())}
+    sources = {
+        flat[name]: _rewrite(module, collector.imports[name], flat)
+        for name, module in sorted(collector.modules.items())
+    }
     origin = ", ".join(sorted({name.split(".")[0] for name in collector.modules}))
     atomic_write_text(model_dir / f"{bundle_name}.py", render_bundle(sources, exports, origin))
 
@@ -378,12 +390,19 @@ def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable
         from transformers import PreTrainedTokenizerFast
 
         ref = auto_map["AutoTokenizer"]
-        auto_map["AutoTokenizer"] = [None, ref] if issubclass(roots["AutoTokenizer"], PreTrainedTokenizerFast) else [ref, None]
+        auto_map["AutoTokenizer"] = (
+            [None, ref] if issubclass(roots["AutoTokenizer"], PreTrainedTokenizerFast) else [ref, None]
+        )
     if model is not None:
         _write_auto_map(config_path, auto_map, auto_map)
     if processor is not None:
-        _write_auto_map(processor_path, auto_map, ["AutoProcessor"], nested={"image_processor": ["AutoImageProcessor"]})
-        for name, keys in (("preprocessor_config.json", ["AutoProcessor", "AutoImageProcessor"]), ("tokenizer_config.json", ["AutoProcessor", "AutoTokenizer"])):
+        _write_auto_map(
+            processor_path, auto_map, ["AutoProcessor"], nested={"image_processor": ["AutoImageProcessor"]}
+        )
+        for name, keys in (
+            ("preprocessor_config.json", ["AutoProcessor", "AutoImageProcessor"]),
+            ("tokenizer_config.json", ["AutoProcessor", "AutoTokenizer"]),
+        ):
             if (model_dir / name).is_file():
                 _write_auto_map(model_dir / name, auto_map, keys)
     return auto_map

@@ -93,8 +93,15 @@ def _card(title: str, model: str, corpus: str, hub_model: bool) -> str:
     import gradio
 
     metadata = {
-        "title": title, "emoji": "🛰️", "colorFrom": "blue", "colorTo": "green", "sdk": "gradio",
-        "sdk_version": gradio.__version__, "app_file": "app.py", "pinned": False, "license": "apache-2.0",
+        "title": title,
+        "emoji": "🛰️",
+        "colorFrom": "blue",
+        "colorTo": "green",
+        "sdk": "gradio",
+        "sdk_version": gradio.__version__,
+        "app_file": "app.py",
+        "pinned": False,
+        "license": "apache-2.0",
         "short_description": "Remote-sensing image-text retrieval demo (rs_retrieval)",
         "tags": ["remote-sensing", "image-text-retrieval", "rs_retrieval"],
     }
@@ -174,19 +181,27 @@ def build_space(
         (work / SPACE_CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         (work / "app.py").write_text(SPACE_APP, encoding="utf-8")
         corpus = f"{len(image_files)} images" if images is not None else "an image index"
-        shown = model_dir.parent if model_dir is not None and model_dir.name == "model" else (model_dir or Path(str(model)))
+        shown = (
+            model_dir.parent
+            if model_dir is not None and model_dir.name == "model"
+            else (model_dir or Path(str(model)))
+        )
         name = title or f"rs_retrieval demo: {shown.name}"
         (work / "README.md").write_text(_card(name, str(model), corpus, not local_model), encoding="utf-8")
 
     return atomic_directory(out, fill, overwrite)
 
 
-def stage_space(folder: str | Path, staging: str | Path, repo_id: str, endpoint: str, revision: str | None = None) -> Path:
+def stage_space(
+    folder: str | Path, staging: str | Path, repo_id: str, endpoint: str, revision: str | None = None
+) -> Path:
     """Copy a Space folder into `staging`, its wheel requirement pointing at the pushed wheel's URL."""
     folder, staging = Path(folder), Path(staging)
     requirements = folder / "requirements.txt"
     if not (folder / "app.py").is_file() or not requirements.is_file():
-        raise SpaceError(f"{folder} is not a Space folder: expected app.py and requirements.txt (build one with `rs-retrieval space build`)")
+        raise SpaceError(
+            f"{folder} is not a Space folder: expected app.py and requirements.txt (build one with `rs-retrieval space build`)"
+        )
     shutil.copytree(folder, staging, copy_function=lambda src, dst: _place(Path(src), Path(dst)))
     lines = []
     for line in requirements.read_text(encoding="utf-8").splitlines():
@@ -218,4 +233,13 @@ def push_space(
 
     with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
         staging = stage_space(folder, Path(tmp) / "repo", repo_id, constants.ENDPOINT, revision)
-        return _publish(staging, repo_id, "space", private, token, revision, commit_message or "Upload rs_retrieval Space", space_sdk="gradio")
+        return _publish(
+            staging,
+            repo_id,
+            "space",
+            private,
+            token,
+            revision,
+            commit_message or "Upload rs_retrieval Space",
+            space_sdk="gradio",
+        )

@@ -29,7 +29,23 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "EmbeddingPartsError", "FilterError", "FingerprintMismatchError", "IndexBuildError", "IndexCorruptError", "IndexFolderError",
-    "IndexQueryError", "PartsError", "RayEngineError", "RetrievalIndex", "SceneError", "SearchFilter", "SearchHit", "StacError",
-    "UnreadableItemError", "VectorIndexConfig", "VectorIndexError", "build_from_parts", "read_embedding_parts",
+    "EmbeddingPartsError",
+    "FilterError",
+    "FingerprintMismatchError",
+    "IndexBuildError",
+    "IndexCorruptError",
+    "IndexFolderError",
+    "IndexQueryError",
+    "PartsError",
+    "RayEngineError",
+    "RetrievalIndex",
+    "SceneError",
+    "SearchFilter",
+    "SearchHit",
+    "StacError",
+    "UnreadableItemError",
+    "VectorIndexConfig",
+    "VectorIndexError",
+    "build_from_parts",
+    "read_embedding_parts",
 ]

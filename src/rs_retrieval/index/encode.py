@@ -92,8 +92,16 @@ def _skip(result: EncodeResult, index: int, error: Exception, strict: bool) -> N
 
 
 def encode_source(
-    model, processor, source, folder: Path, known_keys: set[str], rank: int = 0, world_size: int = 1,
-    batch_size: int = 32, strict: bool = False, progress: bool = True,
+    model,
+    processor,
+    source,
+    folder: Path,
+    known_keys: set[str],
+    rank: int = 0,
+    world_size: int = 1,
+    batch_size: int = 32,
+    strict: bool = False,
+    progress: bool = True,
 ) -> EncodeResult:
     """Encode this rank's share of `source` into `folder/parts`; returns its keys and skips."""
     part_rows = PART_ROWS
@@ -119,10 +127,15 @@ def encode_source(
         nonlocal sequence, buffer_keys, buffer
         if buffer_keys:
             tensors = {name: torch.cat(values).contiguous() for name, values in buffer.items()}
-            atomic_write_bytes(parts_dir / f"rank{rank}-{sequence:05d}.safetensors", save(tensors, metadata={"keys": json.dumps(buffer_keys)}))
+            atomic_write_bytes(
+                parts_dir / f"rank{rank}-{sequence:05d}.safetensors",
+                save(tensors, metadata={"keys": json.dumps(buffer_keys)}),
+            )
             sequence, buffer_keys, buffer = sequence + 1, [], {}
 
-    with tqdm(total=len(pending), desc=f"encode rank {rank}/{world_size}", unit="img", position=rank, disable=not progress) as bar:
+    with tqdm(
+        total=len(pending), desc=f"encode rank {rank}/{world_size}", unit="img", position=rank, disable=not progress
+    ) as bar:
         for start in range(0, len(pending), batch_size):
             inputs, batch_keys = [], []
             for index in pending[start : start + batch_size]:
@@ -147,8 +160,12 @@ def encode_source(
     flush()
     write_json_atomic(
         parts_dir / f"keys-{rank}-of-{world_size}.json",
-        {"keys": {str(i): k for i, k in result.keys.items()}, "skipped": {str(i): r for i, r in result.skipped.items()},
-         "encoded": result.encoded, "nodata": result.nodata},
+        {
+            "keys": {str(i): k for i, k in result.keys.items()},
+            "skipped": {str(i): r for i, r in result.skipped.items()},
+            "encoded": result.encoded,
+            "nodata": result.nodata,
+        },
     )
     return result
 
@@ -165,7 +182,9 @@ def gather_results(folder: Path, world_size: int) -> EncodeResult:
     return merged
 
 
-def assemble_rows(keys: list[str], parts: tuple[list[str], dict[str, torch.Tensor]], previous) -> dict[str, np.ndarray]:
+def assemble_rows(
+    keys: list[str], parts: tuple[list[str], dict[str, torch.Tensor]], previous
+) -> dict[str, np.ndarray]:
     """The image cache for `keys` in order, taking each key's row from the new parts or, failing
     that, from the previous generation (`previous`: (key -> row, ShardReader) or None)."""
     part_keys_list, part_tensors = parts

@@ -68,7 +68,9 @@ def _instant(text: str, end: bool) -> tuple[int, bool]:
             return _micros(datetime.combine(day, time.min)) + (_DAY_US - 1 if end else 0), True
         return _micros(datetime.fromisoformat(text)), False
     except ValueError:
-        raise FilterError(f"{text!r} is not an RFC 3339 date-time (e.g. 2024-05-01T10:00:00Z) or a date (2024-05-01)") from None
+        raise FilterError(
+            f"{text!r} is not an RFC 3339 date-time (e.g. 2024-05-01T10:00:00Z) or a date (2024-05-01)"
+        ) from None
 
 
 def parse_datetime(text: str) -> tuple[int | None, int | None]:
@@ -138,7 +140,9 @@ class FilterColumns:
         allowed = np.ones(count, dtype=bool)
         if search_filter.bbox is not None:
             if self.boxes is None:
-                raise FilterError("this index has no footprints (bbox) to filter by place; it was built from files without geometry")
+                raise FilterError(
+                    "this index has no footprints (bbox) to filter by place; it was built from files without geometry"
+                )
             west, south, east, north = search_filter.bbox
             xmin, ymin, xmax, ymax = self.boxes.T
             with np.errstate(invalid="ignore"):  # NaN (no footprint) compares False: the row fails
@@ -155,15 +159,27 @@ class FilterColumns:
         return allowed
 
 
-def exact_subset_search(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+def exact_subset_search(
+    vectors: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int, chunk: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-`k` of `rows` (sorted) by exact inner product with one query [1, D]."""
-    scores = np.concatenate([np.asarray(vectors[rows[s : s + chunk]], dtype=np.float32) @ query[0] for s in range(0, len(rows), chunk)])
+    scores = np.concatenate(
+        [np.asarray(vectors[rows[s : s + chunk]], dtype=np.float32) @ query[0] for s in range(0, len(rows), chunk)]
+    )
     order = np.argsort(-scores, kind="stable")[:k]
     return scores[order][None], rows[order][None]
 
 
-def filtered_search(index, vectors: np.ndarray, query: np.ndarray, k: int, config: VectorIndexConfig, allowed: np.ndarray,
-                    exact_rows: int = EXACT_ROWS, overfetch_from: float = OVERFETCH_FROM) -> tuple[np.ndarray, np.ndarray]:
+def filtered_search(
+    index,
+    vectors: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    config: VectorIndexConfig,
+    allowed: np.ndarray,
+    exact_rows: int = EXACT_ROWS,
+    overfetch_from: float = OVERFETCH_FROM,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-`k` (scores [1, k'], rows [1, k']) among the rows where `allowed` is set, for one
     L2-normalised query [1, D]; k' = min(k, allowed rows). See the module docstring for the ways."""
     query = normalize_rows(query)

@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..fileio import save_png_atomic
+from ..imagery import to_rgb_uint8
 from ..optional import require
 from ..search.folder_search import _font
-from ..imagery import to_rgb_uint8
 from .sources import wgs84_corners
 
 #: Scenes smaller than this (pixels, longest side) are drawn enlarged.
@@ -35,7 +35,11 @@ def _footprints(hits) -> tuple[list[dict | None], bool]:
     for crs in {hit.crs for hit in tiles if hit.crs}:
         group = [hit for hit in tiles if hit.crs == crs]
         corners.update(zip(map(id, group), wgs84_corners([hit.bounds for hit in group], crs)))
-    shapely = require("shapely", "geo", "footprints of indexed tiles") if any(hit.geometry is not None for hit in hits) else None
+    shapely = (
+        require("shapely", "geo", "footprints of indexed tiles")
+        if any(hit.geometry is not None for hit in hits)
+        else None
+    )
     footprints = []
     for hit in hits:
         if hit.geometry is not None:  # RFC 7946: exterior rings counter-clockwise
@@ -57,8 +61,13 @@ def hits_to_geojson(hits) -> dict:
     features = []
     for hit, geometry in zip(hits, footprints):
         properties = {"rank": hit.rank, "score": hit.score}
-        properties.update({name: value for name in ("path", "tile_id", "item_id", "datetime", "window", "bounds", "crs", "bounds_wgs84")
-                           if (value := getattr(hit, name)) is not None})
+        properties.update(
+            {
+                name: value
+                for name in ("path", "tile_id", "item_id", "datetime", "window", "bounds", "crs", "bounds_wgs84")
+                if (value := getattr(hit, name)) is not None
+            }
+        )
         features.append({"type": "Feature", "geometry": geometry, "properties": properties})
     collection = {"type": "FeatureCollection", "features": features}
     if pixels:
@@ -78,14 +87,16 @@ def hits_to_geoparquet(hits, path: str | Path) -> Path:
     footprints, pixels = _footprints(hits)
     shapes = [None if pixels or g is None else shapely.geometry.shape(g) for g in footprints]
     present = [shape for shape in shapes if shape is not None]
-    table = pa.table({
-        "rank": pa.array([hit.rank for hit in hits], pa.int32()),
-        "score": pa.array([hit.score for hit in hits], pa.float32()),
-        "id": pa.array([hit.tile_id or hit.path for hit in hits], pa.string()),
-        "item_id": pa.array([hit.item_id for hit in hits], pa.string()),
-        "datetime": pa.array([hit.datetime for hit in hits], pa.string()).cast(pa.timestamp("us", tz="UTC")),
-        "geometry": pa.array([None if shape is None else shapely.to_wkb(shape) for shape in shapes], pa.binary()),
-    })
+    table = pa.table(
+        {
+            "rank": pa.array([hit.rank for hit in hits], pa.int32()),
+            "score": pa.array([hit.score for hit in hits], pa.float32()),
+            "id": pa.array([hit.tile_id or hit.path for hit in hits], pa.string()),
+            "item_id": pa.array([hit.item_id for hit in hits], pa.string()),
+            "datetime": pa.array([hit.datetime for hit in hits], pa.string()).cast(pa.timestamp("us", tz="UTC")),
+            "geometry": pa.array([None if shape is None else shapely.to_wkb(shape) for shape in shapes], pa.binary()),
+        }
+    )
     geo = geo_metadata(shapely.total_bounds(present) if present else None)
     write_parquet(Path(path), table.replace_schema_metadata({b"geo": json.dumps(geo).encode()}))
     return Path(path)
@@ -102,14 +113,21 @@ def draw_scene_hits(scene: dict, hits, out_path: str | Path, title: str = "", ma
         # Large scenes are read decimated; small ones are enlarged (whole pixels) to stay legible.
         scale = max_size / longest if longest > max_size else max(1, MIN_SIZE // longest)
         shape = (len(scene["bands"]), max(1, round(data.height * scale)), max(1, round(data.width * scale)))
-        pixels = data.read(scene["bands"], out_shape=shape, resampling=Resampling.average if scale < 1 else Resampling.nearest)
+        pixels = data.read(
+            scene["bands"], out_shape=shape, resampling=Resampling.average if scale < 1 else Resampling.nearest
+        )
     picture = Image.fromarray(to_rgb_uint8(np.moveaxis(pixels, 0, -1), source=scene["scene"]))
     canvas, header = _titled(picture, title)
     sx, sy = picture.width / scene["width"], picture.height / scene["height"]
     outlines = []
     for hit in hits:
         col, row, width, height = hit.window
-        left, top, right, bottom = col * sx, header + row * sy, (col + width) * sx - 1, header + (row + height) * sy - 1
+        left, top, right, bottom = (
+            col * sx,
+            header + row * sy,
+            (col + width) * sx - 1,
+            header + (row + height) * sy - 1,
+        )
         outlines.append((hit.rank, [(left, top), (right, top), (right, bottom), (left, bottom)]))
     _outline_hits(canvas, outlines, picture.width)
     return save_png_atomic(canvas, out_path)
@@ -156,8 +174,12 @@ def draw_stac_hits(source: dict, hits, out_path: str | Path, title: str = "", ma
     xs, ys = [], []
     for item in items:
         width, height = item.width * item.transform[0], item.height * item.transform[4]
-        x, y = transform(item.crs, crs, [item.transform[2], item.transform[2] + width] * 2,
-                         [item.transform[5]] * 2 + [item.transform[5] + height] * 2)
+        x, y = transform(
+            item.crs,
+            crs,
+            [item.transform[2], item.transform[2] + width] * 2,
+            [item.transform[5]] * 2 + [item.transform[5] + height] * 2,
+        )
         xs, ys = xs + list(x), ys + list(y)
     left, bottom, right, top = min(xs), min(ys), max(xs), max(ys)
     scale = max_size / max(right - left, top - bottom)
@@ -167,8 +189,17 @@ def draw_stac_hits(source: dict, hits, out_path: str | Path, title: str = "", ma
     for item in items:
         rgb, item_grid = item_overview(item, max_size)
         warped = np.zeros_like(mosaic)
-        reproject(np.moveaxis(rgb, -1, 0), warped, src_transform=Affine(*item_grid), src_crs=item.crs, dst_transform=grid,
-                  dst_crs=crs, src_nodata=0, dst_nodata=0, resampling=Resampling.bilinear)
+        reproject(
+            np.moveaxis(rgb, -1, 0),
+            warped,
+            src_transform=Affine(*item_grid),
+            src_crs=item.crs,
+            dst_transform=grid,
+            dst_crs=crs,
+            src_nodata=0,
+            dst_nodata=0,
+            resampling=Resampling.bilinear,
+        )
         mosaic = np.where(warped.any(axis=0), warped, mosaic)
     canvas, header = _titled(Image.fromarray(np.moveaxis(mosaic, 0, -1)), title)
     outlines = []

@@ -65,24 +65,38 @@ def embedding_schema(dim: int, dtype: str = "float32"):
     pa, bbox, window = _types()
     if dtype not in DTYPES:
         raise EmbeddingPartsError(f"embedding dtype must be one of {DTYPES}, got {dtype!r}")
-    return pa.schema([
-        pa.field("id", pa.string(), nullable=False), ("item_id", pa.string()), ("datetime", pa.timestamp("us", tz="UTC")),
-        ("geometry", pa.binary()), ("bbox", bbox), ("source_crs", pa.string()), ("window", window),
-        pa.field("embedding", pa.list_(getattr(pa, dtype)(), dim), nullable=False),
-    ])
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            ("item_id", pa.string()),
+            ("datetime", pa.timestamp("us", tz="UTC")),
+            ("geometry", pa.binary()),
+            ("bbox", bbox),
+            ("source_crs", pa.string()),
+            ("window", window),
+            pa.field("embedding", pa.list_(getattr(pa, dtype)(), dim), nullable=False),
+        ]
+    )
 
 
 def polygon_wkb(ring: list[tuple[float, float]]) -> bytes:
     """WKB (little-endian) of a polygon with one exterior ring (closed here)."""
     points = [*ring, ring[0]]
-    return struct.pack(f"<BIII{2 * len(points)}d", 1, 3, 1, len(points), *(float(v) for point in points for v in point))
+    return struct.pack(
+        f"<BIII{2 * len(points)}d", 1, 3, 1, len(points), *(float(v) for point in points for v in point)
+    )
 
 
 def corners_box(corners) -> list[float] | None:
     """[min lon, min lat, max lon, max lat] of a footprint's corners (None stays None)."""
     if corners is None:
         return None
-    return [min(c[0] for c in corners), min(c[1] for c in corners), max(c[0] for c in corners), max(c[1] for c in corners)]
+    return [
+        min(c[0] for c in corners),
+        min(c[1] for c in corners),
+        max(c[0] for c in corners),
+        max(c[1] for c in corners),
+    ]
 
 
 def footprint_columns(corners: list[list[tuple[float, float]] | None]) -> dict[str, list]:
@@ -96,7 +110,14 @@ def footprint_columns(corners: list[list[tuple[float, float]] | None]) -> dict[s
 
 def model_metadata(model_name: str, fingerprint: str, dim: int, dtype: str = "float32") -> dict:
     """The `rs_retrieval` file metadata of every part a build writes."""
-    return {"format": FORMAT, "model": model_name, "model_fingerprint": fingerprint, "dim": int(dim), "dtype": dtype, "normalized": True}
+    return {
+        "format": FORMAT,
+        "model": model_name,
+        "model_fingerprint": fingerprint,
+        "dim": int(dim),
+        "dtype": dtype,
+        "normalized": True,
+    }
 
 
 def geo_metadata(bounds: list[float] | None, **column_options) -> dict:
@@ -110,8 +131,16 @@ def geo_metadata(bounds: list[float] | None, **column_options) -> dict:
 
 def _geo_metadata(bboxes: list[dict | None]) -> dict:
     present = [b for b in bboxes if b is not None]
-    bounds = [min(b["xmin"] for b in present), min(b["ymin"] for b in present),
-              max(b["xmax"] for b in present), max(b["ymax"] for b in present)] if present else None
+    bounds = (
+        [
+            min(b["xmin"] for b in present),
+            min(b["ymin"] for b in present),
+            max(b["xmax"] for b in present),
+            max(b["ymax"] for b in present),
+        ]
+        if present
+        else None
+    )
     covering = {"bbox": {key: ["bbox", key] for key in ("xmin", "ymin", "xmax", "ymax")}}
     return geo_metadata(bounds, orientation="counterclockwise", covering=covering)
 
@@ -155,7 +184,9 @@ def part_metadata(path: str | Path) -> dict:
     return json.loads(metadata[b"rs_retrieval"])
 
 
-def read_embedding_parts(folder: str | Path, columns: list[str] | None = None, fingerprint: str | None = None) -> Iterator:
+def read_embedding_parts(
+    folder: str | Path, columns: list[str] | None = None, fingerprint: str | None = None
+) -> Iterator:
     """Yield the rows of every part as pyarrow RecordBatches (part by part, row group by row
     group: memory stays one row group). `fingerprint`: refuse parts written by another model."""
     import pyarrow.parquet as pq
@@ -177,7 +208,11 @@ def embedding_matrix(batch) -> np.ndarray:
 
 def part_ids(folder: str | Path, fingerprint: str | None = None) -> set[str]:
     """Ids already written (what a resumed build skips)."""
-    return {value for batch in read_embedding_parts(folder, ["id"], fingerprint) for value in batch.column("id").to_pylist()}
+    return {
+        value
+        for batch in read_embedding_parts(folder, ["id"], fingerprint)
+        for value in batch.column("id").to_pylist()
+    }
 
 
 def keep_rows(folder: str | Path, keep: set[str]) -> int:
@@ -205,7 +240,9 @@ def keep_rows(folder: str | Path, keep: set[str]) -> int:
     return dropped
 
 
-def replace_parts(folder: str | Path, columns: dict[str, list], vectors: np.ndarray, meta: dict, part_rows: int = PART_ROWS) -> list[Path]:
+def replace_parts(
+    folder: str | Path, columns: dict[str, list], vectors: np.ndarray, meta: dict, part_rows: int = PART_ROWS
+) -> list[Path]:
     """Write all rows as `part-00000.parquet`, ... in place of the folder's current parts (the new
     set is written beside the old one and swapped in, so a crash leaves one complete set)."""
     import shutil
@@ -218,7 +255,9 @@ def replace_parts(folder: str | Path, columns: dict[str, list], vectors: np.ndar
     try:
         for number, start in enumerate(range(0, max(len(vectors), 1), part_rows)):
             chunk = {name: values[start : start + part_rows] for name, values in columns.items()}
-            write_embedding_part(staging / f"part-{number:05d}.parquet", chunk, vectors[start : start + part_rows], meta)
+            write_embedding_part(
+                staging / f"part-{number:05d}.parquet", chunk, vectors[start : start + part_rows], meta
+            )
     except BaseException:  # e.g. a full disk: free the space and leave the folder as a rerun expects it
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -30,7 +30,16 @@ import numpy as np
 from ..errors import RSRetrievalError
 from ..optional import require
 from . import store
-from .vectors import ADD_CHUNK, ONDISK_KIND, VectorIndexConfig, build_faiss_index, normalize_rows, pq_nbits, pq_subquantizers, write_faiss_index
+from .vectors import (
+    ADD_CHUNK,
+    ONDISK_KIND,
+    VectorIndexConfig,
+    build_faiss_index,
+    normalize_rows,
+    pq_nbits,
+    pq_subquantizers,
+    write_faiss_index,
+)
 
 PARTS_GLOB = "part-*.parquet"
 PARTS_METADATA_KEY = b"rs_retrieval"
@@ -78,11 +87,15 @@ def read_parts(folder: str | Path) -> Parts:
         except (OSError, ValueError) as err:
             raise PartsError(f"cannot read embedding part {path}: {err}") from err
         if info.get("format") != PARTS_FORMAT:
-            raise PartsError(f"{path} has parts format {info.get('format')!r}; this version reads format {PARTS_FORMAT}")
+            raise PartsError(
+                f"{path} has parts format {info.get('format')!r}; this version reads format {PARTS_FORMAT}"
+            )
         rows.append(footer.num_rows)
         described.append((int(info["dim"]), info.get("model"), info.get("model_fingerprint")))
     if len(set(described)) > 1:
-        raise PartsError(f"the parts in {folder} disagree on (dim, model, fingerprint): {sorted(set(described), key=str)}")
+        raise PartsError(
+            f"the parts in {folder} disagree on (dim, model, fingerprint): {sorted(set(described), key=str)}"
+        )
     dim, model, fingerprint = described[0]
     return Parts(paths, rows, dim, model, fingerprint)
 
@@ -110,7 +123,10 @@ class NpyWriter:
     def __init__(self, path: Path, rows: int, dim: int, dtype: str):
         self.handle = open(path, "wb")
         self.dtype = np.dtype(dtype)
-        np.lib.format.write_array_header_1_0(self.handle, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (rows, dim)})
+        np.lib.format.write_array_header_1_0(
+            self.handle,
+            {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (rows, dim)},
+        )
         self.header_bytes = self.handle.tell()
 
     def write(self, block: np.ndarray) -> None:
@@ -128,7 +144,9 @@ def read_npy_rows(path: Path, header_bytes: int, start: int, count: int, dim: in
         return np.fromfile(handle, dtype=dtype, count=count * dim).reshape(count, dim).astype(np.float32)
 
 
-def _copy_parts(parts: Parts, gen: Path, vector_dtype: str, sample_rows: np.ndarray, progress) -> tuple[np.ndarray, int]:
+def _copy_parts(
+    parts: Parts, gen: Path, vector_dtype: str, sample_rows: np.ndarray, progress
+) -> tuple[np.ndarray, int]:
     """Pass 1: vectors -> gen/vectors.npy, other columns (+ `row`) -> gen/metadata.parquet; returns
     the training sample (rows `sample_rows`, sorted) and the .npy header size."""
     import pyarrow as pa
@@ -140,7 +158,9 @@ def _copy_parts(parts: Parts, gen: Path, vector_dtype: str, sample_rows: np.ndar
     try:
         for vectors, columns in iter_part_batches(parts):
             vectors_out.write(vectors)
-            table = pa.Table.from_batches([columns]).add_column(0, "row", pa.array(np.arange(start, start + len(vectors), dtype=np.int64)))
+            table = pa.Table.from_batches([columns]).add_column(
+                0, "row", pa.array(np.arange(start, start + len(vectors), dtype=np.int64))
+            )
             if writer is None:
                 writer = pq.ParquetWriter(gen / "metadata.parquet", table.schema)
             elif table.schema != writer.schema:
@@ -171,17 +191,23 @@ def train_ivfpq(sample: np.ndarray, count: int, config: VectorIndexConfig):
         quantizer.hnsw.efSearch = max(64, config.nprobe)  # the list each added vector goes to
     else:
         quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_subquantizers(dim, config.pq_m), pq_nbits(len(sample)), faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFPQ(
+        quantizer, dim, nlist, pq_subquantizers(dim, config.pq_m), pq_nbits(len(sample)), faiss.METRIC_INNER_PRODUCT
+    )
     index.own_fields = True
     quantizer.this.disown()
     if nlist >= HNSW_QUANTIZER_FROM:
-        index.clustering_index = faiss.IndexFlatIP(dim)  # k-means on a flat index; the graph is built once, from the centroids
+        index.clustering_index = faiss.IndexFlatIP(
+            dim
+        )  # k-means on a flat index; the graph is built once, from the centroids
     index.cp.seed = config.seed
     index.train(sample)
     return index
 
 
-def _add_blocks(trained, gen: Path, parts: Parts, header_bytes: int, vector_dtype: str, block_rows: int, progress) -> None:
+def _add_blocks(
+    trained, gen: Path, parts: Parts, header_bytes: int, vector_dtype: str, block_rows: int, progress
+) -> None:
     """Pass 2: add the rows block by block (ids = rows), each block to its own index file, then merge
     the blocks' lists into the on-disk inverted lists and write `vectors.faiss`."""
     faiss = require("faiss", "index", "the vector index")
@@ -195,7 +221,10 @@ def _add_blocks(trained, gen: Path, parts: Parts, header_bytes: int, vector_dtyp
         block = faiss.deserialize_index(trained_bytes)
         for sub in range(start, min(parts.count, start + block_rows), ADD_CHUNK):
             size = min(ADD_CHUNK, parts.count - sub, start + block_rows - sub)
-            block.add_with_ids(read_npy_rows(gen / "vectors.npy", header_bytes, sub, size, parts.dim, vector_dtype), np.arange(sub, sub + size, dtype=np.int64))
+            block.add_with_ids(
+                read_npy_rows(gen / "vectors.npy", header_bytes, sub, size, parts.dim, vector_dtype),
+                np.arange(sub, sub + size, dtype=np.int64),
+            )
             progress("add", sub + size)
         block_paths.append(str(blocks_dir / f"block-{number:05d}.faiss"))
         faiss.write_index(block, block_paths[-1])
@@ -205,8 +234,15 @@ def _add_blocks(trained, gen: Path, parts: Parts, header_bytes: int, vector_dtyp
     shutil.rmtree(blocks_dir)
 
 
-def build_from_parts(parts_folder: str | Path, out_folder: str | Path, config: VectorIndexConfig | None = None, *,
-                     manifest: dict | None = None, overwrite: bool = False, progress=None) -> Path:
+def build_from_parts(
+    parts_folder: str | Path,
+    out_folder: str | Path,
+    config: VectorIndexConfig | None = None,
+    *,
+    manifest: dict | None = None,
+    overwrite: bool = False,
+    progress=None,
+) -> Path:
     """Build (or rebuild as a new generation) the index folder `out_folder` from the embedding parts in
     `parts_folder`; returns `out_folder`. `config.kind` `ivf-ondisk` (the default here) is built out of
     core; the other kinds in memory over the memory-mapped vectors. `manifest` entries (e.g. the
@@ -227,7 +263,9 @@ def build_from_parts(parts_folder: str | Path, out_folder: str | Path, config: V
     started = time.perf_counter()
     ondisk = config.kind == ONDISK_KIND
     vector_dtype = config.refine_dtype if ondisk else "float32"
-    sample_rows = np.sort(np.random.default_rng(config.seed).choice(parts.count, min(config.train_size, parts.count), replace=False))
+    sample_rows = np.sort(
+        np.random.default_rng(config.seed).choice(parts.count, min(config.train_size, parts.count), replace=False)
+    )
     sample, header_bytes = _copy_parts(parts, gen, vector_dtype, sample_rows, progress)
     if ondisk:
         trained = train_ivfpq(sample, parts.count, config)
@@ -236,14 +274,30 @@ def build_from_parts(parts_folder: str | Path, out_folder: str | Path, config: V
     else:
         del sample
         vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-        write_faiss_index(build_faiss_index(vectors, config, progress=lambda done: progress("add", done)), gen / "vectors.faiss")
+        write_faiss_index(
+            build_faiss_index(vectors, config, progress=lambda done: progress("add", done)), gen / "vectors.faiss"
+        )
     written = {
-        "format": store.FORMAT, "generation": generation, "fingerprint": parts.fingerprint,
-        "model": {"class": None, "name_or_path": parts.model}, "two_stage": False,
-        "source": {"kind": "parts", "parts": str(Path(parts_folder).resolve())}, "count": parts.count, "dim": parts.dim,
-        "image_cache_keys": [], "vector_index": config.to_dict(),
-        "build": {"encoded": 0, "reused": parts.count, "skipped": 0, "processes": 1, "seconds": round(time.perf_counter() - started, 3)},
-        "skipped": [], **(manifest or {}), "files": store.generation_checksums(folder, generation),
+        "format": store.FORMAT,
+        "generation": generation,
+        "fingerprint": parts.fingerprint,
+        "model": {"class": None, "name_or_path": parts.model},
+        "two_stage": False,
+        "source": {"kind": "parts", "parts": str(Path(parts_folder).resolve())},
+        "count": parts.count,
+        "dim": parts.dim,
+        "image_cache_keys": [],
+        "vector_index": config.to_dict(),
+        "build": {
+            "encoded": 0,
+            "reused": parts.count,
+            "skipped": 0,
+            "processes": 1,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+        "skipped": [],
+        **(manifest or {}),
+        "files": store.generation_checksums(folder, generation),
     }
     store.commit(folder, written)
     return folder

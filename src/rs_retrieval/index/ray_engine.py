@@ -30,7 +30,16 @@ from tqdm.auto import tqdm
 from ..imagery import ImageError
 from ..optional import require
 from .encode import encode_inputs
-from .geoparquet import EMBEDDINGS_DIR, EmbeddingPartsError, keep_rows, model_metadata, part_ids, part_metadata, part_paths, write_embedding_part
+from .geoparquet import (
+    EMBEDDINGS_DIR,
+    EmbeddingPartsError,
+    keep_rows,
+    model_metadata,
+    part_ids,
+    part_metadata,
+    part_paths,
+    write_embedding_part,
+)
 from .sources import UnreadableItemError
 from .vectors import normalize_rows
 
@@ -66,7 +75,9 @@ def plan_workers(resources: dict, num_gpus_per_worker: float = 0.0, workers: int
         raise RayEngineError("the Ray cluster reports no CPUs")
     if num_gpus_per_worker > 0:
         if gpus < num_gpus_per_worker:
-            raise RayEngineError(f"--num-gpus-per-worker {num_gpus_per_worker} but the Ray cluster has {gpus:g} GPU(s)")
+            raise RayEngineError(
+                f"--num-gpus-per-worker {num_gpus_per_worker} but the Ray cluster has {gpus:g} GPU(s)"
+            )
         count = workers or int(gpus // num_gpus_per_worker)
     else:
         count = workers or max(1, int(cpus * ACTOR_CPU_SHARE))
@@ -80,8 +91,14 @@ def local_cluster_options() -> dict:
     """`ray.init` arguments of a one-machine cluster: loopback only, no dashboard, and workers that
     import this copy of the package."""
     package_parent = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join([package_parent, *(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)])
-    return {"_node_ip_address": "127.0.0.1", "include_dashboard": False, "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+    path = os.pathsep.join(
+        [package_parent, *(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    )
+    return {
+        "_node_ip_address": "127.0.0.1",
+        "include_dashboard": False,
+        "runtime_env": {"env_vars": {"PYTHONPATH": path}},
+    }
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -137,8 +154,14 @@ class _Encoder:
         ok = batch["status"] == OK
         if ok.any():
             rows = batch["row"][ok].tolist()
-            inputs = {name: torch.from_numpy(np.ascontiguousarray(value[ok])) for name, value in batch.items() if name not in ("row", "status", "reason")}
-            vectors = normalize_rows(encode_inputs(self.model, [inputs])["embeds"].reshape(len(rows), -1).float().numpy())
+            inputs = {
+                name: torch.from_numpy(np.ascontiguousarray(value[ok]))
+                for name, value in batch.items()
+                if name not in ("row", "status", "reason")
+            }
+            vectors = normalize_rows(
+                encode_inputs(self.model, [inputs])["embeds"].reshape(len(rows), -1).float().numpy()
+            )
             columns = self.source.embedding_columns(rows)
             digest = hashlib.sha1("\n".join(columns["id"]).encode()).hexdigest()[:20]
             name, fingerprint, dtype = self.model_info
@@ -155,7 +178,10 @@ def _template(source, processor, pending: list[int]) -> dict:
         except (UnreadableItemError, ImageError):
             continue
         if item is not None:
-            return {name: (tuple(value.shape[1:]), value.numpy().dtype) for name, value in processor.image_inputs(item, train=False).items()}
+            return {
+                name: (tuple(value.shape[1:]), value.numpy().dtype)
+                for name, value in processor.image_inputs(item, train=False).items()
+            }
     return {}
 
 
@@ -170,9 +196,22 @@ def _claim(folder: Path, fingerprint: str) -> None:
             path.unlink()
 
 
-def encode_with_ray(model, processor, source, folder, model_name: str, fingerprint: str, dtype: str = "float32", *, batch_size: int = 32,
-                    address: str | None = None, num_gpus_per_worker: float = 0.0, workers: int | None = None, strict: bool = False,
-                    progress: bool = True) -> dict:
+def encode_with_ray(
+    model,
+    processor,
+    source,
+    folder,
+    model_name: str,
+    fingerprint: str,
+    dtype: str = "float32",
+    *,
+    batch_size: int = 32,
+    address: str | None = None,
+    num_gpus_per_worker: float = 0.0,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> dict:
     """Encode the tiles of `source` missing from `folder/embeddings` on a Ray cluster; returns the
     build statistics (encoded, reused, nodata, skipped {row: reason}, workers). The model is
     moved to the CPU and sent to the actors through the object store."""
@@ -197,14 +236,18 @@ def encode_with_ray(model, processor, source, folder, model_name: str, fingerpri
         for _ in range(ROUNDS):
             if not pending:
                 break
-            outcome = _run_job(ray, pending, refs, template, folder, (model_name, fingerprint, dtype), plan, batch_size, progress)
+            outcome = _run_job(
+                ray, pending, refs, template, folder, (model_name, fingerprint, dtype), plan, batch_size, progress
+            )
             settled = _account(outcome, stats, source, strict)
             present = part_ids(folder, fingerprint)
             stats["encoded"] += sum(ids[row] in present for row in pending)
             pending = [row for row in pending if ids[row] not in present and row not in settled]
         if pending:
-            raise RayEngineError(f"{len(pending)} tile(s) are still missing after {ROUNDS} Ray jobs (first: {source.name(pending[0])}); "
-                                 f"the finished parts in {folder / EMBEDDINGS_DIR} are kept: run the build again")
+            raise RayEngineError(
+                f"{len(pending)} tile(s) are still missing after {ROUNDS} Ray jobs (first: {source.name(pending[0])}); "
+                f"the finished parts in {folder / EMBEDDINGS_DIR} are kept: run the build again"
+            )
     finally:
         if started_here:
             ray.shutdown()
@@ -230,24 +273,44 @@ def _account(outcome, stats: dict, source, strict: bool) -> set[int]:
     return settled
 
 
-def _run_job(ray, pending, refs, template, folder, model_info, plan: WorkerPlan, batch_size, progress) -> list[tuple[int, int, str]]:
+def _run_job(
+    ray, pending, refs, template, folder, model_info, plan: WorkerPlan, batch_size, progress
+) -> list[tuple[int, int, str]]:
     """One Ray Data job over `pending` rows; returns (row, status, reason) for the rows it saw."""
     model_ref, source_ref, processor_ref = refs
     # A retried task gets the same block, hence the same batches and part names. Blocks of one
     # batch while there are few; at most MAX_BLOCKS (Ray Data splits large outputs itself).
     blocks = min(MAX_BLOCKS, max(1, -(-len(pending) // batch_size)))
-    dataset = ray.data.from_numpy(np.array_split(np.asarray(pending, dtype=np.int64), blocks)).rename_columns({"data": "row"})
+    dataset = ray.data.from_numpy(np.array_split(np.asarray(pending, dtype=np.int64), blocks)).rename_columns(
+        {"data": "row"}
+    )
     dataset = dataset.map_batches(
-        _read_batch, batch_size=batch_size, batch_format="numpy", num_cpus=READ_TASK_CPUS,
+        _read_batch,
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=READ_TASK_CPUS,
         fn_args=(source_ref, processor_ref, template),
     )
     dataset = dataset.map_batches(
-        _Encoder, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.workers),
-        num_cpus=plan.cpus_per_worker, num_gpus=plan.gpus_per_worker or None,
-        fn_constructor_args=(model_ref, source_ref, str(folder), model_info, plan.threads_per_worker, "cuda" if plan.gpus_per_worker else "cpu"),
+        _Encoder,
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan.workers),
+        num_cpus=plan.cpus_per_worker,
+        num_gpus=plan.gpus_per_worker or None,
+        fn_constructor_args=(
+            model_ref,
+            source_ref,
+            str(folder),
+            model_info,
+            plan.threads_per_worker,
+            "cuda" if plan.gpus_per_worker else "cpu",
+        ),
     )
     outcome = []
-    with tqdm(total=len(pending), desc=f"encode on Ray ({plan.workers} worker(s))", unit="tile", disable=not progress) as bar:
+    with tqdm(
+        total=len(pending), desc=f"encode on Ray ({plan.workers} worker(s))", unit="tile", disable=not progress
+    ) as bar:
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             outcome += zip(batch["row"].tolist(), batch["status"].tolist(), batch["reason"].tolist())
             bar.update(len(batch["row"]))

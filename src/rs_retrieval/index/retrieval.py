@@ -26,8 +26,8 @@ from ..fileio import reporting_full_disk
 from ..search.folder_search import _scores, _text_cache, model_fingerprint
 from . import store
 from .encode import assemble_rows, claim_parts, encode_inputs, encode_source, gather_results, load_parts
-from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
 from .filters import FilterColumns, SearchFilter, filtered_search
+from .geoparquet import DTYPES, EMBEDDINGS_DIR, embedding_matrix, model_metadata, read_embedding_parts, replace_parts
 from .sources import FileSource, SceneSource
 from .vectors import VectorIndexConfig, build_faiss_index, normalize_rows, read_faiss_index, search_faiss_index
 
@@ -127,16 +127,28 @@ class RetrievalIndex:
         gen = folder / store.generation_name(manifest["generation"])
         self.vector_config = VectorIndexConfig(**manifest["vector_index"])
         self.faiss_index = store.read_index_file(gen / "vectors.faiss", lambda path: read_faiss_index(path, mmap=mmap))
-        self.vectors = store.read_index_file(gen / "vectors.npy", lambda path: np.load(path, mmap_mode="r" if mmap else None))
-        self.metadata = store.read_index_file(gen / "metadata.parquet", lambda path: pq.read_table(path, memory_map=mmap))
+        self.vectors = store.read_index_file(
+            gen / "vectors.npy", lambda path: np.load(path, mmap_mode="r" if mmap else None)
+        )
+        self.metadata = store.read_index_file(
+            gen / "metadata.parquet", lambda path: pq.read_table(path, memory_map=mmap)
+        )
         self.shards = store.ShardReader(gen, manifest["image_cache_keys"])
-        rows = {"vectors.faiss": self.faiss_index.ntotal, "vectors.npy": len(self.vectors), "metadata.parquet": self.metadata.num_rows}
+        rows = {
+            "vectors.faiss": self.faiss_index.ntotal,
+            "vectors.npy": len(self.vectors),
+            "metadata.parquet": self.metadata.num_rows,
+        }
         if set(rows.values()) != {manifest["count"]}:
-            raise store.IndexCorruptError(f"index files in {gen} do not agree with the manifest's {manifest['count']} rows ({rows}): rebuild the index")
+            raise store.IndexCorruptError(
+                f"index files in {gen} do not agree with the manifest's {manifest['count']} rows ({rows}): rebuild the index"
+            )
 
     # ------------------------------------------------------------------ open / build
     @classmethod
-    def open(cls, path: str | os.PathLike, model=None, processor=None, verify: bool = True, mmap: bool = True) -> "RetrievalIndex":
+    def open(
+        cls, path: str | os.PathLike, model=None, processor=None, verify: bool = True, mmap: bool = True
+    ) -> RetrievalIndex:
         """Open an index memory-mapped. `model`: a loaded model (with `processor`), a model path or
         Hub id, or None to load the model recorded at build time on the first query. `verify`
         checks every file against the manifest's checksums."""
@@ -154,7 +166,9 @@ class RetrievalIndex:
         if isinstance(model, (str, os.PathLike)):
             from ..pretrained import load_model_and_processor
 
-            model, processor = load_model_and_processor(str(model), precision=self.manifest["model"].get("precision", "fp32"))  # as the index was built
+            model, processor = load_model_and_processor(
+                str(model), precision=self.manifest["model"].get("precision", "fp32")
+            )  # as the index was built
         if processor is None:
             raise IndexQueryError("a model object needs its processor (RetrievalIndex.open(path, model, processor))")
         store.check_fingerprint(self.manifest, model_fingerprint(model, processor), self.folder)
@@ -162,13 +176,37 @@ class RetrievalIndex:
 
     @classmethod
     def build(
-        cls, model, processor, out: str | os.PathLike, *, images=None, dataset: str | None = None, scene=None, stac=None,
-        split: str = "test", dataset_options: dict | None = None, recursive: bool = False, tile_size: int = 256, stride: int | None = None,
-        bands: list[int] | None = None, bbox=None, datetime: str | None = None, max_cloud: float | None = None,
-        assets: list[str] | None = None, asset: str | None = None, index: str | VectorIndexConfig = "auto", batch_size: int = 32,
-        strict: bool = False, overwrite: bool = False, progress: bool = True, engine: str = "local", ray_address: str | None = None,
-        num_gpus_per_worker: float = 0.0, ray_workers: int | None = None, embedding_dtype: str = "float32",
-    ) -> "RetrievalIndex":
+        cls,
+        model,
+        processor,
+        out: str | os.PathLike,
+        *,
+        images=None,
+        dataset: str | None = None,
+        scene=None,
+        stac=None,
+        split: str = "test",
+        dataset_options: dict | None = None,
+        recursive: bool = False,
+        tile_size: int = 256,
+        stride: int | None = None,
+        bands: list[int] | None = None,
+        bbox=None,
+        datetime: str | None = None,
+        max_cloud: float | None = None,
+        assets: list[str] | None = None,
+        asset: str | None = None,
+        index: str | VectorIndexConfig = "auto",
+        batch_size: int = 32,
+        strict: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+        engine: str = "local",
+        ray_address: str | None = None,
+        num_gpus_per_worker: float = 0.0,
+        ray_workers: int | None = None,
+        embedding_dtype: str = "float32",
+    ) -> RetrievalIndex:
         """Encode `images` (a folder), a `dataset` split (`dataset_options` go to `load_dataset`), a
         `scene` (GeoTIFF / COG, tiled by `tile_size` and `stride`; `bands` 1-based) or the items of
         a `stac` catalog (filtered by `bbox` W,S,E,N, `datetime` START/END and `max_cloud`; bands
@@ -182,7 +220,11 @@ class RetrievalIndex:
         Every build also writes the rows as GeoParquet (`out/embeddings`, `embedding_dtype`).
         Unreadable files are skipped with a warning (`strict`: raise instead).
         """
-        chosen = [name for name, value in (("images", images), ("dataset", dataset), ("scene", scene), ("stac", stac)) if value is not None]
+        chosen = [
+            name
+            for name, value in (("images", images), ("dataset", dataset), ("scene", scene), ("stac", stac))
+            if value is not None
+        ]
         if len(chosen) != 1:
             raise IndexBuildError(f"give exactly one of images=, dataset=, scene=, stac= (got {chosen or 'none'})")
         if engine not in ("local", "ray"):
@@ -194,7 +236,16 @@ class RetrievalIndex:
         elif stac is not None:
             from .stac import StacSource
 
-            source = StacSource(stac, tile_size, stride, bbox=bbox, datetime_range=datetime, max_cloud=max_cloud, assets=assets, asset=asset)
+            source = StacSource(
+                stac,
+                tile_size,
+                stride,
+                bbox=bbox,
+                datetime_range=datetime,
+                max_cloud=max_cloud,
+                assets=assets,
+                asset=asset,
+            )
         elif dataset is not None:
             source = FileSource.from_dataset(dataset, split, **(dataset_options or {}))
         else:
@@ -209,19 +260,37 @@ class RetrievalIndex:
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if engine == "ray":
             if world_size > 1:
-                raise IndexBuildError("--engine ray runs its own workers: start it as one process, not under accelerate launch")
+                raise IndexBuildError(
+                    "--engine ray runs its own workers: start it as one process, not under accelerate launch"
+                )
             if getattr(model, "precision", "fp32") == "int8":
-                raise IndexBuildError("--precision int8 encodes with ONNX Runtime sessions, which cannot be shipped to Ray actors: "
-                                      "use --precision fp32 or bf16 with --engine ray, or --engine local")
+                raise IndexBuildError(
+                    "--precision int8 encodes with ONNX Runtime sessions, which cannot be shipped to Ray actors: "
+                    "use --precision fp32 or bf16 with --engine ray, or --engine local"
+                )
             if is_two_stage(model):
-                raise IndexBuildError(f"--engine ray writes the first-stage embeddings only; {type(model).__name__} re-ranks with its "
-                                      "full image cache (two-stage search): build it with --engine local")
+                raise IndexBuildError(
+                    f"--engine ray writes the first-stage embeddings only; {type(model).__name__} re-ranks with its "
+                    "full image cache (two-stage search): build it with --engine local"
+                )
             from .ray_engine import encode_with_ray
 
             started = time.perf_counter()
-            stats = encode_with_ray(model, processor, source, folder, _model_location(model), fingerprint, embedding_dtype,
-                                    batch_size=batch_size, address=ray_address, num_gpus_per_worker=num_gpus_per_worker, workers=ray_workers,
-                                    strict=strict, progress=progress)
+            stats = encode_with_ray(
+                model,
+                processor,
+                source,
+                folder,
+                _model_location(model),
+                fingerprint,
+                embedding_dtype,
+                batch_size=batch_size,
+                address=ray_address,
+                num_gpus_per_worker=num_gpus_per_worker,
+                workers=ray_workers,
+                strict=strict,
+                progress=progress,
+            )
             cls._merge_parts(model, folder, source, settings, previous_manifest, stats, time.perf_counter() - started)
             index = cls(folder, store.read_manifest(folder))
             index.model, index.processor = model, processor
@@ -238,12 +307,23 @@ class RetrievalIndex:
             accelerator.wait_for_everyone()
         known = set(previous[0]) if previous else set()
         intact = "the previous index is unchanged" if previous_manifest else "no index was published"
-        with reporting_full_disk(f"the index {folder}", f"{intact}; what was encoded is kept: run the same build again once there is space"):
+        with reporting_full_disk(
+            f"the index {folder}", f"{intact}; what was encoded is kept: run the same build again once there is space"
+        ):
             encode_source(model, processor, source, folder, known, rank, world_size, batch_size, strict, progress)
             if accelerator:
                 accelerator.wait_for_everyone()
             if rank == 0:
-                cls._merge(model, folder, source, settings, previous_manifest, previous, world_size, time.perf_counter() - started)
+                cls._merge(
+                    model,
+                    folder,
+                    source,
+                    settings,
+                    previous_manifest,
+                    previous,
+                    world_size,
+                    time.perf_counter() - started,
+                )
         if accelerator:
             accelerator.wait_for_everyone()
         index = cls(folder, store.read_manifest(folder))
@@ -251,8 +331,17 @@ class RetrievalIndex:
         return index
 
     @classmethod
-    def from_parts(cls, model, processor, parts: str | os.PathLike, out: str | os.PathLike, *, index: str | VectorIndexConfig = "ivf-ondisk",
-                   overwrite: bool = False, progress: bool = True) -> "RetrievalIndex":
+    def from_parts(
+        cls,
+        model,
+        processor,
+        parts: str | os.PathLike,
+        out: str | os.PathLike,
+        *,
+        index: str | VectorIndexConfig = "ivf-ondisk",
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> RetrievalIndex:
         """Index the embedding parts (`part-*.parquet`) that `model` encoded, without encoding
         anything: kind `ivf-ondisk` (the default) is built out of core (`rs_retrieval.index.ondisk`).
         Refused when the parts were encoded by another model, or for a two-stage model (the parts
@@ -260,11 +349,15 @@ class RetrievalIndex:
         from .ondisk import build_from_parts, read_parts
 
         if is_two_stage(model):
-            raise IndexBuildError(f"{type(model).__name__} re-ranks with its image cache, which embedding parts do not hold; build from the images or the scene instead")
+            raise IndexBuildError(
+                f"{type(model).__name__} re-ranks with its image cache, which embedding parts do not hold; build from the images or the scene instead"
+            )
         fingerprint = model_fingerprint(model.eval(), processor)
         found = read_parts(parts)
         if found.fingerprint != fingerprint:
-            raise store.FingerprintMismatchError(f"the parts in {parts} were encoded by a model with fingerprint {found.fingerprint}, not the given model's {fingerprint}")
+            raise store.FingerprintMismatchError(
+                f"the parts in {parts} were encoded by a model with fingerprint {found.fingerprint}, not the given model's {fingerprint}"
+            )
         config = index if isinstance(index, VectorIndexConfig) else VectorIndexConfig(kind=index)
         with tqdm(total=found.count, unit="row", disable=not progress) as bar:
 
@@ -272,8 +365,14 @@ class RetrievalIndex:
                 bar.set_description(f"{config.kind} index: {stage}", refresh=False)
                 bar.update(done - bar.n)
 
-            build_from_parts(parts, out, config, overwrite=overwrite, progress=report,
-                             manifest={"model": {"class": type(model).__name__, "name_or_path": _model_location(model)}})
+            build_from_parts(
+                parts,
+                out,
+                config,
+                overwrite=overwrite,
+                progress=report,
+                manifest={"model": {"class": type(model).__name__, "name_or_path": _model_location(model)}},
+            )
         opened = cls(Path(out), store.read_manifest(Path(out)))
         opened.model, opened.processor = model, processor  # fingerprint checked above
         return opened
@@ -295,7 +394,10 @@ class RetrievalIndex:
         store.verify_files(folder, manifest)
         gen = folder / store.generation_name(manifest["generation"])
         keys = pq.read_table(gen / "metadata.parquet", columns=["file_hash"]).column("file_hash").to_pylist()
-        return manifest, ({key: row for row, key in enumerate(keys)}, store.ShardReader(gen, manifest["image_cache_keys"]))
+        return manifest, (
+            {key: row for row, key in enumerate(keys)},
+            store.ShardReader(gen, manifest["image_cache_keys"]),
+        )
 
     @staticmethod
     def _merge(model, folder, source, settings, previous_manifest, previous, world_size, encode_seconds) -> None:
@@ -311,9 +413,18 @@ class RetrievalIndex:
         meta = model_metadata(_model_location(model), settings.fingerprint, vectors.shape[1], settings.embedding_dtype)
         replace_parts(folder, source.embedding_columns(order), vectors, meta)
         skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(results.skipped.items())]
-        stats = {"encoded": results.encoded, "reused": len(set(keys)) - results.encoded, "skipped": len(skipped),
-                 "nodata": results.nodata, "engine": "local", "processes": world_size, "seconds": round(encode_seconds, 3)}
-        RetrievalIndex._commit_generation(model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped)
+        stats = {
+            "encoded": results.encoded,
+            "reused": len(set(keys)) - results.encoded,
+            "skipped": len(skipped),
+            "nodata": results.nodata,
+            "engine": "local",
+            "processes": world_size,
+            "seconds": round(encode_seconds, 3),
+        }
+        RetrievalIndex._commit_generation(
+            model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped
+        )
 
     @staticmethod
     def _merge_parts(model, folder, source, settings, previous_manifest, stats, encode_seconds) -> None:
@@ -332,10 +443,14 @@ class RetrievalIndex:
         skipped = [f"{source.name(i)}: {reason}" for i, reason in sorted(stats.pop("skipped").items())]
         stats = {**stats, "skipped": len(skipped), "engine": "ray", "seconds": round(encode_seconds, 3)}
         cache = {"embeds": vectors}  # one-stage models: the first-stage vectors are the whole cache
-        RetrievalIndex._commit_generation(model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped)
+        RetrievalIndex._commit_generation(
+            model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped
+        )
 
     @staticmethod
-    def _commit_generation(model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped) -> None:
+    def _commit_generation(
+        model, folder, source, settings, previous_manifest, order, keys, vectors, cache, stats, skipped
+    ) -> None:
         import pyarrow as pa
 
         config = settings.index.resolved(len(vectors))
@@ -345,15 +460,33 @@ class RetrievalIndex:
         generation = (previous_manifest["generation"] + 1) if previous_manifest else 1
         files = store.write_generation(folder, generation, vectors, cache, metadata, faiss_index)
         manifest = {
-            "format": store.FORMAT, "generation": generation, "fingerprint": settings.fingerprint,
-            "model": {"class": type(model).__name__, "name_or_path": _model_location(model), "precision": getattr(model, "precision", "fp32")},
-            "two_stage": is_two_stage(model), "source": source.description, "count": len(keys), "dim": int(vectors.shape[1]),
-            "image_cache_keys": sorted(cache), "vector_index": config.to_dict(), "embedding_dtype": settings.embedding_dtype,
-            "build": stats, "skipped": skipped, "files": files,
+            "format": store.FORMAT,
+            "generation": generation,
+            "fingerprint": settings.fingerprint,
+            "model": {
+                "class": type(model).__name__,
+                "name_or_path": _model_location(model),
+                "precision": getattr(model, "precision", "fp32"),
+            },
+            "two_stage": is_two_stage(model),
+            "source": source.description,
+            "count": len(keys),
+            "dim": int(vectors.shape[1]),
+            "image_cache_keys": sorted(cache),
+            "vector_index": config.to_dict(),
+            "embedding_dtype": settings.embedding_dtype,
+            "build": stats,
+            "skipped": skipped,
+            "files": files,
         }
         store.commit(folder, manifest)
         if skipped:
-            logger.warning("skipped %d unreadable item(s) of %d (listed in %s)", len(skipped), len(source), folder / store.MANIFEST_NAME)
+            logger.warning(
+                "skipped %d unreadable item(s) of %d (listed in %s)",
+                len(skipped),
+                len(source),
+                folder / store.MANIFEST_NAME,
+            )
 
     # ------------------------------------------------------------------ search
     @property
@@ -372,13 +505,21 @@ class RetrievalIndex:
         if self.model is None:
             name = self.manifest["model"].get("name_or_path")
             if not name:
-                raise IndexQueryError(f"index {self.folder} was opened without a model and records no model path; pass model= to open()")
+                raise IndexQueryError(
+                    f"index {self.folder} was opened without a model and records no model path; pass model= to open()"
+                )
             self.set_model(name)
         return self.model, self.processor
 
     @torch.no_grad()
-    def search(self, query: "str | Image.Image | np.ndarray", k: int = 20, candidates: int | None = None,
-               bbox: "str | tuple | None" = None, datetime: str | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: str | Image.Image | np.ndarray,
+        k: int = 20,
+        candidates: int | None = None,
+        bbox: str | tuple | None = None,
+        datetime: str | None = None,
+    ) -> list[SearchHit]:
         """The `k` best items for a text query (or, for an image query, a PIL image or a pixel array
         [H, W, bands], the most similar images by embedding cosine). Two-stage models re-rank
         `candidates` (K', default 10 k) first-stage hits with `model.score`. `bbox` (W,S,E,N in
@@ -399,7 +540,9 @@ class RetrievalIndex:
             if not self.manifest["two_stage"]:
                 scores, rows = self._first_stage(text_cache["embeds"], k, allowed)
             else:
-                _, rows = self._first_stage(text_cache["embeds"], max(k, candidates or CANDIDATES_PER_HIT * k), allowed)
+                _, rows = self._first_stage(
+                    text_cache["embeds"], max(k, candidates or CANDIDATES_PER_HIT * k), allowed
+                )
                 image_cache = {name: torch.from_numpy(array) for name, array in self.shards.gather(rows).items()}
                 exact = _scores(model, image_cache, text_cache)
                 best = torch.sort(-exact, stable=True).indices[:k]
@@ -413,7 +556,9 @@ class RetrievalIndex:
         """Footprint boxes and dates of every row as numpy arrays (read on the first filtered query)."""
         return FilterColumns.from_table(self.metadata)
 
-    def _first_stage(self, embeds: torch.Tensor, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _first_stage(
+        self, embeds: torch.Tensor, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         query = normalize_rows(embeds.float().cpu().numpy().reshape(1, -1))
         if allowed is None:
             scores, rows = search_faiss_index(self.faiss_index, self.vectors, query, k, self.vector_config)
@@ -426,11 +571,19 @@ class RetrievalIndex:
         records = self.metadata.take(np.asarray(rows, dtype=np.int64)).to_pylist()
         return [
             SearchHit(
-                rank=rank, score=float(score), row=record["row"], file_hash=record.get("file_hash") or record["id"], path=record.get("path"),
-                tile_id=record.get("tile_id") or record.get("id"), window=_tuple(_window(record.get("window"))),
-                bounds=_tuple(record.get("bounds")), crs=record.get("crs") or record.get("source_crs"),
-                bounds_wgs84=_tuple(record.get("bounds_wgs84") or _box(record.get("bbox"))), item_id=record.get("item_id"),
-                datetime=_iso(record.get("datetime")), geometry=record.get("geometry"),
+                rank=rank,
+                score=float(score),
+                row=record["row"],
+                file_hash=record.get("file_hash") or record["id"],
+                path=record.get("path"),
+                tile_id=record.get("tile_id") or record.get("id"),
+                window=_tuple(_window(record.get("window"))),
+                bounds=_tuple(record.get("bounds")),
+                crs=record.get("crs") or record.get("source_crs"),
+                bounds_wgs84=_tuple(record.get("bounds_wgs84") or _box(record.get("bbox"))),
+                item_id=record.get("item_id"),
+                datetime=_iso(record.get("datetime")),
+                geometry=record.get("geometry"),
             )
             for rank, (record, score) in enumerate(zip(records, scores), start=1)
         ]
@@ -448,7 +601,9 @@ class RetrievalIndex:
 
             return draw_stac_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
         if self.manifest["source"]["kind"] == "parts":
-            raise IndexQueryError("an index built from embedding parts holds no pixels to draw; write --geojson or --geoparquet and open it in a GIS")
+            raise IndexQueryError(
+                "an index built from embedding parts holds no pixels to draw; write --geojson or --geoparquet and open it in a GIS"
+            )
         if self.is_scene:
             from .geo import draw_scene_hits
 

@@ -48,14 +48,24 @@ class FileSource:
         self.paths = [Path(p).resolve() for p in paths]
         self.description = description
         #: Ids in the embeddings parts are paths relative to this folder.
-        self.root = Path(root).resolve() if root else Path(os.path.commonpath([p.parent for p in self.paths])) if self.paths else Path()
+        self.root = (
+            Path(root).resolve()
+            if root
+            else Path(os.path.commonpath([p.parent for p in self.paths]))
+            if self.paths
+            else Path()
+        )
 
     @classmethod
-    def from_folder(cls, folder: str | Path, recursive: bool = False) -> "FileSource":
-        return cls(list_images(folder, recursive), {"kind": "files", "images": str(Path(folder).resolve()), "recursive": recursive}, root=folder)
+    def from_folder(cls, folder: str | Path, recursive: bool = False) -> FileSource:
+        return cls(
+            list_images(folder, recursive),
+            {"kind": "files", "images": str(Path(folder).resolve()), "recursive": recursive},
+            root=folder,
+        )
 
     @classmethod
-    def from_dataset(cls, name: str, split: str = "test", **options) -> "FileSource":
+    def from_dataset(cls, name: str, split: str = "test", **options) -> FileSource:
         """The image files of a dataset split (`rs_synth`, or a local RSITMD/RSICD/... folder;
         `options` go to `load_dataset`, e.g. data_dir=, or image_size= for rs_synth)."""
         import datasets
@@ -64,7 +74,10 @@ class FileSource:
 
         split_data = load_dataset(name, split=split, **options)
         paths = [row["path"] for row in split_data.cast_column("image", datasets.Image(decode=False))["image"]]
-        return cls([Path(p) for p in paths], {"kind": "files", "dataset": name, "split": split, "options": {k: str(v) for k, v in options.items()}})
+        return cls(
+            [Path(p) for p in paths],
+            {"kind": "files", "dataset": name, "split": split, "options": {k: str(v) for k, v in options.items()}},
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -122,7 +135,9 @@ class SceneSource:
 
     kind = "scene"
 
-    def __init__(self, path: str | Path, tile_size: int = 256, stride: int | None = None, bands: list[int] | None = None):
+    def __init__(
+        self, path: str | Path, tile_size: int = 256, stride: int | None = None, bands: list[int] | None = None
+    ):
         rasterio = require("rasterio", "geo", "georeferenced scenes")
         self.path = Path(path).resolve()
         if not self.path.is_file():
@@ -149,9 +164,18 @@ class SceneSource:
         ]
         self._scene_hash = file_sha1(self.path)
         self.description = {
-            "kind": "scene", "scene": str(self.path), "tile_size": tile_size, "stride": self.stride, "bands": self.bands,
-            "crs": self.crs, "georeferenced": self.crs is not None, "width": data.width, "height": data.height,
-            "transform": list(data.transform)[:6], "dtype": data.dtypes[0], "scene_sha1": self._scene_hash,
+            "kind": "scene",
+            "scene": str(self.path),
+            "tile_size": tile_size,
+            "stride": self.stride,
+            "bands": self.bands,
+            "crs": self.crs,
+            "georeferenced": self.crs is not None,
+            "width": data.width,
+            "height": data.height,
+            "transform": list(data.transform)[:6],
+            "dtype": data.dtypes[0],
+            "scene_sha1": self._scene_hash,
         }
 
     def __getstate__(self):  # the open raster stays in its process; a Ray worker reopens it
@@ -179,7 +203,9 @@ class SceneSource:
         """[H, W, C] pixels of one window, in the raster's dtype."""
         from rasterio.windows import Window
 
-        return np.moveaxis(self._dataset.read(self.bands, window=Window(tile.col_off, tile.row_off, tile.width, tile.height)), 0, -1)
+        return np.moveaxis(
+            self._dataset.read(self.bands, window=Window(tile.col_off, tile.row_off, tile.width, tile.height)), 0, -1
+        )
 
     def load(self, index: int) -> np.ndarray:
         try:
@@ -196,7 +222,10 @@ class SceneSource:
 
         if self.crs is None:
             return [(t.col_off, t.row_off + t.height, t.col_off + t.width, t.row_off) for t in tiles]
-        return [tuple(map(float, bounds(Window(t.col_off, t.row_off, t.width, t.height), self._dataset.transform))) for t in tiles]
+        return [
+            tuple(map(float, bounds(Window(t.col_off, t.row_off, t.width, t.height), self._dataset.transform)))
+            for t in tiles
+        ]
 
     def metadata_columns(self, rows: list[int], keys: list[str]) -> dict[str, list]:
         tiles = [self.tiles[i] for i in rows]
@@ -212,15 +241,20 @@ class SceneSource:
 
     def ids(self, rows) -> list[str]:
         """Stable ids (the embeddings parts' `id`): `{file name}/{col_off}_{row_off}_{width}_{height}`."""
-        return [f"{self.path.name}/{t.col_off}_{t.row_off}_{t.width}_{t.height}" for t in (self.tiles[i] for i in rows)]
+        return [
+            f"{self.path.name}/{t.col_off}_{t.row_off}_{t.width}_{t.height}" for t in (self.tiles[i] for i in rows)
+        ]
 
     def embedding_columns(self, rows: list[int]) -> dict[str, list]:
         """GeoParquet columns (`geoparquet.COLUMNS`) with the tiles' footprints."""
         tiles = [self.tiles[i] for i in rows]
         return {
             "id": self.ids(rows),
-            "item_id": [self.path.name] * len(tiles), "source_crs": [self.crs] * len(tiles),
-            "window": [{"col_off": t.col_off, "row_off": t.row_off, "width": t.width, "height": t.height} for t in tiles],
+            "item_id": [self.path.name] * len(tiles),
+            "source_crs": [self.crs] * len(tiles),
+            "window": [
+                {"col_off": t.col_off, "row_off": t.row_off, "width": t.width, "height": t.height} for t in tiles
+            ],
             **footprint_columns(wgs84_corners(self._native_bounds(tiles), self.crs)),
         }
 

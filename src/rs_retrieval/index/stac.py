@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +71,14 @@ def _parse_time(text: str, end: bool) -> datetime | None:
         return None
     try:
         if len(text) == 10:  # a date: the whole day
-            day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
             return day.replace(hour=23, minute=59, second=59, microsecond=999_999) if end else day
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
-        raise StacError(f"cannot read {text!r} as a date or RFC 3339 time (e.g. 2024-06-01 or 2024-06-01T10:00:00Z)") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        raise StacError(
+            f"cannot read {text!r} as a date or RFC 3339 time (e.g. 2024-06-01 or 2024-06-01T10:00:00Z)"
+        ) from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_datetime_range(text: str | None) -> tuple[datetime | None, datetime | None] | None:
@@ -99,7 +101,9 @@ def parse_bbox(text: str | list | None) -> tuple[float, float, float, float] | N
     except ValueError as err:
         raise StacError(f"bbox must be W,S,E,N in degrees, got {text!r}") from err
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
-        raise StacError(f"bbox {text!r} is not W,S,E,N in degrees with W <= E and S <= N (a box across the antimeridian: build its two halves)")
+        raise StacError(
+            f"bbox {text!r} is not W,S,E,N in degrees with W <= E and S <= N (a box across the antimeridian: build its two halves)"
+        )
     return west, south, east, north
 
 
@@ -117,14 +121,22 @@ def _geoparquet_items(path: Path) -> list[dict]:
                 continue
             properties[key] = value.isoformat() if isinstance(value, datetime) else value
         bbox = row.get("bbox")
-        items.append({
-            "type": "Feature", "stac_version": row.get("stac_version") or "1.0.0", "stac_extensions": row.get("stac_extensions") or [],
-            "id": row["id"], "geometry": shapely.geometry.mapping(shapely.from_wkb(row["geometry"])),
-            "bbox": [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]] if isinstance(bbox, dict) else bbox,
-            "properties": properties, "links": row.get("links") or [],
-            "assets": {k: {n: v for n, v in a.items() if v is not None} for k, a in (row.get("assets") or {}).items() if a},
-            **({"collection": row["collection"]} if row.get("collection") else {}),
-        })
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": row.get("stac_version") or "1.0.0",
+                "stac_extensions": row.get("stac_extensions") or [],
+                "id": row["id"],
+                "geometry": shapely.geometry.mapping(shapely.from_wkb(row["geometry"])),
+                "bbox": [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]] if isinstance(bbox, dict) else bbox,
+                "properties": properties,
+                "links": row.get("links") or [],
+                "assets": {
+                    k: {n: v for n, v in a.items() if v is not None} for k, a in (row.get("assets") or {}).items() if a
+                },
+                **({"collection": row["collection"]} if row.get("collection") else {}),
+            }
+        )
     return items
 
 
@@ -166,8 +178,10 @@ def _item_range(item) -> tuple[datetime | None, datetime | None]:
     props = item.properties
     if item.datetime is not None:
         return item.datetime, item.datetime
-    return (_parse_time(props["start_datetime"], False) if props.get("start_datetime") else None,
-            _parse_time(props["end_datetime"], True) if props.get("end_datetime") else None)
+    return (
+        _parse_time(props["start_datetime"], False) if props.get("start_datetime") else None,
+        _parse_time(props["end_datetime"], True) if props.get("end_datetime") else None,
+    )
 
 
 def filter_items(items: list, bbox=None, datetime_range=None, max_cloud: float | None = None) -> tuple[list, dict]:
@@ -177,13 +191,20 @@ def filter_items(items: list, bbox=None, datetime_range=None, max_cloud: float |
     kept = []
     for item in items:
         if bbox is not None and item.bbox is not None:
-            west, south, east, north = item.bbox[0], item.bbox[1], item.bbox[-3 if len(item.bbox) == 6 else 2], item.bbox[-2 if len(item.bbox) == 6 else 3]
+            west, south, east, north = (
+                item.bbox[0],
+                item.bbox[1],
+                item.bbox[-3 if len(item.bbox) == 6 else 2],
+                item.bbox[-2 if len(item.bbox) == 6 else 3],
+            )
             if west > bbox[2] or east < bbox[0] or south > bbox[3] or north < bbox[1]:
                 removed["bbox"] += 1
                 continue
         if datetime_range is not None:
             first, last = _item_range(item)
-            if (datetime_range[1] and first and first > datetime_range[1]) or (datetime_range[0] and last and last < datetime_range[0]):
+            if (datetime_range[1] and first and first > datetime_range[1]) or (
+                datetime_range[0] and last and last < datetime_range[0]
+            ):
                 removed["datetime"] += 1
                 continue
         cloud = item.properties.get("eo:cloud_cover")
@@ -206,12 +227,20 @@ def tile_item(item, assets: list[str] | None, asset: str | None, rasterio) -> St
         names, multiband = [asset or "visual"], True
     missing = [name for name in names if name not in item.assets]
     if missing:
-        raise StacError(f"item {item.id} has no asset {missing[0]!r} (it has {', '.join(sorted(item.assets)) or 'none'}); choose --assets or --asset")
+        raise StacError(
+            f"item {item.id} has no asset {missing[0]!r} (it has {', '.join(sorted(item.assets)) or 'none'}); choose --assets or --asset"
+        )
     hrefs = tuple(item.assets[name].get_absolute_href() or item.assets[name].href for name in names)
     try:
         with rasterio.open(hrefs[0]) as first:
             crs = first.crs.to_string() if first.crs else None
-            transform, width, height, count, nodata = tuple(first.transform)[:6], first.width, first.height, first.count, first.nodata
+            transform, width, height, count, nodata = (
+                tuple(first.transform)[:6],
+                first.width,
+                first.height,
+                first.count,
+                first.nodata,
+            )
     except rasterio.errors.RasterioIOError as err:
         raise StacError(f"cannot open asset {names[0]!r} of item {item.id} ({hrefs[0]}): {err}") from err
     if multiband:
@@ -224,8 +253,12 @@ def tile_item(item, assets: list[str] | None, asset: str | None, rasterio) -> St
             raise StacError(f"--assets takes 1 (grey) or 3 (R,G,B) single-band assets, got {len(names)}")
         indexes = tuple((1,) for _ in names)
         scales = tuple(_scale(_raster_bands(item.assets[name])[0]) for name in names)
-        nodatas = tuple(_nodata(_raster_bands(item.assets[name])[0], nodata if i == 0 else None) for i, name in enumerate(names))
-    return StacTileItem(item.id, item.datetime or _item_range(item)[0], hrefs, indexes, scales, nodatas, crs, transform, width, height)
+        nodatas = tuple(
+            _nodata(_raster_bands(item.assets[name])[0], nodata if i == 0 else None) for i, name in enumerate(names)
+        )
+    return StacTileItem(
+        item.id, item.datetime or _item_range(item)[0], hrefs, indexes, scales, nodatas, crs, transform, width, height
+    )
 
 
 def _scale(band: dict) -> tuple[float, float] | None:
@@ -244,13 +277,17 @@ def source_items(description: dict, item_ids: set[str]) -> list[StacTileItem]:
     rasterio = require("rasterio", "geo", "STAC catalogs of COGs")
     assets = None if description["multiband"] else description["assets"]
     asset = description["assets"][0] if description["multiband"] else None
-    return [tile_item(item, assets, asset, rasterio) for item in load_items(description["catalog"]) if item.id in item_ids]
+    return [
+        tile_item(item, assets, asset, rasterio) for item in load_items(description["catalog"]) if item.id in item_ids
+    ]
 
 
 # ------------------------------------------------------------------------------------ pixels
 
 
-def read_item_bands(item: StacTileItem, window: Tile, shape: tuple[int, int], open_dataset) -> tuple[np.ndarray, np.ndarray]:
+def read_item_bands(
+    item: StacTileItem, window: Tile, shape: tuple[int, int], open_dataset
+) -> tuple[np.ndarray, np.ndarray]:
     """Bands [H, W, C] of `window` (in the item's grid) read at `shape` (decimated when smaller),
     as float64 reflectance where the assets are scaled, else in the raster dtype; and the nodata
     mask [H, W] (True where every band is nodata or NaN). `open_dataset(href)` gives an open raster."""
@@ -270,7 +307,9 @@ def read_item_bands(item: StacTileItem, window: Tile, shape: tuple[int, int], op
     mask = np.logical_and.reduce(nodata_planes)
     if all(scale is None for scale in item.scales):
         return np.stack(planes, axis=-1), mask
-    scaled = [plane * scale[0] + scale[1] if scale else plane.astype(np.float64) for plane, scale in zip(planes, item.scales)]
+    scaled = [
+        plane * scale[0] + scale[1] if scale else plane.astype(np.float64) for plane, scale in zip(planes, item.scales)
+    ]
     return np.stack(scaled, axis=-1), mask
 
 
@@ -295,7 +334,9 @@ def item_overview(item: StacTileItem, max_size: int) -> tuple[np.ndarray, tuple[
     scale = min(1.0, max_size / max(item.width, item.height))
     shape = (max(1, round(item.height * scale)), max(1, round(item.width * scale)))
     with contextlib.ExitStack() as stack:
-        bands, mask = read_item_bands(item, Tile(0, 0, item.width, item.height), shape, lambda href: stack.enter_context(rasterio.open(href)))
+        bands, mask = read_item_bands(
+            item, Tile(0, 0, item.width, item.height), shape, lambda href: stack.enter_context(rasterio.open(href))
+        )
     a, b, c, d, e, f = item.transform
     sx, sy = item.width / shape[1], item.height / shape[0]
     return to_rgb_uint8(model_image(item, bands, mask)), (a * sx, b * sy, c, d * sx, e * sy, f)
@@ -309,11 +350,22 @@ class StacSource:
 
     kind = "stac"
 
-    def __init__(self, catalog: str | Path, tile_size: int = 256, stride: int | None = None, bbox=None, datetime_range: str | None = None,
-                 max_cloud: float | None = None, assets: list[str] | None = None, asset: str | None = None):
+    def __init__(
+        self,
+        catalog: str | Path,
+        tile_size: int = 256,
+        stride: int | None = None,
+        bbox=None,
+        datetime_range: str | None = None,
+        max_cloud: float | None = None,
+        assets: list[str] | None = None,
+        asset: str | None = None,
+    ):
         rasterio = require("rasterio", "geo", "STAC catalogs of COGs")
         if assets and asset:
-            raise StacError("give either --assets (single-band assets, e.g. B04,B03,B02) or --asset (one multi-band asset), not both")
+            raise StacError(
+                "give either --assets (single-band assets, e.g. B04,B03,B02) or --asset (one multi-band asset), not both"
+            )
         self.tile_size, self.stride = tile_size, stride or tile_size
         if tile_size < 1 or self.stride < 1:
             raise StacError(f"tile size and stride must be >= 1, got {tile_size} and {self.stride}")
@@ -321,8 +373,10 @@ class StacSource:
         items = load_items(catalog)
         selected, removed = filter_items(items, box, times, max_cloud)
         if not selected:
-            raise StacError(f"no item of {catalog} passes the filters ({len(items)} items; removed by bbox {removed['bbox']}, "
-                            f"datetime {removed['datetime']}, cloud cover {removed['cloud']})")
+            raise StacError(
+                f"no item of {catalog} passes the filters ({len(items)} items; removed by bbox {removed['bbox']}, "
+                f"datetime {removed['datetime']}, cloud cover {removed['cloud']})"
+            )
         self.items = [tile_item(item, assets, asset, rasterio) for item in selected]
         self.assets = list(assets) if assets else [asset or "visual"]
         self.tiles: list[tuple[int, Tile]] = []
@@ -331,15 +385,33 @@ class StacSource:
             if tile_size > min(item.width, item.height):
                 too_small.append(item.id)
                 continue
-            self.tiles += [(number, Tile(col, row, tile_size, tile_size))
-                           for row in _offsets(item.height, tile_size, self.stride) for col in _offsets(item.width, tile_size, self.stride)]
+            self.tiles += [
+                (number, Tile(col, row, tile_size, tile_size))
+                for row in _offsets(item.height, tile_size, self.stride)
+                for col in _offsets(item.width, tile_size, self.stride)
+            ]
         if too_small:
-            logger.warning("%d item(s) smaller than the %d px tile were left out: %s", len(too_small), tile_size, ", ".join(too_small[:5]))
+            logger.warning(
+                "%d item(s) smaller than the %d px tile were left out: %s",
+                len(too_small),
+                tile_size,
+                ", ".join(too_small[:5]),
+            )
         self.description = {
-            "kind": "stac", "catalog": str(Path(catalog).resolve()), "tile_size": tile_size, "stride": self.stride,
-            "assets": self.assets, "multiband": not assets, "filters": {"bbox": list(box) if box else None, "datetime": datetime_range, "max_cloud": max_cloud},
-            "items": len(self.items), "items_in_catalog": len(items), "items_removed": removed, "items_too_small": too_small,
-            "georeferenced": True, "reflectance_white": REFLECTANCE_WHITE, "nodata_limit": NODATA_LIMIT,
+            "kind": "stac",
+            "catalog": str(Path(catalog).resolve()),
+            "tile_size": tile_size,
+            "stride": self.stride,
+            "assets": self.assets,
+            "multiband": not assets,
+            "filters": {"bbox": list(box) if box else None, "datetime": datetime_range, "max_cloud": max_cloud},
+            "items": len(self.items),
+            "items_in_catalog": len(items),
+            "items_removed": removed,
+            "items_too_small": too_small,
+            "georeferenced": True,
+            "reflectance_white": REFLECTANCE_WHITE,
+            "nodata_limit": NODATA_LIMIT,
         }
         self._open = {}
 
@@ -399,7 +471,17 @@ class StacSource:
         out = []
         for i in rows:
             number, tile = self.tiles[i]
-            out.append(tuple(map(float, bounds(Window(tile.col_off, tile.row_off, tile.width, tile.height), Affine(*self.items[number].transform)))))
+            out.append(
+                tuple(
+                    map(
+                        float,
+                        bounds(
+                            Window(tile.col_off, tile.row_off, tile.width, tile.height),
+                            Affine(*self.items[number].transform),
+                        ),
+                    )
+                )
+            )
         return out
 
     def _corners(self, rows: list[int], native: list) -> list:
@@ -417,10 +499,13 @@ class StacSource:
         native = self._native_bounds(rows)
         corners = self._corners(rows, native)
         return {
-            "tile_id": [self.tile_id(i) for i in rows], "item_id": [self.items[self.tiles[i][0]].id for i in rows],
-            "datetime": [self.items[self.tiles[i][0]].datetime for i in rows], "file_hash": keys,
+            "tile_id": [self.tile_id(i) for i in rows],
+            "item_id": [self.items[self.tiles[i][0]].id for i in rows],
+            "datetime": [self.items[self.tiles[i][0]].datetime for i in rows],
+            "file_hash": keys,
             "window": [[t.col_off, t.row_off, t.width, t.height] for t in (self.tiles[i][1] for i in rows)],
-            "bounds": [list(b) for b in native], "crs": [self.items[self.tiles[i][0]].crs for i in rows],
+            "bounds": [list(b) for b in native],
+            "crs": [self.items[self.tiles[i][0]].crs for i in rows],
             "bounds_wgs84": [corners_box(c) for c in corners],
         }
 
@@ -429,8 +514,12 @@ class StacSource:
         native = self._native_bounds(rows)
         tiles = [self.tiles[i] for i in rows]
         return {
-            "id": self.ids(rows), "item_id": [self.items[n].id for n, _ in tiles],
-            "datetime": [self.items[n].datetime for n, _ in tiles], "source_crs": [self.items[n].crs for n, _ in tiles],
-            "window": [{"col_off": t.col_off, "row_off": t.row_off, "width": t.width, "height": t.height} for _, t in tiles],
+            "id": self.ids(rows),
+            "item_id": [self.items[n].id for n, _ in tiles],
+            "datetime": [self.items[n].datetime for n, _ in tiles],
+            "source_crs": [self.items[n].crs for n, _ in tiles],
+            "window": [
+                {"col_off": t.col_off, "row_off": t.row_off, "width": t.width, "height": t.height} for _, t in tiles
+            ],
             **footprint_columns(self._corners(rows, native)),
         }

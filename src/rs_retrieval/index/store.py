@@ -55,13 +55,17 @@ def generation_name(generation: int) -> str:
 def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST_NAME
     if not path.is_file():
-        raise IndexFolderError(f"{folder} is not an index folder (no {MANIFEST_NAME}); build one with `rs-retrieval index build`")
+        raise IndexFolderError(
+            f"{folder} is not an index folder (no {MANIFEST_NAME}); build one with `rs-retrieval index build`"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise IndexCorruptError(f"{path} is not valid JSON ({err})") from err
     if manifest.get("format") != FORMAT:
-        raise IndexFolderError(f"{path} has index format {manifest.get('format')!r}; this version reads format {FORMAT}")
+        raise IndexFolderError(
+            f"{path} has index format {manifest.get('format')!r}; this version reads format {FORMAT}"
+        )
     return manifest
 
 
@@ -73,7 +77,9 @@ def verify_files(folder: Path, manifest: dict) -> None:
             raise IndexCorruptError(f"index file {path} is missing")
         actual = sha256_file(path)
         if actual != expected:
-            raise IndexCorruptError(f"index file {path} is corrupt: SHA-256 {actual[:16]}... does not match the manifest's {expected[:16]}...")
+            raise IndexCorruptError(
+                f"index file {path} is corrupt: SHA-256 {actual[:16]}... does not match the manifest's {expected[:16]}..."
+            )
 
 
 def read_index_file(path: Path, read):
@@ -103,7 +109,9 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(tmp, array)
 
 
-def write_generation(folder: Path, generation: int, vectors: np.ndarray, image_cache: dict[str, np.ndarray], metadata, faiss_index) -> dict[str, str]:
+def write_generation(
+    folder: Path, generation: int, vectors: np.ndarray, image_cache: dict[str, np.ndarray], metadata, faiss_index
+) -> dict[str, str]:
     """Write one generation's files; returns {relative path: SHA-256} for the manifest."""
     from .vectors import write_faiss_index
 

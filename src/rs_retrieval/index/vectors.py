@@ -57,7 +57,7 @@ class VectorIndexConfig:
     refine_dtype: str = "float16"
     block_rows: int = 262_144
 
-    def resolved(self, n: int) -> "VectorIndexConfig":
+    def resolved(self, n: int) -> VectorIndexConfig:
         kind = self.kind
         if kind == "auto":
             kind = "flat" if n < FLAT_LIMIT else "ivfpq"
@@ -102,7 +102,9 @@ def build_faiss_index(vectors: np.ndarray, config: VectorIndexConfig, progress=N
     n, dim = vectors.shape
     config = config.resolved(n)
     if config.kind == ONDISK_KIND:
-        raise VectorIndexError(f"kind {ONDISK_KIND} is built from embedding parts (rs_retrieval.index.ondisk.build_from_parts)")
+        raise VectorIndexError(
+            f"kind {ONDISK_KIND} is built from embedding parts (rs_retrieval.index.ondisk.build_from_parts)"
+        )
     if config.kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif config.kind == "hnsw":
@@ -111,7 +113,14 @@ def build_faiss_index(vectors: np.ndarray, config: VectorIndexConfig, progress=N
     else:
         sample = _sample_rows(vectors, config.train_size, config.seed)
         nlist = max(1, min(config.nlist or int(4 * math.sqrt(n)), len(sample) // 39))
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_subquantizers(dim, config.pq_m), pq_nbits(len(sample)), faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(
+            faiss.IndexFlatIP(dim),
+            dim,
+            nlist,
+            pq_subquantizers(dim, config.pq_m),
+            pq_nbits(len(sample)),
+            faiss.METRIC_INNER_PRODUCT,
+        )
         index.cp.seed = config.seed
         index.train(sample)
     for start in range(0, n, ADD_CHUNK):
@@ -146,7 +155,11 @@ def _search_parameters(index, config: VectorIndexConfig, k: int, selector=None):
     if isinstance(index, faiss.IndexIVF):
         nprobe = min(config.nprobe, index.nlist)
         quantizer = faiss.downcast_index(index.quantizer)
-        coarse = faiss.SearchParametersHNSW(efSearch=max(config.ef_search, nprobe)) if isinstance(quantizer, faiss.IndexHNSW) else None
+        coarse = (
+            faiss.SearchParametersHNSW(efSearch=max(config.ef_search, nprobe))
+            if isinstance(quantizer, faiss.IndexHNSW)
+            else None
+        )
         if coarse is None:
             return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector, quantizer_params=coarse)
@@ -164,8 +177,15 @@ def row_selector(allowed: np.ndarray):
     return selector
 
 
-def search_faiss_index(index, vectors: np.ndarray, queries: np.ndarray, k: int, config: VectorIndexConfig,
-                       allowed: np.ndarray | None = None, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def search_faiss_index(
+    index,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    config: VectorIndexConfig,
+    allowed: np.ndarray | None = None,
+    nprobe: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-`k` (scores [Q, k], rows [Q, k]) for L2-normalised `queries`; rows are -1 past the end.
 
     For IVF kinds, `refine * k` approximate candidates are re-scored with the exact inner product

@@ -11,6 +11,14 @@ from .records import Paper, ReportedResult
 from .registry import Method, UnknownMethodError, find_method, get_method, list_methods, register_method
 
 __all__ = [
-    "Method", "Paper", "ReportedResult", "UnknownMethodError", "find_method", "get_method", "list_methods",
-    "load_retrieval_model", "load_retrieval_processor", "register_method",
+    "Method",
+    "Paper",
+    "ReportedResult",
+    "UnknownMethodError",
+    "find_method",
+    "get_method",
+    "list_methods",
+    "load_retrieval_model",
+    "load_retrieval_processor",
+    "register_method",
 ]

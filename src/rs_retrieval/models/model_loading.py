@@ -15,7 +15,12 @@ from ..errors import RSRetrievalError
 from .clip import DUAL_ENCODER_CLASSES, as_retrieval_model, as_retrieval_processor
 
 #: Weight files transformers looks for in a folder, in its order of preference.
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 #: Files a saved processor folder holds at least one of.
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
@@ -38,7 +43,9 @@ def check_model_folder(folder: str | os.PathLike, trust_remote_code: bool = Fals
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         reason = "it is empty" if not config_path.read_bytes().strip() else f"{err}"
-        raise ModelFolderError(f"{config_path} is not valid JSON ({reason}); restore it from where the model came from") from None
+        raise ModelFolderError(
+            f"{config_path} is not valid JSON ({reason}); restore it from where the model came from"
+        ) from None
     if not isinstance(config, dict):
         raise ModelFolderError(f"{config_path} holds a JSON {type(config).__name__}, not a model configuration object")
     _check_model_type(config, config_path, trust_remote_code)
@@ -48,7 +55,9 @@ def check_model_folder(folder: str | os.PathLike, trust_remote_code: bool = Fals
 def _refuse_run_folder(folder: Path) -> None:
     """A training run folder (its model in `model/`) passed where the model is meant."""
     if (folder / "model" / "config.json").is_file():
-        raise ModelFolderError(f"{folder} is a training run folder, not a model folder: did you mean {folder / 'model'}?")
+        raise ModelFolderError(
+            f"{folder} is a training run folder, not a model folder: did you mean {folder / 'model'}?"
+        )
 
 
 def _check_model_type(config: dict, config_path: Path, trust_remote_code: bool) -> None:
@@ -60,7 +69,9 @@ def _check_model_type(config: dict, config_path: Path, trust_remote_code: bool) 
     if model_type in CONFIG_MAPPING or ("auto_map" in config and trust_remote_code):
         return
     if "auto_map" in config:
-        raise ModelFolderError(f"{config_path}: model_type {model_type!r} comes with its own code (auto_map); pass --trust-remote-code (trust_remote_code=True) if you trust the folder")
+        raise ModelFolderError(
+            f"{config_path}: model_type {model_type!r} comes with its own code (auto_map); pass --trust-remote-code (trust_remote_code=True) if you trust the folder"
+        )
     raise ModelFolderError(
         f"{config_path}: model_type {model_type!r} is neither a retrieval method of rs_retrieval ({', '.join(list_methods())}) "
         "nor a transformers model: the config is damaged, or the method is registered by a package not imported"
@@ -70,7 +81,9 @@ def _check_model_type(config: dict, config_path: Path, trust_remote_code: bool) 
 def _check_weights(folder: Path) -> None:
     present = [name for name in WEIGHT_FILES if (folder / name).is_file()]
     if not present:
-        raise ModelFolderError(f"{folder} has config.json but no weights ({WEIGHT_FILES[0]}): copy or download the folder again")
+        raise ModelFolderError(
+            f"{folder} has config.json but no weights ({WEIGHT_FILES[0]}): copy or download the folder again"
+        )
     if present[0] == "model.safetensors":
         check_safetensors_file(folder / "model.safetensors")
     elif present[0] == "model.safetensors.index.json":
@@ -80,7 +93,9 @@ def _check_weights(folder: Path) -> None:
             raise ModelFolderError(f"{folder / present[0]} is not a safetensors shard index ({err})") from None
         for shard in shards:
             if not (folder / shard).is_file():
-                raise ModelFolderError(f"{folder / shard} is missing (listed in {present[0]}): copy or download the folder again")
+                raise ModelFolderError(
+                    f"{folder / shard} is missing (listed in {present[0]}): copy or download the folder again"
+                )
             check_safetensors_file(folder / shard)
 
 
@@ -96,10 +111,14 @@ def check_safetensors_file(path: Path) -> None:
             header = json.loads(handle.read(header_size))
             end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            raise ModelFolderError(f"{path} is damaged: no readable safetensors header ({size:,} bytes); copy or download it again") from None
+            raise ModelFolderError(
+                f"{path} is damaged: no readable safetensors header ({size:,} bytes); copy or download it again"
+            ) from None
     expected = 8 + header_size + end
     if size != expected:
-        raise ModelFolderError(f"{path} is incomplete or damaged: {size:,} bytes where its header describes {expected:,}; copy or download it again")
+        raise ModelFolderError(
+            f"{path} is incomplete or damaged: {size:,} bytes where its header describes {expected:,}; copy or download it again"
+        )
 
 
 def load_retrieval_model(name_or_path: str | os.PathLike, trust_remote_code: bool = False, **kwargs):
@@ -112,7 +131,9 @@ def load_retrieval_model(name_or_path: str | os.PathLike, trust_remote_code: boo
     dual_encoder = DUAL_ENCODER_CLASSES.get(config.model_type)
     if dual_encoder is not None:
         return dual_encoder.from_pretrained(name_or_path, config=config, **kwargs)
-    return as_retrieval_model(AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=trust_remote_code, **kwargs))
+    return as_retrieval_model(
+        AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=trust_remote_code, **kwargs)
+    )
 
 
 def load_retrieval_processor(name_or_path: str | os.PathLike, trust_remote_code: bool = False):

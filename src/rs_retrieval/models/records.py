@@ -45,14 +45,20 @@ def reported_rows(method: str, dataset: str, source: str, table: str, note: str 
     for line in table.strip().splitlines():
         variant, *values = (cell.strip() for cell in line.split("|"))
         numbers = [float(v) for v in values]
-        rows.append(ReportedResult(method, variant, dataset, tuple(numbers[:3]), tuple(numbers[3:6]), numbers[6], source, note))
+        rows.append(
+            ReportedResult(method, variant, dataset, tuple(numbers[:3]), tuple(numbers[3:6]), numbers[6], source, note)
+        )
     return tuple(rows)
 
 
 #: Dataset name variants accepted by `canonical_dataset` (lower-case, separators dropped).
 _DATASET_ALIASES = {
-    "rsitmd": "rsitmd", "rsicd": "rsicd", "ucm": "ucm_captions", "ucmcaptions": "ucm_captions",
-    "sydney": "sydney_captions", "sydneycaptions": "sydney_captions",
+    "rsitmd": "rsitmd",
+    "rsicd": "rsicd",
+    "ucm": "ucm_captions",
+    "ucmcaptions": "ucm_captions",
+    "sydney": "sydney_captions",
+    "sydneycaptions": "sydney_captions",
 }
 
 

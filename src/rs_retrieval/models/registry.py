@@ -72,7 +72,9 @@ class Method:
 
     def get_converter(self) -> Callable:
         if self.converter is None:
-            raise UnknownMethodError(f"no checkpoint converter for method {self.name!r}; methods with one: {methods_with_converters()}")
+            raise UnknownMethodError(
+                f"no checkpoint converter for method {self.name!r}; methods with one: {methods_with_converters()}"
+            )
         if callable(self.converter):
             return self.converter
         module, _, name = self.converter.partition(":")
@@ -129,19 +131,40 @@ def register_method(
     if auto_classes and processor_class.tokenizer_family is None:
         raise TypeError(f"{processor_class.__name__} names no tokenizer_family")
     if model_class.base_model_prefix != name:
-        raise TypeError(f"{model_class.__name__}.base_model_prefix must be the model_type {name!r}, got {model_class.base_model_prefix!r}")
+        raise TypeError(
+            f"{model_class.__name__}.base_model_prefix must be the model_type {name!r}, got {model_class.base_model_prefix!r}"
+        )
     if model_class.config_class is not config_class:
-        raise TypeError(f"{model_class.__name__}.config_class is {model_class.config_class.__name__}, not {config_class.__name__}")
+        raise TypeError(
+            f"{model_class.__name__}.config_class is {model_class.config_class.__name__}, not {config_class.__name__}"
+        )
     method = Method(
-        name, config_class, model_class, processor_class, image_processor_class, converter, default_recipe, auto_classes,
-        title=title, paper=paper, summary=summary, reconstructed=reconstructed, reconstruction_note=reconstruction_note,
-        zero_shot=zero_shot, reported_results=tuple(reported_results), reported_note=reported_note,
+        name,
+        config_class,
+        model_class,
+        processor_class,
+        image_processor_class,
+        converter,
+        default_recipe,
+        auto_classes,
+        title=title,
+        paper=paper,
+        summary=summary,
+        reconstructed=reconstructed,
+        reconstruction_note=reconstruction_note,
+        zero_shot=zero_shot,
+        reported_results=tuple(reported_results),
+        reported_note=reported_note,
     )
     if auto_classes:
         AutoConfig.register(name, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
-        AutoImageProcessor.register(config_class, image_processor_classes={"pil": image_processor_class}, exist_ok=True)
-        AutoTokenizer.register(config_class, tokenizer_class=processor_class.tokenizer_family.tokenizer_class, exist_ok=True)
+        AutoImageProcessor.register(
+            config_class, image_processor_classes={"pil": image_processor_class}, exist_ok=True
+        )
+        AutoTokenizer.register(
+            config_class, tokenizer_class=processor_class.tokenizer_family.tokenizer_class, exist_ok=True
+        )
         AutoProcessor.register(config_class, processor_class, exist_ok=True)
     if zero_shot:
         register_zero_shot(model_class)
@@ -161,7 +184,11 @@ def _register_legacy_processor_name(config_class: type, processor_class: type, l
     def from_pretrained(cls, *args, **kwargs):
         return processor_class.from_pretrained(*args, **kwargs)
 
-    alias = type(legacy_name, (processor_class,), {"from_pretrained": classmethod(from_pretrained), "__module__": processor_class.__module__})
+    alias = type(
+        legacy_name,
+        (processor_class,),
+        {"from_pretrained": classmethod(from_pretrained), "__module__": processor_class.__module__},
+    )
     key = type(f"{config_class.__name__}Before{legacy_name}", (config_class,), {"__module__": config_class.__module__})
     PROCESSOR_MAPPING.register(key, alias, exist_ok=True)
 

@@ -58,10 +58,16 @@ def model_fingerprint(model, processor=None) -> str:
     image_processor = getattr(processor, "image_processor", None)
     if image_processor is not None:
         digest.update(json.dumps(image_processor.to_dict(), sort_keys=True, default=str).encode())
-    session_bands = {key: vars(processor)[key] for key in ("bands", "rescale_mode") if processor is not None and key in vars(processor)}
+    session_bands = {
+        key: vars(processor)[key]
+        for key in ("bands", "rescale_mode")
+        if processor is not None and key in vars(processor)
+    }
     if session_bands:  # CLIP-family processors hold --bands outside their saved image processor
         digest.update(json.dumps(session_bands, sort_keys=True).encode())
-    precision = getattr(model, "precision", "fp32")  # `rs_retrieval.precision`: bf16/int8 encodings are never mixed with fp32's
+    precision = getattr(
+        model, "precision", "fp32"
+    )  # `rs_retrieval.precision`: bf16/int8 encodings are never mixed with fp32's
     if precision != "fp32":
         digest.update(f"precision:{precision}".encode())
     return digest.hexdigest()
@@ -155,9 +161,14 @@ class EmbeddingCache:
                     tensors, keys = self._read_cache_file()
                     new = [(row, key) for row, key in enumerate(keys) if key not in self.rows]
                     if new:
-                        self.add([key for _, key in new], {name: value[[row for row, _ in new]] for name, value in tensors.items()})
+                        self.add(
+                            [key for _, key in new],
+                            {name: value[[row for row, _ in new]] for name, value in tensors.items()},
+                        )
                 order = sorted(self.rows, key=self.rows.get)
-                atomic_write_bytes(self.path, save(self.tensors, metadata={"format": CACHE_FORMAT, "sha1": json.dumps(order)}))
+                atomic_write_bytes(
+                    self.path, save(self.tensors, metadata={"format": CACHE_FORMAT, "sha1": json.dumps(order)})
+                )
             if self._index_dirty:
                 self._file_index = {**self._read_index(), **self._file_index}
                 atomic_write_text(self.index_path, json.dumps(self._file_index))
@@ -291,7 +302,9 @@ def encode_folder(
     missing = [key for key in first_path if key not in cache.rows]
     for start in tqdm(range(0, len(missing), batch_size), desc="encoding images", unit="batch", disable=not missing):
         batch = missing[start : start + batch_size]
-        encoded, encodings, unreadable = encode_image_files(model, processor, [first_path[k] for k in batch], batch_size, strict)
+        encoded, encodings, unreadable = encode_image_files(
+            model, processor, [first_path[k] for k in batch], batch_size, strict
+        )
         skipped += unreadable
         if encoded:
             cache.add([key_of[path] for path in encoded], encodings)
@@ -302,14 +315,20 @@ def encode_folder(
     except DiskFullError as err:  # the encodings are in memory: the search itself is complete
         logger.warning("%s; the results are complete, only the cache was not updated", err)
     if skipped:
-        logger.warning("skipped %d of %d images that cannot be read (strict=True / --strict fails instead)", len(skipped), len(paths))
+        logger.warning(
+            "skipped %d of %d images that cannot be read (strict=True / --strict fails instead)",
+            len(skipped),
+            len(paths),
+        )
     readable = [(path, key) for path, key in key_of.items() if key in cache.rows]
     if not readable:
         raise SearchError(f"none of the {len(paths)} images in {images_dir} can be read")
     return EncodedFolder([path for path, _ in readable], cache.gather([key for _, key in readable]), skipped)
 
 
-def rank_encoded(query: str, folder: EncodedFolder, model, processor, top_k: int | None = 10) -> list[tuple[Path, float]]:
+def rank_encoded(
+    query: str, folder: EncodedFolder, model, processor, top_k: int | None = 10
+) -> list[tuple[Path, float]]:
     """Rank an encoded folder (`encode_folder`) for the text `query`: [(path, score)], best first."""
     _check_query(query)
     warn_unknown_words(processor, query)
@@ -357,7 +376,9 @@ def rank_captions(image, captions: Sequence[str], model, processor) -> list[tupl
     blank = [index for index, caption in enumerate(captions, start=1) if not caption.strip()]
     if blank:
         raise SearchError(f"caption(s) {blank} are empty; every caption needs words to be scored")
-    image = os.fspath(image) if isinstance(image, os.PathLike) else image  # a path is read by the processor, which names it in errors
+    image = (
+        os.fspath(image) if isinstance(image, os.PathLike) else image
+    )  # a path is read by the processor, which names it in errors
     model.eval()
     inputs = processor.image_inputs({"image": [image]}, train=False)
     outputs = model.encode_images(**_to(inputs, _device(model)))
@@ -373,7 +394,9 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def make_contact_sheet(query: str, results: Sequence[tuple[Path, float]], out_path: str | Path, thumb_size: int = 160, columns: int = 5) -> Path:
+def make_contact_sheet(
+    query: str, results: Sequence[tuple[Path, float]], out_path: str | Path, thumb_size: int = 160, columns: int = 5
+) -> Path:
     """PNG with the query on top and the ranked thumbnails (rank, score, file name) in a grid."""
     if not results:
         raise SearchError("no results to draw")
@@ -381,7 +404,9 @@ def make_contact_sheet(query: str, results: Sequence[tuple[Path, float]], out_pa
     columns = max(1, min(columns, len(results)))
     rows = -(-len(results) // columns)
     width = pad + columns * (thumb_size + pad)
-    title = textwrap.wrap(f'Query: "{query}"', width=max(20, width // 10), max_lines=MAX_TITLE_LINES, placeholder=' ..."') or [""]
+    title = textwrap.wrap(
+        f'Query: "{query}"', width=max(20, width // 10), max_lines=MAX_TITLE_LINES, placeholder=' ..."'
+    ) or [""]
     header_h = pad + 24 * len(title) + pad
     sheet = Image.new("RGB", (width, header_h + rows * (thumb_size + label_h + pad)), "white")
     draw = ImageDraw.Draw(sheet)

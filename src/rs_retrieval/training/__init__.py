@@ -14,4 +14,13 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = ["Recipe", "RecipeError", "Trainer", "TrainerState", "apply_overrides", "load_recipe", "recipe_from_dict", "train"]
+__all__ = [
+    "Recipe",
+    "RecipeError",
+    "Trainer",
+    "TrainerState",
+    "apply_overrides",
+    "load_recipe",
+    "recipe_from_dict",
+    "train",
+]

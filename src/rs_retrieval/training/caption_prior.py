@@ -24,7 +24,9 @@ BLEU_ORDER = 4
 def sentence_bleu4(references: Sequence[Sequence[str]], hypothesis: Sequence[str]) -> float:
     """`nltk.translate.bleu_score.sentence_bleu(references, hypothesis)`: BLEU-4, uniform weights,
     no smoothing (a zero n-gram precision counts as the smallest float, as NLTK does)."""
-    return _PriorReferences([_PriorCaption(tuple(r), frozenset()) for r in references]).bleu(_PriorCaption(tuple(hypothesis), frozenset()))
+    return _PriorReferences([_PriorCaption(tuple(r), frozenset()) for r in references]).bleu(
+        _PriorCaption(tuple(hypothesis), frozenset())
+    )
 
 
 class _PriorCaption:
@@ -75,7 +77,11 @@ class _PriorReferences:
             score1 = self.bleu(candidate)
         else:  # no shared 4-gram: NLTK's unsmoothed BLEU is below 1e-76 here
             score1 = 0.0
-        score2 = sum(len(ref & candidate.content) / length for ref, length in self.content) / len(self.content) if self.content else 0.0
+        score2 = (
+            sum(len(ref & candidate.content) / length for ref, length in self.content) / len(self.content)
+            if self.content
+            else 0.0
+        )
         return (score1 + score2) / 2
 
 
@@ -104,16 +110,22 @@ class CaptionPriorSimilarity:
             self.captions.append(_PriorCaption(tokens, frozenset(content), len(content)))
         self.captions_per_image = captions_per_image
         self.images = [
-            _PriorReferences(self.captions[start : start + captions_per_image]) for start in range(0, len(self.captions), captions_per_image)
+            _PriorReferences(self.captions[start : start + captions_per_image])
+            for start in range(0, len(self.captions), captions_per_image)
         ]
 
     @property
     def shape(self) -> tuple[int, int]:
         return len(self.images), len(self.captions)
 
-    def __call__(self, image_indices: Sequence[int] | torch.Tensor, caption_indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, image_indices: Sequence[int] | torch.Tensor, caption_indices: Sequence[int] | torch.Tensor
+    ) -> torch.Tensor:
         """P[image_indices[i], caption_indices[j]] as a float32 [I, J] tensor (e.g. one batch)."""
-        images, captions = _index_list(image_indices, len(self.images), "image"), _index_list(caption_indices, len(self.captions), "caption")
+        images, captions = (
+            _index_list(image_indices, len(self.images), "image"),
+            _index_list(caption_indices, len(self.captions), "caption"),
+        )
         values = [[self.images[i].similarity(self.captions[j]) for j in captions] for i in images]
         return torch.tensor(values, dtype=torch.float32).reshape(len(images), len(captions))
 
@@ -131,7 +143,7 @@ class CaptionPriorSimilarity:
         presence = np.zeros((num_captions, max(1, len(vocabulary))))
         presence[rows, cols] = 1.0
         weights = np.zeros((num_images, num_captions))  # image i: 1 / (|non-empty refs| * len(ref)) per ref
-        for i, refs in enumerate(self.images):
+        for i in range(len(self.images)):
             start = i * self.captions_per_image
             used = [j for j in range(start, start + self.captions_per_image) if self.captions[j].content_length]
             for j in used:
@@ -168,7 +180,7 @@ class PrecomputedCaptionPrior:
         self.matrix = torch.from_numpy(matrix)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "PrecomputedCaptionPrior":
+    def load(cls, path: str | os.PathLike) -> PrecomputedCaptionPrior:
         return cls(np.load(path, allow_pickle=False))
 
     @property

@@ -48,7 +48,11 @@ def step_folders(run_dir: Path) -> list[tuple[int, Path]]:
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return []
-    found = [(p.name[len(CHECKPOINT_PREFIX) :].removesuffix(".partial"), p) for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX)]
+    found = [
+        (p.name[len(CHECKPOINT_PREFIX) :].removesuffix(".partial"), p)
+        for p in folder.iterdir()
+        if p.name.startswith(CHECKPOINT_PREFIX)
+    ]
     return sorted((int(step), p) for step, p in found if step.isdigit())
 
 
@@ -92,7 +96,11 @@ def save_checkpoint(accelerator, run_dir: Path, trainer_state: dict, step: int, 
         if accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
         previous = checkpoint_steps(run_dir)
-        intact = f"the previous checkpoint {run_dir / 'checkpoints' / f'{CHECKPOINT_PREFIX}{previous[-1]}'} is intact" if previous else "no earlier checkpoint exists"
+        intact = (
+            f"the previous checkpoint {run_dir / 'checkpoints' / f'{CHECKPOINT_PREFIX}{previous[-1]}'} is intact"
+            if previous
+            else "no earlier checkpoint exists"
+        )
         raise CheckpointSaveError(f"could not write checkpoint {folder} ({err}); {intact}") from err
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -118,7 +126,9 @@ def verify_checkpoint(folder: Path) -> None:
         if not path.is_file():
             raise CheckpointDamagedError(f"{path} is missing")
         if path.stat().st_size != record["size"]:
-            raise CheckpointDamagedError(f"{path} is {path.stat().st_size} bytes, {record['size']} were written (truncated or damaged)")
+            raise CheckpointDamagedError(
+                f"{path} is {path.stat().st_size} bytes, {record['size']} were written (truncated or damaged)"
+            )
         if sha256_file(path) != record["sha256"]:
             raise CheckpointDamagedError(f"{path} differs from the file that was written (SHA-256 mismatch)")
 
@@ -129,7 +139,11 @@ def resolve_resume(run_dir: Path, resume: str) -> Path:
     if resume == "latest":
         for _, folder in reversed(step_folders(run_dir)):
             if not is_complete_checkpoint(folder):
-                logger.warning("--resume latest: skipping %s: incomplete (no %s; the save was interrupted)", folder, COMPLETE_MARKER)
+                logger.warning(
+                    "--resume latest: skipping %s: incomplete (no %s; the save was interrupted)",
+                    folder,
+                    COMPLETE_MARKER,
+                )
                 continue
             try:
                 verify_checkpoint(folder)
@@ -145,11 +159,15 @@ def resolve_resume(run_dir: Path, resume: str) -> Path:
     if not any((path / name).is_file() for name in (TRAINER_STATE, LEGACY_TRAINER_STATE, COMPLETE_MARKER)):
         raise CheckpointNotFoundError(f"--resume {resume!r}: not a checkpoint folder written by this trainer")
     if not is_complete_checkpoint(path):
-        raise CheckpointNotFoundError(f"--resume {resume!r}: incomplete checkpoint (no {COMPLETE_MARKER}; the save was interrupted)")
+        raise CheckpointNotFoundError(
+            f"--resume {resume!r}: incomplete checkpoint (no {COMPLETE_MARKER}; the save was interrupted)"
+        )
     try:
         verify_checkpoint(path)
     except CheckpointDamagedError as err:
-        raise CheckpointDamagedError(f"--resume {resume!r}: {err}; resume from another checkpoint (--resume latest picks the newest intact one)") from None
+        raise CheckpointDamagedError(
+            f"--resume {resume!r}: {err}; resume from another checkpoint (--resume latest picks the newest intact one)"
+        ) from None
     return path
 
 
@@ -163,7 +181,14 @@ def load_pickle_safely(path: Path):
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, AttributeError) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         # torch's text opens with advice to unpickle anyway; the line that names the refused global says why
-        reason = next((line.removeprefix("WeightsUnpickler error: ").split(". Please")[0] for line in lines if "Unsupported" in line), None)
+        reason = next(
+            (
+                line.removeprefix("WeightsUnpickler error: ").split(". Please")[0]
+                for line in lines
+                if "Unsupported" in line
+            ),
+            None,
+        )
         reason = reason or (lines[0] if lines else type(err).__name__)
         raise CheckpointDamagedError(
             f"{path} was refused: it is not plain tensors and values readable without running code ({reason})"
@@ -180,7 +205,9 @@ def read_trainer_state(folder: Path) -> dict:
             raise CheckpointDamagedError(f"{folder / TRAINER_STATE} is not valid JSON ({err})") from None
     state = load_pickle_safely(folder / LEGACY_TRAINER_STATE)
     if not isinstance(state, dict):
-        raise CheckpointDamagedError(f"{folder / LEGACY_TRAINER_STATE} holds a {type(state).__name__}, not the trainer state")
+        raise CheckpointDamagedError(
+            f"{folder / LEGACY_TRAINER_STATE} holds a {type(state).__name__}, not the trainer state"
+        )
     return state
 
 

@@ -85,10 +85,14 @@ class TrainCollator:
             batch = dict(self.processor.image_inputs(columns, train=True))
         batch.update(self.processor.text_inputs(columns["caption"]))
         batch["image_ids"] = torch.tensor(image_ids, dtype=torch.long)
-        if "scene_ids" in self.loss_input_names and all(isinstance(scene, int) for scene in columns.get("scene", [None])):
+        if "scene_ids" in self.loss_input_names and all(
+            isinstance(scene, int) for scene in columns.get("scene", [None])
+        ):
             batch["scene_ids"] = torch.tensor(columns["scene"], dtype=torch.long)
         if "prior_similarity" in self.loss_input_names and self.caption_prior is not None:
-            captions = batch["image_ids"] * self.captions_per_image + torch.tensor(columns["caption_index"], dtype=torch.long)
+            captions = batch["image_ids"] * self.captions_per_image + torch.tensor(
+                columns["caption_index"], dtype=torch.long
+            )
             batch["prior_similarity"] = self.caption_prior(batch["image_ids"], captions)
         return batch
 
@@ -102,15 +106,21 @@ def caption_prior_for(train_images, path: str | None = None):
     captions = train_images["captions"]
     per_image = {len(c) for c in captions}
     if len(per_image) != 1:
-        raise RecipeError(f"the caption prior needs the same number of captions per image; the training images have {sorted(per_image)}")
+        raise RecipeError(
+            f"the caption prior needs the same number of captions per image; the training images have {sorted(per_image)}"
+        )
     (captions_per_image,) = per_image
     if path is not None:
         prior = PrecomputedCaptionPrior.load(path)
     else:
-        prior = PrecomputedCaptionPrior(CaptionPriorSimilarity([c for cs in captions for c in cs], captions_per_image).full_matrix())
+        prior = PrecomputedCaptionPrior(
+            CaptionPriorSimilarity([c for cs in captions for c in cs], captions_per_image).full_matrix()
+        )
     expected = (len(captions), len(captions) * captions_per_image)
     if prior.shape != expected:
-        raise RecipeError(f"data.caption_prior {path}: shape {prior.shape}, expected {expected} (training images x captions)")
+        raise RecipeError(
+            f"data.caption_prior {path}: shape {prior.shape}, expected {expected} (training images x captions)"
+        )
     return prior, captions_per_image
 
 
@@ -146,7 +156,9 @@ def build_train_loader(flat_dataset, processor, batch_size: int, seed: int, num_
     if missing:
         raise ValueError(f"flat caption dataset lacks columns {missing}; it has {flat_dataset.column_names}")
     if len(flat_dataset) < batch_size:
-        raise RecipeError(f"training.batch_size ({batch_size}) is larger than the training set ({len(flat_dataset)} captions)")
+        raise RecipeError(
+            f"training.batch_size ({batch_size}) is larger than the training set ({len(flat_dataset)} captions)"
+        )
     sampler = EpochShuffleSampler(len(flat_dataset), seed)
     collator = TrainCollator(processor, seed, **collator_options)
     loader = DataLoader(
@@ -187,7 +199,9 @@ def load_splits(spec: DataSpec, run_dir: Path | None = None, image_size: int | N
         from ..data import load_dataset
 
         options = dataset_options(spec, image_size)
-        dataset_dict = load_dataset(spec.name, data_dir=spec.data_dir, source=spec.source, cache_dir=spec.cache_dir, seed=spec.seed, **options)
+        dataset_dict = load_dataset(
+            spec.name, data_dir=spec.data_dir, source=spec.source, cache_dir=spec.cache_dir, seed=spec.seed, **options
+        )
     return select_splits(dataset_dict, spec, run_dir)
 
 
@@ -206,7 +220,9 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
 
     where = spec.path or spec.name
     if spec.train_split not in dataset_dict:
-        raise RecipeError(f"data.train_split: dataset {where!r} has no split {spec.train_split!r}; it has {list(dataset_dict)}")
+        raise RecipeError(
+            f"data.train_split: dataset {where!r} has no split {spec.train_split!r}; it has {list(dataset_dict)}"
+        )
     if spec.validation_split not in dataset_dict:
         if spec.validation_split not in RESPLIT_NAMES or RESPLIT_NAMES & set(dataset_dict):
             raise RecipeError(
@@ -214,7 +230,9 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
                 f"(a seeded re-split of 'train' by data.val_fraction is made only when the dataset has no 'val' split)"
             )
         if spec.train_split != "train":
-            raise RecipeError(f"data: dataset {where!r} has no {spec.validation_split!r} split, and a re-split only takes images from 'train'")
+            raise RecipeError(
+                f"data: dataset {where!r} has no {spec.validation_split!r} split, and a re-split only takes images from 'train'"
+            )
         dataset_dict = train_val_split(dataset_dict, spec.val_fraction, spec.seed)
         validation = dataset_dict["val"]
         if run_dir is not None:
@@ -235,4 +253,3 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     if spec.max_val_images is not None:
         validation = validation.select(range(min(spec.max_val_images, len(validation))))
     return train, validation
-

@@ -25,7 +25,9 @@ def parse_report_to(value: str) -> list[str]:
     names = [name.strip().lower() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in TRACKERS and name not in KEYWORDS]
     if not names or unknown:
-        raise ValueError(f"report_to: unknown tracker(s) {unknown or [value]}; use a comma-separated list of {[*TRACKERS, *KEYWORDS]}")
+        raise ValueError(
+            f"report_to: unknown tracker(s) {unknown or [value]}; use a comma-separated list of {[*TRACKERS, *KEYWORDS]}"
+        )
     if len(names) > 1 and {"none", "all", "auto"} & set(names):
         raise ValueError(f"report_to: 'none', 'all' and 'auto' stand alone, got {value!r}")
     return names
@@ -53,7 +55,7 @@ def tracker_config(recipe_dict: dict) -> dict:
     """The recipe flattened to `section.key` scalars (TensorBoard hparams accept only scalars)."""
     flat = {}
     for section, values in recipe_dict.items():
-        for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
+        for key, value in values.items() if isinstance(values, dict) else [("", values)]:
             if isinstance(value, (bool, int, float, str)):
                 flat[f"{section}.{key}" if key else section] = value
     return flat

@@ -24,7 +24,9 @@ def build_model(recipe: Recipe, config, vocab=None):
     towers = recipe.model.pretrained
     if recipe.model.init_from is not None:
         if towers.vision or towers.text:
-            raise RecipeError("model.init_from and model.pretrained exclude each other (init_from already holds every weight)")
+            raise RecipeError(
+                "model.init_from and model.pretrained exclude each other (init_from already holds every weight)"
+            )
         return model_class.from_pretrained(recipe.model.init_from, config=config)
     return model_class.from_pretrained_towers(config, towers.vision, towers.text, **{"vocab": vocab, **towers.options})
 
@@ -36,7 +38,9 @@ def _merge_derived(overrides: dict, derived: dict, where: str = "model") -> dict
         if isinstance(value, dict):
             merged[key] = _merge_derived(dict(overrides.get(key) or {}), value, f"{where}.{key}")
         elif key in overrides and overrides[key] != value:
-            raise RecipeError(f"{where}.{key}={overrides[key]} contradicts the vocabulary built from the training captions ({value})")
+            raise RecipeError(
+                f"{where}.{key}={overrides[key]} contradicts the vocabulary built from the training captions ({value})"
+            )
         else:
             merged[key] = value
     return merged
@@ -62,5 +66,7 @@ def save_model_dir(model, processor, target: Path) -> None:
         processor.save_pretrained(folder)
 
     previous = "the previous model there is unchanged" if Path(target).exists() else "no partial model was left"
-    with reporting_full_disk(f"the model {target}", f"{previous}; the run's checkpoints are intact: free space, then --resume latest"):
+    with reporting_full_disk(
+        f"the model {target}", f"{previous}; the run's checkpoints are intact: free space, then --resume latest"
+    ):
         atomic_directory(target, fill, overwrite=True)

@@ -47,7 +47,9 @@ def plot_training_curves(records: list[dict], path: Path) -> None:
     save_png_atomic(fig, path)
 
 
-def plot_retrieval_examples(model, processor, dataset, path: Path, num_queries: int = 4, top_k: int = 5, batch_size: int = 32, thumb: int = 128) -> None:
+def plot_retrieval_examples(
+    model, processor, dataset, path: Path, num_queries: int = 4, top_k: int = 5, batch_size: int = 32, thumb: int = 128
+) -> None:
     """For a few validation captions, their top-k images; the caption's own image has a green frame.
 
     Drawn with PIL (one canvas, no matplotlib axes per thumbnail: a figure of 24 axes costs
@@ -59,7 +61,9 @@ def plot_retrieval_examples(model, processor, dataset, path: Path, num_queries: 
 
     num_queries, top_k = min(num_queries, len(dataset)), min(top_k, len(dataset))
     query_images = np.linspace(0, len(dataset) - 1, num_queries).round().astype(int).tolist()
-    image_cache, text_cache, text_to_image, texts = encode_dataset(model, processor, dataset, batch_size, progress=False)
+    image_cache, text_cache, text_to_image, texts = encode_dataset(
+        model, processor, dataset, batch_size, progress=False
+    )
     # The first caption of each query image.
     query_texts = torch.tensor([int((text_to_image == i).nonzero()[0, 0]) for i in query_images])
     scores = score_matrix(model, image_cache, {key: value[query_texts] for key, value in text_cache.items()}).t()
@@ -69,20 +73,32 @@ def plot_retrieval_examples(model, processor, dataset, path: Path, num_queries: 
     margin, text_width, title_height, label_height, frame = 12, 300, 40, 20, 6
     cell = thumb + 2 * frame
     row_height = cell + label_height + margin
-    canvas = Image.new("RGB", (margin + text_width + top_k * (cell + margin), title_height + num_queries * row_height), "white")
+    canvas = Image.new(
+        "RGB", (margin + text_width + top_k * (cell + margin), title_height + num_queries * row_height), "white"
+    )
     draw = ImageDraw.Draw(canvas)
-    draw.text((margin, 10), "validation text -> image retrieval (green frame: the caption's own image)", fill="black", font=font)
+    draw.text(
+        (margin, 10),
+        "validation text -> image retrieval (green frame: the caption's own image)",
+        fill="black",
+        font=font,
+    )
     for row, image_index in enumerate(query_images):
         top = title_height + row * row_height
         rank = int((ranking[row] == image_index).nonzero()[0, 0]) + 1
         caption = "\n".join(textwrap.wrap(texts[int(query_texts[row])], 34))
-        draw.multiline_text((margin, top + label_height), f"{caption}\n\ntrue image rank: {rank}", fill="black", font=font, spacing=3)
+        draw.multiline_text(
+            (margin, top + label_height), f"{caption}\n\ntrue image rank: {rank}", fill="black", font=font, spacing=3
+        )
         for col in range(top_k):
             candidate = int(ranking[row, col])
             left = margin + text_width + col * (cell + margin)
             hit = candidate == image_index
             draw.text((left, top), f"#{col + 1}  score {float(scores[row, candidate]):.3f}", fill="black", font=small)
-            draw.rectangle((left, top + label_height, left + cell - 1, top + label_height + cell - 1), fill="limegreen" if hit else "lightgray")
+            draw.rectangle(
+                (left, top + label_height, left + cell - 1, top + label_height + cell - 1),
+                fill="limegreen" if hit else "lightgray",
+            )
             image = dataset[candidate]["image"].convert("RGB").resize((thumb, thumb), Image.BICUBIC)
             canvas.paste(image, (left + frame, top + label_height + frame))
     save_png_atomic(canvas, path)

@@ -249,7 +249,9 @@ def resolve_model_config(spec: ModelSpec):
     if spec.init_from is not None:
         config = AutoConfig.from_pretrained(spec.init_from)
         if config.model_type != spec.type:
-            raise RecipeError(f"model.init_from: {spec.init_from!r} holds a {config.model_type!r} model, recipe says {spec.type!r}")
+            raise RecipeError(
+                f"model.init_from: {spec.init_from!r} holds a {config.model_type!r} model, recipe says {spec.type!r}"
+            )
         _check_known_fields(config.to_dict(), spec.config, where)
         _set_fields(config, spec.config)
         return config
@@ -283,9 +285,13 @@ def _validate(recipe: Recipe, source: str) -> None:
     resolve_model_config(recipe.model)
     processor, data, training = recipe.processor, recipe.data, recipe.training
     if (processor.path is None) == (processor.vocab is None):
-        raise RecipeError(f"{source}: give exactly one of processor.path (a saved processor) and processor.vocab (a vocabulary file or 'train_captions')")
+        raise RecipeError(
+            f"{source}: give exactly one of processor.path (a saved processor) and processor.vocab (a vocabulary file or 'train_captions')"
+        )
     if processor.path is not None and processor.options:
-        raise RecipeError(f"{source}: processor.options apply to processor.vocab only (a saved processor has its settings)")
+        raise RecipeError(
+            f"{source}: processor.options apply to processor.vocab only (a saved processor has its settings)"
+        )
     if (data.name is None) == (data.path is None):
         raise RecipeError(f"{source}: give exactly one of data.name and data.path")
     if not 0.0 < data.val_fraction < 1.0:
@@ -293,7 +299,14 @@ def _validate(recipe: Recipe, source: str) -> None:
     _choice(training.optimizer, OPTIMIZERS, f"{source}: training.optimizer")
     _choice(training.lr_scheduler, LR_SCHEDULERS, f"{source}: training.lr_scheduler")
     _choice(training.mixed_precision, MIXED_PRECISION, f"{source}: training.mixed_precision")
-    positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every_steps", "keep_checkpoints")
+    positive = (
+        "epochs",
+        "batch_size",
+        "eval_batch_size",
+        "gradient_accumulation_steps",
+        "log_every_steps",
+        "keep_checkpoints",
+    )
     for name in positive:
         if getattr(training, name) < 1:
             raise RecipeError(f"{source}: training.{name} must be >= 1, got {getattr(training, name)}")
@@ -324,7 +337,9 @@ def _validate(recipe: Recipe, source: str) -> None:
     if recipe.evaluation.tie_policy is not None:
         _choice(recipe.evaluation.tie_policy, TIE_POLICIES, f"{source}: evaluation.tie_policy")
         if fixed not in (None, recipe.evaluation.tie_policy):
-            raise RecipeError(f"{source}: evaluation.tie_policy {recipe.evaluation.tie_policy!r} conflicts with protocol {recipe.evaluation.protocol!r}, which orders ties by {fixed!r}")
+            raise RecipeError(
+                f"{source}: evaluation.tie_policy {recipe.evaluation.tie_policy!r} conflicts with protocol {recipe.evaluation.protocol!r}, which orders ties by {fixed!r}"
+            )
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
@@ -390,7 +405,9 @@ def find_recipe(name_or_path: str | Path) -> Path | Traversable:
     name = path.stem if path.suffix in RECIPE_SUFFIXES else path.name
     if path.parent == Path(".") and name in recipes:
         return recipes[name]
-    raise RecipeError(f"recipe file not found: {name_or_path} is neither a file nor a packaged recipe name (packaged: {', '.join(recipes)}; see `rs-retrieval recipes`)")
+    raise RecipeError(
+        f"recipe file not found: {name_or_path} is neither a file nor a packaged recipe name (packaged: {', '.join(recipes)}; see `rs-retrieval recipes`)"
+    )
 
 
 def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Recipe:

@@ -40,14 +40,14 @@ from tqdm.auto import tqdm
 
 from ..errors import OutputExistsError
 from ..fileio import atomic_write_text, write_json_atomic
+from ..models.common.processing import input_image_size
 from .checkpoints import load_checkpoint, resolve_resume, save_checkpoint, step_folders
 from .data import GENERATED_DATASETS, build_train_loader, caption_prior_for, load_splits, seeded_rngs, select_splits
+from .experiment_trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
+from .model_setup import build_model_and_processor, save_model_dir
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_retrieval_examples, plot_training_curves
-from ..models.common.processing import input_image_size
-from .model_setup import build_model_and_processor, save_model_dir
 from .recipe import EvaluationSpec, Recipe, RecipeError, dump_recipe, resolve_mixed_precision, resolve_model_config
-from .experiment_trackers import LOGGING_DIR, PROJECT_NAME, resolve_trackers, tracker_config
 from .run_log import JsonlLog, Throughput, read_log
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ def default_evaluate(model, processor, dataset, batch_size: int, evaluation: Eva
     from ..evaluation.evaluator import evaluate_retrieval
 
     metric_kwargs = (evaluation or EvaluationSpec()).metric_kwargs()
-    return evaluate_retrieval(model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False, **metric_kwargs)["none"]
+    return evaluate_retrieval(
+        model, processor, dataset, rerank=("none",), batch_size=batch_size, progress=False, **metric_kwargs
+    )["none"]
 
 
 class Trainer:
@@ -97,7 +99,14 @@ class Trainer:
     batch_size) -> metrics` replaces the package evaluator; `on_finish` callables receive the run
     directory once the model, metrics and figures are written (the CLI writes the model card)."""
 
-    def __init__(self, recipe: Recipe, run_dir: str | Path | None = None, datasets=None, evaluate_fn=None, on_finish: Sequence[Callable[[Path], object]] = ()):
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: str | Path | None = None,
+        datasets=None,
+        evaluate_fn=None,
+        on_finish: Sequence[Callable[[Path], object]] = (),
+    ):
         self.recipe = recipe
         default_dir = Path("runs") / f"{recipe.model.type}_{recipe.data.name or Path(recipe.data.path).name}"
         self.run_dir = Path(run_dir or recipe.output_dir or default_dir)
@@ -109,7 +118,11 @@ class Trainer:
     def _splits(self, run_dir: Path | None):
         if self.datasets is None:
             generated = self.recipe.data.name in GENERATED_DATASETS
-            return load_splits(self.recipe.data, run_dir, input_image_size(resolve_model_config(self.recipe.model)) if generated else None)
+            return load_splits(
+                self.recipe.data,
+                run_dir,
+                input_image_size(resolve_model_config(self.recipe.model)) if generated else None,
+            )
         if isinstance(self.datasets, tuple):
             return self.datasets
         return select_splits(self.datasets, self.recipe.data, run_dir)
@@ -118,7 +131,9 @@ class Trainer:
         if not accelerator.is_main_process:
             return
         if not resuming and ((self.run_dir / "log.jsonl").exists() or step_folders(self.run_dir)):
-            raise OutputExistsError(f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir")
+            raise OutputExistsError(
+                f"{self.run_dir} already holds a run; pass --resume latest to continue it or choose another output dir"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
         import accelerate
@@ -131,7 +146,12 @@ class Trainer:
                 "num_processes": accelerator.num_processes,
                 "distributed_type": str(accelerator.distributed_type),
                 "mixed_precision": accelerator.mixed_precision,  # what ran; the recipe's setting (e.g. "auto") is in `recipe`
-                "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__, "python": platform.python_version()},
+                "versions": {
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "accelerate": accelerate.__version__,
+                    "python": platform.python_version(),
+                },
             },
         )
 
@@ -148,13 +168,19 @@ class Trainer:
             mixed_precision=resolve_mixed_precision(t.mixed_precision),
             gradient_accumulation_steps=t.gradient_accumulation_steps,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
-            project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / LOGGING_DIR)),
+            project_config=ProjectConfiguration(
+                project_dir=str(self.run_dir), logging_dir=str(self.run_dir / LOGGING_DIR)
+            ),
             log_with=trackers or None,
         )
         if accelerator.num_processes != world_size:
-            raise RuntimeError(f"launched {world_size} processes but accelerate runs {accelerator.num_processes}: they would train independently")
+            raise RuntimeError(
+                f"launched {world_size} processes but accelerate runs {accelerator.num_processes}: they would train independently"
+            )
         if t.batch_size % accelerator.num_processes:
-            raise RecipeError(f"training.batch_size ({t.batch_size}) must be a multiple of the number of processes ({accelerator.num_processes})")
+            raise RecipeError(
+                f"training.batch_size ({t.batch_size}) must be a multiple of the number of processes ({accelerator.num_processes})"
+            )
         checkpoint = resolve_resume(self.run_dir, resume) if resume else None
         self._prepare_run_dir(accelerator, resuming=checkpoint is not None)
         accelerator.wait_for_everyone()
@@ -174,33 +200,55 @@ class Trainer:
 
         collator_options = {"loss_input_names": model.loss_input_names}
         if model.uses_caption_prior:
-            collator_options["caption_prior"], collator_options["captions_per_image"] = caption_prior_for(train_images, recipe.data.caption_prior)
-        loader, _, collator = build_train_loader(flat_train, processor, t.batch_size, t.seed, t.num_workers, **collator_options)
+            collator_options["caption_prior"], collator_options["captions_per_image"] = caption_prior_for(
+                train_images, recipe.data.caption_prior
+            )
+        loader, _, collator = build_train_loader(
+            flat_train, processor, t.batch_size, t.seed, t.num_workers, **collator_options
+        )
         steps_per_epoch = math.ceil(len(loader) / t.gradient_accumulation_steps)
-        total_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+        total_steps = (
+            steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+        )
         optimizer = build_optimizer(model, t)
         scheduler = build_scheduler(optimizer, t, steps_per_epoch, total_steps)
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         state = TrainerState()
         if trackers:
             accelerator.init_trackers(PROJECT_NAME, config=tracker_config(recipe.to_dict()))
-        log = JsonlLog(self.run_dir / "log.jsonl", write=accelerator.is_main_process, tracker=accelerator if trackers else None)
+        log = JsonlLog(
+            self.run_dir / "log.jsonl", write=accelerator.is_main_process, tracker=accelerator if trackers else None
+        )
         if checkpoint is not None:
             state.load_state_dict(load_checkpoint(accelerator, checkpoint))
             log.truncate(state.log_records)
-            accelerator.print(f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
+            accelerator.print(
+                f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})"
+            )
 
         loop = _Loop(self, accelerator, model, processor, optimizer, scheduler, state, log, val_images)
         # Closed on any exit, Ctrl-C included, so that what is printed next starts on its own line.
-        with tqdm(total=total_steps, initial=state.global_step, disable=not accelerator.is_local_main_process, desc="train", dynamic_ncols=True) as progress:
+        with tqdm(
+            total=total_steps,
+            initial=state.global_step,
+            disable=not accelerator.is_local_main_process,
+            desc="train",
+            dynamic_ncols=True,
+        ) as progress:
             while state.epoch < t.epochs and state.global_step < total_steps:
                 loader.set_epoch(state.epoch)
                 collator.epoch = state.epoch
-                batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
+                batches = (
+                    accelerator.skip_first_batches(loader, state.batches_in_epoch)
+                    if state.batches_in_epoch
+                    else loader
+                )
                 for batch in batches:
                     if loop.step(batch, progress):
                         progress.close()
-                        accelerator.print(f"stopped after step {state.global_step} (training.stop_after_steps), as if killed")
+                        accelerator.print(
+                            f"stopped after step {state.global_step} (training.stop_after_steps), as if killed"
+                        )
                         return self.run_dir
                     if state.global_step >= total_steps:
                         break
@@ -220,7 +268,9 @@ class Trainer:
                 save_model_dir(accelerator.unwrap_model(model), processor, self.run_dir / "model")
             records = read_log(self.run_dir / "log.jsonl")
             metrics = {
-                "selection": f"best validation {SELECTION_METRIC}" if state.best_metrics else "last step (no validation)",
+                "selection": f"best validation {SELECTION_METRIC}"
+                if state.best_metrics
+                else "last step (no validation)",
                 "protocol": self.recipe.evaluation.protocol,
                 "best_epoch": state.best_epoch,
                 "best_step": state.best_step,
@@ -240,8 +290,12 @@ class Trainer:
                 final_processor = load_retrieval_processor(self.run_dir / "model")
                 with seeded_rngs(self.recipe.training.seed):
                     plot_retrieval_examples(
-                        final_model, final_processor, val_images, self.run_dir / "retrieval_examples.png",
-                        num_queries=self.recipe.training.num_example_queries, batch_size=self.recipe.training.eval_batch_size,
+                        final_model,
+                        final_processor,
+                        val_images,
+                        self.run_dir / "retrieval_examples.png",
+                        num_queries=self.recipe.training.num_example_queries,
+                        batch_size=self.recipe.training.eval_batch_size,
                     )
             # Last, so that a problem there (e.g. a model card) cannot cost the model, metrics or figures.
             for callback in self.on_finish:
@@ -252,9 +306,26 @@ class Trainer:
 class _Loop:
     """Per-step and per-epoch work of one `Trainer.train` call (kept apart to keep `train` readable)."""
 
-    def __init__(self, trainer: Trainer, accelerator, model, processor, optimizer, scheduler, state: TrainerState, log: JsonlLog, val_images):
+    def __init__(
+        self,
+        trainer: Trainer,
+        accelerator,
+        model,
+        processor,
+        optimizer,
+        scheduler,
+        state: TrainerState,
+        log: JsonlLog,
+        val_images,
+    ):
         self.trainer, self.accelerator, self.model, self.processor = trainer, accelerator, model, processor
-        self.optimizer, self.scheduler, self.state, self.log, self.val_images = optimizer, scheduler, state, log, val_images
+        self.optimizer, self.scheduler, self.state, self.log, self.val_images = (
+            optimizer,
+            scheduler,
+            state,
+            log,
+            val_images,
+        )
         self.training = trainer.recipe.training
         self.window: list[torch.Tensor] = []
         self.term_names: list[str] | None = None
@@ -278,7 +349,9 @@ class _Loop:
         terms = output.loss_terms or {}
         if self.term_names is None:
             self.term_names = sorted(terms)
-        self.window.append(torch.stack([output.loss.detach().float()] + [terms[k].detach().float() for k in self.term_names]))
+        self.window.append(
+            torch.stack([output.loss.detach().float()] + [terms[k].detach().float() for k in self.term_names])
+        )
         self.throughput.add(t.batch_size)
         state.batches_in_epoch += 1
         if not accelerator.sync_gradients:
@@ -296,7 +369,9 @@ class _Loop:
         """Log the window's mean loss (over micro-batches and processes), lr and throughput."""
         if not self.window:
             return
-        values = self.accelerator.reduce(torch.stack(self.window).mean(0).to(self.accelerator.device), reduction="mean").tolist()
+        values = self.accelerator.reduce(
+            torch.stack(self.window).mean(0).to(self.accelerator.device), reduction="mean"
+        ).tolist()
         self.window = []
         if not math.isfinite(values[0]):
             raise FloatingPointError(
@@ -331,7 +406,9 @@ class _Loop:
         if accelerator.is_main_process and len(self.val_images):
             model = accelerator.unwrap_model(self.model)
             with seeded_rngs(self.training.seed), torch.no_grad():
-                metrics = dict(self.trainer.evaluate_fn(model, self.processor, self.val_images, self.training.eval_batch_size))
+                metrics = dict(
+                    self.trainer.evaluate_fn(model, self.processor, self.val_images, self.training.eval_batch_size)
+                )
             if SELECTION_METRIC not in metrics:
                 raise KeyError(f"the evaluator returned no {SELECTION_METRIC!r} (got {sorted(metrics)})")
         metrics = broadcast_object_list([metrics])[0]
@@ -341,7 +418,12 @@ class _Loop:
         state.last_metrics, state.last_eval_step = metrics, state.global_step
         self.log.log({"kind": "eval", "step": state.global_step, "epoch": state.epoch, **metrics})
         if metrics[SELECTION_METRIC] > state.best_metric:
-            state.best_metric, state.best_epoch, state.best_step, state.best_metrics = metrics[SELECTION_METRIC], state.epoch, state.global_step, metrics
+            state.best_metric, state.best_epoch, state.best_step, state.best_metrics = (
+                metrics[SELECTION_METRIC],
+                state.epoch,
+                state.global_step,
+                metrics,
+            )
             if accelerator.is_main_process:
                 save_model_dir(accelerator.unwrap_model(self.model), self.processor, self.trainer.run_dir / "model")
         accelerator.wait_for_everyone()
@@ -352,7 +434,11 @@ class _Loop:
         self.flush_log()
         self.state.log_records = self.log.count
         save_checkpoint(
-            self.accelerator, self.trainer.run_dir, self.state.state_dict(), self.state.global_step, self.state.epoch,
+            self.accelerator,
+            self.trainer.run_dir,
+            self.state.state_dict(),
+            self.state.global_step,
+            self.state.epoch,
             keep=self.training.keep_checkpoints,
         )
         self.throughput.restart()

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..models import get_method
-from ..models.common.pairing import check_model_config
 from ..models.clip.processing_clip import CLIP_BPE
+from ..models.common.pairing import check_model_config
 from .recipe import ProcessorSpec, RecipeError
 
 #: `processor.vocab` value that builds the vocabulary from the training captions.
@@ -23,7 +23,9 @@ def vocabulary_from_captions(method: str, captions: Iterable[str], min_count: in
     """(vocabulary, model-config overrides) for `method` trained from scratch on `captions`."""
     family = get_method(method).tokenizer_family
     if family is None:
-        raise RecipeError(f"{method!r} models keep their own tokenizer: set processor.vocab: {CLIP_BPE} (or a CLIP BPE file) or processor.path")
+        raise RecipeError(
+            f"{method!r} models keep their own tokenizer: set processor.vocab: {CLIP_BPE} (or a CLIP BPE file) or processor.path"
+        )
     vocab = family.vocabulary_from_captions(list(captions), min_count)
     return vocab, family.config_overrides(vocab)
 

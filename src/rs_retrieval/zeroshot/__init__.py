@@ -5,7 +5,14 @@ that works with every retrieval model of the package and with CLIP-family models
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    ".class_sets": ["ClassSet", "ClassSetError", "list_class_sets", "list_template_sets", "load_class_set", "load_templates"],
+    ".class_sets": [
+        "ClassSet",
+        "ClassSetError",
+        "list_class_sets",
+        "list_template_sets",
+        "load_class_set",
+        "load_templates",
+    ],
     ".classifier": ["ZeroShotClassifier", "combine_templates", "top_k_from_proba"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -48,22 +48,26 @@ class ClassSet:
         if not self.folders:
             object.__setattr__(self, "folders", tuple(self.classes))
         if len(self.folders) != len(self.classes):
-            raise ClassSetError(f"class set {self.name!r}: {len(self.folders)} folders for {len(self.classes)} classes")
+            raise ClassSetError(
+                f"class set {self.name!r}: {len(self.folders)} folders for {len(self.classes)} classes"
+            )
 
     def prompts(self) -> list[list[str]]:
         """The texts of every class: `prompts()[c][t]` = template t filled with class c."""
         return [[template.format(name) for template in self.templates] for name in self.classes]
 
-    def with_templates(self, templates: str | list[str] | tuple[str, ...]) -> "ClassSet":
+    def with_templates(self, templates: str | list[str] | tuple[str, ...]) -> ClassSet:
         """The same classes with another template set (a packaged name) or an explicit list."""
         chosen = load_templates(templates) if isinstance(templates, str) else tuple(templates)
         return ClassSet(self.name, self.classes, chosen, self.folders, self.source, self.variants)
 
-    def with_variant(self, variant: str) -> "ClassSet":
+    def with_variant(self, variant: str) -> ClassSet:
         """The same labels named as one published source named them (e.g. `georsclip`)."""
         if variant not in self.variants:
             raise ClassSetError(f"class set {self.name!r} has no variant {variant!r}; it has {sorted(self.variants)}")
-        return ClassSet(self.name, tuple(self.variants[variant]), self.templates, self.folders, self.source, self.variants)
+        return ClassSet(
+            self.name, tuple(self.variants[variant]), self.templates, self.folders, self.source, self.variants
+        )
 
 
 def _check_templates(templates, where: str) -> None:
@@ -97,7 +101,11 @@ def load_templates(name: str) -> tuple[str, ...]:
 
 def list_class_sets() -> list[str]:
     """Names of the packaged class sets (aid, eurosat, optimal31, patternnet, resisc45, rs_synth, ...)."""
-    return sorted(entry.name[:-5] for entry in resources.files(__package__).joinpath("data").iterdir() if entry.name.endswith(".json") and entry.name != "templates.json")
+    return sorted(
+        entry.name[:-5]
+        for entry in resources.files(__package__).joinpath("data").iterdir()
+        if entry.name.endswith(".json") and entry.name != "templates.json"
+    )
 
 
 def _from_mapping(data: dict, name: str, where: str) -> ClassSet:
@@ -137,7 +145,9 @@ def _read_user_file(path: Path) -> ClassSet:
     return _from_mapping({"classes": classes}, path.stem, str(path))
 
 
-def load_class_set(name_or_path: str | os.PathLike, templates: str | list[str] | None = None, variant: str | None = None) -> ClassSet:
+def load_class_set(
+    name_or_path: str | os.PathLike, templates: str | list[str] | None = None, variant: str | None = None
+) -> ClassSet:
     """A packaged class set by name, or a user file (`.txt`: one class per line; `.json`).
 
     `templates` replaces the set's default templates (a packaged template-set name or a list);

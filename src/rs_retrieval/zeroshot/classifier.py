@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..evaluation.evaluator import _to_model
-from ..models.common.base import RetrievalPreTrainedModel
 from ..models.clip import as_retrieval_model, as_retrieval_processor
+from ..models.common.base import RetrievalPreTrainedModel
 from .class_sets import ClassSet, ClassSetError, load_class_set
 
 RULES = ("normalize_then_mean", "mean_then_normalize")
@@ -74,7 +74,14 @@ class ZeroShotClassifier:
     `SiglipModel` with its processor. The text classifier is built on first use and kept.
     """
 
-    def __init__(self, model, processor, class_set: ClassSet | str | os.PathLike, rule: str = "normalize_then_mean", batch_size: int = 64):
+    def __init__(
+        self,
+        model,
+        processor,
+        class_set: ClassSet | str | os.PathLike,
+        rule: str = "normalize_then_mean",
+        batch_size: int = 64,
+    ):
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
         if batch_size < 1:
@@ -104,13 +111,19 @@ class ZeroShotClassifier:
             texts = [text for prompts in self.class_set.prompts() for text in prompts]
             parts: dict[str, list] = {key: [] for key in self.model.text_cache_keys}
             for start in range(0, len(texts), self.batch_size):
-                outputs = self.model.encode_texts(**_move(self.processor.text_inputs(texts[start : start + self.batch_size]), self.model))
+                outputs = self.model.encode_texts(
+                    **_move(self.processor.text_inputs(texts[start : start + self.batch_size]), self.model)
+                )
                 for key in parts:
                     parts[key].append(outputs[key])
             cache = {key: torch.cat(values) for key, values in parts.items()}
             if averages_embeddings(self.model):
                 num_classes, num_templates = len(self.class_set.classes), len(self.class_set.templates)
-                cache = {"embeds": combine_templates(cache["embeds"].float().view(num_classes, num_templates, -1), self.rule)}
+                cache = {
+                    "embeds": combine_templates(
+                        cache["embeds"].float().view(num_classes, num_templates, -1), self.rule
+                    )
+                }
             self._text_classifier = cache
         return self._text_classifier
 
@@ -161,4 +174,7 @@ def top_k_from_proba(proba: torch.Tensor, classes: Sequence[str], k: int = 5) ->
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     values, indices = proba.topk(min(k, proba.shape[-1]), dim=-1)
-    return [[(classes[i], float(v)) for v, i in zip(row_v.tolist(), row_i.tolist())] for row_v, row_i in zip(values, indices)]
+    return [
+        [(classes[i], float(v)) for v, i in zip(row_v.tolist(), row_i.tolist())]
+        for row_v, row_i in zip(values, indices)
+    ]

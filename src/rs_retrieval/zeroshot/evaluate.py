@@ -44,13 +44,17 @@ def image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, i
 def labels_for_folders(folders: list[str], class_set: ClassSet | None, templates=None) -> tuple[ClassSet, list[int]]:
     """The class set to classify with and, for every dataset folder, its label in that set."""
     if class_set is None:
-        class_set = ClassSet("folders", tuple(readable_name(f) for f in folders), load_templates(DEFAULT_TEMPLATES), tuple(folders))
+        class_set = ClassSet(
+            "folders", tuple(readable_name(f) for f in folders), load_templates(DEFAULT_TEMPLATES), tuple(folders)
+        )
     if templates is not None:
         class_set = class_set.with_templates(templates)
     by_folder = {folder.lower(): index for index, folder in enumerate(class_set.folders)}
     unknown = [folder for folder in folders if folder.lower() not in by_folder]
     if unknown:
-        raise ClassSetError(f"dataset folder(s) {unknown} are not classes of {class_set.name!r} (its folders: {list(class_set.folders)})")
+        raise ClassSetError(
+            f"dataset folder(s) {unknown} are not classes of {class_set.name!r} (its folders: {list(class_set.folders)})"
+        )
     return class_set, [by_folder[folder.lower()] for folder in folders]
 
 
@@ -58,12 +62,20 @@ def zero_shot_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: tuple
     """Top-k accuracy (%), per-class accuracy (%) of the classes present, their mean, and the
     confusion matrix (rows: true class, columns: predicted class, over all classes of the set)."""
     ranked = logits.argsort(dim=-1, descending=True)
-    metrics = {f"top{k}": 100.0 * (ranked[:, :k] == labels[:, None]).any(-1).float().mean().item() for k in ks if k <= logits.shape[-1]}
+    metrics = {
+        f"top{k}": 100.0 * (ranked[:, :k] == labels[:, None]).any(-1).float().mean().item()
+        for k in ks
+        if k <= logits.shape[-1]
+    }
     predicted = ranked[:, 0]
     confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
     confusion.index_put_((labels, predicted), torch.ones_like(labels), accumulate=True)
     present = confusion.sum(1) > 0
-    per_class = {classes[i]: 100.0 * confusion[i, i].item() / confusion[i].sum().item() for i in range(len(classes)) if present[i]}
+    per_class = {
+        classes[i]: 100.0 * confusion[i, i].item() / confusion[i].sum().item()
+        for i in range(len(classes))
+        if present[i]
+    }
     metrics.update(
         num_images=len(labels),
         mean_per_class=sum(per_class.values()) / len(per_class),
@@ -95,12 +107,29 @@ def plot_confusion_matrix(metrics: dict, path: str | os.PathLike, title: str = "
         for r, row in enumerate(shown.tolist()):
             for c, value in enumerate(row):
                 if value > 0:
-                    ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value > 0.5 else "black")
+                    ax.text(
+                        c,
+                        r,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if value > 0.5 else "black",
+                    )
     fig.colorbar(image, ax=ax, fraction=0.046)
     return save_png_atomic(fig, path)
 
 
-def evaluate_zero_shot(model, processor, dataset_dir, class_set: ClassSet | str | None = None, templates=None, batch_size: int = 64, rule: str = "normalize_then_mean", progress: bool = True) -> dict:
+def evaluate_zero_shot(
+    model,
+    processor,
+    dataset_dir,
+    class_set: ClassSet | str | None = None,
+    templates=None,
+    batch_size: int = 64,
+    rule: str = "normalize_then_mean",
+    progress: bool = True,
+) -> dict:
     """Classify every image of an ImageFolder-style dataset; returns `zero_shot_metrics` plus the
     class set and templates used. The text classifier is built once for the whole run."""
     folders, samples = image_folder(dataset_dir)

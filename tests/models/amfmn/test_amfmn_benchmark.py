@@ -3,26 +3,61 @@
 import json
 
 from helpers import load_script
+
 from rs_retrieval.models.amfmn import AMFMNConfig
 from rs_retrieval.models.galr import GaLRConfig
 
-FAMILY = dict(vocab_size=20, word_embed_dim=8, text_hidden_dim=10, embed_dim=8, backbone_hidden_sizes=[4, 4, 8, 8],
-              backbone_depths=[1, 1, 1, 1], backbone_embedding_size=4, image_size=64)
+FAMILY = dict(
+    vocab_size=20,
+    word_embed_dim=8,
+    text_hidden_dim=10,
+    embed_dim=8,
+    backbone_hidden_sizes=[4, 4, 8, 8],
+    backbone_depths=[1, 1, 1, 1],
+    backbone_embedding_size=4,
+    image_size=64,
+)
 
 
 def test_benchmark_registry_covers_both_methods_and_reports(tmp_path, monkeypatch, capsys):
     script = load_script("benchmark_models.py", monkeypatch)
     assert {"amfmn", "galr"} <= set(script.BENCHMARKS)
-    assert isinstance(script.BENCHMARKS["amfmn"].config(), AMFMNConfig) and script.BENCHMARKS["amfmn"].config().image_size == 256
+    assert (
+        isinstance(script.BENCHMARKS["amfmn"].config(), AMFMNConfig)
+        and script.BENCHMARKS["amfmn"].config().image_size == 256
+    )
     tiny = {
         "amfmn": script.BenchmarkEntry(lambda: AMFMNConfig(att_type="similarity_att", **FAMILY)),
         "galr": script.BenchmarkEntry(
-            lambda: GaLRConfig(num_nodes=3, node_dim=5, gcn_dims=[4, 2, 4], mca_hidden=8, mca_heads=2, mca_ff=8, dynamic_fusion_dim=4, **FAMILY),
+            lambda: GaLRConfig(
+                num_nodes=3,
+                node_dim=5,
+                gcn_dims=[4, 2, 4],
+                mca_hidden=8,
+                mca_heads=2,
+                mca_ff=8,
+                dynamic_fusion_dim=4,
+                **FAMILY,
+            ),
             image_inputs=script.galr_image_inputs,
         ),
     }
     monkeypatch.setattr(script, "BENCHMARKS", tiny)
-    args = ["--methods", "amfmn", "galr", "--num-images", "5", "--num-captions", "7", "--image-batch", "2", "--text-batch", "3", "--json", str(tmp_path / "r.json")]
+    args = [
+        "--methods",
+        "amfmn",
+        "galr",
+        "--num-images",
+        "5",
+        "--num-captions",
+        "7",
+        "--image-batch",
+        "2",
+        "--text-batch",
+        "3",
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
     assert script.main(args) == 0
     results = json.loads((tmp_path / "r.json").read_text())
     assert [r["method"] for r in results] == ["amfmn", "galr"]

@@ -10,8 +10,8 @@ from PIL import Image
 
 import rs_retrieval.models  # noqa: F401
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
-from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 from rs_retrieval.models.amfmn_family.tokenization_word import build_vocab
+from rs_retrieval.models.galr import GaLRConfig, GaLRModel, GaLRProcessor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,8 +19,15 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220), 
 SIDES = ("left", "right")
 CLASSES = [(c, s) for c in COLOURS for s in SIDES]
 FAMILY = dict(
-    word_embed_dim=16, text_hidden_dim=32, embed_dim=16, text_dropout=0.1, backbone_hidden_sizes=[8, 8, 16, 16],
-    backbone_depths=[1, 1, 1, 1], backbone_embedding_size=8, image_size=64, margin=0.2,
+    word_embed_dim=16,
+    text_hidden_dim=32,
+    embed_dim=16,
+    text_dropout=0.1,
+    backbone_hidden_sizes=[8, 8, 16, 16],
+    backbone_depths=[1, 1, 1, 1],
+    backbone_embedding_size=8,
+    image_size=64,
+    margin=0.2,
 )
 #: No training resize or rotation: the random crop of a 64 px image at 64 px is the image.
 NO_AUGMENTATION = dict(train_resize=64, train_rotation_degrees=0)
@@ -37,8 +44,20 @@ def toy_set(per_class, seed):
             y0 = rng.randint(2, 62 - size)
             pixels[y0 : y0 + size, x0 : x0 + size] = COLOURS[colour]
             images.append(Image.fromarray(pixels))
-            captions.append(rng.choice(["A {} square on the {}.", "There is a {} square at the {}.", "{} block, {} side"]).format(colour, side))
-            objects.append([{"category": "square", "color": colour, "bbox": [x0 / 64, y0 / 64, (x0 + size) / 64, (y0 + size) / 64]}])
+            captions.append(
+                rng.choice(["A {} square on the {}.", "There is a {} square at the {}.", "{} block, {} side"]).format(
+                    colour, side
+                )
+            )
+            objects.append(
+                [
+                    {
+                        "category": "square",
+                        "color": colour,
+                        "bbox": [x0 / 64, y0 / 64, (x0 + size) / 64, (y0 + size) / 64],
+                    }
+                ]
+            )
             labels.append(label)
     return images, captions, objects, torch.tensor(labels)
 
@@ -82,12 +101,19 @@ def test_tiny_galr_learns_toy_retrieval():
     torch.manual_seed(0)
     vocab = _vocab()
     config = GaLRConfig(
-        vocab_size=len(vocab) + 1, num_nodes=2, node_dim=10, gcn_dims=[8, 4, 8], mca_hidden=16, mca_heads=2, mca_ff=32,
-        dynamic_fusion_dim=8, **FAMILY,
+        vocab_size=len(vocab) + 1,
+        num_nodes=2,
+        node_dim=10,
+        gcn_dims=[8, 4, 8],
+        mca_hidden=16,
+        mca_heads=2,
+        mca_ff=32,
+        dynamic_fusion_dim=8,
+        **FAMILY,
     )
     model = GaLRModel(config)
-    processor = GaLRProcessor.from_config(config, vocab, object_categories=["square"], object_colors=sorted(COLOURS), **NO_AUGMENTATION)
+    processor = GaLRProcessor.from_config(
+        config, vocab, object_categories=["square"], object_colors=sorted(COLOURS), **NO_AUGMENTATION
+    )
     i2t, t2i = train_and_score(model, processor)
     assert i2t >= 0.7 and t2i >= 0.7, (i2t, t2i)
-
-

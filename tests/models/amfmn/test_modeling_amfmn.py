@@ -1,14 +1,13 @@
 import pytest
 import torch
+from tiny_methods import WORDS, tiny_config
 from torch import nn
 from transformers import AutoConfig, AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
-from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
-from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
-from rs_retrieval.models.amfmn import modeling_amfmn
+from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor, modeling_amfmn
 from rs_retrieval.models.amfmn_family.skipthought import SkipThoughtEncoder
-from tiny_methods import WORDS, tiny_config
+from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
 
 VOCAB = WORDS
 
@@ -28,13 +27,31 @@ def inputs(num_images=3, num_texts=4, seed=0):
 
 def test_default_config_keeps_reference_numbers():
     config = AMFMNConfig()
-    assert (config.vocab_size, config.word_embed_dim, config.text_hidden_dim, config.embed_dim) == (1350, 620, 2400, 512)
+    assert (config.vocab_size, config.word_embed_dim, config.text_hidden_dim, config.embed_dim) == (
+        1350,
+        620,
+        2400,
+        512,
+    )
     assert (config.multiscale_in, config.multiscale_out, config.image_size, config.att_type) == (3, 1, 256, "soft_att")
-    assert (config.margin, config.max_violation, config.dynamic_margin, config.text_dropout) == (0.2, False, None, 0.25)
+    assert (config.margin, config.max_violation, config.dynamic_margin, config.text_dropout) == (
+        0.2,
+        False,
+        None,
+        0.25,
+    )
     settings = AMFMNProcessor.image_settings(config)
-    assert (settings["train_resize"], settings["train_rotation_degrees"], "train_resize" in config.to_dict()) == (278, 0.0, False)
+    assert (settings["train_resize"], settings["train_rotation_degrees"], "train_resize" in config.to_dict()) == (
+        278,
+        0.0,
+        False,
+    )
     assert config.backbone_hidden_sizes == [64, 128, 256, 512] and config.backbone_depths == [2, 2, 2, 2]
-    for bad, message in (({"att_type": "dot"}, "att_type"), ({"image_size": 100}, "multiple of 32"), ({"dynamic_margin": {"gamma": 0.6}}, "beta")):
+    for bad, message in (
+        ({"att_type": "dot"}, "att_type"),
+        ({"image_size": 100}, "multiple of 32"),
+        ({"dynamic_margin": {"gamma": 0.6}}, "beta"),
+    ):
         with pytest.raises(ValueError, match=message):
             AMFMNConfig(**bad)
 
@@ -81,7 +98,9 @@ def test_batched_similarity_equals_per_pair_reference(att_type, monkeypatch):
     text[3] = 0.0  # a zero caption vector exercises the 1e-8 clamp
     monkeypatch.setattr(modeling_amfmn, "SCORE_CHUNK_ELEMENTS", 2 * 7 * 6)  # several image chunks
     with torch.no_grad():
-        torch.testing.assert_close(model.similarity(visual, text), pair_reference(model, visual, text), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            model.similarity(visual, text), pair_reference(model, visual, text), rtol=1e-5, atol=1e-6
+        )
 
 
 def gru_reference(encoder: SkipThoughtEncoder, input_ids):
@@ -141,7 +160,11 @@ def test_processor_follows_the_config_and_saves_the_method_settings(tmp_path):
     config = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(config, AMFMNConfig) and config.att_type == "fusion_att" and config.image_size == 64
     reprocessor = AutoProcessor.from_pretrained(tmp_path)
-    assert (reprocessor.image_processor.size, reprocessor.image_processor.train_resize, reprocessor.image_processor.train_rotation_degrees) == (64, 70, 0.0)
+    assert (
+        reprocessor.image_processor.size,
+        reprocessor.image_processor.train_resize,
+        reprocessor.image_processor.train_rotation_degrees,
+    ) == (64, 70, 0.0)
     with pytest.raises(ValueError, match="image size comes from the model config"):
         AMFMNProcessor.from_config(model.config, VOCAB, size=32)
     with pytest.raises(ValueError, match="config.vocab_size"):
@@ -155,7 +178,10 @@ def test_loss_is_the_reference_sum_hinge_and_dynamic_margin_needs_a_prior():
     scores = out.logits_per_image
     positives = scores.diagonal()
     manual = sum(
-        max(0.0, 0.2 + scores[i, j] - positives[i]) + max(0.0, 0.2 + scores[i, j] - positives[j]) for i in range(4) for j in range(4) if i != j
+        max(0.0, 0.2 + scores[i, j] - positives[i]) + max(0.0, 0.2 + scores[i, j] - positives[j])
+        for i in range(4)
+        for j in range(4)
+        if i != j
     )
     torch.testing.assert_close(out.loss, torch.as_tensor(manual, dtype=out.loss.dtype))
     hardest = tiny_model(max_violation=True)(pixels, ids, return_loss=True)

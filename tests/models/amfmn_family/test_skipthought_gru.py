@@ -17,11 +17,17 @@ def reference_encoder(encoder: SkipThoughtEncoder, input_ids: torch.Tensor) -> t
     batch, hidden = x.size(0), cell.weight_hr.in_features
     input_masks = rnn._masks(batch, x.size(-1), x)
     hidden_masks = rnn._masks(batch, hidden, x)
-    projections = [layer(x if input_masks is None else x * input_masks[k].unsqueeze(1)) for k, layer in enumerate((cell.weight_ir, cell.weight_ii, cell.weight_in))]
+    projections = [
+        layer(x if input_masks is None else x * input_masks[k].unsqueeze(1))
+        for k, layer in enumerate((cell.weight_ir, cell.weight_ii, cell.weight_in))
+    ]
     h = x.new_zeros(batch, hidden)
     states = []
     for step in range(num_steps):
-        gates = [layer(h if hidden_masks is None else h * hidden_masks[k]) for k, layer in enumerate((cell.weight_hr, cell.weight_hi, cell.weight_hn))]
+        gates = [
+            layer(h if hidden_masks is None else h * hidden_masks[k])
+            for k, layer in enumerate((cell.weight_hr, cell.weight_hi, cell.weight_hn))
+        ]
         reset = torch.sigmoid(projections[0][:, step] + gates[0])
         update = torch.sigmoid(projections[1][:, step] + gates[1])
         candidate = torch.tanh(projections[2][:, step] + reset * gates[2])
@@ -51,13 +57,24 @@ def assert_matches_reference(encoder: SkipThoughtEncoder) -> dict[str, torch.Ten
     return grads
 
 
-IDS = torch.tensor([[3, 4, 5, 6, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 0, 0], [9, 8, 7, 6, 5, 4, 0, 0], [2, 2, 0, 0, 0, 0, 0, 0]])
+IDS = torch.tensor(
+    [
+        [3, 4, 5, 6, 0, 0, 0, 0],
+        [7, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        [1, 2, 3, 4, 5, 6, 0, 0],
+        [9, 8, 7, 6, 5, 4, 0, 0],
+        [2, 2, 0, 0, 0, 0, 0, 0],
+    ]
+)
 
 
 @pytest.mark.parametrize("dropout, training", [(0.0, True), (0.4, True), (0.4, False)])
 def test_packed_gru_matches_reference_outputs_and_gradients_in_float64(dropout, training):
     torch.manual_seed(0)
-    encoder = SkipThoughtEncoder(vocab_size=12, word_embed_dim=5, hidden_dim=7, dropout=dropout).double().train(training)
+    encoder = (
+        SkipThoughtEncoder(vocab_size=12, word_embed_dim=5, hidden_dim=7, dropout=dropout).double().train(training)
+    )
     grads = assert_matches_reference(encoder)
     assert grads["rnn.gru_cell.weight_hn.weight"].abs().sum() > 0
 
@@ -83,5 +100,7 @@ def test_traced_dense_path_matches_reference_outputs_and_gradients(dropout, trai
 
     monkeypatch.setattr(skipthought, "_is_traced", lambda: True)
     torch.manual_seed(0)
-    encoder = SkipThoughtEncoder(vocab_size=12, word_embed_dim=5, hidden_dim=7, dropout=dropout).double().train(training)
+    encoder = (
+        SkipThoughtEncoder(vocab_size=12, word_embed_dim=5, hidden_dim=7, dropout=dropout).double().train(training)
+    )
     assert_matches_reference(encoder)

@@ -18,17 +18,89 @@ from rs_retrieval.models.amfmn_family.tokenization_word import (
 )
 
 DATA = Path("/work/shared/data")
-needs_data = pytest.mark.skipif(not (DATA / "rsitmd" / "vocab.json").is_file(), reason="shared caption data not available")
+needs_data = pytest.mark.skipif(
+    not (DATA / "rsitmd" / "vocab.json").is_file(), reason="shared caption data not available"
+)
 
 # Expected tokens were produced once with nltk 3.10 `NLTKWordTokenizer` on these real caption lines.
 NLTK_CASES = [
-    ("The truck's work was scattered in the open space.", ["the", "truck", "'s", "work", "was", "scattered", "in", "the", "open", "space", "."]),
-    ("The desert here is so rough that I can't see anything.", ["the", "desert", "here", "is", "so", "rough", "that", "i", "ca", "n't", "see", "anything", "."]),
-    ("Birds nest stadium is surrounded by vegetation in good order (2).", ["birds", "nest", "stadium", "is", "surrounded", "by", "vegetation", "in", "good", "order", "(", "2", ")", "."]),
-    ("Two baseball fields and a side-by-side field, a road through the field.", ["two", "baseball", "fields", "and", "a", "side-by-side", "field", ",", "a", "road", "through", "the", "field", "."]),
-    ("They are mint green and Gree buildings, many colors ` cars and green trees and meadows.", ["they", "are", "mint", "green", "and", "gree", "buildings", ",", "many", "colors", "`", "cars", "and", "green", "trees", "and", "meadows", "."]),
-    ("It has some green grass and 4% playground.", ["it", "has", "some", "green", "grass", "and", "4", "%", "playground", "."]),
-    ("The business district surrounded by the 4th Ring Road", ["the", "business", "district", "surrounded", "by", "the", "4th", "ring", "road"]),
+    (
+        "The truck's work was scattered in the open space.",
+        ["the", "truck", "'s", "work", "was", "scattered", "in", "the", "open", "space", "."],
+    ),
+    (
+        "The desert here is so rough that I can't see anything.",
+        ["the", "desert", "here", "is", "so", "rough", "that", "i", "ca", "n't", "see", "anything", "."],
+    ),
+    (
+        "Birds nest stadium is surrounded by vegetation in good order (2).",
+        [
+            "birds",
+            "nest",
+            "stadium",
+            "is",
+            "surrounded",
+            "by",
+            "vegetation",
+            "in",
+            "good",
+            "order",
+            "(",
+            "2",
+            ")",
+            ".",
+        ],
+    ),
+    (
+        "Two baseball fields and a side-by-side field, a road through the field.",
+        [
+            "two",
+            "baseball",
+            "fields",
+            "and",
+            "a",
+            "side-by-side",
+            "field",
+            ",",
+            "a",
+            "road",
+            "through",
+            "the",
+            "field",
+            ".",
+        ],
+    ),
+    (
+        "They are mint green and Gree buildings, many colors ` cars and green trees and meadows.",
+        [
+            "they",
+            "are",
+            "mint",
+            "green",
+            "and",
+            "gree",
+            "buildings",
+            ",",
+            "many",
+            "colors",
+            "`",
+            "cars",
+            "and",
+            "green",
+            "trees",
+            "and",
+            "meadows",
+            ".",
+        ],
+    ),
+    (
+        "It has some green grass and 4% playground.",
+        ["it", "has", "some", "green", "grass", "and", "4", "%", "playground", "."],
+    ),
+    (
+        "The business district surrounded by the 4th Ring Road",
+        ["the", "business", "district", "surrounded", "by", "the", "4th", "ring", "road"],
+    ),
 ]
 
 
@@ -39,7 +111,30 @@ def test_treebank_rules_match_nltk_on_real_captions(caption, expected):
 
 def test_treebank_quotes_brackets_and_contractions():
     assert treebank_tokenize('"Hi" [x] {y} <z> gonna cannot 3,000 a:b ... x--y') == [
-        "``", "Hi", "''", "[", "x", "]", "{", "y", "}", "<", "z", ">", "gon", "na", "can", "not", "3,000", "a", ":", "b", "...", "x", "--", "y",
+        "``",
+        "Hi",
+        "''",
+        "[",
+        "x",
+        "]",
+        "{",
+        "y",
+        "}",
+        "<",
+        "z",
+        ">",
+        "gon",
+        "na",
+        "can",
+        "not",
+        "3,000",
+        "a",
+        ":",
+        "b",
+        "...",
+        "x",
+        "--",
+        "y",
     ]
 
 
@@ -54,13 +149,30 @@ def test_sentence_split_reproduces_punkt_for_internal_periods():
 
 
 def test_caption_tokens_lowercase_and_drop_reference_punctuation():
-    assert caption_tokens("A (big) Plane; at 5% & 2! planes? *@#$ done.") == ["a", "big", "plane", "at", "5", "2", "planes", "done"]
+    assert caption_tokens("A (big) Plane; at 5% & 2! planes? *@#$ done.") == [
+        "a",
+        "big",
+        "plane",
+        "at",
+        "5",
+        "2",
+        "planes",
+        "done",
+    ]
 
 
 def test_build_vocab_counts_skips_stopwords_and_appends_unk():
     captions = ["The red plane is near the red roof.", "A plane, a roof and a car.", "red car"]
     assert build_vocab(captions, min_count=2) == {"red": 1, "plane": 2, "roof": 3, "car": 4, "<unk>": 5}
-    assert build_vocab(captions, min_count=2, stopwords=[]) == {"the": 1, "red": 2, "plane": 3, "roof": 4, "a": 5, "car": 6, "<unk>": 7}
+    assert build_vocab(captions, min_count=2, stopwords=[]) == {
+        "the": 1,
+        "red": 2,
+        "plane": 3,
+        "roof": 4,
+        "a": 5,
+        "car": 6,
+        "<unk>": 7,
+    }
     with pytest.raises(ValueError, match="min_count"):
         build_vocab(captions, min_count=0)
     stop = load_stopwords()
@@ -73,7 +185,11 @@ def test_vocab_files_validate_and_round_trip(tmp_path):
     data = json.loads(Path(path).read_text())
     assert data == {"word2idx": word2idx, "idx2word": {"1": "plane", "2": "roof", "3": "<unk>"}, "idx": 4}
     assert load_vocab(path) == word2idx
-    for bad, message in (({"a": 0, "<unk>": 1}, "contiguous"), ({"a": 2, "<unk>": 1}, "last id"), ({"a": 1, "b": 2}, "last id")):
+    for bad, message in (
+        ({"a": 0, "<unk>": 1}, "contiguous"),
+        ({"a": 2, "<unk>": 1}, "last id"),
+        ({"a": 1, "b": 2}, "last id"),
+    ):
         (tmp_path / "bad.json").write_text(json.dumps({"word2idx": bad}))
         with pytest.raises(ValueError, match=message):
             load_vocab(tmp_path / "bad.json")
@@ -116,7 +232,10 @@ def test_tokenizer_on_real_rsitmd_lines():
     unk = vocab["<unk>"]
     lines = (DATA / "rsitmd" / "train_caps.txt").read_text(encoding="utf-8").split("\n")[:200]
     ids = tokenizer(lines, padding="longest", return_tensors="pt")["input_ids"]
-    first = [vocab[w] if w in vocab else unk for w in "there is a baseball field beside the green amusement park around the red track".split()]
+    first = [
+        vocab[w] if w in vocab else unk
+        for w in "there is a baseball field beside the green amusement park around the red track".split()
+    ]
     assert ids[0, : len(first)].tolist() == first and first[:5] == [unk, unk, unk, 1, 2]
     for row, line in zip(ids, lines):
         expected = [vocab.get(t, unk) for t in caption_tokens(line)]
@@ -125,12 +244,38 @@ def test_tokenizer_on_real_rsitmd_lines():
 
 PORTER_CASES = {
     # Porter's paper examples, with NLTK's extensions where they differ (ties -> tie, sky, dying)
-    "caresses": "caress", "ponies": "poni", "ties": "tie", "cats": "cat", "feed": "feed", "agreed": "agre",
-    "plastered": "plaster", "motoring": "motor", "sing": "sing", "conflated": "conflat", "hopping": "hop",
-    "falling": "fall", "filing": "file", "happy": "happi", "relational": "relat", "conditional": "condit",
-    "triplicate": "triplic", "goodness": "good", "revival": "reviv", "adjustment": "adjust", "adoption": "adopt",
-    "controll": "control", "roll": "roll", "skies": "sky", "dying": "die", "is": "is", "planes": "plane",
-    "buildings": "build", "surrounded": "surround", "generously": "gener", "analogi": "analog", "Runways": "runway",
+    "caresses": "caress",
+    "ponies": "poni",
+    "ties": "tie",
+    "cats": "cat",
+    "feed": "feed",
+    "agreed": "agre",
+    "plastered": "plaster",
+    "motoring": "motor",
+    "sing": "sing",
+    "conflated": "conflat",
+    "hopping": "hop",
+    "falling": "fall",
+    "filing": "file",
+    "happy": "happi",
+    "relational": "relat",
+    "conditional": "condit",
+    "triplicate": "triplic",
+    "goodness": "good",
+    "revival": "reviv",
+    "adjustment": "adjust",
+    "adoption": "adopt",
+    "controll": "control",
+    "roll": "roll",
+    "skies": "sky",
+    "dying": "die",
+    "is": "is",
+    "planes": "plane",
+    "buildings": "build",
+    "surrounded": "surround",
+    "generously": "gener",
+    "analogi": "analog",
+    "Runways": "runway",
 }
 
 

@@ -8,16 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from rs_retrieval.convert import convert_checkpoint
-from rs_retrieval.convert.common import CheckpointConversionError
-from rs_retrieval.convert.openclip import UnsupportedArchitectureError, convert_open_clip, read_open_clip_checkpoint, resolve_architecture
-from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
 from rs_retrieval.convert.clip_zoo import find_release
+from rs_retrieval.convert.common import CheckpointConversionError
+from rs_retrieval.convert.openclip import (
+    UnsupportedArchitectureError,
+    convert_open_clip,
+    read_open_clip_checkpoint,
+    resolve_architecture,
+)
+from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
 
 REPO = Path(__file__).resolve().parents[3]
 OPENCLIP_PYTHON = Path(os.environ.get("RS_OPENCLIP_PYTHON", REPO / ".venv-openclip" / "bin" / "python"))
@@ -65,14 +69,21 @@ def openclip_reference(out: Path, archs: dict, captions_file: Path | None = None
     (out / "spec.json").write_text(json.dumps(spec))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    subprocess.run([str(OPENCLIP_PYTHON), str(REPO / "tests" / "openclip_reference.py"), str(out / "spec.json"), str(out)], check=True, env=env, timeout=timeout)
+    subprocess.run(
+        [str(OPENCLIP_PYTHON), str(REPO / "tests" / "openclip_reference.py"), str(out / "spec.json"), str(out)],
+        check=True,
+        env=env,
+        timeout=timeout,
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     captions = RSITMD_CAPTIONS if RSITMD_CAPTIONS.is_file() else None
-    return openclip_reference(tmp_path_factory.mktemp("openclip"), {name: cfg for name, (cfg, _, _) in ARCHS.items()}, captions)
+    return openclip_reference(
+        tmp_path_factory.mktemp("openclip"), {name: cfg for name, (cfg, _, _) in ARCHS.items()}, captions
+    )
 
 
 def checkpoint_of(folder: Path) -> Path:
@@ -86,7 +97,11 @@ def convert(reference: Path, name: str, out: Path, hidden_act="default") -> Path
     _, fmt, act = ARCHS[name]
     folder = reference / name
     arch = None if fmt == "safetensors" else folder / "model_config.json"
-    return Path(convert_open_clip(checkpoint_of(folder), out, arch=arch, hidden_act=act if hidden_act == "default" else hidden_act))
+    return Path(
+        convert_open_clip(
+            checkpoint_of(folder), out, arch=arch, hidden_act=act if hidden_act == "default" else hidden_act
+        )
+    )
 
 
 def images(reference: Path) -> list[Image.Image]:
@@ -115,7 +130,11 @@ def test_converted_model_matches_open_clip(reference, tmp_path, name):
     differences = max_differences(model, processor, reference, name)
     print(f"\n{name}: max |difference| vs open_clip {differences}")
     assert differences["pixels"] == 0.0
-    assert differences["image"] <= TOLERANCE and differences["text"] <= TOLERANCE and differences["logit_scale"] <= TOLERANCE
+    assert (
+        differences["image"] <= TOLERANCE
+        and differences["text"] <= TOLERANCE
+        and differences["logit_scale"] <= TOLERANCE
+    )
     record = json.loads((out / "conversion.json").read_text())
     assert record["source_keys"] == torch.load(reference / name / "reference.pt")["num_keys"]
     assert record["hidden_act"] == model.config.text_config.hidden_act == model.config.vision_config.hidden_act
@@ -123,7 +142,9 @@ def test_converted_model_matches_open_clip(reference, tmp_path, name):
 
 def test_wrong_activation_is_visible_to_the_parity_check(reference, tmp_path):
     out = convert(reference, "tiny_quickgelu", tmp_path / "hf", hidden_act="gelu")
-    differences = max_differences(load_retrieval_model(out).eval(), load_retrieval_processor(out), reference, "tiny_quickgelu")
+    differences = max_differences(
+        load_retrieval_model(out).eval(), load_retrieval_processor(out), reference, "tiny_quickgelu"
+    )
     assert differences["image"] > 10 * TOLERANCE and differences["text"] > 10 * TOLERANCE
 
 
@@ -137,7 +158,7 @@ from PIL import Image
 from transformers import AutoProcessor, CLIPModel, CLIPProcessor
 model = CLIPModel.from_pretrained({str(out)!r}).eval()
 processor = CLIPProcessor.from_pretrained({str(out)!r})
-images = [Image.open({str(reference / 'images')!r} + f"/{{i}}.png").convert("RGB") for i in range({len(IMAGE_SIZES)})]
+images = [Image.open({str(reference / "images")!r} + f"/{{i}}.png").convert("RGB") for i in range({len(IMAGE_SIZES)})]
 inputs = processor(text={CAPTIONS!r}, images=images, return_tensors="pt", padding=True)
 with torch.no_grad():
     out = model(**inputs)
@@ -147,7 +168,9 @@ for other in (AutoProcessor.from_pretrained({str(out_dir)!r}), CLIPProcessor.fro
 print(json.dumps({{"type": type(model).__name__, "image": out.image_embeds.tolist(), "text": out.text_embeds.tolist(), "pixels": pixels}}))
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=True
+    )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     expected = torch.load(reference / "tiny_head_width_80" / "reference.pt")
     normalise = torch.nn.functional.normalize
@@ -163,7 +186,15 @@ def processor_pixels(python: Path, folder: Path, reference: Path, out: Path) -> 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     script = REPO / "tests" / "clip_processor_pixels.py"
-    args = [str(python), str(script), str(folder), str(reference / "images"), str(len(IMAGE_SIZES)), str(REPO / "src"), str(out)]
+    args = [
+        str(python),
+        str(script),
+        str(folder),
+        str(reference / "images"),
+        str(len(IMAGE_SIZES)),
+        str(REPO / "src"),
+        str(out),
+    ]
     subprocess.run(args, check=True, env=env, cwd=out.parent, timeout=300)
     return torch.load(out)
 
@@ -174,14 +205,21 @@ def test_every_load_gives_open_clip_pixels_where_torchvision_is_installed(refere
     tells plain users to pass backend="pil". (Without torchvision: the two tests above.)"""
     probe = subprocess.run([str(OPENCLIP_PYTHON), "-c", "import transformers, torchvision"], capture_output=True)
     if probe.returncode:
-        pytest.skip(f"{OPENCLIP_PYTHON} lacks transformers or torchvision (.ci/run installs them): {probe.stderr.decode()[-200:]}")
+        pytest.skip(
+            f"{OPENCLIP_PYTHON} lacks transformers or torchvision (.ci/run installs them): {probe.stderr.decode()[-200:]}"
+        )
     name = "tiny_head_width_80"  # non-default mean/std: the PIL twin must keep them
     out = convert(reference, name, tmp_path / "hf")
     assert f'CLIPProcessor.from_pretrained("{out}", backend="pil")' in (out / "README.md").read_text()
     measured = processor_pixels(OPENCLIP_PYTHON, out, reference, tmp_path / "pixels.pt")
     expected = torch.load(reference / name / "reference.pt")
     model = load_retrieval_model(out).eval()
-    assert measured["backends"] == {"plain_default": "torchvision", "clip_processor_pil": "pil", "auto_processor_pil": "pil", "ours": "pil"}
+    assert measured["backends"] == {
+        "plain_default": "torchvision",
+        "clip_processor_pil": "pil",
+        "auto_processor_pil": "pil",
+        "ours": "pil",
+    }
     for way, pixels in measured["pixels"].items():
         difference = float((pixels - expected["pixel_values"]).abs().max())
         print(f"with torchvision, {way}: max |pixel difference| vs open_clip {difference:.3g}")
@@ -202,7 +240,9 @@ def test_token_ids_match_open_clip_on_every_rsitmd_test_caption(reference):
     expected = torch.load(reference / "caption_ids.pt")
     captions, open_clip_ids = expected["captions"], expected["ids"]
     assert len(captions) == 2260
-    encoded = build_clip_tokenizer()(captions, padding="max_length", truncation=True, max_length=77, return_tensors="pt")
+    encoded = build_clip_tokenizer()(
+        captions, padding="max_length", truncation=True, max_length=77, return_tensors="pt"
+    )
     mask = encoded["attention_mask"].bool()
     assert torch.equal(encoded["input_ids"][mask], open_clip_ids[mask])
     assert (open_clip_ids[~mask] == 0).all()  # open_clip pads with 0, transformers with <|endoftext|> + attention mask
@@ -214,21 +254,67 @@ def test_release_formats_and_cli(reference, tmp_path):
     source = reference / "tiny_gelu_skyclip_format"
     state = read_open_clip_checkpoint(source / "epoch_20.pt")
     assert not any(key.startswith("module.") for key in state) and "visual.proj" in state
-    assert main(["convert", "--method", "openclip", "--checkpoint", str(source / "epoch_20.pt"), "--arch", str(source / "model_config.json"), "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--method",
+                "openclip",
+                "--checkpoint",
+                str(source / "epoch_20.pt"),
+                "--arch",
+                str(source / "model_config.json"),
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "cli" / "config.json").read_text())
-    assert config["model_type"] == "clip" and config["architectures"] == ["CLIPModel"] and config["text_config"]["hidden_act"] == "gelu"
+    assert (
+        config["model_type"] == "clip"
+        and config["architectures"] == ["CLIPModel"]
+        and config["text_config"]["hidden_act"] == "gelu"
+    )
     card = (tmp_path / "cli" / "README.md").read_text()
-    assert "CLIPModel.from_pretrained" in card and json.loads((tmp_path / "cli" / "conversion.json").read_text())["source_sha256"] in card
-    assert main(["convert", "--method", "msa", "--checkpoint", str(source / "epoch_20.pt"), "--arch", "ViT-B-32", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        "CLIPModel.from_pretrained" in card
+        and json.loads((tmp_path / "cli" / "conversion.json").read_text())["source_sha256"] in card
+    )
+    assert (
+        main(
+            [
+                "convert",
+                "--method",
+                "msa",
+                "--checkpoint",
+                str(source / "epoch_20.pt"),
+                "--arch",
+                "ViT-B-32",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_known_architectures_build_the_spec_configs():
     from rs_retrieval.convert.openclip import clip_config_from_open_clip
 
     h14 = clip_config_from_open_clip(resolve_architecture("ViT-H-14"), "gelu")
-    assert (h14.projection_dim, h14.vision_config.num_attention_heads, h14.vision_config.hidden_size, h14.text_config.num_hidden_layers) == (1024, 16, 1280, 24)
+    assert (
+        h14.projection_dim,
+        h14.vision_config.num_attention_heads,
+        h14.vision_config.hidden_size,
+        h14.text_config.num_hidden_layers,
+    ) == (1024, 16, 1280, 24)
     l336 = clip_config_from_open_clip(resolve_architecture("ViT-L-14-336"), "quick_gelu")
-    assert (l336.vision_config.image_size, l336.vision_config.patch_size, l336.text_config.hidden_size) == (336, 14, 768)
+    assert (l336.vision_config.image_size, l336.vision_config.patch_size, l336.text_config.hidden_size) == (
+        336,
+        14,
+        768,
+    )
     assert resolve_architecture("ViT-B-32-quickgelu")["quick_gelu"] is True
     # Parameter counts of the open_clip architectures, from the config alone.
     from transformers import CLIPModel
@@ -281,7 +367,13 @@ def test_release_is_found_from_the_published_file_names():
 
 def test_convert_checkpoint_dispatches_openclip(reference, tmp_path):
     source = reference / "tiny_quickgelu"
-    out = convert_checkpoint(source / "checkpoint.pt", "openclip", out_dir=tmp_path / "hf", arch=str(source / "model_config.json"), hidden_act="quick_gelu")
+    out = convert_checkpoint(
+        source / "checkpoint.pt",
+        "openclip",
+        out_dir=tmp_path / "hf",
+        arch=str(source / "model_config.json"),
+        hidden_act="quick_gelu",
+    )
     assert json.loads((Path(out) / "config.json").read_text())["vision_config"]["hidden_act"] == "quick_gelu"
     with pytest.raises(FileExistsError):
         convert_checkpoint(source / "checkpoint.pt", "openclip", out_dir=out, arch=str(source / "model_config.json"))
@@ -303,9 +395,9 @@ print(json.dumps({{"type": type(model).__name__, "image": out.image_embeds.tolis
 def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference, tmp_path):
     """A converted RemoteCLIP release goes to the test Hub (which validates its card as the Hub does)
     and comes back as a plain CLIPModel in a process that cannot import rs_retrieval."""
+    from hub_server import FakeHub, client_env, run_client, validate_card_yaml
     from huggingface_hub import ModelCard
 
-    from hub_server import FakeHub, client_env, run_client, validate_card_yaml
     from rs_retrieval.cards import CardError, render_model_card
 
     source = reference / "tiny_quickgelu"
@@ -313,10 +405,23 @@ def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference,
     release_file.write_bytes((source / "checkpoint.pt").read_bytes())
     out = Path(convert_open_clip(release_file, tmp_path / "hf", arch=source / "model_config.json"))
     record = json.loads((out / "conversion.json").read_text())
-    assert record["release"] == "remoteclip-vit-b-32" and record["hidden_act"] == "quick_gelu" and record["hidden_act_source"].startswith("documented")
+    assert (
+        record["release"] == "remoteclip-vit-b-32"
+        and record["hidden_act"] == "quick_gelu"
+        and record["hidden_act_source"].startswith("documented")
+    )
     card = (out / "README.md").read_text()
-    for expected in ("49.38", "35.26", "77.96", "Acceptance check", "pipeline_tag: zero-shot-image-classification", record["source_sha256"],
-                     "license: apache-2.0", "github.com/ChenDelong1999/RemoteCLIP, is Apache-2.0", "carries no licence tag"):
+    for expected in (
+        "49.38",
+        "35.26",
+        "77.96",
+        "Acceptance check",
+        "pipeline_tag: zero-shot-image-classification",
+        record["source_sha256"],
+        "license: apache-2.0",
+        "github.com/ChenDelong1999/RemoteCLIP, is Apache-2.0",
+        "carries no licence tag",
+    ):
         assert expected in card, expected
     assert validate_card_yaml(card) == [] and ModelCard(card).data.license == "apache-2.0"
     # GeoRSCLIP: the weights' card licence (unnamed CC variant) is `other`, named and linked; the code's MIT is said apart
@@ -324,7 +429,11 @@ def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference,
     (out / "conversion.json").write_text(json.dumps(record))
     geo = render_model_card(out)
     meta = ModelCard(geo).data
-    assert (meta.license, meta.license_name, meta.license_link) == ("other", "georsclip-weights-cc-unspecified", "https://huggingface.co/Zilun/GeoRSCLIP")
+    assert (meta.license, meta.license_name, meta.license_link) == (
+        "other",
+        "georsclip-weights-cc-unspecified",
+        "https://huggingface.co/Zilun/GeoRSCLIP",
+    )
     assert validate_card_yaml(geo) == [] and "om-ai-lab/RS5M is MIT, which covers its code, not the weights" in geo
     assert ModelCard(render_model_card(out, license="mit")).data.license == "mit"  # --license is honoured
     with pytest.raises(CardError, match="needs a licence name"):
@@ -341,9 +450,15 @@ def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference,
         assert pushed.returncode == 0 and pushed.stdout.count("pushed model") == 3, pushed.stderr[-3000:]
         assert len(hub.repo("org/remoteclip-vit-b-32").commits) == 4  # initial + three pushes
         files = set(hub.repo("org/remoteclip-vit-b-32").resolve("main").files)
-        assert not any(name.endswith(".py") for name in files) and {"README.md", "conversion.json", "model.safetensors", "processor_config.json"} <= files
+        assert (
+            not any(name.endswith(".py") for name in files)
+            and {"README.md", "conversion.json", "model.safetensors", "processor_config.json"} <= files
+        )
         pushed_card = hub.file_bytes("org/remoteclip-vit-b-32", "README.md").decode()
-        assert "license: apache-2.0" in pushed_card and 'CLIPModel.from_pretrained("org/remoteclip-vit-b-32")' in pushed_card
+        assert (
+            "license: apache-2.0" in pushed_card
+            and 'CLIPModel.from_pretrained("org/remoteclip-vit-b-32")' in pushed_card
+        )
         config = json.loads(hub.file_bytes("org/remoteclip-vit-b-32", "config.json"))
         assert "auto_map" not in config
         script = RELEASE_LOAD.format(images=str(reference / "images"), n=len(IMAGE_SIZES), captions=CAPTIONS)
@@ -352,7 +467,9 @@ def test_release_card_validates_pushes_and_loads_without_rs_retrieval(reference,
     result = json.loads(loaded.stdout.strip().splitlines()[-1])
     expected = torch.load(source / "reference.pt")
     assert result["type"] == "CLIPModel"
-    assert torch.allclose(torch.tensor(result["image"]), torch.nn.functional.normalize(expected["image_embeds"], dim=-1), atol=TOLERANCE)
+    assert torch.allclose(
+        torch.tensor(result["image"]), torch.nn.functional.normalize(expected["image_embeds"], dim=-1), atol=TOLERANCE
+    )
 
 
 @pytest.mark.slow
@@ -365,4 +482,8 @@ def test_real_vit_b_32_shape_matches_open_clip(tmp_path, arch, hidden_act):
     assert json.loads((out / "conversion.json").read_text())["source_keys"] == 302
     differences = max_differences(model, processor, reference, "vit")
     print(f"\n{arch}: max |difference| vs open_clip {differences}")
-    assert differences["image"] <= TOLERANCE and differences["text"] <= TOLERANCE and differences["logit_scale"] <= TOLERANCE
+    assert (
+        differences["image"] <= TOLERANCE
+        and differences["text"] <= TOLERANCE
+        and differences["logit_scale"] <= TOLERANCE
+    )

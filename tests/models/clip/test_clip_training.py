@@ -14,16 +14,16 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from clip_helpers import TINY_CLIP, random_images, tiny_clip
+from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
-from clip_helpers import TINY_CLIP, random_images, tiny_clip
-from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
+from rs_retrieval.cards import write_model_card
 from rs_retrieval.data import load_dataset
-from rs_retrieval.models.common.losses import MAX_LOGIT_SCALE, clip_contrastive_loss
 from rs_retrieval.models import load_retrieval_model, load_retrieval_processor
 from rs_retrieval.models.clip import CLIPRetrievalModel, as_retrieval_model
-from rs_retrieval.cards import write_model_card
+from rs_retrieval.models.common.losses import MAX_LOGIT_SCALE, clip_contrastive_loss
 from rs_retrieval.training import Trainer, load_recipe
 from rs_retrieval.training.optim import parameter_groups
 from rs_retrieval.training.recipe import RecipeError
@@ -41,7 +41,11 @@ def test_clip_loss_by_hand():
     logits = 10 * cos
     i2t = -(torch.log_softmax(logits, 1)[0, 0] + torch.log_softmax(logits, 1)[1, 1]) / 2
     t2i = -(torch.log_softmax(logits.t(), 1)[0, 0] + torch.log_softmax(logits.t(), 1)[1, 1]) / 2
-    assert torch.allclose(loss, (i2t + t2i) / 2) and torch.allclose(terms["i2t"], i2t) and torch.allclose(terms["logit_scale"], torch.tensor(10.0))
+    assert (
+        torch.allclose(loss, (i2t + t2i) / 2)
+        and torch.allclose(terms["i2t"], i2t)
+        and torch.allclose(terms["logit_scale"], torch.tensor(10.0))
+    )
     # a temperature beyond open_clip's clamp counts as 100 and gets no gradient
     big = torch.tensor(10.0, requires_grad=True)
     loss, terms = clip_contrastive_loss(image, text, big)
@@ -57,7 +61,10 @@ def test_same_image_texts_are_not_negatives():
     loss, _ = clip_contrastive_loss(image, text, torch.tensor(2.0), ids)
     logits = math.exp(2.0) * F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).t()
     mask = torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
-    expected = (F.cross_entropy(logits.masked_fill(mask, -math.inf), torch.arange(4)) + F.cross_entropy(logits.t().masked_fill(mask, -math.inf), torch.arange(4))) / 2
+    expected = (
+        F.cross_entropy(logits.masked_fill(mask, -math.inf), torch.arange(4))
+        + F.cross_entropy(logits.t().masked_fill(mask, -math.inf), torch.arange(4))
+    ) / 2
     assert torch.allclose(loss, expected)
 
 
@@ -78,7 +85,15 @@ def _gathered_worker(rank: int, world: int, port: int, image, text, ids, out_dir
     scale = torch.tensor(2.0, requires_grad=True)
     loss, _ = clip_contrastive_loss(local_image, local_text, scale, ids[rows])
     loss.backward()
-    torch.save({"loss": loss.detach(), "image_grad": local_image.grad, "text_grad": local_text.grad, "scale_grad": scale.grad}, f"{out_dir}/{rank}.pt")
+    torch.save(
+        {
+            "loss": loss.detach(),
+            "image_grad": local_image.grad,
+            "text_grad": local_text.grad,
+            "scale_grad": scale.grad,
+        },
+        f"{out_dir}/{rank}.pt",
+    )
     dist.destroy_process_group()
 
 
@@ -88,7 +103,11 @@ def test_loss_gathered_across_two_processes_equals_the_whole_batch(tmp_path):
     ids = torch.tensor([0, 1, 2, 2, 3, 4, 5, 0])  # same-image pairs across the two halves too
     mp.spawn(_gathered_worker, args=(2, _free_port(), image, text, ids, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
-    full_image, full_text, scale = image.clone().requires_grad_(True), text.clone().requires_grad_(True), torch.tensor(2.0, requires_grad=True)
+    full_image, full_text, scale = (
+        image.clone().requires_grad_(True),
+        text.clone().requires_grad_(True),
+        torch.tensor(2.0, requires_grad=True),
+    )
     full_loss, _ = clip_contrastive_loss(full_image, full_text, scale, ids)
     full_loss.backward()
     # the mean of the per-process losses is the loss of the global batch ...
@@ -119,7 +138,9 @@ def test_contract_forward_trains_and_loss_decreases():
         losses.append(output.loss.item())
     assert set(output.loss_terms) == {"i2t", "t2i", "logit_scale"}
     assert losses[-1] < 0.5 * losses[0]
-    assert output.logits_per_image.shape == (6, 6) and torch.allclose(output.logits_per_text, output.logits_per_image.t())
+    assert output.logits_per_image.shape == (6, 6) and torch.allclose(
+        output.logits_per_text, output.logits_per_image.t()
+    )
 
 
 def load_pixels(processor, images):
@@ -159,7 +180,9 @@ def test_training_view_rotates_and_crops():
     assert turned == {s for s in turned if s[0] * s[1] >= 0.9 * 40 * 60 - 200}  # 90-100 % of the area (rounding)
     assert any(w < h for w, h in turned) and any(w > h for w, h in turned)  # some views are turned by 90 degrees
     whole = [random_view(image, (1.0, 1.0), random.Random(seed)) for seed in range(12)]
-    assert {view.tobytes() for view in whole} <= {image.transpose(t).tobytes() if t else image.tobytes() for t in (None, 2, 3, 4)}
+    assert {view.tobytes() for view in whole} <= {
+        image.transpose(t).tobytes() if t else image.tobytes() for t in (None, 2, 3, 4)
+    }
 
 
 def test_no_decay_for_one_dimensional_parameters():
@@ -167,7 +190,9 @@ def test_no_decay_for_one_dimensional_parameters():
     model = CLIPRetrievalModel(CLIPConfig(**TINY_CLIP))
     groups = {g["name"]: g for g in parameter_groups(model, recipe.training)}
     assert set(groups) == {"default", "default/no_decay"} and groups["default/no_decay"]["weight_decay"] == 0.0
-    assert all(p.dim() < 2 for p in groups["default/no_decay"]["params"]) and any(p is model.logit_scale for p in groups["default/no_decay"]["params"])
+    assert all(p.dim() < 2 for p in groups["default/no_decay"]["params"]) and any(
+        p is model.logit_scale for p in groups["default/no_decay"]["params"]
+    )
     assert all(p.dim() >= 2 for p in groups["default"]["params"]) and groups["default"]["weight_decay"] == 0.1
 
 
@@ -176,7 +201,10 @@ TINY_SYNTH = [
     "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
     "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}",
     "data.options={image_size: 32, train_size: 8, val_size: 6, test_size: 0}",
-    "training.batch_size=10", "training.max_steps=3", "training.eval_batch_size=6", "training.log_every_steps=1",
+    "training.batch_size=10",
+    "training.max_steps=3",
+    "training.eval_batch_size=6",
+    "training.log_every_steps=1",
 ]
 
 
@@ -203,11 +231,17 @@ def test_towers_from_a_saved_folder_and_mismatch_refused(tmp_path):
     model, processor = tiny_clip(seed=7)
     model.save_pretrained(tmp_path / "start")
     fresh = CLIPRetrievalModel.from_pretrained_towers(model.config, vision_model_name_or_path=tmp_path / "start")
-    assert torch.equal(fresh.vision_model.embeddings.patch_embedding.weight, model.vision_model.embeddings.patch_embedding.weight)
-    assert not torch.equal(fresh.text_model.embeddings.token_embedding.weight, model.text_model.embeddings.token_embedding.weight)
+    assert torch.equal(
+        fresh.vision_model.embeddings.patch_embedding.weight, model.vision_model.embeddings.patch_embedding.weight
+    )
+    assert not torch.equal(
+        fresh.text_model.embeddings.token_embedding.weight, model.text_model.embeddings.token_embedding.weight
+    )
     both = CLIPRetrievalModel.from_pretrained_towers(model.config, tmp_path / "start", tmp_path / "start")
     assert all(torch.equal(a, b) for a, b in zip(both.state_dict().values(), model.state_dict().values()))
-    other = model.config.__class__(**{**TINY_CLIP, "vision_config": {**TINY_CLIP["vision_config"], "hidden_act": "gelu"}})
+    other = model.config.__class__(
+        **{**TINY_CLIP, "vision_config": {**TINY_CLIP["vision_config"], "hidden_act": "gelu"}}
+    )
     with pytest.raises(ValueError, match="hidden_act"):
         CLIPRetrievalModel.from_pretrained_towers(other, vision_model_name_or_path=tmp_path / "start")
 
@@ -220,8 +254,8 @@ def test_clip_recipe_refuses_train_captions_vocabulary():
 
 
 def test_search_and_rank_captions_with_a_clip_folder(tmp_path):
-    from rs_retrieval.search import rank_captions, search_images
     from rs_retrieval import load_model_and_processor
+    from rs_retrieval.search import rank_captions, search_images
 
     model, processor = tiny_clip(seed=11)
     model.save_pretrained(tmp_path / "model")
@@ -231,10 +265,17 @@ def test_search_and_rank_captions_with_a_clip_folder(tmp_path):
     for i, image in enumerate(random_images(5, seed=3)):
         image.save(folder / f"{i}.png")
     loaded, loaded_processor = load_model_and_processor(str(tmp_path / "model"))
-    results = search_images("a harbour with ships", folder, loaded, loaded_processor, top_k=None, cache_dir=tmp_path / "cache")
+    results = search_images(
+        "a harbour with ships", folder, loaded, loaded_processor, top_k=None, cache_dir=tmp_path / "cache"
+    )
     plain = CLIPModel.from_pretrained(tmp_path / "model").eval()
     paths = sorted(folder.glob("*.png"))
-    inputs = processor(text=["a harbour with ships"], images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt", padding=True)
+    inputs = processor(
+        text=["a harbour with ships"],
+        images=[Image.open(p).convert("RGB") for p in paths],
+        return_tensors="pt",
+        padding=True,
+    )
     with torch.no_grad():
         cosine = plain(**inputs).logits_per_image[:, 0] / plain.logit_scale.exp()
     assert [p for p, _ in results] == [paths[i] for i in cosine.argsort(descending=True).tolist()]
@@ -250,8 +291,22 @@ def test_siglip_models_follow_the_contract():
 
     torch.manual_seed(0)
     config = SiglipConfig(
-        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100, max_position_embeddings=16),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            vocab_size=100,
+            max_position_embeddings=16,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
     )
     plain = SiglipModel(config).eval()
     model = as_retrieval_model(plain)
@@ -259,7 +314,10 @@ def test_siglip_models_follow_the_contract():
     pixels, ids = torch.randn(3, 3, 32, 32), torch.randint(0, 100, (4, 16))
     with torch.no_grad():
         scores = model.score(model.encode_images(pixels), model.encode_texts(ids))
-        expected = F.normalize(plain.get_image_features(pixel_values=pixels).pooler_output, dim=-1) @ F.normalize(plain.get_text_features(input_ids=ids).pooler_output, dim=-1).t()
+        expected = (
+            F.normalize(plain.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+            @ F.normalize(plain.get_text_features(input_ids=ids).pooler_output, dim=-1).t()
+        )
     assert scores.shape == (3, 4) and torch.allclose(scores, expected, atol=1e-6)
 
 
@@ -280,10 +338,27 @@ def test_two_processes_see_the_global_batch(tmp_path):
     recipe = load_recipe(CONFIGS / "clip_synth.yaml", TINY_SYNTH + [f"data.cache_dir={cache}", "training.max_steps=4"])
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict()))
     repo = CONFIGS.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     script = [str(repo / "scripts" / "train.py"), "--config", str(tmp_path / "recipe.yaml"), "--output-dir"]
     subprocess.run([sys.executable, *script, str(tmp_path / "one")], check=True, env=env, capture_output=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     subprocess.run([*launch, *script, str(tmp_path / "two")], check=True, env=env, capture_output=True)
     one, two = ([r for r in read_log(tmp_path / d / "log.jsonl") if r["kind"] == "train"] for d in ("one", "two"))
     assert json.loads((tmp_path / "two" / "training_args.json").read_text())["num_processes"] == 2

@@ -1,8 +1,11 @@
 import functools
+
 import pytest
+import tiny_methods
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tiny_methods import BERT, WORDPIECE, token_batch
 from transformers import AutoConfig, AutoProcessor, BertConfig, BertModel, SwinConfig, SwinModel
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
@@ -18,8 +21,6 @@ from rs_retrieval.models.cmpagl import (
     partition_windows,
     sample_itm_negatives,
 )
-import tiny_methods
-from tiny_methods import BERT, WORDPIECE, token_batch
 
 VOCAB, TEXT, VISION = WORDPIECE, BERT, tiny_methods.TINY_CONFIGS["cmpagl"]["vision_config"]
 
@@ -32,9 +33,19 @@ batch = functools.partial(token_batch, num_images=4, num_texts=5, length=6, padd
 def test_config_defaults_round_trip_and_validation(tmp_path):
     default = CMPAGLConfig()
     assert default.is_reconstruction and isinstance(default.vision_config, SwinConfig)
-    assert (default.vision_config.embed_dim, list(default.vision_config.depths), default.vision_config.window_size) == (96, [2, 2, 6, 2], 7)
+    assert (
+        default.vision_config.embed_dim,
+        list(default.vision_config.depths),
+        default.vision_config.window_size,
+    ) == (96, [2, 2, 6, 2], 7)
     assert default.text_config.num_hidden_layers == 6 and default.fusion_layers == 6 and default.vision_width == 768
-    assert (default.embed_dim, default.temp_init, default.itm_k_test, default.triplet_margin, default.max_text_len) == (256, 0.07, 128, 0.2, 40)
+    assert (
+        default.embed_dim,
+        default.temp_init,
+        default.itm_k_test,
+        default.triplet_margin,
+        default.max_text_len,
+    ) == (256, 0.07, 128, 0.2, 40)
     assert default.triplet_reduction == "mean" and default.loss_weights == [1.0, 1.0, 1.0]
     config = tiny_config(intra_class_weight=0.5, global_local_combine="sequential")
     config.save_pretrained(tmp_path)
@@ -43,7 +54,11 @@ def test_config_defaults_round_trip_and_validation(tmp_path):
     expected, got = config.to_dict(), loaded.to_dict()
     expected.pop("_name_or_path", None), got.pop("_name_or_path", None)
     assert got == expected
-    for bad, message in ((dict(gswin_stages=(2,)), "gswin_stages"), (dict(global_window_pool="sum"), "global_window_pool"), (dict(itm_k_test=-1), "itm_k_test")):
+    for bad, message in (
+        (dict(gswin_stages=(2,)), "gswin_stages"),
+        (dict(global_window_pool="sum"), "global_window_pool"),
+        (dict(itm_k_test=-1), "itm_k_test"),
+    ):
         with pytest.raises(ValueError, match=message):
             tiny_config(**bad)
 
@@ -79,16 +94,25 @@ def test_glwca_windows_equal_direct_attention_and_degenerate_single_window():
     assert global_tokens.shape == (2, 16, 8)
     pooled = F.adaptive_avg_pool2d(feature_map.permute(0, 3, 1, 2), 4).flatten(2).transpose(1, 2)
     torch.testing.assert_close(global_tokens, glwca.global_proj(glwca.global_norm(pooled)))
-    torch.testing.assert_close(glwca(feature_map, global_tokens, 4), _direct_cross_attention(glwca, feature_map, global_tokens), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        glwca(feature_map, global_tokens, 4),
+        _direct_cross_attention(glwca, feature_map, global_tokens),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
     # degenerate: the map is one window; the global window is the map itself (pooling is the identity)
     single = torch.randn(1, 4, 4, 8)
     tokens = single.reshape(1, 16, 8)
     torch.testing.assert_close(glwca.global_window(single, 4), glwca.global_proj(glwca.global_norm(tokens)))
     out = glwca(single, glwca.global_window(single, 4), 4)
-    torch.testing.assert_close(out, _direct_cross_attention(glwca, single, glwca.global_window(single, 4)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        out, _direct_cross_attention(glwca, single, glwca.global_window(single, 4)), atol=1e-5, rtol=1e-5
+    )
     with pytest.raises(ValueError, match="glwca_rel_bias"):
-        GlobalLocalCrossAttention(8, 2, window=4, pool="avg", rel_bias=True)(torch.randn(1, 3, 3, 8), torch.randn(1, 9, 8), 3)
+        GlobalLocalCrossAttention(8, 2, window=4, pool="avg", rel_bias=True)(
+            torch.randn(1, 3, 3, 8), torch.randn(1, 9, 8), 3
+        )
 
 
 @pytest.mark.parametrize("image_size", [20, 16])
@@ -121,10 +145,18 @@ def test_encoders_shapes_and_itc_logits(model):
     with torch.no_grad():
         images, texts = model.encode_images(pixels), model.encode_texts(ids, mask)
     assert images["embeds"].shape == (4, 8) and images["tokens"].shape == (4, 1 + 64, 16)
-    assert texts["embeds"].shape == (5, 8) and texts["tokens"].shape == (5, 6, 16) and torch.equal(texts["attention_mask"], mask)
+    assert (
+        texts["embeds"].shape == (5, 8)
+        and texts["tokens"].shape == (5, 6, 16)
+        and torch.equal(texts["attention_mask"], mask)
+    )
     torch.testing.assert_close(model.get_image_features(pixels), images["embeds"])
     torch.testing.assert_close(model.get_text_features(ids, mask), texts["embeds"])
-    assert model.image_cache_keys == ("embeds", "tokens") and model.text_cache_keys == ("embeds", "tokens", "attention_mask")
+    assert model.image_cache_keys == ("embeds", "tokens") and model.text_cache_keys == (
+        "embeds",
+        "tokens",
+        "attention_mask",
+    )
     with pytest.raises(ValueError, match="image_size"):
         model.encode_images(torch.randn(1, 3, 16, 16))
 
@@ -139,7 +171,9 @@ def _brute_force_score(model, images, texts, k, add_itc=False):
         candidates |= {(i, j) for i in sorted(range(num_images), key=lambda i: -itc[i, j])[:k]}
     expected = itc - 100.0
     for i, j in candidates:
-        logits = model.itm_logits(images["tokens"][i : i + 1], texts["tokens"][j : j + 1], texts["attention_mask"][j : j + 1])
+        logits = model.itm_logits(
+            images["tokens"][i : i + 1], texts["tokens"][j : j + 1], texts["attention_mask"][j : j + 1]
+        )
         expected[i, j] = logits.softmax(-1)[0, 1] + (itc[i, j] if add_itc else 0.0)
     return expected, candidates
 
@@ -169,7 +203,9 @@ def test_evaluator_scores_the_whole_matrix_in_one_block(model):
     with torch.no_grad():
         images, texts = model.encode_images(pixels), model.encode_texts(ids, mask)
         full = model.score(images, texts)
-        blocked_by_hand = torch.cat([model.score(images, {k: v[i : i + 2] for k, v in texts.items()}) for i in range(0, 5, 2)], dim=1)
+        blocked_by_hand = torch.cat(
+            [model.score(images, {k: v[i : i + 2] for k, v in texts.items()}) for i in range(0, 5, 2)], dim=1
+        )
     assert not torch.equal(blocked_by_hand, full)  # the hazard is real for this model
     torch.testing.assert_close(score_matrix(model, images, texts, chunk_size=2), full)
 
@@ -182,7 +218,9 @@ def test_k_zero_is_dual_encoder_only(model):
             out = model(pixels, ids, mask)
     finally:
         model.config.itm_k_test = 2
-    torch.testing.assert_close(out.logits_per_image, F.normalize(out.image_embeds, dim=-1) @ F.normalize(out.text_embeds, dim=-1).t())
+    torch.testing.assert_close(
+        out.logits_per_image, F.normalize(out.image_embeds, dim=-1) @ F.normalize(out.text_embeds, dim=-1).t()
+    )
 
 
 def test_itc_loss_per_element_with_multi_positive_targets():
@@ -197,7 +235,9 @@ def test_itc_loss_per_element_with_multi_positive_targets():
             log_norm = torch.logsumexp(torch.tensor(direction[a]), 0).item()
             expected += -sum(direction[a][b] - log_norm for b in positives) / len(positives) / 4 / 2
     torch.testing.assert_close(itc_loss(v, t, temp, ids), torch.tensor(expected))
-    single = 0.5 * (F.cross_entropy(v @ t.t() / temp, torch.arange(4)) + F.cross_entropy(t @ v.t() / temp, torch.arange(4)))
+    single = 0.5 * (
+        F.cross_entropy(v @ t.t() / temp, torch.arange(4)) + F.cross_entropy(t @ v.t() / temp, torch.arange(4))
+    )
     torch.testing.assert_close(itc_loss(v, t, temp), single)
 
 
@@ -213,9 +253,13 @@ def test_improved_triplet_loss_per_element_pair_and_scene():
         triplet += max(0.0, 0.2 - cos[a][a] + max(cos[b][a] for b in negatives))
     pair_term = sum(1 - cos[a][a] for a in range(5))
     torch.testing.assert_close(improved_triplet_loss(v, t, 0.2, 0.5, ids), torch.tensor(triplet + 0.5 * pair_term))
-    torch.testing.assert_close(improved_triplet_loss(v, t, 0.2, 0.5, ids, reduction="mean"), torch.tensor((triplet + 0.5 * pair_term) / 5))
+    torch.testing.assert_close(
+        improved_triplet_loss(v, t, 0.2, 0.5, ids, reduction="mean"), torch.tensor((triplet + 0.5 * pair_term) / 5)
+    )
     vv, tt = (v @ v.t()).tolist(), (t @ t.t()).tolist()
-    distances = [1 - m[a][b] for m in (vv, tt) for a in range(5) for b in range(5) if a != b and scenes[a] == scenes[b]]
+    distances = [
+        1 - m[a][b] for m in (vv, tt) for a in range(5) for b in range(5) if a != b and scenes[a] == scenes[b]
+    ]
     distances += [1 - cos[a][b] for a in range(5) for b in range(5) if scenes[a] == scenes[b]]
     scene = improved_triplet_loss(v, t, 0.2, 0.5, ids, "scene", scenes)
     torch.testing.assert_close(scene, torch.tensor(triplet + 0.5 * sum(distances) / len(distances)))
@@ -224,7 +268,9 @@ def test_improved_triplet_loss_per_element_pair_and_scene():
 
 
 def test_itm_negatives_avoid_positives_and_follow_similarity():
-    similarity = torch.tensor([[5.0, 4.0, -9.0, -9.0], [4.0, 5.0, -9.0, 3.0], [0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]])
+    similarity = torch.tensor(
+        [[5.0, 4.0, -9.0, -9.0], [4.0, 5.0, -9.0, 3.0], [0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]]
+    )
     ids = torch.tensor([0, 0, 1, 2])
     generator = torch.Generator().manual_seed(0)
     draws = [sample_itm_negatives(similarity, ids, generator) for _ in range(200)]
@@ -250,7 +296,9 @@ def test_compute_loss_terms(model):
     logits = torch.cat(
         [
             model.itm_logits(images["tokens"][i : i + 1], texts["tokens"][j : j + 1], mask[j : j + 1])
-            for i, j in [(a, a) for a in range(4)] + [(int(negative_image[a]), a) for a in range(4)] + [(a, int(negative_text[a])) for a in range(4)]
+            for i, j in [(a, a) for a in range(4)]
+            + [(int(negative_image[a]), a) for a in range(4)]
+            + [(a, int(negative_text[a])) for a in range(4)]
         ]
     )
     itm = F.cross_entropy(logits, torch.tensor([1] * 4 + [0] * 8))
@@ -269,7 +317,9 @@ def test_pretrained_towers_split_one_bert_over_text_and_fusion(tmp_path):
     bert = BertModel(BertConfig(**{**TEXT, "num_hidden_layers": 2}))
     swin.save_pretrained(tmp_path / "swin")
     bert.save_pretrained(tmp_path / "bert")
-    model = CMPAGLModel.from_pretrained_towers(tiny_config(), vision_model_name_or_path=tmp_path / "swin", text_model_name_or_path=tmp_path / "bert")
+    model = CMPAGLModel.from_pretrained_towers(
+        tiny_config(), vision_model_name_or_path=tmp_path / "swin", text_model_name_or_path=tmp_path / "bert"
+    )
     model.init_weights()
     for key, value in swin.state_dict().items():
         assert torch.equal(model.vision_model.swin.state_dict()[key], value), key
@@ -280,7 +330,9 @@ def test_pretrained_towers_split_one_bert_over_text_and_fusion(tmp_path):
     for key, value in bert_state.items():
         if key.startswith("encoder.layer.1."):
             assert torch.equal(fusion[key.removeprefix("encoder.layer.1.")], value), key
-    assert not torch.equal(fusion["crossattention.self.query.weight"], bert_state["encoder.layer.1.attention.self.query.weight"])
+    assert not torch.equal(
+        fusion["crossattention.self.query.weight"], bert_state["encoder.layer.1.attention.self.query.weight"]
+    )
     BertModel(BertConfig(**TEXT)).save_pretrained(tmp_path / "shallow")
     with pytest.raises(ValueError, match="has 1 layers; the towers need 2"):
         CMPAGLModel.from_pretrained_towers(tiny_config(), text_model_name_or_path=tmp_path / "shallow")
@@ -290,7 +342,11 @@ def test_processor_recipe_and_round_trip(tmp_path):
     processor = CMPAGLProcessor.from_config(CMPAGLConfig(), VOCAB)
     image_processor = processor.image_processor
     assert processor.max_text_length == 40 and image_processor.resample == "bicubic"
-    assert image_processor.train_scale == [0.5, 1.0] and image_processor.train_hflip and image_processor.train_randaugment == [2, 7]
+    assert (
+        image_processor.train_scale == [0.5, 1.0]
+        and image_processor.train_hflip
+        and image_processor.train_randaugment == [2, 7]
+    )
     image = Image.fromarray((torch.rand(64, 64, 3) * 255).byte().numpy())
     eval_inputs = processor(images=[image, image], text=["a ship port"])
     assert eval_inputs["pixel_values"].shape == (2, 3, 224, 224) and eval_inputs["input_ids"].shape == (1, 40)
@@ -300,5 +356,9 @@ def test_processor_recipe_and_round_trip(tmp_path):
     CMPAGLConfig().save_pretrained(tmp_path)  # the config the processor was built for (AutoProcessor checks the pair)
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
-    assert type(loaded) is CMPAGLProcessor and loaded.max_text_length == 40 and loaded.image_processor.train_randaugment == [2, 7]
+    assert (
+        type(loaded) is CMPAGLProcessor
+        and loaded.max_text_length == 40
+        and loaded.image_processor.train_randaugment == [2, 7]
+    )
     assert torch.equal(loaded(text=["a ship port"])["input_ids"], eval_inputs["input_ids"])

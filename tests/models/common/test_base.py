@@ -4,10 +4,10 @@ from PIL import Image
 from toy_model import ToyConfig, ToyModel
 from transformers import BertTokenizer
 
-from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.base import RetrievalPreTrainedModel
-from rs_retrieval.models.common.towers import ResNetTrunk, resnet_config
+from rs_retrieval.models.common.losses import hinge_triplet_loss
 from rs_retrieval.models.common.processing import RetrievalProcessor, RSImageProcessor
+from rs_retrieval.models.common.towers import ResNetTrunk, resnet_config
 
 TINY = dict(hidden_sizes=[4, 4, 4, 8], embedding_size=4, depths=[1, 1, 1, 1])
 
@@ -62,7 +62,9 @@ def test_from_pretrained_towers_loads_the_vision_tower(tmp_path):
 
 def test_processor_builds_model_inputs():
     vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ship", "port"])}
-    processor = RetrievalProcessor(image_processor=RSImageProcessor(size=32), tokenizer=BertTokenizer(vocab=vocab, model_max_length=8))
+    processor = RetrievalProcessor(
+        image_processor=RSImageProcessor(size=32), tokenizer=BertTokenizer(vocab=vocab, model_max_length=8)
+    )
     from PIL import Image
 
     batch = processor(images=[Image.new("RGB", (40, 40))] * 2, text=["ship port", "port"])
@@ -93,6 +95,9 @@ def test_loss_inputs_reach_compute_loss_and_the_collator_adds_only_declared_ones
     with pytest.raises(TypeError):  # an undeclared input still goes to the image encoder, which refuses it
         toy()(pixels, ids, return_loss=True, scene_ids=scenes)
     processor = RetrievalProcessor(RSImageProcessor(size=32), BertTokenizer(vocab={"[PAD]": 0, "[UNK]": 1, "ship": 2}))
-    rows = [{"image": Image.new("RGB", (32, 32)), "caption": "ship", "image_index": i, "caption_index": 0, "scene": i % 2} for i in range(2)]
+    rows = [
+        {"image": Image.new("RGB", (32, 32)), "caption": "ship", "image_index": i, "caption_index": 0, "scene": i % 2}
+        for i in range(2)
+    ]
     assert "scene_ids" in TrainCollator(processor, 0, loss_input_names=SceneLossToyModel.loss_input_names)(rows)
     assert "scene_ids" not in TrainCollator(processor, 0, loss_input_names=ToyModel.loss_input_names)(rows)

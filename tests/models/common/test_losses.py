@@ -9,14 +9,22 @@ from rs_retrieval.models.common.losses import dynamic_margin, hinge_triplet_loss
 def reference_triplet(scores, margin, hardest, image_ids=None):
     """Per-element loops over the batch, written from the definition."""
     size = scores.shape[0]
-    positive = lambda i, j: i == j or (image_ids is not None and image_ids[i] == image_ids[j])  # noqa: E731
-    margin_at = lambda i, j: float(margin[i, j]) if torch.is_tensor(margin) else margin  # noqa: E731
+    positive = lambda i, j: i == j or (image_ids is not None and image_ids[i] == image_ids[j])
+    margin_at = lambda i, j: float(margin[i, j]) if torch.is_tensor(margin) else margin
     total = 0.0
     for i in range(size):  # image anchors
-        costs = [max(0.0, margin_at(i, j) + float(scores[i, j]) - float(scores[i, i])) for j in range(size) if not positive(i, j)]
+        costs = [
+            max(0.0, margin_at(i, j) + float(scores[i, j]) - float(scores[i, i]))
+            for j in range(size)
+            if not positive(i, j)
+        ]
         total += (max(costs) if costs else 0.0) if hardest else sum(costs)
     for j in range(size):  # text anchors
-        costs = [max(0.0, margin_at(i, j) + float(scores[i, j]) - float(scores[j, j])) for i in range(size) if not positive(i, j)]
+        costs = [
+            max(0.0, margin_at(i, j) + float(scores[i, j]) - float(scores[j, j]))
+            for i in range(size)
+            if not positive(i, j)
+        ]
         total += (max(costs) if costs else 0.0) if hardest else sum(costs)
     return total
 

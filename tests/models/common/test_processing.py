@@ -49,12 +49,19 @@ def test_amfmn_style_augment_is_a_crop_of_the_resized_image():
     image = _image(40)
     view = np.asarray(processor.augment(image, random.Random(3)))
     source = np.asarray(image)
-    matches = [(top, left) for top in range(9) for left in range(9) if np.array_equal(source[top : top + 32, left : left + 32], view)]
+    matches = [
+        (top, left)
+        for top in range(9)
+        for left in range(9)
+        if np.array_equal(source[top : top + 32, left : left + 32], view)
+    ]
     assert len(matches) == 1
 
 
 def test_rotation_fills_black_corners_and_hflip_mirrors():
-    rotated = RSImageProcessor(size=64, train_rotation_degrees=90).augment(Image.new("RGB", (64, 64), "white"), random.Random(1))
+    rotated = RSImageProcessor(size=64, train_rotation_degrees=90).augment(
+        Image.new("RGB", (64, 64), "white"), random.Random(1)
+    )
     corners = np.asarray(rotated)[[0, 0, -1, -1], [0, -1, 0, -1]]
     assert (corners == 0).all(axis=1).any()  # rotated by a non-multiple of 90 degrees -> black corners
     image = _image(16)
@@ -64,7 +71,9 @@ def test_rotation_fills_black_corners_and_hflip_mirrors():
 
 
 def test_random_resized_crop_and_randaugment_produce_target_size():
-    processor = RSImageProcessor(size=24, resample="bicubic", train_scale=(0.5, 1.0), train_hflip=True, train_randaugment=(2, 7))
+    processor = RSImageProcessor(
+        size=24, resample="bicubic", train_scale=(0.5, 1.0), train_hflip=True, train_randaugment=(2, 7)
+    )
     for seed in range(5):
         assert processor.augment(_image(50, seed), random.Random(seed)).size == (24, 24)
 

@@ -2,9 +2,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_methods import WORDS, tiny_config
 from transformers import AutoProcessor
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
+from rs_retrieval.models.amfmn_family.tokenization_word import RSWordTokenizer
+from rs_retrieval.models.common.processing import RSImageProcessor
 from rs_retrieval.models.galr import (
     GaLRConfig,
     GaLRModel,
@@ -15,13 +18,13 @@ from rs_retrieval.models.galr import (
 )
 from rs_retrieval.models.galr.local_graph import LocalGraphError
 from rs_retrieval.models.galr.modeling_galr import GaLRLayerNorm, l2norm
-from rs_retrieval.models.common.processing import RSImageProcessor
-from rs_retrieval.models.amfmn_family.tokenization_word import RSWordTokenizer
-from tiny_methods import WORDS, tiny_config
 
 VOCAB = WORDS
 OBJECTS = [
-    [{"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}, {"category": "car", "color": "white", "bbox": [0.5, 0.4, 0.9, 0.9]}],
+    [
+        {"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]},
+        {"category": "car", "color": "white", "bbox": [0.5, 0.4, 0.9, 0.9]},
+    ],
     [],
     [{"category": "tree", "color": "red", "bbox": [0.0, 0.0, 1.0, 1.0]}],
 ]
@@ -51,7 +54,12 @@ def test_default_config_keeps_reference_numbers():
     assert (config.mca_hidden, config.mca_heads, config.mca_ff, config.mca_dropout) == (512, 8, 1024, 0.1)
     assert (config.dynamic_fusion_dim, config.dynamic_fusion_dropout, config.paper_fusion_fix) == (512, 0.2, False)
     settings = GaLRProcessor.image_settings(config)
-    assert (settings["train_resize"], settings["train_rotation_degrees"], config.margin, config.image_size) == (278, 90.0, 0.2, 256)
+    assert (settings["train_resize"], settings["train_rotation_degrees"], config.margin, config.image_size) == (
+        278,
+        90.0,
+        0.2,
+        256,
+    )
     assert not hasattr(config, "att_type")
     with pytest.raises(ValueError, match="mca_hidden"):
         GaLRConfig(mca_hidden=256)
@@ -137,7 +145,13 @@ def test_missing_or_misshaped_local_inputs_raise():
 
 
 def test_processor_builds_object_graphs():
-    graphs = processor(num_nodes=4, node_dim=12, object_categories=["ship", "car", "tree"], object_colors=["red", "white"], adjacency_sigma=0.5)
+    graphs = processor(
+        num_nodes=4,
+        node_dim=12,
+        object_categories=["ship", "car", "tree"],
+        object_colors=["red", "white"],
+        adjacency_sigma=0.5,
+    )
     features, adjacency = graphs.graph_from_objects(OBJECTS[0])
     # largest box first: the car (0.4 x 0.5 = 0.2), then the ship (0.2 x 0.1 = 0.02)
     np.testing.assert_allclose(features[0], [0, 1, 0, 0, 1, 0.7, 0.65, 0.4, 0.5, 0.2, 0, 0], atol=1e-6)
@@ -165,8 +179,12 @@ def test_official_local_feature_files_are_read_only_on_request(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle"):
         tables.load_local_features(tmp_path / "rsitmd_local.npy")
     assert tables.load_local_features(tmp_path / "rsitmd_local.npy", allow_pickle=True) == 2
-    assert local_feature_key("beach_2.jpg") == "beach_2.txt" and local_feature_key("a/airport_1.tif") == "airport_1.txt"
-    batch = tables.image_inputs({"image": [Image.new("RGB", (64, 64))] * 2, "filename": ["beach_2.tif", "airport_1.jpg"]})
+    assert (
+        local_feature_key("beach_2.jpg") == "beach_2.txt" and local_feature_key("a/airport_1.tif") == "airport_1.txt"
+    )
+    batch = tables.image_inputs(
+        {"image": [Image.new("RGB", (64, 64))] * 2, "filename": ["beach_2.tif", "airport_1.jpg"]}
+    )
     features, adjacency = batch["local_features"].numpy(), batch["local_adjacency"].numpy()
     np.testing.assert_allclose(features[0], reps["beach_2.txt"], rtol=1e-6)
     np.testing.assert_allclose(adjacency[1], adjs["airport_1.txt"], rtol=1e-6)
@@ -179,8 +197,15 @@ def test_official_local_feature_files_are_read_only_on_request(tmp_path):
     np.testing.assert_array_equal(again["local_features"].numpy(), features[:1])
     with pytest.raises(ValueError, match=r"expects \(20, 20\)"):
         processor().load_local_features(tmp_path / "local.safetensors")
-    from_recipe = GaLRProcessor.from_config(tiny_model(num_nodes=4, node_dim=12).config, VOCAB, local_features=tmp_path / "local.safetensors")
-    np.testing.assert_array_equal(from_recipe.image_inputs({"image": [Image.new("RGB", (64, 64))], "filename": ["beach_2.tif"]})["local_features"].numpy(), features[:1])
+    from_recipe = GaLRProcessor.from_config(
+        tiny_model(num_nodes=4, node_dim=12).config, VOCAB, local_features=tmp_path / "local.safetensors"
+    )
+    np.testing.assert_array_equal(
+        from_recipe.image_inputs({"image": [Image.new("RGB", (64, 64))], "filename": ["beach_2.tif"]})[
+            "local_features"
+        ].numpy(),
+        features[:1],
+    )
     np.save(tmp_path / "bad.npy", {"local_rep": reps}, allow_pickle=True)
     with pytest.raises(ValueError, match="adj_matrix"):
         read_official_local_features(tmp_path / "bad.npy")
@@ -189,9 +214,13 @@ def test_official_local_feature_files_are_read_only_on_request(tmp_path):
 def test_processor_saves_the_object_layout_and_needs_a_graph(tmp_path):
     # (save/load and Auto round trips of every method: tests/models/test_model_contract.py)
     model = tiny_model()
-    processor = GaLRProcessor.from_config(model.config, VOCAB, object_categories=["ship", "car", "tree"], object_colors=["red", "white"])
+    processor = GaLRProcessor.from_config(
+        model.config, VOCAB, object_categories=["ship", "car", "tree"], object_colors=["red", "white"]
+    )
     assert processor.image_processor.train_rotation_degrees == 90.0 and processor.num_nodes == 4
-    images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (80, 80, 3), dtype=np.uint8)) for i in range(3)]
+    images = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (80, 80, 3), dtype=np.uint8)) for i in range(3)
+    ]
     batch = processor(images=images, text=["The ship is in the port.", "green trees"], objects=OBJECTS)
     assert batch["local_features"].shape == (3, 4, 12) and batch["local_adjacency"].shape == (3, 4, 4)
     model.config.save_pretrained(tmp_path)
@@ -208,7 +237,9 @@ def test_full_size_default_model_runs_one_batch_with_reference_parameter_count()
     assert sum(p.numel() for p in model.parameters()) == 46_892_998 - 513_000
     with torch.no_grad():
         out = model(
-            torch.randn(2, 3, 256, 256), torch.randint(1, 1350, (3, 9)),
-            local_features=torch.rand(2, 20, 20), local_adjacency=torch.rand(2, 20, 20),
+            torch.randn(2, 3, 256, 256),
+            torch.randint(1, 1350, (3, 9)),
+            local_features=torch.rand(2, 20, 20),
+            local_adjacency=torch.rand(2, 20, 20),
         )
     assert out.logits_per_image.shape == (2, 3) and torch.isfinite(out.logits_per_image).all()

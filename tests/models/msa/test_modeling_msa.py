@@ -2,15 +2,15 @@ import functools
 import math
 
 import pytest
+import tiny_methods
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tiny_methods import WORDPIECE, token_batch
 from transformers import AutoConfig, AutoModel, AutoProcessor, BertConfig, BertModel, ResNetModel
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
-from rs_retrieval.models.msa import MSAConfig, MSAModel, MSAProcessor, MSCMAT, csmmc_loss, msa_triplet_loss, mscma_loss
-import tiny_methods
-from tiny_methods import WORDPIECE, token_batch
+from rs_retrieval.models.msa import MSCMAT, MSAConfig, MSAModel, MSAProcessor, csmmc_loss, msa_triplet_loss, mscma_loss
 
 VOCAB = WORDPIECE
 
@@ -32,12 +32,22 @@ def test_config_sub_configs_round_trip(tmp_path):
     assert got == expected
     default = MSAConfig()
     assert default.scale_dims == [256, 512, 1024, 2048] and default.text_config.num_hidden_layers == 12
-    assert (default.w_triplet, default.w_mscma, default.w_csmmc, default.csmmc_tau, default.triplet_margin) == (1.0, 15.0, 10.0, 2.0, 0.5)
+    assert (default.w_triplet, default.w_mscma, default.w_csmmc, default.csmmc_tau, default.triplet_margin) == (
+        1.0,
+        15.0,
+        10.0,
+        2.0,
+        0.5,
+    )
 
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [(dict(scale_pool=["max", "avg"]), "4 stages"), (dict(scale_pool=["max", "max", "sum", "avg"]), "scale_pool"), (dict(teacher_scale=4), "teacher_scale")],
+    [
+        (dict(scale_pool=["max", "avg"]), "4 stages"),
+        (dict(scale_pool=["max", "max", "sum", "avg"]), "scale_pool"),
+        (dict(teacher_scale=4), "teacher_scale"),
+    ],
 )
 def test_config_rejects_inconsistent_fields(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -88,8 +98,16 @@ def test_mscmat_equals_reference_pairwise_multihead_attention(mask_padding):
         query = mscmat.query_proj[k](scales[k]).repeat_interleave(num_texts, 0)  # pair p = i * M + j
         kv = mscmat.token_norm(tokens).repeat(num_images, 1, 1)
         padding = (token_mask == 0).repeat(num_images, 1) if mask_padding else None
-        attended = mscmat.attention[k](mscmat.query_norm(query)[None], kv.transpose(0, 1), kv.transpose(0, 1), key_padding_mask=padding, need_weights=False)[0][0]
-        reference = torch.sigmoid(mscmat.match_head[k]((attended + cls.repeat(num_images, 1)) * query)).view(num_images, num_texts)
+        attended = mscmat.attention[k](
+            mscmat.query_norm(query)[None],
+            kv.transpose(0, 1),
+            kv.transpose(0, 1),
+            key_padding_mask=padding,
+            need_weights=False,
+        )[0][0]
+        reference = torch.sigmoid(mscmat.match_head[k]((attended + cls.repeat(num_images, 1)) * query)).view(
+            num_images, num_texts
+        )
         torch.testing.assert_close(scores[k], reference, atol=1e-5, rtol=1e-5)
 
 
@@ -112,9 +130,16 @@ def test_triplet_loss_matches_per_element_reference():
 def test_mscma_loss_per_element_and_reference_floor():
     torch.manual_seed(3)
     scores = torch.rand(4, 3, 3)
-    expected = sum(-math.log(math.exp(s[i][i]) / sum(math.exp(s[i][j]) for j in range(3))) / 3 for s in scores.tolist() for i in range(3))
+    expected = sum(
+        -math.log(math.exp(s[i][i]) / sum(math.exp(s[i][j]) for j in range(3))) / 3
+        for s in scores.tolist()
+        for i in range(3)
+    )
     torch.testing.assert_close(mscma_loss(scores), torch.tensor(expected))
-    symmetric = sum(0.5 * (F.cross_entropy(s / 0.5, torch.arange(3)) + F.cross_entropy(s.t() / 0.5, torch.arange(3))) for s in scores)
+    symmetric = sum(
+        0.5 * (F.cross_entropy(s / 0.5, torch.arange(3)) + F.cross_entropy(s.t() / 0.5, torch.arange(3)))
+        for s in scores
+    )
     torch.testing.assert_close(mscma_loss(scores, temperature=0.5, symmetric=True), symmetric)
     # perfect sigmoid scores (1 on the diagonal, 0 elsewhere) hit the bound log(1 + (B - 1) / e) per scale
     perfect = torch.eye(32).expand(4, 32, 32)
@@ -128,14 +153,19 @@ def test_csmmc_loss_is_reference_reverse_kl_and_optional_forward_kl():
     # the reference call: kl_div(log Q^T, P_k^T, reduction='mean') per student (softmax over images),
     # i.e. the element sum divided by B^2 (torch announces 'mean' will become 'batchmean')
     teacher = torch.softmax(scores[3].detach() / tau, dim=0)
-    reference = sum(F.kl_div(teacher.t().log(), torch.softmax(scores[k] / tau, dim=0).t(), reduction="sum") / size**2 for k in range(3))
+    reference = sum(
+        F.kl_div(teacher.t().log(), torch.softmax(scores[k] / tau, dim=0).t(), reduction="sum") / size**2
+        for k in range(3)
+    )
     loss = csmmc_loss(scores, teacher_scale=3, tau=tau)
     torch.testing.assert_close(loss, reference)
     expected_forward = 0.0
     for k in range(3):
         student = torch.softmax(scores[k].detach() / tau, dim=0)
         for j in range(size):
-            expected_forward += sum(float(teacher[i, j] * (teacher[i, j].log() - student[i, j].log())) for i in range(size)) / size
+            expected_forward += (
+                sum(float(teacher[i, j] * (teacher[i, j].log() - student[i, j].log())) for i in range(size)) / size
+            )
     torch.testing.assert_close(csmmc_loss(scores, 3, tau, forward_kl=True), torch.tensor(expected_forward))
     loss.backward()  # the teacher is detached: no gradient reaches scale 4
     assert torch.count_nonzero(scores.grad[3]) == 0 and torch.count_nonzero(scores.grad[0]) > 0
@@ -175,21 +205,27 @@ def test_init_follows_reference_and_keeps_loaded_towers(tmp_path):
     assert abs(big.attention[0].in_proj_weight.std().item() - 768**-0.5) < 0.02 * 768**-0.5
     assert abs(big.attention[0].out_proj.weight.std().item() - 768**-0.5 / math.sqrt(2)) < 0.03 * 768**-0.5
     bound = 1 / math.sqrt(8)
-    assert mscmat_model.scale_proj[0].weight.abs().max() <= bound and mscmat_model.scale_proj[0].bias.abs().max() <= bound
+    assert (
+        mscmat_model.scale_proj[0].weight.abs().max() <= bound and mscmat_model.scale_proj[0].bias.abs().max() <= bound
+    )
 
     # pretrained towers: the loaded weights survive the model's own initialisation
     resnet = ResNetModel(tiny_config().vision_config)
     bert = BertModel(tiny_config().text_config)  # with a pooler: ignored
     resnet.save_pretrained(tmp_path / "resnet")
     bert.save_pretrained(tmp_path / "bert")
-    loaded = MSAModel.from_pretrained_towers(tiny_config(), vision_model_name_or_path=tmp_path / "resnet", text_model_name_or_path=tmp_path / "bert")
+    loaded = MSAModel.from_pretrained_towers(
+        tiny_config(), vision_model_name_or_path=tmp_path / "resnet", text_model_name_or_path=tmp_path / "bert"
+    )
     loaded.init_weights()
     for key, value in resnet.state_dict().items():
         assert torch.equal(loaded.vision_model.resnet.state_dict()[key], value), key
     for key, value in loaded.text_model.state_dict().items():
         assert torch.equal(value, bert.state_dict()[key]), key
     assert loaded.config.text_model_name == str(tmp_path / "bert")
-    BertModel(BertConfig(**{**tiny_config().text_config.to_dict(), "hidden_size": 32})).save_pretrained(tmp_path / "wide")
+    BertModel(BertConfig(**{**tiny_config().text_config.to_dict(), "hidden_size": 32})).save_pretrained(
+        tmp_path / "wide"
+    )
     with pytest.raises(ValueError, match="shape mismatch"):
         MSAModel.from_pretrained_towers(tiny_config(), text_model_name_or_path=tmp_path / "wide")
 
@@ -211,7 +247,10 @@ def test_processor_pads_to_31_and_round_trips(tmp_path):
     assert torch.equal(loaded(text=["A ship"])["input_ids"], processor(text=["A ship"])["input_ids"])
     vocab_file = tmp_path / "vocab.txt"
     vocab_file.write_text("\n".join(VOCAB) + "\n")
-    assert torch.equal(MSAProcessor.from_config(MSAConfig(), vocab_file)(text=["A ship"])["input_ids"], processor(text=["A ship"])["input_ids"])
+    assert torch.equal(
+        MSAProcessor.from_config(MSAConfig(), vocab_file)(text=["A ship"])["input_ids"],
+        processor(text=["A ship"])["input_ids"],
+    )
     with pytest.raises(ValueError, match="special tokens"):
         MSAProcessor.from_config(MSAConfig(), {"ship": 0})
     with pytest.raises(FileNotFoundError, match="nope.txt"):

@@ -81,7 +81,9 @@ class VisualGuidedAttention(nn.Module):
         visual_proj = self.fc_visual(visual)
         text_proj = self.fc_text(text)
         return chunked_pair_cosine(
-            visual, text.size(0), lambda rows: torch.sigmoid(visual_proj[rows, None] * text_proj[None]) * text_proj[None]
+            visual,
+            text.size(0),
+            lambda rows: torch.sigmoid(visual_proj[rows, None] * text_proj[None]) * text_proj[None],
         )
 
 

@@ -18,8 +18,8 @@ from transformers import initialization as init
 from ..common.base import RetrievalPreTrainedModel
 from ..common.checks import check_all
 from ..common.losses import dynamic_margin, hinge_triplet_loss
-from .mvsa import MVSA, ExtractFeature, check_image_size, mvsa_map_size
 from ..common.processing import RetrievalProcessor
+from .mvsa import MVSA, ExtractFeature, check_image_size, mvsa_map_size
 from .skipthought import SkipThoughtTextEncoder
 from .skipthought_weights import load_skipthought_into
 from .word_tokenizer_family import WORD
@@ -97,7 +97,9 @@ class AMFMNFamilyConfig(PretrainedConfig):
                 f"the ResNet trunk needs 4 stages; got hidden sizes {self.backbone_hidden_sizes}, depths {self.backbone_depths}"
             )
         if self.dynamic_margin is not None and set(self.dynamic_margin) != {"gamma", "beta"}:
-            raise ValueError(f"dynamic_margin must be None or {{'gamma': float, 'beta': float}}, got {self.dynamic_margin}")
+            raise ValueError(
+                f"dynamic_margin must be None or {{'gamma': float, 'beta': float}}, got {self.dynamic_margin}"
+            )
 
 
 class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
@@ -162,16 +164,26 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         margin = self.config.margin
         if self.config.dynamic_margin is not None:
             if prior_similarity is None:
-                raise ValueError("config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.training.caption_prior.CaptionPriorSimilarity)")
+                raise ValueError(
+                    "config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.training.caption_prior.CaptionPriorSimilarity)"
+                )
             if tuple(prior_similarity.shape) != tuple(logits_per_image.shape):
-                raise ValueError(f"prior_similarity must have the score shape {tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}")
+                raise ValueError(
+                    f"prior_similarity must have the score shape {tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}"
+                )
             margin = dynamic_margin(prior_similarity.to(logits_per_image), **self.config.dynamic_margin)
         loss = hinge_triplet_loss(logits_per_image, margin, self.config.max_violation, image_ids)
         return loss, {"triplet": loss.detach()}
 
     @classmethod
     def from_pretrained_towers(
-        cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, allow_pickle=False, **kwargs
+        cls,
+        config,
+        vision_model_name_or_path=None,
+        text_model_name_or_path=None,
+        vocab=None,
+        allow_pickle=False,
+        **kwargs,
     ):
         """A new model whose ResNet starts from a transformers `ResNetModel` (local dir or Hub id)
         and whose text encoder starts from the public skip-thought uni-skip files.
@@ -184,8 +196,12 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         model = super().from_pretrained_towers(config, vision_model_name_or_path=vision_model_name_or_path, **kwargs)
         if text_model_name_or_path is not None:
             if vocab is None:
-                raise ValueError("loading skip-thought weights needs `vocab` (word2idx dict or vocab.json path) to pick embedding rows")
-            load_skipthought_into(model.text_feature.seq2vec, text_model_name_or_path, vocab, allow_pickle=allow_pickle)
+                raise ValueError(
+                    "loading skip-thought weights needs `vocab` (word2idx dict or vocab.json path) to pick embedding rows"
+                )
+            load_skipthought_into(
+                model.text_feature.seq2vec, text_model_name_or_path, vocab, allow_pickle=allow_pickle
+            )
         return model
 
 

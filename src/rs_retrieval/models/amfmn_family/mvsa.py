@@ -21,7 +21,9 @@ from ..common.towers import ResNetTrunk, resnet_config
 def mvsa_map_size(image_size: int) -> int:
     """Side of the MVSA maps for square `image_size` inputs (16 for the reference 256)."""
     if image_size < 32 or image_size % 32:
-        raise ValueError(f"image_size must be a positive multiple of 32 (ResNet strides and MVSA maps), got {image_size}")
+        raise ValueError(
+            f"image_size must be a positive multiple of 32 (ResNet strides and MVSA maps), got {image_size}"
+        )
     return image_size // 16
 
 
@@ -79,4 +81,3 @@ class MVSA(nn.Module):
         salient = self.conv1x1_1(joint) * torch.sigmoid(self.conv1x1_2(joint))
         mask = torch.sigmoid(self.solo_attention(salient.flatten(1)))
         return v_g * mask
-

@@ -70,7 +70,11 @@ def _step(h, inputs, weights, masks):
 def _gate_weights(hidden_weight, masks):
     """[H, 3H] for one matmul per step, or [3, H, H] per gate when hidden masks are active."""
     hidden = hidden_weight.size(1)
-    return hidden_weight.t().contiguous() if masks is None else hidden_weight.view(3, hidden, hidden).transpose(1, 2).contiguous()
+    return (
+        hidden_weight.t().contiguous()
+        if masks is None
+        else hidden_weight.view(3, hidden, hidden).transpose(1, 2).contiguous()
+    )
 
 
 def _dense_recurrence(projections, hidden_weight, masks, steps):
@@ -117,7 +121,9 @@ class _PackedGRU(torch.autograd.Function):
             offset -= size
             h_prev, reset, update, candidate, hidden_n = saved[:, offset : offset + size]
             grad = grad_h[:size]
-            grad_n = torch.mul(grad * (1 - update), 1 - candidate * candidate, out=grad_candidate_in[offset : offset + size])
+            grad_n = torch.mul(
+                grad * (1 - update), 1 - candidate * candidate, out=grad_candidate_in[offset : offset + size]
+            )
             step = grad_hidden[offset : offset + size]
             step[:, :hidden] = grad_n * hidden_n * reset * (1 - reset)
             step[:, hidden : 2 * hidden] = grad * (h_prev - candidate) * update * (1 - update)
@@ -135,8 +141,12 @@ class _PackedGRU(torch.autograd.Function):
             else:
                 rows = torch.cat([torch.arange(size, device=h_prev.device) for size in ctx.batch_sizes])
                 h_in = h_prev.unsqueeze(0) * masks[:, rows]  # [3, N, H]
-                grad_weight = torch.bmm(grad_hidden.view(-1, 3, hidden).permute(1, 2, 0), h_in).reshape(3 * hidden, hidden)
-        grad_projections = torch.cat([grad_hidden[:, : 2 * hidden], grad_candidate_in], dim=1) if ctx.needs_input_grad[0] else None
+                grad_weight = torch.bmm(grad_hidden.view(-1, 3, hidden).permute(1, 2, 0), h_in).reshape(
+                    3 * hidden, hidden
+                )
+        grad_projections = (
+            torch.cat([grad_hidden[:, : 2 * hidden], grad_candidate_in], dim=1) if ctx.needs_input_grad[0] else None
+        )
         return grad_projections, grad_weight, None, None
 
 
@@ -172,7 +182,9 @@ class BayesianGRU(nn.Module):
         if _is_traced():
             return self._dense(inputs, steps, input_masks, hidden_masks)
         order = torch.argsort(steps, descending=True, stable=True)
-        running = steps[order].unsqueeze(0) > torch.arange(int(steps.max()), device=steps.device).unsqueeze(1)  # [T, B]
+        running = steps[order].unsqueeze(0) > torch.arange(int(steps.max()), device=steps.device).unsqueeze(
+            1
+        )  # [T, B]
         batch_sizes = running.sum(dim=1).tolist()
         step_of, sorted_row = running.nonzero(as_tuple=True)  # packed order: step-major
         row = order[sorted_row]
@@ -201,7 +213,9 @@ class BayesianGRU(nn.Module):
         cell = self.gru_cell
         layers = (cell.weight_ir, cell.weight_ii, cell.weight_in)
         if masks is None:
-            return F.linear(x, torch.cat([layer.weight for layer in layers]), torch.cat([layer.bias for layer in layers]))
+            return F.linear(
+                x, torch.cat([layer.weight for layer in layers]), torch.cat([layer.bias for layer in layers])
+            )
         return torch.cat([layer(x * masks[k]) for k, layer in enumerate(layers)], dim=-1)
 
     def _hidden_weight(self) -> torch.Tensor:
@@ -234,11 +248,14 @@ class SkipThoughtEncoder(nn.Module):
             raise ValueError(f"input_ids must be [batch, length>0], got shape {tuple(input_ids.shape)}")
         vocab_size = self.embedding.num_embeddings
         check_all(
-            (input_ids >= 0) & (input_ids < vocab_size), f"input_ids must lie in [0, {vocab_size})",
+            (input_ids >= 0) & (input_ids < vocab_size),
+            f"input_ids must lie in [0, {vocab_size})",
             lambda: f"got range [{int(input_ids.min())}, {int(input_ids.max())}]",
         )
         real = input_ids != 0
-        check_all(~(real[:, 1:] & ~real[:, :-1]), "input_ids must be right-padded with id 0 (a real token follows padding)")
+        check_all(
+            ~(real[:, 1:] & ~real[:, :-1]), "input_ids must be right-padded with id 0 (a real token follows padding)"
+        )
         lengths = real.sum(dim=1)
         num_steps = lengths.max().clamp(min=1)
         return self.rnn(self.embedding(input_ids), torch.where(lengths > 0, lengths, num_steps))

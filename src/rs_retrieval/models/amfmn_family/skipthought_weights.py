@@ -16,9 +16,9 @@ import os
 import numpy as np
 import torch
 
+from ..common.weights import CheckpointConversionError, load_converted
 from .skipthought import SkipThoughtEncoder
 from .tokenization_word import load_vocab, validate_word2idx
-from ..common.weights import CheckpointConversionError, load_converted
 
 UNISKIP_FILES = ("uni_skip.npz", "utable.npy", "dictionary.txt")
 GRU_PARAMS = ("encoder_W", "encoder_b", "encoder_U", "encoder_Wx", "encoder_bx", "encoder_Ux")
@@ -61,13 +61,19 @@ def skipthought_state_dict(folder, vocab, allow_pickle: bool = False) -> dict[st
     with np.load(paths["uni_skip.npz"], allow_pickle=False) as npz:
         missing = [name for name in GRU_PARAMS if name not in npz.files]
         if missing:
-            raise CheckpointConversionError(f"{paths['uni_skip.npz']}: missing parameters {missing} (has {sorted(npz.files)[:12]})")
+            raise CheckpointConversionError(
+                f"{paths['uni_skip.npz']}: missing parameters {missing} (has {sorted(npz.files)[:12]})"
+            )
         params = {name: np.asarray(npz[name], dtype=np.float32) for name in GRU_PARAMS}
     embed_dim, double_hidden = params["encoder_W"].shape
     hidden = double_hidden // 2
     expected = {
-        "encoder_W": (embed_dim, 2 * hidden), "encoder_b": (2 * hidden,), "encoder_U": (hidden, 2 * hidden),
-        "encoder_Wx": (embed_dim, hidden), "encoder_bx": (hidden,), "encoder_Ux": (hidden, hidden),
+        "encoder_W": (embed_dim, 2 * hidden),
+        "encoder_b": (2 * hidden,),
+        "encoder_U": (hidden, 2 * hidden),
+        "encoder_Wx": (embed_dim, hidden),
+        "encoder_bx": (hidden,),
+        "encoder_Ux": (hidden, hidden),
     }
     wrong = {name: (params[name].shape, shape) for name, shape in expected.items() if params[name].shape != shape}
     if wrong:
@@ -94,10 +100,14 @@ def skipthought_state_dict(folder, vocab, allow_pickle: bool = False) -> dict[st
     W, U = params["encoder_W"].T, params["encoder_U"].T  # [2H, E], [2H, H]
     tensors = {
         "embedding.weight": embedding,
-        "rnn.gru_cell.weight_ir.weight": W[:hidden], "rnn.gru_cell.weight_ir.bias": params["encoder_b"][:hidden],
-        "rnn.gru_cell.weight_ii.weight": W[hidden:], "rnn.gru_cell.weight_ii.bias": params["encoder_b"][hidden:],
-        "rnn.gru_cell.weight_in.weight": params["encoder_Wx"].T, "rnn.gru_cell.weight_in.bias": params["encoder_bx"],
-        "rnn.gru_cell.weight_hr.weight": U[:hidden], "rnn.gru_cell.weight_hi.weight": U[hidden:],
+        "rnn.gru_cell.weight_ir.weight": W[:hidden],
+        "rnn.gru_cell.weight_ir.bias": params["encoder_b"][:hidden],
+        "rnn.gru_cell.weight_ii.weight": W[hidden:],
+        "rnn.gru_cell.weight_ii.bias": params["encoder_b"][hidden:],
+        "rnn.gru_cell.weight_in.weight": params["encoder_Wx"].T,
+        "rnn.gru_cell.weight_in.bias": params["encoder_bx"],
+        "rnn.gru_cell.weight_hr.weight": U[:hidden],
+        "rnn.gru_cell.weight_hi.weight": U[hidden:],
         "rnn.gru_cell.weight_hn.weight": params["encoder_Ux"].T,
     }
     return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in tensors.items()}
@@ -105,4 +115,6 @@ def skipthought_state_dict(folder, vocab, allow_pickle: bool = False) -> dict[st
 
 def load_skipthought_into(encoder: SkipThoughtEncoder, folder, vocab, allow_pickle: bool = False) -> None:
     """Initialise `encoder` from the uni-skip files; sizes must match (620/2400 for the real files)."""
-    load_converted(encoder, skipthought_state_dict(folder, vocab, allow_pickle), f"skip-thought files in {os.fspath(folder)}")
+    load_converted(
+        encoder, skipthought_state_dict(folder, vocab, allow_pickle), f"skip-thought files in {os.fspath(folder)}"
+    )

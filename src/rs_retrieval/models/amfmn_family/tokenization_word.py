@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from importlib import resources
 
 from transformers import PreTrainedTokenizer
+
 from ...fileio import atomic_file
 
 #: Tokens the reference code removes after tokenisation (`vocab.py` and `data.py`).
@@ -106,7 +107,7 @@ def treebank_tokenize(sentence: str) -> list[str]:
 
 def _ends_sentence(word: str) -> bool:
     """Punkt's decision for a period-final `word` (period removed) followed by a lower-case word."""
-    word = word.lstrip("(\"`{[:;&#*@)}]-,")
+    word = word.lstrip('("`{[:;&#*@)}]-,')
     if not word or word.endswith("."):  # bare period or ellipsis
         return False
     if word in _ABBREVIATIONS or word.split("-")[-1] in _ABBREVIATIONS:
@@ -173,7 +174,9 @@ def validate_word2idx(word2idx: dict, source: str = "vocabulary") -> dict[str, i
         raise ValueError(f"{source}: word2idx must be a non-empty dict, got {type(word2idx).__name__}")
     ids = sorted(word2idx.values())
     if ids != list(range(1, len(ids) + 1)):
-        raise ValueError(f"{source}: ids must be contiguous from 1 (0 is padding); got min {ids[0]}, max {ids[-1]}, count {len(ids)}")
+        raise ValueError(
+            f"{source}: ids must be contiguous from 1 (0 is padding); got min {ids[0]}, max {ids[-1]}, count {len(ids)}"
+        )
     if word2idx.get(UNK_TOKEN) != len(ids):
         raise ValueError(f"{source}: {UNK_TOKEN!r} must have the last id {len(ids)}, got {word2idx.get(UNK_TOKEN)}")
     return {str(w): int(i) for w, i in word2idx.items()}
@@ -259,9 +262,21 @@ class RSWordTokenizer(PreTrainedTokenizer):
 
 _VOWELS = frozenset("aeiou")
 _IRREGULAR_STEMS = {
-    "skies": "sky", "sky": "sky", "dying": "die", "lying": "lie", "tying": "tie", "news": "news",
-    "innings": "inning", "inning": "inning", "outings": "outing", "outing": "outing",
-    "cannings": "canning", "canning": "canning", "howe": "howe", "proceed": "proceed", "exceed": "exceed",
+    "skies": "sky",
+    "sky": "sky",
+    "dying": "die",
+    "lying": "lie",
+    "tying": "tie",
+    "news": "news",
+    "innings": "inning",
+    "inning": "inning",
+    "outings": "outing",
+    "outing": "outing",
+    "cannings": "canning",
+    "canning": "canning",
+    "howe": "howe",
+    "proceed": "proceed",
+    "exceed": "exceed",
     "succeed": "succeed",
 }
 
@@ -305,16 +320,49 @@ def _above_one(stem: str) -> bool:
 
 
 _STEP1A = [("sses", "ss", None), ("ies", "i", None), ("ss", "ss", None), ("s", "", None)]
-_STEP2 = [(s, r, _positive) for s, r in (
-    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"), ("izer", "ize"), ("bli", "ble"),
-    ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous"), ("ization", "ize"), ("ation", "ate"),
-    ("ator", "ate"), ("alism", "al"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"), ("aliti", "al"),
-    ("iviti", "ive"), ("biliti", "ble"), ("fulli", "ful"),
-)]
-_STEP3 = [(s, r, _positive) for s, r in (("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"), ("ful", ""), ("ness", ""))]
-_STEP4 = [(s, "", _above_one) for s in ("al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent")] + [
-    ("ion", "", lambda stem: _measure(stem) > 1 and stem[-1:] in ("s", "t"))
-] + [(s, "", _above_one) for s in ("ou", "ism", "ate", "iti", "ous", "ive", "ize")]
+_STEP2 = [
+    (s, r, _positive)
+    for s, r in (
+        ("ational", "ate"),
+        ("tional", "tion"),
+        ("enci", "ence"),
+        ("anci", "ance"),
+        ("izer", "ize"),
+        ("bli", "ble"),
+        ("alli", "al"),
+        ("entli", "ent"),
+        ("eli", "e"),
+        ("ousli", "ous"),
+        ("ization", "ize"),
+        ("ation", "ate"),
+        ("ator", "ate"),
+        ("alism", "al"),
+        ("iveness", "ive"),
+        ("fulness", "ful"),
+        ("ousness", "ous"),
+        ("aliti", "al"),
+        ("iviti", "ive"),
+        ("biliti", "ble"),
+        ("fulli", "ful"),
+    )
+]
+_STEP3 = [
+    (s, r, _positive)
+    for s, r in (
+        ("icate", "ic"),
+        ("ative", ""),
+        ("alize", "al"),
+        ("iciti", "ic"),
+        ("ical", "ic"),
+        ("ful", ""),
+        ("ness", ""),
+    )
+]
+_STEP4 = (
+    [(s, "", _above_one) for s in ("al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent")]
+    + [("ion", "", lambda stem: _measure(stem) > 1 and stem[-1:] in ("s", "t"))]
+    + [(s, "", _above_one) for s in ("ou", "ism", "ate", "iti", "ous", "ive", "ize")]
+)
 
 
 def _step1b(word: str) -> str:

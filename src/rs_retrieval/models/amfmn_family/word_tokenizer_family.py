@@ -23,7 +23,9 @@ class WordTokenizerFamily(TokenizerFamily):
             return RSWordTokenizer(vocab=vocab)
         if isinstance(vocab, (str, os.PathLike)):
             return RSWordTokenizer(vocab_file=os.fspath(vocab))
-        raise TypeError(f"vocab must be a vocab.json path, a word2idx dict or an RSWordTokenizer, got {type(vocab).__name__}")
+        raise TypeError(
+            f"vocab must be a vocab.json path, a word2idx dict or an RSWordTokenizer, got {type(vocab).__name__}"
+        )
 
     def vocabulary_from_captions(self, captions: Iterable[str], min_count: int = 1) -> dict[str, int]:
         """The reference layout (`build_vocab`: stop-words dropped, ids from 1, `<unk>` last)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from transformers import CLIPModel, SiglipModel
 
-from ..common.losses import clip_contrastive_loss
 from ..common.base import RetrievalPreTrainedModel
+from ..common.losses import clip_contrastive_loss
 
 
 class _DualEncoderContract:
@@ -27,14 +27,21 @@ class _DualEncoderContract:
     def encode_images(self, pixel_values: torch.Tensor, **_) -> dict[str, torch.Tensor]:
         return {"embeds": self.get_image_features(pixel_values=pixel_values).pooler_output}
 
-    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_texts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         return {"embeds": self.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output}
 
     #: Per tower: (sub-config attribute, state-dict prefixes) copied by `from_pretrained_towers`.
-    _towers = {"vision": ("vision_config", ("vision_model.", "visual_projection.")), "text": ("text_config", ("text_model.", "text_projection.", "logit_scale", "logit_bias"))}
+    _towers = {
+        "vision": ("vision_config", ("vision_model.", "visual_projection.")),
+        "text": ("text_config", ("text_model.", "text_projection.", "logit_scale", "logit_bias")),
+    }
 
     @classmethod
-    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs):
+    def from_pretrained_towers(
+        cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs
+    ):
         """A model of `config` whose image and/or text tower (with its projection; the text side
         also brings `logit_scale`) come from saved CLIP-family folders, e.g. a converted GeoRSCLIP.
         The recipe's tower config must equal the folder's: a different activation or size would
@@ -49,8 +56,13 @@ class _DualEncoderContract:
             ours, theirs = getattr(config, attribute).to_dict(), getattr(pretrained.config, attribute).to_dict()
             different = sorted(k for k in set(ours) | set(theirs) if k not in ignored and ours.get(k) != theirs.get(k))
             if different or config.projection_dim != pretrained.config.projection_dim:
-                details = ", ".join(f"{k}: recipe {ours.get(k)!r} vs {theirs.get(k)!r}" for k in different) or "projection_dim"
-                raise ValueError(f"{source}: its {tower} tower differs from the recipe's config ({details}); set model.{attribute} to match")
+                details = (
+                    ", ".join(f"{k}: recipe {ours.get(k)!r} vs {theirs.get(k)!r}" for k in different)
+                    or "projection_dim"
+                )
+                raise ValueError(
+                    f"{source}: its {tower} tower differs from the recipe's config ({details}); set model.{attribute} to match"
+                )
             weights = {k: v for k, v in pretrained.state_dict().items() if k.startswith(prefixes)}
             model.load_state_dict(weights, strict=False)
         return model
@@ -78,7 +90,10 @@ class SiglipRetrievalModel(_DualEncoderContract, SiglipModel, RetrievalPreTraine
 
 
 #: transformers model_type -> the retrieval class that loads those folders.
-DUAL_ENCODER_CLASSES: dict[str, type[RetrievalPreTrainedModel]] = {"clip": CLIPRetrievalModel, "siglip": SiglipRetrievalModel}
+DUAL_ENCODER_CLASSES: dict[str, type[RetrievalPreTrainedModel]] = {
+    "clip": CLIPRetrievalModel,
+    "siglip": SiglipRetrievalModel,
+}
 _PLAIN_CLASSES = {CLIPModel: CLIPRetrievalModel, SiglipModel: SiglipRetrievalModel}
 _PLAIN_OF = {retrieval: plain for plain, retrieval in _PLAIN_CLASSES.items()}
 
@@ -93,9 +108,13 @@ def _view_as(model, cls):
 def as_retrieval_model(model) -> RetrievalPreTrainedModel:
     """The model itself if it already follows the contract; a plain `CLIPModel`/`SiglipModel` is
     viewed as its retrieval subclass, sharing every parameter and buffer (nothing is copied)."""
-    if isinstance(model, RetrievalPreTrainedModel) or getattr(model, "precision", None) is not None:  # or `rs_retrieval.precision`'s wrapper of one
+    if (
+        isinstance(model, RetrievalPreTrainedModel) or getattr(model, "precision", None) is not None
+    ):  # or `rs_retrieval.precision`'s wrapper of one
         return model
     target = _PLAIN_CLASSES.get(type(model))
     if target is None:
-        raise TypeError(f"{type(model).__name__} follows neither the retrieval contract nor is a CLIPModel/SiglipModel")
+        raise TypeError(
+            f"{type(model).__name__} follows neither the retrieval contract nor is a CLIPModel/SiglipModel"
+        )
     return _view_as(model, target)

@@ -65,9 +65,16 @@ def clip_vocabulary(bpe_path: str | None = None) -> tuple[dict[str, int], tuple[
         lines = handle.read().split("\n")[1 : NUM_CLIP_MERGES + 1]
     merges = tuple(tuple(line.split()) for line in lines)
     if len(merges) != NUM_CLIP_MERGES or any(len(pair) != 2 for pair in merges):
-        raise ValueError(f"{path} is not a CLIP BPE merges file (expected {NUM_CLIP_MERGES} 'left right' lines after the header)")
+        raise ValueError(
+            f"{path} is not a CLIP BPE merges file (expected {NUM_CLIP_MERGES} 'left right' lines after the header)"
+        )
     symbols = _byte_symbols()
-    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(pair) for pair in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    tokens = (
+        symbols
+        + [s + "</w>" for s in symbols]
+        + ["".join(pair) for pair in merges]
+        + ["<|startoftext|>", "<|endoftext|>"]
+    )
     return {token: index for index, token in enumerate(tokens)}, merges
 
 
@@ -79,21 +86,30 @@ def build_clip_tokenizer(bpe_path: str | None = None, model_max_length: int = CL
     return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
 
 
-def build_clip_image_processor(image_size: int = 224, image_mean: Sequence[float] = OPENAI_CLIP_MEAN, image_std: Sequence[float] = OPENAI_CLIP_STD):
+def build_clip_image_processor(
+    image_size: int = 224, image_mean: Sequence[float] = OPENAI_CLIP_MEAN, image_std: Sequence[float] = OPENAI_CLIP_STD
+):
     """open_clip's validation transform: shortest side -> `image_size` (bicubic), centre crop, normalise."""
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     return CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-        image_mean=list(image_mean), image_std=list(image_std),
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_mean=list(image_mean),
+        image_std=list(image_std),
     )
 
 
-def build_clip_processor(image_size: int = 224, bpe_path: str | None = None, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD):
+def build_clip_processor(
+    image_size: int = 224, bpe_path: str | None = None, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD
+):
     """A plain transformers `CLIPProcessor` (PIL image processor + offline CLIP tokenizer)."""
     from transformers import CLIPProcessor
 
-    return CLIPProcessor(image_processor=build_clip_image_processor(image_size, image_mean, image_std), tokenizer=build_clip_tokenizer(bpe_path))
+    return CLIPProcessor(
+        image_processor=build_clip_image_processor(image_size, image_mean, image_std),
+        tokenizer=build_clip_tokenizer(bpe_path),
+    )
 
 
 def pil_backend(image_processor):
@@ -109,7 +125,9 @@ def pil_backend(image_processor):
     return image_processor if twin is None else twin.from_dict(image_processor.to_dict())
 
 
-def random_view(image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng: random.Random | None = None) -> Image.Image:
+def random_view(
+    image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng: random.Random | None = None
+) -> Image.Image:
     """A training view: a random right-angle rotation (aerial images have no up) and a random crop
     keeping `scale` of the area (aspect 3/4-4/3), as the RS CLIP recipes do (docs/clip-zeroshot.md#training-and-fine-tuning-clip-models).
     The image processor then resizes and centre-crops it as at inference."""
@@ -186,7 +204,10 @@ class DualEncoderProcessor:
         it by the `rs_retrieval.imagery` rule (16-bit, float and multi-band files included)."""
         sources = rows.get("filename") or [None] * len(rows["image"])
         input_size = _input_size(self.processor.image_processor)
-        images = [rgb_image(image, self.rescale_mode, self.bands, source=source, input_size=input_size) for image, source in zip(rows["image"], sources)]
+        images = [
+            rgb_image(image, self.rescale_mode, self.bands, source=source, input_size=input_size)
+            for image, source in zip(rows["image"], sources)
+        ]
         if train:
             images = [random_view(image, self.train_scale) for image in images]
         return {"pixel_values": self.processor.image_processor(images, return_tensors="pt")["pixel_values"]}
@@ -194,8 +215,13 @@ class DualEncoderProcessor:
     def text_inputs(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
         tokenizer = self.processor.tokenizer
         max_length = min(tokenizer.model_max_length, 512)
-        encoded = tokenizer(list(captions), padding=self.text_padding, truncation=True, max_length=max_length, return_tensors="pt")
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))}
+        encoded = tokenizer(
+            list(captions), padding=self.text_padding, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded.get("attention_mask", torch.ones_like(encoded["input_ids"])),
+        }
 
 
 def as_retrieval_processor(processor):

@@ -9,17 +9,27 @@ from .modeling_cmpagl import CMPAGLModel, FusionEncoder, improved_triplet_loss, 
 from .processing_cmpagl import CMPAGLProcessor
 
 register_method(
-    CMPAGLConfig, CMPAGLModel, CMPAGLProcessor, default_recipe="cmpagl_synth", legacy_processor_names=("CmpaglProcessor",),
+    CMPAGLConfig,
+    CMPAGLModel,
+    CMPAGLProcessor,
+    default_recipe="cmpagl_synth",
+    legacy_processor_names=("CmpaglProcessor",),
     title="CMPAGL (Cross-Modal Pre-Aligned method with Global and Local information)",
     paper=Paper(
         'Z. Sun, M. Zhao, G. Liu, A. Kaup, "Cross-Modal Pre-Aligned Method with Global and Local Information for '
         'Remote-Sensing Image and Text Retrieval", IEEE TGRS, vol. 62, 2024, doi:10.1109/TGRS.2024.3489224, '
         "arXiv:2411.14704",
         bibtex_entry(
-            "sun2024cmpagl", author="Sun, Z. and Zhao, M. and Liu, G. and Kaup, A.",
+            "sun2024cmpagl",
+            author="Sun, Z. and Zhao, M. and Liu, G. and Kaup, A.",
             title="Cross-Modal Pre-Aligned Method with Global and Local Information for Remote-Sensing Image and Text Retrieval",
-            journal="IEEE Transactions on Geoscience and Remote Sensing", volume="62", pages="4709118", year="2024",
-            doi="10.1109/TGRS.2024.3489224", eprint="2411.14704", archivePrefix="arXiv",
+            journal="IEEE Transactions on Geoscience and Remote Sensing",
+            volume="62",
+            pages="4709118",
+            year="2024",
+            doi="10.1109/TGRS.2024.3489224",
+            eprint="2411.14704",
+            archivePrefix="arXiv",
         ),
         code="ZbaoSun/CMPAGL (README only: no code released)",
     ),

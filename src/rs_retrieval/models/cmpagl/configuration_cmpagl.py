@@ -137,4 +137,6 @@ class CMPAGLConfig(PretrainedConfig):
         if len(self.loss_weights) != 3:
             raise ValueError(f"loss_weights must be (itc, itm, triplet), got {self.loss_weights}")
         if self.itm_k_test < 0 or self.rerank_batch_size < 1:
-            raise ValueError(f"itm_k_test must be >= 0 and rerank_batch_size >= 1, got {self.itm_k_test}, {self.rerank_batch_size}")
+            raise ValueError(
+                f"itm_k_test must be >= 0 and rerank_batch_size >= 1, got {self.itm_k_test}, {self.rerank_batch_size}"
+            )

@@ -20,7 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import SwinConfig, SwinModel
-from transformers.models.swin.modeling_swin import SwinLayer, SwinRelativePositionBias, window_partition, window_reverse
+from transformers.models.swin.modeling_swin import (
+    SwinLayer,
+    SwinRelativePositionBias,
+    window_partition,
+    window_reverse,
+)
 
 
 def partition_windows(feature_map: torch.Tensor, window: int) -> torch.Tensor:
@@ -69,7 +74,11 @@ class GlobalLocalCrossAttention(nn.Module):
             pooled = bins.mean(dim=(2, 4)) if self.pool == "avg" else bins.amax(dim=(2, 4))
             return self.global_proj(self.global_norm(pooled.flatten(1, 2)))
         channels_first = feature_map.permute(0, 3, 1, 2)
-        pooled = F.adaptive_avg_pool2d(channels_first, window) if self.pool == "avg" else F.adaptive_max_pool2d(channels_first, window)
+        pooled = (
+            F.adaptive_avg_pool2d(channels_first, window)
+            if self.pool == "avg"
+            else F.adaptive_max_pool2d(channels_first, window)
+        )
         return self.global_proj(self.global_norm(pooled.flatten(2).transpose(1, 2)))
 
     def forward(self, queries: torch.Tensor, global_tokens: torch.Tensor, window: int) -> torch.Tensor:
@@ -83,7 +92,9 @@ class GlobalLocalCrossAttention(nn.Module):
         head_dim = channels // self.num_heads
         windows = partition_windows(queries, window)  # [B, nW, w2, C]
         q = self.q_proj(windows).unflatten(-1, (self.num_heads, head_dim)).transpose(2, 3)  # [B, nW, h, w2, d]
-        k = self.k_proj(global_tokens).unflatten(-1, (self.num_heads, head_dim)).transpose(1, 2)[:, None]  # [B, 1, h, w2, d]
+        k = (
+            self.k_proj(global_tokens).unflatten(-1, (self.num_heads, head_dim)).transpose(1, 2)[:, None]
+        )  # [B, 1, h, w2, d]
         v = self.v_proj(global_tokens).unflatten(-1, (self.num_heads, head_dim)).transpose(1, 2)[:, None]
         logits = (q * head_dim**-0.5) @ k.transpose(-1, -2)
         if self.relative_position_bias is not None:
@@ -110,21 +121,30 @@ def _window_self_attention(block: SwinLayer, normed: torch.Tensor, dims: tuple[i
 class GswinVisionEncoder(nn.Module):
     """Swin encoder with Gswin blocks; returns tokens [B, 1 + h*w, C]: the mean token, then the final map."""
 
-    def __init__(self, config: SwinConfig, gswin_stages, pool: str = "avg", combine: str = "parallel", rel_bias: bool = False):
+    def __init__(
+        self, config: SwinConfig, gswin_stages, pool: str = "avg", combine: str = "parallel", rel_bias: bool = False
+    ):
         super().__init__()
         self.swin = SwinModel(config, add_pooling_layer=False)
         self.combine = combine
         self.global_attention = nn.ModuleList(
             nn.ModuleList(
                 GlobalLocalCrossAttention(
-                    int(config.embed_dim * 2**stage), config.num_heads[stage], config.window_size, pool, rel_bias, config.layer_norm_eps
+                    int(config.embed_dim * 2**stage),
+                    config.num_heads[stage],
+                    config.window_size,
+                    pool,
+                    rel_bias,
+                    config.layer_norm_eps,
                 )
                 for _ in range(depth if stage in gswin_stages else 0)
             )
             for stage, depth in enumerate(config.depths)
         )
 
-    def _gswin_block(self, block: SwinLayer, glwca: GlobalLocalCrossAttention, hidden: torch.Tensor, dims) -> torch.Tensor:
+    def _gswin_block(
+        self, block: SwinLayer, glwca: GlobalLocalCrossAttention, hidden: torch.Tensor, dims
+    ) -> torch.Tensor:
         block.set_shift_and_window_size(dims)  # Swin's rule: a map no larger than the window is one window
         window = block.window_size
         map_shape = (-1, dims[0], dims[1], hidden.shape[2])  # -1: a traced batch stays dynamic (ONNX)

@@ -19,10 +19,10 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertAttention, BertIntermediate, BertOutput
 from transformers.models.swin.modeling_swin import SwinRelativePositionBias
 
-from ..common.losses import hinge_triplet_loss, same_image_mask
 from ..common.base import RetrievalPreTrainedModel
 from ..common.bert import build_bert, load_bert_layers
 from ..common.checks import check_all
+from ..common.losses import hinge_triplet_loss, same_image_mask
 from .configuration_cmpagl import CMPAGLConfig
 from .gswin import GswinVisionEncoder
 
@@ -73,7 +73,12 @@ class FusionEncoder(nn.Module):
         return self.itm_head(hidden[:, 0])
 
 
-def itc_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: torch.Tensor, image_ids: torch.Tensor | None = None) -> torch.Tensor:
+def itc_loss(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: torch.Tensor,
+    image_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Symmetric image-text contrastive loss on normalised embeddings [B, D].
 
     Targets are uniform over the positives of each row: the matched pair, plus, with `image_ids`,
@@ -131,7 +136,11 @@ def improved_triplet_loss(
         same = scene_ids.view(-1, 1) == scene_ids.view(1, -1)
         distinct = same & ~torch.eye(len(scene_ids), dtype=torch.bool, device=same.device)
         distances = torch.cat(
-            [(1.0 - image_embeds @ image_embeds.t())[distinct], (1.0 - text_embeds @ text_embeds.t())[distinct], (1.0 - cosine)[same]]
+            [
+                (1.0 - image_embeds @ image_embeds.t())[distinct],
+                (1.0 - text_embeds @ text_embeds.t())[distinct],
+                (1.0 - cosine)[same],
+            ]
         )
         intra = distances.mean()
     return triplet + intra_class_weight * intra
@@ -177,7 +186,11 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
     def __init__(self, config: CMPAGLConfig):
         super().__init__(config)
         self.vision_model = GswinVisionEncoder(
-            config.vision_config, config.gswin_stages, config.global_window_pool, config.global_local_combine, config.glwca_rel_bias
+            config.vision_config,
+            config.gswin_stages,
+            config.global_window_pool,
+            config.global_local_combine,
+            config.glwca_rel_bias,
         )
         self.text_model = build_bert(config.text_config)
         self.vision_proj = nn.Linear(config.vision_width, config.embed_dim)
@@ -194,7 +207,10 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
         model = super().from_pretrained_towers(config, vision_model_name_or_path=vision_model_name_or_path, **kwargs)
         if text_model_name_or_path is not None:
             load_bert_layers(text_model_name_or_path, model.text_model, model.fusion.layers)
-        for field, source in (("vision_model_name", vision_model_name_or_path), ("text_model_name", text_model_name_or_path)):
+        for field, source in (
+            ("vision_model_name", vision_model_name_or_path),
+            ("text_model_name", text_model_name_or_path),
+        ):
             if source is not None:
                 setattr(model.config, field, str(source))
         return model
@@ -206,28 +222,36 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         size = self.config.vision_config.image_size
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[-2:]) != (size, size):
-            raise ValueError(f"CMPAGL expects pixel_values [B, 3, {size}, {size}] (vision_config.image_size), got {tuple(pixel_values.shape)}")
+            raise ValueError(
+                f"CMPAGL expects pixel_values [B, 3, {size}, {size}] (vision_config.image_size), got {tuple(pixel_values.shape)}"
+            )
         return self.vision_model(pixel_values)
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.vision_proj(self._image_tokens(pixel_values)[:, 0])
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.text_proj(self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0])
+        return self.text_proj(
+            self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+        )
 
     def encode_images(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
         """`embeds` [N, embed_dim] and the image `tokens` [N, 1 + h*w, C] the fusion encoder needs."""
         tokens = self._image_tokens(pixel_values)
         return {"embeds": self.vision_proj(tokens[:, 0]), "tokens": tokens}
 
-    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_texts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """`embeds` [M, embed_dim], text-encoder `tokens` [M, L, H] and their `attention_mask`."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return {"embeds": self.text_proj(tokens[:, 0]), "tokens": tokens, "attention_mask": attention_mask}
 
-    def itm_logits(self, image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_attention_mask: torch.Tensor) -> torch.Tensor:
+    def itm_logits(
+        self, image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Fusion encoder on row-aligned pairs -> ITM logits [P, 2] (index 1 = match)."""
         return self.fusion(text_tokens, text_attention_mask, image_tokens)
 
@@ -248,13 +272,17 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
             parts.append(torch.stack([images.reshape(-1), texts.reshape(-1)], dim=1))
         return parts
 
-    def rerank(self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor], pairs: torch.Tensor) -> torch.Tensor:
+    def rerank(
+        self, image_cache: dict[str, torch.Tensor], text_cache: dict[str, torch.Tensor], pairs: torch.Tensor
+    ) -> torch.Tensor:
         """ITM match probabilities [P] of the (image, text) index `pairs` [P, 2], fused in batches
         of `rerank_batch_size` pairs."""
         scores = []
         for chunk in pairs.split(self.config.rerank_batch_size):
             images, texts = chunk[:, 0], chunk[:, 1]
-            logits = self.itm_logits(image_cache["tokens"][images], text_cache["tokens"][texts], text_cache["attention_mask"][texts])
+            logits = self.itm_logits(
+                image_cache["tokens"][images], text_cache["tokens"][texts], text_cache["attention_mask"][texts]
+            )
             scores.append(logits.softmax(dim=-1)[:, 1])
         return torch.cat(scores) if scores else pairs.new_zeros(0, dtype=torch.float)
 
@@ -290,14 +318,18 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
         config = self.config
         image_embeds = F.normalize(image_outputs["embeds"], dim=-1)
         text_embeds = F.normalize(text_outputs["embeds"], dim=-1)
-        contrastive = itc_loss(image_embeds, text_embeds, self.temperature, image_ids if config.itc_multi_positive else None)
+        contrastive = itc_loss(
+            image_embeds, text_embeds, self.temperature, image_ids if config.itc_multi_positive else None
+        )
 
         negative_text, negative_image = sample_itm_negatives(logits_per_image / self.temperature, image_ids)
         rows = torch.arange(len(image_embeds), device=image_embeds.device)
         image_index = torch.cat([rows, negative_image, rows])
         text_index = torch.cat([rows, rows, negative_text])
         logits = self.itm_logits(
-            image_outputs["tokens"][image_index], text_outputs["tokens"][text_index], text_outputs["attention_mask"][text_index]
+            image_outputs["tokens"][image_index],
+            text_outputs["tokens"][text_index],
+            text_outputs["attention_mask"][text_index],
         )
         labels = (torch.arange(len(image_index), device=logits.device) < len(rows)).long()
         matching = F.cross_entropy(logits, labels)

@@ -20,8 +20,8 @@ from transformers import PreTrainedModel
 
 from ...errors import RSRetrievalError
 from ...runtime import tune_malloc_once
-from .push_to_hub import RetrievalModelPushMixin
 from .outputs import RetrievalOutput
+from .push_to_hub import RetrievalModelPushMixin
 
 logger = logging.getLogger(__name__)
 
@@ -82,22 +82,32 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
         verbosity = transformers_logging.get_verbosity()
         transformers_logging.set_verbosity_error()  # its key table would come before our one-line message
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         finally:
             transformers_logging.set_verbosity(verbosity)
         problems = [
             f"{len(keys)} {kind.replace('_', ' ')} (e.g. {', '.join(sorted(map(str, keys))[:3])})"
-            for kind, keys in info.items() if kind in ("missing_keys", "unexpected_keys", "mismatched_keys") and keys
+            for kind, keys in info.items()
+            if kind in ("missing_keys", "unexpected_keys", "mismatched_keys") and keys
         ]
         if problems:
             message = f"weights in {pretrained_model_name_or_path} do not fit its config ({cls.__name__}): {'; '.join(problems)}"
             if not allow_weight_mismatch:
-                raise WeightMismatchError(f"{message}. Fix config.json or the weights; allow_weight_mismatch=True (--allow-weight-mismatch) loads with random layers")
-            logger.warning("%s; loading anyway (allow_weight_mismatch): missing layers are RANDOM and results are not reproducible", message)
+                raise WeightMismatchError(
+                    f"{message}. Fix config.json or the weights; allow_weight_mismatch=True (--allow-weight-mismatch) loads with random layers"
+                )
+            logger.warning(
+                "%s; loading anyway (allow_weight_mismatch): missing layers are RANDOM and results are not reproducible",
+                message,
+            )
         return (model, info) if wants_info else model
 
     @classmethod
-    def from_pretrained_towers(cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs):
+    def from_pretrained_towers(
+        cls, config, vision_model_name_or_path=None, text_model_name_or_path=None, vocab=None, **kwargs
+    ):
         """A randomly initialised model whose backbones start from pretrained weights
         (a local directory or Hub id of a transformers `ResNetModel`/`SwinModel`/`BertModel`).
 
@@ -106,7 +116,10 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
         from .towers import load_tower_weights
 
         model = cls(config, **kwargs)
-        for path, source in ((cls.vision_tower_path, vision_model_name_or_path), (cls.text_tower_path, text_model_name_or_path)):
+        for path, source in (
+            (cls.vision_tower_path, vision_model_name_or_path),
+            (cls.text_tower_path, text_model_name_or_path),
+        ):
             if source is None:
                 continue
             if path is None:
@@ -117,7 +130,9 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
     def encode_images(self, pixel_values: torch.Tensor, **image_inputs) -> dict[str, torch.Tensor]:
         return {"embeds": self.get_image_features(pixel_values, **image_inputs)}
 
-    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_texts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         return {"embeds": self.get_text_features(input_ids, attention_mask)}
 
     def similarity(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
@@ -128,7 +143,9 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
         """Full retrieval score matrix from cached encoder outputs (used at evaluation/search time)."""
         return self.similarity(image_cache["embeds"], text_cache["embeds"])
 
-    def training_logits(self, image_outputs: dict[str, torch.Tensor], text_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def training_logits(
+        self, image_outputs: dict[str, torch.Tensor], text_outputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Score matrix the training loss is computed on; by default the retrieval `score`
         (CMPAGL trains on its first-stage cosine and never re-ranks in training)."""
         return self.score(image_outputs, text_outputs)
@@ -171,7 +188,9 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
         loss, loss_terms = None, None
         if return_loss:
             logits_per_image = self.training_logits(image_outputs, text_outputs)
-            loss, loss_terms = self.compute_loss(image_outputs, text_outputs, logits_per_image, image_ids, **loss_inputs)
+            loss, loss_terms = self.compute_loss(
+                image_outputs, text_outputs, logits_per_image, image_ids, **loss_inputs
+            )
         else:
             logits_per_image = self.score(image_outputs, text_outputs)
         return RetrievalOutput(
@@ -183,7 +202,9 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
             loss_terms=loss_terms,
         )
 
-    def _single_modality_forward(self, pixel_values, input_ids, attention_mask, return_loss: bool, **inputs) -> RetrievalOutput:
+    def _single_modality_forward(
+        self, pixel_values, input_ids, attention_mask, return_loss: bool, **inputs
+    ) -> RetrievalOutput:
         if pixel_values is None and input_ids is None:
             raise ValueError(f"{type(self).__name__}.forward needs pixel_values, input_ids or both")
         if return_loss:

@@ -49,16 +49,22 @@ def load_bert_layers(
     if available < needed:
         raise ValueError(f"pretrained BERT {os.fspath(source)!r} has {available} layers; the towers need {needed}")
 
-    _copy_strict(embeddings_and_layers, {k: v for k, v in state.items() if not k.startswith("encoder.") or int(k.split(".")[2]) < text_depth}, source)
+    _copy_strict(
+        embeddings_and_layers,
+        {k: v for k, v in state.items() if not k.startswith("encoder.") or int(k.split(".")[2]) < text_depth},
+        source,
+    )
     if extra_layers is None:
         return
     for offset, layer in enumerate(extra_layers):
         prefix = f"encoder.layer.{text_depth + offset}."
-        layer_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        layer_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         own = layer.state_dict()
         missing = sorted(k for k in layer_state if k not in own)
         if missing:
-            raise ValueError(f"{type(layer).__name__} has no tensors for pretrained keys {missing[:5]} of {os.fspath(source)!r}")
+            raise ValueError(
+                f"{type(layer).__name__} has no tensors for pretrained keys {missing[:5]} of {os.fspath(source)!r}"
+            )
         _check_shapes(own, layer_state, source)
         layer.load_state_dict(layer_state, strict=False)
 
@@ -76,7 +82,9 @@ def _copy_strict(target: nn.Module, state: dict[str, torch.Tensor], source) -> N
     own = target.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"pretrained BERT {os.fspath(source)!r} does not match the text tower: missing={missing[:5]} unexpected={unexpected[:5]}")
+        raise ValueError(
+            f"pretrained BERT {os.fspath(source)!r} does not match the text tower: missing={missing[:5]} unexpected={unexpected[:5]}"
+        )
     _check_shapes(own, state, source)
     target.load_state_dict(state, strict=True)
 

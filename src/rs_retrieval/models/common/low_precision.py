@@ -29,7 +29,9 @@ class PrecisionModel(nn.Module):
             return _run_session(self.sessions["image_encoder"], inputs)
         return self._in_model_dtype(self.model.encode_images, inputs)
 
-    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_texts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "text_encoder" not in self.sessions:
             return self._in_model_dtype(self.model.encode_texts, inputs)
@@ -61,7 +63,11 @@ class PrecisionModel(nn.Module):
 
     def _in_model_dtype(self, encode, inputs: dict) -> dict[str, torch.Tensor]:
         dtype = self.model.dtype
-        inputs = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in inputs.items() if v is not None}
+        inputs = {
+            k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for k, v in inputs.items()
+            if v is not None
+        }
         return {k: v.float() if v.is_floating_point() else v for k, v in encode(**inputs).items()}
 
 

@@ -54,7 +54,9 @@ def _processor_input_size(image_processor) -> int | None:
     return None
 
 
-def check_pairing(processor, model_type: str | None, vocab_fingerprint: str | None, image_size: int | None, source: str) -> None:
+def check_pairing(
+    processor, model_type: str | None, vocab_fingerprint: str | None, image_size: int | None, source: str
+) -> None:
     """Raise a `ProcessorMismatchError` (one line) unless `processor` fits the model described by the other arguments."""
     expected = _expected_processor_class(model_type)
     wrapped = getattr(processor, "processor", processor)  # the CLIP family's adapter around transformers' processor
@@ -86,7 +88,9 @@ def _config_image_size(config: dict) -> int | None:
 def check_model_config(processor, model_config, source: str) -> None:
     """`check_pairing` against a model config (object or `config.json` dict)."""
     config = model_config if isinstance(model_config, dict) else model_config.to_dict()
-    check_pairing(processor, config.get("model_type"), config.get("vocab_fingerprint"), _config_image_size(config), source)
+    check_pairing(
+        processor, config.get("model_type"), config.get("vocab_fingerprint"), _config_image_size(config), source
+    )
 
 
 def check_folder_pairing(processor, folder: str | os.PathLike) -> None:

@@ -29,14 +29,32 @@ _RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Im
 
 def _colour_ops(img: Image.Image, magnitude: float, rng: random.Random) -> Image.Image:
     """One RandAugment-style colour/geometric op at `magnitude` in [0, 1]."""
-    op = rng.choice(["identity", "autocontrast", "equalize", "brightness", "contrast", "sharpness", "rotate", "shear_x", "shear_y", "translate_x", "translate_y"])
+    op = rng.choice(
+        [
+            "identity",
+            "autocontrast",
+            "equalize",
+            "brightness",
+            "contrast",
+            "sharpness",
+            "rotate",
+            "shear_x",
+            "shear_y",
+            "translate_x",
+            "translate_y",
+        ]
+    )
     sign = rng.choice([-1, 1])
     if op == "autocontrast":
         return ImageOps.autocontrast(img)
     if op == "equalize":
         return ImageOps.equalize(img)
     if op in ("brightness", "contrast", "sharpness"):
-        enhancer = {"brightness": ImageEnhance.Brightness, "contrast": ImageEnhance.Contrast, "sharpness": ImageEnhance.Sharpness}[op]
+        enhancer = {
+            "brightness": ImageEnhance.Brightness,
+            "contrast": ImageEnhance.Contrast,
+            "sharpness": ImageEnhance.Sharpness,
+        }[op]
         return enhancer(img).enhance(1.0 + sign * 0.9 * magnitude)
     if op == "rotate":
         return img.rotate(sign * 30.0 * magnitude, resample=Image.BILINEAR)
@@ -75,8 +93,16 @@ class RSImageProcessor(BaseImageProcessor):
     #: Constructor arguments a processor builder may set; the input `size` is not among them: it
     #: always comes from the model config.
     SETTINGS = (
-        "resample", "image_mean", "image_std", "rescale_mode", "bands",
-        "train_resize", "train_rotation_degrees", "train_scale", "train_hflip", "train_randaugment",
+        "resample",
+        "image_mean",
+        "image_std",
+        "rescale_mode",
+        "bands",
+        "train_resize",
+        "train_rotation_degrees",
+        "train_scale",
+        "train_hflip",
+        "train_randaugment",
     )
 
     def __init__(
@@ -116,7 +142,11 @@ class RSImageProcessor(BaseImageProcessor):
     def to_rgb(self, image, do_rescale: bool | None = None, source: str | None = None) -> Image.Image:
         """Any input as an RGB PIL image by this processor's `rescale_mode` and `bands` (see `rs_retrieval.imagery`)."""
         mode = self.rescale_mode
-        if do_rescale is not None and getattr(image, "dtype", None) is not None and str(image.dtype).startswith(("float", "torch.float")):
+        if (
+            do_rescale is not None
+            and getattr(image, "dtype", None) is not None
+            and str(image.dtype).startswith(("float", "torch.float"))
+        ):
             mode = "none" if do_rescale else "unit"
         source = source or getattr(image, "filename", None) or None
         return rgb_image(image, mode, self.bands, source, input_size=self.size)
@@ -133,7 +163,9 @@ class RSImageProcessor(BaseImageProcessor):
             if self.train_resize:
                 image = image.resize((self.train_resize, self.train_resize), resample)
             if self.train_rotation_degrees:
-                image = image.rotate(rng.uniform(0.0, self.train_rotation_degrees), resample=Image.NEAREST, expand=False, fillcolor=0)
+                image = image.rotate(
+                    rng.uniform(0.0, self.train_rotation_degrees), resample=Image.NEAREST, expand=False, fillcolor=0
+                )
             if image.size != (self.size, self.size):
                 image = self._random_crop(image, rng)
         if self.train_hflip and rng.random() < 0.5:
@@ -165,8 +197,13 @@ class RSImageProcessor(BaseImageProcessor):
         return image.resize((self.size, self.size), resample)
 
     def preprocess(
-        self, images, train: bool = False, return_tensors: str | None = "pt", do_rescale: bool | None = None,
-        sources: Sequence[str] | None = None, **kwargs,
+        self,
+        images,
+        train: bool = False,
+        return_tensors: str | None = "pt",
+        do_rescale: bool | None = None,
+        sources: Sequence[str] | None = None,
+        **kwargs,
     ) -> BatchFeature:
         """Images -> `pixel_values` float32 [B, 3, size, size]; `train=True` applies `augment` first.
 
@@ -218,10 +255,15 @@ class RetrievalProcessor(RetrievalProcessorPushMixin, ProcessorMixin):
         if cls.tokenizer_family is None:
             raise TypeError(f"{cls.__name__} names no tokenizer_family")
         if vocab is None:
-            raise ValueError(f"{cls.__name__}.from_config needs a vocabulary of the {cls.tokenizer_family.name!r} tokenizer family")
+            raise ValueError(
+                f"{cls.__name__}.from_config needs a vocabulary of the {cls.tokenizer_family.name!r} tokenizer family"
+            )
         if "size" in overrides:
             raise ValueError("the image size comes from the model config (image_size), not from processor options")
-        image_settings = {**cls.image_settings(config), **{k: overrides.pop(k) for k in list(overrides) if k in RSImageProcessor.SETTINGS}}
+        image_settings = {
+            **cls.image_settings(config),
+            **{k: overrides.pop(k) for k in list(overrides) if k in RSImageProcessor.SETTINGS},
+        }
         text_length = getattr(config, "max_text_len", None)
         tokenizer = cls.tokenizer_family.tokenizer(vocab, text_length)
         cls.tokenizer_family.check_fits(tokenizer, config)
@@ -261,7 +303,11 @@ class RetrievalProcessor(RetrievalProcessorPushMixin, ProcessorMixin):
             raise ValueError("give `images`, `text` or both")
         data = {}
         if images is not None:
-            data.update(self.image_inputs({"image": images if isinstance(images, (list, tuple)) else [images], **kwargs}, train=train))
+            data.update(
+                self.image_inputs(
+                    {"image": images if isinstance(images, (list, tuple)) else [images], **kwargs}, train=train
+                )
+            )
         if text is not None:
             data.update(self.text_inputs([text] if isinstance(text, str) else text))
         return BatchFeature(data)

@@ -52,7 +52,9 @@ class RetrievalModelPushMixin:
         """
         publish = _publish_module()
         if publish is None:
-            return super().push_to_hub(repo_id, commit_message=commit_message, private=private, token=token, revision=revision, **kwargs)
+            return super().push_to_hub(
+                repo_id, commit_message=commit_message, private=private, token=token, revision=revision, **kwargs
+            )
         if kwargs:
             raise TypeError(f"push_to_hub got unsupported arguments {sorted(kwargs)}")
         with tempfile.TemporaryDirectory(prefix="rs_retrieval_push_") as tmp:
@@ -63,9 +65,17 @@ class RetrievalModelPushMixin:
             if metrics is not None:
                 (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             return publish.push_model(
-                folder, repo_id, private=private, token=token, revision=revision,
-                commit_message=commit_message or f"Upload {type(self).__name__}", model=self, processor=processor,
-                card=card, dataset_name=dataset_name, license=license,
+                folder,
+                repo_id,
+                private=private,
+                token=token,
+                revision=revision,
+                commit_message=commit_message or f"Upload {type(self).__name__}",
+                model=self,
+                processor=processor,
+                card=card,
+                dataset_name=dataset_name,
+                license=license,
             )
 
 
@@ -87,9 +97,21 @@ class RetrievalProcessorPushMixin:
     ):
         publish = _publish_module()
         if publish is None:
-            return super().push_to_hub(repo_id, commit_message=commit_message, private=private, token=token, revision=revision, **kwargs)
+            return super().push_to_hub(
+                repo_id, commit_message=commit_message, private=private, token=token, revision=revision, **kwargs
+            )
         if model is not None:
-            return model.push_to_hub(repo_id, processor=self, commit_message=commit_message, private=private, token=token, revision=revision, **kwargs)
+            return model.push_to_hub(
+                repo_id,
+                processor=self,
+                commit_message=commit_message,
+                private=private,
+                token=token,
+                revision=revision,
+                **kwargs,
+            )
         if kwargs:
             raise TypeError(f"push_to_hub got unsupported arguments {sorted(kwargs)}")
-        return publish.push_processor(self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message)
+        return publish.push_processor(
+            self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
+        )

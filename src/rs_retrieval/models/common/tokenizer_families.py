@@ -74,8 +74,13 @@ class WordPieceTokenizerFamily(TokenizerFamily):
         from tokenizers import normalizers, pre_tokenizers
 
         normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-        counts = Counter(word for caption in captions for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(caption)))
-        words = sorted((w for w, c in counts.items() if c >= min_count and w not in BERT_SPECIAL_TOKENS), key=lambda w: (-counts[w], w))
+        counts = Counter(
+            word for caption in captions for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(caption))
+        )
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_count and w not in BERT_SPECIAL_TOKENS),
+            key=lambda w: (-counts[w], w),
+        )
         return {token: i for i, token in enumerate([*BERT_SPECIAL_TOKENS, *words])}
 
     def config_overrides(self, vocab: dict[str, int]) -> dict:
@@ -83,7 +88,9 @@ class WordPieceTokenizerFamily(TokenizerFamily):
 
     def check_fits(self, tokenizer, config) -> None:
         if len(tokenizer) > config.text_config.vocab_size:
-            raise ValueError(f"vocabulary has {len(tokenizer)} tokens but config.text_config.vocab_size is {config.text_config.vocab_size}")
+            raise ValueError(
+                f"vocabulary has {len(tokenizer)} tokens but config.text_config.vocab_size is {config.text_config.vocab_size}"
+            )
 
 
 WORDPIECE = WordPieceTokenizerFamily()

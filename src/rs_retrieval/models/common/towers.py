@@ -8,7 +8,9 @@ from transformers import PreTrainedModel, ResNetConfig, ResNetModel
 RESNET_VARIANTS = {
     "resnet18": dict(layer_type="basic", depths=[2, 2, 2, 2], hidden_sizes=[64, 128, 256, 512], embedding_size=64),
     "resnet34": dict(layer_type="basic", depths=[3, 4, 6, 3], hidden_sizes=[64, 128, 256, 512], embedding_size=64),
-    "resnet50": dict(layer_type="bottleneck", depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048], embedding_size=64),
+    "resnet50": dict(
+        layer_type="bottleneck", depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048], embedding_size=64
+    ),
 }
 
 
@@ -49,7 +51,9 @@ def load_tower_weights(module: nn.Module, name_or_path: str) -> None:
     if not isinstance(target, PreTrainedModel):
         children = [m for m in module.children() if isinstance(m, PreTrainedModel)]
         if len(children) != 1:
-            raise TypeError(f"cannot load {name_or_path!r}: {type(module).__name__} wraps no single transformers model")
+            raise TypeError(
+                f"cannot load {name_or_path!r}: {type(module).__name__} wraps no single transformers model"
+            )
         target = children[0]
     pretrained = type(target).from_pretrained(name_or_path)
     state = pretrained.state_dict()

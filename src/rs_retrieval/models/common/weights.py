@@ -22,10 +22,18 @@ def check_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, sou
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    mismatched = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if own[k].shape != state[k].shape
+    )
     problems = [
         f"{len(items)} {what}: {preview_keys(items)}"
-        for what, items in (("missing key(s)", missing), ("unexpected key(s)", unexpected), ("shape mismatch(es) (checkpoint vs model)", mismatched))
+        for what, items in (
+            ("missing key(s)", missing),
+            ("unexpected key(s)", unexpected),
+            ("shape mismatch(es) (checkpoint vs model)", mismatched),
+        )
         if items
     ]
     if problems:

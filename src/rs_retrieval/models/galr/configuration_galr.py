@@ -8,15 +8,15 @@ RERANK_KEYS = {"K1", "Wp1", "Wp2"}
 
 class GaLRConfig(AMFMNFamilyConfig):
     """Args (besides `AMFMNFamilyConfig`'s):
-        num_nodes, node_dim: local graph size (nodes x node features), 20 x 20 in the official files.
-        gcn_dims: widths of the three GCN layers (20, 10, 20); the flattened output (num_nodes x
-            gcn_dims[-1]) is projected to `embed_dim`.
-        mca_hidden, mca_heads, mca_ff, mca_dropout: the MCAN-style SA/SGA blocks of MIDF.
-        dynamic_fusion_dim, dynamic_fusion_dropout: MIDF's dynamic-weight MLP.
-        paper_fusion_fix: False reproduces the released code (column 0 of the dynamic weights for
-            both branches, which makes the weights cancel in the cosine); True uses column 1 for
-            the local term as the paper's figure describes.
-        rerank: None, or the multivariate-rerank parameters {"K1", "Wp1", "Wp2"} an evaluator applies.
+    num_nodes, node_dim: local graph size (nodes x node features), 20 x 20 in the official files.
+    gcn_dims: widths of the three GCN layers (20, 10, 20); the flattened output (num_nodes x
+        gcn_dims[-1]) is projected to `embed_dim`.
+    mca_hidden, mca_heads, mca_ff, mca_dropout: the MCAN-style SA/SGA blocks of MIDF.
+    dynamic_fusion_dim, dynamic_fusion_dropout: MIDF's dynamic-weight MLP.
+    paper_fusion_fix: False reproduces the released code (column 0 of the dynamic weights for
+        both branches, which makes the weights cancel in the cosine); True uses column 1 for
+        the local term as the paper's figure describes.
+    rerank: None, or the multivariate-rerank parameters {"K1", "Wp1", "Wp2"} an evaluator applies.
     """
 
     model_type = "galr"
@@ -51,7 +51,9 @@ class GaLRConfig(AMFMNFamilyConfig):
         if len(self.gcn_dims) != 3:
             raise ValueError(f"gcn_dims must hold the 3 GCN layer widths, got {self.gcn_dims}")
         if self.mca_hidden != self.embed_dim:
-            raise ValueError(f"mca_hidden ({self.mca_hidden}) must equal embed_dim ({self.embed_dim}): MIDF fuses embed_dim vectors")
+            raise ValueError(
+                f"mca_hidden ({self.mca_hidden}) must equal embed_dim ({self.embed_dim}): MIDF fuses embed_dim vectors"
+            )
         if self.mca_hidden % self.mca_heads:
             raise ValueError(f"mca_hidden ({self.mca_hidden}) must be divisible by mca_heads ({self.mca_heads})")
         if self.rerank is not None and set(self.rerank) != RERANK_KEYS:

@@ -29,8 +29,21 @@ from ...errors import RSRetrievalError
 
 #: DOTA-v1.0 classes: the detector of the official GaLR graphs was trained on DOTA.
 DOTA_CLASSES = (
-    "plane", "ship", "storage tank", "baseball diamond", "tennis court", "basketball court", "ground track field",
-    "harbor", "bridge", "large vehicle", "small vehicle", "helicopter", "roundabout", "soccer ball field", "swimming pool",
+    "plane",
+    "ship",
+    "storage tank",
+    "baseball diamond",
+    "tennis court",
+    "basketball court",
+    "ground track field",
+    "harbor",
+    "bridge",
+    "large vehicle",
+    "small vehicle",
+    "helicopter",
+    "roundabout",
+    "soccer ball field",
+    "swimming pool",
 )
 DEFAULT_DETECTOR = "google/owlvit-base-patch32"
 ZERO_SHOT_TYPES = ("owlvit", "owlv2")
@@ -50,7 +63,9 @@ def box_iou(box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return inter / (area + areas - inter).clamp(min=1e-12)
 
 
-def reduce_proposals(class_scores: torch.Tensor, boxes: torch.Tensor, score_threshold: float, nms_iou: float, max_nodes: int) -> torch.Tensor:
+def reduce_proposals(
+    class_scores: torch.Tensor, boxes: torch.Tensor, score_threshold: float, nms_iou: float, max_nodes: int
+) -> torch.Tensor:
     """Indices of the kept proposals of one image, strongest first (threshold, NMS, top `max_nodes`).
 
     `class_scores` [P, C] in [0, 1], `boxes` [P, 4] as normalised [x0, y0, x1, y1].
@@ -86,11 +101,21 @@ class DetectorGraphExtractor:
 
     def to_dict(self) -> dict:
         """The settings saved in the processor config."""
-        return {"detector": self.detector, "class_names": self.class_names, "score_threshold": self.score_threshold, "nms_iou": self.nms_iou}
+        return {
+            "detector": self.detector,
+            "class_names": self.class_names,
+            "score_threshold": self.score_threshold,
+            "nms_iou": self.nms_iou,
+        }
 
     def _load(self):
         if self._loaded is None:
-            from transformers import AutoConfig, AutoModelForObjectDetection, AutoModelForZeroShotObjectDetection, AutoProcessor
+            from transformers import (
+                AutoConfig,
+                AutoModelForObjectDetection,
+                AutoModelForZeroShotObjectDetection,
+                AutoProcessor,
+            )
 
             try:
                 config = AutoConfig.from_pretrained(self.detector)
@@ -112,7 +137,9 @@ class DetectorGraphExtractor:
                 labels = dict(sorted(model.config.id2label.items()))
                 classes = [labels[i] for i in range(len(labels))]
                 if self.class_names is not None and self.class_names != classes:
-                    raise LocalGraphError(f"{self.detector} is a closed-set detector with classes {classes}; class_names {self.class_names} do not apply")
+                    raise LocalGraphError(
+                        f"{self.detector} is a closed-set detector with classes {classes}; class_names {self.class_names} do not apply"
+                    )
             self._loaded = (model, processor, zero_shot, classes)
         return self._loaded
 

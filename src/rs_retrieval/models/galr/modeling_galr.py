@@ -216,10 +216,15 @@ class GaLRModel(AMFMNFamilyPreTrainedModel):
         if tuple(local_features.shape) != (batch, nodes, dim):
             raise ValueError(f"local_features must be [{batch}, {nodes}, {dim}], got {tuple(local_features.shape)}")
         if tuple(local_adjacency.shape) != (batch, nodes, nodes):
-            raise ValueError(f"local_adjacency must be [{batch}, {nodes}, {nodes}], got {tuple(local_adjacency.shape)}")
+            raise ValueError(
+                f"local_adjacency must be [{batch}, {nodes}, {nodes}], got {tuple(local_adjacency.shape)}"
+            )
 
     def get_image_features(
-        self, pixel_values: torch.Tensor, local_features: torch.Tensor | None = None, local_adjacency: torch.Tensor | None = None
+        self,
+        pixel_values: torch.Tensor,
+        local_features: torch.Tensor | None = None,
+        local_adjacency: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fused image embedding v [B, embed_dim] (not normalised)."""
         self._check_local_inputs(pixel_values.size(0), local_features, local_adjacency)

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from ..amfmn_family.family import AMFMNFamilyProcessor
 from ...fileio import atomic_file
+from ..amfmn_family.family import AMFMNFamilyProcessor
 from .local_graph import DetectorGraphExtractor, LocalGraphError, reduce_proposals
 
 GEOMETRY_FEATURES = 5  # cx, cy, w, h, area
@@ -54,7 +54,9 @@ def read_official_local_features(path: str | os.PathLike) -> dict[str, tuple[np.
     if set(reps) != set(adjs):
         only = sorted(set(reps) ^ set(adjs))[:5]
         raise ValueError(f"{path}: 'local_rep' and 'adj_matrix' name different images, e.g. {only}")
-    return {str(k): (np.asarray(reps[k], dtype=np.float32), np.asarray(adjs[k], dtype=np.float32)) for k in sorted(reps)}
+    return {
+        str(k): (np.asarray(reps[k], dtype=np.float32), np.asarray(adjs[k], dtype=np.float32)) for k in sorted(reps)
+    }
 
 
 def save_local_features(table: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike) -> str:
@@ -71,7 +73,9 @@ def save_local_features(table: dict[str, tuple[np.ndarray, np.ndarray]], path: s
     return os.fspath(path)
 
 
-def load_local_features_file(path: str | os.PathLike, allow_pickle: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_local_features_file(
+    path: str | os.PathLike, allow_pickle: bool = False
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{key: (local_rep, adj_matrix)} from our safetensors file or (with `allow_pickle`) an official npy."""
     path = os.fspath(path)
     if path.endswith(".npy"):
@@ -134,7 +138,14 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         super().__init__(image_processor, tokenizer, **kwargs)
 
     @classmethod
-    def from_config(cls, config, vocab=None, local_features: str | os.PathLike | None = None, allow_pickle: bool = False, **overrides):
+    def from_config(
+        cls,
+        config,
+        vocab=None,
+        local_features: str | os.PathLike | None = None,
+        allow_pickle: bool = False,
+        **overrides,
+    ):
         """`local_features` (an official `*_local.npy` or a `save_local_features` file) is loaded
         at once, so a training recipe can name it: `processor.options.local_features: PATH`."""
         processor = super().from_config(config, vocab, **overrides)
@@ -187,7 +198,9 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         [x0, y0, x1, y1] boxes [n, 4]. Features = [descriptor | cx, cy, w, h, area], zero-padded."""
         width = descriptors.shape[1] + GEOMETRY_FEATURES
         if width > self.node_dim:
-            raise LocalGraphError(f"{descriptors.shape[1]} descriptor values + {GEOMETRY_FEATURES} geometry features need node_dim >= {width}, got {self.node_dim}")
+            raise LocalGraphError(
+                f"{descriptors.shape[1]} descriptor values + {GEOMETRY_FEATURES} geometry features need node_dim >= {width}, got {self.node_dim}"
+            )
         features = np.zeros((self.num_nodes, self.node_dim), dtype=np.float32)
         adjacency = np.zeros((self.num_nodes, self.num_nodes), dtype=np.float32)
         count = min(len(boxes), self.num_nodes)
@@ -196,7 +209,9 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         boxes = np.asarray(boxes[:count], dtype=np.float32)
         sizes, centres = boxes[:, 2:] - boxes[:, :2], (boxes[:, :2] + boxes[:, 2:]) / 2
         features[:count, : descriptors.shape[1]] = descriptors[:count]
-        features[:count, descriptors.shape[1] : width] = np.concatenate([centres, sizes, sizes.prod(axis=1, keepdims=True)], axis=1)
+        features[:count, descriptors.shape[1] : width] = np.concatenate(
+            [centres, sizes, sizes.prod(axis=1, keepdims=True)], axis=1
+        )
         weights = np.exp(-((centres[:, None] - centres[None]) ** 2).sum(-1) / (2 * self.adjacency_sigma**2))
         adjacency[:count, :count] = weights / weights.sum(axis=1, keepdims=True)
         return features, adjacency
@@ -206,20 +221,31 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         """(node features [num_nodes, node_dim], adjacency [num_nodes, num_nodes]) of one image:
         one node per object, largest boxes first, descriptor = one-hot category | one-hot colour."""
         if self.object_categories is None or self.object_colors is None:
-            raise ValueError("set object_categories and object_colors (see GaLRProcessor.object_vocabulary) to build graphs from objects")
+            raise ValueError(
+                "set object_categories and object_colors (see GaLRProcessor.object_vocabulary) to build graphs from objects"
+            )
         num_categories, num_colors = len(self.object_categories), len(self.object_colors)
         if not objects:
-            return self.graph_from_nodes(np.zeros((0, num_categories + num_colors), np.float32), np.zeros((0, 4), np.float32))
+            return self.graph_from_nodes(
+                np.zeros((0, num_categories + num_colors), np.float32), np.zeros((0, 4), np.float32)
+            )
         boxes = np.array([obj["bbox"] for obj in objects], dtype=np.float32).reshape(-1, 4)
         if ((boxes < 0) | (boxes > 1)).any() or (boxes[:, 2:] < boxes[:, :2]).any():
-            raise ValueError(f"object boxes must be normalised [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 in [0, 1]; got {boxes.tolist()}")
+            raise ValueError(
+                f"object boxes must be normalised [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 in [0, 1]; got {boxes.tolist()}"
+            )
         order = np.argsort(-(boxes[:, 2:] - boxes[:, :2]).prod(axis=1), kind="stable")[: self.num_nodes]
         descriptors = np.zeros((len(order), num_categories + num_colors), dtype=np.float32)
         for node, index in enumerate(order):
             obj = objects[index]
-            for field, names, offset in (("category", self.object_categories, 0), ("color", self.object_colors, num_categories)):
+            for field, names, offset in (
+                ("category", self.object_categories, 0),
+                ("color", self.object_colors, num_categories),
+            ):
                 if obj[field] not in names:
-                    raise ValueError(f"object {field} {obj[field]!r} is not in the processor's object_{field}s list {names}")
+                    raise ValueError(
+                        f"object {field} {obj[field]!r} is not in the processor's object_{field}s list {names}"
+                    )
                 descriptors[node, offset + names.index(obj[field])] = 1.0
         return self.graph_from_nodes(descriptors, boxes[order])
 
@@ -230,10 +256,15 @@ class GaLRProcessor(AMFMNFamilyProcessor):
             self._extractor = DetectorGraphExtractor(**self.local_graph_extractor)
         return self._extractor
 
-    def graphs_from_detector(self, images: Sequence, sources: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def graphs_from_detector(
+        self, images: Sequence, sources: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(features [B, num_nodes, node_dim], adjacency [B, num_nodes, num_nodes]) of any images,
         from the detector: proposals reduced by `local_graph.reduce_proposals`, strongest first."""
-        rgb = [np.asarray(self.image_processor.to_rgb(image, source=sources[i] if sources is not None else None)) for i, image in enumerate(images)]
+        rgb = [
+            np.asarray(self.image_processor.to_rgb(image, source=sources[i] if sources is not None else None))
+            for i, image in enumerate(images)
+        ]
         extractor, graphs = self.extractor, []
         for scores, boxes in extractor.detect(rgb):
             kept = reduce_proposals(scores, boxes, extractor.score_threshold, extractor.nms_iou, self.num_nodes)

@@ -8,16 +8,23 @@ from .processing_msa import MSAProcessor
 from .reported_results import REPORTED_NOTE, REPORTED_RESULTS
 
 register_method(
-    MSAConfig, MSAModel, MSAProcessor, converter="rs_retrieval.convert.msa:convert_msa", default_recipe="msa_synth",
+    MSAConfig,
+    MSAModel,
+    MSAProcessor,
+    converter="rs_retrieval.convert.msa:convert_msa",
+    default_recipe="msa_synth",
     title="MSA (Multi-Scale Alignment)",
     paper=Paper(
         'R. Yang et al., "Transcending Fusion: A Multi-Scale Alignment Method for Remote Sensing Image-Text '
         'Retrieval", IEEE TGRS, 2024, arXiv:2405.18959',
         bibtex_entry(
-            "yang2024msa", author="Yang, R. and others",
+            "yang2024msa",
+            author="Yang, R. and others",
             title="Transcending Fusion: A Multi-Scale Alignment Method for Remote Sensing Image-Text Retrieval",
-            journal="IEEE Transactions on Geoscience and Remote Sensing", year="2024",
-            eprint="2405.18959", archivePrefix="arXiv",
+            journal="IEEE Transactions on Geoscience and Remote Sensing",
+            year="2024",
+            eprint="2405.18959",
+            archivePrefix="arXiv",
         ),
         code="yr666666/MSA (Apache-2.0)",
     ),

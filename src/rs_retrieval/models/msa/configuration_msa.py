@@ -97,7 +97,9 @@ class MSAConfig(PretrainedConfig):
 
     def _validate(self) -> None:
         if len(self.scale_dims) != len(self.scale_pool):
-            raise ValueError(f"scale_pool has {len(self.scale_pool)} entries but the ResNet has {len(self.scale_dims)} stages")
+            raise ValueError(
+                f"scale_pool has {len(self.scale_pool)} entries but the ResNet has {len(self.scale_dims)} stages"
+            )
         if any(pool not in SCALE_POOLS for pool in self.scale_pool):
             raise ValueError(f"scale_pool entries must be one of {SCALE_POOLS}, got {self.scale_pool}")
         if self.text_config.hidden_size != self.hidden_size:
@@ -108,6 +110,8 @@ class MSAConfig(PretrainedConfig):
         if self.hidden_size % self.mscmat_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by mscmat_heads {self.mscmat_heads}")
         if not 0 <= self.teacher_scale < len(self.scale_dims):
-            raise ValueError(f"teacher_scale must index one of the {len(self.scale_dims)} scales, got {self.teacher_scale}")
+            raise ValueError(
+                f"teacher_scale must index one of the {len(self.scale_dims)} scales, got {self.teacher_scale}"
+            )
         if self.max_text_len < 2:
             raise ValueError(f"max_text_len must leave room for [CLS] and [SEP], got {self.max_text_len}")

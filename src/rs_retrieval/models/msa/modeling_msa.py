@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
-from ..common.losses import same_image_mask
 from ..common.base import RetrievalPreTrainedModel
 from ..common.bert import build_bert, load_bert_layers
+from ..common.losses import same_image_mask
 from ..common.towers import ResNetTrunk
 from .configuration_msa import MSAConfig
 
@@ -144,7 +144,9 @@ def mscma_loss(scores: torch.Tensor, temperature: float = 1.0, symmetric: bool =
     return total
 
 
-def csmmc_loss(scores: torch.Tensor, teacher_scale: int = 3, tau: float = 2.0, forward_kl: bool = False) -> torch.Tensor:
+def csmmc_loss(
+    scores: torch.Tensor, teacher_scale: int = 3, tau: float = 2.0, forward_kl: bool = False
+) -> torch.Tensor:
     """Cross-scale consistency: the (detached) teacher scale guides every other scale.
 
     Distributions are softmax(S / tau) over images (dim 0, one per text column). Reference
@@ -216,7 +218,10 @@ class MSAModel(MSAPreTrainedModel):
         model = super().from_pretrained_towers(config, vision_model_name_or_path=vision_model_name_or_path, **kwargs)
         if text_model_name_or_path is not None:
             load_bert_layers(text_model_name_or_path, model.text_model)
-        for field, source in (("vision_model_name", vision_model_name_or_path), ("text_model_name", text_model_name_or_path)):
+        for field, source in (
+            ("vision_model_name", vision_model_name_or_path),
+            ("text_model_name", text_model_name_or_path),
+        ):
             if source is not None:
                 setattr(model.config, field, str(source))
         return model
@@ -224,7 +229,9 @@ class MSAModel(MSAPreTrainedModel):
     def _scale_features(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         size = self.config.image_size
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[-2:]) != (size, size):
-            raise ValueError(f"MSA expects pixel_values [B, 3, {size}, {size}] (config.image_size), got {tuple(pixel_values.shape)}")
+            raise ValueError(
+                f"MSA expects pixel_values [B, 3, {size}, {size}] (config.image_size), got {tuple(pixel_values.shape)}"
+            )
         pooled = []
         for stage, pool in zip(self.vision_model(pixel_values), self.config.scale_pool):
             pooled.append(stage.amax(dim=(2, 3)) if pool == "max" else stage.mean(dim=(2, 3)))
@@ -245,14 +252,18 @@ class MSAModel(MSAPreTrainedModel):
         scales = self._scale_features(pixel_values)
         return {"embeds": self._image_embeds(scales), **{f"scale_{k}": s for k, s in enumerate(scales)}}
 
-    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_texts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """`embeds` = last-layer [CLS] [M, H]; `tokens`/`token_mask` = the positions after [CLS]."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return {"embeds": hidden[:, 0], "tokens": hidden[:, 1:], "token_mask": attention_mask[:, 1:]}
 
-    def mscmat_scores(self, image_outputs: dict[str, torch.Tensor], text_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def mscmat_scores(
+        self, image_outputs: dict[str, torch.Tensor], text_outputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """MSCMAT scores [num_scales, N_img, N_txt] (rows = images) from `encode_*` outputs."""
         scales = [image_outputs[f"scale_{k}"] for k in range(len(self.config.scale_dims))]
         text_normalized = F.normalize(text_outputs["embeds"], dim=-1)

@@ -63,11 +63,15 @@ def text_to_image_index(references, n_texts: int) -> np.ndarray:
         if columns.size and (columns.min() < 0 or columns.max() >= n_texts):
             raise ValueError(f"references[{image}] holds caption indices outside [0, {n_texts})")
         if (owner[columns] != -1).any():
-            raise ValueError(f"references[{image}] claims captions that another image already holds: {sorted(set(columns[owner[columns] != -1].tolist()))}")
+            raise ValueError(
+                f"references[{image}] claims captions that another image already holds: {sorted(set(columns[owner[columns] != -1].tolist()))}"
+            )
         owner[columns] = image
     orphans = np.flatnonzero(owner == -1)
     if orphans.size:
-        raise ValueError(f"{orphans.size} caption columns belong to no image (first: {orphans[:5].tolist()}); every column needs one owner")
+        raise ValueError(
+            f"{orphans.size} caption columns belong to no image (first: {orphans[:5].tolist()}); every column needs one owner"
+        )
     return owner
 
 
@@ -349,7 +353,13 @@ def torch_topk(scores, positive, ks):
 
 
 #: Every policy but torch_topk gives ranks; torch_topk gives hits per k (`retrieval_hits`).
-TIE_POLICIES = {"optimistic": optimistic, "pessimistic": pessimistic, "numpy": numpy_order, "torch_topk": torch_topk, "torch_argsort": torch_argsort}
+TIE_POLICIES = {
+    "optimistic": optimistic,
+    "pessimistic": pessimistic,
+    "numpy": numpy_order,
+    "torch_topk": torch_topk,
+    "torch_argsort": torch_argsort,
+}
 #: The tie policy of protocols whose source code does not fix one.
 DEFAULT_TIE_POLICY = "numpy"
 
@@ -363,7 +373,9 @@ def resolve_tie_policy(protocol, tie_policy=None) -> str:
         raise ValueError(f"tie_policy must be one of {tuple(TIE_POLICIES)}, got {tie_policy!r}")
     fixed = PROTOCOLS[protocol][1]
     if fixed is not None and tie_policy not in (None, fixed):
-        raise ValueError(f"protocol {protocol!r} orders ties as its source code does ({fixed!r}); got tie_policy={tie_policy!r}")
+        raise ValueError(
+            f"protocol {protocol!r} orders ties as its source code does ({fixed!r}); got tie_policy={tie_policy!r}"
+        )
     return fixed or tie_policy or DEFAULT_TIE_POLICY
 
 
@@ -388,8 +400,12 @@ def retrieval_ranks(scores, owner, tie_policy=None, protocol=DEFAULT_PROTOCOL, t
     """(i2t ranks, t2i ranks) of a [N_images, N_texts] score matrix whose column t belongs to image owner[t]."""
     tie_policy = resolve_tie_policy(protocol, tie_policy)
     if tie_policy == "torch_topk":
-        raise ValueError(f"tie policy 'torch_topk' (protocol {protocol!r}) gives hits at each k, not ranks: use retrieval_hits")
-    i2t_scores, i2t_positive, t2i_scores, t2i_positive = _queries_and_candidates(scores, owner, protocol, texts, image_keys)
+        raise ValueError(
+            f"tie policy 'torch_topk' (protocol {protocol!r}) gives hits at each k, not ranks: use retrieval_hits"
+        )
+    i2t_scores, i2t_positive, t2i_scores, t2i_positive = _queries_and_candidates(
+        scores, owner, protocol, texts, image_keys
+    )
     rank = TIE_POLICIES[tie_policy]
     return rank(i2t_scores, i2t_positive), rank(t2i_scores, t2i_positive)
 
@@ -398,11 +414,15 @@ def retrieval_hits(scores, owner, ks=(1, 5, 10), protocol=DEFAULT_PROTOCOL, text
     """(i2t hits, t2i hits), each {k: hit of every query}, under the torch_topk tie policy."""
     resolve_tie_policy(protocol, "torch_topk")
     ks = _check_ks(ks)
-    i2t_scores, i2t_positive, t2i_scores, t2i_positive = _queries_and_candidates(scores, owner, protocol, texts, image_keys)
+    i2t_scores, i2t_positive, t2i_scores, t2i_positive = _queries_and_candidates(
+        scores, owner, protocol, texts, image_keys
+    )
     return torch_topk(i2t_scores, i2t_positive, ks), torch_topk(t2i_scores, t2i_positive, ks)
 
 
-def retrieval_metrics(scores, owner, ks=(1, 5, 10), tie_policy=None, protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None):
+def retrieval_metrics(
+    scores, owner, ks=(1, 5, 10), tie_policy=None, protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None
+):
     """The metrics of `rs_retrieval.evaluation.retrieval_metrics` for a float64 score matrix."""
     tie_policy = resolve_tie_policy(protocol, tie_policy)
     options = {"protocol": protocol, "texts": texts, "image_keys": image_keys}
@@ -438,7 +458,11 @@ def metrics_from_hits(i2t, t2i, ks=(1, 5, 10)):
     (`hits.float().mean().item() * 100`), mR = `np.mean` of the recalls in the order i2t..., t2i..."""
     ks = _check_ks(ks)
     directions = (("i2t", i2t), ("t2i", t2i))
-    metrics = {f"{name}_R@{k}": float(np.float32(np.count_nonzero(hits[k])) / np.float32(len(hits[k]))) * 100 for name, hits in directions for k in ks}
+    metrics = {
+        f"{name}_R@{k}": float(np.float32(np.count_nonzero(hits[k])) / np.float32(len(hits[k]))) * 100
+        for name, hits in directions
+        for k in ks
+    }
     metrics["mR"] = float(np.mean(list(metrics.values())))
     metrics["rsum"] = float(sum(metrics[f"{name}_R@{k}"] for name, _ in directions for k in ks))
     metrics.update({f"{name}_queries": len(hits[ks[0]]) for name, hits in directions})
@@ -452,14 +476,25 @@ class RsRetrievalRecall(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("float64")),
-                "references": datasets.Sequence(datasets.Value("int64")),
-            }),
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Sequence(datasets.Value("int64")),
+                }
+            ),
             reference_urls=["https://github.com/xiaoyuan1996/AMFMN"],
         )
 
-    def _compute(self, predictions, references, ks=(1, 5, 10), tie_policy=None, protocol=DEFAULT_PROTOCOL, texts=None, image_keys=None):
+    def _compute(
+        self,
+        predictions,
+        references,
+        ks=(1, 5, 10),
+        tie_policy=None,
+        protocol=DEFAULT_PROTOCOL,
+        texts=None,
+        image_keys=None,
+    ):
         lengths = {len(row) for row in predictions}
         if len(lengths) != 1:
             raise ValueError(f"every prediction row must score the same captions; got row lengths {sorted(lengths)}")
