@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What a maintainer with only this repository ships and reads: the package, its recipes and card templates, scripts.
-CHECKED = ("src", "configs", "hub_cards", "scripts")
+CHECKED = ("src", "configs", "hub_cards", "scripts", "docs_hooks")
 TEXT_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".md", ".txt", ".html", ".css", ".js"}
 OUTSIDE = re.compile(
     r"shared/specs|\.\./shared|/work/|\bspecs/"
@@ -100,3 +100,29 @@ def test_mkdocs_build_strict(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     api = (tmp_path / "site" / "api" / "evaluation" / "index.html").read_text(encoding="utf-8")
     assert "retrieval_metrics" in api and "tie_policy" in api  # the API pages are rendered from the docstrings
+    amfmn = (tmp_path / "site" / "methods" / "amfmn" / "index.html").read_text(encoding="utf-8")
+    assert "doi:10.1109/TGRS.2021.3078451" in amfmn and "yuan2022amfmn" in amfmn  # the record, rendered by the hook
+
+
+def test_method_pages_show_the_registry_record(monkeypatch):
+    """Each method page shows its registry record (docs_hooks/method_records.py), and the home page lists every
+    registered method, so the docs cannot drift from the register_method calls."""
+    monkeypatch.syspath_prepend(str(ROOT / "docs_hooks"))
+    import method_records
+    from rs_retrieval.models import get_method, list_methods
+
+    for name in list_methods():
+        method = get_method(name)
+        if not method.auto_classes:  # CLIP and SigLIP share the CLIP family page
+            continue
+        page = (ROOT / "docs" / "methods" / f"{name}.md").read_text(encoding="utf-8")
+        assert f"<!-- method-record {name} -->" in page, name
+        rendered = method_records.on_page_markdown(page, None, None, None)
+        assert "<!-- method-record" not in rendered
+        assert method.paper.citation in rendered and method.summary in rendered, name
+        assert ("reconstruction | yes: " in rendered) == method.reconstructed, name
+        for row in method.reported_results:
+            assert f"| {row.variant} | {row.dataset} | {row.i2t[0]:.2f} |" in rendered, (name, row.variant)
+    home = method_records.on_page_markdown((ROOT / "docs" / "index.md").read_text(encoding="utf-8"), None, None, None)
+    for name in list_methods():
+        assert f"| `{name}` | {get_method(name).title} |" in home, name

@@ -3,6 +3,7 @@
 
 import json
 
+from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture: accelerate state is per process)
 from tiny_methods import TINY_RECIPE_OVERRIDES
 
 from rs_retrieval.evaluation.protocols import DEFAULT_PROTOCOL
