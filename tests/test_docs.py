@@ -109,6 +109,7 @@ def test_method_pages_show_the_registry_record(monkeypatch):
     registered method, so the docs cannot drift from the register_method calls."""
     monkeypatch.syspath_prepend(str(ROOT / "docs_hooks"))
     import method_records
+
     from rs_retrieval.models import get_method, list_methods
 
     for name in list_methods():
