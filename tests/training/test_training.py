@@ -420,7 +420,9 @@ def test_two_processes_agree_with_one(tmp_path, toy_data, processor_dir):
     raw = toy_recipe(processor_dir, epochs=8, log_every_steps=2)
     raw["data"] = {"path": str(tmp_path / "data")}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    # the recipe's `import_modules: [test_training_toy]` (this folder) imports `toy_model` (tests/)
+    paths = [str(Path(__file__).resolve().parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     script = [str(REPO / "scripts" / "train.py"), "--config", str(tmp_path / "recipe.yaml"), "--output-dir"]
     subprocess.run([sys.executable, *script, str(tmp_path / "one")], check=True, env=env, capture_output=True)
     launch = [
