@@ -80,20 +80,8 @@ def encode(args) -> None:
         "64",
         "--out",
     ]
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
+    launch = [sys.executable, *"-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1".split()]
+    launch += "--mixed_precision no --dynamo_backend no".split()
     print("| processes | images | encode s | images/s |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for processes, command in ((1, [sys.executable]), (2, launch)):

@@ -13,6 +13,13 @@ from PIL import Image
 from rs_retrieval.data import flatten_captions
 from rs_retrieval.evaluation.evaluator import evaluate_retrieval
 
+#: `accelerate launch` with two CPU ranks (gloo), as the multi-process tests run a script.
+ACCELERATE_TWO_CPU_RANKS = [
+    sys.executable,
+    *"-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1".split(),
+    *"--mixed_precision no --dynamo_backend no".split(),
+]
+
 
 def reset_accelerate_state() -> None:
     """accelerate keeps one global configuration per process; each training run sets its own."""

@@ -30,7 +30,7 @@ from rs_retrieval.index.vectors import build_faiss_index, normalize_rows, search
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 
 rasterio = pytest.importorskip("rasterio")
-from helpers import write_random_images
+from helpers import ACCELERATE_TWO_CPU_RANKS, write_random_images
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
@@ -322,20 +322,7 @@ def test_two_processes_build_the_same_index_as_one(tmp_path, amfmn):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, *build, str(tmp_path / "one")], check=True, env=env, capture_output=True)
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
+    launch = ACCELERATE_TWO_CPU_RANKS
     run = subprocess.run([*launch, *build, str(tmp_path / "two")], check=True, env=env, capture_output=True, text=True)
     assert "encode rank 1/2" in run.stderr and run.stdout.count("11 images") == 1  # rank 0 prints the summary
     one, two = RetrievalIndex.open(tmp_path / "one"), RetrievalIndex.open(tmp_path / "two")

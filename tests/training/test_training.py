@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
+from helpers import ACCELERATE_TWO_CPU_RANKS, fresh_accelerate_state, reset_accelerate_state  # noqa: F401  (autouse fixture)
 from PIL import Image
 from safetensors.torch import load_file
 from test_training_toy import ToyConfig, ToyModel, brute_force_metrics, toy_dataset_dict, toy_evaluate, toy_processor
@@ -425,20 +425,7 @@ def test_two_processes_agree_with_one(tmp_path, toy_data, processor_dir):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     script = [str(REPO / "scripts" / "train.py"), "--config", str(tmp_path / "recipe.yaml"), "--output-dir"]
     subprocess.run([sys.executable, *script, str(tmp_path / "one")], check=True, env=env, capture_output=True)
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
+    launch = ACCELERATE_TWO_CPU_RANKS
     subprocess.run([*launch, *script, str(tmp_path / "two")], check=True, env=env, capture_output=True)
     one, two = read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "two" / "log.jsonl")
     assert json.loads((tmp_path / "two" / "training_args.json").read_text())["num_processes"] == 2

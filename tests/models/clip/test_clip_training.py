@@ -15,7 +15,10 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from clip_helpers import TINY_CLIP, random_images, tiny_clip
-from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
+from helpers import (
+    ACCELERATE_TWO_CPU_RANKS,
+    fresh_accelerate_state,  # noqa: F401  (autouse fixture)
+)
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
@@ -345,20 +348,7 @@ def test_two_processes_see_the_global_batch(tmp_path):
     }
     script = [str(repo / "scripts" / "train.py"), "--config", str(tmp_path / "recipe.yaml"), "--output-dir"]
     subprocess.run([sys.executable, *script, str(tmp_path / "one")], check=True, env=env, capture_output=True)
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
+    launch = ACCELERATE_TWO_CPU_RANKS
     subprocess.run([*launch, *script, str(tmp_path / "two")], check=True, env=env, capture_output=True)
     one, two = ([r for r in read_log(tmp_path / d / "log.jsonl") if r["kind"] == "train"] for d in ("one", "two"))
     assert json.loads((tmp_path / "two" / "training_args.json").read_text())["num_processes"] == 2
