@@ -245,15 +245,18 @@ def main() -> None:
 
 def print_table(results: dict) -> None:
     print(
-        "| kind | N | build s | index MB | RSS anon / file MB (before opening -> after queries) | p50 / p95 ms (wall) | p50 / p95 ms (CPU) | recall@10 |"
+        "| kind | N | build s | index MB | RSS anon / file MB (before opening -> "
+        "after queries) | p50 / p95 ms (wall) | p50 / p95 ms (CPU) | recall@10 |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for kind, r in results.items():
         before, after = r["rss_before_mb"], r["rss_after_mb"]
         cpu = f"{r['cpu_p50_ms']:.1f} / {r['cpu_p95_ms']:.1f}" if "cpu_p50_ms" in r else "-"
         print(
-            f"| {kind} | {r['n']:,} | {r['build_s']:.0f} | {r['index_mb']:.0f} | {before['RssAnon']:.0f} / {before['RssFile']:.0f} -> "
-            f"{after['RssAnon']:.0f} / {after['RssFile']:.0f} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | {cpu} | {r['recall@10']:.3f} |"
+            f"| {kind} | {r['n']:,} | {r['build_s']:.0f} | {r['index_mb']:.0f} "
+            f"| {before['RssAnon']:.0f} / {before['RssFile']:.0f} -> "
+            f"{after['RssAnon']:.0f} / {after['RssFile']:.0f} | {r['p50_ms']:.1f} "
+            f"/ {r['p95_ms']:.1f} | {cpu} | {r['recall@10']:.3f} |"
         )
 
 

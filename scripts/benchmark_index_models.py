@@ -55,7 +55,8 @@ def two_stage(args) -> None:
                 ms = 1000 * (time.perf_counter() - start) / len(captions)
                 recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
                 print(
-                    f"| {type(model).__name__} ({len(index)} images, {len(captions)} captions) | {k_prime} | {recall:.3f} | {ms:.1f} | {exact_ms:.1f} |",
+                    f"| {type(model).__name__} ({len(index)} images, {len(captions)} "
+                    f"captions) | {k_prime} | {recall:.3f} | {ms:.1f} | {exact_ms:.1f} |",
                     flush=True,
                 )
 
@@ -89,7 +90,8 @@ def encode(args) -> None:
             subprocess.run([*command, *build, str(out)], check=True, env=env, capture_output=True)
             stats = json.loads((out / "index.json").read_text())["build"]
             print(
-                f"| {processes} | {stats['encoded']} | {stats['seconds']:.1f} | {stats['encoded'] / stats['seconds']:.0f} |",
+                f"| {processes} | {stats['encoded']} | {stats['seconds']:.1f} "
+                f"| {stats['encoded'] / stats['seconds']:.0f} |",
                 flush=True,
             )
 

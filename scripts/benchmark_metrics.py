@@ -117,7 +117,8 @@ def main() -> None:
         return
     (sim, text_to_image), seconds, extra_mib = measure(lambda: make_matrix(20000, seed=1))
     print(
-        f"\n{tuple(sim.shape)} float32 ({sim.numel() * 4 / 2**30:.1f} GiB), generated in {seconds:.1f} s, peak +{extra_mib:.0f} MiB"
+        f"\n{tuple(sim.shape)} float32 ({sim.numel() * 4 / 2**30:.1f} "
+        f"GiB), generated in {seconds:.1f} s, peak +{extra_mib:.0f} MiB"
     )
     report("retrieval_metrics tie_policy=optimistic", lambda: retrieval_metrics(sim, text_to_image))
     report(

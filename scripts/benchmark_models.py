@@ -372,7 +372,8 @@ def main(argv=None) -> int:
         results.append(r)
         print(
             f"| {method} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.1f} ({r['image_gflops_per_s']:.0f}) | "
-            f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) | {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |",
+            f"{r['captions_per_s']:.1f} ({r['text_gflops_per_s']:.0f}) "
+            f"| {r['score_matrix_s']:.3f} | {r['test_set_s']:.1f} |",
             flush=True,
         )
     lengths = f"{args.caption_length} tokens" if args.caption_length else "RSITMD test lengths"
@@ -387,7 +388,8 @@ def main(argv=None) -> int:
             print("|---|---|---|---|")
             for row in r["rerank"]:
                 print(
-                    f"| {row['k']} | {row['pairs']} | {row['rerank_s']:.1f} | {r['test_set_s'] + row['rerank_s']:.1f} |"
+                    f"| {row['k']} | {row['pairs']} | {row['rerank_s']:.1f} "
+                    f"| {r['test_set_s'] + row['rerank_s']:.1f} |"
                 )
     if args.json:
         write_json_atomic(args.json, results)

@@ -265,12 +265,14 @@ def main() -> None:
         )
         (out / f"results_filtered_{args.n}.json").write_text(json.dumps(filtered, indent=2))
         print(
-            "| filter | rows allowed | mask ms CPU | recall@10 vs brute force | every hit inside, k hits | p50 / p99 ms CPU |"
+            "| filter | rows allowed | mask ms CPU | recall@10 vs "
+            "brute force | every hit inside, k hits | p50 / p99 ms CPU |"
         )
         print("|---|---|---|---|---|---|")
         for row in filtered["filtered"][1:]:
             print(
-                f"| {row['filter']} | {row['allowed']:,} | {row['mask_cpu_ms']:.1f} | {row['recall@10']:.3f} | {row['all_hits_inside']} | "
+                f"| {row['filter']} | {row['allowed']:,} | {row['mask_cpu_ms']:.1f} "
+                f"| {row['recall@10']:.3f} | {row['all_hits_inside']} | "
                 f"{row['cpu_50_ms']:.2f} / {row['cpu_99_ms']:.2f} |"
             )
         print(f"(reading the filter columns once: {filtered['filtered'][0]['cpu_ms']:.0f} ms CPU)")
@@ -320,7 +322,8 @@ def main() -> None:
 def print_table(results: dict) -> None:
     sizes = results["files_mb"]
     print(
-        f"N {results['n']:,} x {results['dim']}: build {results['build_s']:.0f} s wall / {results['build_cpu_s']:.0f} s CPU, "
+        f"N {results['n']:,} x {results['dim']}: build "
+        f"{results['build_s']:.0f} s wall / {results['build_cpu_s']:.0f} s CPU, "
         f"peak RSS {results['peak_rss_mb']:.0f} MB (anonymous {results['peak_anon_mb']:.0f} MB); files MB "
         + ", ".join(f"{name} {size:.0f}" for name, size in sorted(sizes.items()))
     )

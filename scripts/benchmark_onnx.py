@@ -49,7 +49,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     print(
-        f"| method | graph | params | max abs diff | PyTorch ms | onnxruntime ms | speed-up |  (batch {args.batch}, {torch.get_num_threads()} threads)"
+        "| method | graph | params | max abs diff | PyTorch ms | onnxruntime ms "
+        f"| speed-up |  (batch {args.batch}, {torch.get_num_threads()} threads)"
     )
     print("|---|---|---|---|---|---|---|")
     for method in args.methods:
@@ -62,7 +63,8 @@ def main() -> None:
             row = {"method": method, "params": params, **vars(report)}
             rows.append(row)
             print(
-                f"| {method} | {spec.name} | {params / 1e6:.1f}M | {report.max_abs_diff:.1e} | {report.torch_ms:.1f} | "
+                f"| {method} | {spec.name} | {params / 1e6:.1f}M | "
+                f"{report.max_abs_diff:.1e} | {report.torch_ms:.1f} | "
                 f"{report.onnxruntime_ms:.1f} | {report.torch_ms / report.onnxruntime_ms:.2f}x |",
                 flush=True,
             )

@@ -92,7 +92,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument(
         "--captions",
-        help="text file, one caption a line (the first captions-per-image x images are used); default: synthetic captions",
+        help=(
+            "text file, one caption a line (the first captions-per-image "
+            "x images are used); default: synthetic captions"
+        ),
     )
     parser.add_argument("--captions-per-image", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -130,7 +133,8 @@ def main() -> None:
         tic = time.perf_counter()
         variants[f"ours {precision}"] = with_precision(copy, precision, processor)
         print(
-            f"ours {precision}: ready in {time.perf_counter() - tic:.1f} s (int8: export + quantization, once per model)",
+            f"ours {precision}: ready in {time.perf_counter() - tic:.1f} "
+            "s (int8: export + quantization, once per model)",
             flush=True,
         )
 
@@ -195,17 +199,21 @@ def main() -> None:
         "rows": rows,
     }
     print(
-        f"{args.arch}: {len(images)} images, {len(captions)} captions, batch {args.batch_size}, {threads} threads, torch {torch.__version__}, "
-        f"{flops / 1e9:.2f} GFLOP/image; GEMM fp32 {gemm['fp32']} / bf16 {gemm['bf16']} GFLOP/s, int8 {gemm['int8']} GOP/s; "
+        f"{args.arch}: {len(images)} images, {len(captions)} captions, batch "
+        f"{args.batch_size}, {threads} threads, torch {torch.__version__}, "
+        f"{flops / 1e9:.2f} GFLOP/image; GEMM fp32 {gemm['fp32']} "
+        f"/ bf16 {gemm['bf16']} GFLOP/s, int8 {gemm['int8']} GOP/s; "
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
     print(
-        "| variant | images/s | x open_clip | captions/s | x open_clip | image GFLOP/s (GEMM) | cosine vs open_clip (image / text, min) |"
+        "| variant | images/s | x open_clip | captions/s | x open_clip | "
+        "image GFLOP/s (GEMM) | cosine vs open_clip (image / text, min) |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['variant']} | {r['images_per_s']} | {r['images_vs_open_clip']} | {r['captions_per_s']} | {r['captions_vs_open_clip']} | "
+            f"| {r['variant']} | {r['images_per_s']} | {r['images_vs_open_clip']} "
+            f"| {r['captions_per_s']} | {r['captions_vs_open_clip']} | "
             f"{r['image_gflops']} ({r['gemm_gflops']}) | {r['image_cosine_min']} / {r['text_cosine_min']} |"
         )
     if args.json:

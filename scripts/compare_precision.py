@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     for precision, row in rows.items():
         recalls = " ".join(f"{k}={v:.2f}" for k, v in row.items() if "_R@" in k)
         extra = (
-            f" mR change {row['mR_change']:+.2f} (gate {'met' if row['gate'] else 'NOT met'}), cosine image {row['image_cosine']['min']:.4f} / text {row['text_cosine']['min']:.4f} (min)"
+            f" mR change {row['mR_change']:+.2f} (gate {'met' if row['gate'] else 'NOT met'}), cosine "
+            f"image {row['image_cosine']['min']:.4f} / text {row['text_cosine']['min']:.4f} (min)"
             if "gate" in row
             else ""
         )

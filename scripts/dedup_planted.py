@@ -60,7 +60,8 @@ def main() -> None:
         images, copies = planted(Path(tmp), args.originals, args.near_misses)
         hashes = dedup.hash_images(images, progress=False)
     print(
-        f"{args.originals} planted copies ({args.originals // 4} of each kind), {args.near_misses} near-misses, {len(images)} images"
+        f"{args.originals} planted copies ({args.originals // 4} of each "
+        f"kind), {args.near_misses} near-misses, {len(images)} images"
     )
     print("| threshold | precision | recall | " + " | ".join(f"{kind} found" for kind in KINDS) + " | false matches |")
     print("|--:|--:|--:|" + "--:|" * len(KINDS) + "--:|")
@@ -72,7 +73,8 @@ def main() -> None:
         per_kind = " | ".join(f"{sum(h.endswith(kind) for h in hits)}/{args.originals // 4}" for kind in KINDS)
         default = " (default)" if threshold == dedup.DEFAULT_THRESHOLD else ""
         print(
-            f"| {threshold}{default} | {precision:.3f} | {len(hits) / len(copies):.3f} | {per_kind} | {len(pairs) - len(hits)} |"
+            f"| {threshold}{default} | {precision:.3f} | "
+            f"{len(hits) / len(copies):.3f} | {per_kind} | {len(pairs) - len(hits)} |"
         )
 
 

@@ -31,7 +31,8 @@ def main() -> None:
         for train in (False, True):
             graphs, breaks, reasons = graph_breaks(model, batch, train)
             print(
-                f"| {name} | {'train (loss)' if train else 'eval (score)'} | {graphs} | {breaks} | {'; '.join(sorted(set(reasons)))} |"
+                f"| {name} | {'train (loss)' if train else 'eval (score)'} "
+                f"| {graphs} | {breaks} | {'; '.join(sorted(set(reasons)))} |"
             )
 
 

@@ -58,10 +58,12 @@ def main() -> None:
     sim, text_to_image, texts = simulated_scores(test["captions"], args.noise, seed=args.seed)
     keys = list(test["filename"])
     print(
-        f"{args.dataset} test: {sim.shape[0]} images, {sim.shape[1]} captions, {len(set(texts))} distinct; noise {args.noise}, seed {args.seed}"
+        f"{args.dataset} test: {sim.shape[0]} images, {sim.shape[1]} captions, "
+        f"{len(set(texts))} distinct; noise {args.noise}, seed {args.seed}"
     )
     print(
-        "| protocol | tie order | i2t queries | t2i queries | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | mR |"
+        "| protocol | tie order | i2t queries | t2i queries | i2t "
+        "R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | mR |"
     )
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for name in PROTOCOLS:

@@ -15,7 +15,8 @@ def run_checked(command: list[str], cwd: Path, env: dict | None = None, timeout:
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, (
-        f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        f"{' '.join(map(str, command))} failed "
+        f"({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     )
     print(
         f"{time.perf_counter() - start:6.1f} s  {Path(command[0]).name} {' '.join(map(str, command[1:4]))[:100]}"

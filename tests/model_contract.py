@@ -1,9 +1,9 @@
 """The retrieval-model contract as a test mixin (like transformers' `ModelTesterMixin`).
 
-A test class mixes in `RetrievalModelTesterMixin` and provides a `case` fixture returning a
-`tiny_methods.TinyCase`; every test then runs on that method: shapes, save/load and Auto round
-trips, the remote-code bundle, blockwise scoring, a loss that decreases, a bf16 forward, a bf16-autocast training step and
-gradient checkpointing where the towers support it.
+A test class mixes in `RetrievalModelTesterMixin` and provides a `case` fixture returning a `tiny_methods.TinyCase`;
+every test then runs on that method: shapes, save/load and Auto round trips, the remote-code bundle, blockwise scoring,
+a loss that decreases, a bf16 forward, a bf16-autocast training step and gradient checkpointing where the towers
+support it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Usage: python openclip_reference.py SPEC.json OUT_DIR
 SPEC: {"archs": {name: open_clip model config | "ViT-B-32"}, "captions_file": path or null,
-       "image_sizes": [[w, h], ...], "captions": [...], "checkpoint_format": {name: "bare" | "training" | "safetensors"}}
+       "image_sizes": [[w, h], ...], "captions": [...], "checkpoint_format": {name: "bare" | "training" |
+       "safetensors"}}
 
 Per architecture, writes OUT_DIR/<name>/: the checkpoint as its release format, `model_config.json`,
 `reference.pt` with the pixel inputs open_clip's validation transform makes from the images in

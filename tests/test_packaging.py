@@ -54,7 +54,10 @@ def test_unknown_recipe_names_the_packaged_ones(name, tmp_path, monkeypatch):
 
 
 def test_recipe_summary_is_the_first_sentence_of_the_leading_comment():
-    text = "# GaLR, small configuration on rs_synth (a few minutes on CPU). The local graph\n# comes from boxes.\nmodel:\n  type: galr\n# later\n"
+    text = (
+        "# GaLR, small configuration on rs_synth (a few minutes on CPU). "
+        "The local graph\n# comes from boxes.\nmodel:\n  type: galr\n# later\n"
+    )
     assert recipe_summary(text) == "GaLR, small configuration on rs_synth (a few minutes on CPU)"
     assert recipe_summary("# wrapped over\n# two lines\nmodel: {}\n") == "wrapped over two lines"
     assert recipe_summary("model: {}\n") == ""

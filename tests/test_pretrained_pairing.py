@@ -124,7 +124,10 @@ def test_a_processor_of_another_method_is_refused_everywhere(
 
     folder = with_processor_of(method_folders, model_method, processor_method)
     found = type(AutoProcessor.from_pretrained(method_folders / processor_method)).__name__
-    expected = f"is a model of method {model_method!r}, which needs a {needed}, but the processor is a {found}: load the processor saved with the model"
+    expected = (
+        f"is a model of method {model_method!r}, which needs a {needed}, but "
+        f"the processor is a {found}: load the processor saved with the model"
+    )
     with pytest.raises(ProcessorMismatchError, match=re.escape(expected)):
         load_model_and_processor(folder, device="cpu")
     with pytest.raises(ProcessorMismatchError, match=re.escape(expected)):
@@ -165,7 +168,10 @@ def test_a_processor_of_another_input_size_is_refused(tmp_path):
     path.write_text(json.dumps(saved))
     with pytest.raises(
         ProcessorMismatchError,
-        match=r"the processor makes 32 px images but the model in .* reads 64 px: load the processor saved with the model",
+        match=(
+            r"the processor makes 32 px images but the model in .* "
+            r"reads 64 px: load the processor saved with the model"
+        ),
     ):
         load_model_and_processor(tmp_path / "model", device="cpu")
 

@@ -197,8 +197,8 @@ def test_toy_method_record_reaches_its_model_card_the_about_tab_and_the_zero_sho
     assert "\n# Toy dual encoder trained on an unspecified dataset (reconstruction)\n" in card
     assert "**This model is a reconstruction, not the authors' model.**" in card
     assert (
-        f"Patch means and word means, compared by cosine.\n\nMethod paper: {TOY_PAPER.citation}. Official code: nowhere/toy (MIT)."
-        in card
+        "Patch means and word means, compared by cosine.\n\nMethod "
+        f"paper: {TOY_PAPER.citation}. Official code: nowhere/toy (MIT)." in card
     )
     assert f"- Method: {TOY_PAPER.citation}" in card
     about = model_summary(model, processor, tmp_path)

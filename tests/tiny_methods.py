@@ -82,8 +82,10 @@ TINY_CONFIGS = {
 TINY_RECIPE_OVERRIDES = {
     "clip": [
         "model.projection_dim=16",
-        "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
-        "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}",
+        "model.text_config={hidden_size: 32, intermediate_size: 64, "
+        "num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
+        "model.vision_config={hidden_size: 32, intermediate_size: 64, "
+        "num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}",
     ],
     "amfmn": [
         "model.image_size=32",

@@ -101,7 +101,8 @@ def max_pixels_limit() -> int | None:
             limit = int(value.replace("_", ""))
         except ValueError:
             raise UsageError(
-                f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)"
+                f"{MAX_PIXELS_ENV}={value!r} is not a whole number of "
+                f"pixels (e.g. {MAX_PIXELS_ENV}=200000000; 0 = no limit)"
             ) from None
         return limit if limit > 0 else None
     return Image.MAX_IMAGE_PIXELS
@@ -273,7 +274,8 @@ def _composite_on_black(array: np.ndarray, source: str) -> np.ndarray:
         return colour
     _warn_once(
         "alpha",
-        f"{source} has transparent pixels: composited on black, the nodata colour (further images with alpha are not reported)",
+        f"{source} has transparent pixels: composited on black, the "
+        "nodata colour (further images with alpha are not reported)",
     )
     return ((colour.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
 

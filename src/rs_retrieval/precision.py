@@ -82,7 +82,8 @@ def with_precision(model, precision: str, processor=None, cache_dir: str | Path 
         return PrecisionModel(model.to(torch.bfloat16), "bf16")
     if model.device.type != "cpu":
         raise PrecisionError(
-            f"int8 runs on the CPU through ONNX Runtime, the model is on {model.device}; use --device cpu, or bf16 on a GPU"
+            "int8 runs on the CPU through ONNX Runtime, the model "
+            f"is on {model.device}; use --device cpu, or bf16 on a GPU"
         )
     return PrecisionModel(
         model, "int8", _int8_sessions(model, processor, Path(cache_dir) if cache_dir else int8_cache_dir())
@@ -134,7 +135,8 @@ def _int8_sessions(model, processor, cache_root: Path) -> dict:
             pass
         except (RuntimeError, ValueError, TypeError, AttributeError) as err:
             raise PrecisionError(
-                f"int8 is not available for {type(model).__name__}: its encoders do not export to ONNX ({err}); use fp32 or bf16"
+                f"int8 is not available for {type(model).__name__}: its "
+                f"encoders do not export to ONNX ({err}); use fp32 or bf16"
             ) from err
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()

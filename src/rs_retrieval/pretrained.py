@@ -119,7 +119,8 @@ def resolve_device(device: str | None) -> str:
         raise DeviceError(f"device {device!r} is not a torch device name (cpu, cuda, cuda:1, mps, ...)") from None
     if kind.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(
-            f"device {device!r}: this machine has no usable CUDA GPU (or torch {torch.__version__} was built without CUDA); use --device cpu"
+            f"device {device!r}: this machine has no usable CUDA GPU (or torch "
+            f"{torch.__version__} was built without CUDA); use --device cpu"
         )
     if kind.type == "cuda" and kind.index is not None and kind.index >= torch.cuda.device_count():
         raise DeviceError(

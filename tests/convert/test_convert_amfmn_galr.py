@@ -1,5 +1,6 @@
-"""Converter tests: official-layout state_dicts are written from the reference code's key
-tables (docs/methods/amfmn.md#reference-code-and-converter) with random values, converted, and every tensor is checked where it must land."""
+"""Converter tests: official-layout state_dicts are written from the reference code's key tables
+(docs/methods/amfmn.md#reference-code-and-converter) with random values, converted, and every tensor is checked where
+it must land."""
 
 import json
 import re

@@ -91,8 +91,8 @@ def test_the_script_is_self_contained_with_the_packages_options(script):
     readme = " ".join((METRIC_DIR / "README.md").read_text().split())  # sentences, whatever the line breaks
     own = ", ".join(f"`{p.tie_policy}` for `{name}`" for name, p in PROTOCOL_REGISTRY.items() if p.tie_policy)
     assert (
-        f"None means the protocol's own order: {own} (their code fixes it, and they accept no other), else `{DEFAULT_TIE_POLICY}`."
-        in readme
+        f"None means the protocol's own order: {own} (their code fixes "
+        f"it, and they accept no other), else `{DEFAULT_TIE_POLICY}`." in readme
     )
     assert f"`skyscript`, default `{DEFAULT_PROTOCOL}`)" in readme and "pip install rs-retrieval" not in readme
     assert all(f"`{name}`" in readme for name in (*PROTOCOL_NAMES, *TIE_POLICIES))

@@ -8,7 +8,8 @@ from rs_retrieval.evaluation.rerank import RERANKERS, apply_rerank, galr_multiva
 
 
 def galr_reference_i2t(sim, k1, wp1, wp2):
-    """GaLR `i2t_rerank_optim` written from GaLR's released rerank.py (docs/evaluation.md#re-ranking), one loop per query and candidate
+    """GaLR `i2t_rerank_optim` written from GaLR's released rerank.py (docs/evaluation.md#re-ranking), one loop per
+    query and candidate
     (stable sorts, so ties in the reverse-search positions go to the better original rank; K capped
     at the number of candidates, where the official code would fail)."""
     k = min(max(10, k1), sim.shape[1])

@@ -133,8 +133,8 @@ def test_cmpagl_card_says_it_is_a_reconstruction(run_dir):
     text = render_model_card(run_dir, method="cmpagl", dataset_name="rsicd")
     assert "reconstruction" in front_matter(text)["tags"]
     assert (
-        "\n# CMPAGL (Cross-Modal Pre-Aligned method with Global and Local information) trained on RSICD (reconstruction)\n"
-        in text
+        "\n# CMPAGL (Cross-Modal Pre-Aligned method with Global "
+        "and Local information) trained on RSICD (reconstruction)\n" in text
     )
     assert "**This model is a reconstruction, not the authors' model.**" in text
     assert "No per-dataset numbers are known" in section(text, "Reported in the paper")

@@ -171,7 +171,10 @@ def test_killed_hub_refuses_connections(hub):
 
 
 def test_card_yaml_validation():
-    good = "---\nlicense: apache-2.0\nmodel-index:\n- name: m\n  results:\n  - task: {type: t}\n    dataset: {type: d, name: D}\n    metrics: [{type: mR, value: 1.5}]\n---\n# card"
+    good = (
+        "---\nlicense: apache-2.0\nmodel-index:\n- name: m\n  results:\n  - task: {type: t}\n "
+        "   dataset: {type: d, name: D}\n    metrics: [{type: mR, value: 1.5}]\n---\n# card"
+    )
     assert validate_card_yaml(good) == []
     assert validate_card_yaml("---\nlicense: other\n---\n") == ['"license_name" is required when "license" is "other"']
     assert validate_card_yaml("---\nlicense: made-up\n---\n") == [

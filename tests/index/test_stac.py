@@ -244,8 +244,8 @@ def test_cli_builds_a_stac_index_and_names_bad_filters(tmp_path, demo, dual, cap
     ]
     assert main(args) == 0
     assert (
-        "6 tiles, flat index, two-stage search; last build encoded 6, reused 0, skipped 0 unreadable, 2 nodata tiles (1 process"
-        in capsys.readouterr().out
+        "6 tiles, flat index, two-stage search; last build encoded "
+        "6, reused 0, skipped 0 unreadable, 2 nodata tiles (1 process" in capsys.readouterr().out
     )
     search = [
         "index",

@@ -1,7 +1,8 @@
 """A few hundred optimiser steps of tiny MSA and CMPAGL models on a learnable toy task.
 
-Toy task: 16 "scenes" = 4 background colours x 4 sizes of a centred white square, plus fresh
-Gaussian noise at every draw; the caption names colour and size. Retrieval is evaluated on new noise draws of all 16 scenes (chance R@1 = 1/16).
+Toy task: 16 "scenes" = 4 background colours x 4 sizes of a centred white square, plus fresh Gaussian noise at every
+draw; the caption names colour and size. Retrieval is evaluated on new noise draws of all 16 scenes (chance R@1 =
+1/16).
 """
 
 import time
@@ -108,7 +109,8 @@ def test_cmpagl_learns_toy_retrieval_dual_encoder_and_fusion_rerank():
     model.config.itm_k_test = 0
     dual = recall_at_1(model)
     print(
-        f"CMPAGL toy, 900 steps in {seconds:.1f}s: R@1 (i2t, t2i) dual encoder={dual}, top-4 fusion re-rank={reranked} (chance {1 / NUM_SCENES:.3f})"
+        f"CMPAGL toy, 900 steps in {seconds:.1f}s: R@1 (i2t, t2i) dual "
+        f"encoder={dual}, top-4 fusion re-rank={reranked} (chance {1 / NUM_SCENES:.3f})"
     )
     assert min(dual) >= 0.6
     # the ITM head learns more slowly than the contrastive stage; it must still beat chance clearly

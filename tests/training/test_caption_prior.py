@@ -1,6 +1,7 @@
-"""Prior caption similarity for AMFMN's dynamic margin (AMFMN Eq. 29-30; docs/methods/amfmn.md#dynamic-margin): BLEU-4 and
-the released score recipe (the Porter stems are tested with the word tokenizer). Exact parity with NLTK (PorterStemmer on 47k words; the full recipe on
-40 x 2260 RSITMD test pairs) was checked once with a throw-away script; these tests pin hand cases."""
+"""Prior caption similarity for AMFMN's dynamic margin (AMFMN Eq. 29-30; docs/methods/amfmn.md#dynamic-margin): BLEU-4
+and the released score recipe (the Porter stems are tested with the word tokenizer). Exact parity with NLTK
+(PorterStemmer on 47k words; the full recipe on 40 x 2260 RSITMD test pairs) was checked once with a throw-away script;
+these tests pin hand cases."""
 
 import math
 

@@ -69,7 +69,10 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, toy_dat
     raw = toy_recipe(processor_dir, epochs=1, checkpoint_every_steps=3)
     with pytest.raises(
         CheckpointSaveError,
-        match=r"could not write checkpoint .*step_6 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_3 is intact",
+        match=(
+            r"could not write checkpoint .*step_6 \(\[Errno 28\] No space "
+            r"left on device\); the previous checkpoint .*step_3 is intact"
+        ),
     ) as caught:
         run_toy(raw, tmp_path / "run", toy_data)
     assert isinstance(caught.value, RSRetrievalError)
@@ -107,7 +110,10 @@ def test_save_checkpoint_marks_renames_and_keeps_the_newest_complete_ones(tmp_pa
     accelerator.error = OSError(errno.ENOSPC, "No space left on device")
     with pytest.raises(
         CheckpointSaveError,
-        match=r"could not write checkpoint .*step_8 \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_6 is intact",
+        match=(
+            r"could not write checkpoint .*step_8 \(\[Errno 28\] No space "
+            r"left on device\); the previous checkpoint .*step_6 is intact"
+        ),
     ):
         save_checkpoint(accelerator, tmp_path, {"global_step": 8}, step=8, epoch=1, keep=2)
     assert checkpoint_steps(tmp_path) == [4, 6] and sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
@@ -181,8 +187,10 @@ def test_a_damaged_newest_checkpoint_falls_back_with_a_warning_or_is_refused_by_
     with pytest.raises(CheckpointDamagedError) as caught:
         run_toy(raw, run, toy_data, resume="step_6")
     assert str(caught.value) == (
-        f"--resume 'step_6': {weights} is 100 bytes, {len((stopped / 'checkpoints' / 'step_6' / 'model.safetensors').read_bytes())} "
-        "were written (truncated or damaged); resume from another checkpoint (--resume latest picks the newest intact one)"
+        f"--resume 'step_6': {weights} is 100 bytes, "
+        f"{len((stopped / 'checkpoints' / 'step_6' / 'model.safetensors').read_bytes())} "
+        "were written (truncated or damaged); resume from another "
+        "checkpoint (--resume latest picks the newest intact one)"
     )
     reset_accelerate_state()
     with caplog.at_level(logging.WARNING, logger="rs_retrieval.training.checkpoints"):

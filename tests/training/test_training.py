@@ -147,7 +147,10 @@ def test_param_groups_by_prefix_and_errors():
     spec.param_groups[0].prefixes = ["vision_model."]
     with pytest.raises(
         RecipeError,
-        match=r"no trainable parameter name starts with \['vision_model.'\]; top-level modules are \['image_encoder', 'text_encoder'\]",
+        match=(
+            r"no trainable parameter name starts with \['vision_model.'\]; "
+            r"top-level modules are \['image_encoder', 'text_encoder'\]"
+        ),
     ):
         build_optimizer(model, spec)
 

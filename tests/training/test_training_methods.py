@@ -127,15 +127,19 @@ TINY = {
         "model.image_size=32",
         "model.hidden_size=16",
         "model.mscmat_heads=2",
-        "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
-        "model.vision_config={hidden_sizes: [8, 8, 16, 16], depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}",
+        "model.text_config={hidden_size: 16, num_hidden_layers: 1, "
+        "num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
+        "model.vision_config={hidden_sizes: [8, 8, 16, 16], "
+        "depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}",
     ],
     # intra_class_mode=scene needs the scene ids the trainer passes to models that take them.
     "cmpagl": [
         "model.embed_dim=8",
         "model.intra_class_mode=scene",
-        "model.text_config={hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
-        "model.vision_config={image_size: 32, patch_size: 2, embed_dim: 8, depths: [1, 1], num_heads: [2, 2], window_size: 4}",
+        "model.text_config={hidden_size: 16, num_hidden_layers: 1, "
+        "num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
+        "model.vision_config={image_size: 32, patch_size: 2, embed_dim: "
+        "8, depths: [1, 1], num_heads: [2, 2], window_size: 4}",
     ],
 }
 TINY["galr"] = TINY["amfmn"] + [

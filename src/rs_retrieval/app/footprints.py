@@ -48,7 +48,8 @@ def footprint_map_html(geojson: dict) -> str:
         shapes.append(f'<text x="{cx:.1f}" y="{cy:.1f}">{html.escape(str(rank))}</text>')
     extent = f"lon {min(lons):.5f} to {max(lons):.5f}, lat {min(lats):.5f} to {max(lats):.5f} (WGS84)"
     return (
-        f'<svg id="footprint-map" viewBox="0 0 {_WIDTH} {_HEIGHT}" width="100%" role="img" aria-label="hit footprints">'
+        f'<svg id="footprint-map" viewBox="0 0 {_WIDTH} {_HEIGHT}" '
+        'width="100%" role="img" aria-label="hit footprints">'
         "<style>.footprint{fill:rgba(220,80,40,.25);stroke:#c0392b;stroke-width:1.5}"
         "text{font:bold 13px sans-serif;fill:#222;text-anchor:middle;dominant-baseline:middle}</style>"
         f'<rect width="{_WIDTH}" height="{_HEIGHT}" fill="#eef3f6" stroke="#9ab"/>{"".join(shapes)}</svg>'

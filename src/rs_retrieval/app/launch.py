@@ -86,7 +86,8 @@ def serve(model: str, host: str = "127.0.0.1", port: int | None = None, **servic
     if service.corpus is not None:
         service.corpus.start()  # encodes while the server starts and the first page renders
     print(
-        f"model {model}; {service.corpus.description if service.corpus else 'no images'}; {len(service.captions)} captions"
+        f"model {model}; {service.corpus.description if service.corpus else 'no images'}; "
+        f"{len(service.captions)} captions"
     )
     # SIGTERM (docker stop, systemd) ends like Ctrl-C: through exit handlers, which remove the uploads.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

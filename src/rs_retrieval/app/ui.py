@@ -118,7 +118,8 @@ def _search_tab(service: AppService) -> None:
             footprint_map_html(result.geojson)
             if corpus.georeferenced
             else (
-                "<p>The scene has no CRS: footprints are in pixel coordinates (see the scene picture and the GeoJSON).</p>"
+                "<p>The scene has no CRS: footprints are in pixel "
+                "coordinates (see the scene picture and the GeoJSON).</p>"
             )
         )
         return message, result.items, footprints, result.overview, result.geojson_path

@@ -88,6 +88,7 @@ def read_upload(
     if pixels.dtype != np.uint8 or pixels.shape[-1] > 4:
         note = (
             f"{path.name}: {pixels.dtype} image with {pixels.shape[-1]} band(s), rendered to 8-bit RGB for display "
-            f"by the processor's rule (rescale_mode={rescale_mode!r}, bands={bands}); the model is given the same pixels."
+            f"by the processor's rule (rescale_mode={rescale_mode!r}, "
+            f"bands={bands}); the model is given the same pixels."
         )
     return Upload(pixels, Image.fromarray(rgb, "RGB"), note)

@@ -29,9 +29,12 @@ from .sections import (
 
 FAMILY_NAMES = {"remoteclip": "RemoteCLIP", "georsclip": "GeoRSCLIP", "skyclip": "SkyCLIP"}
 ACCEPTANCE_CHECK = (
-    "Acceptance check (docs/clip-zeroshot.md#the-activation-check): not run by rs_retrieval, because the released weights were not available "
-    "where this converter was built. Random-weight tests cannot tell QuickGELU from GELU; with the real file, convert it "
-    "with both `--activation quick_gelu` and `--activation gelu`, evaluate RSITMD with the release's own protocol, and keep "
+    "Acceptance check (docs/clip-zeroshot.md#the-activation-check): not "
+    "run by rs_retrieval, because the released weights were not available "
+    "where this converter was built. Random-weight tests cannot "
+    "tell QuickGELU from GELU; with the real file, convert it "
+    "with both `--activation quick_gelu` and `--activation gelu`, "
+    "evaluate RSITMD with the release's own protocol, and keep "
     "the activation that reproduces the published mR within about 0.5."
 )
 
@@ -40,9 +43,12 @@ def _provenance(record: dict | None, release) -> str:
     if record is None:
         return "Not converted from an open_clip file (no `conversion.json`)."
     lines = [
-        f"- source file: `{record['source_file']}` (SHA-256 `{record['source_sha256']}`), {record['source_keys']} open_clip tensors -> {record['converted_keys']} CLIPModel tensors, loaded strictly",
-        f"- architecture: {record['architecture']}; image size {record['image_size']}, mean {record['image_mean']}, std {record['image_std']}",
-        f"- activation: `{record['hidden_act']}` ({release.activation_evidence if release else record['hidden_act_source']})",
+        f"- source file: `{record['source_file']}` (SHA-256 `{record['source_sha256']}`), {record['source_keys']} "
+        f"open_clip tensors -> {record['converted_keys']} CLIPModel tensors, loaded strictly",
+        f"- architecture: {record['architecture']}; image size "
+        f"{record['image_size']}, mean {record['image_mean']}, std {record['image_std']}",
+        f"- activation: `{record['hidden_act']}` "
+        f"({release.activation_evidence if release else record['hidden_act_source']})",
         f"- logit scale (log): {record['logit_scale']:.4f}",
     ]
     if release is not None:
@@ -54,7 +60,8 @@ def _reported(release) -> str:
     if release is None or not (release.retrieval or release.zero_shot):
         return "No published numbers are recorded for this checkpoint."
     lines = [
-        "Numbers as published (copied, not reproduced by rs_retrieval, not part of the `model-index`). Protocols differ between papers.",
+        "Numbers as published (copied, not reproduced by rs_retrieval, "
+        "not part of the `model-index`). Protocols differ between papers.",
         "",
     ]
     if release.retrieval:
@@ -102,10 +109,16 @@ def render_clip_card(
     if release is not None:
         family = FAMILY_NAMES.get(release.family, release.family)
         title = f"{release.id}: {family} {release.arch} as a transformers CLIPModel"
-        summary = f"The {family} {release.arch} checkpoint ({release.files[0]}), converted from open_clip to a plain transformers `CLIPModel` by `rs_retrieval`. Paper: {release.paper}."
+        summary = (
+            f"The {family} {release.arch} checkpoint ({release.files[0]}), converted from open_clip "
+            f"to a plain transformers `CLIPModel` by `rs_retrieval`. Paper: {release.paper}."
+        )
     else:
         title = f"{kind.upper()} dual encoder" + (f" trained on {dataset_title(dataset)}" if dataset else "")
-        summary = f"A transformers `{'CLIPModel' if kind == 'clip' else 'SiglipModel'}` for remote-sensing image-text retrieval and zero-shot scene classification, built with `rs_retrieval`."
+        summary = (
+            f"A transformers `{'CLIPModel' if kind == 'clip' else 'SiglipModel'}` for remote-sensing "
+            "image-text retrieval and zero-shot scene classification, built with `rs_retrieval`."
+        )
     license, license_name, license_link = licence
     if license is None and release is not None:  # the release's own licence unless the user names one
         license, license_name, license_link = release.licence.id, release.licence.name, release.licence.link

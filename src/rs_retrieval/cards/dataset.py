@@ -148,7 +148,10 @@ def render_dataset_card(
         split_text += f"\n\nCounted from the files above. The split most retrieval papers use: {notes.usual_splits}."
     schema_text = "\n".join(_schema_lines(next(iter(splits.values()))[0]))
     if spec is not None:
-        source = f"{spec.title}: {spec.citation}.\n\nRelease: {spec.homepage}. This copy was built with `rs_retrieval.data`."
+        source = (
+            f"{spec.title}: {spec.citation}.\n\nRelease: {spec.homepage}. "
+            "This copy was built with `rs_retrieval.data`."
+        )
     elif notes is not None and notes.source:
         source = notes.source
     else:
@@ -176,8 +179,10 @@ def render_dataset_card(
         report = json.loads(leakage.read_text(encoding="utf-8"))
         counts = ", ".join(f"{where}: {n}" for where, n in report.get("removed_count", {}).items()) or "none"
         caveats = (
-            f"- Combined set ({', '.join(report.get('members', []))}): training and validation images within perceptual-hash "
-            f"distance {report.get('threshold')} of any member's test image were removed ({counts}); the list is `{LEAKAGE_REPORT}`.\n"
+            f"- Combined set ({', '.join(report.get('members', []))}): "
+            "training and validation images within perceptual-hash "
+            f"distance {report.get('threshold')} of any member's test image "
+            f"were removed ({counts}); the list is `{LEAKAGE_REPORT}`.\n"
             + ("" if caveats == "None recorded." else caveats)
         )
     return card_template("dataset_card.md", template_dir).substitute(

@@ -74,7 +74,8 @@ def _reported_section(info: Method | None, dataset: str | None) -> str:
     mismatched = [r for r in rows if abs(r.mean_recall - r.printed_mr) > 0.011]
     if mismatched:
         lines += [""] + [
-            f"Note: the printed mR of {r.variant} on {dataset_title(r.dataset)} ({r.printed_mr:.2f}) is not the mean of its "
+            f"Note: the printed mR of {r.variant} on {dataset_title(r.dataset)} "
+            f"({r.printed_mr:.2f}) is not the mean of its "
             f"six recalls ({r.mean_recall:.2f})."
             for r in mismatched
         ]

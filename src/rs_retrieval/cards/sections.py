@@ -152,7 +152,8 @@ def licence_metadata(license: str, license_name: str | None, license_link: str |
     """The card's licence fields; the Hub refuses `other` without a `license_name`."""
     if license == "other" and not license_name:
         raise CardError(
-            "licence 'other' needs a licence name (--license-name, e.g. my-org-research-only) and ideally a link (--license-link)"
+            "licence 'other' needs a licence name (--license-name, e.g. "
+            "my-org-research-only) and ideally a link (--license-link)"
         )
     return {"license": license, "license_name": license_name, "license_link": license_link}
 

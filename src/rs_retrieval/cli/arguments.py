@@ -25,7 +25,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="encoder precision: fp32 (default), bf16 (CPUs with bf16 instructions, GPUs) or int8 (CPU, ONNX Runtime); docs/precision.md",
+        help=(
+            "encoder precision: fp32 (default), bf16 (CPUs with bf16 "
+            "instructions, GPUs) or int8 (CPU, ONNX Runtime); docs/precision.md"
+        ),
     )
 
 

@@ -23,7 +23,10 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     )
     parser.add_argument(
         "--vocab",
-        help="vocabulary the model was trained with: reference vocab.json (AMFMN/GaLR), BERT vocab.txt (MSA), CLIP BPE .txt.gz or tokenizer folder (openclip; default: packaged)",
+        help=(
+            "vocabulary the model was trained with: reference vocab.json (AMFMN/GaLR), BERT "
+            "vocab.txt (MSA), CLIP BPE .txt.gz or tokenizer folder (openclip; default: packaged)"
+        ),
     )
     parser.add_argument("--out", required=True, help="output folder (written atomically)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
@@ -33,7 +36,10 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     clip = parser.add_argument_group("openclip (RemoteCLIP, GeoRSCLIP, SkyCLIP, any open_clip ViT CLIP)")
     clip.add_argument(
         "--arch",
-        help="open_clip architecture: ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14 (optionally -quickgelu) or a model-config JSON",
+        help=(
+            "open_clip architecture: ViT-B-32, ViT-B-16, ViT-L-14, "
+            "ViT-L-14-336, ViT-H-14 (optionally -quickgelu) or a model-config JSON"
+        ),
     )
     clip.add_argument(
         "--activation",
@@ -77,6 +83,9 @@ def run_convert(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert an official AMFMN/GaLR/MSA or open_clip (RemoteCLIP/GeoRSCLIP/SkyCLIP) checkpoint into a save_pretrained folder",
+        help=(
+            "convert an official AMFMN/GaLR/MSA or open_clip "
+            "(RemoteCLIP/GeoRSCLIP/SkyCLIP) checkpoint into a save_pretrained folder"
+        ),
     )
     add_convert_arguments(parser).set_defaults(func=run_convert)

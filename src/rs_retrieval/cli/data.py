@@ -85,7 +85,8 @@ def build(args: argparse.Namespace) -> int:
         from ..data.combined import LEAKAGE_REPORT
 
         print(
-            f"leakage removed (distance <= {leakage['threshold']} from a member's test image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}"
+            f"leakage removed (distance <= {leakage['threshold']} from a member's test "
+            f"image): {json.dumps(leakage['removed_count'])}; list in {out / LEAKAGE_REPORT}"
         )
     return 0
 

@@ -17,7 +17,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="retrieval metrics of a saved model on a dataset split",
-        description="Encode a dataset split with a saved model, print R@1/5/10 and mR per re-ranker, optionally write them as JSON.",
+        description=(
+            "Encode a dataset split with a saved model, print R@1/5/10 "
+            "and mR per re-ranker, optionally write them as JSON."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_model_arguments(parser)
@@ -39,12 +42,18 @@ def register(subparsers) -> None:
         "--protocol",
         default=DEFAULT_PROTOCOL,
         choices=PROTOCOL_NAMES,
-        help="evaluation protocol (docs/protocols.md): amfmn = AMFMN/GaLR/MSA tables, remoteclip and skyscript = those code bases exactly",
+        help=(
+            "evaluation protocol (docs/protocols.md): amfmn = AMFMN/GaLR/MSA "
+            "tables, remoteclip and skyscript = those code bases exactly"
+        ),
     )
     parser.add_argument(
         "--tie-policy",
         choices=TIE_POLICIES,
-        help=f"order of tied scores (default: the protocol's own, else {DEFAULT_TIE_POLICY} = the reference code's argsort)",
+        help=(
+            "order of tied scores (default: the protocol's own, else "
+            f"{DEFAULT_TIE_POLICY} = the reference code's argsort)"
+        ),
     )
     parser.add_argument(
         "--image-key-column",
@@ -125,7 +134,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     if not hasattr(dataset, "column_names") or isinstance(dataset.column_names, dict):
         raise UsageError(
-            f"load_dataset({args.dataset!r}, split={args.split!r}) returned {type(dataset).__name__}, expected one split (a datasets.Dataset)"
+            f"load_dataset({args.dataset!r}, split={args.split!r}) returned "
+            f"{type(dataset).__name__}, expected one split (a datasets.Dataset)"
         )
     from ..evaluation.metrics import resolve_tie_policy
     from ..evaluation.protocols import get_protocol

@@ -57,7 +57,8 @@ def run_export_onnx(args: argparse.Namespace) -> int:
             else ""
         )
         print(
-            f"  {graph['file']}: {', '.join(graph['inputs'])} -> {', '.join(graph['outputs'])}; max |diff| {graph['max_abs_diff']:.2e}{timing}"
+            f"  {graph['file']}: {', '.join(graph['inputs'])} -> "
+            f"{', '.join(graph['outputs'])}; max |diff| {graph['max_abs_diff']:.2e}{timing}"
         )
     for name, reason in report["not_exported"].items():
         print(f"  {name}: not exported: {reason}")

@@ -98,12 +98,16 @@ def register_push(subparsers) -> None:
         "push",
         help="publish a trained model or a dataset to the Hugging Face Hub (one commit)",
         description="Publish a training run / model directory (weights, processor, remote code, model card) or a "
-        "dataset (Parquet + dataset card) or an evaluate metric folder (a metric Space: script, card, app) to the Hub in a "
+        "dataset (Parquet + dataset card) or an evaluate metric "
+        "folder (a metric Space: script, card, app) to the Hub in a "
         "single commit (PATH `metric` = the package's rs_retrieval_recall). Uses HF_TOKEN / HF_ENDPOINT.",
     )
     parser.add_argument(
         "path",
-        help="training run dir, model dir, Parquet export dir, save_to_disk dir, metric folder, `metric`, or a Space folder",
+        help=(
+            "training run dir, model dir, Parquet export dir, "
+            "save_to_disk dir, metric folder, `metric`, or a Space folder"
+        ),
     )
     parser.add_argument("repo_id", help="target repository, e.g. my-org/amfmn-rsitmd")
     parser.add_argument("--type", choices=("auto", *KINDS), default="auto", help="what PATH holds (default: detect)")

@@ -50,7 +50,8 @@ def build(args: argparse.Namespace) -> int:
         return 0
     if args.kind == ONDISK_KIND:
         raise IndexBuildError(
-            f"--kind {ONDISK_KIND} is built from embedding parts: build the embeddings first (every index build writes "
+            f"--kind {ONDISK_KIND} is built from embedding parts: "
+            "build the embeddings first (every index build writes "
             f"OUT/embeddings), then index build --parts OUT/embeddings --kind {ONDISK_KIND} --out NEW"
         )
     index = RetrievalIndex.build(
@@ -90,7 +91,8 @@ def _print_summary(index) -> None:
     manifest = index.manifest
     stats = manifest["build"]
     print(
-        f"{index.folder}: {manifest['count']} {ROW_NAMES.get(manifest['source']['kind'], 'rows')}, {manifest['vector_index']['kind']} index, "
+        f"{index.folder}: {manifest['count']} {ROW_NAMES.get(manifest['source']['kind'], 'rows')}, "
+        f"{manifest['vector_index']['kind']} index, "
         f"{'two-stage' if manifest['two_stage'] else 'one-stage'} search; last build encoded {stats['encoded']}, "
         f"reused {stats['reused']}, skipped {stats['skipped']} unreadable"
         f"{', ' + str(stats['nodata']) + ' nodata tiles' if stats.get('nodata') else ''} ({_engine(stats)})"

@@ -75,10 +75,12 @@ def evaluate_zeroshot(args: argparse.Namespace) -> int:
         title=f"{'/'.join(Path(str(args.model)).parts[-2:])} on {Path(str(args.dataset)).name}",
     )
     print(
-        f"{metrics['num_images']} images, {len(metrics['classes'])} classes ({metrics['class_set']}, {len(metrics['templates'])} templates)"
+        f"{metrics['num_images']} images, {len(metrics['classes'])} classes "
+        f"({metrics['class_set']}, {len(metrics['templates'])} templates)"
     )
     print(
-        f"top-1 {metrics['top1']:.2f}%  top-5 {metrics.get('top5', float('nan')):.2f}%  mean per-class {metrics['mean_per_class']:.2f}%"
+        f"top-1 {metrics['top1']:.2f}%  top-5 {metrics.get('top5', float('nan')):.2f}% "
+        f" mean per-class {metrics['mean_per_class']:.2f}%"
     )
     for name, accuracy in metrics["per_class"].items():
         print(f"  {name:<28} {accuracy:6.2f}%")
@@ -96,7 +98,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--classes",
         required=True,
-        help="packaged class set (aid, resisc45, ucm, eurosat, whu_rs19, rsscn7, patternnet, optimal31, rs_synth) or a class file (.txt, one per line; .json)",
+        help=(
+            "packaged class set (aid, resisc45, ucm, eurosat, whu_rs19, rsscn7, "
+            "patternnet, optimal31, rs_synth) or a class file (.txt, one per line; .json)"
+        ),
     )
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--recursive", action="store_true", help="include images in sub-folders")

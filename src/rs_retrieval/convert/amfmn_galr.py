@@ -1,10 +1,10 @@
 """Official AMFMN / GaLR checkpoints (`AMFMN_best.pth.tar`, `GaLR_best.pth.tar`) -> our models.
 
-Our modules keep the official names (docs/methods/amfmn.md#reference-code-and-converter, docs/methods/galr.md#reference-code-and-converter), so every key maps to itself
-except the torchvision ResNet-18 under `extract_feature.resnet.` (renamed into transformers'
-`ResNetModel` under `extract_feature.backbone.resnet.`, classifier `fc.*` dropped) and AMFMN's
-unused `vgmf_gate.*` (dropped). The architecture (vocabulary size, widths, attention type, graph
-size, input size) is read from the tensor shapes; anything else left over is refused.
+Our modules keep the official names (docs/methods/amfmn.md#reference-code-and-converter,
+docs/methods/galr.md#reference-code-and-converter), so every key maps to itself except the torchvision ResNet-18 under
+`extract_feature.resnet.` (renamed into transformers' `ResNetModel` under `extract_feature.backbone.resnet.`,
+classifier `fc.*` dropped) and AMFMN's unused `vgmf_gate.*` (dropped). The architecture (vocabulary size, widths,
+attention type, graph size, input size) is read from the tensor shapes; anything else left over is refused.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def convert_amfmn_galr(
     word2idx = load_vocab(vocab_path)
     if len(word2idx) + 1 != config.vocab_size:
         raise CheckpointConversionError(
-            f"{vocab_path} has {len(word2idx)} words (+ padding = {len(word2idx) + 1}) but the checkpoint embedding has "
+            f"{vocab_path} has {len(word2idx)} words (+ padding = "
+            f"{len(word2idx) + 1}) but the checkpoint embedding has "
             f"{config.vocab_size} rows: use the vocabulary the model was trained with"
         )
     model = spec.model_class(config)

@@ -1,13 +1,12 @@
 """Official MSA weights (`yr666666/MSA`) -> an `MSAModel` `save_pretrained` folder.
 
-The reference saves (in commented-out code, `retrieval.py`) one state_dict per module:
-`best_img_model.pth` (`model_retrieval`: torchvision ResNet-50 under `feature_extractor.`, the
-scale projections `fc1..fc4`, and dead layers), `best_img_map.pth` (`feature_map`: `fc`, `att`,
-`fc2`), `best_text_model.pth` (`Bert`: `bert_model.*`) and, never saved by the reference but
-accepted here, `best_crossatt.pth` (`Multi_img_crossatt`, training only). Give the folder holding
-them, or one file whose keys carry those four prefixes (`img_model.`, `img_map.`, `text_model.`,
-`crossatt.`). Every key is renamed by an explicit rule (docs/methods/msa.md#reference-code-and-converter); dead parameters (`norm_layer`,
-`image_channel_reduce`, `image_patch_proj`, the ResNet `fc`, the BERT pooler, `ln_post`) are
+The reference saves (in commented-out code, `retrieval.py`) one state_dict per module: `best_img_model.pth`
+(`model_retrieval`: torchvision ResNet-50 under `feature_extractor.`, the scale projections `fc1..fc4`, and dead
+layers), `best_img_map.pth` (`feature_map`: `fc`, `att`, `fc2`), `best_text_model.pth` (`Bert`: `bert_model.*`) and,
+never saved by the reference but accepted here, `best_crossatt.pth` (`Multi_img_crossatt`, training only). Give the
+folder holding them, or one file whose keys carry those four prefixes (`img_model.`, `img_map.`, `text_model.`,
+`crossatt.`). Every key is renamed by an explicit rule (docs/methods/msa.md#reference-code-and-converter); dead
+parameters (`norm_layer`, `image_channel_reduce`, `image_patch_proj`, the ResNet `fc`, the BERT pooler, `ln_post`) are
 dropped on purpose; anything else unmatched, missing or mis-shaped is an error.
 """
 
@@ -80,7 +79,8 @@ def read_official_parts(path: str | os.PathLike, allow_pickle: bool = False) -> 
             if not os.path.isfile(file):
                 if part in REQUIRED_PARTS:
                     raise InputNotFoundError(
-                        f"MSA checkpoint folder {path} lacks {name} (needs {', '.join(PART_FILES[p] for p in REQUIRED_PARTS)})"
+                        f"MSA checkpoint folder {path} lacks {name} (needs "
+                        f"{', '.join(PART_FILES[p] for p in REQUIRED_PARTS)})"
                     )
                 continue
             part_state, _ = load_state_dict_file(file, allow_pickle=allow_pickle)
@@ -90,7 +90,8 @@ def read_official_parts(path: str | os.PathLike, allow_pickle: bool = False) -> 
     parts = {key.split(".", 1)[0] for key in state}
     if not set(REQUIRED_PARTS) <= parts or not parts <= set(PART_FILES):
         raise CheckpointConversionError(
-            f"{path}: a single-file MSA checkpoint needs keys prefixed by {list(REQUIRED_PARTS)} (optionally 'crossatt.'), found prefixes {sorted(parts)}"
+            f"{path}: a single-file MSA checkpoint needs keys prefixed by "
+            f"{list(REQUIRED_PARTS)} (optionally 'crossatt.'), found prefixes {sorted(parts)}"
         )
     return state
 
@@ -175,7 +176,8 @@ def convert_msa(
     processor = MSAProcessor.from_config(config, vocab_path)
     if len(processor.tokenizer) != config.text_config.vocab_size:
         raise CheckpointConversionError(
-            f"{vocab_path} has {len(processor.tokenizer)} tokens but the checkpoint's BERT embedding has {config.text_config.vocab_size} rows"
+            f"{vocab_path} has {len(processor.tokenizer)} tokens but the "
+            f"checkpoint's BERT embedding has {config.text_config.vocab_size} rows"
         )
     stamp_vocabulary(model, processor)
     return save_pretrained_atomic(out_dir, model, processor, overwrite=overwrite)

@@ -1,20 +1,19 @@
 """open_clip checkpoints (RemoteCLIP, GeoRSCLIP, SkyCLIP, any open_clip ViT CLIP) -> a plain
 transformers `CLIPModel` + `CLIPProcessor` folder (docs/clip-zeroshot.md).
 
-The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained(...,
-backend="pil")` in an environment without this package (the PIL backend is open_clip's resize;
-transformers cannot be told so by the folder, see `models/clip/processing_clip.py`). Steps: read the file the way the releases ship it (bare state
-dict, training checkpoint with `state_dict` and `module.` prefixes, `model.`-prefixed wrapper,
-safetensors, or an `open_clip_config.json` repository folder); build the `CLIPConfig` from the
-open_clip architecture (a known name, an open_clip model-config JSON, or the repository's
-config); rename every key with explicit rules (attention in-projections split into q/k/v,
-projections transposed); load strictly; add the offline CLIP tokenizer and the PIL image processor
-matching open_clip's validation transform; record provenance in `conversion.json` and the card.
+The written folder loads with `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained(..., backend="pil")` in an
+environment without this package (the PIL backend is open_clip's resize; transformers cannot be told so by the folder,
+see `models/clip/processing_clip.py`). Steps: read the file the way the releases ship it (bare state dict, training
+checkpoint with `state_dict` and `module.` prefixes, `model.`-prefixed wrapper, safetensors, or an
+`open_clip_config.json` repository folder); build the `CLIPConfig` from the open_clip architecture (a known name, an
+open_clip model-config JSON, or the repository's config); rename every key with explicit rules (attention
+in-projections split into q/k/v, projections transposed); load strictly; add the offline CLIP tokenizer and the PIL
+image processor matching open_clip's validation transform; record provenance in `conversion.json` and the card.
 
-The activation cannot be read from the weights: QuickGELU for checkpoints trained from OpenAI
-CLIP, exact GELU for LAION-initialised ones (docs/clip-zeroshot.md#the-activation-check). Known releases carry their value; anything
-else defaults to the architecture config's `quick_gelu` flag (GELU when absent, as open_clip).
-ResNet towers (RemoteCLIP RN50) have no transformers class and are refused.
+The activation cannot be read from the weights: QuickGELU for checkpoints trained from OpenAI CLIP, exact GELU for
+LAION-initialised ones (docs/clip-zeroshot.md#the-activation-check). Known releases carry their value; anything else
+defaults to the architecture config's `quick_gelu` flag (GELU when absent, as open_clip). ResNet towers (RemoteCLIP
+RN50) have no transformers class and are refused.
 """
 
 from __future__ import annotations
@@ -100,7 +99,8 @@ def resolve_architecture(arch: str | os.PathLike | dict) -> dict:
             raise CheckpointConversionError(f"{arch}: not a JSON open_clip model config ({error})") from error
     else:
         raise CheckpointConversionError(
-            f"unknown architecture {arch!r}: give one of {sorted(ARCHITECTURES)} or an open_clip model-config JSON file"
+            f"unknown architecture {arch!r}: give one of "
+            f"{sorted(ARCHITECTURES)} or an open_clip model-config JSON file"
         )
     if isinstance(cfg, dict) and isinstance(cfg.get("model_cfg"), dict):  # an open_clip_config.json
         cfg = cfg["model_cfg"]
@@ -110,7 +110,8 @@ def resolve_architecture(arch: str | os.PathLike | dict) -> dict:
 
 def _resnet_message(what: str) -> str:
     return (
-        f"{what}: ResNet CLIP towers (ModifiedResNet with attention pooling, e.g. RemoteCLIP RN50) have no transformers "
+        f"{what}: ResNet CLIP towers (ModifiedResNet with attention "
+        "pooling, e.g. RemoteCLIP RN50) have no transformers "
         "class, and rs_retrieval does not convert them; use a ViT checkpoint (ViT-B-32, ViT-L-14, ...)"
     )
 
@@ -133,7 +134,8 @@ def _check_supported(cfg: dict) -> None:
         ]
     if problems:
         raise UnsupportedArchitectureError(
-            f"open_clip options without a CLIPModel equivalent: {', '.join(problems)} (only OpenAI-style ViT CLIP converts)"
+            "open_clip options without a CLIPModel equivalent: "
+            f"{', '.join(problems)} (only OpenAI-style ViT CLIP converts)"
         )
 
 
@@ -216,14 +218,16 @@ def read_open_clip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises UnpicklingError/RuntimeError variants
             raise CheckpointConversionError(
-                f"{path}: cannot be read as a tensor checkpoint ({type(error).__name__}: {str(error).splitlines()[0]}); "
+                f"{path}: cannot be read as a tensor checkpoint "
+                f"({type(error).__name__}: {str(error).splitlines()[0]}); "
                 "TorchScript archives (OpenAI's original .pt files) are not open_clip state dicts"
             ) from error
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointConversionError(
-            f"{path}: expected an open_clip state dict (name -> tensor), or a training checkpoint with one under 'state_dict'"
+            f"{path}: expected an open_clip state dict (name -> tensor), "
+            "or a training checkpoint with one under 'state_dict'"
         )
     state = {key.removeprefix("module."): value for key, value in data.items()}
     if all(key.startswith("model.") for key in state):
@@ -349,7 +353,8 @@ def convert_open_clip(
     arch = arch if arch is not None else (info.arch if info else repository)
     if arch is None:
         raise CheckpointConversionError(
-            f"{path}: pass arch (e.g. ViT-B-32): the file does not name its architecture and there is no open_clip_config.json"
+            f"{path}: pass arch (e.g. ViT-B-32): the file does not name "
+            "its architecture and there is no open_clip_config.json"
         )
     cfg = resolve_architecture(arch)
     act = hidden_act or (info.hidden_act if info else ("quick_gelu" if cfg.get("quick_gelu") else "gelu"))

@@ -42,7 +42,8 @@ def combination_members(name: str, known: Collection[str]) -> tuple[str, ...] | 
     unknown = [m for m in members if m not in known]
     if unknown or len(set(members)) != len(members) or len(members) < 2:
         raise DatasetNotFoundError(
-            f"{name!r}: a combination joins two or more different datasets of {sorted(known)} with '+'; got {list(members)}"
+            f"{name!r}: a combination joins two or more different "
+            f"datasets of {sorted(known)} with '+'; got {list(members)}"
         )
     return members
 
@@ -51,7 +52,8 @@ def member_dirs(members: tuple[str, ...], data_dir: str | os.PathLike | Mapping[
     """Folder of each member: a mapping, `rsicd=DIR,rsitmd=DIR`, or one folder holding a sub-folder per member."""
     if data_dir is None:
         raise DatasetNotFoundError(
-            f"a combined dataset needs data_dir: {{member: folder}}, 'name=DIR,name=DIR' or a folder with sub-folders {list(members)}"
+            "a combined dataset needs data_dir: {member: folder}, "
+            f"'name=DIR,name=DIR' or a folder with sub-folders {list(members)}"
         )
     if isinstance(data_dir, Mapping):
         dirs = {str(k).lower(): Path(v) for k, v in data_dir.items()}
@@ -117,7 +119,8 @@ def load_combined(
     captions = {specs[m].captions_per_image for m in members}
     if len(captions) > 1:
         raise DatasetNotFoundError(
-            f"{name!r}: members have different numbers of captions per image ({sorted(captions)}); combine sets of one kind"
+            f"{name!r}: members have different numbers of captions "
+            f"per image ({sorted(captions)}); combine sets of one kind"
         )
     loaded = {m: read_member(m, folder) for m, folder in member_dirs(members, data_dir).items()}
     for member, dsdict in loaded.items():

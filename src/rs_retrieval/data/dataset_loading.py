@@ -77,7 +77,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "rsicd",
             "RSICD",
             ("dataset_rsicd.json", "dataset_RSICD.json"),
-            "Lu, Wang, Zheng, Li, Exploring Models and Data for Remote Sensing Image Caption Generation, IEEE TGRS 2017",
+            "Lu, Wang, Zheng, Li, Exploring Models and Data for "
+            "Remote Sensing Image Caption Generation, IEEE TGRS 2017",
             "https://github.com/201528014227051/RSICD_optimal",
             "no licence file; the maintainers grant research, non-commercial use on request",
         ),
@@ -111,7 +112,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "rsicap",
             "RSICap",
             ("captions.json",),
-            "Hu, Yuan, Li, Wang, Zhang, Yang, RSGPT: A Remote Sensing Vision Language Model and Benchmark, arXiv 2307.15266, 2023",
+            "Hu, Yuan, Li, Wang, Zhang, Yang, RSGPT: A Remote Sensing "
+            "Vision Language Model and Benchmark, arXiv 2307.15266, 2023",
             "https://github.com/Lavender105/RSGPT",
             "not recorded by rs_retrieval: check the release (images from DOTA)",
             reader="rsicap",

@@ -46,7 +46,8 @@ def _card(splits: dict[str, datasets.Dataset]) -> str:
         counts = ", ".join(f"{where}: {n}" for where, n in report["removed_count"].items()) or "none"
         body += [
             (
-                f"Leakage removed: training and validation images within perceptual-hash distance {report['threshold']} of any "
+                "Leakage removed: training and validation images within "
+                f"perceptual-hash distance {report['threshold']} of any "
                 f"member's test image were dropped ({counts}); the full list is `{LEAKAGE_REPORT}`."
             ),
             "",

@@ -517,7 +517,8 @@ def _captions(layout: Layout, groups: list[Group]) -> list[str]:
     total_words = [f"{_NUMBERS[n]} {name if n == 1 else CATEGORIES[name].plural}" for name, n in totals.items()]
     first_total = next(iter(totals.values()))
     contrast = (
-        f"{main.phrase(count=False)} {main.verb} {main.position} and {last.phrase(count=False)} {last.verb} {last.position}"
+        f"{main.phrase(count=False)} {main.verb} {main.position} "
+        f"and {last.phrase(count=False)} {last.verb} {last.position}"
         if len(groups) > 1
         else f"{main.phrase()} {main.verb} {main.relation} {main.position}"
     )

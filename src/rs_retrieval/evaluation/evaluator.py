@@ -47,7 +47,8 @@ def _concatenate(parts: dict[str, list], side: str) -> dict[str, torch.Tensor]:
         shapes = {tuple(t.shape[1:]) for t in tensors}
         if len(shapes) > 1:
             raise ValueError(
-                f"{side} cache {key!r} has different per-batch shapes {sorted(shapes)}; token-level caches need a fixed text length (set the processor's max_text_length)"
+                f"{side} cache {key!r} has different per-batch shapes {sorted(shapes)}; "
+                "token-level caches need a fixed text length (set the processor's max_text_length)"
             )
         cache[key] = torch.cat(tensors)
     return cache
@@ -138,7 +139,8 @@ def score_matrix(
             block = model.score(image_cache, {key: value[start:stop] for key, value in text_cache.items()})
             if tuple(block.shape) != (n_img, stop - start):
                 raise ValueError(
-                    f"{type(model).__name__}.score returned shape {tuple(block.shape)} for {n_img} images x {stop - start} texts"
+                    f"{type(model).__name__}.score returned shape "
+                    f"{tuple(block.shape)} for {n_img} images x {stop - start} texts"
                 )
             if sim is None:
                 sim = torch.empty(
@@ -177,7 +179,8 @@ def evaluate_retrieval(
     if spec.needs_image_keys and "image_keys" not in metric_kwargs:
         if image_key_column not in dataset.column_names:
             raise ValueError(
-                f"protocol {protocol!r} merges images by key: column {image_key_column!r} is not in the dataset ({dataset.column_names})"
+                f"protocol {protocol!r} merges images by key: column "
+                f"{image_key_column!r} is not in the dataset ({dataset.column_names})"
             )
         metric_kwargs["image_keys"] = list(dataset[image_key_column])
     image_cache, text_cache, text_to_image, texts = encode_dataset(

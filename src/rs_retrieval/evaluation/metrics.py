@@ -68,7 +68,8 @@ def _check_every_query_has_a_positive(direction: Direction, name: str) -> None:
         axis = "images" if name == "i2t" else "texts"
         queries = empty if direction.query_index is None else direction.query_index[empty]
         raise ValueError(
-            f"{empty.size} {name} queries have no positive ({axis} {queries[:5].tolist()}...): every image needs at least one caption"
+            f"{empty.size} {name} queries have no positive ({axis} "
+            f"{queries[:5].tolist()}...): every image needs at least one caption"
         )
 
 
@@ -256,7 +257,8 @@ def _prepare(sim, text_to_image, t2i_sim, protocol, texts, image_keys, chunk_siz
     t2i_sim = sim if same_matrix else as_score_matrix(t2i_sim, "t2i_sim")
     if t2i_sim.shape != sim.shape or t2i_sim.device != sim.device:
         raise ValueError(
-            f"t2i_sim must match sim: got {tuple(t2i_sim.shape)} on {t2i_sim.device}, sim is {tuple(sim.shape)} on {sim.device}"
+            f"t2i_sim must match sim: got {tuple(t2i_sim.shape)} on "
+            f"{t2i_sim.device}, sim is {tuple(sim.shape)} on {sim.device}"
         )
     n_img, n_txt = sim.shape
     if n_img == 0 or n_txt == 0:

@@ -185,7 +185,8 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             "dedup_text",
-            "identical captions (normalised) merged into one text query/candidate, positive for every image it describes",
+            "identical captions (normalised) merged into one text "
+            "query/candidate, positive for every image it describes",
             "approximates wangzhecheng/SkyScript cross_modal_retrieval.ipynb; `skyscript` is the exact one",
             _dedup_text,
             needs_texts=True,

@@ -75,7 +75,8 @@ def _galr_direction(
     values = (values.double() + reverse_term).float()
     if not torch.isfinite(values).all():
         raise ValueError(
-            "galr_mr produced non-finite scores: a candidate's scores sum to 0 over all queries (the saliency denominator)"
+            "galr_mr produced non-finite scores: a candidate's scores "
+            "sum to 0 over all queries (the saliency denominator)"
         )
     return torch.zeros(scores.shape, dtype=torch.float32, device=scores.device).scatter_(1, candidates, values)
 

@@ -196,8 +196,10 @@ def graphs_not_exported(model) -> dict[str, str]:
     if model.config.model_type == "amfmn" and model.config.att_type != "soft_att":
         return {
             "score_head": (
-                f"AMFMN's {model.config.att_type!r} gate is scored in chunks whose number depends on the input sizes, so a "
-                "traced graph would be fixed to the export shapes (only 'soft_att' has a closed form); score in PyTorch"
+                f"AMFMN's {model.config.att_type!r} gate is scored in "
+                "chunks whose number depends on the input sizes, so a "
+                "traced graph would be fixed to the export shapes "
+                "(only 'soft_att' has a closed form); score in PyTorch"
             )
         }
     return {}

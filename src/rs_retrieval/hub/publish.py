@@ -162,7 +162,8 @@ def _publish(
         ) from err
     if (published if replace else {path: published.get(path) for path in staged}) != staged:
         raise HubPushError(
-            f"{repo_type} repo {repo_id!r} at {commit.oid} does not hold the staged files: published {published}, staged {staged}"
+            f"{repo_type} repo {repo_id!r} at {commit.oid} does not hold "
+            f"the staged files: published {published}, staged {staged}"
         )
     return commit
 

@@ -26,7 +26,8 @@ def detect_kind(path: Path) -> str:
     if (path / "data").is_dir() or (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
         return "dataset"
     raise InputNotFoundError(
-        f"{path}: no config.json or model/config.json (a model) and no data/*.parquet or save_to_disk files (a dataset)"
+        f"{path}: no config.json or model/config.json (a model) "
+        "and no data/*.parquet or save_to_disk files (a dataset)"
     )
 
 

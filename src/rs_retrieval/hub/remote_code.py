@@ -338,10 +338,10 @@ def bundle(model_dir: str | Path, model=None, processor=None, packages: Iterable
     """Write the code of `model` and/or `processor` into `model_dir` as one remote-code file
     (`render_bundle`) and write `auto_map`.
 
-    `model_dir` must already hold `save_pretrained` output (config.json for a model;
-    processor_config.json for a processor). Bundled packages are `rs_retrieval`, the packages defining the model, config
-    and processor classes, and `packages`; the image processor and tokenizer get `auto_map` entries
-    when their classes come from those packages. Returns the `auto_map` written to config.json.
+    `model_dir` must already hold `save_pretrained` output (config.json for a model; processor_config.json for a
+    processor). Bundled packages are `rs_retrieval`, the packages defining the model, config and processor classes, and
+    `packages`; the image processor and tokenizer get `auto_map` entries when their classes come from those packages.
+    Returns the `auto_map` written to config.json.
     """
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"

@@ -112,9 +112,12 @@ def _card(title: str, model: str, corpus: str, hub_model: bool) -> str:
     front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     shown = f"`{model}`" if hub_model else "the model in `model/`"
     return (
-        f"---\n{front}---\n\n# {title}\n\nText-to-image search, image-to-captions and zero-shot scene classification with "
-        f"{shown} over {corpus}, served by the web app of rs_retrieval (`rs_retrieval.app`, installed from the wheel in "
-        f"`{WHEEL_DIR}/`).\n\nRun it locally:\n\n```bash\npython -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
+        f"---\n{front}---\n\n# {title}\n\nText-to-image search, "
+        "image-to-captions and zero-shot scene classification with "
+        f"{shown} over {corpus}, served by the web app of rs_retrieval "
+        "(`rs_retrieval.app`, installed from the wheel in "
+        f"`{WHEEL_DIR}/`).\n\nRun it locally:\n\n```bash\npython -m "
+        "venv .venv && .venv/bin/pip install -r requirements.txt\n"
         ".venv/bin/python app.py   # http://127.0.0.1:7860\n```\n"
     )
 
@@ -200,7 +203,8 @@ def stage_space(
     requirements = folder / "requirements.txt"
     if not (folder / "app.py").is_file() or not requirements.is_file():
         raise SpaceError(
-            f"{folder} is not a Space folder: expected app.py and requirements.txt (build one with `rs-retrieval space build`)"
+            f"{folder} is not a Space folder: expected app.py and "
+            "requirements.txt (build one with `rs-retrieval space build`)"
         )
     shutil.copytree(folder, staging, copy_function=lambda src, dst: _place(Path(src), Path(dst)))
     lines = []

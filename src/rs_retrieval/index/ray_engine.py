@@ -10,10 +10,10 @@ actors otherwise, half as many as the cluster has CPUs by default. Actors togeth
 most `ACTOR_CPU_SHARE` of the cluster's CPUs, fractional per actor if needed: an actor pool that
 reserves every CPU leaves none for the read tasks that feed it, and the job never progresses.
 
-Faults: Ray Data restarts a dead actor and retries its batch (its defaults for actor pools,
-`max_restarts=-1` and `max_task_retries=-1`; the fault test kills an actor mid-build). After the job the driver re-reads the part ids; tiles
-still missing are run again (up to `ROUNDS` rounds), and `keep_rows` leaves every id exactly once.
-An interrupted driver leaves finished parts behind; the next build encodes only the rest.
+Faults: Ray Data restarts a dead actor and retries its batch (its defaults for actor pools, `max_restarts=-1` and
+`max_task_retries=-1`; the fault test kills an actor mid-build). After the job the driver re-reads the part ids; tiles
+still missing are run again (up to `ROUNDS` rounds), and `keep_rows` leaves every id exactly once. An interrupted
+driver leaves finished parts behind; the next build encodes only the rest.
 """
 
 from __future__ import annotations
@@ -245,7 +245,8 @@ def encode_with_ray(
             pending = [row for row in pending if ids[row] not in present and row not in settled]
         if pending:
             raise RayEngineError(
-                f"{len(pending)} tile(s) are still missing after {ROUNDS} Ray jobs (first: {source.name(pending[0])}); "
+                f"{len(pending)} tile(s) are still missing after "
+                f"{ROUNDS} Ray jobs (first: {source.name(pending[0])}); "
                 f"the finished parts in {folder / EMBEDDINGS_DIR} are kept: run the build again"
             )
     finally:

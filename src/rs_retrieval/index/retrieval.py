@@ -141,7 +141,8 @@ class RetrievalIndex:
         }
         if set(rows.values()) != {manifest["count"]}:
             raise store.IndexCorruptError(
-                f"index files in {gen} do not agree with the manifest's {manifest['count']} rows ({rows}): rebuild the index"
+                f"index files in {gen} do not agree with the manifest's "
+                f"{manifest['count']} rows ({rows}): rebuild the index"
             )
 
     # ------------------------------------------------------------------ open / build
@@ -212,13 +213,12 @@ class RetrievalIndex:
         a `stac` catalog (filtered by `bbox` W,S,E,N, `datetime` START/END and `max_cloud`; bands
         from `assets` or one multi-band `asset`, see `rs_retrieval.index.stac`) into `out`.
 
-        If `out` already holds an index of this model, only new or changed files are encoded and
-        removed files are dropped; a different model is refused unless `overwrite`. An interrupted
-        build resumes. `engine="local"` encodes here (under `accelerate launch` the items are split
-        across the processes); `engine="ray"` runs the encoding as a Ray Data job (`ray_address`:
-        an existing cluster; `num_gpus_per_worker`: GPU actors; `ray_workers`: pool size), see `rs_retrieval.index.ray_engine`.
-        Every build also writes the rows as GeoParquet (`out/embeddings`, `embedding_dtype`).
-        Unreadable files are skipped with a warning (`strict`: raise instead).
+        If `out` already holds an index of this model, only new or changed files are encoded and removed files are
+        dropped; a different model is refused unless `overwrite`. An interrupted build resumes. `engine="local"`
+        encodes here (under `accelerate launch` the items are split across the processes); `engine="ray"` runs the
+        encoding as a Ray Data job (`ray_address`: an existing cluster; `num_gpus_per_worker`: GPU actors;
+        `ray_workers`: pool size), see `rs_retrieval.index.ray_engine`. Every build also writes the rows as GeoParquet
+        (`out/embeddings`, `embedding_dtype`). Unreadable files are skipped with a warning (`strict`: raise instead).
         """
         chosen = [
             name
@@ -350,13 +350,15 @@ class RetrievalIndex:
 
         if is_two_stage(model):
             raise IndexBuildError(
-                f"{type(model).__name__} re-ranks with its image cache, which embedding parts do not hold; build from the images or the scene instead"
+                f"{type(model).__name__} re-ranks with its image cache, which "
+                "embedding parts do not hold; build from the images or the scene instead"
             )
         fingerprint = model_fingerprint(model.eval(), processor)
         found = read_parts(parts)
         if found.fingerprint != fingerprint:
             raise store.FingerprintMismatchError(
-                f"the parts in {parts} were encoded by a model with fingerprint {found.fingerprint}, not the given model's {fingerprint}"
+                f"the parts in {parts} were encoded by a model with fingerprint "
+                f"{found.fingerprint}, not the given model's {fingerprint}"
             )
         config = index if isinstance(index, VectorIndexConfig) else VectorIndexConfig(kind=index)
         with tqdm(total=found.count, unit="row", disable=not progress) as bar:
@@ -602,7 +604,8 @@ class RetrievalIndex:
             return draw_stac_hits(self.manifest["source"], hits, out_path, f'Query: "{query}"' if query else "")
         if self.manifest["source"]["kind"] == "parts":
             raise IndexQueryError(
-                "an index built from embedding parts holds no pixels to draw; write --geojson or --geoparquet and open it in a GIS"
+                "an index built from embedding parts holds no pixels to "
+                "draw; write --geojson or --geoparquet and open it in a GIS"
             )
         if self.is_scene:
             from .geo import draw_scene_hits

@@ -102,7 +102,8 @@ def parse_bbox(text: str | list | None) -> tuple[float, float, float, float] | N
         raise StacError(f"bbox must be W,S,E,N in degrees, got {text!r}") from err
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
         raise StacError(
-            f"bbox {text!r} is not W,S,E,N in degrees with W <= E and S <= N (a box across the antimeridian: build its two halves)"
+            f"bbox {text!r} is not W,S,E,N in degrees with W <= E and S "
+            "<= N (a box across the antimeridian: build its two halves)"
         )
     return west, south, east, north
 
@@ -228,7 +229,8 @@ def tile_item(item, assets: list[str] | None, asset: str | None, rasterio) -> St
     missing = [name for name in names if name not in item.assets]
     if missing:
         raise StacError(
-            f"item {item.id} has no asset {missing[0]!r} (it has {', '.join(sorted(item.assets)) or 'none'}); choose --assets or --asset"
+            f"item {item.id} has no asset {missing[0]!r} (it has "
+            f"{', '.join(sorted(item.assets)) or 'none'}); choose --assets or --asset"
         )
     hrefs = tuple(item.assets[name].get_absolute_href() or item.assets[name].href for name in names)
     try:
@@ -364,7 +366,8 @@ class StacSource:
         rasterio = require("rasterio", "geo", "STAC catalogs of COGs")
         if assets and asset:
             raise StacError(
-                "give either --assets (single-band assets, e.g. B04,B03,B02) or --asset (one multi-band asset), not both"
+                "give either --assets (single-band assets, e.g. "
+                "B04,B03,B02) or --asset (one multi-band asset), not both"
             )
         self.tile_size, self.stride = tile_size, stride or tile_size
         if tile_size < 1 or self.stride < 1:

@@ -78,7 +78,8 @@ def verify_files(folder: Path, manifest: dict) -> None:
         actual = sha256_file(path)
         if actual != expected:
             raise IndexCorruptError(
-                f"index file {path} is corrupt: SHA-256 {actual[:16]}... does not match the manifest's {expected[:16]}..."
+                f"index file {path} is corrupt: SHA-256 {actual[:16]}... "
+                f"does not match the manifest's {expected[:16]}..."
             )
 
 
@@ -99,7 +100,8 @@ def check_fingerprint(manifest: dict, fingerprint: str, folder: Path) -> None:
     if manifest["fingerprint"] != fingerprint:
         raise FingerprintMismatchError(
             f"index {folder} was built with model fingerprint {manifest['fingerprint']} "
-            f"({manifest.get('model', {}).get('name_or_path') or 'unnamed model'}), but the given model has fingerprint {fingerprint}; "
+            f"({manifest.get('model', {}).get('name_or_path') or 'unnamed model'}), "
+            f"but the given model has fingerprint {fingerprint}; "
             "use the same model (weights, config and image processor) or rebuild the index"
         )
 

@@ -70,10 +70,12 @@ def _check_model_type(config: dict, config_path: Path, trust_remote_code: bool) 
         return
     if "auto_map" in config:
         raise ModelFolderError(
-            f"{config_path}: model_type {model_type!r} comes with its own code (auto_map); pass --trust-remote-code (trust_remote_code=True) if you trust the folder"
+            f"{config_path}: model_type {model_type!r} comes with its own code (auto_map); "
+            "pass --trust-remote-code (trust_remote_code=True) if you trust the folder"
         )
     raise ModelFolderError(
-        f"{config_path}: model_type {model_type!r} is neither a retrieval method of rs_retrieval ({', '.join(list_methods())}) "
+        f"{config_path}: model_type {model_type!r} is neither a "
+        f"retrieval method of rs_retrieval ({', '.join(list_methods())}) "
         "nor a transformers model: the config is damaged, or the method is registered by a package not imported"
     )
 
@@ -117,7 +119,8 @@ def check_safetensors_file(path: Path) -> None:
     expected = 8 + header_size + end
     if size != expected:
         raise ModelFolderError(
-            f"{path} is incomplete or damaged: {size:,} bytes where its header describes {expected:,}; copy or download it again"
+            f"{path} is incomplete or damaged: {size:,} bytes where its "
+            f"header describes {expected:,}; copy or download it again"
         )
 
 

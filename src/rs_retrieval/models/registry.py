@@ -132,7 +132,8 @@ def register_method(
         raise TypeError(f"{processor_class.__name__} names no tokenizer_family")
     if model_class.base_model_prefix != name:
         raise TypeError(
-            f"{model_class.__name__}.base_model_prefix must be the model_type {name!r}, got {model_class.base_model_prefix!r}"
+            f"{model_class.__name__}.base_model_prefix must be the "
+            f"model_type {name!r}, got {model_class.base_model_prefix!r}"
         )
     if model_class.config_class is not config_class:
         raise TypeError(

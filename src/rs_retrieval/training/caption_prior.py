@@ -86,8 +86,8 @@ class _PriorReferences:
 
 
 class CaptionPriorSimilarity:
-    """Prior similarity P[image, caption] in [0, 1] between a caption and an image's reference
-    captions, the input of AMFMN's dynamic margin (AMFMN paper Eq. 29-30, released recipe; docs/methods/amfmn.md#dynamic-margin):
+    """Prior similarity P[image, caption] in [0, 1] between a caption and an image's reference captions, the input of
+    AMFMN's dynamic margin (AMFMN paper Eq. 29-30, released recipe; docs/methods/amfmn.md#dynamic-margin):
 
     tokens = Porter stems of the NLTK-tokenised lower-cased caption; score1 = 1 if the caption's
     tokens equal a reference's, else NLTK BLEU-4 (no smoothing) against the image's references;

@@ -107,7 +107,8 @@ def caption_prior_for(train_images, path: str | None = None):
     per_image = {len(c) for c in captions}
     if len(per_image) != 1:
         raise RecipeError(
-            f"the caption prior needs the same number of captions per image; the training images have {sorted(per_image)}"
+            "the caption prior needs the same number of captions "
+            f"per image; the training images have {sorted(per_image)}"
         )
     (captions_per_image,) = per_image
     if path is not None:
@@ -226,12 +227,14 @@ def select_splits(dataset_dict, spec: DataSpec, run_dir: Path | None = None):
     if spec.validation_split not in dataset_dict:
         if spec.validation_split not in RESPLIT_NAMES or RESPLIT_NAMES & set(dataset_dict):
             raise RecipeError(
-                f"data.validation_split: dataset {where!r} has no split {spec.validation_split!r}; it has {list(dataset_dict)} "
+                f"data.validation_split: dataset {where!r} has no split "
+                f"{spec.validation_split!r}; it has {list(dataset_dict)} "
                 f"(a seeded re-split of 'train' by data.val_fraction is made only when the dataset has no 'val' split)"
             )
         if spec.train_split != "train":
             raise RecipeError(
-                f"data: dataset {where!r} has no {spec.validation_split!r} split, and a re-split only takes images from 'train'"
+                f"data: dataset {where!r} has no {spec.validation_split!r} "
+                "split, and a re-split only takes images from 'train'"
             )
         dataset_dict = train_val_split(dataset_dict, spec.val_fraction, spec.seed)
         validation = dataset_dict["val"]

@@ -26,7 +26,8 @@ def parse_report_to(value: str) -> list[str]:
     unknown = [name for name in names if name not in TRACKERS and name not in KEYWORDS]
     if not names or unknown:
         raise ValueError(
-            f"report_to: unknown tracker(s) {unknown or [value]}; use a comma-separated list of {[*TRACKERS, *KEYWORDS]}"
+            f"report_to: unknown tracker(s) {unknown or [value]}; "
+            f"use a comma-separated list of {[*TRACKERS, *KEYWORDS]}"
         )
     if len(names) > 1 and {"none", "all", "auto"} & set(names):
         raise ValueError(f"report_to: 'none', 'all' and 'auto' stand alone, got {value!r}")

@@ -35,7 +35,8 @@ def parameter_groups(model: nn.Module, training: TrainingSpec) -> list[dict]:
         if not params:
             raise RecipeError(
                 f"training.param_groups[{i}] ({rule.name or rule.prefixes}): no trainable parameter name starts with "
-                f"{rule.prefixes}; top-level modules are {sorted({n.split('.')[0] for n, _ in model.named_parameters()})}"
+                f"{rule.prefixes}; top-level modules are "
+                f"{sorted({n.split('.')[0] for n, _ in model.named_parameters()})}"
             )
         groups.append(
             {

@@ -286,7 +286,8 @@ def _validate(recipe: Recipe, source: str) -> None:
     processor, data, training = recipe.processor, recipe.data, recipe.training
     if (processor.path is None) == (processor.vocab is None):
         raise RecipeError(
-            f"{source}: give exactly one of processor.path (a saved processor) and processor.vocab (a vocabulary file or 'train_captions')"
+            f"{source}: give exactly one of processor.path (a saved processor) "
+            "and processor.vocab (a vocabulary file or 'train_captions')"
         )
     if processor.path is not None and processor.options:
         raise RecipeError(
@@ -338,7 +339,8 @@ def _validate(recipe: Recipe, source: str) -> None:
         _choice(recipe.evaluation.tie_policy, TIE_POLICIES, f"{source}: evaluation.tie_policy")
         if fixed not in (None, recipe.evaluation.tie_policy):
             raise RecipeError(
-                f"{source}: evaluation.tie_policy {recipe.evaluation.tie_policy!r} conflicts with protocol {recipe.evaluation.protocol!r}, which orders ties by {fixed!r}"
+                f"{source}: evaluation.tie_policy {recipe.evaluation.tie_policy!r} conflicts "
+                f"with protocol {recipe.evaluation.protocol!r}, which orders ties by {fixed!r}"
             )
 
 
@@ -406,7 +408,8 @@ def find_recipe(name_or_path: str | Path) -> Path | Traversable:
     if path.parent == Path(".") and name in recipes:
         return recipes[name]
     raise RecipeError(
-        f"recipe file not found: {name_or_path} is neither a file nor a packaged recipe name (packaged: {', '.join(recipes)}; see `rs-retrieval recipes`)"
+        f"recipe file not found: {name_or_path} is neither a file nor a packaged "
+        f"recipe name (packaged: {', '.join(recipes)}; see `rs-retrieval recipes`)"
     )
 
 

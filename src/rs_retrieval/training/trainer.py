@@ -175,11 +175,13 @@ class Trainer:
         )
         if accelerator.num_processes != world_size:
             raise RuntimeError(
-                f"launched {world_size} processes but accelerate runs {accelerator.num_processes}: they would train independently"
+                f"launched {world_size} processes but accelerate runs "
+                f"{accelerator.num_processes}: they would train independently"
             )
         if t.batch_size % accelerator.num_processes:
             raise RecipeError(
-                f"training.batch_size ({t.batch_size}) must be a multiple of the number of processes ({accelerator.num_processes})"
+                f"training.batch_size ({t.batch_size}) must be a multiple "
+                f"of the number of processes ({accelerator.num_processes})"
             )
         checkpoint = resolve_resume(self.run_dir, resume) if resume else None
         self._prepare_run_dir(accelerator, resuming=checkpoint is not None)
@@ -223,7 +225,8 @@ class Trainer:
             state.load_state_dict(load_checkpoint(accelerator, checkpoint))
             log.truncate(state.log_records)
             accelerator.print(
-                f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})"
+                f"resumed from {checkpoint} at step {state.global_step} "
+                f"(epoch {state.epoch}, batch {state.batches_in_epoch})"
             )
 
         loop = _Loop(self, accelerator, model, processor, optimizer, scheduler, state, log, val_images)
@@ -375,7 +378,8 @@ class _Loop:
         self.window = []
         if not math.isfinite(values[0]):
             raise FloatingPointError(
-                f"training loss is {values[0]} around step {self.state.global_step} (loss terms {dict(zip(self.term_names, values[1:]))}); "
+                f"training loss is {values[0]} around step {self.state.global_step} "
+                f"(loss terms {dict(zip(self.term_names, values[1:]))}); "
                 f"lower training.lr or set training.max_grad_norm, and resume from a checkpoint before it"
             )
         record = {"kind": "train", "step": self.state.global_step, "epoch": self.state.epoch, "loss": values[0]}

@@ -24,7 +24,8 @@ def vocabulary_from_captions(method: str, captions: Iterable[str], min_count: in
     family = get_method(method).tokenizer_family
     if family is None:
         raise RecipeError(
-            f"{method!r} models keep their own tokenizer: set processor.vocab: {CLIP_BPE} (or a CLIP BPE file) or processor.path"
+            f"{method!r} models keep their own tokenizer: set processor.vocab: "
+            f"{CLIP_BPE} (or a CLIP BPE file) or processor.path"
         )
     vocab = family.vocabulary_from_captions(list(captions), min_count)
     return vocab, family.config_overrides(vocab)

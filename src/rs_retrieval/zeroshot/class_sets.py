@@ -1,4 +1,5 @@
-"""Class lists and prompt templates for zero-shot scene classification (docs/clip-zeroshot.md#zero-shot-scene-classification).
+"""Class lists and prompt templates for zero-shot scene classification
+(docs/clip-zeroshot.md#zero-shot-scene-classification).
 
 The packaged class sets (`data/<name>.json`) keep the label order of each dataset's release
 (class index i = the i-th folder, sorted as the dataset loaders sort them), the folder names

@@ -53,7 +53,8 @@ def labels_for_folders(folders: list[str], class_set: ClassSet | None, templates
     unknown = [folder for folder in folders if folder.lower() not in by_folder]
     if unknown:
         raise ClassSetError(
-            f"dataset folder(s) {unknown} are not classes of {class_set.name!r} (its folders: {list(class_set.folders)})"
+            f"dataset folder(s) {unknown} are not classes of "
+            f"{class_set.name!r} (its folders: {list(class_set.folders)})"
         )
     return class_set, [by_folder[folder.lower()] for folder in folders]
 

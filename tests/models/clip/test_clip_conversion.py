@@ -206,7 +206,8 @@ def test_every_load_gives_open_clip_pixels_where_torchvision_is_installed(refere
     probe = subprocess.run([str(OPENCLIP_PYTHON), "-c", "import transformers, torchvision"], capture_output=True)
     if probe.returncode:
         pytest.skip(
-            f"{OPENCLIP_PYTHON} lacks transformers or torchvision (.ci/run installs them): {probe.stderr.decode()[-200:]}"
+            f"{OPENCLIP_PYTHON} lacks transformers or torchvision "
+            f"(.ci/run installs them): {probe.stderr.decode()[-200:]}"
         )
     name = "tiny_head_width_80"  # non-default mean/std: the PIL twin must keep them
     out = convert(reference, name, tmp_path / "hf")

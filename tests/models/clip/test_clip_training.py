@@ -201,8 +201,10 @@ def test_no_decay_for_one_dimensional_parameters():
 
 TINY_SYNTH = [
     "model.projection_dim=16",
-    "model.text_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
-    "model.vision_config={hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}",
+    "model.text_config={hidden_size: 32, intermediate_size: 64, "
+    "num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 77}",
+    "model.vision_config={hidden_size: 32, intermediate_size: 64, "
+    "num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 8}",
     "data.options={image_size: 32, train_size: 8, val_size: 6, test_size: 0}",
     "training.batch_size=10",
     "training.max_steps=3",

@@ -1,10 +1,9 @@
 """AMFMN (Yuan et al., TGRS 2021/22) as a `PreTrainedModel`.
 
-The released (checkpoint-faithful) model: ResNet-18 + MVSA image feature F_v, skip-thought caption
-feature t, and the visual-guided attention (VGA) score S[i, j] = cos(F_v_i, Ft[i, j]) where the
-image gates the caption vector (AMFMN paper Eq. 20-25; docs/methods/amfmn.md#matching-head). Module names follow the reference code
-(`extract_feature`, `mvsa`, `text_feature`, `cross_attention_s`) so official checkpoints convert
-by a key copy (plus the ResNet renaming).
+The released (checkpoint-faithful) model: ResNet-18 + MVSA image feature F_v, skip-thought caption feature t, and the
+visual-guided attention (VGA) score S[i, j] = cos(F_v_i, Ft[i, j]) where the image gates the caption vector (AMFMN
+paper Eq. 20-25; docs/methods/amfmn.md#matching-head). Module names follow the reference code (`extract_feature`,
+`mvsa`, `text_feature`, `cross_attention_s`) so official checkpoints convert by a key copy (plus the ResNet renaming).
 """
 
 from __future__ import annotations

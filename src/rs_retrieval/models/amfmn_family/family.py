@@ -94,7 +94,8 @@ class AMFMNFamilyConfig(PretrainedConfig):
             raise ValueError(f"vocab_size must count padding id 0 plus at least '<unk>', got {self.vocab_size}")
         if len(self.backbone_hidden_sizes) != 4 or len(self.backbone_depths) != 4:
             raise ValueError(
-                f"the ResNet trunk needs 4 stages; got hidden sizes {self.backbone_hidden_sizes}, depths {self.backbone_depths}"
+                "the ResNet trunk needs 4 stages; got hidden sizes "
+                f"{self.backbone_hidden_sizes}, depths {self.backbone_depths}"
             )
         if self.dynamic_margin is not None and set(self.dynamic_margin) != {"gamma", "beta"}:
             raise ValueError(
@@ -149,7 +150,8 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         if attention_mask is not None:
             check_all(
                 attention_mask.bool() == (input_ids != 0),
-                "attention_mask disagrees with the id-0 padding: AMFMN/GaLR captions must be right-padded with id 0 (RSWordTokenizer)",
+                "attention_mask disagrees with the id-0 padding: AMFMN/GaLR "
+                "captions must be right-padded with id 0 (RSWordTokenizer)",
             )
         return self.text_feature(input_ids)
 
@@ -165,11 +167,13 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         if self.config.dynamic_margin is not None:
             if prior_similarity is None:
                 raise ValueError(
-                    "config.dynamic_margin is set: pass prior_similarity [B, B] (see rs_retrieval.training.caption_prior.CaptionPriorSimilarity)"
+                    "config.dynamic_margin is set: pass prior_similarity [B, B] "
+                    "(see rs_retrieval.training.caption_prior.CaptionPriorSimilarity)"
                 )
             if tuple(prior_similarity.shape) != tuple(logits_per_image.shape):
                 raise ValueError(
-                    f"prior_similarity must have the score shape {tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}"
+                    "prior_similarity must have the score shape "
+                    f"{tuple(logits_per_image.shape)}, got {tuple(prior_similarity.shape)}"
                 )
             margin = dynamic_margin(prior_similarity.to(logits_per_image), **self.config.dynamic_margin)
         loss = hinge_triplet_loss(logits_per_image, margin, self.config.max_violation, image_ids)
@@ -197,7 +201,8 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
         if text_model_name_or_path is not None:
             if vocab is None:
                 raise ValueError(
-                    "loading skip-thought weights needs `vocab` (word2idx dict or vocab.json path) to pick embedding rows"
+                    "loading skip-thought weights needs `vocab` (word2idx "
+                    "dict or vocab.json path) to pick embedding rows"
                 )
             load_skipthought_into(
                 model.text_feature.seq2vec, text_model_name_or_path, vocab, allow_pickle=allow_pickle
@@ -206,9 +211,9 @@ class AMFMNFamilyPreTrainedModel(RetrievalPreTrainedModel):
 
 
 class AMFMNFamilyProcessor(RetrievalProcessor):
-    """`RSImageProcessor` + the reference word-level tokenizer. Training views: resize to
-    278/256 of the input side, rotate U[0, `train_rotation_degrees`], random crop (docs/methods/amfmn.md#image-pipeline;
-    AMFMN's `RandomRotation(0, 90)` is a no-op, so no rotation; GaLR rotates)."""
+    """`RSImageProcessor` + the reference word-level tokenizer. Training views: resize to 278/256 of the input side,
+    rotate U[0, `train_rotation_degrees`], random crop (docs/methods/amfmn.md#image-pipeline; AMFMN's
+    `RandomRotation(0, 90)` is a no-op, so no rotation; GaLR rotates)."""
 
     tokenizer_family = WORD
     train_rotation_degrees: float = 0.0

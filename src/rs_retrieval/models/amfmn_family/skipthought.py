@@ -1,4 +1,5 @@
-"""Skip-thought uni-skip text encoder shared by AMFMN and GaLR (Kiros et al., "Skip-Thought Vectors", NeurIPS 2015; docs/methods/amfmn.md#text-branch).
+"""Skip-thought uni-skip text encoder shared by AMFMN and GaLR (Kiros et al., "Skip-Thought Vectors", NeurIPS 2015;
+docs/methods/amfmn.md#text-branch).
 
 A word embedding (620-d, id 0 = padding) feeds a one-layer GRU (2400 units, no hidden->hidden
 bias) with variational ("Bayesian") dropout; the caption vector is the hidden state at the last

@@ -86,7 +86,8 @@ def skipthought_state_dict(folder, vocab, allow_pickle: bool = False) -> dict[st
     table = _load_utable(paths["utable.npy"], allow_pickle)
     if table.shape != (len(words), embed_dim):
         raise CheckpointConversionError(
-            f"utable.npy has shape {table.shape}; expected ({len(words)} dictionary words, {embed_dim} = uni_skip embedding dim)"
+            f"utable.npy has shape {table.shape}; expected ({len(words)} "
+            f"dictionary words, {embed_dim} = uni_skip embedding dim)"
         )
     dictionary = {word: row for row, word in enumerate(words)}
     if SKIPTHOUGHT_UNK not in dictionary:

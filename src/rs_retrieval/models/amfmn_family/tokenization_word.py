@@ -175,7 +175,8 @@ def validate_word2idx(word2idx: dict, source: str = "vocabulary") -> dict[str, i
     ids = sorted(word2idx.values())
     if ids != list(range(1, len(ids) + 1)):
         raise ValueError(
-            f"{source}: ids must be contiguous from 1 (0 is padding); got min {ids[0]}, max {ids[-1]}, count {len(ids)}"
+            f"{source}: ids must be contiguous from 1 (0 is padding); "
+            f"got min {ids[0]}, max {ids[-1]}, count {len(ids)}"
         )
     if word2idx.get(UNK_TOKEN) != len(ids):
         raise ValueError(f"{source}: {UNK_TOKEN!r} must have the last id {len(ids)}, got {word2idx.get(UNK_TOKEN)}")

@@ -61,7 +61,8 @@ class _DualEncoderContract:
                     or "projection_dim"
                 )
                 raise ValueError(
-                    f"{source}: its {tower} tower differs from the recipe's config ({details}); set model.{attribute} to match"
+                    f"{source}: its {tower} tower differs from the recipe's "
+                    f"config ({details}); set model.{attribute} to match"
                 )
             weights = {k: v for k, v in pretrained.state_dict().items() if k.startswith(prefixes)}
             model.load_state_dict(weights, strict=False)

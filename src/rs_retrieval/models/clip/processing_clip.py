@@ -1,13 +1,12 @@
 """CLIP tokenizer and image processor built offline, and the processor adapter of the contract.
 
-The tokenizer is transformers' `CLIPTokenizer` built from the CLIP BPE merges file that OpenAI
-CLIP and open_clip ship (`resources/clip_bpe_simple_vocab_16e6.txt.gz`, MIT licence, MD5
-933b7abbbbde62c36f02f0e6ccde464f): ids 0-255 are the byte symbols, 256-511 the same with
-`</w>`, then one id per merge (the first 48,894), then `<|startoftext|>` and `<|endoftext|>`
-(open_clip's `SimpleTokenizer`; docs/clip-zeroshot.md). The image processor is the PIL-backed `CLIPImageProcessorPil`, which
-reproduces open_clip's validation transform exactly for square images and whenever the
-resized long side exceeds the crop by an even number of pixels; otherwise transformers' centre
-crop starts one pixel earlier than torchvision's (floor versus round of half the excess).
+The tokenizer is transformers' `CLIPTokenizer` built from the CLIP BPE merges file that OpenAI CLIP and open_clip ship
+(`resources/clip_bpe_simple_vocab_16e6.txt.gz`, MIT licence, MD5 933b7abbbbde62c36f02f0e6ccde464f): ids 0-255 are the
+byte symbols, 256-511 the same with `</w>`, then one id per merge (the first 48,894), then `<|startoftext|>` and
+`<|endoftext|>` (open_clip's `SimpleTokenizer`; docs/clip-zeroshot.md). The image processor is the PIL-backed
+`CLIPImageProcessorPil`, which reproduces open_clip's validation transform exactly for square images and whenever the
+resized long side exceeds the crop by an even number of pixels; otherwise transformers' centre crop starts one pixel
+earlier than torchvision's (floor versus round of half the excess).
 
 transformers (5.x) loads a saved image processor with its torchvision backend whenever torchvision
 is installed, and nothing in a saved folder can pin the backend: that backend resizes tensors and
@@ -128,8 +127,8 @@ def pil_backend(image_processor):
 def random_view(
     image: Image.Image, scale: tuple[float, float] = (0.9, 1.0), rng: random.Random | None = None
 ) -> Image.Image:
-    """A training view: a random right-angle rotation (aerial images have no up) and a random crop
-    keeping `scale` of the area (aspect 3/4-4/3), as the RS CLIP recipes do (docs/clip-zeroshot.md#training-and-fine-tuning-clip-models).
+    """A training view: a random right-angle rotation (aerial images have no up) and a random crop keeping `scale` of
+    the area (aspect 3/4-4/3), as the RS CLIP recipes do (docs/clip-zeroshot.md#training-and-fine-tuning-clip-models).
     The image processor then resizes and centre-crops it as at inference."""
     rng = rng or random
     turn = rng.choice(_RIGHT_ANGLES)

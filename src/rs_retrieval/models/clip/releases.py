@@ -1,10 +1,10 @@
 """The released RS CLIP checkpoints (docs/clip-zeroshot.md#published-numbers) and their published numbers
 (a leaf module: plain data, read by the converter and the CLIP model cards).
 
-Each release records the open_clip architecture, the activation it was trained with and the
-evidence for it (docs/clip-zeroshot.md#the-activation-check), where the weights are published and under which licence, and the numbers
-its authors (or a third party, marked) report. Nothing here is measured by rs_retrieval: the
-converter never downloads, and no released weight file was available to us.
+Each release records the open_clip architecture, the activation it was trained with and the evidence for it
+(docs/clip-zeroshot.md#the-activation-check), where the weights are published and under which licence, and the numbers
+its authors (or a third party, marked) report. Nothing here is measured by rs_retrieval: the converter never downloads,
+and no released weight file was available to us.
 """
 
 from __future__ import annotations
@@ -18,12 +18,20 @@ CONVERSION_RECORD = "conversion.json"
 
 _REMOTECLIP = "RemoteCLIP README / assets/table-2.png (ChenDelong1999/RemoteCLIP a6a4787)"
 _RS5M = "om-ai-lab/RS5M README (084cdd9)"
-_SKYSCRIPT = "wangzhecheng/SkyScript README (b16d2e7): average top-1 over AID, EuroSAT, fMoW, Million-AID, PatternNet, RESISC45, RSI-CB256"
-_REMOTECLIP_ACT = (
-    "quick_gelu by default [CONFLICT in the sources]: retrieval.py (the script that reproduces Table 2) builds the model with "
-    "pretrained='openai', which meant QuickGELU in the open_clip of 2023; the README demo builds GELU (docs/clip-zeroshot.md#the-activation-check)"
+_SKYSCRIPT = (
+    "wangzhecheng/SkyScript README (b16d2e7): average top-1 over "
+    "AID, EuroSAT, fMoW, Million-AID, PatternNet, RESISC45, RSI-CB256"
 )
-_OPENAI_ACT = "quick_gelu: initialised from OpenAI CLIP with open_clip <= 2.28, whose 'openai' path always built QuickGELU (docs/clip-zeroshot.md#the-activation-check)"
+_REMOTECLIP_ACT = (
+    "quick_gelu by default [CONFLICT in the sources]: retrieval.py "
+    "(the script that reproduces Table 2) builds the model with "
+    "pretrained='openai', which meant QuickGELU in the open_clip of 2023; "
+    "the README demo builds GELU (docs/clip-zeroshot.md#the-activation-check)"
+)
+_OPENAI_ACT = (
+    "quick_gelu: initialised from OpenAI CLIP with open_clip <= 2.28, whose 'openai' "
+    "path always built QuickGELU (docs/clip-zeroshot.md#the-activation-check)"
+)
 
 
 @dataclass(frozen=True)
@@ -54,14 +62,26 @@ def _row(family, variant, dataset, i2t, t2i, mr, source, note=""):
 
 
 _PAPERS = {
-    "remoteclip": 'F. Liu, D. Chen et al., "RemoteCLIP: A Vision Language Foundation Model for Remote Sensing", IEEE TGRS 62, 2024, doi:10.1109/TGRS.2024.3390838, arXiv:2306.11029',
-    "georsclip": 'Z. Zhang et al., "RS5M and GeoRSCLIP: A Large Scale Vision-Language Dataset and A Large Vision-Language Model for Remote Sensing", IEEE TGRS 2024, doi:10.1109/TGRS.2024.3449154, arXiv:2306.11300',
-    "skyclip": 'Z. Wang et al., "SkyScript: A Large and Semantically Diverse Vision-Language Dataset for Remote Sensing", AAAI 2024, arXiv:2312.12856',
+    "remoteclip": (
+        'F. Liu, D. Chen et al., "RemoteCLIP: A Vision Language Foundation Model for Remote '
+        'Sensing", IEEE TGRS 62, 2024, doi:10.1109/TGRS.2024.3390838, arXiv:2306.11029'
+    ),
+    "georsclip": (
+        'Z. Zhang et al., "RS5M and GeoRSCLIP: A Large Scale Vision-Language Dataset and A Large Vision-Language '
+        'Model for Remote Sensing", IEEE TGRS 2024, doi:10.1109/TGRS.2024.3449154, arXiv:2306.11300'
+    ),
+    "skyclip": (
+        'Z. Wang et al., "SkyScript: A Large and Semantically Diverse '
+        'Vision-Language Dataset for Remote Sensing", AAAI 2024, arXiv:2312.12856'
+    ),
 }
 _WHERE = {
     "remoteclip": "Hugging Face Hub chendelong/RemoteCLIP",
     "georsclip": "Hugging Face Hub Zilun/GeoRSCLIP (ckpt/)",
-    "skyclip": "S3 bucket opendatasharing.s3.us-west-2.amazonaws.com, prefix SkyScript/ckpt/ (zip; the weights are <name>/epoch_20.pt)",
+    "skyclip": (
+        "S3 bucket opendatasharing.s3.us-west-2.amazonaws.com, prefix "
+        "SkyScript/ckpt/ (zip; the weights are <name>/epoch_20.pt)"
+    ),
 }
 
 
@@ -80,7 +100,8 @@ class ReleaseLicence:
 _LICENCE = {
     "remoteclip": ReleaseLicence(
         "apache-2.0",
-        "The repository that publishes these weights, github.com/ChenDelong1999/RemoteCLIP, is Apache-2.0 (its LICENSE "
+        "The repository that publishes these weights, "
+        "github.com/ChenDelong1999/RemoteCLIP, is Apache-2.0 (its LICENSE "
         "file, added 2024-03-05); the weights' own Hub listing (chendelong/RemoteCLIP) carries no licence tag, so the "
         "repository's Apache-2.0 is the licence stated for them.",
     ),
@@ -94,7 +115,8 @@ _LICENCE = {
     ),
     "skyclip": ReleaseLicence(
         "mit",
-        "The repository github.com/wangzhecheng/SkyScript is MIT and states no separate licence for the weights it links.",
+        "The repository github.com/wangzhecheng/SkyScript is MIT "
+        "and states no separate licence for the weights it links.",
     ),
 }
 

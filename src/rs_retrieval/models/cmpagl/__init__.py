@@ -22,7 +22,10 @@ register_method(
         bibtex_entry(
             "sun2024cmpagl",
             author="Sun, Z. and Zhao, M. and Liu, G. and Kaup, A.",
-            title="Cross-Modal Pre-Aligned Method with Global and Local Information for Remote-Sensing Image and Text Retrieval",
+            title=(
+                "Cross-Modal Pre-Aligned Method with Global and Local "
+                "Information for Remote-Sensing Image and Text Retrieval"
+            ),
             journal="IEEE Transactions on Geoscience and Remote Sensing",
             volume="62",
             pages="4709118",

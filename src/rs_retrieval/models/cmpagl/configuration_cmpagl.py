@@ -42,9 +42,9 @@ class CMPAGLConfig(PretrainedConfig):
         rerank_batch_size: fused pairs per fusion-encoder call when re-ranking.
         triplet_margin: margin of the improved triplet loss (hardest negatives).
         triplet_reduction: "mean" (default) or "sum" over the batch for the triplet and pair terms.
-            Our reconstruction (docs/methods/cmpagl.md#our-reconstruction) writes sums; summed hardest-negative hinges next to the batch-mean ITC/ITM
-            losses at equal weights collapse training to a constant embedding (all cosines equal,
-            measured on a toy task), so the default averages, which keeps the three terms on one scale.
+            Our reconstruction (docs/methods/cmpagl.md#our-reconstruction) writes sums; summed hardest-negative hinges
+            next to the batch-mean ITC/ITM losses at equal weights collapse training to a constant embedding (all
+            cosines equal, measured on a toy task), so the default averages, which keeps the three terms on one scale.
         intra_class_weight: lambda of the intra-class distance term.
         intra_class_mode: "pair" (1 - cos of matched pairs) or "scene" (mean distance between all
             same-scene items, needs `scene_ids`).

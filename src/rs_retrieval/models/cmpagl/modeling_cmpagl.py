@@ -121,8 +121,8 @@ def improved_triplet_loss(
     """Hardest-negative triplet loss (VSE++, same-image captions are not negatives) plus lambda
     times an intra-class distance term on normalised embeddings.
 
-    "pair": sum_i (1 - cos(v_i, t_i)). "scene": mean (1 - cos) over all pairs of distinct items of the
-    same scene class, image-image, text-text and image-text (docs/methods/cmpagl.md#our-reconstruction, alternative reading).
+    "pair": sum_i (1 - cos(v_i, t_i)). "scene": mean (1 - cos) over all pairs of distinct items of the same scene
+    class, image-image, text-text and image-text (docs/methods/cmpagl.md#our-reconstruction, alternative reading).
     `reduction="mean"` divides the hinge sum and the pair term by the batch size.
     """
     cosine = image_embeds @ text_embeds.t()
@@ -223,7 +223,8 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
         size = self.config.vision_config.image_size
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[-2:]) != (size, size):
             raise ValueError(
-                f"CMPAGL expects pixel_values [B, 3, {size}, {size}] (vision_config.image_size), got {tuple(pixel_values.shape)}"
+                f"CMPAGL expects pixel_values [B, 3, {size}, {size}] "
+                f"(vision_config.image_size), got {tuple(pixel_values.shape)}"
             )
         return self.vision_model(pixel_values)
 
@@ -310,7 +311,8 @@ class CMPAGLModel(CMPAGLPreTrainedModel):
         return final
 
     def compute_loss(self, image_outputs, text_outputs, logits_per_image, image_ids=None, scene_ids=None):
-        """L = w_itc ITC + w_itm ITM + w_tri (triplet + lambda intra-class) (docs/methods/cmpagl.md#our-reconstruction).
+        """L = w_itc ITC + w_itm ITM + w_tri (triplet + lambda intra-class)
+        (docs/methods/cmpagl.md#our-reconstruction).
 
         ITM scores the B positives, one sampled hard-negative text per image and one hard-negative
         image per text (3B fused pairs). `logits_per_image` is the ITC cosine matrix.

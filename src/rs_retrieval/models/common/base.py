@@ -93,13 +93,18 @@ class RetrievalPreTrainedModel(RetrievalModelPushMixin, PreTrainedModel):
             if kind in ("missing_keys", "unexpected_keys", "mismatched_keys") and keys
         ]
         if problems:
-            message = f"weights in {pretrained_model_name_or_path} do not fit its config ({cls.__name__}): {'; '.join(problems)}"
+            message = (
+                f"weights in {pretrained_model_name_or_path} do not "
+                f"fit its config ({cls.__name__}): {'; '.join(problems)}"
+            )
             if not allow_weight_mismatch:
                 raise WeightMismatchError(
-                    f"{message}. Fix config.json or the weights; allow_weight_mismatch=True (--allow-weight-mismatch) loads with random layers"
+                    f"{message}. Fix config.json or the weights; allow_weight_mismatch=True "
+                    "(--allow-weight-mismatch) loads with random layers"
                 )
             logger.warning(
-                "%s; loading anyway (allow_weight_mismatch): missing layers are RANDOM and results are not reproducible",
+                "%s; loading anyway (allow_weight_mismatch): missing "
+                "layers are RANDOM and results are not reproducible",
                 message,
             )
         return (model, info) if wants_info else model

@@ -74,7 +74,8 @@ def _check_shapes(own: dict[str, torch.Tensor], incoming: dict[str, torch.Tensor
     if mismatch:
         raise ValueError(
             f"pretrained BERT {os.fspath(source)!r} does not fit the text tower: shape mismatch for {mismatch[:5]} "
-            f"(e.g. {mismatch[0]}: checkpoint {tuple(incoming[mismatch[0]].shape)} vs model {tuple(own[mismatch[0]].shape)})"
+            f"(e.g. {mismatch[0]}: checkpoint {tuple(incoming[mismatch[0]].shape)} "
+            f"vs model {tuple(own[mismatch[0]].shape)})"
         )
 
 
@@ -83,7 +84,8 @@ def _copy_strict(target: nn.Module, state: dict[str, torch.Tensor], source) -> N
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise ValueError(
-            f"pretrained BERT {os.fspath(source)!r} does not match the text tower: missing={missing[:5]} unexpected={unexpected[:5]}"
+            f"pretrained BERT {os.fspath(source)!r} does not match the "
+            f"text tower: missing={missing[:5]} unexpected={unexpected[:5]}"
         )
     _check_shapes(own, state, source)
     target.load_state_dict(state, strict=True)

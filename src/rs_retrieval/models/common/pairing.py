@@ -76,7 +76,8 @@ def check_pairing(
     produced = _processor_input_size(getattr(processor, "image_processor", None))
     if image_size is not None and produced is not None and produced != image_size:
         raise ProcessorMismatchError(
-            f"the processor makes {produced} px images but {source} reads {image_size} px: load the processor saved with the model"
+            f"the processor makes {produced} px images but {source} reads "
+            f"{image_size} px: load the processor saved with the model"
         )
 
 

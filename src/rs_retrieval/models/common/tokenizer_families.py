@@ -89,7 +89,8 @@ class WordPieceTokenizerFamily(TokenizerFamily):
     def check_fits(self, tokenizer, config) -> None:
         if len(tokenizer) > config.text_config.vocab_size:
             raise ValueError(
-                f"vocabulary has {len(tokenizer)} tokens but config.text_config.vocab_size is {config.text_config.vocab_size}"
+                f"vocabulary has {len(tokenizer)} tokens but "
+                f"config.text_config.vocab_size is {config.text_config.vocab_size}"
             )
 
 

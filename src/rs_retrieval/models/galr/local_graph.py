@@ -125,8 +125,10 @@ class DetectorGraphExtractor:
                 processor = AutoProcessor.from_pretrained(self.detector)
             except (OSError, ValueError) as err:
                 raise LocalGraphError(
-                    f"GaLR builds local graphs with the detector {self.detector!r}, which could not be loaded ({err}). "
-                    "Download it (or pass a local detector folder as local_graph_extractor={'detector': PATH}), or give "
+                    "GaLR builds local graphs with the detector "
+                    f"{self.detector!r}, which could not be loaded ({err}). "
+                    "Download it (or pass a local detector folder as "
+                    "local_graph_extractor={'detector': PATH}), or give "
                     "the images' graphs another way: an `objects` column or GaLRProcessor.load_local_features"
                 ) from err
             if self.device:
@@ -138,7 +140,8 @@ class DetectorGraphExtractor:
                 classes = [labels[i] for i in range(len(labels))]
                 if self.class_names is not None and self.class_names != classes:
                     raise LocalGraphError(
-                        f"{self.detector} is a closed-set detector with classes {classes}; class_names {self.class_names} do not apply"
+                        f"{self.detector} is a closed-set detector with classes "
+                        f"{classes}; class_names {self.class_names} do not apply"
                     )
             self._loaded = (model, processor, zero_shot, classes)
         return self._loaded

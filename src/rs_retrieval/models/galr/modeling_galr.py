@@ -209,8 +209,10 @@ class GaLRModel(AMFMNFamilyPreTrainedModel):
         nodes, dim = self.config.num_nodes, self.config.node_dim
         if local_features is None or local_adjacency is None:
             raise ValueError(
-                "GaLR needs local_features [batch, num_nodes, node_dim] and local_adjacency [batch, num_nodes, num_nodes]; "
-                "build them with GaLRProcessor.image_inputs(rows) (rows with an `objects` column) or load the official "
+                "GaLR needs local_features [batch, num_nodes, node_dim] "
+                "and local_adjacency [batch, num_nodes, num_nodes]; "
+                "build them with GaLRProcessor.image_inputs(rows) "
+                "(rows with an `objects` column) or load the official "
                 "*_local.npy with GaLRProcessor.load_local_features(path)"
             )
         if tuple(local_features.shape) != (batch, nodes, dim):

@@ -131,7 +131,8 @@ class GaLRProcessor(AMFMNFamilyProcessor):
             needed = len(self.object_categories) + len(self.object_colors) + GEOMETRY_FEATURES
             if needed > self.node_dim:
                 raise ValueError(
-                    f"{len(self.object_categories)} categories + {len(self.object_colors)} colours + {GEOMETRY_FEATURES} "
+                    f"{len(self.object_categories)} categories + "
+                    f"{len(self.object_colors)} colours + {GEOMETRY_FEATURES} "
                     f"geometry features need node_dim >= {needed}, got {self.node_dim}"
                 )
         self._local_table: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -199,7 +200,8 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         width = descriptors.shape[1] + GEOMETRY_FEATURES
         if width > self.node_dim:
             raise LocalGraphError(
-                f"{descriptors.shape[1]} descriptor values + {GEOMETRY_FEATURES} geometry features need node_dim >= {width}, got {self.node_dim}"
+                f"{descriptors.shape[1]} descriptor values + {GEOMETRY_FEATURES} "
+                f"geometry features need node_dim >= {width}, got {self.node_dim}"
             )
         features = np.zeros((self.num_nodes, self.node_dim), dtype=np.float32)
         adjacency = np.zeros((self.num_nodes, self.num_nodes), dtype=np.float32)
@@ -222,7 +224,8 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         one node per object, largest boxes first, descriptor = one-hot category | one-hot colour."""
         if self.object_categories is None or self.object_colors is None:
             raise ValueError(
-                "set object_categories and object_colors (see GaLRProcessor.object_vocabulary) to build graphs from objects"
+                "set object_categories and object_colors (see "
+                "GaLRProcessor.object_vocabulary) to build graphs from objects"
             )
         num_categories, num_colors = len(self.object_categories), len(self.object_colors)
         if not objects:
@@ -232,7 +235,8 @@ class GaLRProcessor(AMFMNFamilyProcessor):
         boxes = np.array([obj["bbox"] for obj in objects], dtype=np.float32).reshape(-1, 4)
         if ((boxes < 0) | (boxes > 1)).any() or (boxes[:, 2:] < boxes[:, :2]).any():
             raise ValueError(
-                f"object boxes must be normalised [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 in [0, 1]; got {boxes.tolist()}"
+                "object boxes must be normalised [x0, y0, x1, y1] with "
+                f"x0 <= x1, y0 <= y1 in [0, 1]; got {boxes.tolist()}"
             )
         order = np.argsort(-(boxes[:, 2:] - boxes[:, :2]).prod(axis=1), kind="stable")[: self.num_nodes]
         descriptors = np.zeros((len(order), num_categories + num_colors), dtype=np.float32)

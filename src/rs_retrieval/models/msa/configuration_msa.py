@@ -104,7 +104,8 @@ class MSAConfig(PretrainedConfig):
             raise ValueError(f"scale_pool entries must be one of {SCALE_POOLS}, got {self.scale_pool}")
         if self.text_config.hidden_size != self.hidden_size:
             raise ValueError(
-                f"hidden_size ({self.hidden_size}) must equal text_config.hidden_size ({self.text_config.hidden_size}): "
+                f"hidden_size ({self.hidden_size}) must equal "
+                f"text_config.hidden_size ({self.text_config.hidden_size}): "
                 "MSA uses the BERT [CLS] state as the text embedding"
             )
         if self.hidden_size % self.mscmat_heads:

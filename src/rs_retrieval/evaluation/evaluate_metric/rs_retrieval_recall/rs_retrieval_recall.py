@@ -64,13 +64,15 @@ def text_to_image_index(references, n_texts: int) -> np.ndarray:
             raise ValueError(f"references[{image}] holds caption indices outside [0, {n_texts})")
         if (owner[columns] != -1).any():
             raise ValueError(
-                f"references[{image}] claims captions that another image already holds: {sorted(set(columns[owner[columns] != -1].tolist()))}"
+                f"references[{image}] claims captions that another image already "
+                f"holds: {sorted(set(columns[owner[columns] != -1].tolist()))}"
             )
         owner[columns] = image
     orphans = np.flatnonzero(owner == -1)
     if orphans.size:
         raise ValueError(
-            f"{orphans.size} caption columns belong to no image (first: {orphans[:5].tolist()}); every column needs one owner"
+            f"{orphans.size} caption columns belong to no image (first: "
+            f"{orphans[:5].tolist()}); every column needs one owner"
         )
     return owner
 
