@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 
+from rs_retrieval.models import get_method, list_methods
+
 MARKER = re.compile(r"<!-- method-(record (?P<name>[\w-]+)|table) -->")
 RECALLS = ("R@1", "R@5", "R@10")
-
-
-def _registry():
-    from rs_retrieval.models import get_method, list_methods
-
-    return get_method, list_methods
 
 
 def _yes(flag: bool) -> str:
@@ -54,7 +50,6 @@ def _results_table(method) -> list[str]:
 
 
 def render_record(name: str) -> str:
-    get_method, _ = _registry()
     method = get_method(name)
     paper = method.paper
     lines = []
@@ -87,7 +82,6 @@ def render_record(name: str) -> str:
 
 
 def render_table() -> str:
-    get_method, list_methods = _registry()
     lines = ["| method | what it is | zero-shot pipeline | converter | reconstruction |", "|---|---|---|---|---|"]
     for name in list_methods():
         method = get_method(name)

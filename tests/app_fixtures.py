@@ -5,21 +5,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
+from tiny_methods import TINY_CONFIGS
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.data.synth import generate_rs_synth
 from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel, AMFMNProcessor
 
-TINY_AMFMN = dict(
-    word_embed_dim=8,
-    text_hidden_dim=10,
-    embed_dim=6,
-    backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1],
-    backbone_embedding_size=4,
-    image_size=64,
-    train_resize=70,
-)
+TINY_AMFMN = {**TINY_CONFIGS["amfmn"], "train_resize": 70}
 WORDS = "two three white grey red planes ships parked moored runway harbour beside the a are in of cars trees".split()
 
 
@@ -27,7 +19,7 @@ def save_tiny_amfmn(folder: Path, seed: int = 0) -> Path:
     """A random tiny AMFMN + processor in `folder` (loadable with AutoModel/AutoProcessor)."""
     vocab = {word: i for i, word in enumerate(WORDS, start=1)} | {"<unk>": len(WORDS) + 1}
     torch.manual_seed(seed)
-    model = AMFMNModel(AMFMNConfig(vocab_size=len(vocab) + 1, **TINY_AMFMN)).eval()
+    model = AMFMNModel(AMFMNConfig(**{**TINY_AMFMN, "vocab_size": len(vocab) + 1})).eval()
     model.save_pretrained(folder)
     AMFMNProcessor.from_config(model.config, vocab).save_pretrained(folder)
     return folder

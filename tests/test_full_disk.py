@@ -99,26 +99,18 @@ def test_search_cache_warns_and_the_results_still_come(model_and_images, tmp_pat
     assert not list(cache.rglob(".*.tmp"))  # no temporaries left
 
 
+def tiny_synth_build(tmp_path, out) -> list[str]:
+    """`rs-retrieval data build rs_synth` at 4/2/2 images of 32 px, cached under tmp_path/cache."""
+    build = ["data", "build", "rs_synth", "--synth-sizes", "4", "2", "2", "--image-size", "32"]
+    return [*build, "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+
+
 def test_data_build(tmp_path, monkeypatch, capsys):
     import datasets
 
     monkeypatch.setattr(datasets.Dataset, "to_parquet", disk_full)
     out = tmp_path / "out"
-    argv = [
-        "data",
-        "build",
-        "rs_synth",
-        "--synth-sizes",
-        "4",
-        "2",
-        "2",
-        "--image-size",
-        "32",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--out",
-        str(out),
-    ]
+    argv = tiny_synth_build(tmp_path, out)
     assert main(argv) == 2
     assert (
         error_line(capsys)
@@ -131,21 +123,7 @@ def test_rs_synth_generation(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
     monkeypatch.setattr(Image.Image, "save", disk_full)
-    argv = [
-        "data",
-        "build",
-        "rs_synth",
-        "--synth-sizes",
-        "4",
-        "2",
-        "2",
-        "--image-size",
-        "32",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    argv = tiny_synth_build(tmp_path, tmp_path / "out")
     assert main(argv) == 2
     line = error_line(capsys)
     assert line.startswith(

@@ -150,42 +150,16 @@ def test_devices_the_machine_lacks_are_refused_before_loading(workspace, capsys,
 
 
 def test_a_non_numeric_pixel_limit_is_one_line(workspace, capsys, monkeypatch):
+    search = ["search", "ships", "--images", str(workspace / "images"), "--model", str(workspace / "good")]
+    search += ["--cache-dir", str(workspace / "cache")]
     monkeypatch.setenv("RS_RETRIEVAL_MAX_PIXELS", "lots")
-    assert (
-        main(
-            [
-                "search",
-                "ships",
-                "--images",
-                str(workspace / "images"),
-                "--model",
-                str(workspace / "good"),
-                "--cache-dir",
-                str(workspace / "cache"),
-            ]
-        )
-        == 2
-    )
+    assert main(search) == 2
     assert (
         last_line(capsys.readouterr().err)
         == "error: RS_RETRIEVAL_MAX_PIXELS='lots' is not a whole number of pixels (e.g. RS_RETRIEVAL_MAX_PIXELS=200000000; 0 = no limit)"
     )
     monkeypatch.setenv("RS_RETRIEVAL_MAX_PIXELS", "200_000_000")
-    assert (
-        main(
-            [
-                "search",
-                "ships",
-                "--images",
-                str(workspace / "images"),
-                "--model",
-                str(workspace / "good"),
-                "--cache-dir",
-                str(workspace / "cache"),
-            ]
-        )
-        == 0
-    )
+    assert main(search) == 0
 
 
 @pytest.mark.parametrize("damaged", ["vectors.faiss", "vectors.npy", "metadata.parquet"])

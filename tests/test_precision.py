@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_methods import TINY_RECIPE_OVERRIDES as TINY
+from tiny_methods import TINY_RECIPE_OVERRIDES
 
 from rs_retrieval.cli import main
 from rs_retrieval.data import load_dataset
@@ -17,6 +17,9 @@ from rs_retrieval.pretrained import load_model_and_processor
 from rs_retrieval.training.recipe import load_recipe
 from rs_retrieval.training.trainer import Trainer
 from rs_retrieval.zeroshot.evaluate import rs_synth_image_folder
+
+#: The methods whose precision gate is measured: a CLIP and a pair-dependent (AMFMN) model.
+TINY = {method: TINY_RECIPE_OVERRIDES[method] for method in ("clip", "amfmn")}
 
 pytest.importorskip("onnxruntime")
 

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 from PIL import Image
+from tiny_methods import TINY_CONFIGS
 from transformers import AutoModel
 
 import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
@@ -22,17 +23,7 @@ from rs_retrieval.pretrained import (
 )
 from rs_retrieval.training.model_setup import save_model_dir
 
-TINY = dict(
-    vocab_size=12,
-    word_embed_dim=8,
-    text_hidden_dim=10,
-    embed_dim=6,
-    backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1],
-    backbone_embedding_size=4,
-    image_size=64,
-    train_resize=70,
-)
+TINY = {**TINY_CONFIGS["amfmn"], "train_resize": 70}
 WORDS = "ship port green tree field road river building car plane".split()
 
 

@@ -78,7 +78,7 @@ TINY_CONFIGS = {
         max_text_len=8,
     ),
 }
-#: `--set` overrides that shrink the `<method>_synth` recipes (configs/) to a few seconds of training.
+#: `--set` overrides that shrink the `<method>_synth` recipes (configs/) to a few seconds of training on 32 px images.
 TINY_RECIPE_OVERRIDES = {
     "clip": [
         "model.projection_dim=16",
@@ -96,7 +96,31 @@ TINY_RECIPE_OVERRIDES = {
         "model.text_hidden_dim=16",
         "model.embed_dim=16",
     ],
+    "msa": [
+        "model.image_size=32",
+        "model.hidden_size=16",
+        "model.mscmat_heads=2",
+        "model.text_config={hidden_size: 16, num_hidden_layers: 1, "
+        "num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
+        "model.vision_config={hidden_sizes: [8, 8, 16, 16], "
+        "depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}",
+    ],
+    # intra_class_mode=scene needs the scene ids the trainer passes to models that take them.
+    "cmpagl": [
+        "model.embed_dim=8",
+        "model.intra_class_mode=scene",
+        "model.text_config={hidden_size: 16, num_hidden_layers: 1, "
+        "num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
+        "model.vision_config={image_size: 32, patch_size: 2, embed_dim: "
+        "8, depths: [1, 1], num_heads: [2, 2], window_size: 4}",
+    ],
 }
+TINY_RECIPE_OVERRIDES["galr"] = TINY_RECIPE_OVERRIDES["amfmn"] + [
+    "model.mca_hidden=16",
+    "model.mca_heads=2",
+    "model.mca_ff=32",
+    "model.dynamic_fusion_dim=16",
+]
 OBJECT = {"category": "ship", "color": "red", "bbox": [0.1, 0.1, 0.3, 0.2]}
 
 

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from tiny_methods import tiny_config
 from torch.nn import functional as F
 from transformers import AutoModel, AutoProcessor
 
@@ -15,7 +16,7 @@ import rs_retrieval.models  # noqa: F401  (registers the Auto classes)
 from rs_retrieval.convert import CheckpointConversionError, convert_checkpoint
 from rs_retrieval.convert.common import save_pretrained_atomic, strip_prefix, tensor_shape, torchvision_resnet_key
 from rs_retrieval.models import UnknownMethodError
-from rs_retrieval.models.amfmn import AMFMNConfig, AMFMNModel
+from rs_retrieval.models.amfmn import AMFMNModel
 from rs_retrieval.models.amfmn_family.skipthought import SkipThoughtEncoder
 from rs_retrieval.models.amfmn_family.skipthought_weights import load_skipthought_into, skipthought_state_dict
 from rs_retrieval.models.amfmn_family.tokenization_word import save_vocab
@@ -449,16 +450,7 @@ def test_skipthought_loader_checks_files_and_pickles(tmp_path):
 
 def test_from_pretrained_towers_loads_resnet_and_skipthought(tmp_path):
     write_uniskip(tmp_path / "st", embed=8, hidden=10)
-    config = AMFMNConfig(
-        vocab_size=5,
-        word_embed_dim=8,
-        text_hidden_dim=10,
-        embed_dim=6,
-        backbone_hidden_sizes=[4, 4, 8, 8],
-        backbone_depths=[1, 1, 1, 1],
-        backbone_embedding_size=4,
-        image_size=64,
-    )
+    config = tiny_config("amfmn", vocab_size=5)
     donor = AMFMNModel(config)
     donor.extract_feature.backbone.resnet.save_pretrained(tmp_path / "resnet")
     vocab = {"plane": 1, "ship": 2, "tank": 3, "<unk>": 4}

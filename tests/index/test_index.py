@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tiny_methods import TINY_CONFIGS
 
 from rs_retrieval.cli import main
 from rs_retrieval.data.synth import generate_rs_synth
@@ -34,17 +35,7 @@ from helpers import ACCELERATE_TWO_CPU_RANKS, write_random_images
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
-TINY = dict(
-    vocab_size=12,
-    word_embed_dim=8,
-    text_hidden_dim=10,
-    embed_dim=6,
-    backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1],
-    backbone_embedding_size=4,
-    image_size=32,
-    train_resize=36,
-)
+TINY = {**TINY_CONFIGS["amfmn"], "image_size": 32, "train_resize": 36}
 VOCAB = {w: i for i, w in enumerate("ship port green tree field road river building car plane".split(), start=1)} | {
     "<unk>": 11
 }

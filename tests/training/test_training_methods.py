@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import fresh_accelerate_state  # noqa: F401  (autouse fixture)
+from tiny_methods import TINY_RECIPE_OVERRIDES
 from transformers import AutoModel, AutoProcessor
 
 from rs_retrieval import get_method, list_methods
@@ -112,44 +113,6 @@ def test_shipped_recipe_is_valid(path):
         assert lrs == {"towers": 6e-5, "new_modules": 1.2e-4}
 
 
-#: Overrides that shrink each synth recipe to a seconds-long smoke run on 32 px images.
-TINY = {
-    "amfmn": [
-        "model.image_size=32",
-        "processor.options.train_resize=36",
-        "model.backbone_hidden_sizes=[8,8,16,16]",
-        "model.backbone_embedding_size=8",
-        "model.word_embed_dim=16",
-        "model.text_hidden_dim=16",
-        "model.embed_dim=16",
-    ],
-    "msa": [
-        "model.image_size=32",
-        "model.hidden_size=16",
-        "model.mscmat_heads=2",
-        "model.text_config={hidden_size: 16, num_hidden_layers: 1, "
-        "num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
-        "model.vision_config={hidden_sizes: [8, 8, 16, 16], "
-        "depths: [1, 1, 1, 1], embedding_size: 8, layer_type: basic}",
-    ],
-    # intra_class_mode=scene needs the scene ids the trainer passes to models that take them.
-    "cmpagl": [
-        "model.embed_dim=8",
-        "model.intra_class_mode=scene",
-        "model.text_config={hidden_size: 16, num_hidden_layers: 1, "
-        "num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32}",
-        "model.vision_config={image_size: 32, patch_size: 2, embed_dim: "
-        "8, depths: [1, 1], num_heads: [2, 2], window_size: 4}",
-    ],
-}
-TINY["galr"] = TINY["amfmn"] + [
-    "model.mca_hidden=16",
-    "model.mca_heads=2",
-    "model.mca_ff=32",
-    "model.dynamic_fusion_dim=16",
-]
-
-
 @pytest.fixture(scope="module")
 def synth_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("rs_synth")
@@ -170,7 +133,7 @@ def test_method_trains_from_its_synth_recipe(name, synth_cache, tmp_path):
         "training.eval_batch_size=6",
         "training.log_every_steps=1",
     ]
-    recipe = load_recipe(CONFIGS / f"{name}.yaml", TINY[method] + data + training)
+    recipe = load_recipe(CONFIGS / f"{name}.yaml", TINY_RECIPE_OVERRIDES[method] + data + training)
     run = Trainer(recipe, run_dir=tmp_path / "run").train()
     records = read_log(run / "log.jsonl")
     train = [r for r in records if r["kind"] == "train"]

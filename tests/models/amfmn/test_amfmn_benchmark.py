@@ -3,20 +3,12 @@
 import json
 
 from helpers import load_script
+from tiny_methods import GRU
 
 from rs_retrieval.models.amfmn import AMFMNConfig
 from rs_retrieval.models.galr import GaLRConfig
 
-FAMILY = dict(
-    vocab_size=20,
-    word_embed_dim=8,
-    text_hidden_dim=10,
-    embed_dim=8,
-    backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1],
-    backbone_embedding_size=4,
-    image_size=64,
-)
+FAMILY = {**GRU, "vocab_size": 20, "embed_dim": 8}
 
 
 def test_benchmark_registry_covers_both_methods_and_reports(tmp_path, monkeypatch, capsys):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_methods import GRU
 from transformers import (
     AutoModel,
     AutoProcessor,
@@ -28,14 +29,8 @@ VOCAB = {w: i for i, w in enumerate("ship port green tree field road river build
     "<unk>": 11
 }
 GALR = dict(
-    vocab_size=12,
-    word_embed_dim=8,
-    text_hidden_dim=10,
+    **GRU,
     embed_dim=8,
-    backbone_hidden_sizes=[4, 4, 8, 8],
-    backbone_depths=[1, 1, 1, 1],
-    backbone_embedding_size=4,
-    image_size=64,
     train_resize=70,
     num_nodes=20,
     node_dim=20,
